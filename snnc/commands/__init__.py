@@ -1,0 +1,1 @@
+"""Subcommands of the ``snnc`` CLI, one module per command group."""

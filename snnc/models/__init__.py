@@ -1,0 +1,1 @@
+"""Networks built from genotypes: SpikeDHS classification and stereo nets, SNASNet nets."""

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Create .venv and install everything snnc needs, lava included. Idempotent:
+# re-running it only checks what is already there.
+#   - torch first, from the pinned wheel, so no other package can pull another build;
+#   - snnc itself (editable) with its pinned dependencies and the test tools;
+#   - lava-nc / lava-dl with --no-deps --ignore-requires-python (they declare
+#     Python < 3.11) and the one Python 3.11 source fix (tools/patch_lava.py).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-}
+if [ -z "$PY" ]; then
+  for cand in python3.11 python3; do
+    if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+      PY=$cand; break
+    fi
+  done
+fi
+[ -n "$PY" ] || { echo "install: Python 3.11 is required (set PYTHON=/path/to/python3.11)" >&2; exit 1; }
+
+STAMP=.venv/.snnc-installed
+HASH=$(cat pyproject.toml tools/install.sh tools/patch_lava.py | sha256sum | cut -d' ' -f1)
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$HASH" ] && .venv/bin/python -c 'import snnc, torch, lava.magma.compiler.var_model, lava.lib.dl.netx' 2>/dev/null; then
+  echo "install: .venv is up to date"
+  exit 0
+fi
+
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+PIP=(.venv/bin/python -m pip install --disable-pip-version-check -q)
+echo "install: torch 2.14.1 / torchvision 0.29.1"
+"${PIP[@]}" torch==2.14.1 torchvision==0.29.1 2>&1 | grep -v "is ignored: it is neither" || true
+echo "install: snnc and its pinned dependencies"
+"${PIP[@]}" -e ".[test]" 2>&1 | grep -v "is ignored: it is neither" || true
+echo "install: lava-nc 0.10.0 / lava-dl 0.6.0 (--no-deps --ignore-requires-python)"
+"${PIP[@]}" --no-deps --ignore-requires-python lava-nc==0.10.0 lava-dl==0.6.0 2>&1 | grep -v "is ignored: it is neither" || true
+.venv/bin/python tools/patch_lava.py
+# Check the result: the torch build must be the pinned one, numpy < 2, lava importable.
+.venv/bin/python - <<'PY'
+import numpy, torch
+import lava.magma.compiler.var_model  # noqa: F401  (fails without the source fix)
+import lava.lib.dl.netx  # noqa: F401
+assert torch.__version__.split("+")[0] == "2.14.1", torch.__version__
+assert int(numpy.__version__.split(".")[0]) < 2, numpy.__version__
+print(f"install: ok (torch {torch.__version__}, numpy {numpy.__version__})")
+PY
+echo "$HASH" > "$STAMP"
