@@ -1,0 +1,109 @@
+"""Pure, explicit-state neuron dynamics: ``(current, state) -> (output, state)``.
+
+State layouts (all tensors shaped like one step's input current):
+
+* ``lif``/``if``/``binary``: ``(u, y)`` membrane potential and last spikes.
+* ``alif``: ``(u, y, a)`` plus the threshold-adaptation trace ``a``.
+* ``relu``: ``()``.
+
+Equations (SpikeDHS eq. 1, spatial-temporal search eqs. 3-8, hard reset)::
+
+    u' = tau * u * (1 - y) + I                     y' = H(u' - vth)
+    ALIF: a' = tau_a * a + y ; A = vth + beta_a * a' ; y' = H(u' - A)
+
+with ``tau = 1`` for ``if`` and ``tau = 0`` (``u' = I``) for ``binary``, and
+``H`` the surrogate-gradient spike function :func:`~snnc.neurons.surrogate.spike_fn`.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from snnc.errors import SnncError
+from snnc.neurons.spec import NeuronSpec
+from snnc.neurons.surrogate import spike_fn
+
+__all__ = ["State", "init_state", "neuron_step", "neuron_sequence", "state_size"]
+
+State = tuple[Tensor, ...]
+
+_STATE_SIZE = {"lif": 2, "if": 2, "binary": 2, "alif": 3, "relu": 0}
+
+
+def state_size(spec: NeuronSpec) -> int:
+    """Number of tensors in the state of ``spec.type``."""
+    return _STATE_SIZE[spec.type]
+
+
+def init_state(spec: NeuronSpec, like: Tensor) -> State:
+    """Resting state: zeros with the shape, dtype and device of one step's current."""
+    return tuple(torch.zeros_like(like) for _ in range(_STATE_SIZE[spec.type]))
+
+
+def neuron_step(spec: NeuronSpec, current: Tensor, state: State) -> tuple[Tensor, State]:
+    """Advance one time step.
+
+    Args:
+        spec: neuron hyper-parameters.
+        current: synaptic input ``I`` for this step.
+        state: previous state (see module docstring), e.g. from :func:`init_state`.
+
+    Returns:
+        ``(output, new_state)``; output is the spike tensor (``u.dtype``, values
+        0/1) or, for ``relu``, ``relu(current)``.
+
+    Raises:
+        SnncError: ``state`` has the wrong number of tensors for ``spec.type``.
+    """
+    kind = spec.type
+    if len(state) != _STATE_SIZE[kind]:
+        raise SnncError(
+            f"neuron state for type {kind!r} must hold {_STATE_SIZE[kind]} tensors, got {len(state)}"
+        )
+    if kind == "relu":
+        return torch.relu(current), ()
+    if kind == "binary":
+        u = current
+    else:
+        u_prev, y_prev = state[0], state[1]
+        leak = 1.0 if kind == "if" else spec.tau
+        u = leak * u_prev * (1.0 - y_prev) + current
+    if kind == "alif":
+        a = spec.tau_a * state[2] + state[1]
+        y = spike_fn(u, spec.vth + spec.beta_a * a, spec.surrogate, spec.b)
+        return y, (u, y, a)
+    y = spike_fn(u, spec.vth, spec.surrogate, spec.b)
+    return y, (u, y)
+
+
+def neuron_sequence(
+    spec: NeuronSpec, currents: Tensor, state: Optional[State] = None
+) -> tuple[Tensor, State]:
+    """Run :func:`neuron_step` over the leading time axis.
+
+    Args:
+        spec: neuron hyper-parameters.
+        currents: inputs shaped ``(T, ...)``.
+        state: initial state; ``None`` means :func:`init_state` (resting).
+
+    Returns:
+        ``(outputs (T, ...), final_state)``.
+
+    Raises:
+        SnncError: ``currents`` has no time axis, or a wrong-sized ``state``.
+    """
+    if currents.dim() < 1 or currents.shape[0] < 1:
+        raise SnncError(f"neuron_sequence needs currents shaped (T, ...) with T >= 1, got {tuple(currents.shape)}")
+    if state is None:
+        state = init_state(spec, currents[0])
+    if spec.type == "relu":
+        if len(state) != 0:
+            raise SnncError(f"neuron state for type 'relu' must hold 0 tensors, got {len(state)}")
+        return torch.relu(currents), ()
+    outputs = []
+    for t in range(currents.shape[0]):
+        y, state = neuron_step(spec, currents[t], state)
+        outputs.append(y)
+    return torch.stack(outputs), state

@@ -1,0 +1,128 @@
+"""Neuron hyper-parameters: one immutable, validated, JSON-friendly record.
+
+``NeuronSpec`` names the neuron type and its constants. It is frozen so that
+search methods swap it whole (``dataclasses.replace``): DGS changes ``b``,
+TPS changes ``tau``/``tau_a``, HNS changes ``type``. Every construction is
+validated, so an invalid spec cannot exist.
+
+Types (methods.md §1):
+
+* ``lif``    leaky integrate-and-fire, hard reset, leak ``tau``.
+* ``if``     integrate-and-fire: ``tau`` is taken as 1 by the dynamics.
+* ``binary`` memory-less spiking neuron: ``tau`` is taken as 0 by the dynamics.
+* ``alif``   LIF with adaptive threshold ``A = vth + beta_a * a``,
+  ``a <- tau_a * a + y_prev``.
+* ``relu``   float ("ANN") activation for hybrid networks.
+
+ALIF scale ``beta_a`` (the papers leave it open): **0.2**. With the default
+``tau_a = 0.2`` and ``vth = 0.5`` one spike raises the next step's threshold
+by 0.2 (to 0.7, +40 %), the increment decays by ``tau_a`` per step (under 1 %
+of ``vth`` after three silent steps), and a neuron firing at every step
+saturates at ``vth + beta_a / (1 - tau_a) = 0.75 = 1.5 vth``. So adaptation is
+strong enough to halve the rate of a neuron that LIF would fire at every step
+(constant input 0.6: LIF 1,1,1,1..., ALIF 1,0,1,0...), yet weak enough that
+no input in the useful range is silenced for long, keeping surrogate gradients
+(whose width scales with the threshold) alive during training.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Mapping, Optional
+
+from snnc.errors import PathLike, SnncError
+from snnc.neurons.surrogate import SURROGATES
+
+__all__ = ["NEURON_TYPES", "NeuronSpec"]
+
+#: Supported neuron types (``NeuronSpec.type``).
+NEURON_TYPES: tuple[str, ...] = ("lif", "if", "binary", "alif", "relu")
+
+_FLOAT_FIELDS = ("tau", "vth", "tau_a", "beta_a", "b")
+
+
+@dataclass(frozen=True)
+class NeuronSpec:
+    """Hyper-parameters of one neuron layer (see module docstring).
+
+    Attributes:
+        type: one of :data:`NEURON_TYPES`.
+        tau: membrane leak factor in [0, 1] (ignored by ``if``/``binary``/``relu``).
+        vth: firing threshold (> 0).
+        tau_a: ALIF threshold-adaptation decay in [0, 1].
+        beta_a: ALIF threshold-adaptation scale (>= 0), default 0.2.
+        surrogate: one of :data:`snnc.neurons.surrogate.SURROGATES`.
+        b: surrogate temperature (> 0).
+    """
+
+    type: str = "lif"
+    tau: float = 0.2
+    vth: float = 0.5
+    tau_a: float = 0.2
+    beta_a: float = 0.2
+    surrogate: str = "dspike"
+    b: float = 3.0
+
+    def __post_init__(self) -> None:
+        _validate(self, None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """All fields as a plain JSON-serialisable dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], path: Optional[PathLike] = None) -> "NeuronSpec":
+        """Build a spec from a dict (missing keys take their defaults).
+
+        Args:
+            d: mapping of field names to values, e.g. from a JSON config.
+            path: file the dict came from, named in error messages.
+
+        Raises:
+            SnncError: not a mapping, unknown key, unknown type or surrogate,
+                non-numeric value, ``vth <= 0``, ``b <= 0``, ``beta_a < 0``,
+                ``tau`` or ``tau_a`` outside [0, 1].
+        """
+        if not isinstance(d, Mapping):
+            raise SnncError(f"neuron spec must be a mapping, got {type(d).__name__}", path)
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(str(k) for k in d if k not in known)
+        if unknown:
+            raise SnncError(
+                f"neuron spec: unknown key(s) {', '.join(map(repr, unknown))} "
+                f"(expected {', '.join(sorted(known))})",
+                path,
+            )
+        try:
+            return cls(**dict(d))
+        except SnncError as err:
+            raise SnncError(str(err), path) from None
+
+
+def _validate(spec: NeuronSpec, path: Optional[PathLike]) -> None:
+    """Check every field, coercing ints to float in place (frozen-safe)."""
+    if spec.type not in NEURON_TYPES:
+        raise SnncError(
+            f"neuron spec: unknown neuron type {spec.type!r} "
+            f"(expected one of {', '.join(NEURON_TYPES)})",
+            path,
+        )
+    if spec.surrogate not in SURROGATES:
+        raise SnncError(
+            f"neuron spec: unknown surrogate {spec.surrogate!r} "
+            f"(expected one of {', '.join(SURROGATES)})",
+            path,
+        )
+    for name in _FLOAT_FIELDS:
+        value = getattr(spec, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise SnncError(f"neuron spec: {name} must be a finite number, got {value!r}", path)
+        object.__setattr__(spec, name, float(value))
+    for name in ("tau", "tau_a"):
+        if not 0.0 <= getattr(spec, name) <= 1.0:
+            raise SnncError(f"neuron spec: {name} must be in [0, 1], got {getattr(spec, name)!r}", path)
+    for name in ("vth", "b"):
+        if getattr(spec, name) <= 0.0:
+            raise SnncError(f"neuron spec: {name} must be positive, got {getattr(spec, name)!r}", path)
+    if spec.beta_a < 0.0:
+        raise SnncError(f"neuron spec: beta_a must be >= 0, got {spec.beta_a!r}", path)
