@@ -1,0 +1,390 @@
+"""Reader for MVSEC recordings in the real HDF5 layout (see ``layout.py``).
+
+A recording is a ``*_data.hdf5`` file (events, APS frames, optional embedded
+rectification maps) and, optionally, a ``*_gt.hdf5`` file beside it (rectified
+left depth and its timestamps). :class:`MVSECRecording` validates both on open
+and raises :class:`~snnc.errors.SnncError` with a one-line message naming the
+file and the problem for anything malformed. Events are never loaded whole:
+:meth:`MVSECRecording.events_between` locates a time window with a
+bounded-memory binary search on the HDF5 dataset and reads only that slice.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, Optional, Tuple, Union
+
+import h5py
+import numpy as np
+
+from snnc.data import layout
+from snnc.data.h5search import SortedColumn, first_unsorted_row
+from snnc.data.rectmaps import find_rect_map_txt, load_rect_map_txt
+from snnc.errors import SnncError
+
+PathLike = Union[str, Path]
+RectMaps = Tuple[np.ndarray, np.ndarray]
+
+#: Event arrays with at most this many rows are checked for sortedness exactly on open.
+FULL_SORT_CHECK_ROWS: int = 1 << 18
+#: Longer arrays: this many evenly spaced probe blocks ...
+SORT_PROBE_BLOCKS: int = 16
+#: ... of this many consecutive rows are checked (plus the sparse index).
+SORT_PROBE_ROWS: int = 4096
+#: Index samples / largest block per search on the time column (see h5search).
+INDEX_SAMPLES: int = 1024
+SEARCH_MAX_BLOCK: int = 1 << 18
+
+
+def _open_h5(path: Path, what: str) -> h5py.File:
+    """Open ``path`` read-only as HDF5 or raise SnncError naming it."""
+    if not path.exists():
+        raise SnncError(f"{what} file not found", path)
+    if not path.is_file():
+        raise SnncError(f"{what} path is not a file", path)
+    try:
+        is_h5 = h5py.is_hdf5(str(path))
+    except OSError as exc:
+        raise SnncError(f"cannot read {what} file: {exc}", path) from None
+    if not is_h5:
+        raise SnncError(f"not an HDF5 file (expected the MVSEC {what} file)", path)
+    try:
+        return h5py.File(str(path), "r")
+    except OSError as exc:
+        reason = " ".join(str(exc).split())
+        raise SnncError(f"{what} file is corrupt or truncated, HDF5 cannot open it ({reason})", path) from None
+
+
+def _dataset(f: h5py.File, key: str) -> Optional[h5py.Dataset]:
+    """The dataset at ``key``, or None if the path is absent or not a dataset."""
+    try:
+        obj = f.get(key)
+    except (OSError, RuntimeError) as exc:
+        raise SnncError(f"cannot read {key}, file corrupt or truncated? ({exc})", f.filename) from None
+    return obj if isinstance(obj, h5py.Dataset) else None
+
+
+def _is_numeric(ds: h5py.Dataset) -> bool:
+    kind = ds.dtype.kind
+    return ds.dtype.fields is None and kind in "iuf"
+
+
+class MVSECRecording:
+    """One MVSEC sequence: events of both DAVIS cameras, optional depth ground truth.
+
+    Use as a context manager (``with MVSECRecording(path) as rec: ...``) or call
+    :meth:`close`. ``gt_path`` defaults to ``layout.gt_path_for(data_path)``; when
+    that file does not exist the recording simply has no ground truth
+    (``has_gt`` False). An explicitly given ``gt_path`` must exist.
+    Rectification maps come from datasets embedded in the data file, else from
+    ``{camera}_{axis}_map.txt`` / ``*_{camera}_{axis}_map.txt`` in ``rect_dir``
+    or beside the data file, else identity.
+    """
+
+    def __init__(
+        self,
+        data_path: PathLike,
+        gt_path: Optional[PathLike] = None,
+        rect_dir: Optional[PathLike] = None,
+    ) -> None:
+        self.data_path = Path(data_path)
+        self._data: Optional[h5py.File] = None
+        self._gt: Optional[h5py.File] = None
+        self._events: Dict[str, h5py.Dataset] = {}
+        self._index: Dict[str, SortedColumn] = {}
+        self._rect: Dict[str, Optional[RectMaps]] = {}
+        self._rect_source: Dict[str, str] = {}
+        self._depth_ds: Optional[h5py.Dataset] = None
+        self._depth_ts = np.zeros(0, dtype=np.float64)
+        try:
+            self._data = _open_h5(self.data_path, "data")
+            self.gt_path = self._resolve_gt(gt_path)
+            self._open_events()
+            self.height, self.width = self._load_rect_and_size(rect_dir)
+            if self.gt_path is not None:
+                self._gt = _open_h5(self.gt_path, "ground-truth")
+                self._open_depth()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- opening and validation -------------------------------------------------
+    def _resolve_gt(self, gt_path: Optional[PathLike]) -> Optional[Path]:
+        if gt_path is not None:
+            path = Path(gt_path)
+            if not path.exists():
+                raise SnncError("ground-truth file not found", path)
+            return path
+        try:
+            path = layout.gt_path_for(self.data_path)
+        except SnncError:
+            return None  # not named *_data.hdf5: no gt unless given explicitly
+        return path if path.exists() else None
+
+    def _open_events(self) -> None:
+        assert self._data is not None
+        for camera in layout.CAMERAS:
+            key = layout.events_key(camera)
+            ds = _dataset(self._data, key)
+            if ds is None:
+                raise SnncError(f"missing dataset {key}", self.data_path)
+            if not _is_numeric(ds):
+                raise SnncError(f"{key} has non-numeric dtype {ds.dtype}, expected float64", self.data_path)
+            if ds.ndim != 2:
+                raise SnncError(f"{key} has shape {ds.shape}, expected (N, 4) (x, y, t, p)", self.data_path)
+            if ds.shape[1] != 4:
+                raise SnncError(f"{key} has {ds.shape[1]} columns, expected 4 (x, y, t, p)", self.data_path)
+            try:
+                index = SortedColumn(ds, layout.EV_T, max_samples=INDEX_SAMPLES, max_block=SEARCH_MAX_BLOCK)
+                row, finite = first_unsorted_row(
+                    index,
+                    full_check_rows=FULL_SORT_CHECK_ROWS,
+                    probe_blocks=SORT_PROBE_BLOCKS,
+                    probe_rows=SORT_PROBE_ROWS,
+                )
+            except OSError as exc:
+                raise SnncError(f"cannot read {key}, file corrupt or truncated? ({exc})", self.data_path) from None
+            if row is not None:
+                problem = "non-finite timestamp" if not finite else "timestamps not sorted (decrease)"
+                raise SnncError(f"{key}: {problem} at row {row}; events must be sorted by t", self.data_path)
+            self._events[camera] = ds
+            self._index[camera] = index
+
+    def _embedded_map(self, camera: str, axis: str) -> Optional[np.ndarray]:
+        assert self._data is not None
+        key = layout.rect_map_key(camera, axis)
+        if key not in self._data:
+            return None
+        ds = _dataset(self._data, key)
+        if ds is None or not _is_numeric(ds) or ds.ndim != 2:
+            shape = getattr(ds, "shape", None)
+            raise SnncError(f"{key} must be a 2-D numeric (H, W) map, got shape {shape}", self.data_path)
+        return np.asarray(ds[()], dtype=np.float32)
+
+    def _find_maps(self, camera: str, rect_dir: Optional[PathLike]) -> Tuple[Optional[RectMaps], str]:
+        """Rectification maps of ``camera`` and where they came from."""
+        emb = {axis: self._embedded_map(camera, axis) for axis in ("x", "y")}
+        if emb["x"] is not None or emb["y"] is not None:
+            if emb["x"] is None or emb["y"] is None:
+                have = "x" if emb["x"] is not None else "y"
+                lack = "y" if have == "x" else "x"
+                raise SnncError(
+                    f"{layout.rect_map_key(camera, have)} present but {layout.rect_map_key(camera, lack)} missing",
+                    self.data_path,
+                )
+            return (emb["x"], emb["y"]), "embedded"
+        if rect_dir is not None and not Path(rect_dir).is_dir():
+            raise SnncError("rectification map folder not found", rect_dir)
+        folders = ([Path(rect_dir)] if rect_dir is not None else []) + [self.data_path.parent]
+        stem = self.data_path.stem
+        txt = {axis: find_rect_map_txt(camera, axis, folders, stem) for axis in ("x", "y")}
+        if txt["x"] is None and txt["y"] is None:
+            return None, "identity"
+        if txt["x"] is None or txt["y"] is None:
+            have = txt["x"] if txt["x"] is not None else txt["y"]
+            lack = "y" if txt["x"] is not None else "x"
+            raise SnncError(f"rectification map for {camera} {lack} not found beside this one", have)
+        xmap, ymap = load_rect_map_txt(txt["x"]), load_rect_map_txt(txt["y"])
+        if xmap.shape != ymap.shape:
+            raise SnncError(f"{camera} rectification map is {xmap.shape[0]}x{xmap.shape[1]} but "
+                            f"{txt['y'].name} is {ymap.shape[0]}x{ymap.shape[1]}", txt["x"])
+        return (xmap, ymap), str(txt["x"].parent)
+
+    def _load_rect_and_size(self, rect_dir: Optional[PathLike]) -> Tuple[int, int]:
+        assert self._data is not None
+        size: Optional[Tuple[int, int]] = None
+        size_from = ""
+        for camera in layout.CAMERAS:
+            img = _dataset(self._data, layout.image_key(camera))
+            if img is not None and img.ndim == 3:
+                if size is None:
+                    size, size_from = (int(img.shape[1]), int(img.shape[2])), layout.image_key(camera)
+                elif (int(img.shape[1]), int(img.shape[2])) != size:
+                    raise SnncError(f"{layout.image_key(camera)} is {img.shape[1]}x{img.shape[2]} but "
+                                    f"{size_from} is {size[0]}x{size[1]}", self.data_path)
+        for camera in layout.CAMERAS:
+            maps, source = self._find_maps(camera, rect_dir)
+            self._rect[camera], self._rect_source[camera] = maps, source
+            if maps is None:
+                continue
+            shape = maps[0].shape
+            where = self.data_path if source == "embedded" else Path(source)
+            if maps[0].shape != maps[1].shape:
+                raise SnncError(f"{camera} rectification maps differ in shape: x {maps[0].shape}, "
+                                f"y {maps[1].shape}", where)
+            if size is None:
+                size, size_from = (int(shape[0]), int(shape[1])), f"{camera} rectification map"
+            elif tuple(shape) != size:
+                raise SnncError(f"{camera} rectification map is {shape[0]}x{shape[1]}, but the sensor "
+                                f"({size_from}) is {size[0]}x{size[1]}", where)
+        if size is None:
+            size = (layout.HEIGHT, layout.WIDTH)
+        return size
+
+    def _open_depth(self) -> None:
+        assert self._gt is not None and self.gt_path is not None
+        path = self.gt_path
+        depth = _dataset(self._gt, layout.DEPTH_KEY)
+        ts = _dataset(self._gt, layout.DEPTH_TS_KEY)
+        if depth is None:
+            raise SnncError(f"ground-truth file has no depth dataset {layout.DEPTH_KEY}", path)
+        if ts is None:
+            raise SnncError(f"ground-truth file has no depth timestamps {layout.DEPTH_TS_KEY}", path)
+        if not _is_numeric(depth) or depth.ndim != 3:
+            raise SnncError(f"{layout.DEPTH_KEY} must be numeric (D, H, W), got {depth.dtype} {depth.shape}", path)
+        if (int(depth.shape[1]), int(depth.shape[2])) != (self.height, self.width):
+            raise SnncError(f"depth images are {depth.shape[1]}x{depth.shape[2]}, but the sensor/"
+                            f"rectification maps are {self.height}x{self.width}", path)
+        if not _is_numeric(ts) or ts.ndim != 1:
+            raise SnncError(f"{layout.DEPTH_TS_KEY} must be a numeric 1-D array, got {ts.dtype} {ts.shape}", path)
+        if ts.shape[0] != depth.shape[0]:
+            raise SnncError(f"{layout.DEPTH_TS_KEY} has {ts.shape[0]} timestamps but there are "
+                            f"{depth.shape[0]} depth images", path)
+        try:
+            values = np.asarray(ts[()], dtype=np.float64)
+        except OSError as exc:
+            raise SnncError(f"cannot read {layout.DEPTH_TS_KEY}, file corrupt or truncated? ({exc})", path) from None
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            raise SnncError(f"{layout.DEPTH_TS_KEY} has a non-finite timestamp at index {bad[0]}", path)
+        dec = np.flatnonzero(np.diff(values) <= 0)
+        if dec.size:
+            i = int(dec[0]) + 1
+            raise SnncError(f"depth timestamps not increasing: {layout.DEPTH_TS_KEY}[{i}] = {values[i]!r} "
+                            f"<= [{i - 1}] = {values[i - 1]!r}", path)
+        self._depth_ds = depth
+        self._depth_ts = values
+
+    # -- context management -----------------------------------------------------
+    def close(self) -> None:
+        """Close the HDF5 files (idempotent)."""
+        for f in (self._data, self._gt):
+            if f is not None:
+                try:
+                    f.close()
+                except Exception:  # closing a half-opened file must not mask the real error
+                    pass
+        self._data = self._gt = None
+
+    def __enter__(self) -> "MVSECRecording":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"MVSECRecording({str(self.data_path)!r}, gt={str(self.gt_path) if self.gt_path else None!r}, "
+                f"{self.height}x{self.width})")
+
+    def _require_open(self) -> None:
+        if self._data is None:
+            raise SnncError("recording is closed", self.data_path)
+
+    def _camera(self, camera: str) -> str:
+        if camera not in layout.CAMERAS:
+            raise SnncError(f"unknown camera {camera!r}, expected one of {', '.join(layout.CAMERAS)}",
+                            self.data_path)
+        return camera
+
+    # -- public API -------------------------------------------------------------
+    @property
+    def sequence_name(self) -> str:
+        """File name without ``_data.hdf5`` (e.g. ``indoor_flying1``)."""
+        name = self.data_path.name
+        for suffix in ("_data.hdf5", "_data.h5", ".hdf5", ".h5"):
+            if name.endswith(suffix):
+                return name[: -len(suffix)]
+        return self.data_path.stem
+
+    @property
+    def has_gt(self) -> bool:
+        """Whether a ground-truth depth file is attached."""
+        return self._depth_ds is not None
+
+    @property
+    def depth_ts(self) -> np.ndarray:
+        """(D,) float64 depth timestamps in seconds (empty without gt)."""
+        return self._depth_ts.copy()
+
+    @property
+    def n_depth(self) -> int:
+        """Number of depth frames (0 without gt)."""
+        return int(self._depth_ts.shape[0])
+
+    def depth(self, k: int) -> np.ndarray:
+        """Depth frame ``k`` as float32 (H, W) in metres, NaN where unknown."""
+        self._require_open()
+        if self._depth_ds is None:
+            raise SnncError("recording has no ground-truth depth (no *_gt.hdf5 file)", self.data_path)
+        n = self.n_depth
+        if not -n <= int(k) < n:
+            raise SnncError(f"depth index {k} out of range, the recording has {n} depth frames", self.gt_path)
+        try:
+            return np.asarray(self._depth_ds[int(k) % n], dtype=np.float32)
+        except OSError as exc:
+            raise SnncError(f"cannot read depth frame {k}, file corrupt or truncated? ({exc})", self.gt_path) from None
+
+    def event_count(self, camera: str) -> int:
+        """Number of events of ``camera``."""
+        self._require_open()
+        return int(self._events[self._camera(camera)].shape[0])
+
+    def time_range(self) -> Tuple[float, float]:
+        """(first, last) event time over both cameras, in seconds.
+
+        Falls back to the depth timestamps when there are no events, and is
+        ``(nan, nan)`` when the recording has neither.
+        """
+        self._require_open()
+        firsts, lasts = [], []
+        for camera in layout.CAMERAS:
+            index = self._index[camera]
+            if index.n:
+                firsts.append(float(index.values[0]))
+                lasts.append(float(index.values[-1]))
+        if not firsts and self.n_depth:
+            firsts, lasts = [float(self._depth_ts[0])], [float(self._depth_ts[-1])]
+        if not firsts:
+            return float("nan"), float("nan")
+        return min(firsts), max(lasts)
+
+    def events_between(self, camera: str, t0: float, t1: float) -> np.ndarray:
+        """Events of ``camera`` with ``t0 < t <= t1`` as an (N, 4) float64 array (x, y, t, p).
+
+        Only the matching slice (plus one row each side for the order check) is
+        read. Raises SnncError if the rows read are not sorted by time.
+        """
+        self._require_open()
+        camera = self._camera(camera)
+        ds, index = self._events[camera], self._index[camera]
+        if not (t1 > t0):
+            return np.zeros((0, 4), dtype=np.float64)
+        try:
+            a = index.searchsorted(t0, side="right")
+            b = index.searchsorted(t1, side="right")
+            b = max(a, b)
+            lo, hi = max(a - 1, 0), min(b + 1, index.n)
+            block = np.asarray(ds[lo:hi], dtype=np.float64) if hi > lo else np.zeros((0, 4))
+        except OSError as exc:
+            raise SnncError(f"cannot read {layout.events_key(camera)}, file corrupt or truncated? ({exc})",
+                            self.data_path) from None
+        t = block[:, layout.EV_T]
+        bad = np.flatnonzero(~np.isfinite(t))
+        if bad.size:
+            raise SnncError(f"{camera} camera: non-finite event timestamp at row {lo + int(bad[0])}",
+                            self.data_path)
+        dec = np.flatnonzero(np.diff(t) < 0)
+        inner = t[a - lo : b - lo]
+        if dec.size or (inner.size and (inner[0] <= t0 or inner[-1] > t1)):
+            row = lo + int(dec[0]) + 1 if dec.size else a
+            raise SnncError(f"{camera} camera: event timestamps not sorted near row {row} "
+                            f"(window ({t0!r}, {t1!r}])", self.data_path)
+        return block[a - lo : b - lo]
+
+    def rect_maps(self, camera: str) -> Optional[RectMaps]:
+        """(x_map, y_map) float32 (H, W) rectification tables of ``camera``, or None for identity."""
+        self._require_open()
+        return self._rect[self._camera(camera)]
+
+    def rect_source(self, camera: str) -> str:
+        """Where the maps came from: ``'embedded'``, the folder of the txt files, or ``'identity'``."""
+        return self._rect_source[self._camera(camera)]
