@@ -92,34 +92,44 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def format_summary(summary: Dict[str, Any]) -> str:
-    """Human-readable text for :func:`snnc.data.info.summarize`'s dict (keys shown as found)."""
+def format_summary(summary: Dict[str, Any], indent: int = 0) -> str:
+    """Human-readable text for :func:`snnc.data.info.summarize`'s nested dict.
+
+    Nested dicts become indented sections; a histogram (a dict with ``counts``
+    and ``bin_edges``) becomes text bars, merged into at most 16 rows.
+    """
+    pad = "  " * indent
     lines = []
-    hist = None
     for key, value in summary.items():
-        if isinstance(value, dict) and "counts" in value and "edges" in value:
-            hist = (key, value)
-            continue
-        if isinstance(value, dict):
-            lines.append(f"{key}:")
-            for k, v in value.items():
-                lines.append(f"  {k:<28} {_fmt(v)}")
+        if isinstance(value, dict) and "counts" in value and "bin_edges" in value:
+            lines.append(f"{pad}{key}:")
+            lines.extend(_histogram_lines(value, pad + "  "))
+        elif isinstance(value, dict):
+            lines.append(f"{pad}{key}:")
+            lines.append(format_summary(value, indent + 1))
         else:
-            lines.append(f"{key:<30} {_fmt(value)}")
-    if hist is not None:
-        key, h = hist
-        counts, edges = list(h["counts"]), list(h["edges"])
-        top = max(counts) if counts and max(counts) > 0 else 1
-        lines.append(f"{key}:")
-        for i, c in enumerate(counts):
-            bar = "#" * int(round(40 * c / top))
-            lines.append(f"  [{edges[i]:6.1f}, {edges[i + 1]:6.1f})  {c:>10}  {bar}")
+            lines.append(f"{pad}{key:<{30 - len(pad)}} {_fmt(value)}")
     return "\n".join(lines)
+
+
+def _histogram_lines(hist: Dict[str, Any], pad: str, max_rows: int = 16) -> list:
+    counts = [int(c) for c in hist["counts"]]
+    edges = [float(e) for e in hist["bin_edges"]]
+    group = max(1, -(-len(counts) // max_rows))
+    rows = []
+    for i in range(0, len(counts), group):
+        rows.append((edges[i], edges[min(i + group, len(counts))], sum(counts[i:i + group])))
+    top = max((c for _, _, c in rows), default=0) or 1
+    out = [f"{pad}[{lo:5.0f}, {hi:5.0f})  {c:>10}  {'#' * int(round(40 * c / top))}" for lo, hi, c in rows]
+    for extra in ("overflow", "scale"):
+        if extra in hist:
+            out.append(f"{pad}{extra:<14} {_fmt(hist[extra])}")
+    return out
 
 
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
-        return f"{v:.6g}"
+        return f"{v:.6f}" if abs(v) >= 1e6 else f"{v:.6g}"
     if isinstance(v, (list, tuple)) and len(v) <= 8:
         return ", ".join(_fmt(x) for x in v)
     return str(v)

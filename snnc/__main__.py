@@ -1,0 +1,4 @@
+"""``python -m snnc`` runs the CLI."""
+from snnc.cli import main
+
+main()
