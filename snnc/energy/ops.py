@@ -1,0 +1,366 @@
+"""One op-counting pass over any network, by forward hooks (energy.md).
+
+Every synaptic layer (``Conv1d/2d/3d``, ``ConvTranspose1d/2d/3d``,
+``Linear``; average/max pooling on request) gets a forward hook. Whatever the
+caller runs while an :class:`OpsRecorder` is active (``model(x)``, a loop of
+``SpikingNet.step``, a whole evaluation set) is counted: each call adds its
+ops, so a layer run at every one of T steps reports T steps' worth.
+
+Per layer (all counts **per example**: divided by the batch size, the first
+axis of the layer's input; unbatched conv input counts as one example):
+
+* ``dense_ops``: synaptic operations = MACs without bias (fvcore / thop
+  convention). ``Conv``: output elements x (C_in / groups) x kernel volume;
+  ``ConvTranspose``: input elements x (C_out / groups) x kernel volume;
+  ``Linear``: output elements x in_features; pooling: output elements x
+  kernel volume (additions / comparisons, off unless ``include_pooling``).
+* ``bias_ops``: output elements when the layer has a bias and
+  ``count_bias`` is set (ptflops convention adds these to the MACs).
+* ``fanout_events`` (optional): the stricter count neuromorphic hardware
+  performs, ``sum over nonzero inputs of the synapses they reach``, padding
+  positions excluded. ``fanout='input'`` counts the inputs actually seen;
+  ``fanout='ones'`` counts as if every input element were nonzero (the
+  topology bound).
+* ``input_rate``: fraction of nonzero input elements (the firing rate when
+  the input is spikes), over every call; ``input_is_binary``: every input
+  element seen was 0 or 1.
+
+Fixtures (energy.md): Conv2d(3, 64, 3, padding=1) on 1x3x32x32 -> 1,769,472
+dense (1,835,008 with bias, 1,696,512 fan-out events of an all-ones input).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from snnc.errors import SnncError
+
+__all__ = ["FANOUT_MODES", "LayerOps", "OpsReport", "OpsRecorder", "count_ops"]
+
+#: Accepted values of the ``fanout`` option (``None`` = do not count events).
+FANOUT_MODES: tuple[Optional[str], ...] = (None, "input", "ones")
+
+_CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_CONVT = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+_POOL = (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d, nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)
+_CONV_FN = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+_CONVT_FN = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
+
+
+@dataclass
+class LayerOps:
+    """Counts for one layer, accumulated over every call in the pass (per example).
+
+    Attributes:
+        name: qualified module name (``model.named_modules()``).
+        type: module class name (``Conv2d``, ``Linear``...).
+        input_shape: shape of the first call's input (batch included).
+        output_shape: shape of the first call's output (batch included).
+        parameters: parameters of this layer alone (weight + bias).
+        calls: how many times the layer ran.
+        dense_ops: synaptic ops (MACs) without bias, summed over calls.
+        bias_ops: bias additions summed over calls (0 unless ``count_bias``).
+        fanout_events: padding-excluded synaptic events (``None`` unless requested
+            or for pooling layers).
+        input_rate: fraction of nonzero input elements over all calls.
+        input_is_binary: every input element seen was 0 or 1.
+    """
+
+    name: str
+    type: str
+    input_shape: list[int]
+    output_shape: list[int]
+    parameters: int
+    calls: int = 0
+    dense_ops: int = 0
+    bias_ops: int = 0
+    fanout_events: Optional[float] = None
+    input_rate: float = 0.0
+    input_is_binary: bool = True
+    _nonzero: int = field(default=0, repr=False)
+    _elements: int = field(default=0, repr=False)
+
+    @property
+    def synaptic_ops(self) -> int:
+        """``dense_ops + bias_ops``."""
+        return self.dense_ops + self.bias_ops
+
+    def to_dict(self) -> dict[str, Any]:
+        """Public fields as a JSON-serialisable dict."""
+        d = asdict(self)
+        d.pop("_nonzero")
+        d.pop("_elements")
+        return d
+
+
+@dataclass
+class OpsReport:
+    """Result of one counting pass: per-layer :class:`LayerOps` and the options used."""
+
+    layers: list[LayerOps]
+    count_bias: bool = False
+    fanout: Optional[str] = None
+    include_pooling: bool = False
+
+    @property
+    def dense_ops(self) -> int:
+        """Total dense synaptic ops (MACs without bias) per example."""
+        return sum(layer.dense_ops for layer in self.layers)
+
+    @property
+    def bias_ops(self) -> int:
+        """Total bias additions per example (0 unless ``count_bias``)."""
+        return sum(layer.bias_ops for layer in self.layers)
+
+    @property
+    def fanout_events(self) -> Optional[float]:
+        """Total fan-out events per example, or ``None`` when not counted."""
+        if self.fanout is None:
+            return None
+        return float(sum(layer.fanout_events or 0.0 for layer in self.layers))
+
+    @property
+    def parameters(self) -> int:
+        """Parameters of the counted layers (BatchNorm etc. not included)."""
+        return sum(layer.parameters for layer in self.layers)
+
+    def by_name(self) -> dict[str, LayerOps]:
+        """Layers keyed by name."""
+        return {layer.name: layer for layer in self.layers}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable dict with layers and totals."""
+        return {
+            "count_bias": self.count_bias,
+            "fanout": self.fanout,
+            "include_pooling": self.include_pooling,
+            "dense_ops": self.dense_ops,
+            "bias_ops": self.bias_ops,
+            "fanout_events": self.fanout_events,
+            "layers": [layer.to_dict() for layer in self.layers],
+        }
+
+
+def _tuple(v: Any, n: int) -> tuple[int, ...]:
+    return tuple(v) if isinstance(v, (tuple, list)) else (int(v),) * n
+
+
+def _dims_of(module: nn.Module) -> int:
+    """Spatial dimensionality of a conv / pooling module (1, 2 or 3)."""
+    for group in (_CONV, _CONVT, _POOL):
+        for cls in group:
+            if isinstance(module, cls):
+                return int(cls.__name__[-2])
+    raise TypeError(type(module).__name__)
+
+
+def _is_counted(module: nn.Module, include_pooling: bool) -> bool:
+    if isinstance(module, _CONV + _CONVT + (nn.Linear,)):
+        return True
+    return include_pooling and isinstance(module, _POOL)
+
+
+def _batched(x: Tensor, module: nn.Module) -> Tensor:
+    """Add a batch axis to unbatched conv / pool input."""
+    if isinstance(module, nn.Linear):
+        return x
+    return x.unsqueeze(0) if x.dim() == _dims_of(module) + 1 else x
+
+
+def _examples(x: Tensor, module: nn.Module) -> int:
+    """Batch size of one call (1 for unbatched input)."""
+    if isinstance(module, nn.Linear):
+        return x.shape[0] if x.dim() >= 2 else 1
+    return x.shape[0] if x.dim() == _dims_of(module) + 2 else 1
+
+
+def _dense_ops(module: nn.Module, x: Tensor, y: Tensor) -> tuple[int, int]:
+    """(MACs without bias, bias additions) of one call, whole batch."""
+    if isinstance(module, nn.Linear):
+        macs = y.numel() * module.in_features
+        return macs, y.numel() if module.bias is not None else 0
+    if isinstance(module, _CONV):
+        k = math.prod(module.kernel_size)
+        macs = y.numel() * (module.in_channels // module.groups) * k
+        return macs, y.numel() if module.bias is not None else 0
+    if isinstance(module, _CONVT):
+        k = math.prod(module.kernel_size)
+        macs = x.numel() * (module.out_channels // module.groups) * k
+        return macs, y.numel() if module.bias is not None else 0
+    k = math.prod(_tuple(module.kernel_size, _dims_of(module)))
+    return y.numel() * k, 0
+
+
+def _fanout_events(module: nn.Module, x: Tensor, ones: bool) -> float:
+    """Synapses reached by the nonzero inputs of one call, padding excluded (whole batch).
+
+    Each output position of a conv reads the (in-bounds) inputs of its
+    receptive field, so ``events = (C_out / groups) * sum over output positions
+    of the active inputs in the field``: a conv of the per-group count of
+    active inputs with an all-ones kernel. Zero padding contributes nothing;
+    non-zero padding modes (reflect, replicate, circular) copy real inputs and
+    are counted as such. Counting runs in float64 so totals stay exact.
+    """
+    xb = _batched(x, module)
+    if isinstance(module, nn.Linear):
+        active_count = xb.numel() if ones else int(torch.count_nonzero(xb).item())
+        return float(active_count * module.out_features)
+    active = torch.ones_like(xb, dtype=torch.float64) if ones else (xb != 0).to(torch.float64)
+    d = _dims_of(module)
+    g = module.groups
+    b, c = active.shape[0], active.shape[1]
+    per_group = active.reshape(b, g, c // g, *active.shape[2:]).sum(dim=2)
+    ones_k = torch.ones(g, 1, *module.kernel_size, dtype=torch.float64, device=active.device)
+    if isinstance(module, _CONV):
+        if module.padding_mode != "zeros":
+            src = F.pad(per_group, module._reversed_padding_repeated_twice, mode=module.padding_mode)
+            hits = _CONV_FN[d](src, ones_k, None, module.stride, 0, module.dilation, g)
+        else:
+            hits = _CONV_FN[d](per_group, ones_k, None, module.stride, module.padding, module.dilation, g)
+    else:
+        hits = _CONVT_FN[d](
+            per_group, ones_k, None, module.stride, module.padding, module.output_padding, g, module.dilation
+        )
+    return float(hits.sum().item()) * (module.out_channels // g)
+
+
+class OpsRecorder:
+    """Context manager that counts ops of every synaptic layer of ``model`` while active.
+
+    Example::
+
+        with OpsRecorder(net, fanout="input") as rec:
+            state = net.init_state(x[0])
+            for x_t in x:
+                y, state = net.step(x_t, state)
+        report = rec.report()
+
+    Args:
+        model: any ``nn.Module``.
+        count_bias: also count bias additions (``bias_ops``).
+        fanout: ``None`` (off), ``'input'`` (events of the inputs seen) or
+            ``'ones'`` (as if every input element were nonzero).
+        include_pooling: also count average / max pooling layers.
+
+    Raises:
+        SnncError: unknown ``fanout`` mode.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        count_bias: bool = False,
+        fanout: Optional[str] = None,
+        include_pooling: bool = False,
+    ) -> None:
+        if fanout not in FANOUT_MODES:
+            raise SnncError(f"unknown fan-out mode {fanout!r} (expected one of {FANOUT_MODES})")
+        self.model = model
+        self.count_bias = count_bias
+        self.fanout = fanout
+        self.include_pooling = include_pooling
+        self._layers: dict[str, LayerOps] = {}
+        self._handles: list[Any] = []
+
+    def __enter__(self) -> "OpsRecorder":
+        for name, module in self.model.named_modules():
+            if _is_counted(module, self.include_pooling):
+                self._handles.append(module.register_forward_hook(self._hook(name or type(module).__name__)))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+
+    def _hook(self, name: str) -> Callable[[nn.Module, tuple[Any, ...], Any], None]:
+        def hook(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
+            x = inputs[0]
+            y = output[0] if isinstance(output, (tuple, list)) else output
+            if not isinstance(x, Tensor) or not isinstance(y, Tensor) or x.device.type == "meta":
+                return  # not a tensor call, or SpikingNet's shape probe on meta tensors
+            with torch.no_grad():
+                self._record(name, module, x.detach(), y.detach())
+
+        return hook
+
+    def _record(self, name: str, module: nn.Module, x: Tensor, y: Tensor) -> None:
+        layer = self._layers.get(name)
+        if layer is None:
+            layer = LayerOps(
+                name=name,
+                type=type(module).__name__,
+                input_shape=list(x.shape),
+                output_shape=list(y.shape),
+                parameters=sum(p.numel() for p in module.parameters(recurse=False)),
+            )
+            self._layers[name] = layer
+        n = _examples(x, module)
+        macs, bias = _dense_ops(module, x, y)
+        layer.calls += 1
+        layer.dense_ops += macs // n
+        if self.count_bias:
+            layer.bias_ops += bias // n
+        is_pool = isinstance(module, _POOL)
+        if self.fanout is not None and not is_pool:
+            events = _fanout_events(module, x, ones=self.fanout == "ones") / n
+            layer.fanout_events = (layer.fanout_events or 0.0) + events
+        nonzero = int(torch.count_nonzero(x).item())
+        layer._nonzero += nonzero
+        layer._elements += x.numel()
+        layer.input_rate = layer._nonzero / layer._elements if layer._elements else 0.0
+        if layer.input_is_binary and x.numel():
+            layer.input_is_binary = bool(((x == 0) | (x == 1)).all().item())
+
+    def report(self) -> OpsReport:
+        """Counts so far, layers in ``named_modules`` order (layers never called are left out)."""
+        order = {name: k for k, (name, _) in enumerate(self.model.named_modules())}
+        layers = sorted(self._layers.values(), key=lambda layer: order.get(layer.name, len(order)))
+        return OpsReport(layers, self.count_bias, self.fanout, self.include_pooling)
+
+
+def count_ops(
+    model: nn.Module,
+    example_input: Any,
+    *,
+    run: Optional[Callable[[nn.Module, Any], Any]] = None,
+    count_bias: bool = False,
+    fanout: Optional[str] = None,
+    include_pooling: bool = False,
+) -> OpsReport:
+    """Run ``model`` once on ``example_input`` (eval mode, no grad) and count its ops.
+
+    Args:
+        model: any ``nn.Module`` (an snnc ``SpikingNet`` is run with ``forward``,
+            i.e. one ``step`` per time step, unless ``run`` says otherwise).
+        example_input: a tensor, or a tuple of positional arguments.
+        run: ``run(model, example_input)`` to call instead of ``model(example_input)``
+            (e.g. a streaming ``step`` loop).
+        count_bias, fanout, include_pooling: see :class:`OpsRecorder`.
+
+    Returns:
+        :class:`OpsReport`; the model's train/eval flags are restored afterwards.
+    """
+    modes = {m: m.training for m in model.modules()}
+    model.eval()
+    try:
+        with torch.no_grad(), OpsRecorder(
+            model, count_bias=count_bias, fanout=fanout, include_pooling=include_pooling
+        ) as rec:
+            if run is not None:
+                run(model, example_input)
+            elif isinstance(example_input, tuple):
+                model(*example_input)
+            else:
+                model(example_input)
+    finally:
+        for m, training in modes.items():
+            m.training = training
+    return rec.report()
+
