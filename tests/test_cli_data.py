@@ -77,3 +77,24 @@ def test_info_nan_depth_everywhere_is_reported_not_crashing(tmp_path: Path) -> N
              1.5e9 + 0.1 + np.arange(4) * 0.05)
     summary = json.loads(expect_ok(run_snnc("data", "info", data, "--json")))
     assert summary["depth"]["valid_fraction"] == 0.0
+
+
+def test_synth_then_info_then_refuse_overwrite(tmp_path: Path) -> None:
+    data = tmp_path / "s_data.hdf5"
+    expect_ok(run_snnc("data", "synth", data, "--frames", "4", "--height", "48", "--width", "64", "--quiet"))
+    gt = tmp_path / "s_gt.hdf5"
+    with h5py.File(data, "r") as f, h5py.File(gt, "r") as g:  # real layout, plain h5py
+        assert f["davis/left/events"].shape[1] == 4 and f["davis/right/events"].dtype == np.float64
+        assert g["davis/left/depth_image_rect"].shape == (4, 48, 64)
+    summary = json.loads(expect_ok(run_snnc("data", "info", data, "--json")))
+    assert summary["depth"]["frames"] == 4 and summary["cameras"]["left"]["events"] > 0
+    before = data.read_bytes()
+    assert_user_error(run_snnc("data", "synth", data, "--frames", "4", "--height", "48", "--width", "64"),
+                      str(data), "--force")
+    assert data.read_bytes() == before
+
+
+def test_synth_rejects_bad_name_and_arguments(tmp_path: Path) -> None:
+    assert_user_error(run_snnc("data", "synth", tmp_path / "s.hdf5", "--frames", "2"), "_data.hdf5")
+    assert_user_error(run_snnc("data", "synth", tmp_path / "t_data.hdf5", "--frames", "0"), "frames")
+    assert not (tmp_path / "t_data.hdf5").exists()

@@ -56,6 +56,9 @@ def rect_map_key(camera: str, axis: str) -> str:
 # gt file
 DEPTH_KEY: str = "davis/left/depth_image_rect"
 DEPTH_TS_KEY: str = "davis/left/depth_image_rect_ts"
+#: Unrectified depth (not used for learning; written by the generator for completeness).
+DEPTH_RAW_KEY: str = "davis/left/depth_image_raw"
+DEPTH_RAW_TS_KEY: str = "davis/left/depth_image_raw_ts"
 
 # Column order of the events array.
 EV_X, EV_Y, EV_T, EV_P = 0, 1, 2, 3
