@@ -44,7 +44,7 @@ class ConvBN(nn.Module):
         if padding is None:
             k = kernel_size if isinstance(kernel_size, int) else kernel_size[0]
             padding = k // 2
-        conv_cls = nn.Conv2d if dims == 2 else nn.Conv3d
+        conv_cls = nn.Conv2d if dims == 2 else Conv3d
         bn_cls = nn.BatchNorm2d if dims == 2 else nn.BatchNorm3d
         self.dims = dims
         self.conv = conv_cls(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias=bias)
@@ -76,3 +76,39 @@ class ConvBN(nn.Module):
         else:
             conv.bias.copy_(new_bias)
         self.bn = None
+
+
+class Conv3d(nn.Conv3d):
+    """``nn.Conv3d`` that avoids PyTorch's slow native CPU kernel at batch size 1.
+
+    ``F.conv3d`` on CPU float32 picks the native ``slow_conv3d`` kernel when
+    ``N == 1`` and ``N * C * D * H <= 20480`` (a rule tuned for 2-D inputs); for
+    the stereo matching net's 3x3x3 convolutions at batch 1 (streaming) that
+    kernel is 5-7x slower than oneDNN. This subclass then calls
+    ``mkldnn_convolution`` directly: the same convolution and the same
+    gradients, and still an ``nn.Conv3d`` module (hooks, ``isinstance`` and
+    state dicts unchanged). Only in eager mode: while tracing, scripting,
+    compiling or exporting it is exactly ``nn.Conv3d``.
+    """
+
+    def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+        if _use_mkldnn(self, input):
+            return torch.ops.aten.mkldnn_convolution(
+                input, weight, bias, list(self.padding), list(self.stride), list(self.dilation), self.groups
+            )
+        return super()._conv_forward(input, weight, bias)
+
+
+def _use_mkldnn(conv: nn.Conv3d, x: torch.Tensor) -> bool:
+    """Whether :class:`Conv3d` should bypass PyTorch's kernel choice (see its docstring)."""
+    if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export():
+        return False
+    compiler = getattr(torch, "compiler", None)
+    if compiler is not None and (compiler.is_compiling() or getattr(compiler, "is_exporting", lambda: False)()):
+        return False
+    if not (x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 5 and x.shape[0] == 1
+            and conv.padding_mode == "zeros" and isinstance(conv.padding, tuple)):
+        return False
+    if x.shape[1] * x.shape[2] * x.shape[3] > 20480:  # PyTorch already uses oneDNN
+        return False
+    return torch.backends.mkldnn.is_available() and bool(torch.backends.mkldnn.enabled)

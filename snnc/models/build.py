@@ -1,0 +1,50 @@
+"""``build_model``: genotype (or preset name / JSON file) -> network.
+
+Dispatches on ``genotype.family``: ``spikedhs-cla`` -> :class:`~snnc.models.spikedhs.SpikeDHSClassifier`,
+``spikedhs-stereo`` -> :class:`~snnc.models.stereo.SpikeDHSStereo`, ``snasnet`` ->
+``snnc.models.snasnet.build_snasnet`` (imported lazily).
+"""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any, Union
+
+from snnc.errors import SnncError
+from snnc.models.base import SpikingNet
+from snnc.models.genotype import (
+    SpikeDHSClassifierGenotype,
+    SpikeDHSStereoGenotype,
+    load_genotype,
+    with_overrides,
+)
+
+__all__ = ["build_model"]
+
+
+def build_model(genotype: Union[Any, str, Path], **overrides: Any) -> SpikingNet:
+    """Build the network described by ``genotype``.
+
+    Args:
+        genotype: a genotype dataclass, a preset name or a JSON file path.
+        **overrides: genotype fields to replace first, e.g. ``filter_multiplier=16``,
+            ``num_classes=100``, ``disparities=9`` (SNASNet: passed to ``build_snasnet``).
+
+    Raises:
+        SnncError: unknown preset/file/family or override, or an invalid value.
+    """
+    if isinstance(genotype, (str, Path)):
+        genotype = load_genotype(genotype)
+    family = getattr(genotype, "family", None)
+    if family == "snasnet":
+        module = importlib.import_module("snnc.models.snasnet")
+        return module.build_snasnet(genotype, **overrides)
+    if isinstance(genotype, SpikeDHSClassifierGenotype):
+        from snnc.models.spikedhs import SpikeDHSClassifier
+
+        return SpikeDHSClassifier(with_overrides(genotype, overrides))
+    if isinstance(genotype, SpikeDHSStereoGenotype):
+        from snnc.models.stereo import SpikeDHSStereo
+
+        return SpikeDHSStereo(with_overrides(genotype, overrides))
+    raise SnncError(f"cannot build a network from {type(genotype).__name__} (family {family!r})")

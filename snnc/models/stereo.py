@@ -1,0 +1,243 @@
+"""SpikeDHS-Stereo: event stereo with a spiking feature net and a spiking 3-D matching net.
+
+Architecture (NeurIPS 2022 Table 7 and appendix 8/10.2; LEAStereo layout).
+With ``F`` = feature filter multiplier, ``n`` = nodes per cell, ``c = n * F``
+(24 for the published net) and input ``H x W``::
+
+    feature net (shared by left and right; run as one batch of 2B)
+      stem0   spiking conv3x3          in_channels -> c/2        H x W
+      stem1   spiking conv3x3 stride 3 c/2 -> c                  ceil(H/3) x ceil(W/3)   (level 0)
+      cells   Trellis(feature_cell, feature_path) on (stem0, stem1)
+      up      per level above 0: spiking 1x1 conv + nearest x2   -> level 0
+      last    spiking 1x1 conv          -> c                     spikes at 1/3 resolution
+    feature volume   V[:, :, d, y, x] = concat(F_L(x), F_R(x - d)), d = 0..D-1, zero where x < d
+    matching net (3-D, depth axis = disparity)
+      stem0   spiking conv3x3x3        2c -> c'                  (c' = n * matching F)
+      stem1   spiking conv3x3x3        c' -> c'                  (level 0: D x h x w)
+      cells   Trellis(matching_cell, matching_path) on (stem0, stem1), halving D, h, w per level
+      up      per level above 0: spiking 1x1x1 conv + nearest x2
+      out     conv3x3x3 c' -> 1 with bias, no neuron: the membrane potential (current) is the
+              matching cost ("we cancel the last spike activation", appendix 8)
+    cost      trilinear resize of (D, h, w) to (D, H, W): output (B, D, H, W) per step
+
+Differences from the paper and the authors' LEAStereo-derived code (documented
+choices): two stems per subnet as the paper says (LEAStereo has three in the
+feature net); the first feature cell therefore takes (stem0, stem1), with stem0
+resampled to 1/3 by nearest neighbour. The published genotypes give 0.861 M
+parameters (the paper: 0.87 M; LEAStereo's third feature stem would add 5 k).
+The feature volume has D shifts at feature resolution (Table 7: ``4C x D x H/3 x W/3``).
+
+Cost convention: **lower cost = better match**. :func:`estimate_disparity`
+takes the argmin and a windowed softmin, :func:`subpixel_cross_entropy` uses
+``log softmin``. Bin ``d`` stands for disparity ``D(d) = disp_step * d``
+(``disp_step = 2``: D = 33 bins cover 0..64 in the data's scaled disparity
+units, max 37 on MVSEC).
+
+Modes: fixed window ``model(x_seq)`` with ``x_seq (T, B, 2, in_channels, H, W)``
+(training uses 8 stacks, 2 of them burn-in), and streaming ``model.step(x_t,
+state)`` one SBT stack per depth frame with the state carried across frames.
+``forward`` is a loop of ``step``, so both give identical outputs for the same
+frames from the same state.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from snnc.errors import SnncError
+from snnc.models.base import SpikingNet, StepContext
+from snnc.models.cells import SpikingConv, Trellis, Upsampler
+from snnc.models.genotype import CellGenotype, SpikeDHSStereoGenotype
+from snnc.models.layers import ConvBN
+from snnc.neurons import NeuronSpec
+
+__all__ = [
+    "FeatureNet",
+    "MatchingNet",
+    "SpikeDHSStereo",
+    "build_spikedhs_stereo",
+    "cost_volume",
+    "estimate_disparity",
+    "subpixel_cross_entropy",
+]
+
+
+class FeatureNet(nn.Module):
+    """2-D spiking feature net: two stems, trellis cells, upsampling to 1/3 resolution."""
+
+    def __init__(self, cell: CellGenotype, path: Sequence[int], filter_multiplier: int, in_channels: int,
+                 mixing: str, spec: NeuronSpec) -> None:
+        super().__init__()
+        c = cell.nodes * filter_multiplier
+        self.stem0 = SpikingConv(in_channels, c // 2, 3, spec=spec)
+        self.stem1 = SpikingConv(c // 2, c, 3, stride=3, spec=spec)
+        self.trellis = Trellis(cell, path, filter_multiplier, c // 2, c, mixing, spec)
+        self.up = Upsampler(self.trellis.out_level, self.trellis.out_channels, dims=2, spec=spec)
+        self.last = SpikingConv(self.up.out_channels, c, 1, spec=spec)
+        self.out_channels = c
+
+    def forward(self, x: Tensor, ctx: StepContext) -> Tensor:
+        """``(N, in_channels, H, W)`` -> spikes ``(N, c, ceil(H/3), ceil(W/3))``."""
+        s0 = self.stem0(x, ctx)
+        s1 = self.stem1(s0, ctx)
+        out = self.trellis(s0, s1, ctx)
+        return self.last(self.up(out, s1.shape[2:], ctx), ctx)
+
+
+class MatchingNet(nn.Module):
+    """3-D spiking matching net; returns the last layer's membrane potential ``(B, 1, D, h, w)``."""
+
+    def __init__(self, cell: CellGenotype, path: Sequence[int], filter_multiplier: int, in_channels: int,
+                 mixing: str, spec: NeuronSpec) -> None:
+        super().__init__()
+        c = cell.nodes * filter_multiplier
+        self.stem0 = SpikingConv(in_channels, c, 3, dims=3, spec=spec)
+        self.stem1 = SpikingConv(c, c, 3, dims=3, spec=spec)
+        self.trellis = Trellis(cell, path, filter_multiplier, c, c, mixing, spec)
+        self.up = Upsampler(self.trellis.out_level, self.trellis.out_channels, dims=3, spec=spec)
+        self.out = ConvBN(self.up.out_channels, 1, 3, dims=3, bn=False, bias=True)
+
+    def forward(self, volume: Tensor, ctx: StepContext) -> Tensor:
+        """``(B, 2c, D, h, w)`` feature volume -> cost potential ``(B, 1, D, h, w)``."""
+        s0 = self.stem0(volume, ctx)
+        s1 = self.stem1(s0, ctx)
+        out = self.trellis(s0, s1, ctx)
+        return self.out(self.up(out, s1.shape[2:], ctx))
+
+
+def cost_volume(left: Tensor, right: Tensor, disparities: int) -> Tensor:
+    """Concatenation volume ``V[:, :, d, y, x] = concat(left[..., x], right[..., x - d])``.
+
+    Args:
+        left, right: feature maps ``(B, C, h, w)``.
+        disparities: number of shifts D (``d = 0 .. D-1``).
+
+    Returns:
+        ``(B, 2C, D, h, w)``; both halves are zero where ``x < d`` (LEAStereo
+        convention), so binary spikes stay binary.
+    """
+    if left.shape != right.shape or left.dim() != 4:
+        raise SnncError(f"cost_volume needs two (B, C, h, w) maps of equal shape, got "
+                        f"{tuple(left.shape)} and {tuple(right.shape)}")
+    w = left.shape[-1]
+    padded = F.pad(right, (disparities - 1, 0))
+    shifted = torch.stack([padded[..., disparities - 1 - d: disparities - 1 - d + w] for d in range(disparities)], 2)
+    cols = torch.arange(w, device=left.device)
+    mask = (cols[None, :] >= torch.arange(disparities, device=left.device)[:, None]).to(left.dtype)  # (D, w)
+    lefts = left.unsqueeze(2) * mask[:, None, :]
+    return torch.cat([lefts, shifted], dim=1)
+
+
+class SpikeDHSStereo(SpikingNet):
+    """SpikeDHS-Stereo built from a :class:`SpikeDHSStereoGenotype` (see module docstring).
+
+    One step: ``x_t (B, 2, in_channels, H, W)`` (index 0 = left camera) ->
+    cost ``(B, D, H, W)``, lower = better match.
+    """
+
+    def __init__(self, genotype: SpikeDHSStereoGenotype) -> None:
+        super().__init__()
+        g = genotype
+        self.genotype = g
+        self.disparities = g.disparities
+        self.disp_step = g.disp_step
+        self.feature = FeatureNet(g.feature_cell, g.feature_path, g.feature_filter_multiplier, g.in_channels,
+                                  g.mixing, g.neuron)
+        self.matching = MatchingNet(g.matching_cell, g.matching_path, g.matching_filter_multiplier,
+                                    2 * self.feature.out_channels, g.mixing, g.neuron)
+        self.set_neuron_specs(g.neuron_layers)
+
+    def check_input(self, x_t: Tensor) -> None:
+        """``x_t`` must be ``(B, 2, in_channels, H, W)``."""
+        c = self.genotype.in_channels
+        if x_t.dim() != 5 or x_t.shape[1] != 2 or x_t.shape[2] != c:
+            raise SnncError(f"SpikeDHS-Stereo expects one step shaped (B, 2, {c}, H, W) "
+                            f"(left/right SBT stacks), got {tuple(x_t.shape)}")
+
+    def step_with(self, x_t: Tensor, ctx: StepContext) -> Tensor:
+        """Matching cost ``(B, D, H, W)`` of one step."""
+        b, _, _, h, w = x_t.shape
+        feats = self.feature(x_t.transpose(0, 1).reshape(2 * b, *x_t.shape[2:]), ctx)
+        volume = cost_volume(feats[:b], feats[b:], self.disparities)
+        cost = self.matching(volume, ctx)
+        return F.interpolate(cost, size=(self.disparities, h, w), mode="trilinear", align_corners=False)[:, 0]
+
+    def estimate(self, cost: Tensor, delta: int = 2) -> Tensor:
+        """:func:`estimate_disparity` with this network's ``disp_step``."""
+        return estimate_disparity(cost, delta=delta, disp_step=self.disp_step)
+
+
+def build_spikedhs_stereo(genotype: SpikeDHSStereoGenotype) -> SpikeDHSStereo:
+    """Build the SpikeDHS-Stereo network of ``genotype``."""
+    return SpikeDHSStereo(genotype)
+
+
+# --------------------------------------------------------------------------- estimator and loss
+def _check_cost(cost: Tensor) -> None:
+    if cost.dim() < 3:
+        raise SnncError(f"cost must be shaped (..., D, H, W), got {tuple(cost.shape)}")
+
+
+def estimate_disparity(cost: Tensor, delta: int = 2, disp_step: float = 2.0) -> Tensor:
+    """Sub-pixel MAP estimator (NeurIPS eq. 5, Tulyakov et al. PDS) on a cost that is *minimised*.
+
+    ``d_hat = argmin_d C_d``; over the window ``W = {d : |d - d_hat| < delta}``
+    (3 bins for ``delta = 2``) ``D_hat = sum_{d in W} D(d) softmin_W(C)_d`` with
+    ``D(d) = disp_step * d`` and ``softmin_W`` normalised over the window only.
+
+    Args:
+        cost: ``(..., D, H, W)``.
+        delta: estimator support (>= 1).
+        disp_step: disparity per bin.
+
+    Returns:
+        ``(..., H, W)`` disparity in ``disp_step`` units (the data's scaled disparity).
+    """
+    _check_cost(cost)
+    if delta < 1:
+        raise SnncError(f"estimator support delta must be >= 1, got {delta}")
+    d = torch.arange(cost.shape[-3], device=cost.device, dtype=cost.dtype).view(-1, 1, 1)
+    d_hat = cost.argmin(dim=-3, keepdim=True).to(cost.dtype)
+    window = (d - d_hat).abs() < delta
+    weights = torch.softmax((-cost).masked_fill(~window, float("-inf")), dim=-3)
+    return (weights * d).sum(dim=-3) * disp_step
+
+
+def subpixel_cross_entropy(
+    cost: Tensor, gt_disp: Tensor, valid: Tensor, b: float = 2.0, disp_step: float = 2.0
+) -> Tensor:
+    """Sub-pixel cross-entropy (NeurIPS eq. 6) with a discretised Laplace target.
+
+    ``L = mean over valid pixels of  -sum_d p_d log softmin_d(C)``, where
+    ``p_d = exp(-|D(d) - gt| / b) / Z`` (normalised over the D bins) and
+    ``D(d) = disp_step * d``.
+
+    Args:
+        cost: ``(..., D, H, W)``, lower = better.
+        gt_disp: ``(..., H, W)`` ground-truth disparity (same units as ``D(d)``).
+        valid: ``(..., H, W)`` bool mask of pixels with ground truth.
+        b: Laplace diversity (2).
+        disp_step: disparity per bin.
+
+    Returns:
+        Scalar loss (0 with a gradient path if no pixel is valid).
+    """
+    _check_cost(cost)
+    expected = cost.shape[:-3] + cost.shape[-2:]
+    if gt_disp.shape != expected or valid.shape != expected:
+        raise SnncError(f"gt_disp and valid must be shaped {tuple(expected)} for cost {tuple(cost.shape)}, "
+                        f"got {tuple(gt_disp.shape)} and {tuple(valid.shape)}")
+    if b <= 0:
+        raise SnncError(f"Laplace diversity b must be positive, got {b}")
+    d = torch.arange(cost.shape[-3], device=cost.device, dtype=cost.dtype).view(-1, 1, 1) * disp_step
+    gt = torch.nan_to_num(gt_disp.to(cost.dtype)).unsqueeze(-3)
+    target = torch.softmax(-(d - gt).abs() / b, dim=-3)
+    log_p = torch.log_softmax(-cost, dim=-3)
+    ce = -(target * log_p).sum(dim=-3)
+    valid = valid.to(torch.bool)
+    if not bool(valid.any()):
+        return (cost * 0).sum()
+    return ce[valid].mean()

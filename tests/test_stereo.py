@@ -1,0 +1,166 @@
+"""SpikeDHS-Stereo: cost volume, streaming == fixed window, training signal, estimator and loss."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from snnc.errors import SnncError
+from snnc.models.build import build_model
+from snnc.models.stereo import cost_volume, estimate_disparity, subpixel_cross_entropy
+
+from _spikedhs_util import calibrate_bn, single_thread  # noqa: F401 (autouse fixture)
+
+
+def small_stereo(**kw):
+    return build_model("spikedhs-stereo", feature_filter_multiplier=2, matching_filter_multiplier=2,
+                       disparities=6, **kw)
+
+
+def sbt(t: int, b: int, h: int = 18, w: int = 24, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(-1, 2, (t, b, 2, 5, h, w), generator=g).float()
+
+
+# ---------------------------------------------------------------- cost volume
+def test_cost_volume_shifts_the_right_features():
+    left = torch.arange(2 * 3 * 5, dtype=torch.float32).view(1, 2, 3, 5) + 1
+    right = -left
+    v = cost_volume(left, right, 3)
+    assert v.shape == (1, 4, 3, 3, 5)
+    for d in range(3):
+        assert torch.equal(v[:, :2, d, :, d:], left[..., d:])
+        assert torch.equal(v[:, 2:, d, :, d:], right[..., :5 - d])
+        assert torch.count_nonzero(v[:, :, d, :, :d]) == 0
+    with pytest.raises(SnncError, match="equal shape"):
+        cost_volume(left, right[..., :4], 3)
+
+
+# ---------------------------------------------------------------- modes
+def test_streaming_equals_fixed_window():
+    torch.manual_seed(0)
+    x = sbt(5, 2)
+    net = calibrate_bn(small_stereo(), x)
+    with torch.no_grad():
+        fixed = net(x)
+        state = net.init_state(x[0])
+        stream = []
+        for t in range(5):                        # one SBT stack per depth frame, state carried
+            cost, state = net.step(x[t], state)
+            stream.append(cost)
+        assert torch.equal(torch.stack(stream), fixed)
+        first, mid = net.run(x[:2])               # windows chained through the explicit state
+        rest, end = net.run(x[2:], mid)
+        assert torch.equal(torch.cat([first, rest]), fixed)
+        assert all(torch.equal(a, b) for a, b in zip(end, state))
+        again, _ = net.run(x[2:], net.init_state(x[0]))
+        assert not torch.equal(again, fixed[2:])  # the state matters: the network has memory
+    assert fixed.shape == (5, 2, 6, 18, 24)
+
+
+def test_forward_backward_reaches_every_parameter():
+    torch.manual_seed(0)
+    net = small_stereo().train()
+    x = sbt(3, 2)
+    cost = net(x)
+    gt = torch.full((3, 2, 18, 24), 4.0)
+    valid = torch.rand(3, 2, 18, 24) > 0.3
+    loss = subpixel_cross_entropy(cost, gt, valid)
+    loss.backward()
+    for name, p in net.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+    assert net.feature.stem0.conv.conv.weight.grad.abs().sum() > 0   # through every spiking layer
+    assert net.matching.stem0.conv.conv.weight.grad.abs().sum() > 0
+
+
+def test_loss_decreases_on_a_toy_target():
+    torch.manual_seed(0)
+    net = small_stereo().train()
+    x = sbt(2, 1, h=12, w=18, seed=3)
+    gt = torch.full((2, 1, 12, 18), 6.0)
+    valid = torch.ones_like(gt, dtype=torch.bool)
+    floor = -(laplace(6, mu=6.0) * laplace(6, mu=6.0).log()).sum().item()   # target entropy
+    opt = torch.optim.Adam(net.parameters(), lr=3e-2)
+    losses = []
+    for _ in range(8):
+        opt.zero_grad()
+        loss = subpixel_cross_entropy(net(x), gt, valid)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert min(losses) >= floor - 1e-6
+    assert losses[-1] < losses[0] - 0.5 * (losses[0] - floor), losses   # half the gap closed in 8 steps
+
+
+# ---------------------------------------------------------------- estimator
+def cost_from(values) -> torch.Tensor:
+    return torch.tensor(values, dtype=torch.float64).view(-1, 1, 1)
+
+
+def test_estimator_symmetric_minimum_gives_the_bin_disparity():
+    c = cost_from([5.0, 3.0, 1.0, 0.0, 1.0, 3.0, 0.5])   # argmin 3, a lower-cost far bin (6) is ignored
+    assert estimate_disparity(c).item() == pytest.approx(6.0)          # D(3) = 2 * 3
+    assert estimate_disparity(c, disp_step=1.0).item() == pytest.approx(3.0)
+
+
+def test_estimator_window_softmin_known_value():
+    # window {1, 2, 3} with softmin weights 1/2 : 1 : 1/4 (costs ln2, 0, ln4); bin 5 is outside it
+    c = cost_from([9.0, math.log(2), 0.0, math.log(4), 9.0, 0.01])
+    expected = 2 * (1 * 0.5 + 2 * 1.0 + 3 * 0.25) / 1.75
+    assert estimate_disparity(c).item() == pytest.approx(expected, rel=1e-12)
+    e9, e001 = math.exp(-9.0), math.exp(-0.01)                     # window {0..5} for delta = 4
+    wider = (1 * 0.5 + 2 * 1.0 + 3 * 0.25 + 4 * e9 + 5 * e001) / (e9 + 1.75 + e9 + e001)
+    assert estimate_disparity(c, delta=4).item() == pytest.approx(2 * wider, rel=1e-12)
+    assert estimate_disparity(c, delta=1).item() == 4.0                # argmin only
+
+
+def test_estimator_at_the_range_edge_and_batched():
+    c = cost_from([0.0, math.log(3), 7.0, 7.0])           # window {0, 1}: weights 1, 1/3
+    assert estimate_disparity(c).item() == pytest.approx(2 * (1 / 3) / (4 / 3))
+    costs = torch.randn(3, 2, 7, 4, 5)
+    out = estimate_disparity(costs)
+    assert out.shape == (3, 2, 4, 5)
+    assert torch.allclose(out[1, 0], estimate_disparity(costs[1, 0]))
+    lo = 2 * (costs.argmin(-3) - 1).clamp(min=0)
+    hi = 2 * (costs.argmin(-3) + 1).clamp(max=6)
+    assert ((out >= lo) & (out <= hi)).all()
+    with pytest.raises(SnncError, match="delta must be >= 1"):
+        estimate_disparity(costs, delta=0)
+
+
+# ---------------------------------------------------------------- loss
+def laplace(n: int, mu: float, b: float = 2.0, step: float = 2.0) -> torch.Tensor:
+    d = torch.arange(n, dtype=torch.float64) * step
+    p = torch.exp(-(d - mu).abs() / b)
+    return (p / p.sum()).view(n, 1, 1)
+
+
+def test_loss_is_minimal_at_the_laplace_target():
+    target = laplace(8, mu=5.0)
+    entropy = -(target * target.log()).sum()
+    best = (-target.log()).clone().requires_grad_(True)                # softmin(best) == target
+    gt, valid = torch.full((1, 1), 5.0, dtype=torch.float64), torch.ones(1, 1, dtype=torch.bool)
+    loss = subpixel_cross_entropy(best, gt, valid)
+    assert loss.item() == pytest.approx(entropy.item(), rel=1e-12)
+    loss.backward()
+    assert best.grad.abs().max() < 1e-12
+    shifted = -laplace(8, mu=9.0).log()
+    assert subpixel_cross_entropy(shifted, gt, valid) > loss + 0.1
+
+
+def test_loss_ignores_invalid_pixels():
+    cost = torch.randn(2, 5, 3, 4, requires_grad=True)
+    gt = torch.rand(2, 3, 4) * 8
+    valid = torch.rand(2, 3, 4) > 0.5
+    gt_nan = gt.masked_fill(~valid, float("nan"))
+    a = subpixel_cross_entropy(cost, gt, valid)
+    b = subpixel_cross_entropy(cost, gt_nan, valid)
+    assert torch.isfinite(b) and a.item() == pytest.approx(b.item())
+    b.backward()
+    grad_invalid = cost.grad.permute(0, 2, 3, 1)[~valid]
+    assert grad_invalid.abs().max() == 0
+    none = subpixel_cross_entropy(cost, gt, torch.zeros_like(valid))
+    assert none.item() == 0.0
+    with pytest.raises(SnncError, match="gt_disp and valid must be shaped"):
+        subpixel_cross_entropy(cost, gt[0], valid)
