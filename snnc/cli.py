@@ -16,6 +16,7 @@ import click
 from snnc import __version__
 from snnc.commands.data import data_group
 from snnc.commands.demo import demo_command
+from snnc.commands.info import info_command
 from snnc.errors import SnncError
 
 EXIT_USER_ERROR = 2
@@ -31,12 +32,14 @@ def cli() -> None:
     Pipeline:  search -> train (+ BN folding) -> export (NIR / ONNX / Lava) -> stream (+ energy)
     Data:      snnc data synth OUT_data.hdf5     write a synthetic MVSEC-layout recording
                snnc data info FILE_data.hdf5     summarise a (real or synthetic) recording
+    Models:    snnc info --list | snnc info spikedhs-stereo   layers, shapes, parameters, dense ops
     Demo:      snnc demo --out demo_out          run the pipeline on a small embedded default
     """
 
 
 cli.add_command(data_group)
 cli.add_command(demo_command)
+cli.add_command(info_command)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

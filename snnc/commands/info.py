@@ -1,0 +1,92 @@
+"""``snnc info``: layers, output shapes, parameters, neurons and dense ops of an architecture."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional, Tuple
+
+import click
+
+from snnc.errors import SnncError
+
+
+def default_step_shape(genotype: Any) -> Tuple[int, ...]:
+    """One time step's input shape (batch 1) for a genotype, from its own fields.
+
+    Classification: ``(1, in_channels, S, S)`` with S the genotype's ``image_size``
+    (32, CIFAR, when it has none); stereo: ``(1, 2, in_channels, 260, 346)``.
+    """
+    from snnc.data.layout import HEIGHT, WIDTH
+
+    family = getattr(genotype, "family", "")
+    channels = int(getattr(genotype, "in_channels", 3))
+    if family == "spikedhs-stereo":
+        return (1, 2, channels, HEIGHT, WIDTH)
+    size = int(getattr(genotype, "image_size", 32))
+    return (1, channels, size, size)
+
+
+def parse_shape(text: str) -> Tuple[int, ...]:
+    """``"1,3,32,32"`` (or ``1x3x32x32``) -> ``(1, 3, 32, 32)``; SnncError when malformed."""
+    parts = [p for p in text.replace("x", ",").split(",") if p.strip()]
+    try:
+        shape = tuple(int(p) for p in parts)
+    except ValueError:
+        raise SnncError(f"--input-shape {text!r} is not a comma-separated list of integers") from None
+    if not shape or any(s <= 0 for s in shape):
+        raise SnncError(f"--input-shape {text!r} must be positive integers")
+    return shape
+
+
+@click.command("info")
+@click.argument("arch", required=False)
+@click.option("--input-shape", default=None,
+              help="One time step's input incl. batch, e.g. 1,3,32,32 (classification) or 1,2,5,260,346 (stereo). "
+                   "Default: from the genotype.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--list", "list_presets", is_flag=True, help="List the preset architecture names.")
+def info_command(arch: Optional[str], input_shape: Optional[str], as_json: bool, list_presets: bool) -> None:
+    """Describe ARCH (a preset name or a genotype JSON file): layers, output shapes,
+    parameters, neuron types and dense synaptic ops per layer for one time step.
+
+    \b
+    Examples:
+      snnc info --list
+      snnc info spikedhs-stereo
+      snnc info snasnet-cifar10 --input-shape 1,3,32,32 --json
+      snnc info my_arch.json
+    """
+    from snnc.models.genotype import load_genotype, preset_names
+
+    if list_presets:
+        for name in preset_names():
+            click.echo(name)
+        return
+    if not arch:
+        raise SnncError("give an architecture (preset name or genotype JSON file) or --list; presets: "
+                        + ", ".join(preset_names()))
+    import torch
+
+    from snnc.models.build import build_model
+    from snnc.models.summary import describe, format_table
+
+    genotype = load_genotype(arch)
+    model = build_model(genotype).eval()
+    shape = parse_shape(input_shape) if input_shape else default_step_shape(genotype)
+    x_seq = torch.zeros((1, *shape))  # T = 1: dense ops are per time step
+    try:
+        model.check_input(x_seq[0])
+    except SnncError as exc:
+        raise SnncError(f"{arch}: input shape {shape} does not fit: {exc}") from None
+    desc = describe(model, x_seq)
+    desc["architecture"] = arch if not Path(arch).exists() else str(Path(arch))
+    desc["family"] = getattr(genotype, "family", None)
+    desc["input_shape"] = list(shape)
+    desc["time_steps"] = int(getattr(genotype, "time_steps", getattr(genotype, "timesteps", 1)))
+    if as_json:
+        click.echo(json.dumps(desc, indent=2))
+        return
+    click.echo(f"{desc['architecture']} ({desc['family']}), one time step on input {tuple(shape)}, "
+               f"T = {desc['time_steps']}")
+    click.echo(format_table(desc))
+    click.echo(f"parameters: {desc['parameters']:,}")
