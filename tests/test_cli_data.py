@@ -86,8 +86,11 @@ def test_synth_then_info_then_refuse_overwrite(tmp_path: Path) -> None:
     with h5py.File(data, "r") as f, h5py.File(gt, "r") as g:  # real layout, plain h5py
         assert f["davis/left/events"].shape[1] == 4 and f["davis/right/events"].dtype == np.float64
         assert g["davis/left/depth_image_rect"].shape == (4, 48, 64)
-    summary = json.loads(expect_ok(run_snnc("data", "info", data, "--json")))
+    png = tmp_path / "s.png"
+    summary = json.loads(expect_ok(run_snnc("data", "info", data, "--json", "--plot", png)))
     assert summary["depth"]["frames"] == 4 and summary["cameras"]["left"]["events"] > 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert_user_error(run_snnc("data", "info", data, "--plot", png), str(png), "--force")
     before = data.read_bytes()
     assert_user_error(run_snnc("data", "synth", data, "--frames", "4", "--height", "48", "--width", "64"),
                       str(data), "--force")

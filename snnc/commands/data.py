@@ -59,19 +59,31 @@ def synth_command(out: Path, frames: int, seed: int, height: int, width: int, re
 @click.option("--rect-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder with the {left,right}_{x,y}_map.txt rectification maps.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def info_command(data_file: Path, gt_file: Optional[Path], rect_dir: Optional[Path], as_json: bool) -> None:
+@click.option("--plot", "plot_png", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write a PNG: GT disparity and left/right SBT of the middle depth frame, disparity histogram.")
+@click.option("--force", is_flag=True, help="Overwrite an existing --plot file.")
+def info_command(data_file: Path, gt_file: Optional[Path], rect_dir: Optional[Path], as_json: bool,
+                 plot_png: Optional[Path], force: bool) -> None:
     """Summarise an MVSEC-layout recording: length, events, rates, depth range, disparities.
 
     \b
     Example:
       snnc data info indoor_flying1_data.hdf5
-      snnc data info /tmp/s_data.hdf5 --json
+      snnc data info /tmp/s_data.hdf5 --json --plot /tmp/s.png
     """
     from snnc.data.info import summarize
     from snnc.data.mvsec import MVSECRecording
 
+    if plot_png is not None:
+        check_output_path(plot_png, force)
     with MVSECRecording(data_file, gt_path=gt_file, rect_dir=rect_dir) as rec:
         summary = summarize(rec)
+        if plot_png is not None:
+            from snnc.commands.common import atomic_output
+            from snnc.data.plots import plot_recording
+
+            with atomic_output(plot_png) as tmp:
+                plot_recording(rec, summary, tmp)
     if as_json:
         click.echo(json.dumps(summary, indent=2, default=_json_default))
     else:
