@@ -16,6 +16,7 @@ import click
 from snnc import __version__
 from snnc.commands.data import data_group
 from snnc.commands.demo import demo_command
+from snnc.commands.export import export_command
 from snnc.commands.info import info_command
 from snnc.errors import SnncError
 
@@ -40,6 +41,7 @@ def cli() -> None:
 cli.add_command(data_group)
 cli.add_command(demo_command)
 cli.add_command(info_command)
+cli.add_command(export_command)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

@@ -39,6 +39,8 @@ def build_model(genotype: Union[Any, str, Path], **overrides: Any) -> SpikingNet
     if family == "snasnet":
         module = importlib.import_module("snnc.models.snasnet")
         return module.build_snasnet(genotype, **overrides)
+    if family == "sequential":
+        return importlib.import_module("snnc.models.sequential").build_sequential(genotype, **overrides)
     if isinstance(genotype, SpikeDHSClassifierGenotype):
         from snnc.models.spikedhs import SpikeDHSClassifier
 

@@ -529,9 +529,11 @@ SPIKEDHS_FAMILIES: dict[str, type] = {
     SpikeDHSStereoGenotype.family: SpikeDHSStereoGenotype,
 }
 #: Families built elsewhere, imported lazily: family -> (module, genotype class name).
-_EXTERNAL_FAMILIES: dict[str, tuple[str, str]] = {"snasnet": ("snnc.models.snasnet", "SNASNetGenotype")}
+_EXTERNAL_FAMILIES: dict[str, tuple[str, str]] = {"snasnet": ("snnc.models.snasnet", "SNASNetGenotype"),
+                                                  "sequential": ("snnc.models.sequential", "SequentialGenotype")}
 #: Presets defined in Python by other modules: (module, dict of name -> genotype).
-_EXTERNAL_PRESETS: tuple[tuple[str, str], ...] = (("snnc.models.snasnet", "SNASNET_PRESETS"),)
+_EXTERNAL_PRESETS: tuple[tuple[str, str], ...] = (("snnc.models.snasnet", "SNASNET_PRESETS"),
+                                                  ("snnc.models.sequential", "SEQUENTIAL_PRESETS"))
 
 
 def _external_presets() -> dict[str, Genotype]:

@@ -1,0 +1,143 @@
+"""``snnc export``: a checkpoint or an architecture -> NIR, ONNX or Lava (lava-dl netx), BN folded first."""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import click
+
+from snnc.errors import SnncError
+
+FORMATS = ("nir", "onnx", "lava")
+
+
+def _write_partition_atomically(graph, out: Path, dt: float, opset: int) -> dict:  # noqa: ANN001
+    """Write manifest + pieces into a temporary folder beside ``out``, then move them into place."""
+    from snnc.export.partition import partition_paths, write_partition
+
+    parent = out.parent if str(out.parent) else Path(".")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=str(parent)))
+    try:
+        doc = write_partition(graph, tmp / out.name, dt=dt, opset=opset)
+        for src, dst in zip((tmp / out.name, *partition_paths(tmp / out.name)), (out, *partition_paths(out))):
+            if src.exists():
+                os.replace(src, dst)
+        return doc
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@click.command("export")
+@click.argument("source")
+@click.option("--to", "fmt", required=True, metavar="nir|onnx|lava", help="Target format.")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Output file (with --partition: the JSON manifest; the pieces go beside it).")
+@click.option("--force", is_flag=True, help="Overwrite existing output files.")
+@click.option("--partition", is_flag=True,
+              help="NIR only: write the NIR-expressible spiking front to <stem>.front.nir, the rest to "
+                   "<stem>.rest.onnx, and a JSON manifest (--out) describing how they connect.")
+@click.option("--input-shape", default=None,
+              help="One time step's input incl. batch, e.g. 1,3,32,32 or 1,2,5,260,346 (default: from the genotype).")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random weights of a preset / genotype.")
+@click.option("--dt", default=1e-4, show_default=True, type=float, help="NIR: seconds per time step (neuron mapping).")
+@click.option("--window", default=None, type=int,
+              help="ONNX, classification: write the fixed-window graph over this many steps instead of the streaming one.")
+@click.option("--opset", default=17, show_default=True, type=int, help="ONNX opset.")
+def export_command(source: str, fmt: str, out: Path, force: bool, partition: bool, input_shape: Optional[str],
+                   seed: int, dt: float, window: Optional[int], opset: int) -> None:
+    """Export SOURCE (a checkpoint .pt, a genotype JSON or a preset name) with BatchNorm folded.
+
+    \b
+    nir   NIR graph (nir.write) of the spiking network; parts NIR cannot express
+          (3-D conv, cost volume, up-sampling, ReLU...) are refused, or with
+          --partition split off to ONNX with a JSON manifest.
+    onnx  one-step streaming graph: inputs x, state_in_0.., outputs y, state_out_0..
+          (opset 17; --window T: fixed-window classification graph x -> y_mean).
+    lava  lava-dl netx HDF5 of a sequential spiking net (family 'sequential'), fixed point.
+
+    \b
+    Examples:
+      snnc export snasnet-cifar10 --to nir --out snasnet.nir
+      snnc export spikedhs-stereo --to nir --partition --out stereo.json --input-shape 1,2,5,48,72
+      snnc export run/best.pt --to onnx --out net.onnx
+      snnc export sequential-dvs --to lava --out net.h5
+    """
+    from snnc.commands.common import atomic_output, check_output_path
+    from snnc.commands.info import default_step_shape, parse_shape
+
+    fmt = fmt.strip().lower()
+    if fmt not in FORMATS:
+        raise SnncError(f"unknown export format {fmt!r} for --to (expected one of {', '.join(FORMATS)})")
+    if partition and fmt != "nir":
+        raise SnncError("--partition splits a network between NIR and ONNX: use it with --to nir")
+    if window is not None and fmt != "onnx":
+        raise SnncError("--window is for --to onnx (the fixed-window classification graph)")
+    targets = [out]
+    if partition:
+        from snnc.export.partition import partition_paths
+
+        if out.suffix.lower() != ".json":
+            raise SnncError("with --partition, --out names the JSON manifest (use a .json file name)", out)
+        targets += list(partition_paths(out))
+    for target in targets:
+        check_output_path(target, force)
+
+    from snnc.export.checkpoint import load_checkpoint_or_preset
+    from snnc.export.lower import lower
+    from snnc.models.fold import fold_bn
+
+    model, genotype = load_checkpoint_or_preset(source, seed=seed)
+    folded = fold_bn(model.eval()).eval()
+    shape = parse_shape(input_shape) if input_shape else default_step_shape(genotype)
+    family = getattr(genotype, "family", "?")
+
+    if fmt == "onnx":
+        from snnc.export.onnx_writer import export_stream, export_window
+
+        with atomic_output(out) as tmp:
+            if window is not None:
+                export_window(folded, shape, window, tmp, opset)
+            else:
+                info = export_stream(folded, shape, tmp, opset)
+        if window is not None:
+            click.echo(f"wrote {out}: ONNX opset {opset}, fixed-window graph of {family} over {window} steps: "
+                       f"input x {tuple(shape)} -> y_mean")
+        else:
+            n = len(info["state_names"])
+            click.echo(f"wrote {out}: ONNX opset {opset}, one-step streaming graph of {family}: inputs x "
+                       f"{tuple(shape)}, state_in_0..{n - 1}; outputs y, state_out_0..{n - 1} "
+                       f"(state names in metadata snnc.state_names)")
+        return
+
+    graph = lower(folded, shape)
+    if fmt == "lava":
+        from snnc.export.lava_writer import write_netx
+
+        with atomic_output(out) as tmp:
+            info = write_netx(graph, tmp)
+        layers = ", ".join(f"{layer['kind']} {tuple(layer['shape'])}" for layer in info["layers"])
+        layout = "flat (C*H*W,)" if info["input_flat"] else "(W, H, C) spike frames"
+        click.echo(f"wrote {out}: lava-dl netx network of {family}, {len(info['layers'])} CUBA layers [{layers}]; "
+                   f"input {layout}; 8-bit weights, fixed point")
+        return
+    if partition:
+        doc = _write_partition_atomically(graph, out, dt, opset)
+        pieces = {p["name"]: p for p in doc["pieces"]}
+        front = pieces["front"]
+        if "rest" not in pieces:
+            click.echo(f"wrote {out}: everything fits NIR: {front['file']} ({front['nodes']} nodes, dt = {dt} s)")
+            return
+        rest = pieces["rest"]
+        click.echo(f"wrote {out}: {front['file']} (NIR, {front['nodes']} nodes) -> {rest['file']} (ONNX opset "
+                   f"{opset}, {rest['nodes']} nodes) through {len(doc['connections'])} tensors; NIR stops at "
+                   f"{rest['reason']}")
+        return
+    from snnc.export.nir_writer import write_nir
+
+    with atomic_output(out) as tmp:
+        ngraph = write_nir(graph, tmp, dt)
+    click.echo(f"wrote {out}: NIR graph of {family}, {len(ngraph.nodes)} nodes, {len(ngraph.edges)} edges, "
+               f"dt = {dt} s (BatchNorm folded)")

@@ -1,0 +1,233 @@
+"""Hybrid export: the NIR-expressible spiking front to NIR, the rest to ONNX, plus a JSON manifest.
+
+:func:`split_graph` divides an export graph in two:
+
+* **front** — the largest set of NIR-expressible nodes (:func:`snnc.export.nir_writer.nir_blocker`)
+  whose inputs all lie in the front (it starts at the graph input ``x``),
+  trimmed so that the cut runs through neuron outputs where possible (a
+  stateless node whose consumers are all in the rest moves to the rest);
+* **rest** — everything else, with one graph input per *cut tensor* (a front
+  node read by the rest, named like that node).
+
+:func:`write_partition` writes ``<stem>.front.nir`` (the front; each cut
+tensor leaves through an Output node ``out.<node>``), ``<stem>.rest.onnx`` (the
+rest as a one-step streaming graph: inputs ``<node>`` per cut tensor and
+``state_in_k``, outputs ``y`` and ``state_out_k``) and the manifest ``PATH``
+(JSON)::
+
+    {"format": "snnc-partition/1", "family": ..., "genotype": {...},
+     "input_shape": [...], "input_layout": "...", "dt": 1e-4,
+     "pieces": [
+       {"name": "front", "format": "nir", "file": "net.front.nir",
+        "inputs": ["x"], "outputs": ["out.<node>", ...], "nodes": N},
+       {"name": "rest", "format": "onnx", "file": "net.rest.onnx", "opset": 17,
+        "inputs": ["<node>", ...], "outputs": ["y"],
+        "state_inputs": ["state_in_0", ...], "state_outputs": ["state_out_0", ...],
+        "state_names": [...], "nodes": M, "reason": "<first node NIR cannot express>"}],
+     "connections": [{"from": "front:out.<node>", "to": "rest:<node>"}, ...],
+     "schedule": "every time step: run front, then rest"}
+
+Each piece keeps its own state (the front's neurons in the NIR runtime, the
+rest's as explicit ONNX state). A graph NIR expresses entirely gives a
+manifest with the front piece only. :class:`PartitionedNet` runs a manifest
+(snnc's NIR importer for the front, onnxruntime for the rest).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from snnc.errors import SnncError
+from snnc.export.graph import Graph
+from snnc.export.nir_writer import DEFAULT_DT, nir_blocker
+
+__all__ = ["PARTITION_FORMAT", "split_graph", "partition_paths", "write_partition", "PartitionedNet"]
+
+#: ``format`` value of the manifest.
+PARTITION_FORMAT = "snnc-partition/1"
+
+
+def _copy(dst: Graph, src: Graph, names: Sequence[str]) -> None:
+    """Copy nodes ``names`` (inputs must already be in ``dst`` or be among ``names``)."""
+    wanted = set(names)
+    delays = []
+    for name in src.order():
+        if name not in wanted:
+            continue
+        node = src[name]
+        if node.op == "delay":
+            dst.add(name, "delay", [], shape=node.shape, **node.params)
+            delays.append(name)
+        else:
+            dst.add(name, node.op, node.inputs, shape=node.shape, **node.params)
+    for name in delays:
+        dst.connect(name, src[name].inputs)
+
+
+def split_graph(graph: Graph) -> tuple[Graph, Optional[Graph], list[str], Optional[str]]:
+    """``(front, rest, cut tensors, first node NIR cannot express)``; ``rest`` is None when all fits NIR.
+
+    Raises:
+        SnncError: not even the first layer after the input can be written to NIR.
+    """
+    order = graph.order()
+    blocker = next((n for n in order if nir_blocker(graph, n) is not None), None)
+    if blocker is None:
+        return graph, None, [], None
+    front = {n for n in graph.nodes if nir_blocker(graph, n) is None}
+    changed = True
+    while changed:
+        changed = False
+        for name in list(front):
+            if any(src not in front for src in graph[name].inputs):
+                front.discard(name)
+                changed = True
+    consumers = graph.consumers()
+    changed = True
+    while changed:  # move stateless, non-input nodes read only by the rest into the rest
+        changed = False
+        for name in list(front):
+            node = graph[name]
+            users = consumers[name]
+            if node.op not in ("input", "neuron", "delay", "output") and users and all(u not in front for u in users):
+                front.discard(name)
+                changed = True
+    if not any(graph[n].op not in ("input",) for n in front):
+        raise SnncError(f"nothing after the input can be written to NIR: node {blocker!r} is "
+                        f"{nir_blocker(graph, blocker)}; export the whole network to ONNX instead")
+    rest_names = [n for n in graph.nodes if n not in front]
+    cuts = [n for n in graph.nodes if n in front and any(u not in front for u in consumers[n])]
+    meta = dict(graph.meta)
+    fg = Graph(meta)
+    _copy(fg, graph, [n for n in graph.nodes if n in front])
+    for cut in cuts:
+        fg.add(f"out.{cut}", "output", [cut])
+    fg.check()
+    rg = Graph(meta)
+    for cut in cuts:
+        rg.add(cut, "input", shape=graph[cut].shape)
+    _copy(rg, graph, rest_names)
+    rg.check()
+    return fg, rg, cuts, blocker
+
+
+def partition_paths(manifest: Path) -> tuple[Path, Path]:
+    """``(front .nir, rest .onnx)`` written beside ``manifest``: ``<stem>.front.nir``, ``<stem>.rest.onnx``."""
+    manifest = Path(manifest)
+    stem = manifest.name[:-len(manifest.suffix)] if manifest.suffix else manifest.name
+    return manifest.with_name(f"{stem}.front.nir"), manifest.with_name(f"{stem}.rest.onnx")
+
+
+def _example_inputs(graph: Graph, front: Graph, cuts: Sequence[str]) -> dict[str, Tensor]:
+    """Zero-valued cut tensors of the right batch size, by running the front once."""
+    from snnc.export.lower import graph_inputs
+    from snnc.export.runtime import GraphModule
+
+    shape = tuple(graph.meta["input_shape"])
+    x = graph_inputs(graph.meta["family"], torch.zeros(shape))
+    gm = GraphModule(front)
+    with torch.no_grad():
+        values, _ = gm.step_nodes(x, None)
+    return {c: torch.zeros_like(values[c]) for c in cuts}
+
+
+def write_partition(graph: Graph, manifest: Path, dt: float = DEFAULT_DT, opset: int = 17) -> dict[str, Any]:
+    """Write front NIR + rest ONNX + manifest (module docstring); returns the manifest dict.
+
+    The caller checks that the three paths may be written (``--force``).
+    """
+    from snnc.export.nir_writer import write_nir
+    from snnc.export.onnx_writer import export_graph_stream
+    from snnc.export.runtime import GraphModule
+
+    manifest = Path(manifest)
+    front, rest, cuts, blocker = split_graph(graph)
+    front_path, rest_path = partition_paths(manifest)
+    write_nir(front, front_path, dt)
+    meta = graph.meta
+    pieces: list[dict[str, Any]] = [{
+        "name": "front", "format": "nir", "file": front_path.name, "inputs": front.inputs,
+        "outputs": front.outputs, "nodes": len(front)}]
+    connections = []
+    if rest is not None:
+        example = _example_inputs(graph, front, cuts)
+        info = export_graph_stream(GraphModule(rest), example, rest_path, opset,
+                                   meta={"snnc.family": str(meta.get("family")), "snnc.piece": "rest"})
+        n_state = len(info["state_names"])
+        pieces.append({
+            "name": "rest", "format": "onnx", "file": rest_path.name, "opset": opset, "inputs": list(cuts),
+            "outputs": rest.outputs, "state_inputs": [f"state_in_{k}" for k in range(n_state)],
+            "state_outputs": [f"state_out_{k}" for k in range(n_state)], "state_names": info["state_names"],
+            "nodes": len(rest), "reason": f"{blocker}: {nir_blocker(graph, blocker)} has no NIR node type"})
+        connections = [{"from": f"front:out.{c}", "to": f"rest:{c}"} for c in cuts]
+    doc = {
+        "format": PARTITION_FORMAT, "family": meta.get("family"), "genotype": meta.get("genotype"),
+        "input_shape": meta.get("input_shape"), "input_layout": meta.get("input_layout"), "dt": dt,
+        "pieces": pieces, "connections": connections,
+        "schedule": "every time step: run front (NIR, its own neuron state), then rest (ONNX: feed "
+                    "state_out_k back as state_in_k); the network output is the last piece's 'y'",
+    }
+    try:
+        manifest.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    except OSError as err:
+        raise SnncError(f"cannot write manifest: {err}", manifest) from None
+    return doc
+
+
+class PartitionedNet:
+    """Runs a partition manifest step by step: front via :func:`~snnc.export.nir_reader.import_nir`,
+    rest via onnxruntime. ``step(x_t, state) -> (y, state)`` with ``x_t`` the network's own input."""
+
+    def __init__(self, manifest: Path, threads: int = 1) -> None:
+        from snnc.export.nir_reader import import_nir
+
+        manifest = Path(manifest)
+        try:
+            self.doc = json.loads(manifest.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise SnncError(f"cannot read partition manifest: {err}", manifest) from None
+        if self.doc.get("format") != PARTITION_FORMAT:
+            raise SnncError(f"not an snnc partition manifest (format {self.doc.get('format')!r})", manifest)
+        pieces = {p["name"]: p for p in self.doc["pieces"]}
+        self.front = import_nir(manifest.with_name(pieces["front"]["file"]))
+        self.rest = None
+        if "rest" in pieces:
+            import onnxruntime as ort
+
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = threads
+            self.rest_piece = pieces["rest"]
+            self.rest = ort.InferenceSession(str(manifest.with_name(self.rest_piece["file"])), opts,
+                                             providers=["CPUExecutionProvider"])
+        self.family = self.doc.get("family")
+
+    def init_state(self, x_t: Tensor) -> tuple[tuple[Tensor, ...], list[np.ndarray]]:
+        """``(front state, rest state)`` at rest for one step's input ``x_t``."""
+        from snnc.export.lower import graph_inputs
+
+        front_state = self.front.init_state(graph_inputs(self.family, x_t))
+        rest_state: list[np.ndarray] = []
+        if self.rest is not None:
+            shapes = json.loads(self.rest.get_modelmeta().custom_metadata_map["snnc.state_shapes"])
+            rest_state = [np.zeros(s, dtype=np.float32) for s in shapes]
+        return front_state, rest_state
+
+    def step(self, x_t: Tensor, state: Any) -> tuple[Tensor, Any]:
+        """One step of the whole network: ``(y, new state)``."""
+        from snnc.export.lower import graph_inputs
+
+        front_state, rest_state = state
+        with torch.no_grad():
+            outs, front_state = self.front.step_all(graph_inputs(self.family, x_t), front_state)
+        if self.rest is None:
+            return outs[self.front.output_names[0]], (front_state, rest_state)
+        feed = {c: outs[f"out.{c}"].numpy() for c in self.rest_piece["inputs"]}
+        feed.update({n: s for n, s in zip(self.rest_piece["state_inputs"], rest_state)})
+        res = self.rest.run(None, feed)
+        n_out = len(self.rest_piece["outputs"])
+        return torch.from_numpy(res[0]), (front_state, list(res[n_out:]))

@@ -1,0 +1,237 @@
+"""Run an export graph (:mod:`snnc.export.graph`) as a torch module, one step at a time.
+
+:class:`GraphModule` is what the NIR importer returns and what the ONNX writer
+exports for the non-NIR part of a partitioned network. Its API mirrors
+:class:`snnc.models.base.SpikingNet` (explicit state, pure steps)::
+
+    gm = GraphModule(graph)
+    state = gm.init_state(x_t)               # flat tuple of zeros
+    y_t, state = gm.step(x_t, state)         # one input, one output
+    outs, state = gm.step_all({"x": x_t}, state)   # several inputs / outputs by name
+    y_seq = gm(x_seq)                        # (T, B, ...) loop of step()
+
+State layout: the stateful nodes in graph order; a neuron node contributes its
+:mod:`snnc.neurons` state (``<node>.u``, ``<node>.y`` for LIF/IF; ``.a`` too for
+ALIF; nothing for ReLU), a delay node of ``steps`` n contributes ``<node>.d0``
+(the value it outputs now) .. ``<node>.d<n-1>`` (:meth:`GraphModule.state_names`).
+Delay nodes take the batch size of the first graph input.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from snnc.errors import SnncError
+from snnc.export.graph import Graph
+from snnc.neurons import NeuronSpec, init_state, neuron_step, state_size
+
+__all__ = ["GraphModule"]
+
+_NEURON_STATE_SUFFIXES = {0: (), 2: ("u", "y"), 3: ("u", "y", "a")}
+
+FlatState = tuple[Tensor, ...]
+
+
+class GraphModule(nn.Module):
+    """Executes a :class:`~snnc.export.graph.Graph` (see module docstring).
+
+    Args:
+        graph: a checked export graph; its arrays become buffers of ``dtype``.
+        dtype: floating dtype of the weights (``.to(...)`` converts later).
+    """
+
+    def __init__(self, graph: Graph, dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
+        graph.check()
+        self.graph = graph
+        self._order = graph.order()
+        self._buffers_of: dict[str, dict[str, str]] = {}
+        for i, (name, node) in enumerate(graph.nodes.items()):
+            names = {}
+            for key, value in node.params.items():
+                if isinstance(value, np.ndarray):
+                    buf = f"n{i}_{key}"
+                    self.register_buffer(buf, torch.as_tensor(np.ascontiguousarray(value), dtype=dtype))
+                    names[key] = buf
+            self._buffers_of[name] = names
+        self._stateful = [n for n, node in graph.nodes.items() if node.op in ("neuron", "delay")]
+        self._shape_cache: dict[tuple[Any, ...], FlatState] = {}
+
+    # ------------------------------------------------------------------ names and state
+    @property
+    def input_names(self) -> list[str]:
+        """Graph input names, in order (keys of :meth:`step_all`'s inputs)."""
+        return self.graph.inputs
+
+    @property
+    def output_names(self) -> list[str]:
+        """Graph output names, in order."""
+        return self.graph.outputs
+
+    def neuron_nodes(self) -> list[str]:
+        """Names of the neuron nodes (the network's neuron layer names where lowered from snnc)."""
+        return [n for n, node in self.graph.nodes.items() if node.op == "neuron"]
+
+    def _state_len(self, name: str) -> int:
+        node = self.graph.nodes[name]
+        return int(node.params["steps"]) if node.op == "delay" else state_size(node.params["spec"])
+
+    def state_names(self) -> list[str]:
+        """Name of every tensor of the flat state, in order (module docstring)."""
+        names: list[str] = []
+        for name in self._stateful:
+            node = self.graph.nodes[name]
+            if node.op == "delay":
+                names += [f"{name}.d{i}" for i in range(int(node.params["steps"]))]
+            else:
+                names += [f"{name}.{s}" for s in _NEURON_STATE_SUFFIXES[state_size(node.params["spec"])]]
+        return names
+
+    def _inputs_dict(self, x: Any) -> dict[str, Tensor]:
+        if isinstance(x, Mapping):
+            missing = [n for n in self.input_names if n not in x]
+            if missing:
+                raise SnncError(f"graph inputs missing: {', '.join(missing)} (inputs: {', '.join(self.input_names)})")
+            return {n: x[n] for n in self.input_names}
+        if len(self.input_names) != 1:
+            raise SnncError(f"graph has {len(self.input_names)} inputs ({', '.join(self.input_names)}): "
+                            f"pass a dict of tensors")
+        return {self.input_names[0]: x}
+
+    def init_state(self, x: Any) -> FlatState:
+        """Resting state (zeros) for one step's input(s) ``x`` (a tensor or a dict by input name)."""
+        inputs = self._inputs_dict(x)
+        key = tuple((n, tuple(t.shape), t.dtype, t.device) for n, t in inputs.items())
+        if key not in self._shape_cache:
+            with torch.no_grad():
+                _, state = self._evaluate({n: torch.zeros_like(t) for n, t in inputs.items()}, None)
+            self._shape_cache[key] = tuple(torch.zeros_like(s) for s in state)
+        return tuple(torch.zeros_like(s) for s in self._shape_cache[key])
+
+    def split_state(self, state: FlatState) -> dict[str, tuple[Tensor, ...]]:
+        """``{stateful node: its tensors}``; SnncError on a wrong-sized state."""
+        sizes = [self._state_len(n) for n in self._stateful]
+        if len(state) != sum(sizes):
+            raise SnncError(f"graph state has {len(state)} tensors, expected {sum(sizes)} (use init_state)")
+        out, i = {}, 0
+        for name, size in zip(self._stateful, sizes):
+            out[name] = tuple(state[i:i + size])
+            i += size
+        return out
+
+    # ------------------------------------------------------------------ stepping
+    def step_nodes(self, x: Any, state: Optional[FlatState]) -> tuple[dict[str, Tensor], FlatState]:
+        """One step returning the value of **every** node (``state=None``: resting state)."""
+        return self._evaluate(self._inputs_dict(x), state)
+
+    def step_all(self, x: Any, state: FlatState) -> tuple[dict[str, Tensor], FlatState]:
+        """One step: ``({output name: tensor}, new state)``."""
+        values, new_state = self._evaluate(self._inputs_dict(x), state)
+        return {n: values[n] for n in self.output_names}, new_state
+
+    def step(self, x: Any, state: FlatState) -> tuple[Tensor, FlatState]:
+        """One step of a single-output graph: ``(output, new state)``."""
+        if len(self.output_names) != 1:
+            raise SnncError(f"graph has {len(self.output_names)} outputs: use step_all")
+        outs, new_state = self.step_all(x, state)
+        return outs[self.output_names[0]], new_state
+
+    def run(self, x_seq: Tensor, state: Optional[FlatState] = None) -> tuple[Tensor, FlatState]:
+        """Steps over the leading time axis of a single-input, single-output graph."""
+        if state is None:
+            state = self.init_state(x_seq[0])
+        ys = []
+        for t in range(x_seq.shape[0]):
+            y, state = self.step(x_seq[t], state)
+            ys.append(y)
+        return torch.stack(ys), state
+
+    def forward(self, x_seq: Tensor, state: Optional[FlatState] = None) -> Tensor:
+        """Fixed window: ``(T, B, ...) -> (T, B, ...)``, a loop of :meth:`step`."""
+        return self.run(x_seq, state)[0]
+
+    # ------------------------------------------------------------------ evaluation
+    def _param(self, name: str, key: str) -> Tensor:
+        return getattr(self, self._buffers_of[name][key])
+
+    def _evaluate(self, inputs: dict[str, Tensor], state: Optional[FlatState]) -> tuple[dict[str, Tensor], FlatState]:
+        graph = self.graph
+        states = self.split_state(tuple(state)) if state is not None else None
+        first = next(iter(inputs.values()))
+        values: dict[str, Tensor] = {}
+        new_states: dict[str, tuple[Tensor, ...]] = {}
+        for name in self._order:
+            node = graph.nodes[name]
+            if node.op == "input":
+                values[name] = inputs[name]
+                continue
+            if node.op == "delay":
+                buf = states[name] if states is not None else tuple(
+                    first.new_zeros((first.shape[0], *node.shape)) for _ in range(int(node.params["steps"])))
+                new_states[name] = buf
+                values[name] = buf[0]
+                continue
+            if node.op == "concat":
+                values[name] = torch.cat([values[s] for s in node.inputs], dim=1)
+                continue
+            x = values[node.inputs[0]]
+            for src in node.inputs[1:]:
+                x = x + values[src]
+            if node.op == "neuron":
+                spec: NeuronSpec = node.params["spec"]
+                gain = float(node.params.get("gain", 1.0))
+                current = x if gain == 1.0 else x * gain
+                st = states[name] if states is not None else init_state(spec, current)
+                y, new_states[name] = neuron_step(spec, current, st)
+                values[name] = y
+            else:
+                values[name] = self._apply(name, node.op, node.params, x)
+        for name in self._stateful:  # delays take this step's input sums last
+            node = graph.nodes[name]
+            if node.op == "delay":
+                total = values[node.inputs[0]]
+                for src in node.inputs[1:]:
+                    total = total + values[src]
+                new_states[name] = tuple(new_states[name][1:]) + (total,)
+        flat: list[Tensor] = []
+        for name in self._stateful:
+            flat.extend(new_states[name])
+        return values, tuple(flat)
+
+    def _apply(self, name: str, op: str, p: dict[str, Any], x: Tensor) -> Tensor:
+        if op in ("output", "sum"):
+            return x
+        if op == "conv":
+            w = self._param(name, "weight")
+            b = self._param(name, "bias") if "bias" in self._buffers_of[name] else None
+            conv = F.conv2d if w.dim() == 4 else F.conv3d
+            return conv(x, w, b, tuple(p["stride"]), tuple(p["padding"]), tuple(p["dilation"]), int(p["groups"]))
+        if op == "affine":
+            b = self._param(name, "bias") if "bias" in self._buffers_of[name] else None
+            return F.linear(x, self._param(name, "weight"), b)
+        if op == "avgpool":
+            return F.avg_pool2d(x, tuple(p["kernel"]), tuple(p["stride"]), tuple(p["padding"]))
+        if op == "sumpool":
+            k = tuple(p["kernel"])
+            return F.avg_pool2d(x, k, tuple(p["stride"]), tuple(p["padding"]), divisor_override=1)
+        if op == "flatten":
+            end = int(p["end_dim"])
+            return x.flatten(int(p["start_dim"]) + 1, end + 1 if end >= 0 else -1)
+        if op == "scale":
+            return x * self._param(name, "scale")
+        if op == "resize":
+            return F.interpolate(x, size=tuple(p["size"]), mode="nearest")
+        if op == "interp":
+            return F.interpolate(x, size=tuple(p["size"]), mode=str(p["mode"]), align_corners=False)
+        if op == "cost_volume":
+            from snnc.models.stereo import cost_volume
+
+            half = x.shape[0] // 2
+            return cost_volume(x[:half], x[half:], int(p["disparities"]))
+        if op == "select":
+            return x[:, int(p["index"])]
+        raise SnncError(f"graph node {name!r}: cannot execute operation {op!r}")

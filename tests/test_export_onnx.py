@@ -1,0 +1,101 @@
+"""ONNX export: onnxruntime streaming (explicit state) and fixed-window graphs equal torch."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from snnc.errors import SnncError
+from snnc.export.onnx_writer import export_stream, export_window, state_names
+from snnc.models.build import build_model
+from snnc.models.fold import fold_bn
+
+from _export_util import SMALL_CLASSIFIERS, SMALL_STEREO, folded_small, small_genotype, write_genotype
+from _spikedhs_util import single_thread  # noqa: F401 (autouse fixture)
+from cli_helpers import assert_user_error, expect_ok, run_snnc
+
+FRAMES = 20
+
+
+def session(path):
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def stream_and_compare(net, x, path):
+    """Stream ``x`` through torch and onnxruntime side by side; returns (spike mismatches, spikes, max |dy|, max |du|)."""
+    info = export_stream(net, tuple(x.shape[1:]), path)
+    proto = onnx.load(str(path))
+    onnx.checker.check_model(proto, full_check=True)
+    assert proto.opset_import[0].version == 17
+    meta = {p.key: p.value for p in proto.metadata_props}
+    names = json.loads(meta["snnc.state_names"])
+    assert names == info["state_names"] == state_names(net, x[0])
+    assert [i.name for i in proto.graph.input] == ["x"] + [f"state_in_{k}" for k in range(len(names))]
+    assert [o.name for o in proto.graph.output] == ["y"] + [f"state_out_{k}" for k in range(len(names))]
+
+    sess = session(path)
+    state = net.init_state(x[0])
+    ort_state = [s.numpy() for s in state]
+    mismatches = spikes = 0
+    dy = du = 0.0
+    with torch.no_grad():
+        for t in range(x.shape[0]):
+            y, state = net.step(x[t], state)
+            out = sess.run(None, {"x": x[t].numpy(), **{f"state_in_{k}": s for k, s in enumerate(ort_state)}})
+            ort_y, ort_state = out[0], out[1:]
+            dy = max(dy, float(np.abs(ort_y - y.numpy()).max()))
+            for name, a, b in zip(names, ort_state, state):
+                if name.endswith(".y"):
+                    mismatches += int((a != b.numpy()).sum())
+                    spikes += int(b.sum())
+                else:
+                    du = max(du, float(np.abs(a - b.numpy()).max()))
+    return mismatches, spikes, dy, du
+
+
+@pytest.mark.parametrize("preset", ["spikedhs-cla", "snasnet-cifar10"])
+def test_classifier_streams_like_torch(preset, tmp_path):
+    overrides, shape = SMALL_CLASSIFIERS[preset]
+    net, x = folded_small(preset, shape, FRAMES, **overrides)
+    mismatches, spikes, dy, du = stream_and_compare(net, x, tmp_path / "net.onnx")
+    assert spikes > 100 and mismatches == 0
+    assert dy < 1e-5 and du < 1e-5
+
+
+def test_full_stereo_net_streams_like_torch(tmp_path):
+    net, x = folded_small("spikedhs-stereo", (1, 2, 5, 48, 64), FRAMES, **SMALL_STEREO)
+    mismatches, spikes, dy, du = stream_and_compare(net, x, tmp_path / "stereo.onnx")
+    assert spikes > 1000 and mismatches == 0
+    assert dy < 1e-5 and du < 1e-5
+
+
+def test_fixed_window_classification_graph(tmp_path):
+    overrides, shape = SMALL_CLASSIFIERS["spikedhs-cla"]
+    net, x = folded_small("spikedhs-cla", shape, 1, **overrides)
+    export_window(net, shape, 4, tmp_path / "win.onnx")
+    proto = onnx.load(str(tmp_path / "win.onnx"))
+    assert [i.name for i in proto.graph.input] == ["x"] and [o.name for o in proto.graph.output] == ["y_mean"]
+    got = session(tmp_path / "win.onnx").run(None, {"x": x[0].numpy()})[0]
+    with torch.no_grad():
+        want = net.classify(x[0], time_steps=4)
+    assert np.abs(got - want.numpy()).max() < 1e-5
+    stereo = fold_bn(build_model(small_genotype("spikedhs-stereo", **SMALL_STEREO)).eval())
+    with pytest.raises(SnncError, match="classification"):
+        export_window(stereo, (1, 2, 5, 24, 36), 4, tmp_path / "no.onnx")
+
+
+def test_cli_onnx_export(tmp_path):
+    genotype = write_genotype(small_genotype("sequential-dvs", image_size=16), tmp_path / "seq.json")
+    out = expect_ok(run_snnc("export", genotype, "--to", "onnx", "--out", tmp_path / "seq.onnx"))
+    assert "state_in_0..7" in out and "state_out_0..7" in out
+    sess = session(tmp_path / "seq.onnx")
+    assert [i.name for i in sess.get_inputs()][:2] == ["x", "state_in_0"]
+    assert sess.get_inputs()[0].shape == [1, 2, 16, 16]
+    assert_user_error(run_snnc("export", genotype, "--to", "nir", "--window", "4", "--out", tmp_path / "w.nir"),
+                      "--window")
