@@ -16,8 +16,9 @@ import click
 from snnc import __version__
 from snnc.commands.data import data_group
 from snnc.commands.demo import demo_command
-from snnc.commands.export import export_command
 from snnc.commands.info import info_command
+from snnc.commands.search import search_command
+from snnc.commands.train import train_command
 from snnc.errors import SnncError
 
 EXIT_USER_ERROR = 2
@@ -41,6 +42,13 @@ def cli() -> None:
 cli.add_command(data_group)
 cli.add_command(demo_command)
 cli.add_command(info_command)
+cli.add_command(search_command)
+from snnc.commands.energy import energy_command  # noqa: E402
+from snnc.commands.stream import stream_command  # noqa: E402
+cli.add_command(energy_command)
+cli.add_command(stream_command)
+cli.add_command(train_command)
+from snnc.commands.export import export_command  # noqa: E402
 cli.add_command(export_command)
 
 

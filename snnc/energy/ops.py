@@ -23,7 +23,16 @@ axis of the layer's input; unbatched conv input counts as one example):
   topology bound).
 * ``input_rate``: fraction of nonzero input elements (the firing rate when
   the input is spikes), over every call; ``input_is_binary``: every input
-  element seen was 0 or 1.
+  element seen was 0 or 1; ``input_is_ternary``: every input element was -1,
+  0 or 1 (binary spikes, or signed events such as an SBT stack: each nonzero
+  input is one accumulate, an add or a subtract).
+* ``active_ops``: sum over calls of ``dense ops of the call x fraction of
+  nonzero inputs of the call`` = ``input_rate x steps x dense ops`` (the
+  papers' AC formula, exact even when the rate varies from call to call).
+
+:meth:`OpsRecorder.snapshot` copies the counts so far and
+:meth:`OpsReport.minus` subtracts two snapshots: the counts of one frame of a
+stream, from the same pass.
 
 Fixtures (energy.md): Conv2d(3, 64, 3, padding=1) on 1x3x32x32 -> 1,769,472
 dense (1,835,008 with bias, 1,696,512 fan-out events of an all-ones input).
@@ -31,7 +40,7 @@ dense (1,835,008 with bias, 1,696,512 fan-out events of an all-ones input).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Optional
 
 import torch
@@ -40,7 +49,7 @@ from torch import Tensor, nn
 
 from snnc.errors import SnncError
 
-__all__ = ["FANOUT_MODES", "LayerOps", "OpsReport", "OpsRecorder", "count_ops"]
+__all__ = ["FANOUT_MODES", "LayerOps", "NeuronActivity", "OpsReport", "OpsRecorder", "count_ops"]
 
 #: Accepted values of the ``fanout`` option (``None`` = do not count events).
 FANOUT_MODES: tuple[Optional[str], ...] = (None, "input", "ones")
@@ -69,6 +78,8 @@ class LayerOps:
             or for pooling layers).
         input_rate: fraction of nonzero input elements over all calls.
         input_is_binary: every input element seen was 0 or 1.
+        input_is_ternary: every input element seen was -1, 0 or 1.
+        active_ops: ``sum over calls of dense ops x nonzero input fraction``.
     """
 
     name: str
@@ -82,6 +93,8 @@ class LayerOps:
     fanout_events: Optional[float] = None
     input_rate: float = 0.0
     input_is_binary: bool = True
+    input_is_ternary: bool = True
+    active_ops: float = 0.0
     _nonzero: int = field(default=0, repr=False)
     _elements: int = field(default=0, repr=False)
 
@@ -97,15 +110,83 @@ class LayerOps:
         d.pop("_elements")
         return d
 
+    def copy(self) -> "LayerOps":
+        """An independent copy (shapes copied too)."""
+        return replace(self, input_shape=list(self.input_shape), output_shape=list(self.output_shape))
+
+    def minus(self, before: Optional["LayerOps"]) -> "LayerOps":
+        """Counts accumulated since ``before`` (an earlier copy of this layer, or ``None``).
+
+        Additive counts (calls, ops, events, nonzero/element tallies) are
+        subtracted and ``input_rate`` is recomputed over the difference; the
+        binary/ternary flags are those of the later copy (they only ever turn
+        False, so they describe every call up to now).
+        """
+        out = self.copy()
+        if before is None:
+            return out
+        out.calls -= before.calls
+        out.dense_ops -= before.dense_ops
+        out.bias_ops -= before.bias_ops
+        out.active_ops -= before.active_ops
+        if out.fanout_events is not None:
+            out.fanout_events -= before.fanout_events or 0.0
+        out._nonzero -= before._nonzero
+        out._elements -= before._elements
+        out.input_rate = out._nonzero / out._elements if out._elements else 0.0
+        return out
+
+
+@dataclass
+class NeuronActivity:
+    """Output activity of one neuron layer (:class:`snnc.neurons.Neuron`) over a pass.
+
+    Attributes:
+        name: qualified module name.
+        type: neuron type of the layer's spec (``lif``, ``relu``...) at its first call.
+        calls: how many times the layer ran.
+        elements: output elements seen (batch included).
+        nonzero: nonzero output elements (spikes, for spiking types).
+        total: sum of the outputs (equal to ``nonzero`` for 0/1 spikes).
+    """
+
+    name: str
+    type: str
+    calls: int = 0
+    elements: int = 0
+    nonzero: int = 0
+    total: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        """Fraction of nonzero outputs per element and step (the firing rate of a spiking layer)."""
+        return self.nonzero / self.elements if self.elements else 0.0
+
+    def minus(self, before: Optional["NeuronActivity"]) -> "NeuronActivity":
+        """Activity since the earlier copy ``before`` (or all of it for ``None``)."""
+        if before is None:
+            return replace(self)
+        return replace(self, calls=self.calls - before.calls, elements=self.elements - before.elements,
+                       nonzero=self.nonzero - before.nonzero, total=self.total - before.total)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable dict (with ``rate``)."""
+        return {**asdict(self), "rate": self.rate}
+
 
 @dataclass
 class OpsReport:
-    """Result of one counting pass: per-layer :class:`LayerOps` and the options used."""
+    """Result of one counting pass: per-layer :class:`LayerOps` and the options used.
+
+    ``neurons`` holds each neuron layer's output activity when the recorder was
+    asked for it (``neurons=True``), else it is empty.
+    """
 
     layers: list[LayerOps]
     count_bias: bool = False
     fanout: Optional[str] = None
     include_pooling: bool = False
+    neurons: list[NeuronActivity] = field(default_factory=list)
 
     @property
     def dense_ops(self) -> int:
@@ -129,9 +210,26 @@ class OpsReport:
         """Parameters of the counted layers (BatchNorm etc. not included)."""
         return sum(layer.parameters for layer in self.layers)
 
+    @property
+    def active_ops(self) -> float:
+        """Total rate-weighted dense ops (``input_rate x steps x dense ops``) per example."""
+        return float(sum(layer.active_ops for layer in self.layers))
+
     def by_name(self) -> dict[str, LayerOps]:
         """Layers keyed by name."""
         return {layer.name: layer for layer in self.layers}
+
+    def minus(self, before: Optional["OpsReport"]) -> "OpsReport":
+        """Counts accumulated since the snapshot ``before`` (see :meth:`LayerOps.minus`).
+
+        Layers first seen after ``before`` are kept whole; layers with no call in
+        between are kept with zero counts.
+        """
+        old = before.by_name() if before is not None else {}
+        layers = [layer.minus(old.get(layer.name)) for layer in self.layers]
+        old_n = {a.name: a for a in before.neurons} if before is not None else {}
+        neurons = [a.minus(old_n.get(a.name)) for a in self.neurons]
+        return OpsReport(layers, self.count_bias, self.fanout, self.include_pooling, neurons)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable dict with layers and totals."""
@@ -143,6 +241,7 @@ class OpsReport:
             "bias_ops": self.bias_ops,
             "fanout_events": self.fanout_events,
             "layers": [layer.to_dict() for layer in self.layers],
+            **({"neurons": [a.to_dict() for a in self.neurons]} if self.neurons else {}),
         }
 
 
@@ -157,6 +256,11 @@ def _dims_of(module: nn.Module) -> int:
             if isinstance(module, cls):
                 return int(cls.__name__[-2])
     raise TypeError(type(module).__name__)
+
+
+def _exporting() -> bool:
+    """Whether the current call is traced for export (its shapes are symbolic; nothing is computed)."""
+    return bool(torch.jit.is_tracing() or torch.onnx.is_in_onnx_export())
 
 
 def _is_counted(module: nn.Module, include_pooling: bool) -> bool:
@@ -246,6 +350,8 @@ class OpsRecorder:
         fanout: ``None`` (off), ``'input'`` (events of the inputs seen) or
             ``'ones'`` (as if every input element were nonzero).
         include_pooling: also count average / max pooling layers.
+        neurons: also record every :class:`snnc.neurons.Neuron` layer's output
+            activity (:class:`NeuronActivity`, in ``report().neurons``).
 
     Raises:
         SnncError: unknown ``fanout`` mode.
@@ -258,6 +364,7 @@ class OpsRecorder:
         count_bias: bool = False,
         fanout: Optional[str] = None,
         include_pooling: bool = False,
+        neurons: bool = False,
     ) -> None:
         if fanout not in FANOUT_MODES:
             raise SnncError(f"unknown fan-out mode {fanout!r} (expected one of {FANOUT_MODES})")
@@ -265,14 +372,36 @@ class OpsRecorder:
         self.count_bias = count_bias
         self.fanout = fanout
         self.include_pooling = include_pooling
+        self.record_neurons = neurons
         self._layers: dict[str, LayerOps] = {}
+        self._neurons: dict[str, NeuronActivity] = {}
         self._handles: list[Any] = []
 
     def __enter__(self) -> "OpsRecorder":
+        from snnc.neurons import Neuron
+
         for name, module in self.model.named_modules():
             if _is_counted(module, self.include_pooling):
                 self._handles.append(module.register_forward_hook(self._hook(name or type(module).__name__)))
+            elif self.record_neurons and isinstance(module, Neuron):
+                self._handles.append(module.register_forward_hook(self._neuron_hook(name or "neuron")))
         return self
+
+    def _neuron_hook(self, name: str) -> Callable[[nn.Module, tuple[Any, ...], Any], None]:
+        def hook(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
+            y = output[0] if isinstance(output, (tuple, list)) else output
+            if not isinstance(y, Tensor) or y.device.type == "meta" or _exporting():
+                return
+            act = self._neurons.get(name)
+            if act is None:
+                act = self._neurons[name] = NeuronActivity(name, str(getattr(module.spec, "type", "?")))
+            with torch.no_grad():
+                act.calls += 1
+                act.elements += y.numel()
+                act.nonzero += int(torch.count_nonzero(y).item())
+                act.total += float(y.detach().sum().item())
+
+        return hook
 
     def __exit__(self, *exc: Any) -> None:
         for h in self._handles:
@@ -285,6 +414,8 @@ class OpsRecorder:
             y = output[0] if isinstance(output, (tuple, list)) else output
             if not isinstance(x, Tensor) or not isinstance(y, Tensor) or x.device.type == "meta":
                 return  # not a tensor call, or SpikingNet's shape probe on meta tensors
+            if _exporting():
+                return  # a trace for export (ONNX) computes nothing: not counted
             with torch.no_grad():
                 self._record(name, module, x.detach(), y.detach())
 
@@ -315,14 +446,27 @@ class OpsRecorder:
         layer._nonzero += nonzero
         layer._elements += x.numel()
         layer.input_rate = layer._nonzero / layer._elements if layer._elements else 0.0
-        if layer.input_is_binary and x.numel():
-            layer.input_is_binary = bool(((x == 0) | (x == 1)).all().item())
+        if x.numel():
+            layer.active_ops += (macs // n) * (nonzero / x.numel())
+            if layer.input_is_ternary:
+                layer.input_is_ternary = bool(((x == 0) | (x.abs() == 1)).all().item())
+                if not layer.input_is_ternary:
+                    layer.input_is_binary = False
+            if layer.input_is_binary:
+                layer.input_is_binary = bool((x >= 0).all().item())
 
     def report(self) -> OpsReport:
         """Counts so far, layers in ``named_modules`` order (layers never called are left out)."""
         order = {name: k for k, (name, _) in enumerate(self.model.named_modules())}
         layers = sorted(self._layers.values(), key=lambda layer: order.get(layer.name, len(order)))
-        return OpsReport(layers, self.count_bias, self.fanout, self.include_pooling)
+        neurons = sorted(self._neurons.values(), key=lambda a: order.get(a.name, len(order)))
+        return OpsReport(layers, self.count_bias, self.fanout, self.include_pooling, neurons)
+
+    def snapshot(self) -> OpsReport:
+        """Like :meth:`report`, but a copy that later calls do not change."""
+        live = self.report()
+        return OpsReport([layer.copy() for layer in live.layers], self.count_bias, self.fanout,
+                         self.include_pooling, [replace(a) for a in live.neurons])
 
 
 def count_ops(
@@ -333,6 +477,7 @@ def count_ops(
     count_bias: bool = False,
     fanout: Optional[str] = None,
     include_pooling: bool = False,
+    neurons: bool = False,
 ) -> OpsReport:
     """Run ``model`` once on ``example_input`` (eval mode, no grad) and count its ops.
 
@@ -342,7 +487,7 @@ def count_ops(
         example_input: a tensor, or a tuple of positional arguments.
         run: ``run(model, example_input)`` to call instead of ``model(example_input)``
             (e.g. a streaming ``step`` loop).
-        count_bias, fanout, include_pooling: see :class:`OpsRecorder`.
+        count_bias, fanout, include_pooling, neurons: see :class:`OpsRecorder`.
 
     Returns:
         :class:`OpsReport`; the model's train/eval flags are restored afterwards.
@@ -351,7 +496,7 @@ def count_ops(
     model.eval()
     try:
         with torch.no_grad(), OpsRecorder(
-            model, count_bias=count_bias, fanout=fanout, include_pooling=include_pooling
+            model, count_bias=count_bias, fanout=fanout, include_pooling=include_pooling, neurons=neurons
         ) as rec:
             if run is not None:
                 run(model, example_input)

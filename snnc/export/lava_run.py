@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from snnc.errors import SnncError
 from snnc.export.graph import Graph
+from snnc.export.lava_env import import_lava
 
 __all__ = ["simulate_netx", "simulate_fixed_point", "lava_timing_graph", "check_binary"]
 
@@ -52,6 +53,7 @@ def simulate_netx(path: Union[str, Path], spikes: np.ndarray) -> list[np.ndarray
     Raises:
         SnncError: the spikes are not binary or do not fit the network's input.
     """
+    import_lava()
     from lava.lib.dl.netx import hdf5
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg

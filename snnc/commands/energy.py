@@ -1,0 +1,135 @@
+"""``snnc energy``: ACs, MACs and 45 nm energy per frame of a network, measured on real data."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import click
+
+from snnc.errors import SnncError
+
+_PAPER = ("papers (spec/energy.md): SpikeDHS-Stereo 7414 M AC, 0 MAC, 6.7 mJ per frame; "
+          "DDES (ANN) 37917 M MAC, 174.4 mJ")
+_SILENT_NOTE = ("the network is nearly silent: its spike-input layers receive almost no spikes "
+                "(an untrained network with BatchNorm at its initial statistics stays below threshold); "
+                "the AC count and energy are then close to zero; pass a trained checkpoint for real numbers")
+
+
+def _digit_overrides(genotype: Any) -> dict[str, Any]:
+    """Fields that make a preset/genotype take sklearn digits (1 x 8 x 8, 10 classes)."""
+    out: dict[str, Any] = {}
+    for name, value in (("in_channels", 1), ("image_size", 8), ("num_classes", 10)):
+        if hasattr(genotype, name) and getattr(genotype, name) != value:
+            out[name] = value
+    return out
+
+
+@click.command("energy")
+@click.argument("model_spec", metavar="MODEL")
+@click.option("--data", "data", required=True,
+              help="An MVSEC-layout *_data.hdf5 recording (stereo networks) or 'digits' (classification).")
+@click.option("--gt", "gt_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Ground-truth file of the recording (sets the frame clock; default: beside the data file).")
+@click.option("--frames", default=None, type=click.IntRange(min=1),
+              help="Frames to measure on (stereo: default 20 frames; digits: default 360 test images).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@click.option("--count", type=click.Choice(["rate", "events"]), default="rate", show_default=True,
+              help="AC count: the papers' rate x steps x dense ops, or the stricter fan-out synaptic events.")
+@click.option("--costs", default="45nm-fp32", show_default=True,
+              help="Energy per op: 45nm-fp32 (AC 0.9, MAC 4.6 pJ; the papers'), 45nm-fp16, 45nm-int32, 45nm-int8.")
+@click.option("--ac-pj", type=float, default=None, help="Override the AC energy (pJ).")
+@click.option("--mac-pj", type=float, default=None, help="Override the MAC energy (pJ).")
+@click.option("--plot", "plot_png", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write a bar chart of energy per layer (PNG).")
+@click.option("--threads", default=0, type=click.IntRange(min=0), help="CPU threads (0: PyTorch default).")
+@click.option("--force", is_flag=True, help="Overwrite --plot.")
+def energy_command(model_spec: str, data: str, gt_file: Optional[Path], frames: Optional[int], fmt: str, count: str,
+                   costs: str, ac_pj: Optional[float], mac_pj: Optional[float], plot_png: Optional[Path],
+                   threads: int, force: bool) -> None:
+    """Per-layer and total ACs, MACs and energy per frame of MODEL on real data, with firing
+    rates and the same network counted as an ANN.
+
+    MODEL is a preset, a genotype JSON or a training checkpoint. A layer whose
+    input is spikes (or signed events) does ACs = rate x steps x dense ops; a
+    layer with real-valued input (an image, a ReLU layer's output) does
+    MACs = dense ops x steps. Energy: AC 0.9 pJ, MAC 4.6 pJ (Horowitz, 45 nm).
+    Stereo: one frame = one depth frame streamed with state carried; digits: one
+    frame = one image presented for T steps.
+
+    \b
+    Examples:
+      snnc energy spikedhs-stereo --data rec_data.hdf5 --frames 10
+      snnc energy run/folded.pt --data rec_data.hdf5 --format json --plot energy.png
+      snnc energy snasnet-cifar10 --data digits --format csv
+    """
+    from snnc.commands.common import atomic_output, check_output_path
+
+    if data != "digits" and not Path(data).is_file():
+        raise SnncError("data file not found (give an MVSEC-layout *_data.hdf5 recording or 'digits')", data)
+    if plot_png is not None:
+        check_output_path(plot_png, force)
+
+    from snnc.energy.costs import resolve_costs
+    from snnc.energy.measure import measure_images, measure_stereo
+    from snnc.models.genotype import load_genotype
+    from snnc.runtime.model import load_network
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    energy_costs = resolve_costs(costs, ac_pj, mac_pj)
+    if data == "digits":
+        from snnc.train.data_cls import load_digits_set
+
+        overrides: dict[str, Any] = {}
+        if not Path(model_spec).is_file() or model_spec.endswith(".json"):
+            overrides = _digit_overrides(load_genotype(model_spec))
+        net = load_network(model_spec, overrides=overrides)
+        if net.family == "spikedhs-stereo":
+            raise SnncError(f"{model_spec}: a stereo network cannot run on digits images; "
+                            f"give an MVSEC recording with --data")
+        images = load_digits_set().x_test
+        images = images[: frames or images.shape[0]]
+        report = measure_images(net, images, costs=energy_costs, count=count)
+        data_desc = f"digits ({images.shape[0]} test images, T = {report.steps_per_frame:g} steps each)"
+    else:
+        data_path = Path(data)
+        net = load_network(model_spec)
+        report = measure_stereo(net, data_path, frames=frames or 20, gt_file=gt_file, costs=energy_costs,
+                                count=count)
+        data_desc = f"{data_path} ({report.frames} frames, one step each, state carried)"
+    if plot_png is not None:
+        from snnc.energy.plot import plot_energy
+
+        with atomic_output(plot_png) as tmp:
+            plot_energy(report, tmp, title=f"{net.describe()} on {data_desc}")
+    d = report.to_dict()
+    d["model"] = net.describe()
+    d["trained"] = net.trained
+    d["data"] = data_desc
+    if report.silent:
+        d["note"] = _SILENT_NOTE
+    if fmt == "json":
+        click.echo(json.dumps(d, indent=2))
+        return
+    if fmt == "csv":
+        click.echo(report.to_csv(), nl=False)
+        return
+    click.echo(f"{net.describe()} on {data_desc}")
+    click.echo(f"energy model: {energy_costs.name} (AC {energy_costs.ac_pj:g} pJ, MAC {energy_costs.mac_pj:g} pJ; "
+               f"{energy_costs.source}); AC count: {count}; all numbers per frame")
+    click.echo(report.format_table())
+    click.echo("")
+    ratio = report.energy_j / report.ann_energy_j if report.ann_energy_j else float("nan")
+    click.echo(f"total: {report.ac / 1e6:.1f} M AC + {report.mac / 1e6:.1f} M MAC = {report.energy_j * 1e3:.4f} mJ "
+               f"per frame; as an ANN {report.ann_mac / 1e6:.1f} M MAC = {report.ann_energy_j * 1e3:.2f} mJ "
+               f"(SNN/ANN = {ratio:.4f})")
+    click.echo(f"mean input firing rate of spike layers: {100 * report.spike_input_rate:.3f} %")
+    if net.family == "spikedhs-stereo":
+        click.echo(_PAPER)
+    if report.silent:
+        click.echo(f"note: {_SILENT_NOTE}")
+    if plot_png is not None:
+        click.echo(f"wrote {plot_png}")

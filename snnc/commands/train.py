@@ -1,0 +1,158 @@
+"""``snnc train``: train (retrain) a genotype on classification or event-stereo data, with DGS/TPS/HNS."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import click
+from click.core import ParameterSource
+
+from snnc.errors import SnncError
+
+
+def _int_list(text: Optional[str], what: str, count: Optional[int] = None) -> Optional[list[int]]:
+    if text is None:
+        return None
+    try:
+        values = [int(v) for v in text.replace("x", ",").split(",") if v.strip()]
+    except ValueError:
+        raise SnncError(f"{what} {text!r} must be comma-separated integers") from None
+    if count is not None and len(values) != count:
+        raise SnncError(f"{what} {text!r} must have {count} values")
+    return values
+
+
+def _names(text: Optional[str]) -> list[str]:
+    return [v.strip() for v in (text or "").split(",") if v.strip()]
+
+
+def _data_path(value: str) -> str:
+    return value if value == "digits" else str(Path(value).expanduser().resolve())
+
+
+def _arch(value: str) -> str:
+    path = Path(value).expanduser()
+    return str(path.resolve()) if path.is_file() or value.endswith(".json") else value
+
+
+@click.command("train")
+@click.option("--arch", default=None, help="Genotype preset (spikedhs-cla, spikedhs-stereo, snasnet-cifar10, ...) "
+              "or genotype JSON file.")
+@click.option("--data", "data", multiple=True, help="'digits', a folder of .npz files (x: N,C,H,W; y: N), or MVSEC-layout "
+              "*_data.hdf5 recordings (repeat --data for several).")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Run folder (checkpoint.pt, folded.pt, metrics, learning curve).")
+@click.option("--epochs", type=int, default=None, help="Epochs [classification 100, stereo 200].")
+@click.option("--steps", type=int, default=None,
+              help="Classification: time steps T of direct coding [6]. Stereo: labelled SBT stacks per window [6].")
+@click.option("--burn-in", type=int, default=2, show_default=True, help="Stereo: unlabelled stacks before them.")
+@click.option("--batch-size", type=int, default=None, help="[classification 50, stereo 2]")
+@click.option("--eval-batch-size", type=int, default=256, show_default=True, help="Classification test batch.")
+@click.option("--lr", type=float, default=None, help="Learning rate [SGD 0.025, Adam 0.001].")
+@click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default=None, help="[classification sgd, stereo adam]")
+@click.option("--schedule", type=click.Choice(["cosine", "step", "none"]), default=None,
+              help="lr schedule: cosine to 0, or halving at 25/50/75 %% of the epochs [classification cosine, stereo step].")
+@click.option("--weight-decay", type=float, default=None, help="[SGD 3e-4, Adam 0]")
+@click.option("--momentum", type=float, default=0.9, show_default=True, help="SGD momentum.")
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda (error if CUDA is not available).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of initialisation and data order.")
+@click.option("--threads", type=int, default=0, show_default=True,
+              help="CPU threads (0: PyTorch's default; 1 is fastest for tiny nets on a busy machine).")
+@click.option("--width", type=int, default=None,
+              help="Network width: filter multiplier (SpikeDHS; stereo: both subnets) or channels (SNASNet).")
+@click.option("--eval-every", type=int, default=1, show_default=True, help="Evaluate every N epochs (and at the end).")
+@click.option("--split-seed", type=int, default=0, show_default=True, help="Classification: seed of the stratified split.")
+@click.option("--test-fraction", type=float, default=0.2, show_default=True,
+              help="Held-out fraction (classification split; stereo 'tail' split).")
+@click.option("--split", type=click.Choice(["auto", "1", "3", "tail"]), default="auto", show_default=True,
+              help="Stereo frames: indoor_flying split 1/3 (snnc.data.splits) or a held-out tail of each recording; "
+                   "auto = split 1/3 for indoor_flying recordings, else tail.")
+@click.option("--crop", default=None, help="Stereo: TOP,LEFT,HEIGHT,WIDTH sensor crop.")
+@click.option("--augment-crop", default=None,
+              help="Stereo: train on random HEIGHT,WIDTH crops of each batch (test on full frames).")
+@click.option("--augment-shift", type=int, default=0, show_default=True,
+              help="Stereo: shift the right view by a random -S..S pixels per batch (disparity + shift).")
+@click.option("--downscale", type=int, default=1, show_default=True, help="Stereo: integer downscale factor.")
+@click.option("--max-disparity", type=float, default=None,
+              help="Stereo: largest scaled disparity (7 fB/depth units) -> D = max/2 + 1 bins [genotype's D].")
+@click.option("--fb", type=float, default=None, help="Stereo: focal length x baseline [indoor_flying 19.941772].")
+@click.option("--cache-gb", type=float, default=2.0, show_default=True, help="Stereo: memory for cached SBT stacks.")
+@click.option("--dgs", is_flag=True, help="Differentiable surrogate-gradient search during training.")
+@click.option("--dgs-layers", default="s1", show_default=True,
+              help="DGS layers: s1 (first stem), c5 (first node of cell 5) or neuron layer names, comma-separated.")
+@click.option("--dgs-every", type=int, default=5, show_default=True, help="DGS round every e_D epochs.")
+@click.option("--dgs-iters", type=int, default=100, show_default=True, help="DGS iterations I_g per round.")
+@click.option("--dgs-candidates", type=int, default=5, show_default=True, help="Candidate temperatures N.")
+@click.option("--dgs-db", type=float, default=0.2, show_default=True, help="Temperature step.")
+@click.option("--dgs-eps", type=float, default=1e-3, show_default=True, help="Initial alpha.")
+@click.option("--dgs-alpha-lr", type=float, default=1.0, show_default=True, help="Step size of alpha.")
+@click.option("--tps", is_flag=True, help="Temporal parameter search (tau; ALIF: tau and tau_a).")
+@click.option("--tps-dtau", type=float, default=0.1, show_default=True, help="TPS candidate spacing.")
+@click.option("--hns", is_flag=True, help="Hybrid network search (spiking neuron or ReLU per layer).")
+@click.option("--hns-alif", is_flag=True, help="HNS: also offer an ALIF neuron.")
+@click.option("--energy-lambda", type=float, default=0.0, show_default=True, help="HNS energy loss weight.")
+@click.option("--rho", type=click.Choice(["paper", "measured"]), default="paper", show_default=True,
+              help="HNS ReLU energy factor: the paper's 4.26 or from measured firing rates (snnc.energy).")
+@click.option("--rho-relu", type=float, default=4.26, show_default=True, help="ReLU factor for --rho paper.")
+@click.option("--search-layers", default="", help="TPS/HNS layers (names or s1/c5), comma-separated [all].")
+@click.option("--search-every", type=int, default=100, show_default=True, help="TPS/HNS decision every s iterations.")
+@click.option("--search-warmup", type=int, default=5, show_default=True, help="TPS/HNS warm-up epochs with fixed a.")
+@click.option("--search-epochs", type=int, default=None, help="TPS/HNS: end the search after this many epochs and "
+              "train the decided network for the rest [all epochs].")
+@click.option("--search-eps", type=float, default=1e-3, show_default=True, help="TPS/HNS initial a.")
+@click.option("--arch-lr", type=float, default=3e-3, show_default=True, help="TPS/HNS Adam lr of a.")
+@click.option("--stop-after", type=int, default=None, help="Stop after N epochs of this call (continue with --resume).")
+@click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
+@click.option("--force", is_flag=True, help="Start over in a non-empty --out (deletes its earlier run files).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.pass_context
+def train_command(ctx: click.Context, **opts: Any) -> None:
+    """Train a network from a genotype and write a run folder.
+
+    \b
+    Classification (sklearn digits, 8x8):
+      snnc train --arch spikedhs-cla --data digits --width 4 --epochs 10 --out runs/digits
+    Event stereo (synthetic or real MVSEC recording):
+      snnc data synth /tmp/s_data.hdf5 --frames 200 --height 64 --width 96
+      snnc train --arch spikedhs-stereo --data /tmp/s_data.hdf5 --width 4 --max-disparity 40 --steps 2 \\
+                 --epochs 10 --out runs/stereo
+    Searches: --dgs (surrogate temperature), --tps (time constants), --hns --energy-lambda 0.01 (ReLU layers).
+    Resume:   snnc train --out runs/digits --resume
+
+    \b
+    Run folder: checkpoint.pt (every epoch; keys genotype, model, optimizer, scheduler, epoch, rng, config, folded),
+    folded.pt (BN folded, folded=True), genotype.json, metrics.csv / metrics.jsonl (per epoch),
+    metrics.json (final, stereo with the constant-median baseline), learning_curve.png, dgs/tps/hns.jsonl.
+    """
+    from snnc.train.config import TrainConfig
+    from snnc.train.resume import resumed_config
+    from snnc.train.trainer import train
+
+    resume, force = opts.pop("resume"), opts.pop("force")
+    if resume and force:
+        raise SnncError("--resume and --force exclude each other")
+    opts["data"] = [_data_path(d) for d in opts["data"]]
+    if opts["arch"] is not None:
+        opts["arch"] = _arch(opts["arch"])
+    opts["crop"] = _int_list(opts["crop"], "--crop", 4)
+    opts["augment_crop"] = _int_list(opts["augment_crop"], "--augment-crop", 2)
+    opts["dgs_layers"] = _names(opts["dgs_layers"])
+    opts["search_layers"] = _names(opts["search_layers"])
+    out: Path = opts["out"]
+    opts["out"] = str(out)
+    if resume:
+        given = {k: v for k, v in opts.items()
+                 if ctx.get_parameter_source(k) not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)}
+        config = resumed_config(out, given)
+    else:
+        if not opts["arch"]:
+            raise SnncError("--arch is required (a genotype preset name or JSON file; see snnc info --list)")
+        if not opts["data"]:
+            raise SnncError("--data is required ('digits', a folder of .npz files, or *_data.hdf5 recordings)")
+        for d in opts["data"]:
+            if d != "digits" and not Path(d).exists():
+                raise SnncError("data not found ('digits', a folder of .npz files, or an MVSEC *_data.hdf5 file)", d)
+        config = TrainConfig(**opts)
+    metrics = train(config, resume=resume, force=force, log=click.echo)
+    if metrics is not None:
+        click.echo(f"wrote {out / 'checkpoint.pt'}, {out / 'folded.pt'}, {out / 'metrics.json'}")

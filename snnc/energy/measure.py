@@ -1,0 +1,84 @@
+"""Measure energy on real data: a stereo recording streamed frame by frame, or classification images.
+
+Both run the torch network under one :class:`~snnc.energy.meter.EnergyMeter`
+(the single counting pass), so the firing rates are those of the data:
+
+* stereo: the recording is streamed exactly as ``snnc stream`` does (frames at
+  the gt depth timestamps or a 20 Hz clock, SBT encoded on the fly, state
+  carried); one frame = one time step;
+* images: each image is one frame presented for the network's ``T`` steps
+  (direct coding), from the resting state; counts are per image.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+import torch
+
+from snnc.energy.costs import DEFAULT_COSTS, EnergyCosts
+from snnc.energy.meter import EnergyMeter
+from snnc.energy.report import EnergyReport
+from snnc.errors import SnncError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from snnc.runtime.model import LoadedNetwork
+
+__all__ = ["measure_stereo", "measure_images"]
+
+
+def measure_stereo(net: "LoadedNetwork", data_file: Path, *, frames: Optional[int] = 20,
+                   gt_file: Optional[Path] = None, costs: EnergyCosts = DEFAULT_COSTS,
+                   count: str = "rate") -> EnergyReport:
+    """Energy per frame of a stereo network streamed over ``frames`` frames of ``data_file``."""
+    from snnc.data.mvsec import MVSECRecording
+    from snnc.runtime.engine import check_stereo_network
+    from snnc.runtime.frames import frame_times, iter_frames
+
+    check_stereo_network(net, 5)
+    model = net.model
+    meter = EnergyMeter(model, costs=costs, count=count, steps_per_frame=1.0, neurons=True)
+    with MVSECRecording(data_file, gt_path=gt_file) as rec:
+        times, clock = frame_times(rec, limit=frames)
+        state: tuple[torch.Tensor, ...] = ()
+        with meter, torch.no_grad():
+            for frame in iter_frames(rec, times, with_gt=False):
+                x = torch.from_numpy(frame.x).to(torch.float32).unsqueeze(0)
+                if not state:
+                    state = model.init_state(x)
+                _, state = model.step(x, state)
+                meter.frame()
+    return meter.total()
+
+
+def measure_images(net: "LoadedNetwork", images: torch.Tensor, *, costs: EnergyCosts = DEFAULT_COSTS,
+                   count: str = "rate", batch_size: int = 100) -> EnergyReport:
+    """Energy per image of a classification network, each image presented for ``T`` steps.
+
+    ``images`` is ``(N, C, H, W)``; N is cut to a multiple of the batch size so that
+    every batch weighs the same (at least one batch).
+
+    Raises:
+        SnncError: the images do not fit the network.
+    """
+    from snnc.runtime.model import network_time_steps
+
+    model = net.model
+    steps = network_time_steps(net.genotype)
+    n = images.shape[0]
+    if n == 0:
+        raise SnncError("no images to measure on")
+    bs = min(batch_size, n)
+    batches = max(n // bs, 1)
+    try:
+        model.init_state(images[:1])
+    except SnncError as err:
+        raise SnncError(f"{net.source}: images shaped {tuple(images.shape[1:])} do not fit the network: {err}") \
+            from None
+    meter = EnergyMeter(model, costs=costs, count=count, steps_per_frame=float(steps), neurons=True)
+    with meter, torch.no_grad():
+        for b in range(batches):
+            x = images[b * bs:(b + 1) * bs]
+            model(x.unsqueeze(0).expand(steps, *x.shape).contiguous())
+            meter.frame()
+    return meter.total()

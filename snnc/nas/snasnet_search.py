@@ -1,0 +1,367 @@
+"""SNASNet: training-free search by the sparsity-aware Hamming kernel (Kim et al., ECCV 2022; methods.md §7).
+
+Candidates (:func:`sample_cell`, the authors' ``connection_matrix_gen`` and checks)
+    A 4x4 matrix (node 0 = cell input, node 3 = output). For every pair
+    ``i < j`` draw a forward op ``U`` and a backward op ``L`` uniformly from
+    the codes 0..4 (none, identity, conv1x1, conv3x3, avgpool) and a fair coin:
+    the pair gets ``M[i][j] = U`` (forward) or ``M[j][i] = L`` (backward, node
+    ``j`` at ``t-1`` feeds node ``i`` at ``t``), never both. With
+    ``backward=False`` only forward edges are drawn. Then the intermediate
+    nodes 1 and 2 that are not on any path input -> output (following the
+    edges in either time direction) are disconnected, and a candidate is
+    accepted only with a direct input -> output edge ``M[0][3] != 0``
+    (the authors' sanity checks; otherwise it is drawn again).
+
+Score (:func:`sah_kernel`, :class:`KernelCollector`, :func:`score_network`)
+    Forward hooks on every :class:`~snnc.neurons.Neuron` of the untrained
+    network (train mode, no gradients) see one layer's binary spikes at one
+    time step: ``c`` (N samples x N_A neurons). With ``r_i`` the sparsity
+    (fraction of zeros) of sample ``i`` and ``d_H`` the Hamming distance,
+    ``d_SAH(i, j) = alpha / (r_i (1 - r_j) + (1 - r_i) r_j) * d_H(i, j)``
+    (alpha = 0.5, eq. 9), ``K = N_A - d_SAH`` (eq. 4), summed over all layers
+    and time steps, and ``s = log|det K|`` (eq. 5, ``slogdet``). Vectorised:
+    ``d_H = n_i + n_j - 2 c c^T`` (``n`` = spikes per sample), one matrix
+    product per hook call. Where the denominator is 0 (both patterns all
+    zeros or both all ones) ``d_H`` is 0 as well and ``d_SAH`` is set to 0
+    (the authors add 1e-3 to the denominator instead). ``reduce="mean"``
+    divides K by the number of hook calls before the determinant, as the
+    authors' code does; the paper's formula (the default) sums.
+
+Search (:func:`run_snasnet_search`)
+    ``candidates`` cells are drawn from one seeded generator; each is built
+    at a small search width and scored on the same fixed digits batches
+    (``repeat`` batches of ``batch_size``, mean score); the best score wins
+    (the paper: best of 5000). Dropout is off while scoring (the score then
+    depends on the cell and its initialisation only). The winner is written
+    as a :class:`~snnc.models.snasnet.SNASNetGenotype` for 8x8 one-channel
+    digits at the retrain width.
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from snnc.errors import SnncError
+from snnc.models.snasnet import NUM_NODES, SNASNetGenotype, build_snasnet, format_cell, parse_cell
+from snnc.neurons import Neuron
+
+__all__ = [
+    "SAH_ALPHA",
+    "KernelCollector",
+    "SNASNetSearchConfig",
+    "candidate_cells",
+    "prune_cell",
+    "run_snasnet_search",
+    "sah_kernel",
+    "sample_cell",
+    "score_cell",
+    "score_batches",
+    "score_network",
+]
+
+#: alpha of eq. 9 (the paper: "similar sparsity scale in LIF neuron as a ReLU neuron").
+SAH_ALPHA = 0.5
+_N_OPS = 5
+Matrix = tuple[tuple[int, ...], ...]
+
+
+# --------------------------------------------------------------------------- candidates
+def _reach(matrix: np.ndarray) -> np.ndarray:
+    """Transitive closure of the directed graph ``i -> j`` where ``M[i][j] != 0``."""
+    reach = matrix != 0
+    for k in range(NUM_NODES):
+        reach = reach | (reach[:, k:k + 1] & reach[k:k + 1, :])
+    return reach
+
+
+def prune_cell(matrix: Sequence[Sequence[int]]) -> Matrix:
+    """Disconnect nodes 1 and 2 unless they lie on a path input -> output (see module docstring)."""
+    m = np.array(matrix, dtype=np.int64)
+    reach = _reach(m)
+    for node in (1, 2):
+        if not (reach[0, node] and reach[node, NUM_NODES - 1]):
+            m[node, :] = 0
+            m[:, node] = 0
+    return tuple(tuple(int(v) for v in row) for row in m)
+
+
+def sample_cell(rng: np.random.Generator, backward: bool = True, max_tries: int = 10_000) -> Matrix:
+    """One random SNASNet cell (see module docstring); always valid for :func:`parse_cell`."""
+    upper = np.triu_indices(NUM_NODES, 1)
+    for _ in range(max_tries):
+        m = np.zeros((NUM_NODES, NUM_NODES), dtype=np.int64)
+        fwd = rng.integers(0, _N_OPS, size=len(upper[0]))
+        bwd = rng.integers(0, _N_OPS, size=len(upper[0]))
+        forward = rng.integers(0, 2, size=len(upper[0])) == 1 if backward else np.ones(len(upper[0]), bool)
+        for k, (i, j) in enumerate(zip(*upper)):
+            if forward[k]:
+                m[i, j] = fwd[k]
+            else:
+                m[j, i] = bwd[k]
+        cell = prune_cell(m)
+        if cell[0][NUM_NODES - 1] != 0:
+            return parse_cell([list(r) for r in cell])
+    raise SnncError(f"no valid SNASNet cell in {max_tries} draws")
+
+
+# --------------------------------------------------------------------------- kernel
+def sah_kernel(patterns: Tensor, alpha: float = SAH_ALPHA) -> Tensor:
+    """``N_A - d_SAH`` for binary ``patterns`` (N samples x N_A neurons), float64 (N x N)."""
+    c = patterns.reshape(patterns.shape[0], -1).to(torch.float32)
+    n_a = c.shape[1]
+    # float32 counts are exact integers below 2**24 neurons; the small N x N part runs in float64
+    ones = c.sum(1).to(torch.float64)
+    gram = (c @ c.T).to(torch.float64)
+    d_h = ones[:, None] + ones[None, :] - 2.0 * gram
+    r = 1.0 - ones / n_a
+    denom = r[:, None] * (1.0 - r[None, :]) + (1.0 - r[:, None]) * r[None, :]
+    d = torch.where(denom > 0, alpha * d_h / denom.clamp_min(1e-300), torch.zeros_like(d_h))
+    return n_a - d
+
+
+class KernelCollector:
+    """Forward hooks on every :class:`Neuron` of a network that accumulate the SAH kernel.
+
+    Use as a context manager around the forward pass; :attr:`kernel` is the
+    sum over hook calls (layers x time steps), :attr:`calls` their number.
+    """
+
+    def __init__(self, model: nn.Module, alpha: float = SAH_ALPHA) -> None:
+        self.model = model
+        self.alpha = alpha
+        self.kernel: Optional[Tensor] = None
+        self.calls = 0
+        self._handles: list[Any] = []
+
+    def _hook(self, module: nn.Module, inputs: Any, output: Any) -> None:
+        spikes = output[0] if isinstance(output, tuple) else output
+        k = sah_kernel((spikes > 0).reshape(spikes.shape[0], -1), self.alpha)
+        self.kernel = k if self.kernel is None else self.kernel + k
+        self.calls += 1
+
+    def __enter__(self) -> "KernelCollector":
+        self._handles = [m.register_forward_hook(self._hook) for m in self.model.modules() if isinstance(m, Neuron)]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+
+
+def _logdet(kernel: Tensor) -> float:
+    sign, logabsdet = torch.linalg.slogdet(kernel)
+    return float(logabsdet) if float(sign) != 0 and math.isfinite(float(logabsdet)) else -math.inf
+
+
+@torch.no_grad()
+def score_network(model: nn.Module, x_seq: Tensor, reduce: str = "sum", alpha: float = SAH_ALPHA) -> float:
+    """``log|det K|`` of ``model`` on ``x_seq`` (T, N, ...) (see module docstring)."""
+    if reduce not in ("sum", "mean"):
+        raise SnncError(f"kernel reduce must be 'sum' or 'mean', got {reduce!r}")
+    with KernelCollector(model, alpha) as col:
+        model(x_seq)
+    if col.kernel is None:
+        return -math.inf
+    k = col.kernel / col.calls if reduce == "mean" else col.kernel
+    return _logdet(k)
+
+
+def score_cell(cell: Any, batches: Sequence[Tensor], genotype: SNASNetGenotype, reduce: str = "sum",
+               seed: int = 0) -> float:
+    """Mean score of the untrained SNASNet with ``cell`` over the image ``batches`` (N, C, S, S).
+
+    The network is ``genotype`` with the cell replaced and dropout off, initialised
+    from ``seed``, in train mode (BatchNorm on batch statistics, like the authors).
+    """
+    torch.manual_seed(seed)
+    model = build_snasnet(genotype, cell=format_cell(parse_cell(cell)) if not isinstance(cell, str) else cell,
+                          dropout=0.0)
+    model.train()
+    t = genotype.timesteps
+    scores = [score_network(model, images.unsqueeze(0).expand(t, *images.shape), reduce) for images in batches]
+    return float(np.mean(scores)) if all(math.isfinite(s) for s in scores) else -math.inf
+
+
+# --------------------------------------------------------------------------- search driver
+class SNASNetSearchConfig(dict):
+    """Plain-dict configuration of an SNASNet search (stored in the state)."""
+
+    DEFAULTS: dict[str, Any] = dict(
+        task="cls", data="digits", candidates=5000, batch_size=64, repeat=1, time_steps=5,
+        width=16, fc_hidden=128, retrain_width=64, backward=True, reduce="sum", seed=0,
+    )
+
+    @classmethod
+    def resolve(cls, given: Mapping[str, Any], stored: Optional[Mapping[str, Any]] = None) -> "SNASNetSearchConfig":
+        """Defaults + given (fresh) or stored + given (resume; every given value must match, except candidates)."""
+        unknown = sorted(k for k in given if k not in cls.DEFAULTS)
+        if unknown:
+            raise SnncError(f"option(s) {', '.join('--' + k.replace('_', '-') for k in unknown)} "
+                            f"do not apply to --method snasnet")
+        if stored is not None:
+            conflicts = [f"--{k.replace('_', '-')} {v!r} (search state has {stored.get(k)!r})"
+                         for k, v in given.items() if k != "candidates" and stored.get(k) != v]
+            if conflicts:
+                raise SnncError("--resume: options differ from the stored search: " + "; ".join(conflicts)
+                                + " (omit them to use the stored values, or start over with --force)")
+            cfg = cls({**stored, **({"candidates": given["candidates"]} if "candidates" in given else {})})
+        else:
+            cfg = cls({**cls.DEFAULTS, **given})
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        """Raise :class:`SnncError` on invalid values."""
+        if self["task"] != "cls" or self["data"] != "digits":
+            raise SnncError("--method snasnet searches classification cells: use --task cls --data digits")
+        for key in ("candidates", "batch_size", "repeat", "time_steps", "width", "fc_hidden", "retrain_width"):
+            if int(self[key]) < 1:
+                raise SnncError(f"--{key.replace('_', '-')} must be >= 1, got {self[key]}")
+        if self["batch_size"] < 2:
+            raise SnncError("--batch-size must be >= 2 for a kernel between samples")
+        if self["reduce"] not in ("sum", "mean"):
+            raise SnncError(f"kernel reduce must be 'sum' or 'mean', got {self['reduce']!r}")
+
+    def search_genotype(self) -> SNASNetGenotype:
+        """The small network every candidate is scored in (8x8 one-channel digits)."""
+        return SNASNetGenotype(timesteps=self["time_steps"], channels=self["width"], in_channels=1, image_size=8,
+                               num_classes=10, vote=10, fc_hidden=self["fc_hidden"], final_pool=2)
+
+    def output_genotype(self, cell: str) -> SNASNetGenotype:
+        """The winner for retraining on digits (retrain width, the paper's FC 1024)."""
+        return SNASNetGenotype(cell=cell, timesteps=self["time_steps"], channels=self["retrain_width"],
+                               in_channels=1, image_size=8, num_classes=10, vote=10, final_pool=2)
+
+
+def candidate_cells(n: int, seed: int, backward: bool = True) -> list[str]:
+    """The first ``n`` candidates of the search with ``seed`` (the same list on every call)."""
+    rng = np.random.default_rng(seed)
+    return [format_cell(sample_cell(rng, backward)) for _ in range(n)]
+
+
+def score_batches(cfg: Mapping[str, Any], device: torch.device) -> list[Tensor]:
+    """The fixed digits batches every candidate is scored on (from the search part of the split)."""
+    from snnc.nas.tasks import digits_arrays, digits_split
+
+    images, labels = digits_arrays()
+    split = digits_split(labels)
+    pool = np.concatenate([split["A"], split["B"]])
+    rng = np.random.default_rng(cfg["seed"] + 1)
+    need = cfg["batch_size"] * cfg["repeat"]
+    if need > len(pool):
+        raise SnncError(f"--batch-size x repeat = {need} exceeds the {len(pool)} digits available")
+    chosen = rng.choice(pool, size=need, replace=False)
+    x = torch.from_numpy(images[chosen]).to(device)
+    return list(x.split(cfg["batch_size"]))
+
+
+def run_snasnet_search(
+    given: Mapping[str, Any],
+    out: Path,
+    *,
+    device: str = "cpu",
+    resume: bool = False,
+    force: bool = False,
+    progress: bool = True,
+    echo: Callable[[str], None] = print,
+    stop_after: Optional[int] = None,
+    save_every_s: float = 20.0,
+    plot: bool = True,
+) -> dict[str, Any]:
+    """Score random candidates and write the best (see module docstring).
+
+    Writes ``out`` (the winner's genotype), ``OUT.search.jsonl`` (one line per
+    candidate: index, cell, score, seconds), ``OUT.search.png`` (score
+    histogram and best-so-far) and ``search_state.pt`` (resumable; saved at
+    least every ``save_every_s`` seconds and at the end). ``stop_after``
+    scores at most that many candidates in this call (then returns unfinished);
+    ``plot=False`` skips the PNG.
+    """
+    from snnc.nas.files import atomic_path, load_torch, save_torch_atomic
+    from snnc.nas.report import plot_scores, write_jsonl
+    from snnc.nas.spikedhs_search import STATE_VERSION, output_paths
+    from snnc.models.genotype import save_genotype
+
+    paths = output_paths(out)
+    out = paths["out"]
+    if out.is_dir():
+        raise SnncError("is a folder, expected a genotype file path", out)
+    if not out.parent.is_dir():
+        raise SnncError(f"folder {out.parent} does not exist", out)
+    if out.exists() and not force:
+        raise SnncError("exists; pass --force to overwrite it", out)
+    stored = None
+    if resume:
+        if not paths["state"].exists():
+            raise SnncError("no search state to resume (run without --resume to start a search)", paths["state"])
+        stored = load_torch(paths["state"])
+        if not isinstance(stored, dict) or stored.get("version") != STATE_VERSION:
+            raise SnncError("not a search state written by this snnc version", paths["state"])
+        if stored.get("method") != "snasnet":
+            raise SnncError(f"search state belongs to a {stored.get('method')} search, not snasnet", paths["state"])
+        if stored.get("out") != out.name:
+            raise SnncError(f"search state belongs to the search for {stored.get('out')}, not {out.name}",
+                            paths["state"])
+    elif paths["state"].exists() and not force:
+        raise SnncError("a search state exists here; pass --resume to continue it or --force to start over",
+                        paths["state"])
+    cfg = SNASNetSearchConfig.resolve(given, stored["config"] if stored else None)
+    dev = torch.device(device)
+    cells = candidate_cells(cfg["candidates"], cfg["seed"], cfg["backward"])
+    batches = score_batches(cfg, dev)
+    net = cfg.search_genotype()
+    log: list[dict[str, Any]] = list(stored["log"]) if stored else []
+    seconds = float(stored.get("seconds", 0.0)) if stored else 0.0
+
+    def save() -> None:
+        save_torch_atomic({"version": STATE_VERSION, "method": "snasnet", "config": dict(cfg), "out": out.name,
+                           "log": log, "seconds": seconds}, paths["state"])
+        write_jsonl(paths["log"], log)
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(cells), initial=len(log), desc="snasnet", unit="cand", disable=not progress, leave=False)
+    last_save = time.perf_counter()
+    ran = 0
+    try:
+        for index in range(len(log), len(cells)):
+            if stop_after is not None and ran >= stop_after:
+                break
+            t0 = time.perf_counter()
+            s = score_cell(cells[index], batches, net, cfg["reduce"], seed=cfg["seed"] * 100_003 + index)
+            dt = time.perf_counter() - t0
+            seconds += dt
+            log.append({"index": index, "cell": cells[index], "score": s, "seconds": dt})
+            ran += 1
+            best = max(log, key=lambda e: e["score"])
+            bar.update(1)
+            bar.set_postfix(best=f"{best['score']:.2f}")
+            if time.perf_counter() - last_save > save_every_s:
+                save()
+                last_save = time.perf_counter()
+    finally:
+        bar.close()
+        if ran:
+            save()
+    if not log:
+        raise SnncError("no candidate was scored")
+    best = max(log, key=lambda e: e["score"])
+    finished = len(log) >= len(cells)
+    rate = len(log) / seconds if seconds > 0 else float("nan")
+    echo(f"scored {len(log)}/{len(cells)} candidates ({rate:.1f}/s); best {best['cell']} "
+         f"score {best['score']:.3f} (candidate {best['index']})")
+    if plot:
+        plot_scores([e["score"] for e in log], paths["plot"], f"SNASNet search, {len(log)} candidates")
+    genotype = cfg.output_genotype(best["cell"])
+    if finished:
+        with atomic_path(out) as tmp:
+            save_genotype(genotype, tmp)
+    return {"genotype": genotype, "paths": paths, "finished": finished, "best": best, "scored": len(log),
+            "seconds": seconds, "candidates_per_second": rate}

@@ -1,0 +1,136 @@
+"""Hybrid backend: the export partition plan, run piece by piece, with energy per part.
+
+The plan is the export helper's partition (:mod:`snnc.export.partition`): the
+folded network is lowered to the export graph and split into
+
+* **front** — the largest NIR-expressible spiking part starting at the input
+  (2-D convolutions with LIF/IF neurons; an HNS genotype's ReLU layers, ALIF
+  neurons, 3-D convolutions, up-sampling and the cost volume are not NIR
+  expressible and end it). This is the part a neuromorphic target takes; here
+  it is executed from the NIR file by snnc's NIR runtime (torch, CPU);
+* **rest** — everything after the cut, as a one-step ONNX graph in
+  onnxruntime on the host (CPU), its state fed back every frame.
+
+For the SpikeDHS-Stereo net the front is the feature net's stems and cells
+up to the first nearest up-sampling; the up-sampler, the cost volume and
+the whole 3-D matching net form the rest.
+
+Energy per part (:meth:`HybridBackend.energy_parts`) groups the layers of the
+one counting pass by piece: ACs/MACs by the papers' rule, plus the energy the
+host would spend if it ran its part densely (every dense op a MAC, which is
+what a CPU/GPU does with spikes).
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from torch import Tensor
+
+from snnc.energy.report import EnergyReport, LayerEnergy
+from snnc.errors import SnncError
+from snnc.models.base import SpikingNet
+from snnc.runtime.base import Backend, energy_by_part
+
+__all__ = ["HybridBackend", "layer_node"]
+
+
+def layer_node(layer_name: str) -> str:
+    """Export-graph node name of a counted layer: the ConvBN path (``a.b.conv.conv`` -> ``a.b.conv``)."""
+    return layer_name[: -len(".conv")] if layer_name.endswith(".conv") else layer_name
+
+
+class HybridBackend(Backend):
+    """Runs the partition manifest (front NIR + rest ONNX) frame by frame.
+
+    Args:
+        model: the folded network.
+        device: must be CPU (the partition runner uses CPU torch and onnxruntime's CPU provider).
+        threads: onnxruntime intra-op threads for the rest (0: 1 thread, the runner's default).
+        manifest: keep the partition files here instead of a temporary folder.
+    """
+
+    name = "hybrid"
+
+    def __init__(self, model: SpikingNet, device: torch.device, *, threads: int = 0,
+                 manifest: Optional[Path] = None) -> None:
+        if torch.device(device).type != "cpu":
+            raise SnncError("--backend hybrid runs its front in snnc's NIR runtime and its rest in onnxruntime on "
+                            "the CPU; use --device cpu (or --backend torch/onnx for CUDA)")
+        self.model = model
+        self.device = torch.device("cpu")
+        self._threads = threads or 1
+        self._tmp: Optional[str] = None
+        self._manifest = Path(manifest) if manifest is not None else None
+        self._net: Any = None
+        self._shape: Optional[tuple[int, ...]] = None
+        self._state: Any = None
+        self.front_nodes: set[str] = set()
+        self.doc: dict[str, Any] = {}
+        self.export_s = 0.0
+
+    def _build(self, shape: tuple[int, ...]) -> None:
+        import time
+
+        from snnc.export.lower import lower
+        from snnc.export.partition import PartitionedNet, split_graph, write_partition
+
+        start = time.perf_counter()
+        if self._manifest is None:
+            self._tmp = tempfile.mkdtemp(prefix="snnc-stream-hybrid-")
+            self._manifest = Path(self._tmp) / "partition.json"
+        graph = lower(self.model, shape)
+        front, _, _, _ = split_graph(graph)
+        self.front_nodes = set(front.nodes)
+        self.doc = write_partition(graph, self._manifest)
+        self._net = PartitionedNet(self._manifest, threads=self._threads)
+        self._shape = shape
+        self.export_s = time.perf_counter() - start
+
+    def reset(self, x0: Tensor) -> None:
+        """Build the partition for ``x0``'s shape (once) and put both pieces at rest."""
+        shape = tuple(int(s) for s in x0.shape)
+        if self._net is None or shape != self._shape:
+            self._build(shape)
+        self._state = self._net.init_state(x0)
+
+    def step(self, x: Tensor) -> Tensor:
+        """Front, then rest; returns the cost."""
+        y, self._state = self._net.step(x.cpu(), self._state)
+        return y
+
+    def part_of(self, layer: LayerEnergy) -> str:
+        """``front`` or ``rest`` for a counted layer."""
+        node = layer_node(layer.name)
+        if node in self.front_nodes or any(n.startswith(node + ".part") for n in self.front_nodes):
+            return "front"
+        return "rest"
+
+    def _pieces(self) -> dict[str, dict[str, Any]]:
+        return {p["name"]: p for p in self.doc.get("pieces", [])}
+
+    def placement(self) -> list[dict[str, Any]]:
+        """Front on the (simulated) neuromorphic target, rest on the host."""
+        pieces = self._pieces()
+        out = []
+        if "front" in pieces:
+            out.append({"part": "front", "runs_on": "neuromorphic target (NIR graph; simulated by snnc's NIR "
+                        "runtime on CPU)", "nodes": pieces["front"]["nodes"]})
+        if "rest" in pieces:
+            out.append({"part": "rest", "runs_on": "host CPU (onnxruntime)", "nodes": pieces["rest"]["nodes"],
+                        "cut_after": pieces["rest"]["reason"]})
+        return out
+
+    def energy_parts(self, report: EnergyReport) -> list[dict[str, Any]]:
+        """Per part: layers, dense ops, ACs, MACs, energy (papers' rule) and dense-host energy, per frame."""
+        return energy_by_part(report, self.part_of, {p["part"]: p["runs_on"] for p in self.placement()})
+
+    def close(self) -> None:
+        """Remove the temporary partition files."""
+        self._net = None
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None

@@ -1,0 +1,43 @@
+"""PNG of one streamed frame: predicted disparity next to ground truth (and the error) on one colour scale."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from snnc.data import layout
+
+__all__ = ["save_frame_png"]
+
+
+def save_frame_png(path: Path, disparity: np.ndarray, gt_depth: Optional[np.ndarray], *, title: str,
+                   fb: float = layout.FB_INDOOR_FLYING, vmax: Optional[float] = None) -> None:
+    """Write ``path``: predicted disparity (px), and with ``gt_depth`` the GT disparity ``fB/depth`` and |error|.
+
+    Pixels without ground truth are blank in the GT and error panels.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("predicted disparity (px)", disparity, "magma")]
+    if gt_depth is not None:
+        gt = np.full(gt_depth.shape, np.nan, dtype=np.float32)
+        ok = np.isfinite(gt_depth) & (gt_depth > 0)
+        gt[ok] = fb / gt_depth[ok]
+        panels.append(("ground-truth disparity (px)", gt, "magma"))
+        panels.append(("|error| (px)", np.abs(disparity - gt), "viridis"))
+    top = vmax if vmax is not None else float(np.nanmax([np.nanmax(p[1]) if np.isfinite(p[1]).any() else 0.0
+                                                        for p in panels[:2]] + [1e-3]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+    for ax, (name, img, cmap) in zip(axes[0], panels):
+        im = ax.imshow(img, cmap=cmap, vmin=0, vmax=top if cmap == "magma" else None)
+        ax.set_title(name, fontsize=9)
+        ax.axis("off")
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(str(path), dpi=90)
+    plt.close(fig)

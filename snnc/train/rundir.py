@@ -1,0 +1,129 @@
+"""The run folder: refusing to clobber, and writing its metric files atomically.
+
+Files of a run (all written by snnc): ``checkpoint.pt``, ``folded.pt``,
+``config.json``, ``genotype.json``, ``metrics.csv``, ``metrics.jsonl``
+(one line per epoch), ``metrics.json`` (final), ``learning_curve.png`` and the
+search logs ``dgs.jsonl``, ``tps.jsonl``, ``hns.jsonl``. Every file is
+rewritten whole through a temporary file and a rename, so after a crash each
+one is either the old or the new version, never half written.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from snnc.errors import SnncError
+
+__all__ = ["RUN_FILES", "check_run_dir", "prepare_run_dir", "write_text", "write_json", "write_jsonl", "write_history"]
+
+RUN_FILES = ("checkpoint.pt", "folded.pt", "config.json", "genotype.json", "metrics.csv", "metrics.jsonl",
+             "metrics.json", "learning_curve.png", "dgs.jsonl", "tps.jsonl", "hns.jsonl")
+
+
+def check_run_dir(path: Path, resume: bool, force: bool) -> Path:
+    """Check the run folder without touching it (call before loading data; see :func:`prepare_run_dir`).
+
+    Raises:
+        SnncError: the path is a file, the folder is not empty, or there is nothing to resume.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise SnncError("run folder path is a file", path)
+    if resume:
+        if not (path / "checkpoint.pt").is_file():
+            raise SnncError("no checkpoint.pt to resume from", path)
+    elif path.is_dir() and any(path.iterdir()) and not force:
+        raise SnncError("run folder is not empty; pass --resume to continue its run or --force to start over", path)
+    return path
+
+
+def prepare_run_dir(path: Path, resume: bool, force: bool) -> Path:
+    """Check and create the run folder.
+
+    * new or empty folder: created, used;
+    * ``resume``: must hold ``checkpoint.pt``;
+    * ``force``: the files snnc wrote there before are deleted (other files are left alone);
+    * otherwise a non-empty folder is refused.
+
+    Raises:
+        SnncError: as :func:`check_run_dir`, or the folder cannot be created.
+    """
+    path = check_run_dir(path, resume, force)
+    if resume:
+        return path
+    if path.is_dir() and force:
+        for name in RUN_FILES:
+            (path / name).unlink(missing_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise SnncError(f"cannot create the run folder: {err.strerror}", path) from None
+    return path
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        _chmod_default(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _clean(value: Any) -> Any:
+    """NaN/inf -> None so the JSON stays standard."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Indented JSON, atomically (non-finite floats become null)."""
+    write_text(path, json.dumps(_clean(obj), indent=2) + "\n")
+
+
+def write_jsonl(path: Path, records: Iterable[Any]) -> None:
+    """One JSON object per line, atomically."""
+    write_text(path, "".join(json.dumps(_clean(r)) + "\n" for r in records))
+
+
+def _flat(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if not isinstance(v, (dict, list))}
+
+
+def write_history(run_dir: Path, history: Sequence[dict[str, Any]]) -> None:
+    """``metrics.jsonl`` (every epoch record) and ``metrics.csv`` (its scalar columns)."""
+    write_jsonl(run_dir / "metrics.jsonl", history)
+    columns: list[str] = []
+    for record in history:
+        for key in _flat(record):
+            if key not in columns:
+                columns.append(key)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for record in history:
+        writer.writerow(_flat(_clean(record)))
+    write_text(run_dir / "metrics.csv", buf.getvalue())
+
+
+def _chmod_default(path: str) -> None:
+    """Give a ``mkstemp`` file (mode 0600) the permissions of a normally created file."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)

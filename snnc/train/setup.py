@@ -1,0 +1,87 @@
+"""From a config to a task and a network: data loading, genotype overrides, model building."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from snnc.errors import SnncError
+from snnc.models.base import SpikingNet
+from snnc.models.build import build_model
+from snnc.train.config import TrainConfig
+
+__all__ = ["task_for_family", "width_overrides", "make_task", "make_model"]
+
+_WIDTH_FIELDS = {
+    "spikedhs-cla": ("filter_multiplier",),
+    "spikedhs-stereo": ("feature_filter_multiplier", "matching_filter_multiplier"),
+    "snasnet": ("channels",),
+}
+
+
+def task_for_family(family: str) -> str:
+    """``stereo`` for stereo genotypes, ``classification`` for the others."""
+    return "stereo" if family == "spikedhs-stereo" else "classification"
+
+
+def width_overrides(family: str, width: Any) -> dict[str, int]:
+    """Genotype fields that ``--width`` sets for ``family``."""
+    if width is None:
+        return {}
+    return {name: int(width) for name in _WIDTH_FIELDS.get(family, ())}
+
+
+def _disparity_bins(genotype: Any, max_disparity: Any) -> int:
+    if max_disparity is None:
+        return int(genotype.disparities)
+    return int(math.floor(float(max_disparity) / float(genotype.disp_step))) + 1
+
+
+def make_task(config: TrainConfig, genotype: Any, device: torch.device) -> Any:
+    """The :class:`~snnc.train.task.Task` of ``config`` (loads the data).
+
+    Raises:
+        SnncError: data that does not fit the task (e.g. an HDF5 file for a classifier).
+    """
+    if config.task == "classification":
+        from snnc.train.data_cls import load_image_set
+        from snnc.train.task_cls import ClassificationTask
+
+        if len(config.data) != 1:
+            raise SnncError(f"classification takes one --data ('digits' or a folder of .npz files), got {len(config.data)}")
+        source = config.data[0]
+        if source.endswith((".hdf5", ".h5")):
+            raise SnncError(f"{source}: an event recording needs a stereo architecture (e.g. --arch spikedhs-stereo)")
+        data = load_image_set(source, config.test_fraction, config.split_seed)
+        return ClassificationTask(data, config.steps, config.batch_size, config.eval_batch_size, device)
+    from snnc.train.data_stereo import StereoData
+    from snnc.train.task_stereo import StereoTask
+
+    for source in config.data:
+        if not source.endswith((".hdf5", ".h5")):
+            raise SnncError(f"{source}: a stereo network trains on MVSEC-layout *_data.hdf5 recordings")
+    bins = _disparity_bins(genotype, config.max_disparity)
+    if bins < 2:
+        raise SnncError(f"--max-disparity {config.max_disparity} leaves fewer than 2 disparity bins "
+                        f"(bin width {genotype.disp_step})")
+    data = StereoData(config.data, burn_in=config.burn_in, steps=config.steps, split=config.split,
+                      test_fraction=config.test_fraction, crop=config.crop, downscale=config.downscale,
+                      max_disparity=(bins - 1) * float(genotype.disp_step), fb=config.fb,
+                      cache_gb=config.cache_gb, progress=not config.quiet)
+    try:
+        return StereoTask(data, bins, float(genotype.disp_step), config.batch_size, device, config.augment_crop,
+                          config.augment_shift)
+    except BaseException:
+        data.close()
+        raise
+
+
+def make_model(genotype: Any, task: Any, config: TrainConfig) -> SpikingNet:
+    """Build the network for ``task``: the data's fields and ``--width`` override the genotype's."""
+    family = getattr(genotype, "family", "")
+    overrides = {**task.model_overrides(family), **width_overrides(family, config.width)}
+    model = build_model(genotype, **overrides)
+    if not isinstance(model, SpikingNet):
+        raise SnncError(f"architecture family {family!r} did not build a SpikingNet")
+    return model
