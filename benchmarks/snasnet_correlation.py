@@ -28,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from snnc.models.snasnet import SNASNetGenotype, build_snasnet
 from snnc.nas.snasnet_search import SNASNetSearchConfig, candidate_cells, score_batches, score_cell
-from snnc.nas.tasks import digits_arrays, digits_split
+from snnc.nas.tasks import digits_split
+from snnc.train.data_cls import digits_arrays
 
 
 def distinct_cells(n: int, seed: int) -> list[str]:

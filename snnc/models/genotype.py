@@ -361,17 +361,6 @@ def _validate_path(path: Any, what: str) -> tuple[int, ...]:
 
 
 # --------------------------------------------------------------------------- networks
-def _coerce_neuron(value: Any, what: str) -> NeuronSpec:
-    if isinstance(value, NeuronSpec):
-        return value
-    if isinstance(value, Mapping):
-        try:
-            return NeuronSpec.from_dict(value)
-        except SnncError as err:
-            raise SnncError(f"{what}: {err}") from None
-    raise SnncError(f"{what} must be a neuron spec object, got {type(value).__name__}")
-
-
 def _coerce_cell(value: Any, what: str) -> CellGenotype:
     if isinstance(value, CellGenotype):
         return value
@@ -385,7 +374,7 @@ def _coerce_layers(value: Any) -> dict[str, NeuronSpec]:
     for name, spec in value.items():
         if not isinstance(name, str) or not name:
             raise SnncError(f"neuron_layers: layer names must be non-empty strings, got {name!r}")
-        out[name] = _coerce_neuron(spec, f"neuron_layers[{name!r}]")
+        out[name] = NeuronSpec.coerce(spec, f"neuron_layers[{name!r}]")
     return out
 
 
@@ -403,7 +392,7 @@ class _GenotypeIO:
             object.__setattr__(self, name, _validate_path(getattr(self, name), name))
         if self.mixing not in MIXINGS:  # type: ignore[attr-defined]
             raise SnncError(f"mixing must be one of {', '.join(MIXINGS)}, got {self.mixing!r}")  # type: ignore[attr-defined]
-        object.__setattr__(self, "neuron", _coerce_neuron(self.neuron, "neuron"))  # type: ignore[attr-defined]
+        object.__setattr__(self, "neuron", NeuronSpec.coerce(self.neuron, "neuron"))  # type: ignore[attr-defined]
         object.__setattr__(self, "neuron_layers", _coerce_layers(self.neuron_layers))  # type: ignore[attr-defined]
 
     def to_dict(self) -> dict[str, Any]:

@@ -126,17 +126,6 @@ class LayerSpec:
         return cls(**kw)
 
 
-def _coerce_spec(value: Any, what: str) -> NeuronSpec:
-    if isinstance(value, NeuronSpec):
-        return value
-    if isinstance(value, Mapping):
-        try:
-            return NeuronSpec.from_dict(value)
-        except SnncError as err:
-            raise SnncError(f"sequential genotype: {what}: {err}") from None
-    raise SnncError(f"sequential genotype: {what} must be a neuron spec, got {type(value).__name__}")
-
-
 def layer_shapes(layers: Sequence[LayerSpec], in_channels: int, image_size: int) -> list[tuple[int, ...]]:
     """Per-sample output shape of every layer; SnncError when the list does not fit together."""
     shape: tuple[int, ...] = (in_channels, image_size, image_size)
@@ -200,11 +189,11 @@ class SequentialGenotype:
             raise SnncError(f"sequential genotype: the last layer must be conv or dense (its spikes are the "
                             f"output), got {layers[-1].type}")
         layer_shapes(layers, self.in_channels, self.image_size)
-        object.__setattr__(self, "neuron", _coerce_spec(self.neuron, "neuron"))
+        object.__setattr__(self, "neuron", NeuronSpec.coerce(self.neuron, "sequential genotype: neuron"))
         if not isinstance(self.neuron_layers, Mapping):
             raise SnncError("sequential genotype: neuron_layers must map neuron layer names to specs")
         object.__setattr__(self, "neuron_layers",
-                           {str(k): _coerce_spec(v, f"neuron_layers[{k!r}]") for k, v in self.neuron_layers.items()})
+                           {str(k): NeuronSpec.coerce(v, f"sequential genotype: neuron_layers[{k!r}]") for k, v in self.neuron_layers.items()})
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable dict, ``family`` first."""

@@ -201,18 +201,6 @@ def backward_edges(matrix: Matrix) -> list[Edge]:
     return [(i, j, matrix[i][j]) for j in range(NUM_NODES - 1) for i in range(j + 1, NUM_NODES) if matrix[i][j]]
 
 
-def _coerce_spec(value: Any, what: str, path: Optional[PathLike]) -> NeuronSpec:
-    """A :class:`NeuronSpec` from a spec or its dict form."""
-    if isinstance(value, NeuronSpec):
-        return value
-    if isinstance(value, Mapping):
-        try:
-            return NeuronSpec.from_dict(value)
-        except SnncError as err:
-            raise SnncError(f"snasnet genotype: {what}: {err}", path) from None
-    raise SnncError(f"snasnet genotype: {what} must be a neuron spec, got {type(value).__name__}", path)
-
-
 _INT_FIELDS = (
     "timesteps", "channels", "in_channels", "image_size", "num_classes",
     "vote", "fc_hidden", "final_pool", "stem_stride",
@@ -279,7 +267,7 @@ class SNASNetGenotype:
         if isinstance(d, bool) or not isinstance(d, (int, float)) or not 0.0 <= d < 1.0:
             raise SnncError(f"snasnet genotype: dropout must be in [0, 1), got {d!r}", path)
         object.__setattr__(self, "dropout", float(d))
-        object.__setattr__(self, "neuron", _coerce_spec(self.neuron, "neuron", path))
+        object.__setattr__(self, "neuron", NeuronSpec.coerce(self.neuron, "snasnet genotype: neuron", path))
         layers = self.neuron_layers
         if not isinstance(layers, Mapping):
             raise SnncError(
@@ -290,7 +278,7 @@ class SNASNetGenotype:
         for name, spec in layers.items():
             if not isinstance(name, str) or not name:
                 raise SnncError(f"snasnet genotype: neuron_layers names must be non-empty strings, got {name!r}", path)
-            coerced[name] = _coerce_spec(spec, f"neuron_layers[{name!r}]", path)
+            coerced[name] = NeuronSpec.coerce(spec, f"snasnet genotype: neuron_layers[{name!r}]", path)
         object.__setattr__(self, "neuron_layers", coerced)
         shrink = self.stem_stride * 2 * self.final_pool
         if self.image_size % shrink:

@@ -41,8 +41,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from snnc.errors import SnncError
+from snnc.train.data_cls import digits_arrays, stratified_split
 
-__all__ = ["SearchTask", "DigitsTask", "StereoTask", "digits_arrays", "digits_split", "part_order"]
+__all__ = ["SearchTask", "DigitsTask", "StereoTask", "digits_split", "part_order"]
 
 Batch = tuple[Tensor, ...]
 
@@ -82,27 +83,15 @@ class SearchTask(ABC):
 
 
 # --------------------------------------------------------------------------- digits
-def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
-    """sklearn digits as ``(images float32 (1797, 1, 8, 8) in [0, 1], labels int64)``."""
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    images = (d.images.astype(np.float32) / 16.0)[:, None]
-    return images, d.target.astype(np.int64)
-
-
 def digits_split(labels: np.ndarray, val_fraction: float = 0.2, test_fraction: float = 0.2) -> dict[str, np.ndarray]:
     """Index arrays ``{"A", "B", "val", "test"}`` of the digits search split (see module docstring).
 
-    ``test`` is the stratified hold-out of ``snnc train --data digits`` with its
-    defaults (``train_test_split(test_size=0.2, random_state=0, stratify=labels)``);
-    the search never touches it, so a retrained genotype's test accuracy is clean.
-    The rest is permuted (seed 0): ``val_fraction`` of it is ``val``, the remainder
-    alternates between ``A`` and ``B``.
+    ``test`` is exactly the hold-out of ``snnc train --data digits`` with its defaults
+    (:func:`snnc.train.data_cls.stratified_split`, seed 0); the search never touches it,
+    so a retrained genotype's test accuracy is clean. The rest is permuted (seed 0):
+    ``val_fraction`` of it is ``val``, the remainder alternates between ``A`` and ``B``.
     """
-    from sklearn.model_selection import train_test_split
-
-    train, test = train_test_split(np.arange(len(labels)), test_size=test_fraction, random_state=0, stratify=labels)
+    train, test = stratified_split(labels, test_fraction, 0, "digits")
     train = train[np.random.default_rng(0).permutation(len(train))]
     n_val = int(round(len(train) * val_fraction))
     rest = train[n_val:]

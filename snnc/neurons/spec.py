@@ -71,6 +71,22 @@ class NeuronSpec:
         return asdict(self)
 
     @classmethod
+    def coerce(cls, value: Any, what: str, path: Optional[PathLike] = None) -> "NeuronSpec":
+        """A spec from a :class:`NeuronSpec` or its dict form (genotype fields use this).
+
+        Raises:
+            SnncError: ``"<what>: <problem>"`` for a bad dict or any other type.
+        """
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, Mapping):
+            try:
+                return cls.from_dict(value)
+            except SnncError as err:
+                raise SnncError(f"{what}: {err}", path) from None
+        raise SnncError(f"{what} must be a neuron spec object, got {type(value).__name__}", path)
+
+    @classmethod
     def from_dict(cls, d: Mapping[str, Any], path: Optional[PathLike] = None) -> "NeuronSpec":
         """Build a spec from a dict (missing keys take their defaults).
 

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from snnc.errors import SnncError
 
-__all__ = ["ImageSet", "load_image_set", "load_digits_set", "load_npz_folder"]
+__all__ = ["ImageSet", "digits_arrays", "load_image_set", "load_digits_set", "load_npz_folder", "stratified_split"]
 
 
 @dataclass
@@ -46,13 +46,23 @@ class ImageSet:
         return int(self.x_train.shape[2]), int(self.x_train.shape[3])
 
 
-def _split(x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int, source: str) -> tuple[np.ndarray, ...]:
+def stratified_split(y: np.ndarray, test_fraction: float, seed: int, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(train, test)`` index arrays of a stratified split (sklearn ``train_test_split`` order).
+
+    The one split used by ``snnc train`` and by the searches that must keep its test part out.
+    """
     from sklearn.model_selection import train_test_split
 
     try:
-        return tuple(train_test_split(x, y, test_size=test_fraction, random_state=seed, stratify=y))
+        train, test = train_test_split(np.arange(len(y)), test_size=test_fraction, random_state=seed, stratify=y)
     except ValueError as err:
         raise SnncError(f"cannot make a stratified train/test split: {err}", source) from None
+    return train, test
+
+
+def _split(x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int, source: str) -> tuple[np.ndarray, ...]:
+    train, test = stratified_split(y, test_fraction, seed, source)
+    return x[train], x[test], y[train], y[test]
 
 
 def _make_set(name: str, xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, yte: np.ndarray) -> ImageSet:
@@ -61,13 +71,17 @@ def _make_set(name: str, xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, yte:
                     torch.as_tensor(xte, dtype=torch.float32), torch.as_tensor(yte, dtype=torch.int64), classes)
 
 
-def load_digits_set(test_fraction: float = 0.2, split_seed: int = 0) -> ImageSet:
-    """sklearn digits as 1x8x8 images in [0, 1] with a stratified split."""
+def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """sklearn digits as ``(images float32 (1797, 1, 8, 8) in [0, 1], labels int64)``."""
     from sklearn.datasets import load_digits
 
     digits = load_digits()
-    x = (digits.images.astype(np.float32) / 16.0)[:, None]
-    y = digits.target.astype(np.int64)
+    return (digits.images.astype(np.float32) / 16.0)[:, None], digits.target.astype(np.int64)
+
+
+def load_digits_set(test_fraction: float = 0.2, split_seed: int = 0) -> ImageSet:
+    """sklearn digits as 1x8x8 images in [0, 1] with a stratified split."""
+    x, y = digits_arrays()
     xtr, xte, ytr, yte = _split(x, y, test_fraction, split_seed, "digits")
     return _make_set("digits", xtr, ytr, xte, yte)
 
