@@ -51,7 +51,7 @@ def _arch(value: str) -> str:
 @click.option("--lr", type=float, default=None, help="Learning rate [SGD 0.025, Adam 0.001].")
 @click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default=None, help="[classification sgd, stereo adam]")
 @click.option("--schedule", type=click.Choice(["cosine", "step", "none"]), default=None,
-              help="lr schedule: cosine to 0, or halving at 25/50/75 %% of the epochs [classification cosine, stereo step].")
+              help="lr schedule: cosine to 0, or halving at 25/50/75 % of the epochs [classification cosine, stereo step].")
 @click.option("--weight-decay", type=float, default=None, help="[SGD 3e-4, Adam 0]")
 @click.option("--momentum", type=float, default=0.9, show_default=True, help="SGD momentum.")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda (error if CUDA is not available).")
