@@ -48,29 +48,40 @@ class DemoSettings:
 
 
 DEFAULT = DemoSettings(
-    frames=80, height=64, width=96, test_fraction=0.25,
-    search=dict(width=2, levels=3, feature_layers=2, matching_layers=3, crop=(48, 64), disparities=10,
-                disp_step=4.0, time_steps=2, burn_in=1, epochs=3, warmup=1, batch_size=2, max_frames=40),
-    train_width=4, train_epochs=6, train_steps=2, burn_in=1, max_disparity=38.0, png_every=4, energy_frames=10)
+    frames=32, height=48, width=64, test_fraction=0.25,
+    search=dict(width=2, levels=3, feature_layers=2, matching_layers=3, crop=(24, 32), disparities=10,
+                disp_step=4.0, time_steps=2, burn_in=1, epochs=1, warmup=0, batch_size=2, max_frames=12),
+    train_width=2, train_epochs=2, train_steps=2, burn_in=1, max_disparity=38.0, png_every=2, energy_frames=4,
+    extra_train=dict(augment_crop=[24, 32]))
 
 QUICK = DemoSettings(
-    frames=16, height=32, width=48, test_fraction=0.25,
-    search=dict(width=2, levels=3, feature_layers=2, matching_layers=3, crop=(24, 32), disparities=5,
-                disp_step=8.0, time_steps=2, burn_in=1, epochs=1, warmup=0, batch_size=2, max_frames=8),
-    train_width=2, train_epochs=1, train_steps=2, burn_in=1, max_disparity=38.0, png_every=2, energy_frames=3)
+    frames=10, height=32, width=48, test_fraction=0.2,
+    search=dict(width=2, levels=3, feature_layers=2, matching_layers=3, crop=(16, 24), disparities=5,
+                disp_step=8.0, time_steps=2, burn_in=1, epochs=1, warmup=0, batch_size=2, max_frames=6),
+    train_width=2, train_epochs=1, train_steps=2, burn_in=1, max_disparity=38.0, png_every=2, energy_frames=2,
+    extra_train=dict(augment_crop=[16, 24]))
+
+
+#: Top-level names a demo writes in --out; ``--force`` removes only these (never other files).
+DEMO_ARTEFACTS = ("synthetic_data.hdf5", "synthetic_gt.hdf5", "recording.png", "heldout_gt.hdf5",
+                  "stereo_genotype.json", "stereo_genotype.search.jsonl", "stereo_genotype.search.png",
+                  "search_state.pt", "train", "stereo_partition.json", "stereo_partition.front.nir",
+                  "stereo_partition.rest.onnx", "stereo.onnx", "results.h5", "disparity_png", "energy.png",
+                  "energy.json")
 
 
 def _prepare_out(out_dir: Path, force: bool) -> None:
-    """Refuse a non-empty ``out_dir`` unless ``force``; with ``force`` clear it first."""
+    """Refuse a non-empty ``out_dir`` unless ``force``; with ``force`` remove an earlier demo's artefacts."""
     if out_dir.exists() and not out_dir.is_dir():
         raise SnncError("exists and is not a folder", out_dir)
     if out_dir.is_dir() and any(out_dir.iterdir()):
         if not force:
             raise SnncError("folder is not empty; pass --force to overwrite an earlier demo", out_dir)
-        for child in out_dir.iterdir():
+        for name in DEMO_ARTEFACTS:
+            child = out_dir / name
             if child.is_dir() and not child.is_symlink():
                 shutil.rmtree(child)
-            else:
+            elif child.exists() or child.is_symlink():
                 child.unlink()
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -133,7 +144,7 @@ def _num(v: Optional[float], scale: float = 1.0, digits: int = 3) -> str:
 @click.option("--threads", default=2, show_default=True, type=click.IntRange(min=0),
               help="Torch CPU threads (0: PyTorch default).")
 @click.option("--quick", is_flag=True, help="Much smaller settings (tens of seconds; for tests).")
-@click.option("--force", is_flag=True, help="Overwrite artefacts of an earlier demo in --out.")
+@click.option("--force", is_flag=True, help="Overwrite artefacts of an earlier demo in --out (other files are left alone).")
 @click.pass_context
 def demo_command(ctx: click.Context, out_dir: Path, seed: int, threads: int, quick: bool, force: bool) -> None:
     """Run the whole pipeline on a small synthetic MVSEC recording: synthesize, search a
