@@ -29,6 +29,7 @@ from typing import Any, Optional
 import torch
 from torch import Tensor
 
+from snnc.energy.costs import DEFAULT_COSTS
 from snnc.energy.ops import count_ops
 from snnc.models.base import SpikingNet
 from snnc.neurons import NeuronSpec
@@ -36,9 +37,9 @@ from snnc.train.mixsearch import MixingSearch, searched_layers
 
 __all__ = ["HNSearch", "AC_PJ", "MAC_PJ", "PAPER_RHO_RELU", "relu_energy_factor", "spike_rate"]
 
-#: 45 nm energy per accumulate / multiply-accumulate (Horowitz 2014; energy.md).
-AC_PJ = 0.9
-MAC_PJ = 4.6
+#: 45 nm energy per accumulate / multiply-accumulate: the energy module's default table (Horowitz 2014).
+AC_PJ = DEFAULT_COSTS.ac_pj
+MAC_PJ = DEFAULT_COSTS.mac_pj
 #: The paper's rho for ReLU: 4.6 / (0.2 * 6 * 0.9).
 PAPER_RHO_RELU = 4.26
 #: Firing rates below this are clamped (a silent network would make rho infinite).

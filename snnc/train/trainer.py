@@ -61,7 +61,7 @@ class Trainer:
         run_dir = check_run_dir(Path(config.out), resume, force)
         self.device = resolve_device(config.device)
         set_threads(config.threads)
-        ckpt = load_checkpoint(run_dir / CHECKPOINT_NAME, self.device) if resume else None
+        ckpt = load_checkpoint(run_dir / CHECKPOINT_NAME, "cpu") if resume else None  # RNG states must stay on the CPU
         if ckpt is not None:
             genotype = genotype_from_dict(ckpt["genotype"], run_dir / CHECKPOINT_NAME)
         else:
