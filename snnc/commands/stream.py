@@ -10,19 +10,9 @@ from typing import Any, Optional
 import click
 
 from snnc.errors import SnncError
+from snnc.fileio import json_safe
 
 _METRIC_NAMES = ("mean_disparity_error", "mean_depth_error", "median_depth_error", "one_pixel_accuracy")
-
-
-def _clean(value: Any) -> Any:
-    """NaN/inf -> None, recursively (valid JSON)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
 
 
 def _fmt(v: Optional[float], scale: float = 1.0, digits: int = 2) -> str:
@@ -157,7 +147,7 @@ def stream_command(data_file: Path, model_spec: str, backend: str, gt_file: Opti
                     summary = _summary(engine, net, be, backend, dev, clock, times, with_gt, energy_costs,
                                        out_file, time.perf_counter() - t_start)
                     if writer is not None:
-                        writer.finish(_clean(summary))
+                        writer.finish(json_safe(summary))
                         writer = None
                 finally:
                     if writer is not None:
@@ -166,7 +156,7 @@ def stream_command(data_file: Path, model_spec: str, backend: str, gt_file: Opti
             bar.close()
             be.close()
     if as_json:
-        click.echo(json.dumps(_clean(summary)))
+        click.echo(json.dumps(json_safe(summary)))
         return
     _print_summary(summary, engine)
 

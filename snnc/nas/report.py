@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from snnc.models.genotype import PRIMITIVES, edge_endpoints
-from snnc.nas.files import atomic_path, write_text_atomic
+from snnc.nas.files import atomic_output, write_text_atomic
 
 __all__ = ["json_safe", "write_jsonl", "plot_arch_history", "plot_scores"]
 
@@ -87,7 +87,7 @@ def plot_arch_history(entries: Sequence[Mapping[str, Any]], path: Path, title: s
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 7), fontsize=7)
     fig.suptitle(f"{title}: architecture weights over epochs", fontsize=9)
     fig.tight_layout(rect=(0, 0.05, 1, 0.96))
-    with atomic_path(path) as tmp:
+    with atomic_output(path) as tmp:
         fig.savefig(tmp, format="png", dpi=90)
     plt.close(fig)
 
@@ -114,6 +114,6 @@ def plot_scores(scores: Sequence[float], path: Path, title: str) -> None:
     ax2.set_ylabel("best score")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
+    with atomic_output(path) as tmp:
         fig.savefig(tmp, format="png", dpi=90)
     plt.close(fig)

@@ -285,7 +285,7 @@ def run_snasnet_search(
     scores at most that many candidates in this call (then returns unfinished);
     ``plot=False`` skips the PNG.
     """
-    from snnc.nas.files import atomic_path, load_torch, save_torch_atomic
+    from snnc.nas.files import atomic_output, load_torch, save_torch_atomic
     from snnc.nas.report import plot_scores, write_jsonl
     from snnc.nas.spikedhs_search import STATE_VERSION, output_paths
     from snnc.models.genotype import save_genotype
@@ -362,7 +362,7 @@ def run_snasnet_search(
         plot_scores([e["score"] for e in log], paths["plot"], f"SNASNet search, {len(log)} candidates")
     genotype = cfg.output_genotype(best["cell"])
     if finished:
-        with atomic_path(out) as tmp:
+        with atomic_output(out) as tmp:
             save_genotype(genotype, tmp)
     return {"genotype": genotype, "paths": paths, "finished": finished, "best": best, "scored": len(log),
             "seconds": seconds, "candidates_per_second": rate}

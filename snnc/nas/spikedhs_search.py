@@ -34,7 +34,7 @@ from snnc.models.genotype import MIXINGS, save_genotype
 from snnc.nas.arch import alpha_entropy, beta_entropy
 from snnc.nas.bilevel import BilevelConfig, BilevelSearch
 from snnc.nas.decode import decode_classifier, decode_stereo, level_probabilities
-from snnc.nas.files import atomic_path, load_torch, save_torch_atomic
+from snnc.nas.files import atomic_output, load_torch, save_torch_atomic
 from snnc.nas.report import plot_arch_history, write_jsonl
 from snnc.nas.supernet import SEARCH_STEM_SPEC, ClassifierSupernet, StereoSupernet
 from snnc.nas.tasks import DigitsTask, SearchTask, StereoTask
@@ -328,7 +328,7 @@ def run_spikedhs_search(
     genotype = decode(model, cfg)
     finished = search.epoch >= cfg.epochs
     if finished:
-        with atomic_path(out) as tmp:
+        with atomic_output(out) as tmp:
             save_genotype(genotype, tmp)
     return {"genotype": genotype, "paths": paths, "epochs_done": search.epoch, "finished": finished,
             "seconds": seconds, "last": log[-1] if log else None, "metric": task.metric}

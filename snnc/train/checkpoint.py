@@ -22,14 +22,13 @@ crash never leaves a half-written checkpoint.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Union
 
 import torch
 
 from snnc.errors import SnncError
+from snnc.fileio import atomic_output
 
 __all__ = ["CHECKPOINT_NAME", "FOLDED_NAME", "FORMAT", "VERSION", "save_checkpoint", "load_checkpoint", "load_model"]
 
@@ -47,15 +46,8 @@ def save_checkpoint(path: Union[str, Path], payload: dict[str, Any]) -> None:
     if missing:
         raise ValueError(f"checkpoint payload lacks {', '.join(missing)}")
     payload = {"format": FORMAT, "version": VERSION, **payload}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    os.close(fd)
-    try:
+    with atomic_output(path) as tmp:
         torch.save(payload, tmp)
-        _chmod_default(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_checkpoint(path: Union[str, Path], map_location: Union[str, torch.device] = "cpu") -> dict[str, Any]:
@@ -97,10 +89,3 @@ def load_model(path: Union[str, Path], map_location: Union[str, torch.device] = 
         first = str(err).strip().splitlines()[0]
         raise SnncError(f"checkpoint weights do not fit its genotype: {first}", path) from None
     return model.to(map_location).eval()
-
-
-def _chmod_default(path: str) -> None:
-    """Give a ``mkstemp`` file (mode 0600) the permissions of a normally created file."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)

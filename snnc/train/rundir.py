@@ -12,13 +12,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from snnc.errors import SnncError
+from snnc.fileio import json_safe, write_text_atomic
 
 __all__ = ["RUN_FILES", "check_run_dir", "prepare_run_dir", "write_text", "write_json", "write_jsonl", "write_history"]
 
@@ -69,37 +67,17 @@ def prepare_run_dir(path: Path, resume: bool, force: bool) -> Path:
 
 def write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        _chmod_default(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _clean(value: Any) -> Any:
-    """NaN/inf -> None so the JSON stays standard."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
+    write_text_atomic(path, text)
 
 
 def write_json(path: Path, obj: Any) -> None:
     """Indented JSON, atomically (non-finite floats become null)."""
-    write_text(path, json.dumps(_clean(obj), indent=2) + "\n")
+    write_text(path, json.dumps(json_safe(obj), indent=2) + "\n")
 
 
 def write_jsonl(path: Path, records: Iterable[Any]) -> None:
     """One JSON object per line, atomically."""
-    write_text(path, "".join(json.dumps(_clean(r)) + "\n" for r in records))
+    write_text(path, "".join(json.dumps(json_safe(r)) + "\n" for r in records))
 
 
 def _flat(record: dict[str, Any]) -> dict[str, Any]:
@@ -118,12 +96,5 @@ def write_history(run_dir: Path, history: Sequence[dict[str, Any]]) -> None:
     writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for record in history:
-        writer.writerow(_flat(_clean(record)))
+        writer.writerow(_flat(json_safe(record)))
     write_text(run_dir / "metrics.csv", buf.getvalue())
-
-
-def _chmod_default(path: str) -> None:
-    """Give a ``mkstemp`` file (mode 0600) the permissions of a normally created file."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
