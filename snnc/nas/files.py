@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import torch
 
 from snnc.errors import SnncError
 from snnc.fileio import atomic_output, write_text_atomic
 
-__all__ = ["atomic_output", "write_text_atomic", "save_torch_atomic", "load_torch"]
+__all__ = ["atomic_output", "write_text_atomic", "save_torch_atomic", "load_torch", "prepare_search_output"]
 
 
 def save_torch_atomic(obj: Any, path: Path) -> None:
@@ -24,3 +24,41 @@ def load_torch(path: Path) -> Any:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # noqa: BLE001 - any unpickling problem is a bad file for the user
         raise SnncError(f"cannot read search state ({type(err).__name__}: {err})", path) from None
+
+
+def prepare_search_output(paths: dict[str, Path], method: str, version: int, force: bool,
+                          resume: bool) -> Optional[dict[str, Any]]:
+    """Check a search's ``--out`` / ``--force`` / ``--resume`` rules; the stored state when resuming.
+
+    Args:
+        paths: ``{"out", "state", ...}`` of the search.
+        method: ``"spikedhs"`` or ``"snasnet"`` (a state of the other method is refused).
+        version: the state format this snnc writes.
+
+    Raises:
+        SnncError: --out is a folder or its folder is missing; --out or a state exists
+            without --force/--resume; the state to resume is missing, foreign or of
+            another method or output.
+    """
+    out, state = paths["out"], paths["state"]
+    if out.is_dir():
+        raise SnncError("is a folder, expected a genotype file path", out)
+    if not out.parent.is_dir():
+        raise SnncError(f"folder {out.parent} does not exist", out)
+    if out.exists() and not force:
+        raise SnncError("exists; pass --force to overwrite it", out)
+    if not resume:
+        if state.exists() and not force:
+            raise SnncError("a search state exists here; pass --resume to continue it or --force to start over",
+                            state)
+        return None
+    if not state.exists():
+        raise SnncError("no search state to resume (run without --resume to start a search)", state)
+    stored = load_torch(state)
+    if not isinstance(stored, dict) or stored.get("version") != version or "config" not in stored:
+        raise SnncError("not a search state written by this snnc version", state)
+    if stored.get("method") != method:
+        raise SnncError(f"search state belongs to a {stored.get('method')} search, not {method}", state)
+    if stored.get("out") != out.name:
+        raise SnncError(f"search state belongs to the search for {stored.get('out')}, not {out.name}", state)
+    return stored

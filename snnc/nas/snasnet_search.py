@@ -285,34 +285,14 @@ def run_snasnet_search(
     scores at most that many candidates in this call (then returns unfinished);
     ``plot=False`` skips the PNG.
     """
-    from snnc.nas.files import atomic_output, load_torch, save_torch_atomic
+    from snnc.nas.files import atomic_output, prepare_search_output, save_torch_atomic
     from snnc.nas.report import plot_scores, write_jsonl
     from snnc.nas.spikedhs_search import STATE_VERSION, output_paths
     from snnc.models.genotype import save_genotype
 
     paths = output_paths(out)
     out = paths["out"]
-    if out.is_dir():
-        raise SnncError("is a folder, expected a genotype file path", out)
-    if not out.parent.is_dir():
-        raise SnncError(f"folder {out.parent} does not exist", out)
-    if out.exists() and not force:
-        raise SnncError("exists; pass --force to overwrite it", out)
-    stored = None
-    if resume:
-        if not paths["state"].exists():
-            raise SnncError("no search state to resume (run without --resume to start a search)", paths["state"])
-        stored = load_torch(paths["state"])
-        if not isinstance(stored, dict) or stored.get("version") != STATE_VERSION:
-            raise SnncError("not a search state written by this snnc version", paths["state"])
-        if stored.get("method") != "snasnet":
-            raise SnncError(f"search state belongs to a {stored.get('method')} search, not snasnet", paths["state"])
-        if stored.get("out") != out.name:
-            raise SnncError(f"search state belongs to the search for {stored.get('out')}, not {out.name}",
-                            paths["state"])
-    elif paths["state"].exists() and not force:
-        raise SnncError("a search state exists here; pass --resume to continue it or --force to start over",
-                        paths["state"])
+    stored = prepare_search_output(paths, "snasnet", STATE_VERSION, force, resume)
     cfg = SNASNetSearchConfig.resolve(given, stored["config"] if stored else None)
     dev = torch.device(device)
     cells = candidate_cells(cfg["candidates"], cfg["seed"], cfg["backward"])

@@ -34,7 +34,7 @@ from snnc.models.genotype import MIXINGS, save_genotype
 from snnc.nas.arch import alpha_entropy, beta_entropy
 from snnc.nas.bilevel import BilevelConfig, BilevelSearch
 from snnc.nas.decode import decode_classifier, decode_stereo, level_probabilities
-from snnc.nas.files import atomic_output, load_torch, save_torch_atomic
+from snnc.nas.files import atomic_output, prepare_search_output, save_torch_atomic
 from snnc.nas.report import plot_arch_history, write_jsonl
 from snnc.nas.supernet import SEARCH_STEM_SPEC, ClassifierSupernet, StereoSupernet
 from snnc.nas.tasks import DigitsTask, SearchTask, StereoTask
@@ -263,28 +263,7 @@ def run_spikedhs_search(
     """
     paths = output_paths(out)
     out = paths["out"]
-    if out.is_dir():
-        raise SnncError("is a folder, expected a genotype file path", out)
-    if not out.parent.is_dir():
-        raise SnncError(f"folder {out.parent} does not exist", out)
-    if out.exists() and not force:
-        raise SnncError("exists; pass --force to overwrite it", out)
-    stored = None
-    if resume:
-        if not paths["state"].exists():
-            raise SnncError("no search state to resume (run without --resume to start a search)", paths["state"])
-        stored = load_torch(paths["state"])
-        if not isinstance(stored, dict) or stored.get("version") != STATE_VERSION or "config" not in stored:
-            raise SnncError("not a search state written by this snnc version", paths["state"])
-        if stored.get("method") != "spikedhs":
-            raise SnncError(f"search state belongs to a {stored.get('method')} search, not spikedhs",
-                            paths["state"])
-        if stored.get("out") != out.name:
-            raise SnncError(f"search state belongs to the search for {stored.get('out')}, not {out.name}",
-                            paths["state"])
-    elif paths["state"].exists() and not force:
-        raise SnncError("a search state exists here; pass --resume to continue it or --force to start over",
-                        paths["state"])
+    stored = prepare_search_output(paths, "spikedhs", STATE_VERSION, force, resume)
     cfg = resolve_config(given, stored["config"] if stored else None)
     dev = torch.device(device)
     model, task = _build(cfg, dev, progress)
