@@ -546,6 +546,8 @@ def genotype_from_dict(d: Mapping[str, Any], path: Optional[PathLike] = None) ->
     if not isinstance(d, Mapping):
         raise SnncError(f"genotype must be a JSON object, got {type(d).__name__}", path)
     family = d.get("family")
+    if family is not None and not isinstance(family, str):
+        raise SnncError(f"genotype 'family' must be a string, got {type(family).__name__}", path)
     if family in SPIKEDHS_FAMILIES:
         return SPIKEDHS_FAMILIES[family].from_dict(d, path)
     if family in _EXTERNAL_FAMILIES:
