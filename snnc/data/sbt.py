@@ -115,7 +115,8 @@ def encode_sbt(
     out_size = n_frames * height * width
     if ev.dtype.kind == "f" and not np.isfinite(ev).all():
         row = int(np.flatnonzero(~np.isfinite(ev).all(axis=1))[0])
-        raise SnncError(f"events contain NaN or inf (first at row {row})", source)
+        raise SnncError(f"events contain NaN or inf in the window ending at t = {float(t_end):.6f} s "
+                        f"(row {row} of that window)", source)
     edges = frame_boundaries(float(t_end), float(window), n_frames)
     t = ev[:, layout.EV_T]
     x, y, p = ev[:, layout.EV_X], ev[:, layout.EV_Y], ev[:, layout.EV_P]
@@ -204,7 +205,8 @@ def encode_sbt_reference(
     for row in range(ev.shape[0]):
         x, y, t, p = (float(v) for v in ev[row])
         if not (math.isfinite(x) and math.isfinite(y) and math.isfinite(t) and math.isfinite(p)):
-            raise SnncError(f"events contain NaN or inf (first at row {row})", source)
+            raise SnncError(f"events contain NaN or inf in the window ending at t = {float(t_end):.6f} s "
+                            f"(row {row} of that window)", source)
     for row in range(ev.shape[0]):
         x, y, t, p = (float(v) for v in ev[row])
         if not (edges[0] < t <= edges[-1]):
