@@ -52,6 +52,7 @@ from snnc.errors import PathLike, SnncError
 from snnc.models.base import SpikingNet, StepContext
 from snnc.models.layers import ConvBN
 from snnc.neurons import Neuron, NeuronSpec, State
+from snnc.serial import dataclass_from_dict
 
 __all__ = [
     "NUM_NODES",
@@ -317,20 +318,7 @@ class SNASNetGenotype:
         Raises:
             SnncError: not a mapping, unknown key, wrong family, bad cell or field value.
         """
-        if not isinstance(d, Mapping):
-            raise SnncError(f"snasnet genotype must be a mapping, got {type(d).__name__}", path)
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(str(k) for k in d if k not in known)
-        if unknown:
-            raise SnncError(
-                f"snasnet genotype: unknown key(s) {', '.join(map(repr, unknown))} "
-                f"(expected {', '.join(sorted(known))})",
-                path,
-            )
-        try:
-            return cls(**dict(d))
-        except SnncError as err:
-            raise SnncError(str(err), path) from None
+        return dataclass_from_dict(cls, d, "snasnet genotype", path)
 
 
 #: Published SNASNet-Bw cells (authors' README) with the paper's settings:

@@ -27,10 +27,11 @@ no input in the useful range is silenced for long, keeping surrogate gradients
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, Mapping, Optional
 
 from snnc.errors import PathLike, SnncError
+from snnc.serial import dataclass_from_dict
 from snnc.neurons.surrogate import SURROGATES
 
 __all__ = ["NEURON_TYPES", "NeuronSpec"]
@@ -99,20 +100,7 @@ class NeuronSpec:
                 non-numeric value, ``vth <= 0``, ``b <= 0``, ``beta_a < 0``,
                 ``tau`` or ``tau_a`` outside [0, 1].
         """
-        if not isinstance(d, Mapping):
-            raise SnncError(f"neuron spec must be a mapping, got {type(d).__name__}", path)
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(str(k) for k in d if k not in known)
-        if unknown:
-            raise SnncError(
-                f"neuron spec: unknown key(s) {', '.join(map(repr, unknown))} "
-                f"(expected {', '.join(sorted(known))})",
-                path,
-            )
-        try:
-            return cls(**dict(d))
-        except SnncError as err:
-            raise SnncError(str(err), path) from None
+        return dataclass_from_dict(cls, d, "neuron spec", path)
 
 
 def _validate(spec: NeuronSpec, path: Optional[PathLike]) -> None:
