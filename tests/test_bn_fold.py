@@ -9,6 +9,7 @@ from snnc.models.build import build_model
 from snnc.models.fold import batchnorm_layers, fold_bn
 from snnc.models.layers import ConvBN
 
+from _export_util import record_spikes
 from _spikedhs_util import single_thread  # noqa: F401 (autouse fixture)
 
 F64 = torch.float64
@@ -27,20 +28,6 @@ def trained_bn(net: torch.nn.Module, x: torch.Tensor) -> torch.nn.Module:
         for _ in range(3):
             net(x + 0.3 * torch.randn(x.shape, generator=g, dtype=F64))
     return net.eval()
-
-
-def record_spikes(net, x_seq):
-    """Outputs and, per neuron layer, the list of its outputs at every step."""
-    spikes = {name: [] for name, _ in net.neurons()}
-    hooks = [m.register_forward_hook(lambda _m, _i, out, name=name: spikes[name].append(out[0].clone()))
-             for name, m in net.neurons()]
-    try:
-        with torch.no_grad():
-            y = net(x_seq)
-    finally:
-        for h in hooks:
-            h.remove()
-    return y, spikes
 
 
 CASES = {

@@ -36,6 +36,7 @@ from torch import Tensor, nn
 from snnc.errors import PathLike, SnncError
 from snnc.models.base import SpikingNet, StepContext
 from snnc.models.layers import ConvBN
+from snnc.serial import dataclass_from_dict
 from snnc.neurons import Neuron, NeuronSpec
 
 __all__ = [
@@ -210,17 +211,7 @@ class SequentialGenotype:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], path: Optional[PathLike] = None) -> "SequentialGenotype":
         """Parse and validate; every problem is a one-line SnncError naming ``path``."""
-        if not isinstance(d, Mapping):
-            raise SnncError(f"sequential genotype must be a JSON object, got {type(d).__name__}", path)
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(str(k) for k in d if k not in known)
-        if unknown:
-            raise SnncError(f"sequential genotype: unknown key(s) {', '.join(map(repr, unknown))} "
-                            f"(expected {', '.join(sorted(known))})", path)
-        try:
-            return cls(**dict(d))
-        except SnncError as err:
-            raise SnncError(str(err), path) from None
+        return dataclass_from_dict(cls, d, "sequential genotype", path)
 
 
 class _ConvBlock(nn.Module):
