@@ -68,8 +68,10 @@ def test_classifier_streams_like_torch(preset, tmp_path):
     assert dy < 1e-5 and du < 1e-5
 
 
-def test_full_stereo_net_streams_like_torch(tmp_path):
-    net, x = folded_small("spikedhs-stereo", (1, 2, 5, 48, 64), FRAMES, **SMALL_STEREO)
+@pytest.mark.parametrize("geometry", [{}, {"feature_stride": 1, "volume_disparities": 3}], ids=["paper", "stride1"])
+def test_full_stereo_net_streams_like_torch(tmp_path, geometry):
+    shape = (1, 2, 5, 48, 64) if not geometry else (1, 2, 5, 24, 32)
+    net, x = folded_small("spikedhs-stereo", shape, FRAMES, **SMALL_STEREO, **geometry)
     mismatches, spikes, dy, du = stream_and_compare(net, x, tmp_path / "stereo.onnx")
     assert spikes > 1000 and mismatches == 0
     assert dy < 1e-5 and du < 1e-5

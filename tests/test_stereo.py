@@ -164,3 +164,60 @@ def test_loss_ignores_invalid_pixels():
     assert none.item() == 0.0
     with pytest.raises(SnncError, match="gt_disp and valid must be shaped"):
         subpixel_cross_entropy(cost, gt[0], valid)
+
+
+# ---------------------------------------------------------------- volume geometry
+def test_stride_and_volume_shifts_set_the_matching_geometry():
+    net = small_stereo(feature_stride=1, volume_disparities=3)
+    seen = {}
+
+    def record(module, args):
+        seen["volume"] = args[0].shape
+
+    net.matching.stem0.register_forward_pre_hook(record)
+    x = sbt(2, 1)
+    with torch.no_grad():
+        cost = net(x)
+    assert seen["volume"][2:] == (3, 18, 24)          # 3 shifts at input resolution
+    assert cost.shape == (2, 1, 6, 18, 24)            # resampled to D = 6 bins at H x W
+    paper = small_stereo()
+    seen.clear()
+    paper.matching.stem0.register_forward_pre_hook(record)
+    with torch.no_grad():
+        paper(x)
+    assert seen["volume"][2:] == (6, 6, 8)            # the paper: D shifts at 1/3 resolution
+    # same parameters: the geometry changes shapes, not weights
+    assert sum(p.numel() for p in net.parameters()) == sum(p.numel() for p in paper.parameters())
+
+
+def test_geometry_fields_round_trip_and_validate():
+    from snnc.models.genotype import genotype_from_dict, load_genotype as get_preset
+
+    g = get_preset("spikedhs-stereo")
+    assert (g.feature_stride, g.volume_disparities, g.volume_shifts) == (3, 0, g.disparities)
+    d = g.to_dict()
+    old = {k: v for k, v in d.items() if k not in ("feature_stride", "volume_disparities")}
+    assert genotype_from_dict(old) == g                       # files written before the fields existed
+    d.update(feature_stride=1, volume_disparities=7)
+    g2 = genotype_from_dict(d)
+    assert (g2.feature_stride, g2.volume_shifts) == (1, 7) and genotype_from_dict(g2.to_dict()) == g2
+    for bad in ({"volume_disparities": 1}, {"volume_disparities": -2}, {"feature_stride": 0},
+                {"volume_disparities": "auto"}):
+        with pytest.raises(SnncError):
+            genotype_from_dict({**d, **bad})
+
+
+def test_auto_volume_shifts_span_the_disparity_range():
+    from snnc.models.genotype import load_genotype as get_preset
+    from snnc.train.config import TrainConfig, resolve_defaults
+    from snnc.train.setup import geometry_overrides
+
+    g = get_preset("spikedhs-stereo")
+    cfg = TrainConfig(arch="spikedhs-stereo", data=["x_data.hdf5"], out="r", task="stereo")
+    auto1 = TrainConfig(**{**cfg.to_dict(), "feature_stride": 1, "volume_shifts": "auto"})
+    assert geometry_overrides(g, auto1, 20, 7.0) == {"feature_stride": 1, "volume_disparities": 7}  # 38/7 -> 6 px + 1
+    auto3 = TrainConfig(**{**cfg.to_dict(), "volume_shifts": "auto"})
+    assert geometry_overrides(g, auto3, 20, 7.0) == {"volume_disparities": 3}                      # 38/21 -> 2 + 1
+    assert geometry_overrides(g, cfg, 20, 7.0) == {}
+    with pytest.raises(SnncError, match="volume-shifts"):
+        resolve_defaults(TrainConfig(**{**cfg.to_dict(), "volume_shifts": "many"})).validate()

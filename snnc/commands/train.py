@@ -72,6 +72,12 @@ def _arch(value: str) -> str:
               help="Stereo: train on random HEIGHT,WIDTH crops of each batch (test on full frames).")
 @click.option("--augment-shift", type=int, default=0, show_default=True,
               help="Stereo: shift the right view by a random -S..S pixels per batch (disparity + shift).")
+@click.option("--feature-stride", type=int, default=None,
+              help="Stereo: stride of the feature net's second stem [genotype's, 3 as in the paper]; "
+                   "1 matches at input resolution (MVSEC disparities are under 6 px).")
+@click.option("--volume-shifts", default=None,
+              help="Stereo: feature-volume shifts, an integer or 'auto' (span the disparity range: "
+                   "ceil(max_disparity / (7 * stride)) + 1) [genotype's; the paper uses D].")
 @click.option("--downscale", type=int, default=1, show_default=True, help="Stereo: integer downscale factor.")
 @click.option("--max-disparity", type=float, default=None,
               help="Stereo: largest scaled disparity (7 fB/depth units) -> D = max/2 + 1 bins [genotype's D].")
@@ -114,8 +120,8 @@ def train_command(ctx: click.Context, **opts: Any) -> None:
       snnc train --arch spikedhs-cla --data digits --width 4 --epochs 10 --out runs/digits
     Event stereo (synthetic or real MVSEC recording):
       snnc data synth /tmp/s_data.hdf5 --frames 200 --height 64 --width 96
-      snnc train --arch spikedhs-stereo --data /tmp/s_data.hdf5 --width 4 --max-disparity 40 --steps 2 \\
-                 --epochs 10 --out runs/stereo
+      snnc train --arch spikedhs-stereo --data /tmp/s_data.hdf5 --width 4 --max-disparity 38 --steps 2 \\
+                 --feature-stride 1 --volume-shifts auto --augment-crop 32,48 --epochs 10 --out runs/stereo
     Searches: --dgs (surrogate temperature), --tps (time constants), --hns --energy-lambda 0.01 (ReLU layers).
     Resume:   snnc train --out runs/digits --resume
 

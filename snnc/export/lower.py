@@ -249,7 +249,8 @@ def _lower_stereo(w: _Walker, model: nn.Module, height: int, width: int) -> None
     out = w.trellis("feature.trellis", f.trellis, stem0, stem1)
     out = w.upsampler("feature.up", f.up, out, w.size(stem1))
     feats = w.spiking_conv("feature.last", f.last, out)
-    volume = w.g.add("cost_volume", "cost_volume", [w.materialize(feats[0])], disparities=int(model.disparities))
+    volume = w.g.add("cost_volume", "cost_volume", [w.materialize(feats[0])],
+                      disparities=int(model.volume_shifts))
     s0 = w.spiking_conv("matching.stem0", m.stem0, w.value(volume))
     s1 = w.spiking_conv("matching.stem1", m.stem1, s0)
     out = w.trellis("matching.trellis", m.trellis, s0, s1)

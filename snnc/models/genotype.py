@@ -476,10 +476,17 @@ class SpikeDHSStereoGenotype(_GenotypeIO):
         feature_filter_multiplier, matching_filter_multiplier: node widths at
             level 0 (8 and 8: feature output ``nodes * 8 = 24`` channels).
         in_channels: SBT frames per stack and camera (5).
-        disparities: D, the number of cost bins; also the number of shifts of
-            the feature volume at 1/3 resolution (paper Table 7, D = 33).
+        disparities: D, the number of cost bins (paper Table 7, D = 33).
         disp_step: disparity of one cost bin, ``D(d) = disp_step * d`` (2).
         time_steps: stacks per training window (8 = 2 burn-in + 6 labelled).
+        feature_stride: stride of the feature net's second stem: features, the
+            feature volume and the matching net work at ``1/feature_stride`` of the
+            input resolution (3 as in the paper and LEAStereo).
+        volume_disparities: shifts of the feature volume, one feature pixel each;
+            0 (the paper's layout) means ``disparities`` shifts. When it differs
+            from ``disparities`` the matching cost is resampled along the disparity
+            axis to ``disparities`` bins (LEAStereo's trilinear upsampling), so a
+            volume shift can stand for the disparity it really measures.
         mixing, neuron, neuron_layers: as for the classifier.
     """
 
@@ -500,6 +507,8 @@ class SpikeDHSStereoGenotype(_GenotypeIO):
     mixing: str = "mm"
     neuron: NeuronSpec = field(default_factory=NeuronSpec)
     neuron_layers: dict[str, NeuronSpec] = field(default_factory=dict, hash=False)
+    feature_stride: int = 3
+    volume_disparities: int = 0
 
     def __post_init__(self) -> None:
         self._validate_common()
@@ -508,9 +517,18 @@ class SpikeDHSStereoGenotype(_GenotypeIO):
         if self.matching_cell.dims != 3:
             raise SnncError(f"matching_cell must be 3-D (dims 3), got dims {self.matching_cell.dims}")
         for name in ("feature_filter_multiplier", "matching_filter_multiplier", "in_channels",
-                     "disparities", "time_steps"):
+                     "disparities", "time_steps", "feature_stride"):
             object.__setattr__(self, name, _int(getattr(self, name), name))
         object.__setattr__(self, "disp_step", _number(self.disp_step, "disp_step"))
+        shifts = _int(self.volume_disparities, "volume_disparities", minimum=0)
+        if shifts == 1:
+            raise SnncError("volume_disparities must be 0 (same as disparities) or >= 2, got 1")
+        object.__setattr__(self, "volume_disparities", shifts)
+
+    @property
+    def volume_shifts(self) -> int:
+        """Shifts of the feature volume (``volume_disparities``, or ``disparities`` when 0)."""
+        return self.volume_disparities or self.disparities
 
 
 SPIKEDHS_FAMILIES: dict[str, type] = {

@@ -6,11 +6,12 @@ With ``F`` = feature filter multiplier, ``n`` = nodes per cell, ``c = n * F``
 
     feature net (shared by left and right; run as one batch of 2B)
       stem0   spiking conv3x3          in_channels -> c/2        H x W
-      stem1   spiking conv3x3 stride 3 c/2 -> c                  ceil(H/3) x ceil(W/3)   (level 0)
+      stem1   spiking conv3x3 stride s c/2 -> c                  ceil(H/s) x ceil(W/s)   (level 0, s = 3)
       cells   Trellis(feature_cell, feature_path) on (stem0, stem1)
       up      per level above 0: spiking 1x1 conv + nearest x2   -> level 0
-      last    spiking 1x1 conv          -> c                     spikes at 1/3 resolution
-    feature volume   V[:, :, d, y, x] = concat(F_L(x), F_R(x - d)), d = 0..D-1, zero where x < d
+      last    spiking 1x1 conv          -> c                     spikes at 1/s resolution
+    feature volume   V[:, :, d, y, x] = concat(F_L(x), F_R(x - d)), d = 0..V-1, zero where x < d
+                     (V = volume shifts; the paper: V = D)
     matching net (3-D, depth axis = disparity)
       stem0   spiking conv3x3x3        2c -> c'                  (c' = n * matching F)
       stem1   spiking conv3x3x3        c' -> c'                  (level 0: D x h x w)
@@ -18,7 +19,19 @@ With ``F`` = feature filter multiplier, ``n`` = nodes per cell, ``c = n * F``
       up      per level above 0: spiking 1x1x1 conv + nearest x2
       out     conv3x3x3 c' -> 1 with bias, no neuron: the membrane potential (current) is the
               matching cost ("we cancel the last spike activation", appendix 8)
-    cost      trilinear resize of (D, h, w) to (D, H, W): output (B, D, H, W) per step
+    cost      trilinear resize of (V, h, w) to (D, H, W): output (B, D, H, W) per step
+
+Geometry (``feature_stride`` s and ``volume_disparities`` V in the genotype). The
+paper's layout (s = 3, V = D = 33) puts D shifts of *feature* pixels (3 input
+pixels each) against D output bins of ``disp_step`` scaled units (2/7 input
+pixel each on MVSEC): on MVSEC-like data (all disparities below 5.3 px, i.e.
+below 2 feature pixels) only the first two shifts carry matching evidence and a
+small net trained briefly learns monocular cues instead (measured: its output
+does not change when the right view is replaced by the left). With V chosen
+so that the V shifts span the disparity range (``snnc train --volume-shifts
+auto``: ``V = ceil(max_disparity / (7 s)) + 1``) and s = 1, the trilinear
+resampling along the disparity axis maps each shift to the bins of the
+disparity it measures, as in LEAStereo (D/3 shifts upsampled x3).
 
 Differences from the paper and the authors' LEAStereo-derived code (documented
 choices): two stems per subnet as the paper says (LEAStereo has three in the
@@ -69,18 +82,18 @@ class FeatureNet(nn.Module):
     """2-D spiking feature net: two stems, trellis cells, upsampling to 1/3 resolution."""
 
     def __init__(self, cell: CellGenotype, path: Sequence[int], filter_multiplier: int, in_channels: int,
-                 mixing: str, spec: NeuronSpec) -> None:
+                 mixing: str, spec: NeuronSpec, stride: int = 3) -> None:
         super().__init__()
         c = cell.nodes * filter_multiplier
         self.stem0 = SpikingConv(in_channels, c // 2, 3, spec=spec)
-        self.stem1 = SpikingConv(c // 2, c, 3, stride=3, spec=spec)
+        self.stem1 = SpikingConv(c // 2, c, 3, stride=stride, spec=spec)
         self.trellis = Trellis(cell, path, filter_multiplier, c // 2, c, mixing, spec)
         self.up = Upsampler(self.trellis.out_level, self.trellis.out_channels, dims=2, spec=spec)
         self.last = SpikingConv(self.up.out_channels, c, 1, spec=spec)
         self.out_channels = c
 
     def forward(self, x: Tensor, ctx: StepContext) -> Tensor:
-        """``(N, in_channels, H, W)`` -> spikes ``(N, c, ceil(H/3), ceil(W/3))``."""
+        """``(N, in_channels, H, W)`` -> spikes ``(N, c, ceil(H/s), ceil(W/s))`` (s = stem1's stride)."""
         s0 = self.stem0(x, ctx)
         s1 = self.stem1(s0, ctx)
         out = self.trellis(s0, s1, ctx)
@@ -143,9 +156,10 @@ class SpikeDHSStereo(SpikingNet):
         g = genotype
         self.genotype = g
         self.disparities = g.disparities
+        self.volume_shifts = g.volume_shifts
         self.disp_step = g.disp_step
         self.feature = FeatureNet(g.feature_cell, g.feature_path, g.feature_filter_multiplier, g.in_channels,
-                                  g.mixing, g.neuron)
+                                  g.mixing, g.neuron, stride=g.feature_stride)
         self.matching = MatchingNet(g.matching_cell, g.matching_path, g.matching_filter_multiplier,
                                     2 * self.feature.out_channels, g.mixing, g.neuron)
         self.set_neuron_specs(g.neuron_layers)
@@ -161,7 +175,7 @@ class SpikeDHSStereo(SpikingNet):
         """Matching cost ``(B, D, H, W)`` of one step."""
         b, _, _, h, w = x_t.shape
         feats = self.feature(x_t.transpose(0, 1).reshape(2 * b, *x_t.shape[2:]), ctx)
-        volume = cost_volume(feats[:b], feats[b:], self.disparities)
+        volume = cost_volume(feats[:b], feats[b:], self.volume_shifts)
         cost = self.matching(volume, ctx)
         return F.interpolate(cost, size=(self.disparities, h, w), mode="trilinear", align_corners=False)[:, 0]
 

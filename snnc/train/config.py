@@ -70,6 +70,8 @@ class TrainConfig:
     crop: Optional[list[int]] = None
     augment_crop: Optional[list[int]] = None
     augment_shift: int = 0
+    feature_stride: Optional[int] = None
+    volume_shifts: Optional[str] = None
     downscale: int = 1
     max_disparity: Optional[float] = None
     fb: Optional[float] = None
@@ -174,6 +176,11 @@ class TrainConfig:
         if self.augment_crop is not None and (len(self.augment_crop) != 2 or any(
                 isinstance(v, bool) or not isinstance(v, int) or v < 16 for v in self.augment_crop)):
             raise SnncError(f"--augment-crop must be HEIGHT,WIDTH (each >= 16), got {self.augment_crop!r}")
+        if self.feature_stride is not None:
+            positive_int("feature_stride")
+        if self.volume_shifts is not None and not (self.volume_shifts == "auto" or (
+                isinstance(self.volume_shifts, str) and self.volume_shifts.isdigit() and int(self.volume_shifts) >= 2)):
+            raise SnncError(f"--volume-shifts must be 'auto' or an integer >= 2, got {self.volume_shifts!r}")
         if self.max_disparity is not None:
             positive_float("max_disparity")
         if self.fb is not None:

@@ -77,10 +77,33 @@ def make_task(config: TrainConfig, genotype: Any, device: torch.device) -> Any:
         raise
 
 
+def geometry_overrides(genotype: Any, config: TrainConfig, disparities: int, scale: float) -> dict[str, int]:
+    """Stereo genotype fields set by ``--feature-stride`` and ``--volume-shifts``.
+
+    ``--volume-shifts auto`` spans the disparity range with shifts of one feature
+    pixel: ``ceil((disparities - 1) * disp_step / (scale * stride)) + 1``, where
+    ``scale`` is the data's scaled-disparity units per input pixel (7 for MVSEC).
+    """
+    out: dict[str, int] = {}
+    stride = int(genotype.feature_stride)
+    if config.feature_stride is not None:
+        stride = out["feature_stride"] = int(config.feature_stride)
+    if config.volume_shifts == "auto":
+        largest = (disparities - 1) * float(genotype.disp_step)
+        out["volume_disparities"] = max(2, int(math.ceil(largest / (scale * stride) - 1e-9)) + 1)
+    elif config.volume_shifts is not None:
+        out["volume_disparities"] = int(config.volume_shifts)
+    return out
+
+
 def make_model(genotype: Any, task: Any, config: TrainConfig) -> SpikingNet:
-    """Build the network for ``task``: the data's fields and ``--width`` override the genotype's."""
+    """Build the network for ``task``: the data's fields, ``--width`` and the stereo geometry override the genotype's."""
     family = getattr(genotype, "family", "")
     overrides = {**task.model_overrides(family), **width_overrides(family, config.width)}
+    if family == "spikedhs-stereo":
+        overrides.update(geometry_overrides(genotype, config, overrides["disparities"], task.data.scale))
+    elif config.feature_stride is not None or config.volume_shifts is not None:
+        raise SnncError("--feature-stride / --volume-shifts apply to stereo networks only")
     model = build_model(genotype, **overrides)
     if not isinstance(model, SpikingNet):
         raise SnncError(f"architecture family {family!r} did not build a SpikingNet")
