@@ -5,7 +5,8 @@ matching ``snnc`` command, in process):
 
 1. ``snnc data synth``: a small synthetic MVSEC-layout recording + recording.png;
 2. ``snnc search --method spikedhs --task stereo``: a tiny stereo search (genotype JSON);
-3. ``snnc train``: the searched genotype trained briefly (checkpoint.pt, folded.pt,
+3. ``snnc train``: the searched genotype trained briefly, matching at input resolution
+   (``--feature-stride 1 --volume-shifts auto``; checkpoint.pt, folded.pt,
    metrics.json with the constant-median baseline);
 4. ``snnc export``: the folded net to NIR (``--partition``: NIR front + ONNX rest +
    manifest) and to a one-step streaming ONNX graph;
@@ -52,14 +53,14 @@ DEFAULT = DemoSettings(
     search=dict(width=2, levels=3, feature_layers=2, matching_layers=3, crop=(24, 32), disparities=10,
                 disp_step=4.0, time_steps=2, burn_in=1, epochs=1, warmup=0, batch_size=2, max_frames=12),
     train_width=2, train_epochs=2, train_steps=2, burn_in=1, max_disparity=38.0, png_every=2, energy_frames=4,
-    extra_train=dict(augment_crop=[24, 32]))
+    extra_train=dict(augment_crop=[24, 32], feature_stride=1, volume_shifts="auto"))
 
 QUICK = DemoSettings(
     frames=10, height=32, width=48, test_fraction=0.2,
     search=dict(width=2, levels=3, feature_layers=2, matching_layers=3, crop=(16, 24), disparities=5,
                 disp_step=8.0, time_steps=2, burn_in=1, epochs=1, warmup=0, batch_size=2, max_frames=6),
     train_width=2, train_epochs=1, train_steps=2, burn_in=1, max_disparity=38.0, png_every=2, energy_frames=2,
-    extra_train=dict(augment_crop=[16, 24]))
+    extra_train=dict(augment_crop=[16, 24], feature_stride=1, volume_shifts="auto"))
 
 
 #: Top-level names a demo writes in --out; ``--force`` removes only these (never other files).

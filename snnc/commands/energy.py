@@ -124,7 +124,7 @@ def energy_command(model_spec: str, data: str, gt_file: Optional[Path], frames: 
     click.echo("")
     ratio = report.energy_j / report.ann_energy_j if report.ann_energy_j else float("nan")
     click.echo(f"total: {report.ac / 1e6:.1f} M AC + {report.mac / 1e6:.1f} M MAC = {report.energy_j * 1e3:.4f} mJ "
-               f"per frame; as an ANN {report.ann_mac / 1e6:.1f} M MAC = {report.ann_energy_j * 1e3:.2f} mJ "
+               f"per frame; as an ANN {report.ann_mac / 1e6:.1f} M MAC = {report.ann_energy_j * 1e3:.4f} mJ "
                f"(SNN/ANN = {ratio:.4f})")
     click.echo(f"mean input firing rate of spike layers: {100 * report.spike_input_rate:.3f} %")
     if net.family == "spikedhs-stereo":

@@ -4,12 +4,16 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Iterator, Optional
 
 import click
 
 from snnc.errors import SnncError
+
+if TYPE_CHECKING:
+    import torch
 
 FORMATS = ("nir", "onnx", "lava")
 
@@ -28,6 +32,17 @@ def _write_partition_atomically(graph, out: Path, dt: float, opset: int) -> dict
         return doc
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def _naming(source: str) -> Iterator[None]:
+    """Re-raise a :class:`SnncError` that names no file as one about ``source`` (the network exported)."""
+    try:
+        yield
+    except SnncError as err:
+        if err.path is not None:
+            raise
+        raise SnncError(str(err), source) from None
 
 
 @click.command("export")
@@ -86,12 +101,21 @@ def export_command(source: str, fmt: str, out: Path, force: bool, partition: boo
         check_output_path(target, force)
 
     from snnc.export.checkpoint import load_checkpoint_or_preset
-    from snnc.export.lower import lower
     from snnc.models.fold import fold_bn
 
     model, genotype = load_checkpoint_or_preset(source, seed=seed)
     folded = fold_bn(model.eval()).eval()
     shape = parse_shape(input_shape) if input_shape else default_step_shape(genotype)
+    with _naming(source):
+        _export(folded, genotype, shape, fmt, out, partition, window, dt, opset)
+
+
+def _export(folded: torch.nn.Module, genotype: object, shape: tuple[int, ...], fmt: str, out: Path, partition: bool,
+            window: Optional[int], dt: float, opset: int) -> None:
+    """Write ``folded`` in ``fmt`` to ``out`` and print one line about it."""
+    from snnc.commands.common import atomic_output
+    from snnc.export.lower import lower
+
     family = getattr(genotype, "family", "?")
 
     if fmt == "onnx":

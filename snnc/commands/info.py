@@ -89,4 +89,3 @@ def info_command(arch: Optional[str], input_shape: Optional[str], as_json: bool,
     click.echo(f"{desc['architecture']} ({desc['family']}), one time step on input {tuple(shape)}, "
                f"T = {desc['time_steps']}")
     click.echo(format_table(desc))
-    click.echo(f"parameters: {desc['parameters']:,}")
