@@ -83,6 +83,29 @@ def test_sah_kernel_matches_hand_computation() -> None:
     assert torch.allclose(sah_kernel(z), torch.tensor([[4.0, 4, 2], [4, 4, 2], [2, 2, 4]], dtype=torch.float64))
 
 
+def test_sah_kernel_normalises_by_both_sparsities() -> None:
+    # unequal sparsities: r = 0.75 and 0.25 -> denominator 0.75*0.75 + 0.25*0.25 = 0.625; d_H = 2
+    c = torch.tensor([[1, 0, 0, 0], [1, 1, 1, 0]], dtype=torch.float32)
+    d = 0.5 / 0.625 * 2
+    assert torch.allclose(sah_kernel(c), torch.tensor([[4.0, 4 - d], [4 - d, 4.0]], dtype=torch.float64))
+    # the same d_H between a sparse pair (r = 0.75, 0.75 -> denominator 0.375) counts for more
+    sparse = torch.tensor([[1, 0, 0, 0], [0, 1, 0, 0]], dtype=torch.float32)
+    assert math.isclose(float(sah_kernel(sparse)[0, 1]), 4 - 0.5 / 0.375 * 2)
+    # eq. 8-9: for independent patterns E[d_SAH] = alpha * N_A whatever the two firing rates,
+    # while the plain Hamming distance depends on them
+    gen = torch.Generator().manual_seed(0)
+    n_a = 100_000
+    rates = torch.tensor([0.02, 0.1, 0.3, 0.5, 0.8, 0.97])
+    pat = (torch.rand(len(rates), n_a, generator=gen) < rates[:, None]).to(torch.float32)
+    k = sah_kernel(pat)
+    off = ~torch.eye(len(rates), dtype=torch.bool)
+    d_sah = (n_a - k)[off]
+    assert torch.allclose(d_sah, torch.full_like(d_sah, 0.5 * n_a), rtol=0.03)
+    ones = pat.sum(1, dtype=torch.float64)
+    d_h = (ones[:, None] + ones[None, :] - 2 * pat.double() @ pat.double().T)[off]
+    assert float(d_h.max() / d_h.min()) > 5
+
+
 class _TwoLayers(SpikingNet):
     def __init__(self) -> None:
         super().__init__()

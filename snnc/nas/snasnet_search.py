@@ -25,7 +25,15 @@ Score (:func:`sah_kernel`, :class:`KernelCollector`, :func:`score_network`)
     zeros or both all ones) ``d_H`` is 0 as well and ``d_SAH`` is set to 0
     (the authors add 1e-3 to the denominator instead). ``reduce="mean"``
     divides K by the number of hook calls before the determinant, as the
-    authors' code does; the paper's formula (the default) sums.
+    authors' code does; the paper's formula (the default) sums. The two
+    differ by exactly ``N log(calls)``, so the summed score also grows with
+    the number of LIF layers (conv edges) of a cell. The authors' code
+    measures the firing rate instead of the sparsity; the denominator is
+    symmetric under ``r -> 1 - r``, so the kernel is the same.
+
+    The authors' code scores on 2 random batches of 256 drawn afresh per
+    candidate, with the classifier's dropout active (train mode); see Search
+    below for the fixed batches and dropout used here.
 
 Search (:func:`run_snasnet_search`)
     ``candidates`` cells are drawn from one seeded generator; each is built
