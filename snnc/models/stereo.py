@@ -79,7 +79,7 @@ __all__ = [
 
 
 class FeatureNet(nn.Module):
-    """2-D spiking feature net: two stems, trellis cells, upsampling to 1/3 resolution."""
+    """2-D spiking feature net: two stems, trellis cells, upsampling to 1/s resolution (s = stem1 stride)."""
 
     def __init__(self, cell: CellGenotype, path: Sequence[int], filter_multiplier: int, in_channels: int,
                  mixing: str, spec: NeuronSpec, stride: int = 3) -> None:
