@@ -35,7 +35,7 @@ def test_cli_digits_search_writes_buildable_genotype(tmp_path: Path) -> None:
     assert lines[1]["arch_loss"] is not None and 0 <= lines[1]["val"]["val_accuracy"] <= 100
     assert 0 < lines[1]["alpha_entropy"]["cell"] <= 1.0987
     assert (tmp_path / "arch.search.png").read_bytes()[:4] == b"\x89PNG"
-    assert (tmp_path / "search_state.pt").exists()
+    assert (tmp_path / "arch.search_state.pt").exists()
 
 
 def test_cli_errors(tmp_path: Path) -> None:

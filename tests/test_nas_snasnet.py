@@ -157,10 +157,11 @@ def test_snasnet_search_writes_best_and_resumes(tmp_path: Path) -> None:
     assert not part["finished"] and part["scored"] == 2 and not out.exists()
     done = run_snasnet_search({}, out, resume=True, **quiet)
     assert done["finished"] and done["scored"] == 4
-    (tmp_path / "again").mkdir()
-    fresh = run_snasnet_search(given, tmp_path / "again" / "snas.json", **quiet)
+    fresh = run_snasnet_search(given, tmp_path / "new" / "folder" / "snas.json", **quiet)  # folders created
     keys = ("index", "cell", "score")
     assert [fresh["best"][k] for k in keys] == [done["best"][k] for k in keys]
+    beside = run_snasnet_search(given, tmp_path / "other.json", stop_after=1, **quiet)  # own state file
+    assert beside["paths"]["state"].name == "other.search_state.pt" and (tmp_path / "snas.search_state.pt").exists()
     scores = [json.loads(x)["score"] for x in (tmp_path / "snas.search.jsonl").read_text().splitlines()]
     assert len(scores) == 4 and done["best"]["score"] == max(scores)
     genotype = load_genotype(out)

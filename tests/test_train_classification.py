@@ -94,3 +94,18 @@ def test_resume_continues_bit_for_bit(tmp_path):
     assert [r["test_accuracy"] for r in a["history"]] == [r["test_accuracy"] for r in b["history"]]
     rows = list(csv.DictReader((split / "metrics.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
+
+
+def test_classifier_steps_default_to_the_genotypes_time_steps():
+    from dataclasses import replace
+
+    from snnc.models.snasnet import SNASNET_PRESETS
+    from snnc.train.config import TrainConfig, resolve_defaults
+
+    dhs = replace(load_genotype("spikedhs-cla"), time_steps=3)
+    assert resolve_defaults(TrainConfig(task="classification"), dhs).steps == 3
+    assert resolve_defaults(TrainConfig(task="classification", steps=5), dhs).steps == 5  # explicit wins
+    snas = replace(SNASNET_PRESETS["snasnet-cifar10"], timesteps=7)
+    assert resolve_defaults(TrainConfig(task="classification"), snas).steps == 7
+    assert resolve_defaults(TrainConfig(task="classification")).steps == 6  # recipe without a genotype
+    assert resolve_defaults(TrainConfig(task="stereo"), load_genotype("spikedhs-stereo")).steps == 6

@@ -66,7 +66,7 @@ QUICK = DemoSettings(
 #: Top-level names a demo writes in --out; ``--force`` removes only these (never other files).
 DEMO_ARTEFACTS = ("synthetic_data.hdf5", "synthetic_gt.hdf5", "recording.png", "heldout_gt.hdf5",
                   "stereo_genotype.json", "stereo_genotype.search.jsonl", "stereo_genotype.search.png",
-                  "search_state.pt", "train", "stereo_partition.json", "stereo_partition.front.nir",
+                  "stereo_genotype.search_state.pt", "train", "stereo_partition.json", "stereo_partition.front.nir",
                   "stereo_partition.rest.onnx", "stereo.onnx", "results.h5", "disparity_png", "energy.png",
                   "energy.json")
 

@@ -16,7 +16,7 @@ _SPIKEDHS_KEYS = ("task", "data", "nodes", "mixing", "width", "retrain_width", "
                   "batch_size", "lr", "arch_lr", "layers", "aux_weight", "levels", "feature_layers",
                   "matching_layers", "crop", "disparities", "disp_step", "burn_in", "max_frames", "stem", "seed")
 _SNASNET_KEYS = ("task", "data", "candidates", "batch_size", "repeat", "time_steps", "width", "fc_hidden",
-                 "retrain_width", "backward", "reduce", "seed")
+                 "retrain_width", "backward", "reduce", "seed", "conv_edges")
 
 
 #: SpikeDHS options that only one task uses.
@@ -53,7 +53,7 @@ def _device(name: str) -> str:
               help="cls: classification cell (digits); stereo: feature + matching cells and paths (MVSEC).")
 @click.option("--data", required=True, help="'digits' (sklearn 8x8, --task cls) or an MVSEC *_data.hdf5 (stereo).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Genotype JSON to write; OUT.search.jsonl, OUT.search.png and search_state.pt go beside it.")
+              help="Genotype JSON to write; OUT.search.jsonl, OUT.search.png and OUT.search_state.pt go beside it (folders are created).")
 @click.option("--epochs", type=int, default=None, help="SpikeDHS epochs [cls 50, stereo 12].")
 @click.option("--warmup", type=int, default=None, help="SpikeDHS warm-up epochs (weights only) [cls 15, stereo 3].")
 @click.option("--batch-size", type=int, default=None, help="[spikedhs cls 50, stereo 1; snasnet 64]")
@@ -85,10 +85,12 @@ def _device(name: str) -> str:
 @click.option("--repeat", type=int, default=None, help="SNASNet score batches per candidate [1].")
 @click.option("--fc-hidden", type=int, default=None, help="SNASNet hidden FC width while scoring [128].")
 @click.option("--forward-only", is_flag=True, default=False, help="SNASNet: forward connections only (SNASNet-Fw).")
+@click.option("--conv-edges", type=int, default=None,
+              help="SNASNet: only candidates with exactly N conv (LIF) edges, a compute budget [any].")
 @click.option("--kernel-reduce", default=None,
               help="SNASNet kernel over layers x steps: the paper's sum or the authors' code's mean [sum].")
 @click.option("--seed", type=int, default=None, help="Random seed [0].")
-@click.option("--resume", is_flag=True, help="Continue the search in search_state.pt beside --out.")
+@click.option("--resume", is_flag=True, help="Continue the search in OUT.search_state.pt beside --out.")
 @click.option("--force", is_flag=True, help="Overwrite --out and start over despite an existing search state.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda[:N] or auto.")
 @click.option("--threads", type=int, default=0, show_default=True,

@@ -44,7 +44,8 @@ def _arch(value: str) -> str:
               help="Run folder (checkpoint.pt, folded.pt, metrics, learning curve).")
 @click.option("--epochs", type=int, default=None, help="Epochs [classification 100, stereo 200].")
 @click.option("--steps", type=int, default=None,
-              help="Classification: time steps T of direct coding [6]. Stereo: labelled SBT stacks per window [6].")
+              help="Classification: time steps T of direct coding [the genotype's T]. "
+                   "Stereo: labelled SBT stacks per window [6].")
 @click.option("--burn-in", type=int, default=2, show_default=True, help="Stereo: unlabelled stacks before them.")
 @click.option("--batch-size", type=int, default=None, help="[classification 50, stereo 2]")
 @click.option("--eval-batch-size", type=int, default=256, show_default=True, help="Classification test batch.")

@@ -36,7 +36,7 @@ def prepare_search_output(paths: dict[str, Path], method: str, version: int, for
         version: the state format this snnc writes.
 
     Raises:
-        SnncError: --out is a folder or its folder is missing; --out or a state exists
+        SnncError: --out is a folder or its folder cannot be created; --out or a state exists
             without --force/--resume; the state to resume is missing, foreign or of
             another method or output.
     """
@@ -44,7 +44,10 @@ def prepare_search_output(paths: dict[str, Path], method: str, version: int, for
     if out.is_dir():
         raise SnncError("is a folder, expected a genotype file path", out)
     if not out.parent.is_dir():
-        raise SnncError(f"folder {out.parent} does not exist", out)
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise SnncError(f"cannot create folder {out.parent}: {err.strerror}", out) from None
     if out.exists() and not force:
         raise SnncError("exists; pass --force to overwrite it", out)
     if not resume:

@@ -10,7 +10,10 @@ Candidates (:func:`sample_cell`, the authors' ``connection_matrix_gen`` and chec
     nodes 1 and 2 that are not on any path input -> output (following the
     edges in either time direction) are disconnected, and a candidate is
     accepted only with a direct input -> output edge ``M[0][3] != 0``
-    (the authors' sanity checks; otherwise it is drawn again).
+    (the authors' sanity checks; otherwise it is drawn again). An optional
+    budget ``conv_edges`` keeps only cells with exactly that many conv edges
+    (:func:`candidate_cells`): the summed score grows with the number of LIF
+    layers (see Score), so a budget compares cells of equal size and cost.
 
 Score (:func:`sah_kernel`, :class:`KernelCollector`, :func:`score_network`)
     Forward hooks on every :class:`~snnc.neurons.Neuron` of the untrained
@@ -64,6 +67,7 @@ __all__ = [
     "KernelCollector",
     "SNASNetSearchConfig",
     "candidate_cells",
+    "conv_edge_count",
     "prune_cell",
     "run_snasnet_search",
     "sah_kernel",
@@ -203,7 +207,7 @@ class SNASNetSearchConfig(dict):
 
     DEFAULTS: dict[str, Any] = dict(
         task="cls", data="digits", candidates=5000, batch_size=64, repeat=1, time_steps=5,
-        width=16, fc_hidden=128, retrain_width=64, backward=True, reduce="sum", seed=0,
+        width=16, fc_hidden=128, retrain_width=64, backward=True, reduce="sum", seed=0, conv_edges=None,
     )
 
     @classmethod
@@ -234,6 +238,9 @@ class SNASNetSearchConfig(dict):
                 raise SnncError(f"--{key.replace('_', '-')} must be >= 1, got {self[key]}")
         if self["batch_size"] < 2:
             raise SnncError("--batch-size must be >= 2 for a kernel between samples")
+        edges = self.get("conv_edges")
+        if edges is not None and (isinstance(edges, bool) or not isinstance(edges, int) or not 0 <= edges <= 6):
+            raise SnncError(f"--conv-edges must be in 0..6 (one edge per node pair), got {edges!r}")
         if self["reduce"] not in ("sum", "mean"):
             raise SnncError(f"kernel reduce must be 'sum' or 'mean', got {self['reduce']!r}")
 
@@ -248,10 +255,38 @@ class SNASNetSearchConfig(dict):
                                in_channels=1, image_size=8, num_classes=10, vote=10, final_pool=2)
 
 
-def candidate_cells(n: int, seed: int, backward: bool = True) -> list[str]:
-    """The first ``n`` candidates of the search with ``seed`` (the same list on every call)."""
+def conv_edge_count(cell: Any) -> int:
+    """Conv edges (op 2 or 3, forward and backward) of a cell; each owns one LIF layer."""
+    return sum(op in (2, 3) for row in parse_cell(cell) for op in row)
+
+
+def candidate_cells(n: int, seed: int, backward: bool = True, conv_edges: Optional[int] = None) -> list[str]:
+    """The first ``n`` candidates of the search with ``seed`` (the same list on every call).
+
+    ``conv_edges`` keeps only cells with exactly that many conv edges (a
+    compute budget: the cell's LIF layers and synaptic operations), drawing
+    from the same generator until ``n`` are found.
+
+    Raises:
+        SnncError: ``conv_edges`` outside 0..6 (a cell has 6 node pairs), or too rare to fill ``n``.
+    """
     rng = np.random.default_rng(seed)
-    return [format_cell(sample_cell(rng, backward)) for _ in range(n)]
+    if conv_edges is None:
+        return [format_cell(sample_cell(rng, backward)) for _ in range(n)]
+    pairs = NUM_NODES * (NUM_NODES - 1) // 2
+    if not 0 <= conv_edges <= pairs:
+        raise SnncError(f"--conv-edges must be in 0..{pairs} (one edge per node pair), got {conv_edges}")
+    cells: list[str] = []
+    for _ in range(20_000 * max(n, 1)):
+        if len(cells) == n:
+            break
+        cell = format_cell(sample_cell(rng, backward))
+        if conv_edge_count(cell) == conv_edges:
+            cells.append(cell)
+    if len(cells) < n:
+        raise SnncError(f"only {len(cells)} of {n} random cells have exactly {conv_edges} conv edges; "
+                        f"choose another --conv-edges")
+    return cells
 
 
 def score_batches(cfg: Mapping[str, Any], device: torch.device) -> list[Tensor]:
@@ -288,7 +323,7 @@ def run_snasnet_search(
 
     Writes ``out`` (the winner's genotype), ``OUT.search.jsonl`` (one line per
     candidate: index, cell, score, seconds), ``OUT.search.png`` (score
-    histogram and best-so-far) and ``search_state.pt`` (resumable; saved at
+    histogram and best-so-far) and ``ARCH.search_state.pt`` (resumable; saved at
     least every ``save_every_s`` seconds and at the end). ``stop_after``
     scores at most that many candidates in this call (then returns unfinished);
     ``plot=False`` skips the PNG.
@@ -303,7 +338,7 @@ def run_snasnet_search(
     stored = prepare_search_output(paths, "snasnet", STATE_VERSION, force, resume)
     cfg = SNASNetSearchConfig.resolve(given, stored["config"] if stored else None)
     dev = torch.device(device)
-    cells = candidate_cells(cfg["candidates"], cfg["seed"], cfg["backward"])
+    cells = candidate_cells(cfg["candidates"], cfg["seed"], cfg["backward"], cfg.get("conv_edges"))
     batches = score_batches(cfg, dev)
     net = cfg.search_genotype()
     log: list[dict[str, Any]] = list(stored["log"]) if stored else []

@@ -11,7 +11,7 @@ Outputs, for ``--out ARCH.json``:
   level probabilities, the genotype decoded at that epoch, seconds.
 * ``ARCH.search.png``: softmax(alpha) per edge and level probabilities per
   layer over the epochs.
-* ``search_state.pt`` (beside ``ARCH.json``): everything needed to resume
+* ``ARCH.search_state.pt``: everything needed to resume
   (configuration, supernet, optimisers, schedule, log), rewritten atomically
   after every epoch. ``resume=True`` continues from it; without ``resume`` an
   existing state is refused unless ``force``.
@@ -41,7 +41,7 @@ from snnc.nas.tasks import DigitsTask, SearchTask, StereoTask
 from snnc.neurons import NeuronSpec
 
 __all__ = [
-    "STATE_NAME",
+    "STATE_SUFFIX",
     "TASK_DEFAULTS",
     "SpikeDHSConfig",
     "output_paths",
@@ -49,7 +49,7 @@ __all__ = [
     "run_spikedhs_search",
 ]
 
-STATE_NAME = "search_state.pt"
+STATE_SUFFIX = ".search_state.pt"  #: the resumable state is ``ARCH`` + this (one per --out)
 STATE_VERSION = 1
 
 #: Paper recipes (NeurIPS §4.1.1, §4.2.1), per task.
@@ -179,7 +179,7 @@ def output_paths(out: Path) -> dict[str, Path]:
         "out": out,
         "log": stem.with_name(stem.name + ".search.jsonl"),
         "plot": stem.with_name(stem.name + ".search.png"),
-        "state": out.with_name(STATE_NAME),
+        "state": stem.with_name(stem.name + STATE_SUFFIX),
     }
 
 
@@ -246,7 +246,7 @@ def run_spikedhs_search(
         given: explicitly chosen configuration values (:class:`SpikeDHSConfig` fields).
         out: genotype JSON path.
         device: torch device for the search.
-        resume: continue from ``search_state.pt`` beside ``out``.
+        resume: continue from ``ARCH.search_state.pt`` beside ``out``.
         force: overwrite an existing ``out`` / start over despite an existing state.
         progress: show a tqdm bar (stderr).
         echo: receives one summary line per epoch.

@@ -189,9 +189,19 @@ class TrainConfig:
             raise SnncError("no training data given (--data)")
 
 
-def resolve_defaults(config: TrainConfig) -> TrainConfig:
-    """Fill the task-dependent ``None`` fields from the task's recipe (returns a copy)."""
+def resolve_defaults(config: TrainConfig, genotype: Any = None) -> TrainConfig:
+    """Fill the task-dependent ``None`` fields from the task's recipe (returns a copy).
+
+    A classifier's ``steps`` defaults to its genotype's own time steps
+    (``time_steps`` of SpikeDHS, ``timesteps`` of SNASNet) when ``genotype`` is
+    given, so a searched genotype trains at the T it was searched with; the
+    recipe value (6) applies otherwise.
+    """
     if config.task not in TASKS:
         raise SnncError(f"unknown task {config.task!r} (expected one of {', '.join(TASKS)})")
     values = {k: v for k, v in _TASK_DEFAULTS[config.task].items() if getattr(config, k) is None}
+    if config.task == "classification" and config.steps is None and genotype is not None:
+        own = getattr(genotype, "time_steps", getattr(genotype, "timesteps", None))
+        if isinstance(own, int) and own >= 1:
+            values["steps"] = own
     return dataclasses.replace(config, **values)

@@ -67,7 +67,7 @@ class Trainer:
         else:
             genotype = load_genotype(config.arch)
             config.task = task_for_family(getattr(genotype, "family", ""))
-        self.config = config = resolve_defaults(config)
+        self.config = config = resolve_defaults(config, genotype)
         config.validate()
         seed_everything(config.seed, self.device)
         self.task = make_task(config, genotype, self.device)
