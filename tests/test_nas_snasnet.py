@@ -6,11 +6,13 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
 from _nas_util import one_thread  # noqa: F401 (autouse fixture)
 from cli_helpers import assert_user_error, run_snnc
+from snnc.errors import SnncError
 from snnc.models.base import SpikingNet, StepContext
 from snnc.models.build import build_model
 from snnc.models.genotype import load_genotype
@@ -19,6 +21,7 @@ from snnc.nas.snasnet_search import (
     KernelCollector,
     SNASNetSearchConfig,
     candidate_cells,
+    conv_edge_count,
     prune_cell,
     run_snasnet_search,
     sah_kernel,
@@ -61,6 +64,29 @@ def test_sampled_cells_follow_the_rules() -> None:
     fwd = [sample_cell(rng, backward=False) for _ in range(100)]
     assert all(m[i][j] == 0 for m in fwd for i in range(4) for j in range(i))
     assert candidate_cells(5, seed=3) == candidate_cells(5, seed=3) != candidate_cells(5, seed=4)
+
+
+def test_conv_edge_budget_filters_the_same_generator(tmp_path: Path) -> None:
+    assert conv_edge_count("0303 0030 2002 0200") == 6  # 4 forward + 2 backward conv edges
+    assert conv_edge_count("0001 0000 0000 0000") == 0
+    free = candidate_cells(200, seed=2)
+    for k in (0, 2, 3):
+        budget = candidate_cells(6, seed=2, conv_edges=k)
+        assert len(budget) == 6 and all(conv_edge_count(c) == k for c in budget)
+        assert budget == candidate_cells(6, seed=2, conv_edges=k)
+        expected = [c for c in free if conv_edge_count(c) == k][:6]  # same draws, filtered in order
+        assert len(expected) < 6 or budget == expected
+    assert len({conv_edge_count(c) for c in free}) >= 4  # the unconstrained space mixes sizes
+    with pytest.raises(SnncError, match="--conv-edges must be in 0..6"):
+        candidate_cells(3, seed=0, conv_edges=7)
+    proc = run_snnc("search", "--method", "snasnet", "--data", "digits", "--out", tmp_path / "s.json",
+                    "--conv-edges", "9")
+    assert_user_error(proc, "--conv-edges must be in 0..6")
+    out = tmp_path / "b.json"
+    quiet = dict(progress=False, echo=lambda s: None, plot=False)
+    run_snasnet_search(dict(candidates=3, batch_size=8, width=4, fc_hidden=16, time_steps=2, conv_edges=2), out,
+                       **quiet)
+    assert conv_edge_count(load_genotype(out).cell) == 2
 
 
 def test_prune_cell_disconnects_dead_ends() -> None:
