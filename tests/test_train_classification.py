@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from snnc.errors import SnncError
 from snnc.models.build import build_model
 from snnc.models.fold import batchnorm_layers
 from snnc.models.genotype import load_genotype
@@ -109,3 +110,21 @@ def test_classifier_steps_default_to_the_genotypes_time_steps():
     assert resolve_defaults(TrainConfig(task="classification"), snas).steps == 7
     assert resolve_defaults(TrainConfig(task="classification")).steps == 6  # recipe without a genotype
     assert resolve_defaults(TrainConfig(task="stereo"), load_genotype("spikedhs-stereo")).steps == 6
+
+
+def test_freeze_bn_epochs_keep_running_statistics(tmp_path):
+    from snnc.train.resume import resumed_config
+
+    data = digits_subset(tmp_path / "npz")
+    arch = tiny_genotype(tmp_path / "tiny.json")
+    out = tmp_path / "run"
+    assert train(config(arch, data, out, epochs=2, freeze_bn_epochs=1, stop_after=1), log=quiet_log) is None
+    first = load(out / "checkpoint.pt")["model"]
+    train(resumed_config(out, {}), resume=True, log=quiet_log)
+    second = load(out / "checkpoint.pt")["model"]
+    stats = [k for k in first if k.endswith(("running_mean", "running_var"))]
+    weights = [k for k in first if k.endswith("weight")]
+    assert stats and all(torch.equal(first[k], second[k]) for k in stats)  # epoch 2 ran with frozen statistics
+    assert any(not torch.equal(first[k], second[k]) for k in weights)  # ... while the weights still trained
+    with pytest.raises(SnncError, match="--freeze-bn-epochs 3 exceeds --epochs 2"):
+        train(config(arch, data, tmp_path / "bad", epochs=2, freeze_bn_epochs=3), log=quiet_log)

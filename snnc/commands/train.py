@@ -108,6 +108,10 @@ def _arch(value: str) -> str:
               "train the decided network for the rest [all epochs].")
 @click.option("--search-eps", type=float, default=1e-3, show_default=True, help="TPS/HNS initial a.")
 @click.option("--arch-lr", type=float, default=3e-3, show_default=True, help="TPS/HNS Adam lr of a.")
+@click.option("--freeze-bn-epochs", type=int, default=0, show_default=True,
+              help="Train the last N epochs with BatchNorm in eval mode (running statistics frozen, affine "
+                   "trained), so the net adapts to the statistics it is folded and deployed with; helps "
+                   "cells with recurrent (backward) edges, whose per-step batch statistics drift over time.")
 @click.option("--stop-after", type=int, default=None, help="Stop after N epochs of this call (continue with --resume).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
 @click.option("--force", is_flag=True, help="Start over in a non-empty --out (deletes its earlier run files).")

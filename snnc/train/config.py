@@ -62,6 +62,7 @@ class TrainConfig:
     threads: int = 0
     width: Optional[int] = None
     eval_every: int = 1
+    freeze_bn_epochs: int = 0
     # classification data
     split_seed: int = 0
     test_fraction: float = 0.2
@@ -137,8 +138,11 @@ class TrainConfig:
         for name in ("epochs", "steps", "batch_size", "eval_batch_size", "eval_every", "downscale",
                      "dgs_every", "dgs_iters", "dgs_candidates", "search_every"):
             positive_int(name)
-        for name in ("burn_in", "threads", "search_warmup", "seed", "split_seed", "augment_shift"):
+        for name in ("burn_in", "threads", "search_warmup", "seed", "split_seed", "augment_shift",
+                     "freeze_bn_epochs"):
             positive_int(name, 0)
+        if self.freeze_bn_epochs > self.epochs:
+            raise SnncError(f"--freeze-bn-epochs {self.freeze_bn_epochs} exceeds --epochs {self.epochs}")
         if self.width is not None:
             positive_int("width")
         if self.stop_after is not None:

@@ -9,7 +9,7 @@ from torch import nn
 from snnc.errors import SnncError
 from snnc.train.config import TrainConfig
 
-__all__ = ["make_optimizer", "make_scheduler", "step_milestones", "extend_schedule"]
+__all__ = ["make_optimizer", "make_scheduler", "step_milestones", "extend_schedule", "freeze_batchnorm"]
 
 
 def make_optimizer(params: Iterable[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
@@ -43,3 +43,16 @@ def extend_schedule(scheduler: torch.optim.lr_scheduler.LRScheduler, config: Tra
         from collections import Counter
 
         scheduler.milestones = Counter(step_milestones(config.epochs))
+
+
+def freeze_batchnorm(model: nn.Module) -> int:
+    """Put every BatchNorm of ``model`` in eval mode (running statistics used and kept; affine still trains).
+
+    Call after ``model.train()``; returns how many layers were frozen.
+    """
+    frozen = 0
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.eval()
+            frozen += 1
+    return frozen

@@ -32,7 +32,7 @@ from snnc.train.finalize import fold_and_check
 from snnc.train.hns import HNSearch
 from snnc.train.mixed import MixedNeuron
 from snnc.train.mixsearch import MixingSearch
-from snnc.train.optim import extend_schedule, make_optimizer, make_scheduler
+from snnc.train.optim import extend_schedule, freeze_batchnorm, make_optimizer, make_scheduler
 from snnc.train.plot import plot_learning_curve
 from snnc.train.rundir import check_run_dir, prepare_run_dir, write_history, write_json, write_jsonl
 from snnc.train.runtime import epoch_generator, resolve_device, rng_state, seed_everything, set_rng_state, set_threads
@@ -158,6 +158,8 @@ class Trainer:
     def _train_epoch(self, epoch: int) -> dict[str, Any]:
         config, model, task = self.config, self.model, self.task
         model.train()
+        if epoch >= config.epochs - config.freeze_bn_epochs:
+            freeze_batchnorm(model)
         if self.mix is not None:
             self.mix.begin_epoch(model, task, epoch)
         sums: dict[str, float] = {}
