@@ -86,10 +86,10 @@ EXAMPLES: Tuple[Example, ...] = (
     _ex("info", "info spikedhs-stereo", head=8, tail=6, resume=_RULE),
     _ex("search-snasnet",
         "search --method snasnet --task cls --data digits --candidates 20 "
-        "--out {d}/snas/arch.json --threads 1", mkdir=("{d}/snas",)),
+        "--out {d}/snas/arch.json --threads 1"),
     _ex("search-spikedhs",
         "search --method spikedhs --task cls --data digits --out {d}/dhs/arch.json "
-        "--epochs 4 --warmup 2 --layers 3 --width 4 --time-steps 2 --threads 1", mkdir=("{d}/dhs",)),
+        "--epochs 4 --warmup 2 --layers 3 --width 4 --time-steps 2 --threads 1"),
     _ex("train-digits",
         "train --arch {d}/dhs/arch.json --data digits --epochs 3 --out {d}/run_digits --threads 1"),
     _ex("train-stereo",

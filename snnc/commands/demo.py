@@ -68,7 +68,8 @@ DEMO_ARTEFACTS = ("synthetic_data.hdf5", "synthetic_gt.hdf5", "recording.png", "
                   "stereo_genotype.json", "stereo_genotype.search.jsonl", "stereo_genotype.search.png",
                   "stereo_genotype.search_state.pt", "train", "stereo_partition.json", "stereo_partition.front.nir",
                   "stereo_partition.rest.onnx", "stereo.onnx", "results.h5", "disparity_png", "energy.png",
-                  "energy.json")
+                  "energy.json",
+                  "search_state.pt")  # earlier demos' search state name (now stereo_genotype.search_state.pt)
 
 
 def _prepare_out(out_dir: Path, force: bool) -> None:
