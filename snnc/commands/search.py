@@ -53,7 +53,8 @@ def _device(name: str) -> str:
               help="cls: classification cell (digits); stereo: feature + matching cells and paths (MVSEC).")
 @click.option("--data", required=True, help="'digits' (sklearn 8x8, --task cls) or an MVSEC *_data.hdf5 (stereo).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Genotype JSON to write; OUT.search.jsonl, OUT.search.png and OUT.search_state.pt go beside it (folders are created).")
+              help="Genotype JSON to write; OUT.search.jsonl, OUT.search.png and OUT.search_state.pt go "
+                   "beside it (folders are created).")
 @click.option("--epochs", type=int, default=None, help="SpikeDHS epochs [cls 50, stereo 12].")
 @click.option("--warmup", type=int, default=None, help="SpikeDHS warm-up epochs (weights only) [cls 15, stereo 3].")
 @click.option("--batch-size", type=int, default=None, help="[spikedhs cls 50, stereo 1; snasnet 64]")
