@@ -56,7 +56,7 @@ def info_command(arch: Optional[str], input_shape: Optional[str], as_json: bool,
       snnc info snasnet-cifar10 --input-shape 1,3,32,32 --json
       snnc info my_arch.json
     """
-    from snnc.models.genotype import load_genotype, preset_names
+    from snnc.models.genotype import genotype_time_steps, load_genotype, preset_names
 
     if list_presets:
         for name in preset_names():
@@ -82,7 +82,7 @@ def info_command(arch: Optional[str], input_shape: Optional[str], as_json: bool,
     desc["architecture"] = arch if not Path(arch).exists() else str(Path(arch))
     desc["family"] = getattr(genotype, "family", None)
     desc["input_shape"] = list(shape)
-    desc["time_steps"] = int(getattr(genotype, "time_steps", getattr(genotype, "timesteps", 1)))
+    desc["time_steps"] = genotype_time_steps(genotype) or 1
     if as_json:
         click.echo(json.dumps(desc, indent=2))
         return

@@ -69,6 +69,7 @@ __all__ = [
     "edge_endpoints",
     "edge_index",
     "genotype_from_dict",
+    "genotype_time_steps",
     "load_genotype",
     "save_genotype",
     "preset_names",
@@ -593,6 +594,12 @@ def _json_preset_names() -> list[str]:
     if not directory.is_dir():
         return []
     return sorted(p.name[:-5] for p in directory.iterdir() if p.name.endswith(".json"))
+
+
+def genotype_time_steps(genotype: Any) -> Optional[int]:
+    """A genotype's time steps T: ``time_steps`` (SpikeDHS, sequential) or ``timesteps`` (SNASNet); None if neither."""
+    value = getattr(genotype, "time_steps", getattr(genotype, "timesteps", None))
+    return None if value is None else int(value)
 
 
 def preset_names() -> list[str]:

@@ -67,6 +67,7 @@ __all__ = [
     "KernelCollector",
     "SNASNetSearchConfig",
     "candidate_cells",
+    "check_conv_edges",
     "conv_edge_count",
     "prune_cell",
     "run_snasnet_search",
@@ -238,9 +239,8 @@ class SNASNetSearchConfig(dict):
                 raise SnncError(f"--{key.replace('_', '-')} must be >= 1, got {self[key]}")
         if self["batch_size"] < 2:
             raise SnncError("--batch-size must be >= 2 for a kernel between samples")
-        edges = self.get("conv_edges")
-        if edges is not None and (isinstance(edges, bool) or not isinstance(edges, int) or not 0 <= edges <= 6):
-            raise SnncError(f"--conv-edges must be in 0..6 (one edge per node pair), got {edges!r}")
+        if self.get("conv_edges") is not None:
+            check_conv_edges(self["conv_edges"])
         if self["reduce"] not in ("sum", "mean"):
             raise SnncError(f"kernel reduce must be 'sum' or 'mean', got {self['reduce']!r}")
 
@@ -260,6 +260,13 @@ def conv_edge_count(cell: Any) -> int:
     return sum(op in (2, 3) for row in parse_cell(cell) for op in row)
 
 
+def check_conv_edges(edges: Any) -> None:
+    """Raise :class:`SnncError` unless ``edges`` is a conv-edge budget a cell can have (0 .. node pairs)."""
+    pairs = NUM_NODES * (NUM_NODES - 1) // 2
+    if isinstance(edges, bool) or not isinstance(edges, int) or not 0 <= edges <= pairs:
+        raise SnncError(f"--conv-edges must be in 0..{pairs} (one edge per node pair), got {edges!r}")
+
+
 def candidate_cells(n: int, seed: int, backward: bool = True, conv_edges: Optional[int] = None) -> list[str]:
     """The first ``n`` candidates of the search with ``seed`` (the same list on every call).
 
@@ -273,9 +280,7 @@ def candidate_cells(n: int, seed: int, backward: bool = True, conv_edges: Option
     rng = np.random.default_rng(seed)
     if conv_edges is None:
         return [format_cell(sample_cell(rng, backward)) for _ in range(n)]
-    pairs = NUM_NODES * (NUM_NODES - 1) // 2
-    if not 0 <= conv_edges <= pairs:
-        raise SnncError(f"--conv-edges must be in 0..{pairs} (one edge per node pair), got {conv_edges}")
+    check_conv_edges(conv_edges)
     cells: list[str] = []
     for _ in range(20_000 * max(n, 1)):
         if len(cells) == n:

@@ -58,7 +58,9 @@ class LoadedNetwork:
 
 def network_time_steps(genotype: Any) -> int:
     """The genotype's time steps T (``time_steps`` or ``timesteps``; 1 when it has none)."""
-    return int(getattr(genotype, "time_steps", getattr(genotype, "timesteps", 1)) or 1)
+    from snnc.models.genotype import genotype_time_steps
+
+    return genotype_time_steps(genotype) or 1
 
 
 def _is_checkpoint_file(path: Path) -> bool:

@@ -205,7 +205,9 @@ def resolve_defaults(config: TrainConfig, genotype: Any = None) -> TrainConfig:
         raise SnncError(f"unknown task {config.task!r} (expected one of {', '.join(TASKS)})")
     values = {k: v for k, v in _TASK_DEFAULTS[config.task].items() if getattr(config, k) is None}
     if config.task == "classification" and config.steps is None and genotype is not None:
-        own = getattr(genotype, "time_steps", getattr(genotype, "timesteps", None))
-        if isinstance(own, int) and own >= 1:
+        from snnc.models.genotype import genotype_time_steps
+
+        own = genotype_time_steps(genotype)
+        if own is not None and own >= 1:
             values["steps"] = own
     return dataclasses.replace(config, **values)

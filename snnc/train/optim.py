@@ -45,14 +45,11 @@ def extend_schedule(scheduler: torch.optim.lr_scheduler.LRScheduler, config: Tra
         scheduler.milestones = Counter(step_milestones(config.epochs))
 
 
-def freeze_batchnorm(model: nn.Module) -> int:
+def freeze_batchnorm(model: nn.Module) -> None:
     """Put every BatchNorm of ``model`` in eval mode (running statistics used and kept; affine still trains).
 
-    Call after ``model.train()``; returns how many layers were frozen.
+    Call after ``model.train()``.
     """
-    frozen = 0
     for module in model.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             module.eval()
-            frozen += 1
-    return frozen
