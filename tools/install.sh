@@ -5,6 +5,8 @@
 #   - snnc itself (editable) with its pinned dependencies and the test tools;
 #   - lava-nc / lava-dl with --no-deps --ignore-requires-python (they declare
 #     Python < 3.11) and the one Python 3.11 source fix (tools/patch_lava.py).
+#   - the NIR consumers the interop tests run (spikingjelly, snntorch, norse,
+#     nirtorch, sinabs, rockpool) with --no-deps so torch stays the pinned build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +22,7 @@ fi
 
 STAMP=.venv/.snnc-installed
 HASH=$(cat pyproject.toml tools/install.sh tools/patch_lava.py | sha256sum | cut -d' ' -f1)
-if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$HASH" ] && .venv/bin/python -c 'import snnc, torch, lava.magma.compiler.var_model, lava.lib.dl.netx' 2>/dev/null; then
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$HASH" ] && .venv/bin/python -c 'import snnc, torch, lava.magma.compiler.var_model, lava.lib.dl.netx, spikingjelly, snntorch, norse, nirtorch, sinabs, rockpool' 2>/dev/null; then
   echo "install: .venv is up to date"
   exit 0
 fi
@@ -34,11 +36,25 @@ echo "install: snnc and its pinned dependencies"
 echo "install: lava-nc 0.10.0 / lava-dl 0.6.0 (--no-deps --ignore-requires-python)"
 "${PIP[@]}" --no-deps --ignore-requires-python lava-nc==0.10.0 lava-dl==0.6.0 2>&1 | grep -v "is ignored: it is neither" || true
 .venv/bin/python tools/patch_lava.py
+# ---- interop consumers (tests/test_nir_interop.py, benchmarks/interop_matrix.py) ----
+# Pinned NIR consumers, all --no-deps: spikingjelly would pull torchaudio, sinabs pins
+# nir<=1.0.4 and samna (its chip toolchain; not needed for sinabs.from_nir), norse /
+# nirtorch / rockpool would let the resolver touch torch. Their real runtime needs
+# that snnc does not already install: loguru and requests (spikingjelly), pbr (sinabs).
+echo "install: NIR consumers spikingjelly 2.0.0, snntorch 1.0.0, norse 1.1.0, nirtorch 2.6, sinabs 3.1.3, rockpool 3.1.0 (--no-deps)"
+"${PIP[@]}" --no-deps spikingjelly==2.0.0 snntorch==1.0.0 norse==1.1.0 nirtorch==2.6 sinabs==3.1.3 rockpool==3.1.0 2>&1 | grep -v "is ignored: it is neither" || true
+"${PIP[@]}" "loguru>=0.7,<1" requests pbr 2>&1 | grep -v -e "is ignored: it is neither" -e "dependency resolver" -e "spikingjelly 2.0.0 requires" -e "sinabs 3.1.3 requires" || true
+# ---- end interop consumers ----
 # Check the result: the torch build must be the pinned one, numpy < 2, lava importable.
 .venv/bin/python - <<'PY'
 import numpy, torch
 import lava.magma.compiler.var_model  # noqa: F401  (fails without the source fix)
 import lava.lib.dl.netx  # noqa: F401
+# interop consumers: their stock NIR importers must import
+from spikingjelly.activation_based.nir_exchange import import_from_nir  # noqa: F401
+from snntorch.import_nir import import_from_nir as _snntorch_import  # noqa: F401
+import norse.torch, nirtorch, sinabs  # noqa: F401,E401
+from rockpool.nn.modules import from_nir  # noqa: F401
 assert torch.__version__.split("+")[0] == "2.14.1", torch.__version__
 assert int(numpy.__version__.split(".")[0]) < 2, numpy.__version__
 print(f"install: ok (torch {torch.__version__}, numpy {numpy.__version__})")
