@@ -13,20 +13,20 @@ from typing import Optional, Sequence
 
 import click
 
-from snnc import __version__
 from snnc.commands.data import data_group
 from snnc.commands.demo import demo_command
 from snnc.commands.info import info_command
 from snnc.commands.search import search_command
 from snnc.commands.train import train_command
 from snnc.errors import SnncError
+from snnc.version import version_option
 
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL_ERROR = 3
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="snnc")
+@version_option()
 def cli() -> None:
     """snnc: spiking neural networks from architecture search to deployment.
 
@@ -50,6 +50,8 @@ cli.add_command(stream_command)
 cli.add_command(train_command)
 from snnc.commands.export import export_command  # noqa: E402
 cli.add_command(export_command)
+from snnc.commands.checkpoint import checkpoint_group  # noqa: E402
+cli.add_command(checkpoint_group)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
