@@ -50,8 +50,6 @@ cli.add_command(stream_command)
 cli.add_command(train_command)
 from snnc.commands.export import export_command  # noqa: E402
 cli.add_command(export_command)
-from snnc.commands.checkpoint import checkpoint_group  # noqa: E402
-cli.add_command(checkpoint_group)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
