@@ -83,10 +83,11 @@ def test_events_non_numeric(tmp_path):
     _raises(p, "non-numeric dtype")
 
 
-def test_integer_events_accepted(tmp_path):
+def test_integer_events_refused_by_sanity_but_readable(tmp_path):
     ev = np.array([[1, 2, 10, 1], [3, 4, 20, -1], [5, 6, 30, 1]], dtype=np.int64)
     p = write_data(tmp_path / "a_data.hdf5", _both(ev))
-    with MVSECRecording(p) as rec:
+    _raises(p, "davis/left/events is int64", "integer timestamps")  # issue 14: integer microseconds
+    with MVSECRecording(p, sanity=False) as rec:
         got = rec.events_between("left", 10, 30)
         assert got.dtype == np.float64
         np.testing.assert_array_equal(got, ev[1:].astype(np.float64))

@@ -184,6 +184,8 @@ def test_empty_event_windows_give_valid_zero_frames(tmp_path, files):
 
     rng = np.random.default_rng(0)
     ev = random_events(rng, 500, duration=0.1, height=48, width=64)
+    late = random_events(rng, 100, t0=T0 + 0.95, duration=0.05, height=48, width=64)  # the depth clock overlaps
+    ev = np.concatenate([ev, late])  # the events (issue 14 check), with a gap of empty windows in between
     data = write_data(tmp_path / "gap_data.hdf5", {"left": ev, "right": ev.copy()}, image_shape=(48, 64))
     depth = np.full((3, 48, 64), 2.0, np.float32)
     write_gt(tmp_path / "gap_gt.hdf5", depth, T0 + np.array([0.1, 0.5, 0.9]))  # 2 windows without events

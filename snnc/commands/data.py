@@ -8,6 +8,7 @@ from typing import Any, Dict, Optional
 import click
 
 from snnc.commands.common import check_output_path
+from snnc.data.layout import DEFAULT_MAX_WINDOW_EVENTS
 from snnc.errors import SnncError
 
 
@@ -57,14 +58,21 @@ def synth_command(out: Path, frames: int, seed: int, height: int, width: int, re
 @click.option("--gt", "gt_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Ground-truth file (default: the _gt.hdf5 beside DATA_FILE, if present).")
 @click.option("--rect-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder with the {left,right}_{x,y}_map.txt rectification maps.")
+              help="Folder with the {left,right}_{x,y}_map.txt rectification maps (win over maps embedded in the file).")
+@click.option("--max-window-events", type=click.IntRange(min=1), default=DEFAULT_MAX_WINDOW_EVENTS, show_default=True,
+              help="Refuse a 50 ms window (--plot) with more events than this per camera.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--plot", "plot_png", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write a PNG: GT disparity and left/right SBT of the middle depth frame, disparity histogram.")
 @click.option("--force", is_flag=True, help="Overwrite an existing --plot file.")
-def info_command(data_file: Path, gt_file: Optional[Path], rect_dir: Optional[Path], as_json: bool,
-                 plot_png: Optional[Path], force: bool) -> None:
+def info_command(data_file: Path, gt_file: Optional[Path], rect_dir: Optional[Path], max_window_events: int,
+                 as_json: bool, plot_png: Optional[Path], force: bool) -> None:
     """Summarise an MVSEC-layout recording: length, events, rates, depth range, disparities.
+
+    Also shows the time ranges of both cameras and the depth clock, their
+    overlap, and the events the rectification maps drop (checks). When a check
+    fails (clocks, units, coordinates, maps, depth; see docs/STREAM_ENERGY.md)
+    the summary is printed and the command then fails with that problem.
 
     \b
     Example:
@@ -76,9 +84,11 @@ def info_command(data_file: Path, gt_file: Optional[Path], rect_dir: Optional[Pa
 
     if plot_png is not None:
         check_output_path(plot_png, force)
-    with MVSECRecording(data_file, gt_path=gt_file, rect_dir=rect_dir) as rec:
+    with MVSECRecording(data_file, gt_path=gt_file, rect_dir=rect_dir, max_window_events=max_window_events,
+                        sanity=False) as rec:
         summary = summarize(rec)
-        if plot_png is not None:
+        check = rec.check
+        if plot_png is not None and not (check is not None and check.problems):
             from snnc.commands.common import atomic_output
             from snnc.data.plots import plot_recording
 
@@ -88,6 +98,8 @@ def info_command(data_file: Path, gt_file: Optional[Path], rect_dir: Optional[Pa
         click.echo(json.dumps(summary, indent=2, default=_json_default))
     else:
         click.echo(format_summary(summary))
+    if check is not None:
+        check.raise_first()
 
 
 def _json_default(obj: Any) -> Any:

@@ -9,6 +9,7 @@ from typing import Any, Optional
 
 import click
 
+from snnc.data.mvsec import DEFAULT_MAX_WINDOW_EVENTS
 from snnc.errors import SnncError
 from snnc.fileio import json_safe
 
@@ -47,6 +48,10 @@ def _prepare_png_dir(png_dir: Path, force: bool) -> None:
 @click.option("--backend", type=click.Choice(["torch", "onnx", "lava", "hybrid"]), default="torch", show_default=True)
 @click.option("--gt", "gt_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Ground-truth file (default: the _gt.hdf5 beside DATA_FILE, if present).")
+@click.option("--rect-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder with the {left,right}_{x,y}_map.txt rectification maps (win over maps embedded in the file).")
+@click.option("--max-window-events", type=click.IntRange(min=1), default=DEFAULT_MAX_WINDOW_EVENTS, show_default=True,
+              help="Refuse a 50 ms window with more events than this per camera (bounds memory, ~100 B/event).")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write per-frame results to this HDF5 file (disparity in unscaled px, energy, metrics).")
 @click.option("--png-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -64,7 +69,8 @@ def _prepare_png_dir(png_dir: Path, force: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no per-frame rows.")
 @click.option("--force", is_flag=True, help="Overwrite --out and PNGs.")
-def stream_command(data_file: Path, model_spec: str, backend: str, gt_file: Optional[Path], out_file: Optional[Path],
+def stream_command(data_file: Path, model_spec: str, backend: str, gt_file: Optional[Path], rect_dir: Optional[Path],
+                   max_window_events: int, out_file: Optional[Path],
                    png_dir: Optional[Path], png_every: int, device: str, max_frames: Optional[int], no_energy: bool,
                    count: str, costs: str, threads: int, as_json: bool, quiet: bool, force: bool) -> None:
     """Stream DATA_FILE (an MVSEC-layout *_data.hdf5) through a stereo network, one step per frame.
@@ -95,7 +101,8 @@ def stream_command(data_file: Path, model_spec: str, backend: str, gt_file: Opti
     if out_file is not None:
         check_output_path(out_file, force)
     t_start = time.perf_counter()
-    with MVSECRecording(data_file, gt_path=gt_file) as rec:  # bad data fails here, before torch loads
+    with MVSECRecording(data_file, gt_path=gt_file, rect_dir=rect_dir,
+                        max_window_events=max_window_events) as rec:  # bad data fails here, before torch loads
         from tqdm import tqdm
 
         from snnc.energy.costs import resolve_costs
@@ -128,6 +135,8 @@ def stream_command(data_file: Path, model_spec: str, backend: str, gt_file: Opti
         if show_rows:
             click.echo(f"{data_file}: {rec.height}x{rec.width}, {len(times)} frames ({clock} clock); "
                        f"model {net.describe()}; backend {backend} on {dev}")
+        if not as_json:
+            click.echo(rec.rectification_line())
         bar = tqdm(total=len(times), unit="frame", desc="stream", disable=as_json or quiet, leave=False)
         try:
             with _MaybeAtomic(out_file, atomic_output) as tmp:
@@ -146,6 +155,10 @@ def stream_command(data_file: Path, model_spec: str, backend: str, gt_file: Opti
                         bar.update(1)
                     summary = _summary(engine, net, be, backend, dev, clock, times, with_gt, energy_costs,
                                        out_file, time.perf_counter() - t_start)
+                    summary.update(gt_file=str(rec.gt_path) if rec.gt_path else None,
+                                   rectification=rec.rectification_line(),
+                                   windows=engine.window_stats.to_dict() if engine.window_stats else None,
+                                   windows_note=engine.window_stats.summary_line() if engine.window_stats else "")
                     if writer is not None:
                         writer.finish(json_safe(summary))
                         writer = None
@@ -232,14 +245,19 @@ def _print_summary(summary: dict[str, Any], engine: Any) -> None:
         click.echo(f"  part {part['part']:<14s} {part['runs_on']}: {_fmt(part['energy_j'], 1e6, 3)} uJ "
                    f"({_fmt(part['ac'], 1e-6, 3)} M AC, {_fmt(part['mac'], 1e-6, 3)} M MAC; "
                    f"{_fmt(part['dense_energy_j'], 1e6, 3)} uJ if run densely)")
+    if summary.get("windows_note"):
+        click.echo(f"input windows       {summary['windows_note']}")
     if summary["frames_with_gt"]:
         click.echo(f"mean depth error    {_fmt(summary['mean_depth_error'], 100)} cm")
         click.echo(f"median depth error  {_fmt(summary['median_depth_error'], 100)} cm")
         click.echo(f"mean disp. error    {_fmt(summary['mean_disparity_error'], 1, 3)} px")
         click.echo(f"1PA                 {_fmt(summary['one_pixel_accuracy'], 100)} % "
                    f"({summary['frames_with_gt']} frames with ground truth)")
+    elif summary.get("gt_file"):
+        click.echo(f"metrics             none computed: ground truth {summary['gt_file']} is loaded, but no "
+                   f"streamed frame has a valid (finite, positive) depth pixel")
     else:
-        click.echo("metrics             no ground truth (no gt file): none computed")
+        click.echo("metrics             no ground truth (no _gt.hdf5 beside the data file; pass --gt): none computed")
     for p in summary["placement"]:
         detail = {k: v for k, v in p.items() if k not in ("part", "runs_on")}
         click.echo(f"placement           {p['part']}: {p['runs_on']} {json.dumps(detail) if detail else ''}")

@@ -38,7 +38,9 @@ def summarize(
     with finite positive depth,
     ``disparity_max`` and ``disparity_hist``: counts of rounded scaled
     disparity ``round(scale*fb/depth)`` in unit bins ``[0, disparity_bins)``
-    plus ``overflow`` above them).
+    plus ``overflow`` above them), ``rectification`` (one line: which maps) and
+    ``checks`` (:meth:`snnc.data.sanity.DataCheck.to_dict`: per-camera and depth
+    time ranges, their overlap, the events the maps drop, and the problems found).
     """
     t_start, t_end = recording.time_range()
     duration = t_end - t_start if math.isfinite(t_start) and math.isfinite(t_end) else math.nan
@@ -61,7 +63,10 @@ def summarize(
         "duration_s": duration,
         "cameras": cameras,
         "depth": _depth_summary(recording, max_depth_frames, fb, scale, disparity_bins),
+        "rectification": recording.rectification_text(),
     }
+    if recording.check is not None:
+        summary["checks"] = recording.check.to_dict()
     return summary
 
 

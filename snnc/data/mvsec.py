@@ -17,8 +17,13 @@ import h5py
 import numpy as np
 
 from snnc.data import layout
+from snnc.data.layout import DEFAULT_MAX_WINDOW_EVENTS
+from snnc.data.h5open import dataset as _dataset
+from snnc.data.h5open import open_h5 as _open_h5
+from snnc.data.h5open import read_error, require_filters
 from snnc.data.h5search import SortedColumn, first_unsorted_row
 from snnc.data.rectmaps import find_rect_map_txt, load_rect_map_txt
+from snnc.data.sanity import DataCheck, inspect_recording, time_resolution
 from snnc.errors import SnncError
 
 PathLike = Union[str, Path]
@@ -33,34 +38,8 @@ SORT_PROBE_ROWS: int = 4096
 #: Index samples / largest block per search on the time column (see h5search).
 INDEX_SAMPLES: int = 1024
 SEARCH_MAX_BLOCK: int = 1 << 18
-
-
-def _open_h5(path: Path, what: str) -> h5py.File:
-    """Open ``path`` read-only as HDF5 or raise SnncError naming it."""
-    if not path.exists():
-        raise SnncError(f"{what} file not found", path)
-    if not path.is_file():
-        raise SnncError(f"{what} path is not a file", path)
-    try:
-        is_h5 = h5py.is_hdf5(str(path))
-    except OSError as exc:
-        raise SnncError(f"cannot read {what} file: {exc}", path) from None
-    if not is_h5:
-        raise SnncError(f"not an HDF5 file (expected the MVSEC {what} file)", path)
-    try:
-        return h5py.File(str(path), "r")
-    except OSError as exc:
-        reason = " ".join(str(exc).split())
-        raise SnncError(f"{what} file is corrupt or truncated, HDF5 cannot open it ({reason})", path) from None
-
-
-def _dataset(f: h5py.File, key: str) -> Optional[h5py.Dataset]:
-    """The dataset at ``key``, or None if the path is absent or not a dataset."""
-    try:
-        obj = f.get(key)
-    except (OSError, RuntimeError) as exc:
-        raise SnncError(f"cannot read {key}, file corrupt or truncated? ({exc})", f.filename) from None
-    return obj if isinstance(obj, h5py.Dataset) else None
+#: Depth timestamps must resolve this (seconds) at their magnitude (float32 at 1.5e9 s resolves 128 s).
+MAX_DEPTH_TS_RESOLUTION_S: float = 1e-3
 
 
 def _is_numeric(ds: h5py.Dataset) -> bool:
@@ -75,9 +54,16 @@ class MVSECRecording:
     :meth:`close`. ``gt_path`` defaults to ``layout.gt_path_for(data_path)``; when
     that file does not exist the recording simply has no ground truth
     (``has_gt`` False). An explicitly given ``gt_path`` must exist.
-    Rectification maps come from datasets embedded in the data file, else from
-    ``{camera}_{axis}_map.txt`` / ``*_{camera}_{axis}_map.txt`` in ``rect_dir``
-    or beside the data file, else identity.
+    Rectification maps: with ``rect_dir``, the ``{camera}_{axis}_map.txt`` /
+    ``*_{camera}_{axis}_map.txt`` files there (they win over maps embedded in the
+    data file); else the embedded maps; else txt files beside the data file;
+    else identity. :meth:`rectification_line` says which were used.
+
+    ``max_window_events`` bounds the events of one camera that
+    :meth:`events_between` reads at once (checked before reading). With
+    ``sanity`` (the default) the content checks of :mod:`snnc.data.sanity`
+    (clocks, units, coordinates, rectification, depth) run on open and the
+    first problem is raised; :attr:`check` holds the measured values either way.
     """
 
     def __init__(
@@ -85,8 +71,16 @@ class MVSECRecording:
         data_path: PathLike,
         gt_path: Optional[PathLike] = None,
         rect_dir: Optional[PathLike] = None,
+        *,
+        max_window_events: int = DEFAULT_MAX_WINDOW_EVENTS,
+        sanity: bool = True,
     ) -> None:
         self.data_path = Path(data_path)
+        if isinstance(max_window_events, bool) or int(max_window_events) < 1:
+            raise SnncError(f"--max-window-events must be a positive integer, got {max_window_events!r}")
+        self.max_window_events = int(max_window_events)
+        self._rect_overrides: Dict[str, bool] = {}
+        self.check: Optional[DataCheck] = None
         self._data: Optional[h5py.File] = None
         self._gt: Optional[h5py.File] = None
         self._events: Dict[str, h5py.Dataset] = {}
@@ -103,6 +97,9 @@ class MVSECRecording:
             if self.gt_path is not None:
                 self._gt = _open_h5(self.gt_path, "ground-truth")
                 self._open_depth()
+            self.check = inspect_recording(self)
+            if sanity:
+                self.check.raise_first()
         except BaseException:
             self.close()
             raise
@@ -133,6 +130,7 @@ class MVSECRecording:
                 raise SnncError(f"{key} has shape {ds.shape}, expected (N, 4) (x, y, t, p)", self.data_path)
             if ds.shape[1] != 4:
                 raise SnncError(f"{key} has {ds.shape[1]} columns, expected 4 (x, y, t, p)", self.data_path)
+            require_filters(ds, self.data_path)
             try:
                 index = SortedColumn(ds, layout.EV_T, max_samples=INDEX_SAMPLES, max_block=SEARCH_MAX_BLOCK)
                 row, finite = first_unsorted_row(
@@ -142,7 +140,7 @@ class MVSECRecording:
                     probe_rows=SORT_PROBE_ROWS,
                 )
             except OSError as exc:
-                raise SnncError(f"cannot read {key}, file corrupt or truncated? ({exc})", self.data_path) from None
+                raise read_error(exc, key, self.data_path, ds) from None
             if row is not None:
                 problem = "non-finite timestamp" if not finite else "timestamps not sorted (decrease)"
                 raise SnncError(f"{key}: {problem} at row {row}; events must be sorted by t", self.data_path)
@@ -158,12 +156,27 @@ class MVSECRecording:
         if ds is None or not _is_numeric(ds) or ds.ndim != 2:
             shape = getattr(ds, "shape", None)
             raise SnncError(f"{key} must be a 2-D numeric (H, W) map, got shape {shape}", self.data_path)
-        return np.asarray(ds[()], dtype=np.float32)
+        require_filters(ds, self.data_path)
+        try:
+            return np.asarray(ds[()], dtype=np.float32)
+        except OSError as exc:
+            raise read_error(exc, key, self.data_path, ds) from None
 
     def _find_maps(self, camera: str, rect_dir: Optional[PathLike]) -> Tuple[Optional[RectMaps], str]:
-        """Rectification maps of ``camera`` and where they came from."""
+        """Rectification maps of ``camera`` and where they came from (``rect_dir`` wins over embedded maps)."""
         emb = {axis: self._embedded_map(camera, axis) for axis in ("x", "y")}
-        if emb["x"] is not None or emb["y"] is not None:
+        has_embedded = emb["x"] is not None or emb["y"] is not None
+        self._rect_overrides[camera] = False
+        if rect_dir is not None:
+            if not Path(rect_dir).is_dir():
+                raise SnncError("rectification map folder not found", rect_dir)
+            maps, source = self._txt_maps(camera, [Path(rect_dir)])
+            if maps is None:
+                raise SnncError(f"no {camera}_x_map.txt / {camera}_y_map.txt (or *_{camera}_x_map.txt) "
+                                f"rectification maps in the --rect-dir folder", rect_dir)
+            self._rect_overrides[camera] = has_embedded
+            return maps, source
+        if has_embedded:
             if emb["x"] is None or emb["y"] is None:
                 have = "x" if emb["x"] is not None else "y"
                 lack = "y" if have == "x" else "x"
@@ -172,9 +185,10 @@ class MVSECRecording:
                     self.data_path,
                 )
             return (emb["x"], emb["y"]), "embedded"
-        if rect_dir is not None and not Path(rect_dir).is_dir():
-            raise SnncError("rectification map folder not found", rect_dir)
-        folders = ([Path(rect_dir)] if rect_dir is not None else []) + [self.data_path.parent]
+        return self._txt_maps(camera, [self.data_path.parent])
+
+    def _txt_maps(self, camera: str, folders: list) -> Tuple[Optional[RectMaps], str]:
+        """Text maps of ``camera`` from the first of ``folders`` that has them, or (None, 'identity')."""
         stem = self.data_path.stem
         txt = {axis: find_rect_map_txt(camera, axis, folders, stem) for axis in ("x", "y")}
         if txt["x"] is None and txt["y"] is None:
@@ -229,6 +243,8 @@ class MVSECRecording:
             raise SnncError(f"ground-truth file has no depth dataset {layout.DEPTH_KEY}", path)
         if ts is None:
             raise SnncError(f"ground-truth file has no depth timestamps {layout.DEPTH_TS_KEY}", path)
+        require_filters(depth, path)
+        require_filters(ts, path)
         if not _is_numeric(depth) or depth.ndim != 3:
             raise SnncError(f"{layout.DEPTH_KEY} must be numeric (D, H, W), got {depth.dtype} {depth.shape}", path)
         if (int(depth.shape[1]), int(depth.shape[2])) != (self.height, self.width):
@@ -242,10 +258,16 @@ class MVSECRecording:
         try:
             values = np.asarray(ts[()], dtype=np.float64)
         except OSError as exc:
-            raise SnncError(f"cannot read {layout.DEPTH_TS_KEY}, file corrupt or truncated? ({exc})", path) from None
+            raise read_error(exc, layout.DEPTH_TS_KEY, path, ts) from None
         bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
             raise SnncError(f"{layout.DEPTH_TS_KEY} has a non-finite timestamp at index {bad[0]}", path)
+        if values.size:
+            step = time_resolution(ts.dtype, float(np.abs(values).max()))
+            if step > MAX_DEPTH_TS_RESOLUTION_S:
+                raise SnncError(f"{layout.DEPTH_TS_KEY} is {ts.dtype}: near t = {np.abs(values).max():.6g} it "
+                                f"resolves only {step:.3g}, so depth timestamps collapse; MVSEC stores float64 "
+                                f"seconds", path)
         dec = np.flatnonzero(np.diff(values) <= 0)
         if dec.size:
             i = int(dec[0]) + 1
@@ -321,7 +343,7 @@ class MVSECRecording:
         try:
             return np.asarray(self._depth_ds[int(k) % n], dtype=np.float32)
         except OSError as exc:
-            raise SnncError(f"cannot read depth frame {k}, file corrupt or truncated? ({exc})", self.gt_path) from None
+            raise read_error(exc, f"depth frame {k}", self.gt_path, self._depth_ds) from None
 
     def event_count(self, camera: str) -> int:
         """Number of events of ``camera``."""
@@ -362,11 +384,14 @@ class MVSECRecording:
             a = index.searchsorted(t0, side="right")
             b = index.searchsorted(t1, side="right")
             b = max(a, b)
+            if b - a > self.max_window_events:
+                raise SnncError(f"{camera} camera: {b - a} events in the window ({t0:.6f}, {t1:.6f}] s, more than "
+                                f"--max-window-events {self.max_window_events} (about 100 bytes each while "
+                                f"encoding); raise the option if the recording is really this dense", self.data_path)
             lo, hi = max(a - 1, 0), min(b + 1, index.n)
             block = np.asarray(ds[lo:hi], dtype=np.float64) if hi > lo else np.zeros((0, 4))
         except OSError as exc:
-            raise SnncError(f"cannot read {layout.events_key(camera)}, file corrupt or truncated? ({exc})",
-                            self.data_path) from None
+            raise read_error(exc, layout.events_key(camera), self.data_path, ds) from None
         t = block[:, layout.EV_T]
         bad = np.flatnonzero(~np.isfinite(t))
         if bad.size:
@@ -388,3 +413,52 @@ class MVSECRecording:
     def rect_source(self, camera: str) -> str:
         """Where the maps came from: ``'embedded'``, the folder of the txt files, or ``'identity'``."""
         return self._rect_source[self._camera(camera)]
+
+    def rectification_line(self) -> str:
+        """One line saying which rectification maps are used for each camera (printed by the commands)."""
+        return "rectification: " + self.rectification_text()
+
+    def rectification_text(self) -> str:
+        """Which rectification maps are used, e.g. ``maps embedded in the data file (left, right)``."""
+        parts = []
+        for camera in layout.CAMERAS:
+            source = self._rect_source[camera]
+            if source == "embedded":
+                text = "maps embedded in the data file"
+            elif source == "identity":
+                text = "none found, identity (real MVSEC needs --rect-dir)"
+            else:
+                text = f"txt maps from {source}"
+                if self._rect_overrides.get(camera):
+                    text += " (--rect-dir; embedded maps ignored)"
+            parts.append((camera, text))
+        if parts[0][1] == parts[1][1]:
+            return f"{parts[0][1]} (left, right)"
+        return "; ".join(f"{cam} {text}" for cam, text in parts)
+
+    def camera_time_range(self, camera: str) -> Tuple[float, float]:
+        """(first, last) event time of ``camera`` in seconds, ``(nan, nan)`` without events."""
+        self._require_open()
+        index = self._index[self._camera(camera)]
+        if not index.n:
+            return float("nan"), float("nan")
+        return float(index.values[0]), float(index.values[-1])
+
+    def event_dtype(self, camera: str) -> np.dtype:
+        """The stored dtype of ``camera``'s events dataset."""
+        self._require_open()
+        return self._events[self._camera(camera)].dtype
+
+    def sample_events(self, camera: str, blocks: int, block_rows: int) -> np.ndarray:
+        """At most ``blocks * block_rows`` events of ``camera`` as float64 (N, 4): all of them when they fit,
+        else ``blocks`` evenly spaced runs of ``block_rows`` consecutive rows."""
+        self._require_open()
+        ds = self._events[self._camera(camera)]
+        n = int(ds.shape[0])
+        try:
+            if n <= blocks * block_rows:
+                return np.asarray(ds[()], dtype=np.float64).reshape(-1, 4)
+            starts = np.unique(np.linspace(0, n - block_rows, blocks).astype(np.int64))
+            return np.concatenate([np.asarray(ds[int(s):int(s) + block_rows], dtype=np.float64) for s in starts])
+        except OSError as exc:
+            raise read_error(exc, layout.events_key(camera), self.data_path, ds) from None

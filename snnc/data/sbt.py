@@ -21,6 +21,7 @@ per-event loop used by tests and ``benchmarks/bench_sbt.py``.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Tuple, Union
 
@@ -37,6 +38,20 @@ RectMaps = Tuple[np.ndarray, np.ndarray]
 
 DEFAULT_WINDOW: float = 0.05
 DEFAULT_N_FRAMES: int = 5
+
+
+@dataclass(frozen=True)
+class SbtCounts:
+    """Events of one encoded window: read, off the (raw) sensor, dropped by the rectification maps."""
+
+    events: int = 0
+    off_sensor: int = 0
+    rect_dropped: int = 0
+
+    @property
+    def kept(self) -> int:
+        """Events that landed on a pixel of the frame."""
+        return self.events - self.off_sensor - self.rect_dropped
 
 
 def _check_args(window: float, n_frames: int, height: int, width: int,
@@ -109,6 +124,23 @@ def encode_sbt(
     window gives all zeros. NaN/inf anywhere in ``events`` raises SnncError
     (``source`` names the file in the message).
     """
+    return encode_sbt_counted(events, t_end, window=window, n_frames=n_frames, height=height, width=width,
+                              rect_maps=rect_maps, source=source)[0]
+
+
+def encode_sbt_counted(
+    events: np.ndarray,
+    t_end: float,
+    *,
+    window: float = DEFAULT_WINDOW,
+    n_frames: int = DEFAULT_N_FRAMES,
+    height: int = layout.HEIGHT,
+    width: int = layout.WIDTH,
+    rect_maps: Optional[RectMaps] = None,
+    source: Optional[PathLike] = None,
+) -> Tuple[np.ndarray, SbtCounts]:
+    """:func:`encode_sbt` and the :class:`SbtCounts` of the window (events read, off the sensor, dropped
+    by the maps); "off the sensor" is a raw pixel outside the maps (or, without maps, the frame)."""
     _check_args(window, n_frames, height, width, rect_maps, source)
     ev = _as_events(events, source)
     n_frames, height, width = int(n_frames), int(height), int(width)
@@ -136,23 +168,27 @@ def encode_sbt(
             sel = np.flatnonzero(keep)
             x, y, p, frame = x.take(sel), y.take(sel), p.take(sel), frame.take(sel)
     if frame.size == 0:
-        return np.zeros((n_frames, height, width), dtype=np.int8)
+        return np.zeros((n_frames, height, width), dtype=np.int8), SbtCounts()
     # Rectified pixel (y * W + x) of every event, or ok False when it is dropped.
     if rect_maps is not None:
         mh, mw = np.shape(rect_maps[0])
         xi, ok = _round_to_index(x, mw)
         yi, oky = _round_to_index(y, mh)
         ok &= oky
+        on_sensor = int(np.count_nonzero(ok))
         raw = yi * mw
         raw += xi  # 0 where the raw pixel is off the map: masked by ok
         pix = rect_lut(rect_maps, height, width).take(raw)
         ok &= pix >= 0
+        kept = int(np.count_nonzero(ok))
     else:
         xr, ok = _round_to_index(x, width)
         yr, oky = _round_to_index(y, height)
         ok &= oky
         pix = yr * width
         pix += xr
+        on_sensor = kept = int(np.count_nonzero(ok))
+    counts = SbtCounts(int(frame.size), int(frame.size) - on_sensor, on_sensor - kept)
     # Bin = (frame * H * W + pix) * 2 + (p > 0); dropped events go to one extra bin.
     flat = frame * (height * width)
     flat += pix
@@ -160,8 +196,8 @@ def encode_sbt(
     flat += p > 0
     dump = 2 * out_size
     np.copyto(flat, dump, where=~ok)
-    counts = np.bincount(flat, minlength=dump + 1)[:dump].reshape(out_size, 2)
-    return np.sign(counts[:, 1] - counts[:, 0]).astype(np.int8).reshape(n_frames, height, width)
+    hist = np.bincount(flat, minlength=dump + 1)[:dump].reshape(out_size, 2)
+    return np.sign(hist[:, 1] - hist[:, 0]).astype(np.int8).reshape(n_frames, height, width), counts
 
 
 def rect_lut(rect_maps: RectMaps, height: int, width: int) -> np.ndarray:

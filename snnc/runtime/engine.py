@@ -26,6 +26,7 @@ import torch
 from snnc.data import layout
 from snnc.data.metrics import MetricAccumulator
 from snnc.data.mvsec import MVSECRecording
+from snnc.data.windows import WindowStats
 from snnc.energy.costs import DEFAULT_COSTS, EnergyCosts
 from snnc.energy.meter import EnergyMeter
 from snnc.energy.report import EnergyReport
@@ -130,6 +131,7 @@ class StreamEngine:
         self.disp_step = float(getattr(net.model, "disp_step", 2.0))
         self.count = count
         self.summary = StreamSummary()
+        self.window_stats: Optional[WindowStats] = None  # empty windows / dropped events of the last run
         self._meter: Optional[EnergyMeter] = None
         self._shadow = False
         if energy:
@@ -192,7 +194,9 @@ class StreamEngine:
         backend has answered it; the last ones after the stream ends (``flush``).
         """
         acc = MetricAccumulator(**(metric_kwargs or {}))
-        frames = iter_frames(recording, times, with_gt=with_gt, window=self.window, n_frames=self.n_frames)
+        self.window_stats = WindowStats(recording.data_path)
+        frames = iter_frames(recording, times, with_gt=with_gt, window=self.window, n_frames=self.n_frames,
+                             stats=self.window_stats)
         pending: deque[tuple[Frame, torch.Tensor, float, float]] = deque()
         meter = self._meter
         if meter is not None:

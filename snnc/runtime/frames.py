@@ -11,7 +11,10 @@ with :meth:`~snnc.data.mvsec.MVSECRecording.events_between` (a bounded slice
 of the HDF5 dataset, never the whole file) and encoded as an SBT stack
 (:func:`snnc.data.sbt.encode_sbt`). Memory per frame is one window of events
 plus one ``2 x n_frames x H x W`` stack, whatever the recording's length. A
-window without events gives an all-zero stack (a valid frame).
+window without events gives an all-zero stack (a valid frame); the windows are
+counted by a :class:`~snnc.data.windows.WindowStats`, which stops a stream
+with a run of empty windows (or one whose every window is empty) and counts
+the events dropped off the sensor or by the rectification maps.
 """
 from __future__ import annotations
 
@@ -23,7 +26,8 @@ import numpy as np
 
 from snnc.data import layout
 from snnc.data.mvsec import MVSECRecording
-from snnc.data.sbt import DEFAULT_N_FRAMES, DEFAULT_WINDOW, encode_sbt
+from snnc.data.sbt import DEFAULT_N_FRAMES, DEFAULT_WINDOW, encode_sbt_counted
+from snnc.data.windows import WindowStats
 from snnc.errors import SnncError
 
 __all__ = ["STREAM_HZ", "Frame", "frame_times", "iter_frames"]
@@ -80,22 +84,29 @@ def frame_times(recording: MVSECRecording, *, limit: Optional[int] = None, hz: f
 
 
 def iter_frames(recording: MVSECRecording, times: np.ndarray, *, with_gt: bool,
-                window: float = DEFAULT_WINDOW, n_frames: int = DEFAULT_N_FRAMES) -> Iterator[Frame]:
+                window: float = DEFAULT_WINDOW, n_frames: int = DEFAULT_N_FRAMES,
+                stats: Optional[WindowStats] = None) -> Iterator[Frame]:
     """Yield one :class:`Frame` per time, reading and encoding each window on demand.
 
     ``with_gt``: ``times`` are the gt depth timestamps in order, so frame ``k``
-    carries depth image ``k``.
+    carries depth image ``k``. ``stats`` (a new one when None) counts the
+    windows and raises SnncError on the empty-window rule (see
+    :mod:`snnc.data.windows`), the all-empty check once the last frame is out.
     """
     h, w = recording.height, recording.width
     maps = {cam: recording.rect_maps(cam) for cam in layout.CAMERAS}
+    if stats is None:
+        stats = WindowStats(recording.data_path)
     for k, t in enumerate(times):
         t = float(t)
         x = np.empty((2, n_frames, h, w), dtype=np.int8)
         counts = []
         for c, cam in enumerate(layout.CAMERAS):
             ev = recording.events_between(cam, t - window, t)
-            counts.append(int(ev.shape[0]))
-            x[c] = encode_sbt(ev, t, window=window, n_frames=n_frames, height=h, width=w,
-                              rect_maps=maps[cam], source=recording.data_path)
+            x[c], n = encode_sbt_counted(ev, t, window=window, n_frames=n_frames, height=h, width=w,
+                                         rect_maps=maps[cam], source=recording.data_path)
+            counts.append(n)
+        stats.add(t, counts)
         depth = recording.depth(k) if with_gt else None
-        yield Frame(k, t, x, (counts[0], counts[1]), depth, k if with_gt else None)
+        yield Frame(k, t, x, (counts[0].events, counts[1].events), depth, k if with_gt else None)
+    stats.finish()
