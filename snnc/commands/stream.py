@@ -10,6 +10,7 @@ from typing import Any, Optional
 import click
 
 from snnc.data.mvsec import DEFAULT_MAX_WINDOW_EVENTS
+from snnc.data.layout import DEFAULT_MAX_WINDOW_EVENTS
 from snnc.errors import SnncError
 from snnc.fileio import json_safe
 
@@ -48,6 +49,10 @@ def _prepare_png_dir(png_dir: Path, force: bool) -> None:
 @click.option("--backend", type=click.Choice(["torch", "onnx", "lava", "hybrid"]), default="torch", show_default=True)
 @click.option("--gt", "gt_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Ground-truth file (default: the _gt.hdf5 beside DATA_FILE, if present).")
+@click.option("--rect-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder with the {left,right}_{x,y}_map.txt rectification maps (win over maps embedded in the file).")
+@click.option("--max-window-events", type=click.IntRange(min=1), default=DEFAULT_MAX_WINDOW_EVENTS, show_default=True,
+              help="Refuse a 50 ms window with more events than this per camera (bounds memory, ~100 B/event).")
 @click.option("--rect-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder with the {left,right}_{x,y}_map.txt rectification maps (win over maps embedded in the file).")
 @click.option("--max-window-events", type=click.IntRange(min=1), default=DEFAULT_MAX_WINDOW_EVENTS, show_default=True,
@@ -137,6 +142,8 @@ def stream_command(data_file: Path, model_spec: str, backend: str, gt_file: Opti
                        f"model {net.describe()}; backend {backend} on {dev}")
         if not as_json:
             click.echo(rec.rectification_line())
+        if not as_json:
+            click.echo(rec.rectification_line())
         bar = tqdm(total=len(times), unit="frame", desc="stream", disable=as_json or quiet, leave=False)
         try:
             with _MaybeAtomic(out_file, atomic_output) as tmp:
@@ -155,6 +162,10 @@ def stream_command(data_file: Path, model_spec: str, backend: str, gt_file: Opti
                         bar.update(1)
                     summary = _summary(engine, net, be, backend, dev, clock, times, with_gt, energy_costs,
                                        out_file, time.perf_counter() - t_start)
+                    summary.update(gt_file=str(rec.gt_path) if rec.gt_path else None,
+                                   rectification=rec.rectification_line(),
+                                   windows=engine.window_stats.to_dict() if engine.window_stats else None,
+                                   windows_note=engine.window_stats.summary_line() if engine.window_stats else "")
                     summary.update(gt_file=str(rec.gt_path) if rec.gt_path else None,
                                    rectification=rec.rectification_line(),
                                    windows=engine.window_stats.to_dict() if engine.window_stats else None,
@@ -245,6 +256,8 @@ def _print_summary(summary: dict[str, Any], engine: Any) -> None:
         click.echo(f"  part {part['part']:<14s} {part['runs_on']}: {_fmt(part['energy_j'], 1e6, 3)} uJ "
                    f"({_fmt(part['ac'], 1e-6, 3)} M AC, {_fmt(part['mac'], 1e-6, 3)} M MAC; "
                    f"{_fmt(part['dense_energy_j'], 1e6, 3)} uJ if run densely)")
+    if summary.get("windows_note"):
+        click.echo(f"input windows       {summary['windows_note']}")
     if summary.get("windows_note"):
         click.echo(f"input windows       {summary['windows_note']}")
     if summary["frames_with_gt"]:
