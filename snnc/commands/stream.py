@@ -9,7 +9,6 @@ from typing import Any, Optional
 
 import click
 
-from snnc.data.mvsec import DEFAULT_MAX_WINDOW_EVENTS
 from snnc.data.layout import DEFAULT_MAX_WINDOW_EVENTS
 from snnc.errors import SnncError
 from snnc.fileio import json_safe
