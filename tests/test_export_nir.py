@@ -108,10 +108,9 @@ def test_cli_partition_of_the_preset_stereo_path(tmp_path):
     assert (tmp_path / "out.front.nir").is_file() and (tmp_path / "out.rest.onnx").is_file()
     assert "feature.stem1.neuron" in doc["pieces"][1]["inputs"]
 
-    from snnc.export.checkpoint import load_checkpoint_or_preset
+    from snnc.models.loading import open_model
 
-    model, _ = load_checkpoint_or_preset(genotype, seed=0)  # the CLI's seeded weights
-    folded = fold_bn(model).eval()
+    folded = fold_bn(open_model(genotype, seed=0).model).eval()  # the CLI's seeded weights
     x = torch.randint(-1, 2, (4, 1, 2, 5, 24, 36)).float()
     with torch.no_grad():
         y = folded(x)
@@ -173,13 +172,13 @@ def test_checkpoint_of_another_architecture_is_refused(tmp_path):
                       "mixed.pt", "do not fit its genotype", "another architecture")
     wider = build_model(small_genotype("spikedhs-cla", filter_multiplier=3))
     torch.save({"genotype": cla.genotype.to_dict(), "model": wider.state_dict()}, tmp_path / "wider.pt")
-    from snnc.export.checkpoint import load_checkpoint
+    from snnc.models.loading import load_network_checkpoint
 
     with pytest.raises(SnncError, match="of another shape"):
-        load_checkpoint(tmp_path / "wider.pt")
+        load_network_checkpoint(tmp_path / "wider.pt")
     torch.save({"model": cla.state_dict()}, tmp_path / "nogeno.pt")
-    with pytest.raises(SnncError, match="lacks key.*'genotype'"):
-        load_checkpoint(tmp_path / "nogeno.pt")
+    with pytest.raises(SnncError, match="not an snnc checkpoint"):
+        load_network_checkpoint(tmp_path / "nogeno.pt")
 
 
 def _tiny_nir(path, metadata=None):

@@ -50,7 +50,8 @@ def energy_command(model_spec: str, data: str, gt_file: Optional[Path], frames: 
     """Per-layer and total ACs, MACs and energy per frame of MODEL on real data, with firing
     rates and the same network counted as an ANN.
 
-    MODEL is a preset, a genotype JSON or a training checkpoint. A layer whose
+    MODEL is a checkpoint (.pt), a shipped model, a genotype JSON or a preset: a file
+    is typed by its extension, a bare name is a preset (always) or a shipped model. A layer whose
     input is spikes (or signed events) does ACs = rate x steps x dense ops; a
     layer with real-valued input (an image, a ReLU layer's output) does
     MACs = dense ops x steps. Energy: AC 0.9 pJ, MAC 4.6 pJ (Horowitz, 45 nm).
@@ -84,8 +85,11 @@ def energy_command(model_spec: str, data: str, gt_file: Optional[Path], frames: 
         from snnc.train.data_cls import load_digits_set
 
         overrides: dict[str, Any] = {}
-        if not Path(model_spec).is_file() or model_spec.endswith(".json"):
-            overrides = _digit_overrides(load_genotype(model_spec))
+        from snnc.models.loading import resolve_model
+
+        ref = resolve_model(model_spec)
+        if ref.kind in ("genotype", "preset"):
+            overrides = _digit_overrides(load_genotype(ref.path if ref.path is not None else model_spec))
         net = load_network(model_spec, overrides=overrides)
         if net.family == "spikedhs-stereo":
             raise SnncError(f"{model_spec}: a stereo network cannot run on digits images; "

@@ -1,9 +1,6 @@
 """``snnc export``: a checkpoint or an architecture -> NIR, ONNX or Lava (lava-dl netx), BN folded first."""
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Optional
@@ -19,19 +16,22 @@ FORMATS = ("nir", "onnx", "lava")
 
 
 def _write_partition_atomically(graph, out: Path, dt: float, opset: int) -> dict:  # noqa: ANN001
-    """Write manifest + pieces into a temporary folder beside ``out``, then move them into place."""
-    from snnc.export.partition import partition_paths, write_partition
+    """Write manifest + pieces as one set (renamed together, manifest last; see ``write_partition``)."""
+    from snnc.export.partition import write_partition
 
-    parent = out.parent if str(out.parent) else Path(".")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=str(parent)))
-    try:
-        doc = write_partition(graph, tmp / out.name, dt=dt, opset=opset)
-        for src, dst in zip((tmp / out.name, *partition_paths(tmp / out.name)), (out, *partition_paths(out))):
-            if src.exists():
-                os.replace(src, dst)
-        return doc
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    return write_partition(graph, out, dt=dt, opset=opset)
+
+
+def _plan_outputs(source: str, out: Path, pieces: list[Path], force: bool) -> None:
+    """Check --out (and a partition's pieces: replaced with --force only if snnc wrote them), refuse
+    an output that is the source, and lock --out until the command ends (:mod:`snnc.outputs`)."""
+    from snnc.commands.common import check_output_path
+    from snnc.outputs import OutputPlan, check_outputs
+
+    check_output_path(out, force)
+    check_outputs(derived=pieces, force=force)
+    click.get_current_context().with_resource(
+        OutputPlan(named=[out], derived=pieces, inputs=[Path(source)], lock=[out], check=False))
 
 
 @contextmanager
@@ -55,7 +55,8 @@ def _naming(source: str) -> Iterator[None]:
               help="NIR only: write the NIR-expressible spiking front to <stem>.front.nir, the rest to "
                    "<stem>.rest.onnx, and a JSON manifest (--out) describing how they connect.")
 @click.option("--input-shape", default=None,
-              help="One time step's input incl. batch, e.g. 1,3,32,32 or 1,2,5,260,346 (default: from the genotype).")
+              help="One time step's input incl. batch, e.g. 1,3,32,32 or 1,2,5,260,346 (default: the shape a checkpoint "
+                   "was trained on, else from the genotype).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random weights of a preset / genotype.")
 @click.option("--dt", default=1e-4, show_default=True, type=float, help="NIR: seconds per time step (neuron mapping).")
 @click.option("--window", default=None, type=int,
@@ -63,7 +64,9 @@ def _naming(source: str) -> Iterator[None]:
 @click.option("--opset", default=17, show_default=True, type=int, help="ONNX opset.")
 def export_command(source: str, fmt: str, out: Path, force: bool, partition: bool, input_shape: Optional[str],
                    seed: int, dt: float, window: Optional[int], opset: int) -> None:
-    """Export SOURCE (a checkpoint .pt, a genotype JSON or a preset name) with BatchNorm folded.
+    """Export SOURCE (a checkpoint .pt, a shipped model, a genotype JSON or a preset name) with BatchNorm
+    folded. SOURCE is a file, typed by its extension (.pt/.pth/.ckpt, .json), or a name: a preset
+    (snnc info --list) or a shipped model (snnc models); a preset name always means the preset.
 
     \b
     nir   NIR graph (nir.write) of the spiking network; parts NIR cannot express
@@ -80,7 +83,6 @@ def export_command(source: str, fmt: str, out: Path, force: bool, partition: boo
       snnc export run/best.pt --to onnx --out net.onnx
       snnc export sequential-dvs --to lava --out net.h5
     """
-    from snnc.commands.common import atomic_output, check_output_path
     from snnc.commands.info import default_step_shape, parse_shape
 
     fmt = fmt.strip().lower()
@@ -97,15 +99,15 @@ def export_command(source: str, fmt: str, out: Path, force: bool, partition: boo
         if out.suffix.lower() != ".json":
             raise SnncError("with --partition, --out names the JSON manifest (use a .json file name)", out)
         targets += list(partition_paths(out))
-    for target in targets:
-        check_output_path(target, force)
+    _plan_outputs(source, out, targets[1:], force)
 
-    from snnc.export.checkpoint import load_checkpoint_or_preset
     from snnc.models.fold import fold_bn
+    from snnc.models.loading import open_model
 
-    model, genotype = load_checkpoint_or_preset(source, seed=seed)
-    folded = fold_bn(model.eval()).eval()
-    shape = parse_shape(input_shape) if input_shape else default_step_shape(genotype)
+    opened = open_model(source, seed=seed)
+    genotype = opened.genotype
+    folded = fold_bn(opened.model.eval()).eval()
+    shape = parse_shape(input_shape) if input_shape else (opened.input_shape or default_step_shape(genotype))
     with _naming(source):
         _export(folded, genotype, shape, fmt, out, partition, window, dt, opset)
 

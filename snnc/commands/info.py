@@ -42,12 +42,15 @@ def parse_shape(text: str) -> Tuple[int, ...]:
 @click.argument("arch", required=False)
 @click.option("--input-shape", default=None,
               help="One time step's input incl. batch, e.g. 1,3,32,32 (classification) or 1,2,5,260,346 (stereo). "
-                   "Default: from the genotype.")
+                   "Default: a checkpoint's trained-on shape, else from the genotype.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--list", "list_presets", is_flag=True, help="List the preset architecture names.")
 def info_command(arch: Optional[str], input_shape: Optional[str], as_json: bool, list_presets: bool) -> None:
-    """Describe ARCH (a preset name or a genotype JSON file): layers, output shapes,
-    parameters, neuron types and dense synaptic ops per layer for one time step.
+    """Describe ARCH (a preset name, a genotype JSON file, a checkpoint or a shipped model): layers,
+    output shapes, parameters, neuron types and dense synaptic ops per layer for one time step.
+    A checkpoint is described at the input shape it was trained on. ARCH is a file, typed by its
+    extension (.json genotype, .pt/.pth/.ckpt checkpoint), or a name: a preset or a shipped model;
+    a preset name always means the preset.
 
     \b
     Examples:
@@ -70,9 +73,19 @@ def info_command(arch: Optional[str], input_shape: Optional[str], as_json: bool,
     from snnc.models.build import build_model
     from snnc.models.summary import describe, format_table
 
-    genotype = load_genotype(arch)
-    model = build_model(genotype).eval()
-    shape = parse_shape(input_shape) if input_shape else default_step_shape(genotype)
+    from snnc.models.loading import open_model, resolve_model
+
+    ref = resolve_model(arch, allowed=("checkpoint", "genotype", "preset", "zoo"))
+    if ref.kind in ("checkpoint", "zoo"):
+        opened = open_model(ref)
+        model, genotype, trained_shape = opened.model, opened.genotype, opened.input_shape
+    else:
+        genotype = load_genotype(ref.path if ref.path is not None else arch)
+        model, trained_shape = build_model(genotype).eval(), None
+    shape = parse_shape(input_shape) if input_shape else (trained_shape or default_step_shape(genotype))
+    from snnc.models.size import check_step_shape
+
+    check_step_shape(genotype, shape, "--input-shape" if input_shape else "input shape")  # before any tensor
     x_seq = torch.zeros((1, *shape))  # T = 1: dense ops are per time step
     try:
         model.check_input(x_seq[0])

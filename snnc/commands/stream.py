@@ -33,25 +33,52 @@ _HEADER = (f"{'frame':>6s} {'t (s)':>16s} {'ev left':>8s} {'ev right':>8s} {'AC 
            f"{'E mJ':>9s} {'MDE cm':>8s} {'1PA %':>7s} {'ms':>8s}")
 
 
-def _prepare_png_dir(png_dir: Path, force: bool) -> None:
+def _check_png_dir(png_dir: Path, force: bool) -> None:
     if png_dir.exists() and not png_dir.is_dir():
         raise SnncError("--png-dir exists and is not a folder", png_dir)
-    png_dir.mkdir(parents=True, exist_ok=True)
-    if not force and any(png_dir.glob("frame_*.png")):
+    if not force and png_dir.is_dir() and any(png_dir.glob("frame_*.png")):
         raise SnncError("folder already holds frame_*.png files; pass --force to overwrite them", png_dir)
+
+
+def _prepare_png_dir(png_dir: Path, force: bool) -> None:
+    _check_png_dir(png_dir, force)
+    try:
+        png_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise SnncError(f"cannot create the folder: {err.strerror}", png_dir) from None
+
+
+def _plan_outputs(data_file: Path, gt_file: Optional[Path], model_spec: str, out_file: Optional[Path],
+                  png_dir: Optional[Path], force: bool) -> None:
+    """Check --out / --png-dir before any work, refuse an output that is an input, and lock the
+    outputs for the rest of the command (released when it ends; see :mod:`snnc.outputs`)."""
+    from snnc.commands.common import check_output_path
+    from snnc.data.layout import gt_path_for
+    from snnc.outputs import OutputPlan
+
+    if out_file is not None:
+        check_output_path(out_file, force)
+    if png_dir is not None:
+        _check_png_dir(png_dir, force)
+    try:
+        default_gt: Optional[Path] = gt_path_for(data_file) if gt_file is None else None
+    except SnncError:
+        default_gt = None
+    inputs = [data_file, gt_file, default_gt, Path(model_spec)]
+    outputs = [p for p in (out_file, png_dir) if p is not None]
+    click.get_current_context().with_resource(
+        OutputPlan(named=[p for p in (out_file,) if p is not None], inputs=[p for p in inputs if p is not None],
+                   lock=outputs, check=False))
 
 
 @click.command("stream")
 @click.argument("data_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--model", "model_spec", required=True,
-              help="Preset name (spikedhs-stereo), genotype JSON or training checkpoint (checkpoint.pt / folded.pt).")
+              help="Checkpoint (checkpoint.pt / folded.pt), shipped model, genotype JSON or preset name. A file is "
+                   "typed by its extension (.pt/.pth/.ckpt, .json); a bare name is a preset (always) or a shipped model.")
 @click.option("--backend", type=click.Choice(["torch", "onnx", "lava", "hybrid"]), default="torch", show_default=True)
 @click.option("--gt", "gt_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Ground-truth file (default: the _gt.hdf5 beside DATA_FILE, if present).")
-@click.option("--rect-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder with the {left,right}_{x,y}_map.txt rectification maps (win over maps embedded in the file).")
-@click.option("--max-window-events", type=click.IntRange(min=1), default=DEFAULT_MAX_WINDOW_EVENTS, show_default=True,
-              help="Refuse a 50 ms window with more events than this per camera (bounds memory, ~100 B/event).")
 @click.option("--rect-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder with the {left,right}_{x,y}_map.txt rectification maps (win over maps embedded in the file).")
 @click.option("--max-window-events", type=click.IntRange(min=1), default=DEFAULT_MAX_WINDOW_EVENTS, show_default=True,
@@ -98,12 +125,11 @@ def stream_command(data_file: Path, model_spec: str, backend: str, gt_file: Opti
       snnc stream rec_data.hdf5 --model run/folded.pt --out results.h5 --png-dir pngs --png-every 10
       snnc stream rec_data.hdf5 --model run/folded.pt --backend onnx --json
     """
-    from snnc.commands.common import atomic_output, check_output_path
+    from snnc.commands.common import atomic_output
     from snnc.data import layout
     from snnc.data.mvsec import MVSECRecording
 
-    if out_file is not None:
-        check_output_path(out_file, force)
+    _plan_outputs(data_file, gt_file, model_spec, out_file, png_dir, force)
     t_start = time.perf_counter()
     with MVSECRecording(data_file, gt_path=gt_file, rect_dir=rect_dir,
                         max_window_events=max_window_events) as rec:  # bad data fails here, before torch loads
@@ -141,8 +167,6 @@ def stream_command(data_file: Path, model_spec: str, backend: str, gt_file: Opti
                        f"model {net.describe()}; backend {backend} on {dev}")
         if not as_json:
             click.echo(rec.rectification_line())
-        if not as_json:
-            click.echo(rec.rectification_line())
         bar = tqdm(total=len(times), unit="frame", desc="stream", disable=as_json or quiet, leave=False)
         try:
             with _MaybeAtomic(out_file, atomic_output) as tmp:
@@ -161,10 +185,6 @@ def stream_command(data_file: Path, model_spec: str, backend: str, gt_file: Opti
                         bar.update(1)
                     summary = _summary(engine, net, be, backend, dev, clock, times, with_gt, energy_costs,
                                        out_file, time.perf_counter() - t_start)
-                    summary.update(gt_file=str(rec.gt_path) if rec.gt_path else None,
-                                   rectification=rec.rectification_line(),
-                                   windows=engine.window_stats.to_dict() if engine.window_stats else None,
-                                   windows_note=engine.window_stats.summary_line() if engine.window_stats else "")
                     summary.update(gt_file=str(rec.gt_path) if rec.gt_path else None,
                                    rectification=rec.rectification_line(),
                                    windows=engine.window_stats.to_dict() if engine.window_stats else None,
@@ -255,8 +275,6 @@ def _print_summary(summary: dict[str, Any], engine: Any) -> None:
         click.echo(f"  part {part['part']:<14s} {part['runs_on']}: {_fmt(part['energy_j'], 1e6, 3)} uJ "
                    f"({_fmt(part['ac'], 1e-6, 3)} M AC, {_fmt(part['mac'], 1e-6, 3)} M MAC; "
                    f"{_fmt(part['dense_energy_j'], 1e6, 3)} uJ if run densely)")
-    if summary.get("windows_note"):
-        click.echo(f"input windows       {summary['windows_note']}")
     if summary.get("windows_note"):
         click.echo(f"input windows       {summary['windows_note']}")
     if summary["frames_with_gt"]:

@@ -1,6 +1,6 @@
 """snnc.export: folded spiking networks to NIR, ONNX and Lava (lava-dl netx). See docs/EXPORT.md.
 
-Pipeline: :func:`snnc.export.checkpoint.load_checkpoint_or_preset` -> ``fold_bn`` ->
+Pipeline: :func:`snnc.models.loading.open_model` -> ``fold_bn`` ->
 
 * :func:`snnc.export.lower.lower` walks the network's structure into an export
   graph (:mod:`snnc.export.graph`), run by :class:`snnc.export.runtime.GraphModule`;

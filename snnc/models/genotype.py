@@ -53,7 +53,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar, Iterable, Mapping, Optional, Sequence, Union
 
-from snnc.errors import PathLike, SnncError
+from snnc.errors import PathLike, SnncError, list_items, short_repr
+from snnc.models import limits
+from snnc.models.limits import check_count, check_limit
 from snnc.neurons import NeuronSpec
 
 __all__ = [
@@ -143,7 +145,7 @@ def _int(value: Any, what: str, minimum: int = 1) -> int:
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         else:
-            raise SnncError(f"{what} must be an integer, got {value!r}")
+            raise SnncError(f"{what} must be an integer, got {short_repr(value)}")
     if value < minimum:
         raise SnncError(f"{what} must be >= {minimum}, got {value}")
     return value
@@ -151,13 +153,13 @@ def _int(value: Any, what: str, minimum: int = 1) -> int:
 
 def _number(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise SnncError(f"{what} must be a positive number, got {value!r}")
+        raise SnncError(f"{what} must be a positive number, got {short_repr(value)}")
     return float(value)
 
 
 def _op_name(op: Any, where: str) -> str:
     if isinstance(op, bool):
-        raise SnncError(f"{where}: op must be a name or an index, got {op!r}")
+        raise SnncError(f"{where}: op must be a name or an index, got {short_repr(op)}")
     if isinstance(op, int):
         if not 0 <= op < len(PRIMITIVES):
             raise SnncError(
@@ -165,18 +167,19 @@ def _op_name(op: Any, where: str) -> str:
             )
         return PRIMITIVES[op]
     if not isinstance(op, str) or op not in PRIMITIVES:
-        raise SnncError(f"{where}: unknown op {op!r} (expected one of {', '.join(PRIMITIVES)})")
+        raise SnncError(f"{where}: unknown op {short_repr(op)} (expected one of {', '.join(PRIMITIVES)})")
     return op
 
 
 def _check_keys(d: Mapping[str, Any], known: Iterable[str], what: str, required: Iterable[str] = ()) -> None:
     known = list(known)
-    unknown = sorted(str(k) for k in d if k not in known)
+    unknown = [str(k) for k in d if k not in known]
     if unknown:
-        raise SnncError(f"{what}: unknown key(s) {', '.join(map(repr, unknown))} (expected {', '.join(known)})")
+        raise SnncError(f"{what}: unknown key(s) {list_items(unknown, fmt=repr, sort=True)} "
+                        f"(expected {', '.join(known)})")
     missing = [k for k in required if k not in d]
     if missing:
-        raise SnncError(f"{what}: missing key(s) {', '.join(map(repr, missing))}")
+        raise SnncError(f"{what}: missing key(s) {list_items(missing, fmt=repr)}")
 
 
 def _mapping(d: Any, what: str) -> Mapping[str, Any]:
@@ -232,10 +235,11 @@ class CellGenotype:
     dims: int = 2
 
     def __post_init__(self) -> None:
-        nodes = _int(self.nodes, "cell: nodes")
+        nodes = check_limit(_int(self.nodes, "cell: nodes"), "MAX_CELL_NODES", "cell: nodes")
         object.__setattr__(self, "nodes", nodes)
         if self.dims not in (2, 3):
-            raise SnncError(f"cell: dims must be 2 or 3, got {self.dims!r}")
+            raise SnncError(f"cell: dims must be 2 or 3, got {short_repr(self.dims)}")
+        check_count(self.edges, "MAX_CELL_EDGES", "cell: edges")
         edges = tuple(self.edges)
         object.__setattr__(self, "edges", edges)
         if not edges:
@@ -268,7 +272,7 @@ class CellGenotype:
         missing = [k for k in range(nodes) if not any(e.dst == k for e in edges)]
         if missing:
             raise SnncError(
-                f"cell: node(s) {', '.join(map(str, missing))} have no incoming edge "
+                f"cell: node(s) {list_items(missing)} have no incoming edge "
                 f"(the cell declares {nodes} nodes; wrong node count?)"
             )
 
@@ -299,10 +303,11 @@ class CellGenotype:
         try:
             d = _mapping(d, where)
             _check_keys(d, ("nodes", "dims", "edges"), where, required=("nodes", "edges"))
-            nodes = _int(d["nodes"], f"{where}: nodes")
+            nodes = check_limit(_int(d["nodes"], f"{where}: nodes"), "MAX_CELL_NODES", f"{where}: nodes")
             rows = d["edges"]
             if not isinstance(rows, list) or not rows:
                 raise SnncError(f"{where}: edges must be a non-empty list of [edge_index, op] rows")
+            check_count(rows, "MAX_CELL_EDGES", f"{where}: edges")
             edges = []
             for i, row in enumerate(rows):
                 edges.append(_parse_edge(row, i, nodes, where))
@@ -320,7 +325,7 @@ def _parse_edge(row: Any, i: int, nodes: int, where: str) -> CellEdge:
         dst = _int(row["to"], f"{at}: to", minimum=0)
         return CellEdge(src, dst, _op_name(row["op"], at))
     if not isinstance(row, (list, tuple)) or len(row) != 2:
-        raise SnncError(f"{at} must be [edge_index, op] or {{'from', 'to', 'op'}}, got {row!r}")
+        raise SnncError(f"{at} must be [edge_index, op] or {{'from', 'to', 'op'}}, got {short_repr(row)}")
     index = _int(row[0], f"{at}: edge index", minimum=0)
     try:
         src, dst = edge_endpoints(index, nodes)
@@ -344,7 +349,8 @@ def _with_context(err: SnncError, where: str, path: Optional[PathLike]) -> SnncE
 # --------------------------------------------------------------------------- path
 def _validate_path(path: Any, what: str) -> tuple[int, ...]:
     if isinstance(path, (str, bytes)) or not isinstance(path, (list, tuple)) or len(path) == 0:
-        raise SnncError(f"{what} must be a non-empty list of levels, got {path!r}")
+        raise SnncError(f"{what} must be a non-empty list of levels, got {short_repr(path)}")
+    check_count(path, "MAX_LAYERS", what)
     levels = []
     for i, level in enumerate(path):
         level = _int(level, f"{what}[{i}]", minimum=0)
@@ -374,9 +380,24 @@ def _coerce_layers(value: Any) -> dict[str, NeuronSpec]:
     out = {}
     for name, spec in value.items():
         if not isinstance(name, str) or not name:
-            raise SnncError(f"neuron_layers: layer names must be non-empty strings, got {name!r}")
-        out[name] = NeuronSpec.coerce(spec, f"neuron_layers[{name!r}]")
+            raise SnncError(f"neuron_layers: layer names must be non-empty strings, got {short_repr(name)}")
+        out[name] = NeuronSpec.coerce(spec, f"neuron_layers[{short_repr(name)}]")
     return out
+
+
+#: Which bound of :mod:`snnc.models.limits` caps each integer field of the SpikeDHS genotypes.
+_FIELD_LIMITS: dict[str, str] = {
+    "filter_multiplier": "MAX_CHANNELS", "feature_filter_multiplier": "MAX_CHANNELS",
+    "matching_filter_multiplier": "MAX_CHANNELS", "in_channels": "MAX_CHANNELS", "num_classes": "MAX_CLASSES",
+    "time_steps": "MAX_TIME_STEPS", "disparities": "MAX_DISPARITIES", "feature_stride": "MAX_STRIDE",
+}
+
+
+def _check_size(genotype: Any) -> None:
+    """Refuse a genotype whose estimated network is too large (:func:`snnc.models.size.check_size`)."""
+    from snnc.models.size import check_size
+
+    check_size(genotype)
 
 
 class _GenotypeIO:
@@ -392,7 +413,7 @@ class _GenotypeIO:
         for name in self._path_fields:
             object.__setattr__(self, name, _validate_path(getattr(self, name), name))
         if self.mixing not in MIXINGS:  # type: ignore[attr-defined]
-            raise SnncError(f"mixing must be one of {', '.join(MIXINGS)}, got {self.mixing!r}")  # type: ignore[attr-defined]
+            raise SnncError(f"mixing must be one of {', '.join(MIXINGS)}, got {short_repr(self.mixing)}")  # type: ignore[attr-defined]
         object.__setattr__(self, "neuron", NeuronSpec.coerce(self.neuron, "neuron"))  # type: ignore[attr-defined]
         object.__setattr__(self, "neuron_layers", _coerce_layers(self.neuron_layers))  # type: ignore[attr-defined]
 
@@ -464,7 +485,8 @@ class SpikeDHSClassifierGenotype(_GenotypeIO):
         if self.cell.dims != 2:
             raise SnncError(f"cell must be 2-D (dims 2) for {self.family}, got dims {self.cell.dims}")
         for name in ("filter_multiplier", "in_channels", "num_classes", "time_steps"):
-            object.__setattr__(self, name, _int(getattr(self, name), name))
+            object.__setattr__(self, name, check_limit(_int(getattr(self, name), name), _FIELD_LIMITS[name], name))
+        _check_size(self)
 
 
 @dataclass(frozen=True)
@@ -519,12 +541,14 @@ class SpikeDHSStereoGenotype(_GenotypeIO):
             raise SnncError(f"matching_cell must be 3-D (dims 3), got dims {self.matching_cell.dims}")
         for name in ("feature_filter_multiplier", "matching_filter_multiplier", "in_channels",
                      "disparities", "time_steps", "feature_stride"):
-            object.__setattr__(self, name, _int(getattr(self, name), name))
+            object.__setattr__(self, name, check_limit(_int(getattr(self, name), name), _FIELD_LIMITS[name], name))
         object.__setattr__(self, "disp_step", _number(self.disp_step, "disp_step"))
         shifts = _int(self.volume_disparities, "volume_disparities", minimum=0)
+        check_limit(shifts, "MAX_DISPARITIES", "volume_disparities")
         if shifts == 1:
             raise SnncError("volume_disparities must be 0 (same as disparities) or >= 2, got 1")
         object.__setattr__(self, "volume_disparities", shifts)
+        _check_size(self)
 
     @property
     def volume_shifts(self) -> int:
@@ -607,18 +631,48 @@ def preset_names() -> list[str]:
     return sorted(set(_json_preset_names()) | set(_external_presets()))
 
 
+def _json_depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether ``value`` (parsed JSON) nests objects/arrays deeper than ``limit``; iterative, linear."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
 def _read_json(text: str, path: PathLike) -> Any:
+    """Parse a genotype JSON document within :data:`~snnc.models.limits.MAX_GENOTYPE_JSON_BYTES` and
+    :data:`~snnc.models.limits.MAX_JSON_DEPTH`; every failure is a one-line SnncError naming ``path``."""
+    if len(text) > limits.MAX_GENOTYPE_JSON_BYTES:
+        raise SnncError(f"genotype JSON of {len(text)} characters exceeds the limit {limits.MAX_GENOTYPE_JSON_BYTES} "
+                        f"(snnc.models.limits.MAX_GENOTYPE_JSON_BYTES)", path)
+    too_deep = SnncError(f"JSON nested deeper than the limit {limits.MAX_JSON_DEPTH} "
+                         f"(snnc.models.limits.MAX_JSON_DEPTH)", path)
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as err:
         raise SnncError(f"invalid JSON: {err.msg} at line {err.lineno} column {err.colno}", path) from None
+    except RecursionError:
+        raise too_deep from None
+    except ValueError as err:  # Python refuses integer literals of more than sys.get_int_max_str_digits()
+        reason = "a number has too many digits" if "digits" in str(err) else str(err)
+        raise SnncError(f"invalid JSON: {reason}", path) from None
+    if _json_depth_exceeds(value, limits.MAX_JSON_DEPTH):
+        raise too_deep
+    return value
 
 
 def load_genotype(name_or_path: Union[str, PathLike]) -> Genotype:
     """Resolve a preset name (``spikedhs-cla``, ``spikedhs-stereo``, ``snasnet-cifar10``, ``snasnet-cifar100``) or a JSON file.
 
-    A value naming an existing file, or ending in ``.json``, is read as a file;
-    anything else must be a preset name.
+    A value ending in ``.json`` (or a :class:`~pathlib.Path`) is read as a file;
+    anything else must be a preset name, even when a file of that name exists
+    (snnc decides a file's type by its extension: :mod:`snnc.models.loading`).
 
     Raises:
         SnncError: unknown preset (the valid names are listed), missing or
@@ -626,7 +680,7 @@ def load_genotype(name_or_path: Union[str, PathLike]) -> Genotype:
             invalid genotype (file and problem).
     """
     candidate = Path(name_or_path)
-    if candidate.is_file() or str(name_or_path).endswith(".json") or isinstance(name_or_path, Path):
+    if str(name_or_path).lower().endswith(".json") or isinstance(name_or_path, Path):
         if not candidate.is_file():
             raise SnncError("genotype file not found", candidate)
         try:
@@ -640,6 +694,9 @@ def load_genotype(name_or_path: Union[str, PathLike]) -> Genotype:
         if name in external:
             return external[name]
         names = preset_names()
+        if candidate.exists() or "/" in name:
+            raise SnncError("is not a preset name, and a genotype file must end in .json (snnc decides a "
+                            "file's type by its extension)", name)
         raise SnncError(
             f"unknown genotype preset {name!r} (valid presets: {', '.join(names) or 'none installed'}; "
             f"or pass a .json file)"

@@ -4,26 +4,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
-import torch
-
+from snnc.checkpoint import read_checkpoint, write_checkpoint
 from snnc.errors import SnncError
 from snnc.fileio import atomic_output, write_text_atomic
 
-__all__ = ["atomic_output", "write_text_atomic", "save_torch_atomic", "load_torch", "prepare_search_output"]
+__all__ = ["atomic_output", "write_text_atomic", "save_search_state", "load_search_state", "prepare_search_output"]
 
 
-def save_torch_atomic(obj: Any, path: Path) -> None:
-    """``torch.save`` to ``path`` atomically (a crash leaves the previous file intact)."""
-    with atomic_output(path) as tmp:
-        torch.save(obj, tmp)
+def save_search_state(obj: dict[str, Any], path: Path) -> None:
+    """Write a search state atomically as a ``search`` checkpoint (:mod:`snnc.checkpoint`)."""
+    write_checkpoint(path, "search", obj)
 
 
-def load_torch(path: Path) -> Any:
-    """``torch.load`` a search state on the CPU; unreadable files raise :class:`SnncError`."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # noqa: BLE001 - any unpickling problem is a bad file for the user
-        raise SnncError(f"cannot read search state ({type(err).__name__}: {err})", path) from None
+def load_search_state(path: Path) -> dict[str, Any]:
+    """Read a search state safely (weights-only, :func:`snnc.checkpoint.read_checkpoint`).
+
+    Raises:
+        SnncError: missing, refused, or not a search state.
+    """
+    return read_checkpoint(path, kinds=("search",))
 
 
 def prepare_search_output(paths: dict[str, Path], method: str, version: int, force: bool,
@@ -57,8 +56,8 @@ def prepare_search_output(paths: dict[str, Path], method: str, version: int, for
         return None
     if not state.exists():
         raise SnncError("no search state to resume (run without --resume to start a search)", state)
-    stored = load_torch(state)
-    if not isinstance(stored, dict) or stored.get("version") != version or "config" not in stored:
+    stored = load_search_state(state)
+    if not isinstance(stored, dict) or stored.get("state_version") != version or "config" not in stored:
         raise SnncError("not a search state written by this snnc version", state)
     if stored.get("method") != method:
         raise SnncError(f"search state belongs to a {stored.get('method')} search, not {method}", state)

@@ -333,7 +333,7 @@ def run_snasnet_search(
     scores at most that many candidates in this call (then returns unfinished);
     ``plot=False`` skips the PNG.
     """
-    from snnc.nas.files import atomic_output, prepare_search_output, save_torch_atomic
+    from snnc.nas.files import atomic_output, prepare_search_output, save_search_state
     from snnc.nas.report import plot_scores, write_jsonl
     from snnc.nas.spikedhs_search import STATE_VERSION, output_paths
     from snnc.models.genotype import save_genotype
@@ -350,7 +350,7 @@ def run_snasnet_search(
     seconds = float(stored.get("seconds", 0.0)) if stored else 0.0
 
     def save() -> None:
-        save_torch_atomic({"version": STATE_VERSION, "method": "snasnet", "config": dict(cfg), "out": out.name,
+        save_search_state({"state_version": STATE_VERSION, "method": "snasnet", "config": dict(cfg), "out": out.name,
                            "log": log, "seconds": seconds}, paths["state"])
         write_jsonl(paths["log"], log)
 

@@ -34,7 +34,7 @@ from snnc.models.genotype import MIXINGS, save_genotype
 from snnc.nas.arch import alpha_entropy, beta_entropy
 from snnc.nas.bilevel import BilevelConfig, BilevelSearch
 from snnc.nas.decode import decode_classifier, decode_stereo, level_probabilities
-from snnc.nas.files import atomic_output, prepare_search_output, save_torch_atomic
+from snnc.nas.files import atomic_output, prepare_search_output, save_search_state
 from snnc.nas.report import plot_arch_history, write_jsonl
 from snnc.nas.supernet import SEARCH_STEM_SPEC, ClassifierSupernet, StereoSupernet
 from snnc.nas.tasks import DigitsTask, SearchTask, StereoTask
@@ -290,7 +290,7 @@ def run_spikedhs_search(
             entry.update(_arch_snapshot(model, cfg))
             entry["genotype"] = decode(model, cfg).to_dict()
             log.append(entry)
-            save_torch_atomic({"version": STATE_VERSION, "method": "spikedhs", "config": cfg.to_dict(),
+            save_search_state({"state_version": STATE_VERSION, "method": "spikedhs", "config": cfg.to_dict(),
                                "out": out.name, "search": search.state_dict(), "log": log, "seconds": seconds},
                               paths["state"])
             write_jsonl(paths["log"], log)

@@ -1,11 +1,10 @@
-"""Load the network to run: a preset name, a genotype JSON file or a training checkpoint.
+"""Load the network to run: a checkpoint, a shipped model, a genotype JSON file or a preset.
 
-Checkpoints (``.pt`` / ``.pth``: keys ``genotype`` and ``model``) are read with
-the export helper's weights-only loader (:mod:`snnc.export.checkpoint`); a
-training run's ``checkpoint.pt`` / ``folded.pt`` that it cannot read (it
-also holds optimizer and RNG state) goes through :mod:`snnc.train.checkpoint`,
-which unpickles it: only load training checkpoints you trust. A preset or a
-genotype gives an **untrained** network (weights from ``torch.manual_seed(seed)``),
+MODEL arguments resolve by :data:`snnc.models.loading.MODEL_RULE` (a file's
+type by its extension, a bare name is a preset or a shipped model) and
+checkpoints are read weights-only by the one loader,
+:func:`snnc.models.loading.open_model`. A preset or a genotype gives an
+**untrained** network (weights from a forked RNG seeded with ``seed``),
 useful for timing and op counts; with BatchNorm at its initial statistics it
 is nearly silent, so firing-rate-based energy numbers need a checkpoint.
 
@@ -34,9 +33,10 @@ class LoadedNetwork:
     Attributes:
         model: folded, eval-mode network.
         genotype: the genotype it was built from.
-        kind: ``preset``, ``genotype`` or ``checkpoint``.
+        kind: ``preset``, ``genotype``, ``checkpoint`` or ``zoo`` (a shipped model).
         source: the preset name or file path given.
         trained: weights come from a checkpoint (whatever training they had).
+        input_shape: one time step's input (batch 1) the checkpoint was trained on, if recorded.
     """
 
     model: SpikingNet
@@ -44,6 +44,7 @@ class LoadedNetwork:
     kind: str
     source: str
     trained: bool
+    input_shape: Optional[tuple[int, ...]] = None
 
     @property
     def family(self) -> str:
@@ -63,32 +64,6 @@ def network_time_steps(genotype: Any) -> int:
     return genotype_time_steps(genotype) or 1
 
 
-def _is_checkpoint_file(path: Path) -> bool:
-    if path.suffix.lower() == ".json":
-        return False
-    with open(path, "rb") as f:
-        head = f.read(4)
-    return head.startswith(b"PK") or head[:1] == b"\x80"  # torch zip or legacy pickle
-
-
-def _load_checkpoint(path: Path) -> torch.nn.Module:
-    """A checkpoint in the export format (:mod:`snnc.export.checkpoint`, weights-only load) or, failing
-    that, a training run's (:mod:`snnc.train.checkpoint`, which also holds optimizer and RNG state)."""
-    from snnc.export.checkpoint import load_checkpoint
-
-    try:
-        return load_checkpoint(path)[0]
-    except SnncError as first:
-        try:
-            from snnc.train.checkpoint import load_model
-        except ImportError:
-            raise first from None
-        try:
-            return load_model(path)
-        except SnncError:
-            raise first from None
-
-
 def load_network(spec: str, *, overrides: Optional[dict[str, Any]] = None, seed: int = 0,
                  device: str | torch.device = "cpu") -> LoadedNetwork:
     """Build or load ``spec`` (preset name, genotype JSON path or checkpoint path), folded and in eval mode.
@@ -103,25 +78,15 @@ def load_network(spec: str, *, overrides: Optional[dict[str, Any]] = None, seed:
     Raises:
         SnncError: unknown preset, unreadable file, weights that do not fit.
     """
-    from snnc.models.build import build_model
     from snnc.models.fold import fold_bn
-    from snnc.models.genotype import load_genotype
+    from snnc.models.loading import open_model, resolve_model
 
-    path = Path(spec)
-    if path.is_file() and _is_checkpoint_file(path):
-        model = _load_checkpoint(path)
-        kind, trained = "checkpoint", True
-    else:
-        if path.suffix.lower() in (".pt", ".pth", ".ckpt") and not path.exists():
-            raise SnncError("checkpoint file not found", path)
-        genotype = load_genotype(spec)
-        torch.manual_seed(seed)
-        model = build_model(genotype, **(overrides or {}))
-        kind = "genotype" if path.is_file() else "preset"
-        trained = False
+    ref = resolve_model(spec)
+    opened = open_model(ref, seed=seed, overrides=None if ref.kind in ("checkpoint", "zoo") else overrides)
+    model, kind, trained = opened.model, ref.kind, opened.trained
     if not isinstance(model, SpikingNet):
         raise SnncError(f"{spec}: not an snnc spiking network ({type(model).__name__})")
     model = fold_bn(model.eval()).eval().to(device)
     for p in model.parameters():
         p.requires_grad_(False)
-    return LoadedNetwork(model, model.genotype, kind, str(spec), trained)
+    return LoadedNetwork(model, model.genotype, kind, str(spec), trained, opened.input_shape)

@@ -61,7 +61,7 @@ class Trainer:
         run_dir = check_run_dir(Path(config.out), resume, force)
         self.device = resolve_device(config.device)
         set_threads(config.threads)
-        ckpt = load_checkpoint(run_dir / CHECKPOINT_NAME, "cpu") if resume else None  # RNG states must stay on the CPU
+        ckpt = load_checkpoint(run_dir / CHECKPOINT_NAME) if resume else None  # read on the CPU: RNG states stay there
         if ckpt is not None:
             genotype = genotype_from_dict(ckpt["genotype"], run_dir / CHECKPOINT_NAME)
         else:
@@ -244,6 +244,7 @@ class Trainer:
             "epoch": epochs_done,
             "rng": rng_state(),
             "config": self.config.to_dict(),
+            "input_shape": self.input_shape(),
             "folded": False,
             "search": search,
             "history": self.history,
@@ -254,6 +255,10 @@ class Trainer:
             write_jsonl(self.run_dir / "dgs.jsonl", self.dgs.records)
         if self.mix is not None:
             write_jsonl(self.run_dir / f"{self.mix.name}.jsonl", self.mix.records)
+
+    def input_shape(self) -> list[int]:
+        """One time step's input shape (batch 1) of the task's held-out data, recorded in checkpoints."""
+        return [1, *(int(s) for s in self.task.example_input().shape[2:])]
 
     def _epoch_line(self, record: dict[str, Any]) -> str:
         task = self.task
@@ -321,6 +326,7 @@ class Trainer:
             "model": folded.state_dict(),
             "config": config.to_dict(),
             "epoch": config.epochs,
+            "input_shape": self.input_shape(),
             "folded": True,
             "fold_check": check,
         })
