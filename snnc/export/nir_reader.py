@@ -53,12 +53,24 @@ def _prescan(path: Path) -> None:
         kind = kind.decode() if isinstance(kind, bytes) else str(kind)
         if kind != "NIRGraph":
             raise SnncError(f"not a NIR graph file: top node has type {kind!r}", path)
+        from snnc.errors import short_repr
+        from snnc.models.limits import MAX_NIR_ARRAY_ELEMENTS, MAX_NIR_NODES, format_count
+
+        if len(node["nodes"]) > MAX_NIR_NODES:
+            raise SnncError(f"NIR graph has {len(node['nodes'])} nodes, more than the limit {MAX_NIR_NODES} "
+                            f"(snnc.models.limits.MAX_NIR_NODES)", path)
         for name, sub in node["nodes"].items():
             t = sub["type"][()] if isinstance(sub, h5py.Group) and "type" in sub else b"?"
             t = t.decode() if isinstance(t, bytes) else str(t)
             if t not in SUPPORTED_NODE_TYPES:
-                raise SnncError(f"NIR node {name!r} has type {t!r}, which snnc cannot import "
+                raise SnncError(f"NIR node {short_repr(name)} has type {short_repr(t)}, which snnc cannot import "
                                 f"(supported: {', '.join(SUPPORTED_NODE_TYPES)})", path)
+        elements = [0]  # declared sizes of every array, before nir.read allocates them
+        node.visititems(lambda _, obj: elements.__setitem__(0, elements[0] + (obj.size or 0))
+                        if isinstance(obj, h5py.Dataset) else None)
+        if elements[0] > MAX_NIR_ARRAY_ELEMENTS:
+            raise SnncError(f"NIR graph declares {format_count(elements[0])} array elements, more than the limit "
+                            f"{MAX_NIR_ARRAY_ELEMENTS} (snnc.models.limits.MAX_NIR_ARRAY_ELEMENTS)", path)
 
 
 def _uniform(node_name: str, key: str, a: Any, path: Path) -> float:
@@ -225,8 +237,15 @@ def _add_node(graph: Graph, name: str, node: Any, inputs: list[str], dt: float, 
         elif kind in ("AvgPool2d", "SumPool2d"):
             graph.add(name, "avgpool" if kind == "AvgPool2d" else "sumpool", inputs, kernel=_ints(node.kernel_size),
                       stride=_ints(node.stride), padding=_ints(node.padding))
-        elif kind == "Flatten":
-            graph.add(name, "flatten", inputs, start_dim=int(node.start_dim), end_dim=int(node.end_dim))
+        elif kind == "Flatten":  # negative dims count from the end of the unbatched input type
+            ndim = len(graph[inputs[0]].shape) if inputs else 0
+            start, end = int(node.start_dim), int(node.end_dim)
+            start = start + ndim if start < 0 else start
+            end = end + ndim if end < 0 else end
+            if not 0 <= start <= end < ndim:
+                raise SnncError(f"NIR node {name!r}: Flatten dims {node.start_dim}..{node.end_dim} do not fit an "
+                                f"input of {ndim} axes")
+            graph.add(name, "flatten", inputs, start_dim=start, end_dim=end)
         elif kind in ("LIF", "IF"):
             spec, gain = _neuron_spec(name, node, dt, path)
             added = graph.add(name, "neuron", inputs, spec=spec, gain=gain)

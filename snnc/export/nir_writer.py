@@ -89,6 +89,36 @@ def _dense_weight(node: Node) -> np.ndarray:
     return dense
 
 
+def _negative_dims(ndim: int, start: int, end: int) -> tuple[int, int]:
+    """Flatten dims counted from the end: the same axes of the unbatched type, and of a batched tensor.
+
+    NIR's ``Flatten`` dims index the unbatched type; importers that hand them to
+    ``torch.nn.Flatten`` on batched tensors (snnTorch, Norse) flatten the batch axis into the
+    features for non-negative dims. Negative dims name the same axes either way.
+    """
+    start = start - ndim if start >= 0 else start
+    end = end - ndim if end >= 0 else end
+    return start, end
+
+
+def _absorbed_inputs(graph: Graph, name: str, cache: dict[str, list[str]]) -> list[str]:
+    """``name``'s inputs with every ``sum`` junction replaced by the junction's own inputs (recursively).
+
+    A node sums its incoming edges (NIR semantics), so ``a, b -> sum -> c`` is ``a, b -> c``;
+    the order of the summands is kept (left to right), which keeps snnc's own round trip exact.
+    """
+    if name in cache:
+        return cache[name]
+    out: list[str] = []
+    for src in graph[name].inputs:
+        if graph[src].op == "sum":
+            out += _absorbed_inputs(graph, src, cache)
+        else:
+            out.append(src)
+    cache[name] = out
+    return out
+
+
 def _neuron(node: Node, dt: float) -> Any:
     import nir
 
@@ -130,11 +160,13 @@ def _nir_node(graph: Graph, node: Node, dt: float) -> Any:
         return cls(kernel_size=np.array(p["kernel"]), stride=np.array(p["stride"]), padding=np.array(p["padding"]))
     if op == "flatten":
         in_shape = graph[node.inputs[0]].shape
-        return nir.Flatten(input_type={"input": np.array(in_shape)}, start_dim=int(p["start_dim"]),
-                           end_dim=int(p["end_dim"]))
+        start, end = _negative_dims(len(in_shape), int(p["start_dim"]), int(p["end_dim"]))
+        return nir.Flatten(input_type={"input": np.array(in_shape)}, start_dim=start, end_dim=end)
     if op == "neuron":
         return _neuron(node, dt)
-    if op == "sum":
+    if op == "sum":  # written only in front of an Output (elsewhere its edges go to its consumers)
+        if len(node.shape) == 1:
+            return nir.Linear(weight=np.eye(node.shape[0], dtype=np.float32))
         return nir.Scale(scale=np.ones(node.shape, dtype=np.float32))
     if op == "scale":
         return nir.Scale(scale=np.broadcast_to(_f32(p["scale"]), node.shape).copy())
@@ -162,10 +194,16 @@ def to_nir(graph: Graph, dt: float = DEFAULT_DT) -> Any:
                             f"(pass --partition to write the expressible spiking front to NIR and the rest to ONNX)")
     nodes: dict[str, Any] = {}
     edges: list[tuple[str, str]] = []
+    absorbed: dict[str, list[str]] = {}
+    kept_sums = {src for node in graph.nodes.values() if node.op == "output" for src in node.inputs
+                 if graph[src].op == "sum"}
     for name, node in graph.nodes.items():
+        if node.op == "sum" and name not in kept_sums:
+            continue  # its edges go straight to its consumers
         nodes[name] = _nir_node(graph, node, dt)
+        inputs = node.inputs if node.op == "output" else _absorbed_inputs(graph, name, absorbed)
         counts: dict[str, int] = {}
-        for src in node.inputs:
+        for src in inputs:
             counts[src] = counts.get(src, 0) + 1
         for src, n in counts.items():
             if n == 1:
