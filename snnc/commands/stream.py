@@ -64,7 +64,7 @@ def _plan_outputs(data_file: Path, gt_file: Optional[Path], model_spec: str, out
         default_gt: Optional[Path] = gt_path_for(data_file) if gt_file is None else None
     except SnncError:
         default_gt = None
-    inputs = [data_file, gt_file, default_gt, Path(model_spec)]
+    inputs = [data_file, gt_file, default_gt, Path(model_spec) if model_spec else None]
     outputs = [p for p in (out_file, png_dir) if p is not None]
     click.get_current_context().with_resource(
         OutputPlan(named=[p for p in (out_file,) if p is not None], inputs=[p for p in inputs if p is not None],

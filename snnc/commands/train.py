@@ -7,6 +7,7 @@ from typing import Any, Optional
 import click
 from click.core import ParameterSource
 
+from snnc.data.layout import DEFAULT_MAX_WINDOW_EVENTS
 from snnc.errors import SnncError
 
 
@@ -84,6 +85,10 @@ def _arch(value: str) -> str:
               help="Stereo: largest scaled disparity (7 fB/depth units) -> D = max/2 + 1 bins [genotype's D].")
 @click.option("--fb", type=float, default=None, help="Stereo: focal length x baseline [indoor_flying 19.941772].")
 @click.option("--cache-gb", type=float, default=2.0, show_default=True, help="Stereo: memory for cached SBT stacks.")
+@click.option("--rect-dir", default=None, type=click.Path(file_okay=False),
+              help="Stereo: folder with the {left,right}_{x,y}_map.txt rectification maps (win over embedded maps).")
+@click.option("--max-window-events", type=int, default=DEFAULT_MAX_WINDOW_EVENTS, show_default=True,
+              help="Stereo: refuse a 50 ms window with more events than this per camera (bounds memory).")
 @click.option("--dgs", is_flag=True, help="Differentiable surrogate-gradient search during training.")
 @click.option("--dgs-layers", default="s1", show_default=True,
               help="DGS layers: s1 (first stem), c5 (first node of cell 5) or neuron layer names, comma-separated.")
@@ -143,6 +148,8 @@ def train_command(ctx: click.Context, **opts: Any) -> None:
     if resume and force:
         raise SnncError("--resume and --force exclude each other")
     opts["data"] = [_data_path(d) for d in opts["data"]]
+    if opts["rect_dir"] is not None:
+        opts["rect_dir"] = str(Path(opts["rect_dir"]).expanduser().resolve())
     if opts["arch"] is not None:
         opts["arch"] = _arch(opts["arch"])
     opts["crop"] = _int_list(opts["crop"], "--crop", 4)
@@ -164,6 +171,10 @@ def train_command(ctx: click.Context, **opts: Any) -> None:
             if d != "digits" and not Path(d).exists():
                 raise SnncError("data not found ('digits', a folder of .npz files, or an MVSEC *_data.hdf5 file)", d)
         config = TrainConfig(**opts)
-    metrics = train(config, resume=resume, force=force, log=click.echo)
+    from snnc.train.rundir import run_folder
+
+    inputs = [d for d in (config.data or []) if d != "digits"] + ([config.arch] if config.arch else [])
+    with run_folder(out, inputs=[p for p in inputs if Path(p).exists()]):  # locked; run files recorded at the end
+        metrics = train(config, resume=resume, force=force, log=click.echo)
     if metrics is not None:
         click.echo(f"wrote {out / 'checkpoint.pt'}, {out / 'folded.pt'}, {out / 'metrics.json'}")

@@ -12,14 +12,12 @@ threshold crossings (:mod:`snnc.data.synth_dvs`) and writes
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
-import h5py
 import numpy as np
 from tqdm import tqdm
 
@@ -29,6 +27,8 @@ from snnc.data.synth_dvs import EventChunk, dvs_init, dvs_step, make_dvs_params,
 from snnc.data.synth_lens import rectification_maps
 from snnc.data.synth_scene import PixelGrid, Scene, make_scene, pixel_grid, render
 from snnc.errors import SnncError
+from snnc.fileio import atomic_output_set
+from snnc.h5write import H5Output
 
 __all__ = ["LensSpec", "SceneConfig", "synthesize"]
 
@@ -231,41 +231,25 @@ def _attributes(scene: Scene, cfg: SceneConfig, seed: int, frames: int) -> Dict[
 def _write_atomically(data_path: Path, gt_path: Path, txt_paths: Dict[Tuple[str, str], Path],
                       data: Dict[str, np.ndarray], gt: Dict[str, np.ndarray],
                       maps: Dict[str, Tuple[np.ndarray, np.ndarray]], attrs: Dict[str, object]) -> None:
-    """Write every output to a temporary file in its folder, then rename all (data file last)."""
-    temps: List[Tuple[Path, Path]] = []
-    try:
-        for final, content in ((gt_path, gt), (data_path, data)):
-            tmp = _temp_beside(final)
-            temps.append((tmp, final))
-            with h5py.File(tmp, "w") as f:
+    """Write every output to a temporary file in its folder, then rename them as a set (data file last).
+
+    Both HDF5 files carry the same ``snnc_set_id`` root attribute (a hash of
+    the settings and array shapes, so the same seed still gives the same files),
+    so a reader can tell a ``_gt.hdf5`` of another synth run beside the data
+    file (a stale or partial pair) from its own. A full or read-only disk gives one
+    :class:`SnncError` naming the file (HDF5 goes through :class:`~snnc.h5write.H5Output`).
+    """
+    ident = repr((sorted((k, str(v)) for k, v in attrs.items()),
+                  sorted((k, a.shape, str(a.dtype)) for part in (data, gt) for k, a in part.items())))
+    set_attrs = dict(attrs, snnc_set_id=hashlib.sha256(ident.encode("utf-8")).hexdigest()[:32])
+    txt = list(txt_paths.items())
+    with atomic_output_set([data_path, gt_path, *(final for _, final in txt)]) as temps:
+        for tmp, content in ((temps[1], gt), (temps[0], data)):
+            with H5Output(tmp) as out:
                 for key, arr in content.items():
-                    f.create_dataset(key, data=arr)
-                for key, value in attrs.items():
-                    f.attrs[key] = value
-        for (cam, axis), final in txt_paths.items():
-            tmp = _temp_beside(final)
-            temps.append((tmp, final))
+                    out.file.create_dataset(key, data=arr)
+                    out.check()
+                for key, value in set_attrs.items():
+                    out.file.attrs[key] = value
+        for ((cam, axis), _), tmp in zip(txt, temps[2:]):
             np.savetxt(tmp, maps[cam][0 if axis == "x" else 1], fmt="%.9g")  # %.9g round-trips float32
-        # data file last: its presence means the sequence is complete
-        for tmp, final in sorted(temps, key=lambda tf: tf[1] == data_path):
-            os.replace(tmp, final)
-    except OSError as exc:
-        for tmp, _ in temps:
-            if tmp.exists():
-                tmp.unlink()
-        raise SnncError(f"cannot write output: {exc}", data_path) from exc
-    except BaseException:
-        for tmp, _ in temps:
-            if tmp.exists():
-                tmp.unlink()
-        raise
-
-
-def _temp_beside(final: Path) -> Path:
-    """A new empty temporary file in ``final``'s folder (same file system: atomic rename)."""
-    fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent)
-    os.close(fd)
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(name, 0o666 & ~mask)  # mkstemp makes 0600; give the usual permissions
-    return Path(name)

@@ -25,7 +25,12 @@ rest as a one-step streaming graph: inputs ``<node>`` per cut tensor and
         "state_inputs": ["state_in_0", ...], "state_outputs": ["state_out_0", ...],
         "state_names": [...], "nodes": M, "reason": "<first node NIR cannot express>"}],
      "connections": [{"from": "front:out.<node>", "to": "rest:<node>"}, ...],
-     "schedule": "every time step: run front, then rest"}
+     "schedule": "every time step: run front, then rest",
+     "set_id": "<hex>"}
+
+Each piece also records its file's ``size`` and ``sha256``: the three files
+are written and renamed as one set (manifest last), and a manifest whose
+pieces are missing or differ (a stale or partial set) is refused on read.
 
 Each piece keeps its own state (the front's neurons in the NIR runtime, the
 rest's as explicit ONNX state). A graph NIR expresses entirely gives a
@@ -34,7 +39,9 @@ manifest with the front piece only. :class:`PartitionedNet` runs a manifest
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import uuid
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -46,7 +53,8 @@ from snnc.errors import SnncError
 from snnc.export.graph import Graph
 from snnc.export.nir_writer import DEFAULT_DT, nir_blocker
 
-__all__ = ["PARTITION_FORMAT", "split_graph", "partition_paths", "write_partition", "PartitionedNet"]
+__all__ = ["PARTITION_FORMAT", "split_graph", "partition_paths", "write_partition", "check_partition_set",
+           "file_sha256", "PartitionedNet"]
 
 #: ``format`` value of the manifest.
 PARTITION_FORMAT = "snnc-partition/1"
@@ -137,46 +145,103 @@ def _example_inputs(graph: Graph, front: Graph, cuts: Sequence[str]) -> dict[str
 
 
 def write_partition(graph: Graph, manifest: Path, dt: float = DEFAULT_DT, opset: int = 17) -> dict[str, Any]:
-    """Write front NIR + rest ONNX + manifest (module docstring); returns the manifest dict.
+    """Write front NIR + rest ONNX + manifest (module docstring) as one set; returns the manifest dict.
 
-    The caller checks that the three paths may be written (``--force``).
+    The pieces and the manifest are written to temporary files and renamed
+    together, the manifest last (:func:`snnc.fileio.atomic_output_set`): a
+    failure leaves the earlier set untouched. The manifest records a ``set_id``
+    and each piece's ``size`` and ``sha256``, so a stale or partial set (a piece
+    of another export beside this manifest) is refused when read
+    (:class:`PartitionedNet`). The caller checks that the paths may be written (``--force``).
+
+    Raises:
+        SnncError: the network cannot be split, or a file cannot be written (full or read-only disk).
     """
-    from snnc.export.nir_writer import write_nir
-    from snnc.export.onnx_writer import export_graph_stream
-    from snnc.export.runtime import GraphModule
+    from snnc.fileio import atomic_output_set
 
     manifest = Path(manifest)
     front, rest, cuts, blocker = split_graph(graph)
     front_path, rest_path = partition_paths(manifest)
-    write_nir(front, front_path, dt)
+    finals = [manifest, front_path] + ([rest_path] if rest is not None else [])
+    with atomic_output_set(finals) as temps:
+        doc = _write_pieces(graph, (front, rest, cuts, blocker), (front_path.name, rest_path.name), temps[1:], dt,
+                            opset)
+        for piece, tmp in zip(doc["pieces"], temps[1:]):
+            piece["size"], piece["sha256"] = tmp.stat().st_size, file_sha256(tmp)
+        doc["set_id"] = uuid.uuid4().hex
+        temps[0].write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    return doc
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _write_pieces(graph: Graph, split: tuple[Graph, Optional[Graph], list[str], Optional[str]], names: tuple[str, str],
+                  paths: Sequence[Path], dt: float, opset: int) -> dict[str, Any]:
+    """Write the front (and rest) to ``paths``; the manifest dict naming them ``names``."""
+    from snnc.export.nir_writer import write_nir
+    from snnc.export.onnx_writer import export_graph_stream
+    from snnc.export.runtime import GraphModule
+
+    front, rest, cuts, blocker = split
+    write_nir(front, paths[0], dt)
     meta = graph.meta
     pieces: list[dict[str, Any]] = [{
-        "name": "front", "format": "nir", "file": front_path.name, "inputs": front.inputs,
+        "name": "front", "format": "nir", "file": names[0], "inputs": front.inputs,
         "outputs": front.outputs, "nodes": len(front)}]
     connections = []
     if rest is not None:
+        assert blocker is not None
         example = _example_inputs(graph, front, cuts)
-        info = export_graph_stream(GraphModule(rest), example, rest_path, opset,
+        info = export_graph_stream(GraphModule(rest), example, paths[1], opset,
                                    meta={"snnc.family": str(meta.get("family")), "snnc.piece": "rest"})
         n_state = len(info["state_names"])
         pieces.append({
-            "name": "rest", "format": "onnx", "file": rest_path.name, "opset": opset, "inputs": list(cuts),
+            "name": "rest", "format": "onnx", "file": names[1], "opset": opset, "inputs": list(cuts),
             "outputs": rest.outputs, "state_inputs": [f"state_in_{k}" for k in range(n_state)],
             "state_outputs": [f"state_out_{k}" for k in range(n_state)], "state_names": info["state_names"],
             "nodes": len(rest), "reason": f"{blocker}: {nir_blocker(graph, blocker)} has no NIR node type"})
         connections = [{"from": f"front:out.{c}", "to": f"rest:{c}"} for c in cuts]
-    doc = {
+    return {
         "format": PARTITION_FORMAT, "family": meta.get("family"), "genotype": meta.get("genotype"),
         "input_shape": meta.get("input_shape"), "input_layout": meta.get("input_layout"), "dt": dt,
         "pieces": pieces, "connections": connections,
         "schedule": "every time step: run front (NIR, its own neuron state), then rest (ONNX: feed "
                     "state_out_k back as state_in_k); the network output is the last piece's 'y'",
     }
-    try:
-        manifest.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    except OSError as err:
-        raise SnncError(f"cannot write manifest: {err}", manifest) from None
-    return doc
+
+
+def check_partition_set(manifest: Path, doc: dict[str, Any]) -> None:
+    """Refuse a manifest whose pieces are missing or are not the files it was written with.
+
+    Manifests of earlier snnc versions (no ``sha256``) are only checked for presence.
+
+    Raises:
+        SnncError: naming the piece: missing, or size / SHA-256 differ (a stale or partial set).
+    """
+    pieces = doc.get("pieces")
+    if not isinstance(pieces, list) or not pieces or not all(isinstance(p, dict) and isinstance(p.get("file"), str)
+                                                             for p in pieces):
+        raise SnncError("partition manifest has no valid 'pieces' list", manifest)
+    names = [p.get("name") for p in pieces]
+    if "front" not in names:
+        raise SnncError("partition manifest has no 'front' piece", manifest)
+    for piece in pieces:
+        path = manifest.with_name(Path(piece["file"]).name)
+        if not path.is_file():
+            raise SnncError(f"piece {piece.get('name')!r} of partition manifest {manifest.name} is missing: "
+                            f"the set is partial; export it again", path)
+        if "sha256" not in piece:
+            continue
+        if path.stat().st_size != piece.get("size") or file_sha256(path) != piece["sha256"]:
+            raise SnncError(f"is not the {piece.get('name')!r} piece written with manifest {manifest.name} "
+                            f"(size or SHA-256 differ): the set is stale or partial; export it again", path)
 
 
 class PartitionedNet:
@@ -191,8 +256,10 @@ class PartitionedNet:
             self.doc = json.loads(manifest.read_text(encoding="utf-8"))
         except (OSError, ValueError) as err:
             raise SnncError(f"cannot read partition manifest: {err}", manifest) from None
-        if self.doc.get("format") != PARTITION_FORMAT:
-            raise SnncError(f"not an snnc partition manifest (format {self.doc.get('format')!r})", manifest)
+        if not isinstance(self.doc, dict) or self.doc.get("format") != PARTITION_FORMAT:
+            fmt = self.doc.get("format") if isinstance(self.doc, dict) else None
+            raise SnncError(f"not an snnc partition manifest (format {fmt!r})", manifest)
+        check_partition_set(manifest, self.doc)
         pieces = {p["name"]: p for p in self.doc["pieces"]}
         self.front = import_nir(manifest.with_name(pieces["front"]["file"]))
         self.rest = None

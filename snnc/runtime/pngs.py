@@ -7,6 +7,7 @@ from typing import Optional
 import numpy as np
 
 from snnc.data import layout
+from snnc.fileio import atomic_output
 
 __all__ = ["save_frame_png"]
 
@@ -15,7 +16,11 @@ def save_frame_png(path: Path, disparity: np.ndarray, gt_depth: Optional[np.ndar
                    fb: float = layout.FB_INDOOR_FLYING, vmax: Optional[float] = None) -> None:
     """Write ``path``: predicted disparity (px), and with ``gt_depth`` the GT disparity ``fB/depth`` and |error|.
 
-    Pixels without ground truth are blank in the GT and error panels.
+    Pixels without ground truth are blank in the GT and error panels. The PNG is
+    written atomically (:func:`snnc.fileio.atomic_output`).
+
+    Raises:
+        SnncError: the file cannot be written (full or read-only disk), naming ``path``.
     """
     import matplotlib
 
@@ -39,5 +44,8 @@ def save_frame_png(path: Path, disparity: np.ndarray, gt_depth: Optional[np.ndar
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(str(path), dpi=90)
-    plt.close(fig)
+    try:
+        with atomic_output(path) as tmp:
+            fig.savefig(str(tmp), dpi=90, format="png")
+    finally:
+        plt.close(fig)

@@ -27,10 +27,10 @@ import json
 from pathlib import Path
 from typing import Any, Optional
 
-import h5py
 import numpy as np
 
 from snnc.data.metrics import METRIC_NAMES
+from snnc.h5write import H5Output
 from snnc.runtime.engine import FrameResult
 
 __all__ = ["ResultsWriter", "DISPARITY_UNITS"]
@@ -49,32 +49,43 @@ class ResultsWriter:
     """
 
     def __init__(self, path: Path, height: int, width: int, *, with_gt: bool, attrs: dict[str, Any]) -> None:
-        self.f = h5py.File(str(path), "w")
+        self._out = H5Output(path)  # a full disk raises OSError at add/finish, never a half-open HDF5 file
+        self.f = f = self._out.file
         self.with_gt = with_gt
         self.n = 0
-        self.f.create_dataset("disparity", shape=(0, height, width), maxshape=(None, height, width),
-                              dtype=np.float32, chunks=(1, height, width), compression="gzip",
-                              compression_opts=1, shuffle=True)
-        self.f["disparity"].attrs["units"] = DISPARITY_UNITS
-        scalars = {"timestamps": np.float64, "ac": np.float64, "mac": np.float64, "energy_j": np.float64}
-        if with_gt:
-            scalars.update({name: np.float64 for name in METRIC_NAMES})
-            scalars.update({"n_valid": np.int64, "gt_index": np.int64})
-        for name, dtype in scalars.items():
-            self.f.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(1024,))
-        self.f.create_dataset("events", shape=(0, 2), maxshape=(None, 2), dtype=np.int64, chunks=(1024, 2))
-        self.f["timestamps"].attrs["units"] = "seconds"
-        self.f["energy_j"].attrs["units"] = "joules"
-        for key, value in attrs.items():
-            self.f.attrs[key] = value if isinstance(value, (int, float, str)) else json.dumps(value)
+        try:
+            f.create_dataset("disparity", shape=(0, height, width), maxshape=(None, height, width),
+                             dtype=np.float32, chunks=(1, height, width), compression="gzip",
+                             compression_opts=1, shuffle=True)
+            f["disparity"].attrs["units"] = DISPARITY_UNITS
+            scalars = {"timestamps": np.float64, "ac": np.float64, "mac": np.float64, "energy_j": np.float64}
+            if with_gt:
+                scalars.update({name: np.float64 for name in METRIC_NAMES})
+                scalars.update({"n_valid": np.int64, "gt_index": np.int64})
+            for name, dtype in scalars.items():
+                f.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(1024,))
+            f.create_dataset("events", shape=(0, 2), maxshape=(None, 2), dtype=np.int64, chunks=(1024, 2))
+            f["timestamps"].attrs["units"] = "seconds"
+            f["energy_j"].attrs["units"] = "joules"
+            for key, value in attrs.items():
+                f.attrs[key] = value if isinstance(value, (int, float, str)) else json.dumps(value)
+            self._ds = {name: f[name] for name in f}  # open once: no per-frame handle churn
+            self._out.check()
+        except BaseException:
+            self._out.abort()
+            raise
 
     def _append(self, name: str, value: Any) -> None:
-        ds = self.f[name]
+        ds = self._ds[name]
         ds.resize(self.n + 1, axis=0)
         ds[self.n] = value
 
     def add(self, r: FrameResult) -> None:
-        """Append one frame."""
+        """Append one frame.
+
+        Raises:
+            OSError: writing the file failed (full or read-only disk); ``atomic_output`` names the output.
+        """
         self._append("disparity", r.disparity)
         self._append("timestamps", r.t)
         self._append("events", np.asarray(r.events, dtype=np.int64))
@@ -88,16 +99,24 @@ class ResultsWriter:
             self._append("n_valid", int(m["n_valid"]) if m else 0)
             self._append("gt_index", -1 if r.gt_index is None else int(r.gt_index))
         self.n += 1
+        self._out.check()
 
     def finish(self, summary: Optional[dict[str, Any]]) -> None:
-        """Store the summary attribute and close the file."""
-        if summary is not None:
-            self.f.attrs["summary"] = json.dumps(summary)
-        self.f.close()
+        """Store the summary attribute and close the file.
+
+        Raises:
+            OSError: the file could not be written completely.
+        """
+        try:
+            if summary is not None:
+                self.f.attrs["summary"] = json.dumps(summary)
+        except BaseException:
+            self._out.abort()
+            raise
+        self._ds = {}
+        self._out.close()
 
     def close(self) -> None:
-        """Close without a summary (on failure)."""
-        try:
-            self.f.close()
-        except Exception:  # noqa: BLE001 - closing must not mask the real error
-            pass
+        """Close without a summary (on failure; never raises)."""
+        self._ds = {}
+        self._out.abort()
