@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any, Mapping, Optional, Type, TypeVar
 
-from snnc.errors import PathLike, SnncError
+from snnc.errors import PathLike, SnncError, list_items
 
 T = TypeVar("T")
 
@@ -26,10 +26,10 @@ def dataclass_from_dict(cls: Type[T], d: Any, what: str, path: Optional[PathLike
     if not isinstance(d, Mapping):
         raise SnncError(f"{what} must be a mapping, got {type(d).__name__}", path)
     known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(str(k) for k in d if k not in known)
+    unknown = [k for k in d if k not in known]
     if unknown:
-        raise SnncError(f"{what}: unknown key(s) {', '.join(map(repr, unknown))} "
-                        f"(expected {', '.join(sorted(known))})", path)
+        shown = list_items(map(str, unknown), fmt=repr, sort=True)
+        raise SnncError(f"{what}: unknown key(s) {shown} (expected {', '.join(sorted(known))})", path)
     try:
         return cls(**dict(d))
     except SnncError as err:

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from snnc.errors import SnncError
+from snnc.errors import SnncError, list_items
 from snnc.neurons import Neuron, NeuronSpec, State, state_size
 
 __all__ = ["SpikingNet", "StepContext"]
@@ -132,7 +132,7 @@ class SpikingNet(nn.Module):
             names = list(layers)
             shown = ", ".join(names[:6]) + (f", ... ({len(names)} in all)" if len(names) > 6 else "")
             raise SnncError(
-                f"neuron_layers: unknown neuron layer(s) {', '.join(map(repr, unknown))} "
+                f"neuron_layers: unknown neuron layer(s) {list_items(unknown, fmt=repr)} "
                 f"(this network's layers: {shown})"
             )
         for name, spec in specs.items():

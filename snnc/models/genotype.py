@@ -726,6 +726,6 @@ def with_overrides(genotype: Genotype, overrides: Mapping[str, Any]) -> Genotype
     unknown = sorted(k for k in overrides if k not in names)
     if unknown:
         raise SnncError(
-            f"{genotype.family}: unknown override(s) {', '.join(map(repr, unknown))} (fields: {', '.join(names)})"
+            f"{genotype.family}: unknown override(s) {list_items(unknown, fmt=repr)} (fields: {', '.join(names)})"
         )
     return replace(genotype, **dict(overrides))

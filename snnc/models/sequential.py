@@ -33,9 +33,11 @@ from typing import Any, Mapping, Optional, Sequence
 
 from torch import Tensor, nn
 
-from snnc.errors import PathLike, SnncError
+from snnc.errors import PathLike, SnncError, list_items, short_repr
 from snnc.models.base import SpikingNet, StepContext
 from snnc.models.layers import ConvBN
+from snnc.models.limits import check_count, check_limit
+from snnc.models.size import check_size
 from snnc.serial import dataclass_from_dict
 from snnc.neurons import Neuron, NeuronSpec
 
@@ -59,12 +61,13 @@ _LAYER_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _positive_int(value: Any, what: str) -> int:
+def _positive_int(value: Any, what: str, limit: str) -> int:
+    """``value`` as a positive int within the bound ``limit`` of :mod:`snnc.models.limits`."""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SnncError(f"{what} must be a positive integer, got {value!r}")
-    return value
+        raise SnncError(f"{what} must be a positive integer, got {short_repr(value)}")
+    return check_limit(value, limit, what)
 
 
 @dataclass(frozen=True)
@@ -99,31 +102,31 @@ class LayerSpec:
         if isinstance(d, LayerSpec):
             return d
         if not isinstance(d, Mapping):
-            raise SnncError(f"{where} must be an object like {{'type': 'conv', 'channels': 8}}, got {d!r}")
+            raise SnncError(f"{where} must be an object like {{'type': 'conv', 'channels': 8}}, got {short_repr(d)}")
         kind = d.get("type")
         if kind not in LAYER_TYPES:
-            raise SnncError(f"{where}: unknown layer type {kind!r} (expected one of {', '.join(LAYER_TYPES)})")
-        unknown = sorted(str(k) for k in d if k not in _LAYER_KEYS[kind])
+            raise SnncError(f"{where}: unknown layer type {short_repr(kind)} (expected one of {', '.join(LAYER_TYPES)})")
+        unknown = [str(k) for k in d if k not in _LAYER_KEYS[kind]]
         if unknown:
-            raise SnncError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))} for a {kind} layer "
+            raise SnncError(f"{where}: unknown key(s) {list_items(unknown, fmt=repr, sort=True)} for a {kind} layer "
                             f"(expected {', '.join(_LAYER_KEYS[kind])})")
         kw: dict[str, Any] = {"type": kind}
         if kind == "conv":
-            kw["channels"] = _positive_int(d.get("channels"), f"{where}.channels")
-            kw["kernel_size"] = _positive_int(d.get("kernel_size", 3), f"{where}.kernel_size")
+            kw["channels"] = _positive_int(d.get("channels"), f"{where}.channels", "MAX_CHANNELS")
+            kw["kernel_size"] = _positive_int(d.get("kernel_size", 3), f"{where}.kernel_size", "MAX_KERNEL_SIZE")
             if kw["kernel_size"] % 2 == 0:
                 raise SnncError(f"{where}.kernel_size must be odd (padding k // 2 keeps the size), "
                                 f"got {kw['kernel_size']}")
-            kw["stride"] = _positive_int(d.get("stride", 1), f"{where}.stride")
+            kw["stride"] = _positive_int(d.get("stride", 1), f"{where}.stride", "MAX_STRIDE")
             kw["bn"] = d.get("bn", True)
         elif kind == "pool":
-            kw["kernel_size"] = _positive_int(d.get("kernel_size", 2), f"{where}.kernel_size")
+            kw["kernel_size"] = _positive_int(d.get("kernel_size", 2), f"{where}.kernel_size", "MAX_KERNEL_SIZE")
         elif kind == "dense":
-            kw["features"] = _positive_int(d.get("features"), f"{where}.features")
+            kw["features"] = _positive_int(d.get("features"), f"{where}.features", "MAX_CHANNELS")
             kw["bias"] = d.get("bias", True)
         for flag in ("bn", "bias"):
             if flag in kw and not isinstance(kw[flag], bool):
-                raise SnncError(f"{where}.{flag} must be true or false, got {kw[flag]!r}")
+                raise SnncError(f"{where}.{flag} must be true or false, got {short_repr(kw[flag])}")
         return cls(**kw)
 
 
@@ -182,19 +185,23 @@ class SequentialGenotype:
             raise SnncError(f"sequential genotype: family must be 'sequential', got {self.family!r}")
         if isinstance(self.layers, (str, bytes)) or not isinstance(self.layers, Sequence) or not self.layers:
             raise SnncError("sequential genotype: layers must be a non-empty list of layer objects")
+        check_count(self.layers, "MAX_LAYERS", "sequential genotype: layers")
         layers = tuple(LayerSpec.from_dict(d, f"layers[{i}]") for i, d in enumerate(self.layers))
         object.__setattr__(self, "layers", layers)
-        for name in ("in_channels", "image_size", "time_steps"):
-            object.__setattr__(self, name, _positive_int(getattr(self, name), f"sequential genotype: {name}"))
+        for name, limit in (("in_channels", "MAX_CHANNELS"), ("image_size", "MAX_IMAGE_SIZE"),
+                            ("time_steps", "MAX_TIME_STEPS")):
+            object.__setattr__(self, name, _positive_int(getattr(self, name), f"sequential genotype: {name}", limit))
         if layers[-1].type not in ("conv", "dense"):
             raise SnncError(f"sequential genotype: the last layer must be conv or dense (its spikes are the "
                             f"output), got {layers[-1].type}")
         layer_shapes(layers, self.in_channels, self.image_size)
+        check_size(self, what="sequential genotype")
         object.__setattr__(self, "neuron", NeuronSpec.coerce(self.neuron, "sequential genotype: neuron"))
         if not isinstance(self.neuron_layers, Mapping):
             raise SnncError("sequential genotype: neuron_layers must map neuron layer names to specs")
         object.__setattr__(self, "neuron_layers",
-                           {str(k): NeuronSpec.coerce(v, f"sequential genotype: neuron_layers[{k!r}]") for k, v in self.neuron_layers.items()})
+                           {str(k): NeuronSpec.coerce(v, f"sequential genotype: neuron_layers[{short_repr(k)}]")
+                            for k, v in self.neuron_layers.items()})
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable dict, ``family`` first."""
@@ -285,7 +292,7 @@ def build_sequential(genotype: SequentialGenotype, **overrides: Any) -> Sequenti
     known = {f.name for f in fields(SequentialGenotype)} - {"family"}
     unknown = sorted(k for k in overrides if k not in known)
     if unknown:
-        raise SnncError(f"sequential: unknown override(s) {', '.join(map(repr, unknown))} "
+        raise SnncError(f"sequential: unknown override(s) {list_items(unknown, fmt=repr)} "
                         f"(expected {', '.join(sorted(known))})")
     return SequentialNet(replace(genotype, **overrides) if overrides else genotype)
 

@@ -48,9 +48,11 @@ from typing import Any, Mapping, Optional, Sequence, Union
 import torch
 from torch import Tensor, nn
 
-from snnc.errors import PathLike, SnncError
+from snnc.errors import PathLike, SnncError, list_items, short_repr
 from snnc.models.base import SpikingNet, StepContext
 from snnc.models.layers import ConvBN
+from snnc.models.limits import check_limit
+from snnc.models.size import check_size
 from snnc.neurons import Neuron, NeuronSpec, State
 from snnc.serial import dataclass_from_dict
 
@@ -141,10 +143,10 @@ def parse_cell(cell: Union[str, Sequence[Any]], path: Optional[PathLike] = None)
         rows = list(cell)
     else:
         raise SnncError(f"snasnet cell must be a string like '0303 0030 2002 0200', got {type(cell).__name__}", path)
-    shown = cell if isinstance(cell, str) else str(list(cell))
+    shown = short_repr(cell)
     if len(rows) != NUM_NODES:
         raise SnncError(
-            f"snasnet cell {shown!r}: expected {NUM_NODES} rows of {NUM_NODES} op codes "
+            f"snasnet cell {shown}: expected {NUM_NODES} rows of {NUM_NODES} op codes "
             f"like '0303 0030 2002 0200', got {len(rows)} row(s)",
             path,
         )
@@ -155,19 +157,20 @@ def parse_cell(cell: Union[str, Sequence[Any]], path: Optional[PathLike] = None)
         elif isinstance(row, Sequence):
             entries = list(row)
         else:
-            raise SnncError(f"snasnet cell {shown!r}: row {r} is not a string or list", path)
+            raise SnncError(f"snasnet cell {shown}: row {r} is not a string or list", path)
         if len(entries) != NUM_NODES:
             raise SnncError(
-                f"snasnet cell {shown!r}: row {r} has {len(entries)} entries, expected {NUM_NODES}", path
+                f"snasnet cell {shown}: row {r} has {len(entries)} entries, expected {NUM_NODES}", path
             )
         values = []
         for c, e in enumerate(entries):
             if isinstance(e, bool) or not (isinstance(e, int) or (isinstance(e, str) and e.isdigit())):
-                raise SnncError(f"snasnet cell {shown!r}: entry at row {r}, column {c} is {e!r}, not an op code", path)
+                raise SnncError(f"snasnet cell {shown}: entry at row {r}, column {c} is {short_repr(e)}, not an op code",
+                                path)
             v = int(e)
             if v not in OP_NAMES:
                 raise SnncError(
-                    f"snasnet cell {shown!r}: unknown op code {v} at row {r}, column {c} "
+                    f"snasnet cell {shown}: unknown op code {v} at row {r}, column {c} "
                     f"(expected 0 none, 1 identity, 2 conv1x1, 3 conv3x3, 4 avgpool)",
                     path,
                 )
@@ -175,12 +178,12 @@ def parse_cell(cell: Union[str, Sequence[Any]], path: Optional[PathLike] = None)
         matrix.append(tuple(values))
     for n in range(NUM_NODES):
         if matrix[n][n] != 0:
-            raise SnncError(f"snasnet cell {shown!r}: self-connection at node {n} (the diagonal must be 0)", path)
+            raise SnncError(f"snasnet cell {shown}: self-connection at node {n} (the diagonal must be 0)", path)
     for i in range(NUM_NODES):
         for j in range(i + 1, NUM_NODES):
             if matrix[i][j] and matrix[j][i]:
                 raise SnncError(
-                    f"snasnet cell {shown!r}: nodes {i} and {j} have both a forward (op {matrix[i][j]}) "
+                    f"snasnet cell {shown}: nodes {i} and {j} have both a forward (op {matrix[i][j]}) "
                     f"and a backward (op {matrix[j][i]}) connection; SNASNet allows at most one",
                     path,
                 )
@@ -202,10 +205,12 @@ def backward_edges(matrix: Matrix) -> list[Edge]:
     return [(i, j, matrix[i][j]) for j in range(NUM_NODES - 1) for i in range(j + 1, NUM_NODES) if matrix[i][j]]
 
 
-_INT_FIELDS = (
-    "timesteps", "channels", "in_channels", "image_size", "num_classes",
-    "vote", "fc_hidden", "final_pool", "stem_stride",
-)
+#: Integer fields and the bound of :mod:`snnc.models.limits` that caps each.
+_INT_FIELDS: dict[str, str] = {
+    "timesteps": "MAX_TIME_STEPS", "channels": "MAX_CHANNELS", "in_channels": "MAX_CHANNELS",
+    "image_size": "MAX_IMAGE_SIZE", "num_classes": "MAX_CLASSES", "vote": "MAX_CHANNELS",
+    "fc_hidden": "MAX_CHANNELS", "final_pool": "MAX_STRIDE", "stem_stride": "MAX_STRIDE",
+}
 
 
 @dataclass(frozen=True)
@@ -257,16 +262,16 @@ class SNASNetGenotype:
         if self.family != "snasnet":
             raise SnncError(f"snasnet genotype: family must be 'snasnet', got {self.family!r}", path)
         object.__setattr__(self, "cell", format_cell(parse_cell(self.cell, path)))
-        for name in _INT_FIELDS:
+        for name, limit in _INT_FIELDS.items():
             v = getattr(self, name)
             if isinstance(v, float) and v.is_integer():
                 v = int(v)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise SnncError(f"snasnet genotype: {name} must be a positive integer, got {v!r}", path)
-            object.__setattr__(self, name, v)
+                raise SnncError(f"snasnet genotype: {name} must be a positive integer, got {short_repr(v)}", path)
+            object.__setattr__(self, name, check_limit(v, limit, f"snasnet genotype: {name}"))
         d = self.dropout
         if isinstance(d, bool) or not isinstance(d, (int, float)) or not 0.0 <= d < 1.0:
-            raise SnncError(f"snasnet genotype: dropout must be in [0, 1), got {d!r}", path)
+            raise SnncError(f"snasnet genotype: dropout must be in [0, 1), got {short_repr(d)}", path)
         object.__setattr__(self, "dropout", float(d))
         object.__setattr__(self, "neuron", NeuronSpec.coerce(self.neuron, "snasnet genotype: neuron", path))
         layers = self.neuron_layers
@@ -278,8 +283,9 @@ class SNASNetGenotype:
         coerced = {}
         for name, spec in layers.items():
             if not isinstance(name, str) or not name:
-                raise SnncError(f"snasnet genotype: neuron_layers names must be non-empty strings, got {name!r}", path)
-            coerced[name] = NeuronSpec.coerce(spec, f"snasnet genotype: neuron_layers[{name!r}]", path)
+                raise SnncError(f"snasnet genotype: neuron_layers names must be non-empty strings, got {short_repr(name)}",
+                                path)
+            coerced[name] = NeuronSpec.coerce(spec, f"snasnet genotype: neuron_layers[{short_repr(name)}]", path)
         object.__setattr__(self, "neuron_layers", coerced)
         shrink = self.stem_stride * 2 * self.final_pool
         if self.image_size % shrink:
@@ -288,6 +294,7 @@ class SNASNetGenotype:
                 f"stem_stride * 2 * final_pool = {shrink}",
                 path,
             )
+        check_size(self, what="snasnet genotype")
 
     @property
     def matrix(self) -> Matrix:
@@ -624,7 +631,7 @@ def build_snasnet(genotype: SNASNetGenotype, **overrides: Any) -> SNASNet:
     unknown = sorted(k for k in overrides if k not in known)
     if unknown:
         raise SnncError(
-            f"snasnet: unknown override(s) {', '.join(map(repr, unknown))} (expected {', '.join(sorted(known))})"
+            f"snasnet: unknown override(s) {list_items(unknown, fmt=repr)} (expected {', '.join(sorted(known))})"
         )
     if overrides:
         genotype = replace(genotype, **overrides)

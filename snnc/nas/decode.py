@@ -30,7 +30,7 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor
 
-from snnc.errors import SnncError
+from snnc.errors import SnncError, list_items
 from snnc.models.genotype import (
     PRIMITIVES,
     CellGenotype,
@@ -71,7 +71,7 @@ def cell_rows(alphas: Any, nodes: int, rank_exclude: Sequence[str] = ("skip_conn
         raise SnncError(f"alphas for a {nodes}-node cell must be shaped {want}, got {tuple(a.shape)}")
     unknown = [op for op in rank_exclude if op not in PRIMITIVES]
     if unknown:
-        raise SnncError(f"rank_exclude: unknown op(s) {unknown} (ops: {', '.join(PRIMITIVES)})")
+        raise SnncError(f"rank_exclude: unknown op(s) {list_items(unknown, fmt=repr)} (ops: {', '.join(PRIMITIVES)})")
     ranked_cols = [k for k, op in enumerate(PRIMITIVES) if op not in rank_exclude]
     if not ranked_cols:
         raise SnncError("rank_exclude leaves no op to rank edges by")

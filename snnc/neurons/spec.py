@@ -30,7 +30,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping, Optional
 
-from snnc.errors import PathLike, SnncError
+from snnc.errors import PathLike, SnncError, short_repr
 from snnc.serial import dataclass_from_dict
 from snnc.neurons.surrogate import SURROGATES
 
@@ -107,26 +107,26 @@ def _validate(spec: NeuronSpec, path: Optional[PathLike]) -> None:
     """Check every field, coercing ints to float in place (frozen-safe)."""
     if spec.type not in NEURON_TYPES:
         raise SnncError(
-            f"neuron spec: unknown neuron type {spec.type!r} "
+            f"neuron spec: unknown neuron type {short_repr(spec.type)} "
             f"(expected one of {', '.join(NEURON_TYPES)})",
             path,
         )
     if spec.surrogate not in SURROGATES:
         raise SnncError(
-            f"neuron spec: unknown surrogate {spec.surrogate!r} "
+            f"neuron spec: unknown surrogate {short_repr(spec.surrogate)} "
             f"(expected one of {', '.join(SURROGATES)})",
             path,
         )
     for name in _FLOAT_FIELDS:
         value = getattr(spec, name)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise SnncError(f"neuron spec: {name} must be a finite number, got {value!r}", path)
+            raise SnncError(f"neuron spec: {name} must be a finite number, got {short_repr(value)}", path)
         object.__setattr__(spec, name, float(value))
     for name in ("tau", "tau_a"):
         if not 0.0 <= getattr(spec, name) <= 1.0:
-            raise SnncError(f"neuron spec: {name} must be in [0, 1], got {getattr(spec, name)!r}", path)
+            raise SnncError(f"neuron spec: {name} must be in [0, 1], got {short_repr(getattr(spec, name))}", path)
     for name in ("vth", "b"):
         if getattr(spec, name) <= 0.0:
-            raise SnncError(f"neuron spec: {name} must be positive, got {getattr(spec, name)!r}", path)
+            raise SnncError(f"neuron spec: {name} must be positive, got {short_repr(getattr(spec, name))}", path)
     if spec.beta_a < 0.0:
-        raise SnncError(f"neuron spec: beta_a must be >= 0, got {spec.beta_a!r}", path)
+        raise SnncError(f"neuron spec: beta_a must be >= 0, got {short_repr(spec.beta_a)}", path)

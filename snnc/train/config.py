@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping, Optional
 
-from snnc.errors import SnncError
+from snnc.errors import SnncError, list_items
 
 __all__ = ["TrainConfig", "RESUME_MUTABLE", "TASKS", "resolve_defaults"]
 
@@ -113,9 +113,9 @@ class TrainConfig:
     def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":
         """Rebuild from :meth:`to_dict` output (unknown keys raise :class:`SnncError`)."""
         known = {f.name for f in fields(cls)}
-        unknown = sorted(k for k in d if k not in known)
+        unknown = [str(k) for k in d if k not in known]
         if unknown:
-            raise SnncError(f"training config: unknown key(s) {', '.join(unknown)}")
+            raise SnncError(f"training config: unknown key(s) {list_items(unknown, sort=True)}")
         return cls(**dict(d))
 
     # ------------------------------------------------------------------ checks
