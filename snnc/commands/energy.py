@@ -7,6 +7,7 @@ from typing import Any, Optional
 
 import click
 
+from snnc.data.layout import DEFAULT_MAX_WINDOW_EVENTS
 from snnc.errors import SnncError
 
 _PAPER = ("papers (spec/energy.md): SpikeDHS-Stereo 7414 M AC, 0 MAC, 6.7 mJ per frame; "
@@ -31,6 +32,10 @@ def _digit_overrides(genotype: Any) -> dict[str, Any]:
               help="An MVSEC-layout *_data.hdf5 recording (stereo networks) or 'digits' (classification).")
 @click.option("--gt", "gt_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Ground-truth file of the recording (sets the frame clock; default: beside the data file).")
+@click.option("--rect-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder with the {left,right}_{x,y}_map.txt rectification maps (win over maps embedded in the file).")
+@click.option("--max-window-events", type=click.IntRange(min=1), default=DEFAULT_MAX_WINDOW_EVENTS, show_default=True,
+              help="Refuse a 50 ms window with more events than this per camera (bounds memory, ~100 B/event).")
 @click.option("--frames", default=None, type=click.IntRange(min=1),
               help="Frames to measure on (stereo: default 20 frames; digits: default 360 test images).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
@@ -44,7 +49,8 @@ def _digit_overrides(genotype: Any) -> dict[str, Any]:
               help="Write a bar chart of energy per layer (PNG).")
 @click.option("--threads", default=0, type=click.IntRange(min=0), help="CPU threads (0: PyTorch default).")
 @click.option("--force", is_flag=True, help="Overwrite --plot.")
-def energy_command(model_spec: str, data: str, gt_file: Optional[Path], frames: Optional[int], fmt: str, count: str,
+def energy_command(model_spec: str, data: str, gt_file: Optional[Path], rect_dir: Optional[Path],
+                   max_window_events: int, frames: Optional[int], fmt: str, count: str,
                    costs: str, ac_pj: Optional[float], mac_pj: Optional[float], plot_png: Optional[Path],
                    threads: int, force: bool) -> None:
     """Per-layer and total ACs, MACs and energy per frame of MODEL on real data, with firing
@@ -81,6 +87,7 @@ def energy_command(model_spec: str, data: str, gt_file: Optional[Path], frames: 
 
         torch.set_num_threads(threads)
     energy_costs = resolve_costs(costs, ac_pj, mac_pj)
+    rect_line, stats = "", None
     if data == "digits":
         from snnc.train.data_cls import load_digits_set
 
@@ -99,10 +106,16 @@ def energy_command(model_spec: str, data: str, gt_file: Optional[Path], frames: 
         report = measure_images(net, images, costs=energy_costs, count=count)
         data_desc = f"digits ({images.shape[0]} test images, T = {report.steps_per_frame:g} steps each)"
     else:
+        from snnc.data.mvsec import MVSECRecording
+        from snnc.data.windows import WindowStats
+
         data_path = Path(data)
-        net = load_network(model_spec)
-        report = measure_stereo(net, data_path, frames=frames or 20, gt_file=gt_file, costs=energy_costs,
-                                count=count)
+        with MVSECRecording(data_path, gt_path=gt_file, rect_dir=rect_dir,
+                            max_window_events=max_window_events) as rec:  # bad data fails before torch loads
+            rect_line = rec.rectification_line()
+            net = load_network(model_spec)
+            stats = WindowStats(data_path)
+            report = measure_stereo(net, rec, frames=frames or 20, costs=energy_costs, count=count, stats=stats)
         data_desc = f"{data_path} ({report.frames} frames, one step each, state carried)"
     if plot_png is not None:
         from snnc.energy.plot import plot_energy
@@ -113,6 +126,8 @@ def energy_command(model_spec: str, data: str, gt_file: Optional[Path], frames: 
     d["model"] = net.describe()
     d["trained"] = net.trained
     d["data"] = data_desc
+    if stats is not None:
+        d["rectification"], d["windows"] = rect_line, stats.to_dict()
     if report.silent:
         d["note"] = _SILENT_NOTE
     if fmt == "json":
@@ -120,8 +135,14 @@ def energy_command(model_spec: str, data: str, gt_file: Optional[Path], frames: 
         return
     if fmt == "csv":
         click.echo(report.to_csv(), nl=False)
+        if rect_line:
+            click.echo(rect_line, err=True)
         return
     click.echo(f"{net.describe()} on {data_desc}")
+    if rect_line:
+        click.echo(rect_line)
+    if stats is not None and stats.summary_line():
+        click.echo(f"input windows: {stats.summary_line()}")
     click.echo(f"energy model: {energy_costs.name} (AC {energy_costs.ac_pj:g} pJ, MAC {energy_costs.mac_pj:g} pJ; "
                f"{energy_costs.source}); AC count: {count}; all numbers per frame")
     click.echo(report.format_table())

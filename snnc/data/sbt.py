@@ -273,10 +273,22 @@ def sbt_for_camera(
     n_frames: int = DEFAULT_N_FRAMES,
 ) -> np.ndarray:
     """SBT of one camera of ``recording`` ending at ``t_end`` (rectified, sensor size)."""
+    return sbt_for_camera_counted(recording, camera, t_end, window=window, n_frames=n_frames)[0]
+
+
+def sbt_for_camera_counted(
+    recording: "MVSECRecording",
+    camera: str,
+    t_end: float,
+    *,
+    window: float = DEFAULT_WINDOW,
+    n_frames: int = DEFAULT_N_FRAMES,
+) -> Tuple[np.ndarray, SbtCounts]:
+    """:func:`sbt_for_camera` and the window's :class:`SbtCounts`."""
     events = recording.events_between(camera, t_end - window, t_end)
-    return encode_sbt(events, t_end, window=window, n_frames=n_frames,
-                      height=recording.height, width=recording.width,
-                      rect_maps=recording.rect_maps(camera), source=recording.data_path)
+    return encode_sbt_counted(events, t_end, window=window, n_frames=n_frames,
+                              height=recording.height, width=recording.width,
+                              rect_maps=recording.rect_maps(camera), source=recording.data_path)
 
 
 def sbt_pair(
@@ -287,6 +299,17 @@ def sbt_pair(
     n_frames: int = DEFAULT_N_FRAMES,
 ) -> Tuple[np.ndarray, np.ndarray]:
     """(left, right) SBTs for depth frame ``k``: events in ``(depth_ts[k] - window, depth_ts[k]]``."""
+    return sbt_pair_counted(recording, k, window=window, n_frames=n_frames)[0]
+
+
+def sbt_pair_counted(
+    recording: "MVSECRecording",
+    k: int,
+    *,
+    window: float = DEFAULT_WINDOW,
+    n_frames: int = DEFAULT_N_FRAMES,
+) -> Tuple[Tuple[np.ndarray, np.ndarray], Tuple[SbtCounts, SbtCounts]]:
+    """:func:`sbt_pair` and the (left, right) :class:`SbtCounts` of the two windows."""
     if not recording.has_gt:
         raise SnncError("recording has no ground-truth depth timestamps to index SBTs by",
                         recording.data_path)
@@ -295,5 +318,6 @@ def sbt_pair(
         raise SnncError(f"depth index {k} out of range, the recording has {len(ts)} depth frames",
                         recording.gt_path)
     t_end = float(ts[int(k)])
-    return (sbt_for_camera(recording, "left", t_end, window=window, n_frames=n_frames),
-            sbt_for_camera(recording, "right", t_end, window=window, n_frames=n_frames))
+    left, cl = sbt_for_camera_counted(recording, "left", t_end, window=window, n_frames=n_frames)
+    right, cr = sbt_for_camera_counted(recording, "right", t_end, window=window, n_frames=n_frames)
+    return (left, right), (cl, cr)

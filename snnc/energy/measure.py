@@ -12,7 +12,7 @@ Both run the torch network under one :class:`~snnc.energy.meter.EnergyMeter`
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Optional, Union
 
 import torch
 
@@ -22,32 +22,47 @@ from snnc.energy.report import EnergyReport
 from snnc.errors import SnncError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from snnc.data.mvsec import MVSECRecording
+    from snnc.data.windows import WindowStats
     from snnc.runtime.model import LoadedNetwork
 
 __all__ = ["measure_stereo", "measure_images"]
 
 
-def measure_stereo(net: "LoadedNetwork", data_file: Path, *, frames: Optional[int] = 20,
+def measure_stereo(net: "LoadedNetwork", data_file: Union[Path, "MVSECRecording"], *, frames: Optional[int] = 20,
                    gt_file: Optional[Path] = None, costs: EnergyCosts = DEFAULT_COSTS,
-                   count: str = "rate") -> EnergyReport:
-    """Energy per frame of a stereo network streamed over ``frames`` frames of ``data_file``."""
+                   count: str = "rate", stats: Optional["WindowStats"] = None) -> EnergyReport:
+    """Energy per frame of a stereo network streamed over ``frames`` frames of ``data_file``.
+
+    ``data_file`` is a path or an open :class:`~snnc.data.mvsec.MVSECRecording` (then ``gt_file`` is
+    ignored and the recording is left open); ``stats`` collects the empty-window counts
+    (:mod:`snnc.data.windows`).
+    """
     from snnc.data.mvsec import MVSECRecording
     from snnc.runtime.engine import check_stereo_network
-    from snnc.runtime.frames import frame_times, iter_frames
 
     check_stereo_network(net, 5)
-    model = net.model
-    meter = EnergyMeter(model, costs=costs, count=count, steps_per_frame=1.0, neurons=True)
+    meter = EnergyMeter(net.model, costs=costs, count=count, steps_per_frame=1.0, neurons=True)
+    if isinstance(data_file, MVSECRecording):
+        return _measure_recording(net.model, meter, data_file, frames, stats)
     with MVSECRecording(data_file, gt_path=gt_file) as rec:
-        times, clock = frame_times(rec, limit=frames)
-        state: tuple[torch.Tensor, ...] = ()
-        with meter, torch.no_grad():
-            for frame in iter_frames(rec, times, with_gt=False):
-                x = torch.from_numpy(frame.x).to(torch.float32).unsqueeze(0)
-                if not state:
-                    state = model.init_state(x)
-                _, state = model.step(x, state)
-                meter.frame()
+        return _measure_recording(net.model, meter, rec, frames, stats)
+
+
+def _measure_recording(model: torch.nn.Module, meter: EnergyMeter, rec: "MVSECRecording", frames: Optional[int],
+                       stats: Optional["WindowStats"]) -> EnergyReport:
+    """Stream ``frames`` frames of the open ``rec`` through ``model`` under ``meter``."""
+    from snnc.runtime.frames import frame_times, iter_frames
+
+    times, _clock = frame_times(rec, limit=frames)
+    state: tuple[torch.Tensor, ...] = ()
+    with meter, torch.no_grad():
+        for frame in iter_frames(rec, times, with_gt=False, stats=stats):
+            x = torch.from_numpy(frame.x).to(torch.float32).unsqueeze(0)
+            if not state:
+                state = model.init_state(x)
+            _, state = model.step(x, state)
+            meter.frame()
     return meter.total()
 
 

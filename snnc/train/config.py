@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping, Optional
 
+from snnc.data.layout import DEFAULT_MAX_WINDOW_EVENTS
 from snnc.errors import SnncError, list_items
 
 __all__ = ["TrainConfig", "RESUME_MUTABLE", "TASKS", "resolve_defaults"]
@@ -29,7 +30,7 @@ SCHEDULES = ("cosine", "step", "none")
 RHO_MODES = ("paper", "measured")
 SPLITS = ("auto", "1", "3", "tail")
 #: Fields a ``--resume`` may change (they do not affect the computation).
-RESUME_MUTABLE = ("epochs", "device", "quiet", "stop_after")
+RESUME_MUTABLE = ("epochs", "device", "quiet", "stop_after", "max_window_events")
 
 _TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     "classification": dict(epochs=100, steps=6, batch_size=50, lr=0.025, optimizer="sgd", schedule="cosine",
@@ -77,6 +78,8 @@ class TrainConfig:
     max_disparity: Optional[float] = None
     fb: Optional[float] = None
     cache_gb: float = 2.0
+    rect_dir: Optional[str] = None
+    max_window_events: int = DEFAULT_MAX_WINDOW_EVENTS
     # DGS
     dgs: bool = False
     dgs_layers: list[str] = field(default_factory=lambda: ["s1"])
@@ -141,6 +144,7 @@ class TrainConfig:
         for name in ("burn_in", "threads", "search_warmup", "seed", "split_seed", "augment_shift",
                      "freeze_bn_epochs"):
             positive_int(name, 0)
+        positive_int("max_window_events")
         if self.freeze_bn_epochs > self.epochs:
             raise SnncError(f"--freeze-bn-epochs {self.freeze_bn_epochs} exceeds --epochs {self.epochs}")
         if self.width is not None:

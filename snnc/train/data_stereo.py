@@ -41,7 +41,8 @@ from tqdm import tqdm
 from snnc.data import layout
 from snnc.data.disparity import depth_to_disparity
 from snnc.data.mvsec import MVSECRecording
-from snnc.data.sbt import sbt_pair
+from snnc.data.sbt import sbt_pair_counted
+from snnc.data.windows import WindowStats
 from snnc.data.splits import SPLITS, TRAIN_FILTERS, split_indices
 from snnc.errors import SnncError
 
@@ -188,17 +189,26 @@ class StereoData:
         fb: focal length x baseline at sensor resolution (default indoor_flying's).
         cache_gb: memory for cached SBT stacks and depth frames.
         progress: show a progress bar while encoding.
+        rect_dir: folder of rectification map txt files (wins over embedded maps).
+        max_window_events: most events one camera window may hold (``--max-window-events``).
+
+    The frames encoded into the cache pass the empty-window rule of
+    :mod:`snnc.data.windows` per recording; :meth:`describe` states the maps
+    used and any empty windows.
     """
 
     def __init__(self, paths: Sequence[str], *, burn_in: int, steps: int, split: str = "auto",
                  test_fraction: float = 0.2, crop: Optional[Sequence[int]] = None, downscale: int = 1,
                  max_disparity: Optional[float] = None, fb: Optional[float] = None, cache_gb: float = 2.0,
-                 progress: bool = True) -> None:
+                 progress: bool = True, rect_dir: Optional[str] = None,
+                 max_window_events: int = layout.DEFAULT_MAX_WINDOW_EVENTS) -> None:
         self.burn_in, self.steps = int(burn_in), int(steps)
         self.recordings: list[MVSECRecording] = []
+        self._stats: Optional[dict[int, WindowStats]] = None
+        self._window_notes: list[str] = []
         try:
             for p in paths:
-                rec = MVSECRecording(p)
+                rec = MVSECRecording(p, rect_dir=rect_dir, max_window_events=max_window_events)
                 self.recordings.append(rec)
                 if not rec.has_gt:
                     raise SnncError("recording has no ground-truth depth (the *_gt.hdf5 file beside it)", p)
@@ -297,16 +307,26 @@ class StereoData:
 
     def _load(self, rec: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         recording = self.recordings[rec]
-        left, right = sbt_pair(recording, k)
+        (left, right), counts = sbt_pair_counted(recording, k)
+        if self._stats is not None:
+            self._stats[rec].add(float(recording.depth_ts[k]), counts)
         stacks = np.stack([self.transform.sbt(left), self.transform.sbt(right)])
         return stacks, self.transform.depth(recording.depth(k))
 
     def _fill_cache(self, progress: bool) -> None:
         keys = self._needed()
-        for key in tqdm(keys, desc="encoding SBT stacks", unit="frame", disable=not progress, leave=False):
-            if self._cache_bytes >= self._cache_limit:
-                break
-            self.frame(*key)
+        self._stats = {i: WindowStats(r.data_path) for i, r in enumerate(self.recordings)}
+        try:
+            for key in tqdm(keys, desc="encoding SBT stacks", unit="frame", disable=not progress, leave=False):
+                if self._cache_bytes >= self._cache_limit:
+                    break
+                self.frame(*key)
+            for i, stats in self._stats.items():
+                stats.finish()
+                if stats.summary_line() and stats.partly_empty:
+                    self._window_notes.append(f"{self.recordings[i].sequence_name}: {stats.summary_line()}")
+        finally:
+            self._stats = None
 
     def frame(self, rec: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(int8 stacks (2, n, h, w), float32 depth (h, w)) of depth frame ``k`` of recording ``rec``."""
@@ -406,8 +426,11 @@ class StereoData:
         """One line: split, frames, windows, input size."""
         h, w = self.frame_size
         n_train = sum(len(f) for f in self._train_frames)
+        rect = " | ".join(sorted({r.rectification_text() for r in self.recordings}))
+        notes = "".join(f"; {note}" for note in self._window_notes)
         return (f"split {self.split}: {n_train} train frames ({len(self.train_windows)} windows), "
-                f"{self.test_frames} test frames; input {h}x{w}, {self.burn_in} burn-in + {self.steps} labelled")
+                f"{self.test_frames} test frames; input {h}x{w}, {self.burn_in} burn-in + {self.steps} labelled; "
+                f"rectification: {rect}{notes}")
 
     def close(self) -> None:
         """Close every recording."""

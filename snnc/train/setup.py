@@ -68,7 +68,8 @@ def make_task(config: TrainConfig, genotype: Any, device: torch.device) -> Any:
     data = StereoData(config.data, burn_in=config.burn_in, steps=config.steps, split=config.split,
                       test_fraction=config.test_fraction, crop=config.crop, downscale=config.downscale,
                       max_disparity=(bins - 1) * float(genotype.disp_step), fb=config.fb,
-                      cache_gb=config.cache_gb, progress=not config.quiet)
+                      cache_gb=config.cache_gb, progress=not config.quiet, rect_dir=config.rect_dir,
+                      max_window_events=config.max_window_events)
     try:
         return StereoTask(data, bins, float(genotype.disp_step), config.batch_size, device, config.augment_crop,
                           config.augment_shift)
