@@ -175,12 +175,19 @@ def _nir_node(graph: Graph, node: Node, dt: float) -> Any:
     raise SnncError(f"internal: no NIR mapping for {op}")
 
 
-def to_nir(graph: Graph, dt: float = DEFAULT_DT) -> Any:
+def to_nir(graph: Graph, dt: float = DEFAULT_DT, consumer: Optional[str] = None) -> Any:
     """The ``nir.NIRGraph`` of an export graph (see module docstring).
 
+    Args:
+        graph: a checked export graph.
+        dt: seconds per time step of the neuron mapping.
+        consumer: a library whose stock importer must run the file
+            (:data:`snnc.export.nir_targets.TARGETS`); ``None``: plain NIR.
+
     Raises:
-        SnncError: ``dt <= 0``, or a node NIR cannot express (the first one in
-            evaluation order is named, with a hint to use --partition).
+        SnncError: ``dt <= 0``, a node NIR cannot express (the first one in
+            evaluation order is named, with a hint to use --partition), or a
+            construct ``consumer``'s importer cannot run (named with the consumer).
     """
     import nir
 
@@ -221,17 +228,27 @@ def to_nir(graph: Graph, dt: float = DEFAULT_DT) -> Any:
         "snnc.input_layout": str(meta.get("input_layout") or ""),
         "snnc.input_shape": json.dumps(meta.get("input_shape")),
     }
+    if consumer is not None:
+        metadata["snnc.target"] = consumer
     try:
-        return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata, type_check=True)
+        ngraph = nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata, type_check=True)
     except (ValueError, AssertionError, NotImplementedError) as err:
         raise SnncError(f"internal: NIR rejected the graph: {err}") from None
+    if consumer is not None:
+        from snnc.export.nir_targets import check_target
+
+        check_target(ngraph, consumer, dt)
+    return ngraph
 
 
-def write_nir(graph: Graph, path: Path, dt: float = DEFAULT_DT) -> Any:
-    """Write ``graph`` as a NIR file (``nir.write``); returns the ``NIRGraph``."""
+def write_nir(graph: Graph, path: Path, dt: float = DEFAULT_DT, consumer: Optional[str] = None) -> Any:
+    """Write ``graph`` as a NIR file (``nir.write``); returns the ``NIRGraph``.
+
+    ``consumer``: see :func:`to_nir` (a refused graph writes nothing).
+    """
     import nir
 
-    ngraph = to_nir(graph, dt)
+    ngraph = to_nir(graph, dt, consumer)
     try:
         nir.write(str(path), ngraph)
     except OSError as err:
