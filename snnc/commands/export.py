@@ -62,8 +62,11 @@ def _naming(source: str) -> Iterator[None]:
 @click.option("--window", default=None, type=int,
               help="ONNX, classification: write the fixed-window graph over this many steps instead of the streaming one.")
 @click.option("--opset", default=17, show_default=True, type=int, help="ONNX opset.")
+@click.option("--for", "consumer", default=None, metavar="spikingjelly|snntorch|norse|sinabs|rockpool",
+              help="NIR: check that this library's stock importer runs the file with snnc's spikes; refuse "
+                   "(naming the node) what it cannot run.")
 def export_command(source: str, fmt: str, out: Path, force: bool, partition: bool, input_shape: Optional[str],
-                   seed: int, dt: float, window: Optional[int], opset: int) -> None:
+                   seed: int, dt: float, window: Optional[int], opset: int, consumer: Optional[str]) -> None:
     """Export SOURCE (a checkpoint .pt, a shipped model, a genotype JSON or a preset name) with BatchNorm
     folded. SOURCE is a file, typed by its extension (.pt/.pth/.ckpt, .json), or a name: a preset
     (snnc info --list) or a shipped model (snnc models); a preset name always means the preset.
@@ -92,6 +95,14 @@ def export_command(source: str, fmt: str, out: Path, force: bool, partition: boo
         raise SnncError("--partition splits a network between NIR and ONNX: use it with --to nir")
     if window is not None and fmt != "onnx":
         raise SnncError("--window is for --to onnx (the fixed-window classification graph)")
+    if consumer is not None:
+        from snnc.export.nir_targets import TARGETS
+
+        consumer = consumer.strip().lower()
+        if fmt != "nir" or partition:
+            raise SnncError("--for names the library that imports a NIR file: use it with --to nir (no --partition)")
+        if consumer not in TARGETS:
+            raise SnncError(f"unknown NIR consumer {consumer!r} for --for (expected one of {', '.join(TARGETS)})")
     targets = [out]
     if partition:
         from snnc.export.partition import partition_paths
@@ -109,11 +120,11 @@ def export_command(source: str, fmt: str, out: Path, force: bool, partition: boo
     folded = fold_bn(opened.model.eval()).eval()
     shape = parse_shape(input_shape) if input_shape else (opened.input_shape or default_step_shape(genotype))
     with _naming(source):
-        _export(folded, genotype, shape, fmt, out, partition, window, dt, opset)
+        _export(folded, genotype, shape, fmt, out, partition, window, dt, opset, consumer)
 
 
 def _export(folded: torch.nn.Module, genotype: object, shape: tuple[int, ...], fmt: str, out: Path, partition: bool,
-            window: Optional[int], dt: float, opset: int) -> None:
+            window: Optional[int], dt: float, opset: int, consumer: Optional[str] = None) -> None:
     """Write ``folded`` in ``fmt`` to ``out`` and print one line about it."""
     from snnc.commands.common import atomic_output
     from snnc.export.lower import lower
@@ -164,6 +175,7 @@ def _export(folded: torch.nn.Module, genotype: object, shape: tuple[int, ...], f
     from snnc.export.nir_writer import write_nir
 
     with atomic_output(out) as tmp:
-        ngraph = write_nir(graph, tmp, dt)
+        ngraph = write_nir(graph, tmp, dt, consumer)
+    target = f"; checked for {consumer}'s stock importer" if consumer else ""
     click.echo(f"wrote {out}: NIR graph of {family}, {len(ngraph.nodes)} nodes, {len(ngraph.edges)} edges, "
-               f"dt = {dt} s (BatchNorm folded)")
+               f"dt = {dt} s (BatchNorm folded){target}")
