@@ -92,3 +92,39 @@ def test_stereo_search_on_tiny_synthetic_recording(tmp_path: Path) -> None:
     with torch.no_grad():
         cost = model(torch.zeros(1, 1, 2, 5, 24, 30))
     assert cost.shape == (1, 1, 5, 24, 30)
+
+
+def test_stereo_search_takes_the_training_geometry(tmp_path: Path) -> None:
+    """--feature-stride 1 --volume-shifts auto: the supernet searches that geometry and the genotype records it."""
+    from cli_helpers import expect_ok, run_snnc
+    from snnc.data.layout import DISPARITY_SCALE
+    from snnc.models.stereo import auto_volume_shifts
+    from snnc.nas.spikedhs_search import SpikeDHSConfig, _build
+
+    data, _ = synthesize(tmp_path / "tiny_data.hdf5", frames=8, height=30, width=40, progress=False)
+    out = tmp_path / "stereo.json"
+    expect_ok(run_snnc("search", "--method", "spikedhs", "--task", "stereo", "--data", data, "--out", out,
+                       "--width", "2", "--levels", "2", "--feature-layers", "1", "--matching-layers", "2",
+                       "--crop", "24x30", "--disparities", "12", "--disp-step", "3", "--time-steps", "2",
+                       "--burn-in", "1", "--epochs", "1", "--warmup", "0", "--batch-size", "2", "--max-frames", "8",
+                       "--feature-stride", "1", "--volume-shifts", "auto", "--quiet"))
+    genotype = load_genotype(out)
+    shifts = auto_volume_shifts(12, 3.0, DISPARITY_SCALE, 1)
+    assert genotype.feature_stride == 1 and genotype.volume_disparities == shifts == 6  # ceil(11 * 3 / 7) + 1
+    assert genotype.volume_shifts == 6
+    cfg = SpikeDHSConfig(task="stereo", data=str(data), nodes=3, width=2, time_steps=2, epochs=1, warmup=0,
+                         batch_size=2, lr=0.01, levels=2, feature_layers=1, matching_layers=2, disparities=12,
+                         disp_step=3.0, burn_in=1, max_frames=8, crop=(24, 30), feature_stride=1,
+                         volume_shifts="auto")
+    supernet, _ = _build(cfg, torch.device("cpu"), progress=False)
+    assert supernet.feature_stride == 1 and supernet.volume_shifts == 6
+    x = torch.zeros(1, 2, 5, 24, 30)
+    state = supernet.init_state(x)
+    cost, _ = supernet.step(x, state)
+    assert cost.shape == (1, 12, 24, 30)
+    # the paper's geometry stays the default: stride 3, V = D
+    paper = SpikeDHSConfig(task="stereo", data=str(data), nodes=3, width=2, time_steps=2, epochs=1, warmup=0,
+                           batch_size=2, lr=0.01, levels=2, feature_layers=1, matching_layers=2, disparities=12,
+                           disp_step=3.0, burn_in=1, max_frames=8, crop=(24, 30))
+    supernet, _ = _build(paper, torch.device("cpu"), progress=False)
+    assert supernet.feature_stride == 3 and supernet.volume_shifts == 12

@@ -14,14 +14,15 @@ _TASKS = ("cls", "stereo")
 # CLI option name -> configuration key, per method (None: not applicable).
 _SPIKEDHS_KEYS = ("task", "data", "nodes", "mixing", "width", "retrain_width", "time_steps", "epochs", "warmup",
                   "batch_size", "lr", "arch_lr", "layers", "aux_weight", "levels", "feature_layers",
-                  "matching_layers", "crop", "disparities", "disp_step", "burn_in", "max_frames", "stem", "seed")
+                  "matching_layers", "crop", "disparities", "disp_step", "burn_in", "max_frames", "stem", "seed",
+                  "feature_stride", "volume_shifts")
 _SNASNET_KEYS = ("task", "data", "candidates", "batch_size", "repeat", "time_steps", "width", "fc_hidden",
                  "retrain_width", "backward", "reduce", "seed", "conv_edges")
 
 
 #: SpikeDHS options that only one task uses.
 _TASK_ONLY = {**{k: "stereo" for k in ("levels", "feature_layers", "matching_layers", "crop", "disparities",
-                                      "disp_step", "burn_in", "max_frames")},
+                                      "disp_step", "burn_in", "max_frames", "feature_stride", "volume_shifts")},
               **{k: "cls" for k in ("layers", "aux_weight")}}
 
 
@@ -56,7 +57,7 @@ def _device(name: str) -> str:
               help="Genotype JSON to write; OUT.search.jsonl, OUT.search.png and OUT.search_state.pt go "
                    "beside it (folders are created).")
 @click.option("--epochs", type=int, default=None, help="SpikeDHS epochs [cls 50, stereo 12].")
-@click.option("--warmup", type=int, default=None, help="SpikeDHS warm-up epochs (weights only) [cls 15, stereo 3].")
+@click.option("--warmup", type=int, default=None, help="SpikeDHS warm-up epochs (weights only) [the recipe's share of --epochs: cls 15 of 50, stereo 3 of 12].")
 @click.option("--batch-size", type=int, default=None, help="[spikedhs cls 50, stereo 1; snasnet 64]")
 @click.option("--lr", type=float, default=None, help="Weight SGD lr (m 0.9, cosine) [cls 0.025, stereo 0.002].")
 @click.option("--arch-lr", type=float, default=None, help="Alpha/beta Adam lr [3e-3; DARTS 3e-4].")
@@ -78,6 +79,11 @@ def _device(name: str) -> str:
 @click.option("--disp-step", type=float, default=None, help="Stereo scaled disparity per bin [2].")
 @click.option("--max-disparity", type=float, default=None,
               help="Stereo: largest scaled disparity (7 fB/depth units); sets D = ceil(max / disp-step) + 1.")
+@click.option("--feature-stride", type=click.IntRange(1, 8), default=None,
+              help="Stereo: stride of the second feature stem [3, the paper's; 1 matches MVSEC-scale disparities].")
+@click.option("--volume-shifts", default=None,
+              help="Stereo: feature-volume shifts, an integer or 'auto' (span the disparity range, as snnc train) "
+                   "[D, the paper's].")
 @click.option("--burn-in", type=int, default=None, help="Stereo unlabelled leading stacks [2].")
 @click.option("--max-frames", type=int, default=None, help="Stereo: use the first N depth frames [400].")
 @click.option("--stem", default=None,
@@ -124,6 +130,11 @@ def search_command(ctx: click.Context, **opts: Any) -> None:
     explicit = {name for name in opts if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
     if opts["crop"] is not None:
         opts["crop"] = _parse_crop(opts["crop"])
+    if opts["volume_shifts"] is not None and opts["volume_shifts"] != "auto":
+        try:
+            opts["volume_shifts"] = int(opts["volume_shifts"])
+        except ValueError:
+            raise SnncError(f"--volume-shifts must be 'auto' or an integer, got {opts['volume_shifts']!r}") from None
     if opts["max_disparity"] is not None:
         if "disparities" in explicit:
             raise SnncError("give either --disparities or --max-disparity, not both")
@@ -152,6 +163,7 @@ def search_command(ctx: click.Context, **opts: Any) -> None:
     out: Path = opts["out"]
     if out.exists() and not opts["force"]:  # before the heavy imports: refuse at once
         raise SnncError("exists; pass --force to overwrite it", out)
+    _plan_outputs(out, opts["data"], force=opts["force"], resume=opts["resume"])
     device = _device(opts["device"])
     threads = int(opts["threads"])
     if method == "snasnet" and "threads" not in explicit and device == "cpu":
@@ -177,6 +189,30 @@ def search_command(ctx: click.Context, **opts: Any) -> None:
     paths = result["paths"]
     click.echo(f"wrote {paths['out']} (log {paths['log'].name}, plot {paths['plot'].name}, "
                f"state {paths['state'].name})")
+
+
+def _plan_outputs(out: Path, data: str, *, force: bool, resume: bool) -> None:
+    """Check the files written beside --out before the search starts, and hold them until it ends.
+
+    ``OUT.search.jsonl``, ``OUT.search.png`` and ``OUT.search_state.pt`` are refused
+    when they exist without --force (or --resume, which continues the search that
+    wrote them); with --force they are replaced only if snnc wrote them (its ledger,
+    :mod:`snnc.outputs`). --out is locked against a second run, may not be the data
+    file, and the three files are recorded when the search ends.
+    """
+    from snnc.nas.spikedhs_search import output_paths
+    from snnc.outputs import OutputPlan, check_outputs
+
+    paths = output_paths(out)
+    siblings = [paths["log"], paths["plot"], paths["state"]]
+    if not resume:
+        if paths["state"].exists() and not force:
+            raise SnncError("a search state exists here; pass --resume to continue it or --force to start over",
+                            paths["state"])
+        check_outputs(derived=siblings, force=force)
+    click.get_current_context().with_resource(
+        OutputPlan(named=[out], derived=siblings, inputs=[Path(data)] if data != "digits" else [], lock=[out],
+                   check=False))
 
 
 def _report_spikedhs(result: dict[str, Any]) -> None:

@@ -54,7 +54,8 @@ frames from the same state.
 """
 from __future__ import annotations
 
-from typing import Sequence
+import math
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -68,6 +69,9 @@ from snnc.models.layers import ConvBN
 from snnc.neurons import NeuronSpec
 
 __all__ = [
+    "auto_volume_shifts",
+    "feature_stems",
+    "stereo_cost",
     "FeatureNet",
     "MatchingNet",
     "SpikeDHSStereo",
@@ -78,6 +82,42 @@ __all__ = [
 ]
 
 
+def auto_volume_shifts(disparities: int, disp_step: float, scale: float, stride: int) -> int:
+    """Volume shifts V that span the disparity range with shifts of one feature pixel.
+
+    ``V = ceil((disparities - 1) * disp_step / (scale * stride)) + 1`` (at least 2), where
+    ``scale`` is the data's scaled-disparity units per input pixel (7 for MVSEC) and
+    ``stride`` the feature stride. Used by ``snnc train`` and ``snnc search`` for
+    ``--volume-shifts auto``.
+    """
+    largest = (int(disparities) - 1) * float(disp_step)
+    return max(2, int(math.ceil(largest / (float(scale) * int(stride)) - 1e-9)) + 1)
+
+
+def feature_stems(in_channels: int, c: int, stride: int, spec: NeuronSpec) -> tuple[SpikingConv, SpikingConv]:
+    """The feature net's two stems (shared by the derived net and the search supernet).
+
+    ``stem0``: spiking conv3x3 ``in_channels -> c/2``; ``stem1``: spiking conv3x3 with
+    stride ``stride`` (the feature stride) ``c/2 -> c``.
+    """
+    half = max(c // 2, 1)
+    return SpikingConv(in_channels, half, 3, spec=spec), SpikingConv(half, c, 3, stride=stride, spec=spec)
+
+
+def stereo_cost(x_t: Tensor, features: Callable[[Tensor], Tensor], matching: Callable[[Tensor], Tensor],
+                volume_shifts: int, disparities: int) -> Tensor:
+    """One stereo step shared by the derived net and the supernet: views -> cost ``(B, D, H, W)``.
+
+    Both views run through ``features`` as one batch of 2B, the concatenation volume
+    takes ``volume_shifts`` shifts, ``matching`` maps it to a cost potential
+    ``(B, 1, V, h, w)``, which is resampled trilinearly to ``(D, H, W)``.
+    """
+    b, _, _, h, w = x_t.shape
+    feats = features(x_t.transpose(0, 1).reshape(2 * b, *x_t.shape[2:]))
+    cost = matching(cost_volume(feats[:b], feats[b:], volume_shifts))
+    return F.interpolate(cost, size=(disparities, h, w), mode="trilinear", align_corners=False)[:, 0]
+
+
 class FeatureNet(nn.Module):
     """2-D spiking feature net: two stems, trellis cells, upsampling to 1/s resolution (s = stem1 stride)."""
 
@@ -85,9 +125,8 @@ class FeatureNet(nn.Module):
                  mixing: str, spec: NeuronSpec, stride: int = 3) -> None:
         super().__init__()
         c = cell.nodes * filter_multiplier
-        self.stem0 = SpikingConv(in_channels, c // 2, 3, spec=spec)
-        self.stem1 = SpikingConv(c // 2, c, 3, stride=stride, spec=spec)
-        self.trellis = Trellis(cell, path, filter_multiplier, c // 2, c, mixing, spec)
+        self.stem0, self.stem1 = feature_stems(in_channels, c, stride, spec)
+        self.trellis = Trellis(cell, path, filter_multiplier, max(c // 2, 1), c, mixing, spec)
         self.up = Upsampler(self.trellis.out_level, self.trellis.out_channels, dims=2, spec=spec)
         self.last = SpikingConv(self.up.out_channels, c, 1, spec=spec)
         self.out_channels = c
@@ -173,11 +212,8 @@ class SpikeDHSStereo(SpikingNet):
 
     def step_with(self, x_t: Tensor, ctx: StepContext) -> Tensor:
         """Matching cost ``(B, D, H, W)`` of one step."""
-        b, _, _, h, w = x_t.shape
-        feats = self.feature(x_t.transpose(0, 1).reshape(2 * b, *x_t.shape[2:]), ctx)
-        volume = cost_volume(feats[:b], feats[b:], self.volume_shifts)
-        cost = self.matching(volume, ctx)
-        return F.interpolate(cost, size=(self.disparities, h, w), mode="trilinear", align_corners=False)[:, 0]
+        return stereo_cost(x_t, lambda x: self.feature(x, ctx), lambda v: self.matching(v, ctx),
+                           self.volume_shifts, self.disparities)
 
     def estimate(self, cost: Tensor, delta: int = 2) -> Tensor:
         """:func:`estimate_disparity` with this network's ``disp_step``."""

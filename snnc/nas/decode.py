@@ -157,13 +157,16 @@ def decode_stereo(model: Any, **fields: Any) -> SpikeDHSStereoGenotype:
     """Genotype of a :class:`~snnc.nas.supernet.StereoSupernet` (both cells, both Viterbi paths).
 
     ``fields`` are further genotype fields (filter multipliers, ``disparities``,
-    ``disp_step``, ``time_steps``, ...); ``disparities``, ``in_channels`` and
-    ``mixing`` default to the supernet's.
+    ``disp_step``, ``time_steps``, ...); ``disparities``, ``in_channels``,
+    ``mixing`` and the geometry (``feature_stride``, ``volume_disparities``: 0
+    when V = D) default to the supernet's.
     """
     values: dict[str, Any] = {
         "in_channels": model.in_channels,
         "disparities": model.disparities,
         "mixing": model.mixing,
+        "feature_stride": model.feature_stride,
+        "volume_disparities": 0 if model.volume_shifts == model.disparities else model.volume_shifts,
     }
     values.update(fields)
     n = model.nodes_per_cell

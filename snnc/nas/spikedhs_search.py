@@ -25,7 +25,7 @@ import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional, Union
 
 import torch
 
@@ -43,6 +43,7 @@ from snnc.neurons import NeuronSpec
 __all__ = [
     "STATE_SUFFIX",
     "TASK_DEFAULTS",
+    "scaled_warmup",
     "SpikeDHSConfig",
     "output_paths",
     "resolve_config",
@@ -73,6 +74,9 @@ class SpikeDHSConfig:
         time_steps: T; layers: classifier cells; aux_weight: aux loss weight.
         levels, feature_layers, matching_layers: the stereo trellises.
         crop, disparities, disp_step, burn_in, max_frames: stereo data.
+        feature_stride, volume_shifts: the stereo geometry, as for ``snnc train``
+            (``volume_shifts`` None: V = D, the paper's; ``"auto"``: span the
+            disparity range, :func:`~snnc.models.stereo.auto_volume_shifts`).
         stem: ``"relu"`` (search stems of the paper) or ``"spike"``.
         epochs ... seed: :class:`~snnc.nas.bilevel.BilevelConfig`.
     """
@@ -101,6 +105,8 @@ class SpikeDHSConfig:
     stem: str = "relu"
     arch_lr: float = 3e-3
     seed: int = 0
+    feature_stride: int = 3
+    volume_shifts: Optional[Union[int, str]] = None
 
     def __post_init__(self) -> None:
         if self.task not in TASK_DEFAULTS:
@@ -120,6 +126,12 @@ class SpikeDHSConfig:
                 raise SnncError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.retrain_width is not None and self.retrain_width < 1:
             raise SnncError(f"--retrain-width must be >= 1, got {self.retrain_width}")
+        if not 1 <= int(self.feature_stride) <= 8:
+            raise SnncError(f"--feature-stride must be in 1..8, got {self.feature_stride}")
+        if self.volume_shifts is not None and self.volume_shifts != "auto" and not (
+                isinstance(self.volume_shifts, int) and not isinstance(self.volume_shifts, bool)
+                and 2 <= self.volume_shifts <= 1024):
+            raise SnncError(f"--volume-shifts must be 'auto' or an integer in 2..1024, got {self.volume_shifts!r}")
         object.__setattr__(self, "crop", tuple(int(c) for c in self.crop))
         self.bilevel()  # validates the optimisation values
 
@@ -165,10 +177,19 @@ def resolve_config(given: Mapping[str, Any], stored: Optional[Mapping[str, Any]]
         values = dict(TASK_DEFAULTS[task])
         values.update(given)
         values["task"] = task
+        if "epochs" in given and "warmup" not in given:
+            values["warmup"] = scaled_warmup(task, int(given["epochs"]))
     try:
         return SpikeDHSConfig(**values)
     except TypeError as err:
         raise SnncError(f"invalid search configuration: {err}") from None
+
+
+def scaled_warmup(task: str, epochs: int) -> int:
+    """The default warm-up for ``epochs`` search epochs: the paper recipe's share of the epochs
+    (cls 15 of 50, stereo 3 of 12), rounded, so ``--epochs`` alone never makes the warm-up too long."""
+    recipe = TASK_DEFAULTS[task]
+    return max(0, min(epochs, int(round(epochs * recipe["warmup"] / recipe["epochs"]))))
 
 
 def output_paths(out: Path) -> dict[str, Path]:
@@ -181,6 +202,16 @@ def output_paths(out: Path) -> dict[str, Path]:
         "plot": stem.with_name(stem.name + ".search.png"),
         "state": stem.with_name(stem.name + STATE_SUFFIX),
     }
+
+
+def volume_shifts(cfg: SpikeDHSConfig) -> Optional[int]:
+    """The stereo supernet's volume shifts V for ``cfg`` (None: V = D)."""
+    if cfg.volume_shifts == "auto":
+        from snnc.data.layout import DISPARITY_SCALE
+        from snnc.models.stereo import auto_volume_shifts
+
+        return auto_volume_shifts(cfg.disparities, cfg.disp_step, DISPARITY_SCALE, cfg.feature_stride)
+    return None if cfg.volume_shifts is None else int(cfg.volume_shifts)
 
 
 def _build(cfg: SpikeDHSConfig, device: torch.device, progress: bool) -> tuple[torch.nn.Module, SearchTask]:
@@ -198,7 +229,8 @@ def _build(cfg: SpikeDHSConfig, device: torch.device, progress: bool) -> tuple[t
         model = StereoSupernet(
             nodes=cfg.nodes, feature_layers=cfg.feature_layers, matching_layers=cfg.matching_layers,
             levels=cfg.levels, feature_width=cfg.width, matching_width=cfg.width, in_channels=5,
-            disparities=cfg.disparities, mixing=cfg.mixing, stem_spec=stem, generator=gen)
+            disparities=cfg.disparities, mixing=cfg.mixing, stem_spec=stem, generator=gen,
+            feature_stride=cfg.feature_stride, volume_shifts=volume_shifts(cfg))
     return model.to(device), task
 
 

@@ -28,7 +28,11 @@ networks. Architecture parameters are the ``nn.Parameter`` attributes named
     concatenation cost volume, the matching net (2 stems, 3-D trellis of
     ``matching_layers`` layers, per-level upsampling, summed, output conv
     without neuron: the membrane potential is the cost). The stem downsampling
-    by 3 and the trellis' levels (x2 each) give the paper's {3, 2, 2, 2}.
+    by the feature stride (3 in the paper) and the trellis' levels (x2 each) give the
+    paper's {3, 2, 2, 2}. The stems, the volume and the cost resampling are the
+    derived network's own (:func:`~snnc.models.stereo.feature_stems`,
+    :func:`~snnc.models.stereo.stereo_cost`), so ``feature_stride`` and
+    ``volume_shifts`` mean the same in the search space as in the retrained net.
 
 Trellis cells (:class:`TrellisSupernet`)
     Cell (layer ``i``, level ``l``) exists for every direction it can be
@@ -45,14 +49,13 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from snnc.errors import SnncError
 from snnc.models.base import SpikingNet, StepContext
 from snnc.models.cells import SpikingConv, Upsampler, level_size
 from snnc.models.layers import ConvBN
-from snnc.models.stereo import cost_volume
+from snnc.models.stereo import feature_stems, stereo_cost
 from snnc.nas.arch import TrellisGeometry, init_alphas, init_betas, normalized_betas
 from snnc.nas.cells import SearchCell
 from snnc.neurons import NeuronSpec
@@ -272,7 +275,10 @@ class StereoSupernet(_Searchable):
         feature_width, matching_width: node widths at level 0 (the paper searches with
             feature stem width 12 = 3 nodes x 4).
         in_channels: SBT frames per stack (5).
-        disparities: cost bins D (= feature-volume shifts).
+        disparities: cost bins D.
+        feature_stride: stride s of the second feature stem (the paper: 3).
+        volume_shifts: feature-volume shifts V (None: V = D, the paper's layout); the
+            cost is resampled along disparity to D bins as in the derived network.
         mixing, spec, stem_spec: as for :class:`ClassifierSupernet`.
         generator: RNG for the alpha/beta initialisation.
     """
@@ -280,12 +286,15 @@ class StereoSupernet(_Searchable):
     def __init__(self, nodes: int = 3, feature_layers: int = 2, matching_layers: int = 4, levels: int = 4,
                  feature_width: int = 4, matching_width: int = 4, in_channels: int = 5, disparities: int = 33,
                  mixing: str = "mm", spec: Optional[NeuronSpec] = None,
-                 stem_spec: NeuronSpec = SEARCH_STEM_SPEC, generator: Optional[torch.Generator] = None) -> None:
+                 stem_spec: NeuronSpec = SEARCH_STEM_SPEC, generator: Optional[torch.Generator] = None,
+                 feature_stride: int = 3, volume_shifts: Optional[int] = None) -> None:
         super().__init__()
         spec = NeuronSpec() if spec is None else spec
         self.nodes_per_cell = nodes
         self.in_channels = in_channels
         self.disparities = disparities
+        self.feature_stride = int(feature_stride)
+        self.volume_shifts = int(volume_shifts) if volume_shifts is not None else disparities
         self.mixing = mixing
         self.feature_geometry = TrellisGeometry(feature_layers, levels)
         self.matching_geometry = TrellisGeometry(matching_layers, levels)
@@ -294,8 +303,7 @@ class StereoSupernet(_Searchable):
         self.matching_alphas = nn.Parameter(init_alphas(nodes, generator))
         self.matching_betas = nn.Parameter(init_betas(self.matching_geometry, generator))
         c = nodes * feature_width
-        self.f_stem0 = SpikingConv(in_channels, max(c // 2, 1), 3, spec=stem_spec)
-        self.f_stem1 = SpikingConv(max(c // 2, 1), c, 3, stride=3, spec=stem_spec)
+        self.f_stem0, self.f_stem1 = feature_stems(in_channels, c, self.feature_stride, stem_spec)
         self.f_trellis = TrellisSupernet(self.feature_geometry, nodes, feature_width, max(c // 2, 1), c, 2,
                                          mixing, spec)
         self.f_merge = _LevelMerge(self.f_trellis, 2, spec)
@@ -315,19 +323,19 @@ class StereoSupernet(_Searchable):
 
     def step_with(self, x_t: Tensor, ctx: StepContext) -> Tensor:
         """Matching cost ``(B, D, H, W)`` of one step."""
-        b, _, _, h, w = x_t.shape
         fw = torch.softmax(self.feature_alphas, dim=-1)
         fb = normalized_betas(self.feature_betas, self.feature_geometry)
         mw = torch.softmax(self.matching_alphas, dim=-1)
         mb = normalized_betas(self.matching_betas, self.matching_geometry)
-        x = x_t.transpose(0, 1).reshape(2 * b, *x_t.shape[2:])
-        s0 = self.f_stem0(x, ctx)
-        s1 = self.f_stem1(s0, ctx)
-        outs = self.f_trellis(s0, s1, fw, fb, ctx)
-        feats = self.f_last(self.f_merge(outs, s1.shape[2:], ctx), ctx)
-        volume = cost_volume(feats[:b], feats[b:], self.disparities)
-        m0 = self.m_stem0(volume, ctx)
-        m1 = self.m_stem1(m0, ctx)
-        mouts = self.m_trellis(m0, m1, mw, mb, ctx)
-        cost = self.m_out(self.m_merge(mouts, m1.shape[2:], ctx))
-        return F.interpolate(cost, size=(self.disparities, h, w), mode="trilinear", align_corners=False)[:, 0]
+
+        def features(x: Tensor) -> Tensor:
+            s0 = self.f_stem0(x, ctx)
+            s1 = self.f_stem1(s0, ctx)
+            return self.f_last(self.f_merge(self.f_trellis(s0, s1, fw, fb, ctx), s1.shape[2:], ctx), ctx)
+
+        def matching(volume: Tensor) -> Tensor:
+            m0 = self.m_stem0(volume, ctx)
+            m1 = self.m_stem1(m0, ctx)
+            return self.m_out(self.m_merge(self.m_trellis(m0, m1, mw, mb, ctx), m1.shape[2:], ctx))
+
+        return stereo_cost(x_t, features, matching, self.volume_shifts, self.disparities)

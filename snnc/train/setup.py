@@ -9,6 +9,7 @@ import torch
 from snnc.errors import SnncError
 from snnc.models.base import SpikingNet
 from snnc.models.build import build_model
+from snnc.models.stereo import auto_volume_shifts
 from snnc.train.config import TrainConfig
 
 __all__ = ["task_for_family", "width_overrides", "make_task", "make_model"]
@@ -90,8 +91,7 @@ def geometry_overrides(genotype: Any, config: TrainConfig, disparities: int, sca
     if config.feature_stride is not None:
         stride = out["feature_stride"] = int(config.feature_stride)
     if config.volume_shifts == "auto":
-        largest = (disparities - 1) * float(genotype.disp_step)
-        out["volume_disparities"] = max(2, int(math.ceil(largest / (scale * stride) - 1e-9)) + 1)
+        out["volume_disparities"] = auto_volume_shifts(disparities, float(genotype.disp_step), scale, stride)
     elif config.volume_shifts is not None:
         out["volume_disparities"] = int(config.volume_shifts)
     return out
