@@ -1,9 +1,10 @@
-"""Helpers shared by CLI commands: output-path safety and atomic writes."""
+"""Helpers shared by CLI commands: output-path safety (checks, locks, input == output) and atomic writes."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional, Sequence
 
-from snnc.errors import SnncError
+from snnc.errors import PathLike, SnncError
 from snnc.fileio import atomic_output  # noqa: F401  (commands import it from here)
 
 
@@ -17,3 +18,30 @@ def check_output_path(path: Path, force: bool) -> None:
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.exists():
         raise SnncError(f"folder {parent} does not exist", path)
+
+
+def plan_outputs(named: Sequence[Optional[Path]] = (), derived: Sequence[Path] = (),
+                 inputs: Sequence[Optional[PathLike]] = (), *, force: bool,
+                 lock: Optional[Sequence[Path]] = None) -> None:
+    """Check a command's outputs before it starts and hold them until it ends (:mod:`snnc.outputs`).
+
+    ``named`` outputs (the user's paths; None entries are skipped) follow :func:`check_output_path`;
+    ``derived`` ones (names snnc chose) are replaced with ``force`` only if snnc wrote them. An output
+    that is one of ``inputs`` is refused. The outputs (or ``lock``) are locked against other snnc runs
+    and the derived ones recorded in their folder's ledger when the current click command ends.
+
+    Raises:
+        SnncError: as :func:`check_output_path` and :func:`snnc.outputs.check_outputs`, input == output,
+            or another snnc run writes an output now.
+    """
+    import click
+
+    from snnc.outputs import OutputPlan, check_outputs
+
+    files = [Path(p) for p in named if p is not None]
+    for path in files:
+        check_output_path(path, force)
+    check_outputs(derived=derived, force=force)
+    plan = OutputPlan(named=files, derived=list(derived), inputs=[p for p in inputs if p is not None],
+                      lock=list(lock) if lock is not None else files + list(derived), check=False)
+    click.get_current_context().with_resource(plan)

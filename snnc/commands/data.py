@@ -7,7 +7,7 @@ from typing import Any, Dict, Optional
 
 import click
 
-from snnc.commands.common import check_output_path
+from snnc.commands.common import plan_outputs
 from snnc.data.layout import DEFAULT_MAX_WINDOW_EVENTS
 from snnc.errors import SnncError
 
@@ -44,9 +44,11 @@ def synth_command(out: Path, frames: int, seed: int, height: int, width: int, re
 
     if not out.name.endswith("_data.hdf5"):
         raise SnncError("output name must end in _data.hdf5 (the _gt.hdf5 file is written beside it)", out)
+    from snnc.data.layout import CAMERAS, rect_map_txt_path
+
     gt = gt_path_for(out)
-    check_output_path(out, force)
-    check_output_path(gt, force)
+    txts = [rect_map_txt_path(out, cam, axis) for cam in CAMERAS for axis in ("x", "y")] if rect_txt else []
+    plan_outputs([out], derived=[gt, *txts], force=force, lock=[out])  # the _gt / map files: only snnc's replaced
     data_path, gt_path = synthesize(out, frames=frames, seed=seed, height=height, width=width,
                                     force=force, progress=not quiet, write_rect_txt=rect_txt)
     click.echo(f"wrote {data_path}")
@@ -83,7 +85,7 @@ def info_command(data_file: Path, gt_file: Optional[Path], rect_dir: Optional[Pa
     from snnc.data.mvsec import MVSECRecording
 
     if plot_png is not None:
-        check_output_path(plot_png, force)
+        plan_outputs([plot_png], inputs=[data_file, gt_file], force=force)
     with MVSECRecording(data_file, gt_path=gt_file, rect_dir=rect_dir, max_window_events=max_window_events,
                         sanity=False) as rec:
         summary = summarize(rec)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,8 @@ from typing import Any, Callable, Optional
 import click
 
 from snnc.errors import SnncError
+from snnc.fileio import atomic_output, write_text_atomic
+from snnc.outputs import OutputPlan, check_outputs, remove_recorded, snnc_files
 
 
 @dataclass(frozen=True)
@@ -73,19 +74,26 @@ DEMO_ARTEFACTS = ("synthetic_data.hdf5", "synthetic_gt.hdf5", "recording.png", "
 
 
 def _prepare_out(out_dir: Path, force: bool) -> None:
-    """Refuse a non-empty ``out_dir`` unless ``force``; with ``force`` remove an earlier demo's artefacts."""
+    """Refuse a non-empty ``out_dir`` unless ``force``; with ``force`` remove an earlier demo's artefacts.
+
+    Only artefacts snnc wrote and nobody changed since (recorded in the folder's
+    ledger, :mod:`snnc.outputs`) are removed; a user's file among them (also
+    inside ``train/`` or ``disparity_png/``) is refused before anything is
+    deleted. Files with other names are left alone.
+    """
     if out_dir.exists() and not out_dir.is_dir():
         raise SnncError("exists and is not a folder", out_dir)
-    if out_dir.is_dir() and any(out_dir.iterdir()):
+    if out_dir.is_dir() and snnc_files(p.name for p in out_dir.iterdir()):
         if not force:
             raise SnncError("folder is not empty; pass --force to overwrite an earlier demo", out_dir)
-        for name in DEMO_ARTEFACTS:
-            child = out_dir / name
-            if child.is_dir() and not child.is_symlink():
-                shutil.rmtree(child)
-            elif child.exists() or child.is_symlink():
-                child.unlink()
-    out_dir.mkdir(parents=True, exist_ok=True)
+        artefacts = [out_dir / name for name in DEMO_ARTEFACTS]
+        check_outputs(derived=artefacts, force=True)  # all or nothing: refuse before deleting anything
+        for child in artefacts:
+            remove_recorded(child)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise SnncError(f"cannot create the folder: {err.strerror}", out_dir) from None
 
 
 def write_heldout_gt(gt_path: Path, out_path: Path, test_fraction: float) -> tuple[int, int]:
@@ -99,8 +107,10 @@ def write_heldout_gt(gt_path: Path, out_path: Path, test_fraction: float) -> tup
     import h5py
 
     from snnc.data import layout
+    from snnc.h5write import H5Output
 
-    with h5py.File(gt_path, "r") as src, h5py.File(out_path, "w") as dst:
+    with h5py.File(gt_path, "r") as src, atomic_output(out_path) as tmp, H5Output(tmp) as out:
+        dst = out.file
         n = int(src[layout.DEPTH_TS_KEY].shape[0])
         n_test = max(1, int(round(n * test_fraction)))
         cut = n - n_test
@@ -157,6 +167,11 @@ def demo_command(ctx: click.Context, out_dir: Path, seed: int, threads: int, qui
     Example:
       snnc demo --out demo_out --force
     """
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SnncError("exists and is not a folder", out_dir)
+    # locked for the whole demo (a second demo on it fails at once); its artefacts recorded when it ends
+    ctx.with_resource(OutputPlan(derived=[out_dir / name for name in DEMO_ARTEFACTS], lock=[out_dir],
+                                 ledger=out_dir, check=False))
     _prepare_out(out_dir, force)
     s = QUICK if quick else DEFAULT
     import torch
@@ -182,7 +197,8 @@ def demo_command(ctx: click.Context, out_dir: Path, seed: int, threads: int, qui
         paths["recording plot"] = out_dir / "recording.png"
         with MVSECRecording(data_path) as rec:
             summary = summarize(rec)
-            plot_recording(rec, summary, paths["recording plot"])
+            with atomic_output(paths["recording plot"]) as tmp:
+                plot_recording(rec, summary, tmp)
         click.echo(format_summary(summary))
         first, n_test = write_heldout_gt(gt_path, out_dir / "heldout_gt.hdf5", s.test_fraction)
         paths["held-out gt"] = out_dir / "heldout_gt.hdf5"
@@ -216,7 +232,10 @@ def demo_command(ctx: click.Context, out_dir: Path, seed: int, threads: int, qui
                              width=s.train_width, max_disparity=s.max_disparity, split="tail",
                              test_fraction=s.test_fraction, threads=threads, seed=seed, quiet=True,
                              **s.extra_train)
-        metrics = train(config, force=True, log=click.echo)
+        from snnc.train.rundir import run_folder
+
+        with run_folder(run_dir):
+            metrics = train(config, force=True, log=click.echo)
         if metrics is None:
             raise SnncError("training stopped before its last epoch", run_dir)
         paths["checkpoint"], paths["folded checkpoint"] = run_dir / "checkpoint.pt", run_dir / "folded.pt"
@@ -275,9 +294,10 @@ def demo_command(ctx: click.Context, out_dir: Path, seed: int, threads: int, qui
                                 costs=resolve_costs("45nm-fp32"))
         click.echo(report.format_table())
         paths["energy plot"], paths["energy report"] = out_dir / "energy.png", out_dir / "energy.json"
-        plot_energy(report, paths["energy plot"], title=f"{net.describe()} on {report.frames} held-out frames")
+        with atomic_output(paths["energy plot"]) as tmp:
+            plot_energy(report, tmp, title=f"{net.describe()} on {report.frames} held-out frames")
         d = report.to_dict()
-        paths["energy report"].write_text(json.dumps(d, indent=2))
+        write_text_atomic(paths["energy report"], json.dumps(d, indent=2))
         facts["energy"] = d
         return (f"{report.ac / 1e6:.2f} M AC + {report.mac / 1e6:.2f} M MAC = {report.energy_j * 1e3:.4f} mJ/frame "
                 f"(as an ANN {report.ann_energy_j * 1e3:.4f} mJ) over {report.frames} frames")

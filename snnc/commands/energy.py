@@ -70,12 +70,12 @@ def energy_command(model_spec: str, data: str, gt_file: Optional[Path], rect_dir
       snnc energy run/folded.pt --data rec_data.hdf5 --format json --plot energy.png
       snnc energy snasnet-cifar10 --data digits --format csv
     """
-    from snnc.commands.common import atomic_output, check_output_path
+    from snnc.commands.common import atomic_output, plan_outputs
 
     if data != "digits" and not Path(data).is_file():
         raise SnncError("data file not found (give an MVSEC-layout *_data.hdf5 recording or 'digits')", data)
-    if plot_png is not None:
-        check_output_path(plot_png, force)
+    if plot_png is not None:  # checked, locked and compared with the inputs before any work
+        plan_outputs([plot_png], inputs=[Path(model_spec), Path(data), gt_file], force=force)
 
     from snnc.energy.costs import resolve_costs
     from snnc.energy.measure import measure_images, measure_stereo

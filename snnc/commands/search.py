@@ -164,6 +164,7 @@ def search_command(ctx: click.Context, **opts: Any) -> None:
     if out.exists() and not opts["force"]:  # before the heavy imports: refuse at once
         raise SnncError("exists; pass --force to overwrite it", out)
     _plan_outputs(out, opts["data"], force=opts["force"], resume=opts["resume"])
+    _plan_outputs(out, opts["data"], force=opts["force"], resume=opts["resume"])
     device = _device(opts["device"])
     threads = int(opts["threads"])
     if method == "snasnet" and "threads" not in explicit and device == "cpu":
@@ -189,6 +190,30 @@ def search_command(ctx: click.Context, **opts: Any) -> None:
     paths = result["paths"]
     click.echo(f"wrote {paths['out']} (log {paths['log'].name}, plot {paths['plot'].name}, "
                f"state {paths['state'].name})")
+
+
+def _plan_outputs(out: Path, data: str, *, force: bool, resume: bool) -> None:
+    """Check the files written beside --out before the search starts, and hold them until it ends.
+
+    ``OUT.search.jsonl``, ``OUT.search.png`` and ``OUT.search_state.pt`` are refused
+    when they exist without --force (or --resume, which continues the search that
+    wrote them); with --force they are replaced only if snnc wrote them (its ledger,
+    :mod:`snnc.outputs`). --out is locked against a second run, may not be the data
+    file, and the three files are recorded when the search ends.
+    """
+    from snnc.nas.spikedhs_search import output_paths
+    from snnc.outputs import OutputPlan, check_outputs
+
+    paths = output_paths(out)
+    siblings = [paths["log"], paths["plot"], paths["state"]]
+    if not resume:
+        if paths["state"].exists() and not force:
+            raise SnncError("a search state exists here; pass --resume to continue it or --force to start over",
+                            paths["state"])
+        check_outputs(derived=siblings, force=force)
+    click.get_current_context().with_resource(
+        OutputPlan(named=[out], derived=siblings, inputs=[Path(data)] if data != "digits" else [], lock=[out],
+                   check=False))
 
 
 def _plan_outputs(out: Path, data: str, *, force: bool, resume: bool) -> None:

@@ -21,6 +21,7 @@ from snnc.data.layout import DEFAULT_MAX_WINDOW_EVENTS
 from snnc.data.h5open import dataset as _dataset
 from snnc.data.h5open import open_h5 as _open_h5
 from snnc.data.h5open import read_error, require_filters
+from snnc.data.pairs import check_pair
 from snnc.data.h5search import SortedColumn, first_unsorted_row
 from snnc.data.rectmaps import find_rect_map_txt, load_rect_map_txt
 from snnc.data.sanity import DataCheck, inspect_recording, time_resolution
@@ -96,6 +97,7 @@ class MVSECRecording:
             self.height, self.width = self._load_rect_and_size(rect_dir)
             if self.gt_path is not None:
                 self._gt = _open_h5(self.gt_path, "ground-truth")
+                check_pair(self._data, self._gt, self.data_path, self.gt_path)  # a stale synth pair is refused
                 self._open_depth()
             self.check = inspect_recording(self)
             if sanity:

@@ -22,6 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from snnc.data import layout
+from snnc.data.pairs import SET_ID_ATTR
 from snnc.data.synth_config import LensSpec, SceneConfig
 from snnc.data.synth_dvs import EventChunk, dvs_init, dvs_step, make_dvs_params, noise_events
 from snnc.data.synth_lens import rectification_maps
@@ -241,7 +242,7 @@ def _write_atomically(data_path: Path, gt_path: Path, txt_paths: Dict[Tuple[str,
     """
     ident = repr((sorted((k, str(v)) for k, v in attrs.items()),
                   sorted((k, a.shape, str(a.dtype)) for part in (data, gt) for k, a in part.items())))
-    set_attrs = dict(attrs, snnc_set_id=hashlib.sha256(ident.encode("utf-8")).hexdigest()[:32])
+    set_attrs = dict(attrs, **{SET_ID_ATTR: hashlib.sha256(ident.encode("utf-8")).hexdigest()[:32]})
     txt = list(txt_paths.items())
     with atomic_output_set([data_path, gt_path, *(final for _, final in txt)]) as temps:
         for tmp, content in ((temps[1], gt), (temps[0], data)):
