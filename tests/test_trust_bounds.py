@@ -159,6 +159,16 @@ def test_many_unknown_neuron_layers_are_listed_briefly(tmp_path):
     assert "'nope0', 'nope1', 'nope2'; and 997 more" in msg and len(msg) < MAX_MESSAGE_CHARS, msg
 
 
+def test_many_invalid_edges_are_counted():
+    from snnc.models.genotype import genotype_from_dict
+
+    with pytest.raises(SnncError) as info:
+        genotype_from_dict({**CLA, "cell": {"nodes": 3, "edges": [[99, "snn_b3"]] * 150}}, "e.json")
+    msg = str(info.value)
+    assert msg.startswith("e.json: cell: 150 of 150 edges invalid: edges[0]: edge index 99 out of range") and \
+        msg.endswith("; and 147 more") and len(msg) < MAX_MESSAGE_CHARS, msg
+
+
 def test_long_values_are_abbreviated():
     from snnc.models.genotype import genotype_from_dict
 

@@ -308,9 +308,18 @@ class CellGenotype:
             if not isinstance(rows, list) or not rows:
                 raise SnncError(f"{where}: edges must be a non-empty list of [edge_index, op] rows")
             check_count(rows, "MAX_CELL_EDGES", f"{where}: edges")
-            edges = []
+            edges, bad = [], []
             for i, row in enumerate(rows):
-                edges.append(_parse_edge(row, i, nodes, where))
+                try:
+                    edges.append(_parse_edge(row, i, nodes, where))
+                except SnncError as err:
+                    bad.append(err)
+            if len(bad) == 1:
+                raise bad[0]
+            if bad:
+                shown = list_items(str(e)[len(where) + 2:] if str(e).startswith(f"{where}: ") else str(e)
+                                   for e in bad)
+                raise SnncError(f"{where}: {len(bad)} of {len(rows)} edges invalid: {shown}")
             cell = cls(nodes=nodes, edges=tuple(edges), dims=d.get("dims", 2))
         except SnncError as err:
             raise _with_context(err, where, path) from None
