@@ -1,6 +1,6 @@
 """Malformed inputs as a user meets them: every one is a one-line ``snnc: error:`` with exit 2, or a documented fallback.
 
-Subprocess calls (``run_snnc``) cover one representative per command; the many
+Subprocess calls (``run_snnc(..., subprocess=True)``) cover one representative per command; the many
 variants go through :func:`snnc.cli.main` in-process (same error path, no
 interpreter start-up) or through the library functions the commands call.
 """
@@ -67,9 +67,10 @@ def test_truncated_hdf5_subprocess_data_info_and_stream(good, tmp_path):
     bad = tmp_path / "trunc_data.hdf5"
     raw = good.read_bytes()
     bad.write_bytes(raw[: len(raw) // 3])
-    assert_user_error(run_snnc("data", "info", bad), "trunc_data.hdf5")
+    assert_user_error(run_snnc("data", "info", bad, subprocess=True), "trunc_data.hdf5")
     out = tmp_path / "never.h5"
-    assert_user_error(run_snnc("stream", bad, "--model", "spikedhs-stereo", "--out", out), "trunc_data.hdf5")
+    assert_user_error(run_snnc("stream", bad, "--model", "spikedhs-stereo", "--out", out, subprocess=True),
+                      "trunc_data.hdf5")
     assert not out.exists()  # no half-written output
 
 
@@ -281,7 +282,7 @@ def ckpts(tmp_path_factory) -> dict:
 
 def test_checkpoint_of_other_architecture_export_subprocess(ckpts, tmp_path):
     out = tmp_path / "net.onnx"
-    err = assert_user_error(run_snnc("export", ckpts["mismatched"], "--to", "onnx", "--out", out),
+    err = assert_user_error(run_snnc("export", ckpts["mismatched"], "--to", "onnx", "--out", out, subprocess=True),
                             "other_arch.pt", "another architecture")
     assert "shape" in err
     assert not out.exists()
@@ -289,7 +290,7 @@ def test_checkpoint_of_other_architecture_export_subprocess(ckpts, tmp_path):
 
 def test_checkpoint_of_other_architecture_stream_subprocess(ckpts, good, tmp_path):
     out = tmp_path / "X.h5"
-    assert_user_error(run_snnc("stream", good, "--model", ckpts["mismatched"], "--out", out),
+    assert_user_error(run_snnc("stream", good, "--model", ckpts["mismatched"], "--out", out, subprocess=True),
                       "other_arch.pt", "another architecture")
     assert not out.exists()
 
@@ -366,7 +367,8 @@ def test_onnx_file_not_ours_in_partition_manifest(tmp_path):
 
 # --------------------------------------------------------------------------- energy
 def test_energy_digits_model_on_stereo_data_subprocess(good):
-    assert_user_error(run_snnc("energy", "snasnet-cifar10", "--data", good, "--frames", "1"), "stereo")
+    assert_user_error(run_snnc("energy", "snasnet-cifar10", "--data", good, "--frames", "1", subprocess=True),
+                      "stereo")
 
 
 def test_energy_stereo_model_on_digits(capsys, monkeypatch):

@@ -62,7 +62,7 @@ def test_cli_run_then_resume_rules(tmp_path, capsys):
     arch = tiny_genotype(tmp_path / "tiny.json")
     out = tmp_path / "run"
     common = ["--arch", str(arch), "--data", str(data), "--out", str(out), "--steps", "2", "--threads", "1", "--quiet"]
-    proc = run_snnc("train", *common, "--epochs", "2", "--stop-after", "1")  # the real command line, once
+    proc = run_snnc("train", *common, "--epochs", "2", "--stop-after", "1", subprocess=True)  # real process, once
     assert proc.returncode == 0, proc.stderr
     assert "epoch 1/2" in proc.stdout and "--resume" in proc.stdout
     assert not (out / "folded.pt").exists()
