@@ -5,4 +5,4 @@ retraining and BatchNorm folding to export (NIR, ONNX, lava-dl netx) and
 streaming event-stereo inference on MVSEC recordings with per-frame energy.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

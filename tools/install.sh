@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Create .venv and install everything snnc needs, lava included. Idempotent:
 # re-running it only checks what is already there.
-#   - torch first, from the pinned wheel, so no other package can pull another build;
-#   - snnc itself (editable) with its pinned dependencies and the test tools;
+#   - every pip step with `-c constraints.txt`, the exact tested set (pyproject.toml
+#     only declares ranges), so no step can pull another torch (the torch guard);
+#   - torch first, the build constraints.txt names;
+#   - snnc itself (editable) with the test tools and its lava / interop extras;
 #   - lava-nc / lava-dl with --no-deps --ignore-requires-python (they declare
 #     Python < 3.11) and the one Python 3.11 source fix (tools/patch_lava.py).
 #   - the NIR consumers the interop tests run (spikingjelly, snntorch, norse,
@@ -21,20 +23,23 @@ fi
 [ -n "$PY" ] || { echo "install: Python 3.11 is required (set PYTHON=/path/to/python3.11)" >&2; exit 1; }
 
 STAMP=.venv/.snnc-installed
-HASH=$(cat pyproject.toml tools/install.sh tools/patch_lava.py | sha256sum | cut -d' ' -f1)
+HASH=$(cat pyproject.toml constraints.txt tools/install.sh tools/patch_lava.py | sha256sum | cut -d' ' -f1)
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$HASH" ] && .venv/bin/python -c 'import snnc, torch, lava.magma.compiler.var_model, lava.lib.dl.netx, spikingjelly, snntorch, norse, nirtorch, sinabs, rockpool' 2>/dev/null; then
   echo "install: .venv is up to date"
   exit 0
 fi
 
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-PIP=(.venv/bin/python -m pip install --disable-pip-version-check -q)
-echo "install: torch 2.14.1 / torchvision 0.29.1"
-"${PIP[@]}" torch==2.14.1 torchvision==0.29.1 2>&1 | grep -v "is ignored: it is neither" || true
-echo "install: snnc and its pinned dependencies"
-"${PIP[@]}" -e ".[test]" 2>&1 | grep -v "is ignored: it is neither" || true
+PIP=(.venv/bin/python -m pip install --disable-pip-version-check -q -c constraints.txt)
+# pip with its noise line filtered out; a failing pip still fails this script.
+pip_quiet() { "${PIP[@]}" "$@" 2>&1 | { grep -v "is ignored: it is neither" || true; }; }
+TORCH=$(sed -n 's/^torch==//p' constraints.txt)
+echo "install: torch $TORCH / torchvision $(sed -n 's/^torchvision==//p' constraints.txt) (constraints.txt)"
+pip_quiet torch torchvision
+echo "install: snnc with its test tools and lava / interop extras (constraints.txt)"
+pip_quiet -e ".[test,lava,interop]"
 echo "install: lava-nc 0.10.0 / lava-dl 0.6.0 (--no-deps --ignore-requires-python)"
-"${PIP[@]}" --no-deps --ignore-requires-python lava-nc==0.10.0 lava-dl==0.6.0 2>&1 | grep -v "is ignored: it is neither" || true
+pip_quiet --no-deps --ignore-requires-python lava-nc==0.10.0 lava-dl==0.6.0
 .venv/bin/python tools/patch_lava.py
 # ---- interop consumers (tests/test_nir_interop.py, benchmarks/interop_matrix.py) ----
 # Pinned NIR consumers, all --no-deps: spikingjelly would pull torchaudio, sinabs pins
@@ -46,7 +51,8 @@ echo "install: NIR consumers spikingjelly 2.0.0, snntorch 1.0.0, norse 1.1.0, ni
 "${PIP[@]}" "loguru>=0.7,<1" requests pbr 2>&1 | grep -v -e "is ignored: it is neither" -e "dependency resolver" -e "spikingjelly 2.0.0 requires" -e "sinabs 3.1.3 requires" || true
 # ---- end interop consumers ----
 # Check the result: the torch build must be the pinned one, numpy < 2, lava importable.
-.venv/bin/python - <<'PY'
+.venv/bin/python - "$TORCH" <<'PY'
+import sys
 import numpy, torch
 import lava.magma.compiler.var_model  # noqa: F401  (fails without the source fix)
 import lava.lib.dl.netx  # noqa: F401
@@ -55,7 +61,7 @@ from spikingjelly.activation_based.nir_exchange import import_from_nir  # noqa: 
 from snntorch.import_nir import import_from_nir as _snntorch_import  # noqa: F401
 import norse.torch, nirtorch, sinabs  # noqa: F401,E401
 from rockpool.nn.modules import from_nir  # noqa: F401
-assert torch.__version__.split("+")[0] == "2.14.1", torch.__version__
+assert torch.__version__.split("+")[0] == sys.argv[1], (torch.__version__, "constraints.txt:", sys.argv[1])
 assert int(numpy.__version__.split(".")[0]) < 2, numpy.__version__
 print(f"install: ok (torch {torch.__version__}, numpy {numpy.__version__})")
 PY
