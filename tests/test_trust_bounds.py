@@ -263,3 +263,12 @@ def test_every_bound_is_documented():
     doc = (ROOT / "docs" / "MODEL_API.md").read_text()
     for name, value in limits.LIMITS.items():
         assert f"`{name}`" in doc, name
+
+
+def test_export_with_a_huge_input_shape(tmp_path):
+    out = tmp_path / "net.onnx"
+    err = assert_user_error(run_snnc("export", "spikedhs-cla", "--to", "onnx", "--out", out,
+                                     "--input-shape", "1,3,4096,4096", timeout=60),
+                            "--input-shape 1x3x4096x4096", "MAX_DENSE_OPS")
+    _short(err)
+    assert not out.exists()

@@ -119,6 +119,9 @@ def export_command(source: str, fmt: str, out: Path, force: bool, partition: boo
     genotype = opened.genotype
     folded = fold_bn(opened.model.eval()).eval()
     shape = parse_shape(input_shape) if input_shape else (opened.input_shape or default_step_shape(genotype))
+    from snnc.models.size import check_step_shape
+
+    check_step_shape(genotype, shape, "--input-shape" if input_shape else "input shape")  # before any tensor
     with _naming(source):
         _export(folded, genotype, shape, fmt, out, partition, window, dt, opset, consumer)
 

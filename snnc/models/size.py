@@ -231,12 +231,13 @@ def check_size(genotype: Any, spatial: Optional[Sequence[int]] = None, batch: in
     return size
 
 
-def check_step_shape(genotype: Any, shape: Sequence[int], what: str = "input shape") -> SizeEstimate:
+def check_step_shape(genotype: Any, shape: Sequence[int], what: str = "input shape") -> Optional[SizeEstimate]:
     """Bound one time step's input ``shape`` (batch first) for ``genotype``'s network, before a tensor exists.
 
     Checks the element count and the spatial sides (:func:`snnc.models.limits.check_step_input`),
     then the network's estimated dense ops and activations at that spatial size and batch
-    (:func:`check_size`).
+    (:func:`check_size`); returns that estimate, or ``None`` when ``genotype`` is not of a known
+    family (only the shape is checked then).
 
     Raises:
         SnncError: naming ``what`` and the bound it exceeds.
@@ -245,6 +246,8 @@ def check_step_shape(genotype: Any, shape: Sequence[int], what: str = "input sha
 
     shape = tuple(int(s) for s in shape)
     check_step_input(shape, what)
+    if getattr(genotype, "family", None) not in _ESTIMATORS:  # e.g. a graph read from NIR: no genotype
+        return None
     if len(shape) < 3:
         return estimate_size(genotype)
     return check_size(genotype, spatial=shape[-2:], batch=shape[0], what=f"{what} {'x'.join(map(str, shape))}")
