@@ -86,7 +86,7 @@ from snnc.models.snasnet import SNASNetGenotype, build_snasnet
 from snnc.nas.snasnet_search import (SNASNetSearchConfig, candidate_cells, conv_edge_count, score_batches,
                                      score_cell)
 from snnc.nas.tasks import digits_split
-from snnc.train.data_cls import digits_arrays
+from snnc.data.images import digits_arrays
 from snnc.train.optim import freeze_batchnorm
 
 #: score variants: (label, kernel reduction, batch size, batches)

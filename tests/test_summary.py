@@ -8,7 +8,7 @@ from torch import nn
 
 from snnc.energy import count_ops
 from snnc.models.snasnet import SNASNetGenotype, build_snasnet
-from snnc.models.summary import describe, format_table
+from snnc.energy.summary import describe, format_table
 
 
 def small_net():

@@ -61,7 +61,7 @@ def test_candidate_sets():
 # ---------------------------------------------------------------------------- DGS
 @pytest.fixture()
 def probe_task(small):
-    from snnc.train.data_cls import load_npz_folder
+    from snnc.data.images import load_npz_folder
     from snnc.train.task_cls import ClassificationTask
 
     arch, data, _ = small

@@ -285,7 +285,7 @@ def demo_command(ctx: click.Context, out_dir: Path, seed: int, threads: int, qui
 
     def energy() -> str:
         from snnc.energy.costs import resolve_costs
-        from snnc.energy.measure import measure_stereo
+        from snnc.runtime.measure import measure_stereo
         from snnc.energy.plot import plot_energy
         from snnc.runtime.model import load_network
 

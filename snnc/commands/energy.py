@@ -27,7 +27,7 @@ def _digit_overrides(genotype: Any) -> dict[str, Any]:
 
 
 @click.command("energy")
-@click.argument("model_spec", metavar="MODEL")
+@click.argument("model_spec", metavar="[MODEL]", required=False)
 @click.option("--data", "data", required=True,
               help="An MVSEC-layout *_data.hdf5 recording (stereo networks) or 'digits' (classification).")
 @click.option("--gt", "gt_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -49,7 +49,7 @@ def _digit_overrides(genotype: Any) -> dict[str, Any]:
               help="Write a bar chart of energy per layer (PNG).")
 @click.option("--threads", default=0, type=click.IntRange(min=0), help="CPU threads (0: PyTorch default).")
 @click.option("--force", is_flag=True, help="Overwrite --plot.")
-def energy_command(model_spec: str, data: str, gt_file: Optional[Path], rect_dir: Optional[Path],
+def energy_command(model_spec: Optional[str], data: str, gt_file: Optional[Path], rect_dir: Optional[Path],
                    max_window_events: int, frames: Optional[int], fmt: str, count: str,
                    costs: str, ac_pj: Optional[float], mac_pj: Optional[float], plot_png: Optional[Path],
                    threads: int, force: bool) -> None:
@@ -57,7 +57,8 @@ def energy_command(model_spec: str, data: str, gt_file: Optional[Path], rect_dir
     rates and the same network counted as an ANN.
 
     MODEL is a checkpoint (.pt), a shipped model, a genotype JSON or a preset: a file
-    is typed by its extension, a bare name is a preset (always) or a shipped model. A layer whose
+    is typed by its extension, a bare name is a preset (always) or a shipped model; without
+    MODEL, the shipped stereo model (digits: the shipped classifier, see snnc models). A layer whose
     input is spikes (or signed events) does ACs = rate x steps x dense ops; a
     layer with real-valued input (an image, a ReLU layer's output) does
     MACs = dense ops x steps. Energy: AC 0.9 pJ, MAC 4.6 pJ (Horowitz, 45 nm).
@@ -66,6 +67,7 @@ def energy_command(model_spec: str, data: str, gt_file: Optional[Path], rect_dir
 
     \b
     Examples:
+      snnc energy --data rec_data.hdf5                 (the shipped stereo model)
       snnc energy spikedhs-stereo --data rec_data.hdf5 --frames 10
       snnc energy run/folded.pt --data rec_data.hdf5 --format json --plot energy.png
       snnc energy snasnet-cifar10 --data digits --format csv
@@ -76,9 +78,14 @@ def energy_command(model_spec: str, data: str, gt_file: Optional[Path], rect_dir
         raise SnncError("data file not found (give an MVSEC-layout *_data.hdf5 recording or 'digits')", data)
     if plot_png is not None:  # checked, locked and compared with the inputs before any work
         plan_outputs([plot_png], inputs=[Path(model_spec), Path(data), gt_file], force=force)
+    if model_spec is None:
+        from snnc.zoo import default_model, default_model_note
+
+        model_spec = default_model("classification" if data == "digits" else "stereo")
+        click.echo(default_model_note(model_spec, "MODEL"), err=fmt != "table")
 
     from snnc.energy.costs import resolve_costs
-    from snnc.energy.measure import measure_images, measure_stereo
+    from snnc.runtime.measure import measure_images, measure_stereo
     from snnc.models.genotype import load_genotype
     from snnc.runtime.model import load_network
 
@@ -89,7 +96,7 @@ def energy_command(model_spec: str, data: str, gt_file: Optional[Path], rect_dir
     energy_costs = resolve_costs(costs, ac_pj, mac_pj)
     rect_line, stats = "", None
     if data == "digits":
-        from snnc.train.data_cls import load_digits_set
+        from snnc.data.images import load_digits_set
 
         overrides: dict[str, Any] = {}
         from snnc.models.loading import resolve_model

@@ -71,7 +71,7 @@ def info_command(arch: Optional[str], input_shape: Optional[str], as_json: bool,
     import torch
 
     from snnc.models.build import build_model
-    from snnc.models.summary import describe, format_table
+    from snnc.energy.summary import describe, format_table
 
     from snnc.models.loading import open_model, resolve_model
 

@@ -88,7 +88,7 @@ def interop_case(name: str, batch: int = 2, steps: int = 8, seed: int = 0) -> In
 
     torch.manual_seed(seed)
     if name == "digits":
-        from snnc.train.data_cls import digits_arrays
+        from snnc.data.images import digits_arrays
 
         images, _ = digits_arrays()
         net = build_model(_genotype("spikedhs-cla", filter_multiplier=2, in_channels=1))

@@ -53,15 +53,15 @@ from snnc.errors import SnncError
 from snnc.export.graph import Graph
 from snnc.export.nir_writer import DEFAULT_DT, nir_blocker
 
-__all__ = ["PARTITION_FORMAT", "split_graph", "partition_paths", "write_partition", "check_partition_set",
+__all__ = ["PARTITION_FORMAT", "copy_nodes", "split_graph", "partition_paths", "write_partition", "check_partition_set",
            "file_sha256", "PartitionedNet"]
 
 #: ``format`` value of the manifest.
 PARTITION_FORMAT = "snnc-partition/1"
 
 
-def _copy(dst: Graph, src: Graph, names: Sequence[str]) -> None:
-    """Copy nodes ``names`` (inputs must already be in ``dst`` or be among ``names``)."""
+def copy_nodes(dst: Graph, src: Graph, names: Sequence[str]) -> None:
+    """Copy nodes ``names`` of ``src`` into ``dst`` (inputs must already be in ``dst`` or be among ``names``)."""
     wanted = set(names)
     delays = []
     for name in src.order():
@@ -112,14 +112,14 @@ def split_graph(graph: Graph) -> tuple[Graph, Optional[Graph], list[str], Option
     cuts = [n for n in graph.nodes if n in front and any(u not in front for u in consumers[n])]
     meta = dict(graph.meta)
     fg = Graph(meta)
-    _copy(fg, graph, [n for n in graph.nodes if n in front])
+    copy_nodes(fg, graph, [n for n in graph.nodes if n in front])
     for cut in cuts:
         fg.add(f"out.{cut}", "output", [cut])
     fg.check()
     rg = Graph(meta)
     for cut in cuts:
         rg.add(cut, "input", shape=graph[cut].shape)
-    _copy(rg, graph, rest_names)
+    copy_nodes(rg, graph, rest_names)
     rg.check()
     return fg, rg, cuts, blocker
 

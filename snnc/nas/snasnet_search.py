@@ -297,7 +297,7 @@ def candidate_cells(n: int, seed: int, backward: bool = True, conv_edges: Option
 def score_batches(cfg: Mapping[str, Any], device: torch.device) -> list[Tensor]:
     """The fixed digits batches every candidate is scored on (from the search part of the split)."""
     from snnc.nas.tasks import digits_split
-    from snnc.train.data_cls import digits_arrays
+    from snnc.data.images import digits_arrays
 
     images, labels = digits_arrays()
     split = digits_split(labels)

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from snnc.errors import SnncError
-from snnc.train.data_cls import digits_arrays, stratified_split
+from snnc.data.images import digits_arrays, stratified_split
 
 __all__ = ["SearchTask", "DigitsTask", "StereoTask", "digits_split", "part_order"]
 
@@ -87,7 +87,7 @@ def digits_split(labels: np.ndarray, val_fraction: float = 0.2, test_fraction: f
     """Index arrays ``{"A", "B", "val", "test"}`` of the digits search split (see module docstring).
 
     ``test`` is exactly the hold-out of ``snnc train --data digits`` with its defaults
-    (:func:`snnc.train.data_cls.stratified_split`, seed 0); the search never touches it,
+    (:func:`snnc.data.images.stratified_split`, seed 0); the search never touches it,
     so a retrained genotype's test accuracy is clean. The rest is permuted (seed 0):
     ``val_fraction`` of it is ``val``, the remainder alternates between ``A`` and ``B``.
     """

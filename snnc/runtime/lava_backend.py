@@ -123,7 +123,7 @@ class LavaBackend(Backend):
         from snnc.export.graph import Graph
         from snnc.export.lava_writer import write_netx
         from snnc.export.lower import lower
-        from snnc.export.partition import _copy
+        from snnc.export.partition import copy_nodes
         from snnc.export.runtime import GraphModule
 
         start = time.perf_counter()
@@ -160,7 +160,7 @@ class LavaBackend(Backend):
         self.quant = write_netx(lg, net_path)
         rest = Graph(dict(graph.meta))
         rest.add(cut, "input", shape=graph[cut].shape)
-        _copy(rest, graph, [n for n in graph.nodes if n not in set(chain) and n not in graph.inputs])
+        copy_nodes(rest, graph, [n for n in graph.nodes if n not in set(chain) and n not in graph.inputs])
         rest.check()
         self._rest = GraphModule(rest).eval()
         self._cut = cut

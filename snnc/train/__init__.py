@@ -3,7 +3,7 @@
 * :mod:`.trainer` - the loop (:func:`train`), checkpoints, metrics, BN folding at the end;
 * :mod:`.config` - :class:`TrainConfig`; :mod:`.resume` - the config of a resumed run;
 * :mod:`.task_cls` / :mod:`.task_stereo` - classification (direct coding) and event stereo;
-* :mod:`.data_cls` / :mod:`.data_stereo` - digits / .npz folders, MVSEC windows with burn-in;
+* :mod:`.data_stereo` - MVSEC windows with burn-in (images: :mod:`snnc.data.images`);
 * :mod:`.dgs`, :mod:`.tps`, :mod:`.hns` - the searches (:mod:`.mixsearch`, :mod:`.mixed` for TPS/HNS);
 * :mod:`.checkpoint` - the checkpoint format and :func:`load_model`.
 """

@@ -46,7 +46,7 @@ def make_task(config: TrainConfig, genotype: Any, device: torch.device) -> Any:
         SnncError: data that does not fit the task (e.g. an HDF5 file for a classifier).
     """
     if config.task == "classification":
-        from snnc.train.data_cls import load_image_set
+        from snnc.data.images import load_image_set
         from snnc.train.task_cls import ClassificationTask
 
         if len(config.data) != 1:

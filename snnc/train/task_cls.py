@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from snnc.errors import SnncError
-from snnc.train.data_cls import ImageSet
+from snnc.data.images import ImageSet
 from snnc.train.task import Forward
 
 __all__ = ["ClassificationTask"]
