@@ -272,3 +272,20 @@ def test_export_with_a_huge_input_shape(tmp_path):
                             "--input-shape 1x3x4096x4096", "MAX_DENSE_OPS")
     _short(err)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("delay", [1e9, float("inf")])
+def test_nir_delay_of_too_many_steps(delay, tmp_path):
+    import nir
+    import numpy as np
+
+    from snnc.export.nir_reader import read_nir
+
+    graph = nir.NIRGraph(nodes={"input": nir.Input(input_type=np.array([4])),
+                                "delay": nir.Delay(delay=np.full(4, delay)),
+                                "output": nir.Output(output_type=np.array([4]))},
+                         edges=[("input", "delay"), ("delay", "output")], metadata={"dt": 1.0})
+    path = tmp_path / "delay.nir"
+    nir.write(str(path), graph)
+    with pytest.raises(SnncError, match=r"time steps exceeds the limit 1024 \(snnc.models.limits.MAX_TIME_STEPS\)"):
+        read_nir(path)

@@ -181,6 +181,11 @@ def read_nir(path: Union[str, Path], dt: Optional[float] = None) -> Graph:
         if steps < 1 or abs(steps_f - steps) > 1e-4:
             raise SnncError(f"NIR node {name!r}: delay {steps_f * dt} s is not a whole number (>= 1) of "
                             f"time steps dt = {dt}", path)
+        from snnc.models.limits import MAX_TIME_STEPS  # each delay step is one state tensor
+
+        if not steps_f <= MAX_TIME_STEPS:  # NaN and inf too
+            raise SnncError(f"NIR node {name!r}: a delay of {steps_f:g} time steps exceeds the limit "
+                            f"{MAX_TIME_STEPS} (snnc.models.limits.MAX_TIME_STEPS)", path)
         graph.add(name, "delay", [], shape=tuple(int(s) for s in np.asarray(node.delay).shape), steps=steps)
         added.add(name)
     pending = [n for n in pending if n not in added]
