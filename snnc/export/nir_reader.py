@@ -165,7 +165,7 @@ def read_nir(path: Union[str, Path], dt: Optional[float] = None) -> Graph:
     def as_json(key: str) -> Any:
         try:
             return json.loads(meta[key]) if key in meta else None
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RecursionError):  # RecursionError: nested too deeply
             return None
 
     graph = Graph({"family": meta.get("snnc.family") or None, "genotype": as_json("snnc.genotype"),
