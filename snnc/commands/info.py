@@ -45,7 +45,10 @@ def parse_shape(text: str) -> Tuple[int, ...]:
                    "Default: a checkpoint's trained-on shape, else from the genotype.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--list", "list_presets", is_flag=True, help="List the preset architecture names.")
-def info_command(arch: Optional[str], input_shape: Optional[str], as_json: bool, list_presets: bool) -> None:
+@click.option("--dt", default=None, type=float,
+              help="NIR files: seconds per time step, for files whose metadata has none (other libraries' exports).")
+def info_command(arch: Optional[str], input_shape: Optional[str], as_json: bool, list_presets: bool,
+                 dt: Optional[float]) -> None:
     """Describe ARCH (a preset name, a genotype JSON file, a checkpoint or a shipped model): layers,
     output shapes, parameters, neuron types and dense synaptic ops per layer for one time step.
     A checkpoint is described at the input shape it was trained on. ARCH is a file, typed by its
@@ -75,7 +78,10 @@ def info_command(arch: Optional[str], input_shape: Optional[str], as_json: bool,
 
     from snnc.models.loading import open_model, resolve_model
 
-    ref = resolve_model(arch, allowed=("checkpoint", "genotype", "preset", "zoo"))
+    ref = resolve_model(arch, allowed=("checkpoint", "genotype", "nir", "preset", "zoo"))
+    if ref.kind == "nir":
+        _nir_info(ref.path, dt, as_json, format_table)
+        return
     if ref.kind in ("checkpoint", "zoo"):
         opened = open_model(ref)
         model, genotype, trained_shape = opened.model, opened.genotype, opened.input_shape
@@ -101,4 +107,20 @@ def info_command(arch: Optional[str], input_shape: Optional[str], as_json: bool,
         return
     click.echo(f"{desc['architecture']} ({desc['family']}), one time step on input {tuple(shape)}, "
                f"T = {desc['time_steps']}")
+    click.echo(format_table(desc))
+
+
+def _nir_info(path: Path, dt: Optional[float], as_json: bool, format_table: Any) -> None:
+    """``snnc info x.nir``: the graph's layers and neurons (one step, batch 1)."""
+    from snnc.export.nir_reader import load_nir_model
+
+    opened = load_nir_model(path, dt)
+    desc = dict(opened.info)
+    desc["architecture"] = str(path)
+    if as_json:
+        click.echo(json.dumps(desc, indent=2))
+        return
+    nodes = ", ".join(f"{op} {n}" for op, n in sorted(desc["nodes"].items()))
+    click.echo(f"{path} (NIR graph{', ' + desc['family'] if desc['family'] else ''}), one time step on input "
+               f"{tuple(desc['input_shape'])}, dt = {opened.dt:g} s; nodes: {nodes}")
     click.echo(format_table(desc))

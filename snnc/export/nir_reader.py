@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 import numpy as np
 
@@ -28,7 +28,10 @@ from snnc.export.graph import Graph
 from snnc.export.runtime import GraphModule
 from snnc.neurons import NeuronSpec
 
-__all__ = ["SUPPORTED_NODE_TYPES", "read_nir", "import_nir"]
+if TYPE_CHECKING:
+    from snnc.export.nir_model import NirModel
+
+__all__ = ["SUPPORTED_NODE_TYPES", "read_nir", "import_nir", "load_nir_model"]
 
 #: NIR node types the importer understands.
 SUPPORTED_NODE_TYPES: tuple[str, ...] = ("Input", "Output", "Affine", "Linear", "Scale", "Conv2d", "AvgPool2d",
@@ -153,8 +156,9 @@ def read_nir(path: Union[str, Path], dt: Optional[float] = None) -> Graph:
     meta = dict(ngraph.metadata or {})
     if dt is None:
         if "dt" not in meta:
-            raise SnncError("NIR graph has no 'dt' in its metadata (not written by snnc export): pass dt "
-                            "to map its neurons to discrete time steps", path)
+            raise SnncError("NIR graph has no 'dt' in its metadata (not written by snnc export; SpikingJelly's "
+                            "and snnTorch's exporters write none): pass the time step it was exported with "
+                            "(--dt SECONDS; their default is 1e-4) to map its neurons to discrete steps", path)
         dt = float(meta["dt"])
     if not dt > 0:
         raise SnncError(f"dt must be positive, got {dt!r}", path)
@@ -177,15 +181,15 @@ def read_nir(path: Union[str, Path], dt: Optional[float] = None) -> Graph:
     for name in delays:  # delays first: they close cycles
         node = ngraph.nodes[name]
         steps_f = _uniform(name, "delay", node.delay, path) / dt
-        steps = int(round(steps_f))
-        if steps < 1 or abs(steps_f - steps) > 1e-4:
-            raise SnncError(f"NIR node {name!r}: delay {steps_f * dt} s is not a whole number (>= 1) of "
-                            f"time steps dt = {dt}", path)
         from snnc.models.limits import MAX_TIME_STEPS  # each delay step is one state tensor
 
         if not steps_f <= MAX_TIME_STEPS:  # NaN and inf too
             raise SnncError(f"NIR node {name!r}: a delay of {steps_f:g} time steps exceeds the limit "
                             f"{MAX_TIME_STEPS} (snnc.models.limits.MAX_TIME_STEPS)", path)
+        steps = int(round(steps_f))
+        if steps < 1 or abs(steps_f - steps) > 1e-4:
+            raise SnncError(f"NIR node {name!r}: delay {steps_f * dt} s is not a whole number (>= 1) of "
+                            f"time steps dt = {dt}", path)
         graph.add(name, "delay", [], shape=tuple(int(s) for s in np.asarray(node.delay).shape), steps=steps)
         added.add(name)
     pending = [n for n in pending if n not in added]
@@ -267,3 +271,32 @@ def _add_node(graph: Graph, name: str, node: Any, inputs: list[str], dt: float, 
 def import_nir(path: Union[str, Path], dt: Optional[float] = None) -> GraphModule:
     """Read a NIR file (:func:`read_nir`) as a runnable :class:`GraphModule`."""
     return GraphModule(read_nir(path, dt))
+
+
+def load_nir_model(path: Union[str, Path], dt: Optional[float] = None) -> "NirModel":
+    """Open a NIR file (snnc's, SpikingJelly's, snnTorch's...) as a runnable model plus its description.
+
+    Args:
+        path: a NIR file.
+        dt: seconds per step; required when the file's metadata has no ``dt`` (other
+            libraries' exporters write none), otherwise it overrides the metadata.
+
+    Returns:
+        A :class:`snnc.export.nir_model.NirModel` (module, graph, dt, input shape, ``info``
+        for ``snnc info``).
+
+    Raises:
+        SnncError: see :func:`read_nir`; a graph with other than one input.
+    """
+    from snnc.export.nir_model import NirModel, describe_graph
+
+    path = Path(path)
+    graph = read_nir(path, dt)
+    if len(graph.inputs) != 1:
+        raise SnncError(f"NIR graph has {len(graph.inputs)} Input nodes; snnc runs graphs with one input", path)
+    used_dt = float(graph.meta["dt"])
+    module = GraphModule(graph).eval()
+    writer = "snnc" if graph.meta.get("family") else "foreign"
+    shape = (1, *graph[graph.inputs[0]].shape)
+    return NirModel(module=module, graph=graph, dt=used_dt, input_shape=shape, path=path,
+                    info=describe_graph(graph, used_dt), writer=writer)
