@@ -41,7 +41,8 @@ WORK=$(mktemp -d /tmp/snnc-wheel-run.XXXXXX)
 trap 'rm -rf "$VENV" "$WORK"' EXIT
 t1=$(date +%s)
 "$("$PY" -c 'import sys; print(sys._base_executable)')" -m venv "$VENV"
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check -c constraints.txt "$WHEEL" 2>&1 \
+# --no-compile: a throw-away environment needs no .pyc files (saves compiling torch's).
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-compile -c constraints.txt "$WHEEL" 2>&1 \
   | { grep -v "is ignored: it is neither" || true; }
 echo "wheel: installed into a clean venv with constraints.txt ($(( $(date +%s) - t1 )) s)"
 
