@@ -171,3 +171,93 @@ def test_cli_for_snntorch_runs_in_the_stock_importer_at_batch_2(tmp_path):
     assert_user_error(run_snnc("export", genotype, "--to", "nir", "--for", "tvm", "--out", tmp_path / "d.nir"),
                       "unknown NIR consumer 'tvm'")
     assert not (tmp_path / "b.nir").exists()
+
+
+# --------------------------------------------------------------------------- the other direction
+def _foreign_spikes(net, x, layers, reset):
+    """Per named layer of a foreign torch net, its spikes at every step (``reset`` called first)."""
+    spikes = {n: [] for n in layers}
+    hooks = [getattr(net, n).register_forward_hook(
+        lambda _m, _i, out, n=n: spikes[n].append((out[0] if isinstance(out, tuple) else out).clone()))
+        for n in layers]
+    reset(net)
+    with torch.no_grad():
+        for x_t in x:
+            net(x_t)
+    for h in hooks:
+        h.remove()
+    return spikes
+
+
+def _snnc_mismatches(path, x, spikes, dt):
+    from snnc.export.nir_reader import load_nir_model
+
+    opened = load_nir_model(path, dt)
+    state = opened.module.init_state(x[0])
+    mismatches = seen = 0
+    for t, x_t in enumerate(x):
+        with torch.no_grad():
+            values, state = opened.module.step_nodes(x_t, state)
+        for name, steps in spikes.items():
+            mismatches += int((values[name] != steps[t]).sum())
+            seen += int(steps[t].sum())
+    return mismatches, seen
+
+
+def test_a_spikingjelly_network_runs_in_snnc_with_the_same_spikes(tmp_path):
+    pytest.importorskip("spikingjelly.activation_based.nir_exchange")
+    from collections import OrderedDict
+
+    from spikingjelly.activation_based import functional, layer, neuron
+    from spikingjelly.activation_based.nir_exchange import export_to_nir
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(OrderedDict(
+        conv=layer.Conv2d(2, 4, 3, padding=1), lif1=neuron.LIFNode(tau=2.0, decay_input=False, v_threshold=0.5),
+        pool=layer.AvgPool2d(2), flat=layer.Flatten(), fc=layer.Linear(4 * 8 * 8, 10),
+        lif2=neuron.LIFNode(tau=3.0, decay_input=False, v_threshold=0.3)))
+    with torch.no_grad():
+        net.conv.weight.mul_(3)
+    path = tmp_path / "sj.nir"
+    export_to_nir(net, torch.zeros(2, 2, 16, 16), save_path=str(path), dt=1e-3)
+    x = (torch.rand(10, 2, 2, 16, 16) < 0.4).float()
+    spikes = _foreign_spikes(net, x, ("lif1", "lif2"), functional.reset_net)
+    with pytest.raises(SnncError, match="no 'dt'.*--dt"):  # SpikingJelly writes no dt
+        _snnc_mismatches(path, x, spikes, None)
+    mismatches, seen = _snnc_mismatches(path, x, spikes, 1e-3)
+    assert seen > 1000 and mismatches == 0
+    text = expect_ok(run_snnc("info", path, "--dt", "1e-3"))
+    assert "NIR graph" in text and "lif1" in text and "Conv2d" in text
+    assert_user_error(run_snnc("info", path), "sj.nir", "no 'dt'", "--dt")
+
+
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+def test_snntorch_exports_run_in_snnc_reset_to_zero_only(reset, tmp_path):
+    """snnTorch writes every Leaky as a reset-to-zero LIF: its subtract-reset export is mislabelled."""
+    pytest.importorskip("snntorch.export_nir")
+    import snntorch as snn
+    import snntorch.utils
+    from snntorch.export_nir import export_to_nir
+
+    torch.manual_seed(0)
+
+    def leaky(n, beta, vth):  # per-neuron arrays: snnTorch's scalar parameters fail nir 1.0.8's type check
+        return snn.Leaky(beta=torch.full((n,), beta), threshold=torch.full((n,), vth), init_hidden=True,
+                         reset_mechanism=reset)
+
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(2 * 16 * 16, 40), leaky(40, 0.5, 0.5),
+                              torch.nn.Linear(40, 10), leaky(10, 0.75, 0.3))
+    with torch.no_grad():
+        net[1].weight.mul_(3)
+    path = tmp_path / "snt.nir"
+    nir.write(str(path), export_to_nir(net, torch.zeros(1, 2, 16, 16), ignore_dims=[0]))  # batch 1: its Flatten
+    graph = nir.read(str(path))
+    assert (graph.nodes["2"].v_reset == 0).all()  # written as reset to zero whatever reset_mechanism says
+    x = (torch.rand(10, 2, 2, 16, 16) < 0.4).float()
+    spikes = _foreign_spikes(net, x, ("2", "4"), snntorch.utils.reset)
+    mismatches, seen = _snnc_mismatches(path, x, spikes, 1e-4)  # snnTorch's fixed dt
+    assert seen > 100
+    if reset == "zero":
+        assert mismatches == 0
+    else:
+        assert mismatches > 0
