@@ -24,7 +24,7 @@ from snnc.data.h5open import read_error, require_filters
 from snnc.data.pairs import check_pair
 from snnc.data.h5search import SortedColumn, first_unsorted_row
 from snnc.data.rectmaps import find_rect_map_txt, load_rect_map_txt
-from snnc.data.sanity import DataCheck, inspect_recording, time_resolution
+from snnc.data.sanity import MAX_ABS_TIME_S, DataCheck, inspect_recording, time_resolution
 from snnc.errors import SnncError
 
 PathLike = Union[str, Path]
@@ -266,7 +266,7 @@ class MVSECRecording:
             raise SnncError(f"{layout.DEPTH_TS_KEY} has a non-finite timestamp at index {bad[0]}", path)
         if values.size:
             step = time_resolution(ts.dtype, float(np.abs(values).max()))
-            if step > MAX_DEPTH_TS_RESOLUTION_S:
+            if step > MAX_DEPTH_TS_RESOLUTION_S and np.abs(values).max() <= MAX_ABS_TIME_S:  # else: units
                 raise SnncError(f"{layout.DEPTH_TS_KEY} is {ts.dtype}: near t = {np.abs(values).max():.6g} it "
                                 f"resolves only {step:.3g}, so depth timestamps collapse; MVSEC stores float64 "
                                 f"seconds", path)

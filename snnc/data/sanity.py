@@ -140,18 +140,18 @@ def _check_camera(rec: "MVSECRecording", camera: str, out: DataCheck) -> None:
         return
     dtype = rec.event_dtype(camera)
     t_abs = max(abs(c.t_first), abs(c.t_last))
-    if c.time_resolution_s > MAX_TIME_RESOLUTION_S:
-        if dtype.kind in "iu":
-            out.add(f"{key} is {dtype}: integer timestamps (microseconds?) but MVSEC stores t as float64 "
-                    f"seconds; convert the file (t / 1e6 for microseconds)", path)
-        else:
-            out.add(f"{key} is {dtype}: near t = {t_abs:.6g} it resolves only {c.time_resolution_s:.3g} s, so "
-                    f"event timestamps collapse; MVSEC stores float64 seconds", path)
+    if dtype.kind in "iu":
+        out.add(f"{key} is {dtype}: integer timestamps (microseconds?) but MVSEC stores t as float64 "
+                f"seconds; convert the file (t / 1e6 for microseconds)", path)
         return
     span = c.t_last - c.t_first
     if t_abs > MAX_ABS_TIME_S or span > MAX_SPAN_S:
         out.add(f"{key}: timestamps {c.t_first:.6g} .. {c.t_last:.6g} (span {span:.3g}) are not seconds "
                 f"(microseconds or nanoseconds?); MVSEC stores seconds", path)
+        return
+    if c.time_resolution_s > MAX_TIME_RESOLUTION_S:
+        out.add(f"{key} is {dtype}: near t = {t_abs:.6g} it resolves only {c.time_resolution_s:.3g} s, so "
+                f"event timestamps collapse; MVSEC stores float64 seconds", path)
         return
     ev = rec.sample_events(camera, SAMPLE_BLOCKS, SAMPLE_BLOCK_ROWS)
     xy = ev[:, [layout.EV_X, layout.EV_Y]]
@@ -210,6 +210,10 @@ def _check_depth(rec: "MVSECRecording", out: DataCheck, window: float) -> None:
         return
     gt = rec.gt_path
     out.depth_t_first, out.depth_t_last = float(ts[0]), float(ts[-1])
+    if max(abs(out.depth_t_first), abs(out.depth_t_last)) > MAX_ABS_TIME_S:
+        out.add(f"{layout.DEPTH_TS_KEY}: timestamps {ts[0]:.6g} .. {ts[-1]:.6g} are not seconds (microseconds "
+                f"or nanoseconds? other time units); MVSEC stores seconds", gt)
+        return
     if n >= 2:
         out.depth_dt_median_s = float(np.median(np.diff(ts)))
         lo, hi = DEPTH_DT_RANGE_S
