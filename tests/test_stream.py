@@ -201,3 +201,27 @@ def test_model_data_mismatch_is_one_line_error(tmp_path, files):
     bad = load_network(str(small_stereo_json(tmp_path, in_channels=4)))
     with pytest.raises(SnncError, match="takes 4 SBT frames"):
         StreamEngine(bad, make_backend("torch", bad, CPU))
+
+
+def test_engine_is_reusable_runs_start_afresh(files, torch_run):
+    """A second run of the same engine gives the same frames, energy and summary as the first."""
+    first, _ = torch_run
+    net = load_network(str(files["ckpt"]))
+    be = make_backend("torch", net, CPU)
+    engine = StreamEngine(net, be)
+    try:
+        runs = []
+        for _ in range(2):
+            with MVSECRecording(files["data"]) as rec:
+                times, clock = frame_times(rec)
+                results = list(engine.run(rec, times, with_gt=clock == "gt"))
+                s = engine.summary
+                runs.append((results, (s.frames, s.ac, s.mac, s.energy_j, s.metrics, s.energy.energy_j, s.energy.frames)))
+    finally:
+        be.close()
+    (a, sa), (b, sb) = runs
+    assert len(a) == len(b) == len(first)
+    for x, y, z in zip(a, b, first):
+        assert np.array_equal(x.disparity, y.disparity) and np.array_equal(x.disparity, z.disparity)
+        assert x.energy_j == y.energy_j == z.energy_j and x.ac == y.ac
+    assert sa == sb and sa[0] == len(first)

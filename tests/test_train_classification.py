@@ -80,7 +80,10 @@ def test_resume_continues_bit_for_bit(tmp_path):
     data = digits_subset(tmp_path / "npz")
     arch = tiny_genotype(tmp_path / "tiny.json")
     straight = tmp_path / "straight"
-    train(config(arch, data, straight, epochs=4), log=quiet_log)
+    given = config(arch, data, straight, epochs=4)
+    before = given.to_dict()
+    train(given, log=quiet_log)
+    assert given.to_dict() == before  # the trainer works on its own copy of the caller's config
     split = tmp_path / "split"
     assert train(config(arch, data, split, epochs=4, stop_after=2), log=quiet_log) is None
     assert load(split / "checkpoint.pt")["epoch"] == 2

@@ -51,6 +51,7 @@ class FrameResult:
         metrics: :func:`snnc.data.metrics.frame_metrics` result (None: no gt / no valid pixel).
         gt_depth: the frame's depth image when there is ground truth.
         read_s, infer_s, energy_s: seconds (see module docstring).
+        left_events: the left camera's input stack summed over its SBT bins (signed event counts).
     """
 
     index: int
@@ -66,6 +67,7 @@ class FrameResult:
     read_s: float
     infer_s: float
     energy_s: float
+    left_events: Optional[np.ndarray] = None  # (H, W) left camera's SBT stack summed over its bins
 
 
 @dataclass
@@ -112,6 +114,10 @@ def check_stereo_network(net: LoadedNetwork, n_frames: int) -> None:
 class StreamEngine:
     """Runs a backend over a recording frame by frame (see module docstring).
 
+    Reusable: every :meth:`run` starts from a new summary, energy meter and
+    backend state (``backend.reset`` on its first frame), so two runs over the
+    same frames give the same results.
+
     Args:
         net: the loaded reference network (its genotype gives ``disp_step``).
         backend: the backend that computes each frame.
@@ -134,11 +140,19 @@ class StreamEngine:
         self.window_stats: Optional[WindowStats] = None  # empty windows / dropped events of the last run
         self._meter: Optional[EnergyMeter] = None
         self._shadow = False
+        self._meter_args: Optional[tuple[torch.nn.Module, EnergyCosts]] = None
         if energy:
             target = backend.live_model if backend.live_model is not None else net.model
             self._shadow = backend.live_model is None
-            self._meter = EnergyMeter(target, costs=costs, count=count, steps_per_frame=1.0)
+            self._meter_args = (target, costs)
+            self._meter = self._new_meter()
         self._shadow_state: tuple[torch.Tensor, ...] = ()
+
+    def _new_meter(self) -> Optional[EnergyMeter]:
+        if self._meter_args is None:
+            return None
+        target, costs = self._meter_args
+        return EnergyMeter(target, costs=costs, count=self.count, steps_per_frame=1.0)
 
     @property
     def energy_mode(self) -> str:
@@ -184,7 +198,8 @@ class StreamEngine:
             s.mac += mac
             s.energy_j += energy_j
         return FrameResult(frame.index, frame.t, disparity, frame.events, ac, mac, energy_j, metrics,
-                           frame.gt_depth, frame.gt_index, read_s, infer_s, energy_s)
+                           frame.gt_depth, frame.gt_index, read_s, infer_s, energy_s,
+                           x[0, 0].sum(dim=0).numpy().astype(np.float32))
 
     def run(self, recording: MVSECRecording, times: np.ndarray, *, with_gt: bool,
             metric_kwargs: Optional[dict[str, Any]] = None) -> Iterator[FrameResult]:
@@ -193,6 +208,10 @@ class StreamEngine:
         With a pipelined backend (``latency`` > 0) a frame's result comes once the
         backend has answered it; the last ones after the stream ends (``flush``).
         """
+        # each run starts afresh (the engine is reusable): new summary, meter and reference state
+        self.summary = StreamSummary()
+        self._meter = self._new_meter()
+        self._shadow_state = ()
         acc = MetricAccumulator(**(metric_kwargs or {}))
         self.window_stats = WindowStats(recording.data_path)
         frames = iter_frames(recording, times, with_gt=with_gt, window=self.window, n_frames=self.n_frames,

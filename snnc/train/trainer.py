@@ -12,10 +12,23 @@ run continues exactly as if it had not stopped.
 At the end: BN folding (checked against the trained network), ``folded.pt``,
 ``genotype.json`` (the trained genotype with the searched neuron parameters),
 ``metrics.json`` and ``learning_curve.png``.
+
+Data-parallel (several ranks, :mod:`snnc.train.distributed`): the network is
+wrapped in ``DistributedDataParallel``, its BatchNorms use the global batch's
+statistics (:mod:`snnc.train.syncbn`), each rank trains on its part of every
+global batch (:mod:`snnc.train.shardtask`), the TPS/HNS ``a`` gradients and
+DGS gradients are averaged over the ranks (and DGS's decision is rank 0's,
+broadcast), so parameters, BatchNorm buffers and architecture parameters stay
+identical on every rank. Rank 0 alone reads the checkpoint (sent to the
+others), evaluates, prints and writes every file; the others wait for it.
+``metrics.json`` records ``world_size``.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -37,6 +50,9 @@ from snnc.train.plot import plot_learning_curve
 from snnc.train.rundir import check_run_dir, prepare_run_dir, write_history, write_json, write_jsonl
 from snnc.train.runtime import epoch_generator, resolve_device, rng_state, seed_everything, set_rng_state, set_threads
 from snnc.train.setup import make_model, make_task, task_for_family
+from snnc.train import distributed
+from snnc.train.shardtask import ShardedTask
+from snnc.train.syncbn import sync_batchnorm
 from snnc.train.tps import TPSearch
 
 __all__ = ["Trainer", "train"]
@@ -57,26 +73,63 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, *, resume: bool = False, force: bool = False,
                  log: Log = print) -> None:
-        self.log = log
-        run_dir = check_run_dir(Path(config.out), resume, force)
-        self.device = resolve_device(config.device)
+        self.dist = ctx = distributed.current()
+        self.log = log if ctx.main else _silent
+        run_dir = Path(config.out)
+
+        def read() -> Optional[dict[str, Any]]:
+            check_run_dir(run_dir, resume, force)
+            return load_checkpoint(run_dir / CHECKPOINT_NAME) if resume else None  # on the CPU: RNG states stay
+
+        ckpt = distributed.agree(read if ctx.main else lambda: None, "reading the run folder")
+        if resume:
+            ckpt = distributed.broadcast_object(ckpt)
+        self.task = None
+        try:
+            genotype = distributed.agree(lambda: self._configure(config, ckpt, run_dir), "setting up the run")
+            distributed.agree(lambda: self._build(genotype, ckpt, run_dir), "building the network")
+            self.run_dir = distributed.agree(lambda: prepare_run_dir(run_dir, resume, force) if ctx.main else run_dir,
+                                             "preparing the run folder")
+            self._wrap()
+        except BaseException:
+            if self.task is not None:
+                self.task.close()
+            raise
+
+    def _configure(self, config: TrainConfig, ckpt: Optional[dict[str, Any]], run_dir: Path) -> Any:
+        """Device, threads, genotype, the resolved config, seeds and the task (loads the data); the genotype."""
+        ctx = self.dist
+        self.device = ctx.device if ctx.active else resolve_device(config.device)
         set_threads(config.threads)
-        ckpt = load_checkpoint(run_dir / CHECKPOINT_NAME) if resume else None  # read on the CPU: RNG states stay there
         if ckpt is not None:
             genotype = genotype_from_dict(ckpt["genotype"], run_dir / CHECKPOINT_NAME)
         else:
             genotype = load_genotype(config.arch)
-            config.task = task_for_family(getattr(genotype, "family", ""))
+            config = dataclasses.replace(config, task=task_for_family(getattr(genotype, "family", "")))  # caller's stays
         self.config = config = resolve_defaults(config, genotype)
         config.validate()
+        ctx.shard().check_batch(int(config.batch_size))
         seed_everything(config.seed, self.device)
         self.task = make_task(config, genotype, self.device)
-        try:
-            self._build(genotype, ckpt, run_dir)
-            self.run_dir = prepare_run_dir(run_dir, resume, force)
-        except BaseException:
-            self.task.close()
-            raise
+        return genotype
+
+    def _wrap(self) -> None:
+        """Several ranks: global-batch BatchNorm, DDP around the network, the task seen through this rank's shard."""
+        ctx = self.dist
+        self.ddp: Optional[torch.nn.Module] = None
+        self.train_task: Any = self.task
+        if not ctx.active:
+            return
+        from torch.nn.parallel import DistributedDataParallel
+
+        sync_batchnorm(self.model)
+        # one-channel first convolutions: a (C, 1, k, k) gradient's stride of the size-1 dim differs, harmlessly
+        warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
+        self.ddp = DistributedDataParallel(self.model, device_ids=[ctx.local_rank] if ctx.backend == "nccl" else None,
+                                           broadcast_buffers=False)
+        self.train_task = ShardedTask(self.task, ctx.shard())
+        if self.dgs is not None:
+            self.dgs.mean_over_ranks = distributed.mean_over_ranks
 
     # ------------------------------------------------------------------ construction
     def _build(self, genotype: Any, ckpt: Optional[dict[str, Any]], run_dir: Path) -> None:
@@ -165,13 +218,18 @@ class Trainer:
         sums: dict[str, float] = {}
         extra_sum, steps = 0.0, 0
         t0 = time.perf_counter()
-        bar = tqdm(task.train_batches(epoch_generator(config.seed, epoch)), total=task.num_train_batches(),
-                   desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", disable=config.quiet, leave=False)
+        shard_task = self.train_task
+        bar = tqdm(shard_task.train_batches(epoch_generator(config.seed, epoch)), total=task.num_train_batches(),
+                   desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", disable=config.quiet or not self.dist.main,
+                   leave=False)
         for i, batch in enumerate(bar):
-            loss, stats = task.loss(model, batch)
-            if not torch.isfinite(loss):
-                raise SnncError(f"training diverged: loss is {float(loss)} at epoch {epoch + 1}, batch {i + 1} "
-                                f"(try a lower --lr)")
+            loss, stats = shard_task.loss(self.ddp or model, batch)
+            finite = bool(torch.isfinite(loss))
+            if self.dist.active:  # every rank stops together, with the same message
+                finite = distributed.all_reduce_sum([0.0 if finite else 1.0])[0] == 0.0
+            if not finite:
+                raise distributed.CollectiveError(f"training diverged: loss is not finite at epoch {epoch + 1}, "
+                                                  f"batch {i + 1} (try a lower --lr)", 0)
             total = loss
             if self.mix is not None and self.mix.active(epoch):
                 extra = self.mix.extra_loss()
@@ -182,6 +240,8 @@ class Trainer:
             if self.mix is not None:
                 self.mix.zero_grad()
             total.backward()
+            if self.mix is not None and self.dist.active:
+                distributed.average_gradients(self.mix.alphas.values())
             self.optimizer.step()
             if self.mix is not None:
                 self.mix.after_backward(model, epoch)
@@ -190,6 +250,9 @@ class Trainer:
             steps += 1
             bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
         bar.close()
+        if self.dist.active:
+            keys = sorted(sums)
+            sums = dict(zip(keys, distributed.all_reduce_sum([sums[k] for k in keys])))
         out: dict[str, Any] = dict(task.train_metrics(sums))
         if self.mix is not None and extra_sum:
             out["energy_loss"] = extra_sum / max(steps, 1)
@@ -198,7 +261,7 @@ class Trainer:
 
     def _dgs_batches(self, epoch: int) -> Callable[[int], Any]:
         def batches(cycle: int) -> Any:
-            return self.task.train_batches(epoch_generator(self.config.seed, epoch * 1000 + cycle, _DGS_STREAM))
+            return self.train_task.train_batches(epoch_generator(self.config.seed, epoch * 1000 + cycle, _DGS_STREAM))
 
         return batches
 
@@ -215,8 +278,11 @@ class Trainer:
             self.log(f"{self.mix.name.upper()} search finished: {self.mix.summary()}")
         if self.dgs is not None and self.dgs.due(epoch + 1):
             t0 = time.perf_counter()
-            for r in self.dgs.run(self.model, self.task, epoch=epoch, lr=extra["lr"],
-                                  batches=self._dgs_batches(epoch)):
+            new = self.dgs.run(self.model, self.train_task, epoch=epoch, lr=extra["lr"],
+                               batches=self._dgs_batches(epoch))
+            if self.dist.active:
+                new = self._adopt_dgs_decision(len(new))
+            for r in new:
                 self.log(f"DGS after epoch {epoch + 1}: {r['layer']} b {r['previous_b']:g} -> {r['chosen_b']:g} "
                          f"(alpha mean {', '.join(f'{a:.6f}' for a in r['alpha_mean'])})")
             extra["dgs_time_s"] = time.perf_counter() - t0
@@ -225,6 +291,16 @@ class Trainer:
         if self.dgs is not None:
             extra.update({f"dgs_b[{k}]": v for k, v in self.dgs.summary().items()})
         return extra
+
+    def _adopt_dgs_decision(self, count: int) -> list[dict[str, Any]]:
+        """Rank 0's DGS log and chosen temperatures on every rank (they agree already; this makes it certain)."""
+        from snnc.train.dgs import set_surrogate_b
+
+        records = distributed.broadcast_object(self.dgs.records)
+        self.dgs.records = list(records)
+        for record in records[len(records) - count:]:
+            set_surrogate_b(self.model.get_submodule(record["layer"]), record["chosen_b"])
+        return records[len(records) - count:]
 
     def _checkpoint(self, epochs_done: int) -> None:
         search: dict[str, Any] = {}
@@ -281,7 +357,7 @@ class Trainer:
         try:
             self.log(f"{self.task.describe()}")
             self.log(f"{self.base_genotype.family} network, {sum(p.numel() for p in self.model.parameters()):,} "
-                     f"parameters, device {self.device}; run folder {self.run_dir}")
+                     f"parameters, device {self.device}{self._ranks_text()}; run folder {self.run_dir}")
             if self.start_epoch:
                 self.log(f"resuming after epoch {self.start_epoch}")
             done_now = 0
@@ -292,25 +368,57 @@ class Trainer:
                 record: dict[str, Any] = {"epoch": epoch + 1}
                 record.update(self._train_epoch(epoch))
                 record.update(self._after_epoch(epoch))
-                if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
-                    record.update(self.task.evaluate(self.model))
-                self.history.append(record)
-                self._checkpoint(epoch + 1)
-                self.log(self._epoch_line(record))
+                distributed.agree(lambda: self._end_epoch(epoch, record), "rank 0 evaluating and saving")
                 done_now += 1
             return self._finish()
         finally:
             self.task.close()
 
+    def _end_epoch(self, epoch: int, record: dict[str, Any]) -> None:
+        """Evaluate, keep the record, write the checkpoint and print the line (rank 0; the others only keep it)."""
+        config = self.config
+        if self.dist.main and ((epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs):
+            record.update(self.task.evaluate(self.model))
+        self.history.append(record)
+        if self.dist.main:
+            self._checkpoint(epoch + 1)
+            self.log(self._epoch_line(record))
+
+    def check_ranks_agree(self) -> None:
+        """Raise :class:`SnncError` if the ranks' architecture decisions differ (never expected; a guard)."""
+        if not self.dist.active:
+            return
+        mine = (self.genotype().to_dict(), self.mix.decisions if self.mix is not None else None)
+        if any(other != mine for other in distributed.all_gather_objects(mine)):
+            raise SnncError("internal: the ranks' architecture decisions differ")
+
+    def _ranks_text(self) -> str:
+        ctx = self.dist
+        if not ctx.active:
+            return ""
+        return (f" x {ctx.world} ranks ({ctx.backend}; global batch {self.config.batch_size}, "
+                f"{int(self.config.batch_size) // ctx.world} per rank)")
+
     # ------------------------------------------------------------------ end of run
-    def _finish(self) -> dict[str, Any]:
-        config, task = self.config, self.task
+    def _finish(self) -> Optional[dict[str, Any]]:
+        config = self.config
         if self.mix is not None and not self.mix.finished:
             # a resumed run whose search had not ended when its last epoch was trained
             self.mix.finalize(self.model, config.epochs - 1)
-            if self.history:
-                self.history[-1].update(task.evaluate(self.model))
-            self._checkpoint(config.epochs)
+
+            def again() -> None:
+                if self.dist.main:
+                    if self.history:
+                        self.history[-1].update(self.task.evaluate(self.model))
+                    self._checkpoint(config.epochs)
+
+            distributed.agree(again, "rank 0 saving")
+        self.check_ranks_agree()
+        return distributed.agree(lambda: self._write_results() if self.dist.main else None,
+                                 "rank 0 folding and writing the results")
+
+    def _write_results(self) -> dict[str, Any]:
+        config, task = self.config, self.task
         genotype = self.genotype()
         self.model.genotype = genotype
         save_genotype(genotype, self.run_dir / "genotype.json")
@@ -330,7 +438,9 @@ class Trainer:
             "folded": True,
             "fold_check": check,
         })
-        metrics: dict[str, Any] = {"task": config.task, "epochs": config.epochs}
+        metrics: dict[str, Any] = {"task": config.task, "epochs": config.epochs, "world_size": self.dist.world,
+                                   "batch_size": config.batch_size,
+                                   "batch_size_per_rank": int(config.batch_size) // self.dist.world}
         metrics.update({k: final[k] for k in final if k in _EVAL_KEYS})
         baseline = task.baseline()
         if baseline is not None:
@@ -356,6 +466,10 @@ class Trainer:
                             title=f"{genotype.family} on {', '.join(Path(d).name for d in config.data)}")
         self.log(_final_line(metrics, task.primary))
         return metrics
+
+
+def _silent(_: str) -> None:
+    """The log of ranks other than 0."""
 
 
 _EVAL_KEYS = ("test_accuracy", "mean_disparity_error", "mean_depth_error", "median_depth_error",
