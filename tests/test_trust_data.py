@@ -327,3 +327,22 @@ def test_thresholds_are_documented():
     for value in (f"{sanity.CAMERA_SKEW_S:g} s", f"{sanity.MAX_OFF_SENSOR_FRACTION:.0%}",
                   f"{sanity.MIN_RECT_KEEP:.0%}", "20 consecutive", "--max-window-events", "--rect-dir"):
         assert value in doc, value
+
+
+# --------------------------------------------------------------------------- train and energy read the same way
+def test_train_refuses_depth_in_millimetres_and_writes_no_model(tmp_path):
+    depth_mm = np.random.default_rng(2).uniform(1000.0, 8000.0, (10, H, W)).astype(np.float32)
+    data = _recording(tmp_path, "trainmm", depth=depth_mm)
+    run = tmp_path / "run"
+    proc = run_snnc("train", "--arch", "spikedhs-stereo", "--data", data, "--width", "2", "--steps", "2",
+                    "--epochs", "1", "--out", run, "--quiet", "--threads", "1")
+    assert_user_error(proc, str(tmp_path / "trainmm_gt.hdf5"), "millimetres")
+    assert not list(run.glob("*.pt")) and not (run / "metrics.json").exists()
+
+
+def test_energy_refuses_an_empty_right_camera(tmp_path):
+    data = _recording(tmp_path, "energy_noright", right=np.zeros((0, 4)))
+    png = tmp_path / "energy.png"
+    proc = run_snnc("energy", small_stereo_json(tmp_path), "--data", data, "--frames", "2", "--plot", png)
+    assert_user_error(proc, str(data), "the right camera has no events")
+    assert not png.exists()
