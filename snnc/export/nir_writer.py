@@ -8,11 +8,15 @@ Node mapping (export graph op -> NIR node):
                                  weights: nir 1.0.8 types a grouped Conv2d's input wrongly)
 ``affine``                       ``Affine`` (``Linear`` when it has no bias)
 ``avgpool`` / ``sumpool``        ``AvgPool2d`` (zero padding counted) / ``SumPool2d``
-``flatten``                      ``Flatten`` (``start_dim``/``end_dim`` over the unbatched type)
+``flatten``                      ``Flatten`` (dims over the unbatched type, counted from the end:
+                                 ``-3..-1``, so importers that apply them to batched tensors keep
+                                 the batch axis)
 ``neuron`` lif / binary          ``LIF`` with ``tau = dt/(1-beta)``, ``r = gain/(1-beta)``,
                                  ``v_leak = 0``, ``v_threshold = vth``, ``v_reset = 0``
 ``neuron`` if                    ``IF`` with ``r = gain/dt``, ``v_threshold = vth``, ``v_reset = 0``
-``sum`` (junction)               ``Scale`` of ones (the summing happens on its incoming edges)
+``sum`` (junction)               no node: its incoming edges go to each of its consumers (NIR sums
+                                 edges); in front of an ``Output`` an identity ``Linear`` (1-D) or
+                                 ``Scale`` of ones
 ``scale``                        ``Scale``
 ``delay``                        ``Delay`` of ``steps * dt`` seconds (a cycle of the graph)
 repeated edge a -> b (n times)   ``a -> Scale(n) -> b``
@@ -21,7 +25,11 @@ repeated edge a -> b (n times)   ``a -> Scale(n) -> b``
 The discrete snnc LIF ``u <- beta u (1 - s) + I`` (hard reset, ``beta`` =
 ``NeuronSpec.tau``) is NIR's ``tau du/dt = (v_leak - u) + r I`` under forward
 Euler with step ``dt``; ``dt`` (default 1e-4 s) is stored in the graph metadata
-as ``dt``. Concatenations and skip connections are already summed edges in the
+as ``dt`` and implied by every unit-gain neuron (``r = tau / dt``; IF ``r = 1 / dt``).
+Neuron parameters stay per-neuron arrays (of one value): nir 1.0.8 infers a neuron's
+type from its parameter shape, so scalars fail ``nir.read``'s type check.
+``to_nir(..., consumer=...)`` also checks the graph against one library's stock
+importer (:mod:`snnc.export.nir_targets`). Concatenations and skip connections are already summed edges in the
 export graph. Everything else has no NIR node type (3-D convolutions, the cost
 volume, resampling, interpolation, ALIF and ReLU neurons): :func:`to_nir`
 refuses it naming the first such node, and :mod:`snnc.export.partition` writes
