@@ -110,11 +110,34 @@ def _files_under(folder: Path) -> list[Path]:
     return out
 
 
-def record_outputs(folder: PathLike, paths: Iterable[PathLike]) -> None:
+def _stamp(path: Path) -> Optional[tuple[int, int, int, int]]:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _snapshot(paths: Iterable[PathLike]) -> dict[str, tuple[tuple[int, int, int, int], bool]]:
+    """``{absolute file: (stamp, recorded)}`` of the files now at or under ``paths``."""
+    out = {}
+    for p in map(Path, paths):
+        for f in (_files_under(p) if p.is_dir() and not p.is_symlink() else [p]):
+            stamp = _stamp(f)
+            if stamp is not None and f.is_file():
+                out[os.path.abspath(f)] = (stamp, is_recorded(f))
+    return out
+
+
+def record_outputs(folder: PathLike, paths: Iterable[PathLike],
+                   before: Optional[dict[str, tuple[tuple[int, int, int, int], bool]]] = None) -> None:
     """Record in ``folder``'s ledger the files among ``paths`` (files, or folders: every file under them)
     that exist; entries of those that no longer exist are dropped.
 
-    Errors writing the ledger are ignored (the only cost: a later ``--force`` refuses those files).
+    With ``before`` (a snapshot taken when the run started) only files this run wrote (new, or
+    changed since) and files recorded before and unchanged are recorded: a user's file that
+    was there all along never enters the ledger. Errors writing the ledger are ignored (the
+    only cost: a later ``--force`` refuses those files).
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -128,6 +151,10 @@ def record_outputs(folder: PathLike, paths: Iterable[PathLike]) -> None:
             for key in [k for k in ledger if k == prefix or k.startswith(prefix + os.sep)]:
                 del ledger[key]
         for t in targets:
+            if before is not None and os.path.abspath(t) in before:
+                stamp, was_recorded = before[os.path.abspath(t)]
+                if stamp == _stamp(t) and not was_recorded:
+                    continue  # untouched and not snnc's: never adopted
             if t.is_file():
                 rel = os.path.relpath(os.path.abspath(t), os.path.abspath(folder))
                 try:
@@ -316,6 +343,7 @@ class OutputPlan:
     force: bool = False
     check: bool = True
     _stack: ExitStack = field(default_factory=ExitStack, repr=False)
+    _before: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __enter__(self) -> "OutputPlan":
         outputs = [*map(Path, self.named), *map(Path, self.derived)]
@@ -325,6 +353,7 @@ class OutputPlan:
                 self._stack.enter_context(OutputLock(target))
             if self.check:
                 check_outputs(self.named, self.derived, force=self.force)
+            self._before = _snapshot([*self.named, *self.derived])
         except BaseException:
             self._stack.close()
             raise
@@ -333,13 +362,13 @@ class OutputPlan:
     def record(self) -> None:
         """Record the planned outputs that exist now in the ledger(s)."""
         if self.ledger is not None:
-            record_outputs(Path(self.ledger), [*self.named, *self.derived])
+            record_outputs(Path(self.ledger), [*self.named, *self.derived], self._before)
             return
         by_folder: dict[Path, list[Path]] = {}
         for p in map(Path, self.derived):
             by_folder.setdefault(p.parent if str(p.parent) else Path("."), []).append(p)
         for folder, paths in by_folder.items():
-            record_outputs(folder, paths)
+            record_outputs(folder, paths, self._before)
 
     def __exit__(self, *exc: Any) -> None:
         try:
