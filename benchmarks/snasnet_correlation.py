@@ -118,7 +118,7 @@ def _accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, time_ste
 def train_and_eval(cell: str, args: argparse.Namespace, data: dict, seed: int) -> tuple[float, float]:
     """Validation accuracy (%) after training: (eval mode, BatchNorm on the validation batch's statistics)."""
     torch.manual_seed(seed)
-    g = SNASNetGenotype(cell=cell, timesteps=args.time_steps, channels=args.width, in_channels=1, image_size=8,
+    g = SNASNetGenotype(cell=cell, time_steps=args.time_steps, channels=args.width, in_channels=1, image_size=8,
                         num_classes=10, vote=10, fc_hidden=args.fc_hidden, final_pool=2, dropout=0.0)
     model = build_snasnet(g)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)

@@ -92,7 +92,7 @@ def test_bad_cells_raise_one_line_errors(cell, words):
 
 
 def test_genotype_json_round_trip_and_validation():
-    g = small(CIFAR100, timesteps=8, neuron=snasnet_neuron(b=6.0))
+    g = small(CIFAR100, time_steps=8, neuron=snasnet_neuron(b=6.0))
     d = json.loads(json.dumps(g.to_dict()))
     assert d["family"] == "snasnet" and d["neuron"]["b"] == 6.0
     assert SNASNetGenotype.from_dict(d) == g
@@ -402,3 +402,17 @@ def test_fold_bn_merges_every_batchnorm_and_keeps_outputs():
     x = images(4, 2, 3, 16)
     with torch.no_grad():
         assert torch.allclose(folded(x), net(x), atol=1e-4)
+
+
+def test_old_timesteps_spelling_still_reads():
+    """snnc 0.1 wrote SNASNet genotypes with ``timesteps``; they load as ``time_steps``."""
+    import pytest
+
+    from snnc.errors import SnncError
+    from snnc.models.snasnet import SNASNetGenotype
+
+    old = {"family": "snasnet", "cell": "0303 0030 2002 0200", "timesteps": 7}
+    g = SNASNetGenotype.from_dict(old)
+    assert g.time_steps == 7 and "timesteps" not in g.to_dict() and g.to_dict()["time_steps"] == 7
+    with pytest.raises(SnncError, match="time_steps or its old spelling timesteps, not both"):
+        SNASNetGenotype.from_dict({**old, "time_steps": 7})

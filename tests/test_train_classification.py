@@ -109,7 +109,7 @@ def test_classifier_steps_default_to_the_genotypes_time_steps():
     dhs = replace(load_genotype("spikedhs-cla"), time_steps=3)
     assert resolve_defaults(TrainConfig(task="classification"), dhs).steps == 3
     assert resolve_defaults(TrainConfig(task="classification", steps=5), dhs).steps == 5  # explicit wins
-    snas = replace(SNASNET_PRESETS["snasnet-cifar10"], timesteps=7)
+    snas = replace(SNASNET_PRESETS["snasnet-cifar10"], time_steps=7)
     assert resolve_defaults(TrainConfig(task="classification"), snas).steps == 7
     assert resolve_defaults(TrainConfig(task="classification")).steps == 6  # recipe without a genotype
     assert resolve_defaults(TrainConfig(task="stereo"), load_genotype("spikedhs-stereo")).steps == 6

@@ -130,7 +130,7 @@ def test_50_mb_json_file(tmp_path):
         f.write('{"family": "spikedhs-cla", "pad": "')
         f.write("x" * (50 * 10**6))
         f.write('"}')
-    err = assert_user_error(run_snnc("info", path, timeout=60), str(path), "genotype JSON of 50000037 characters",
+    err = assert_user_error(run_snnc("info", path, timeout=60), str(path), "genotype file of 50000037 bytes exceeds",
                             "MAX_GENOTYPE_JSON_BYTES")
     _short(err)
 

@@ -630,8 +630,8 @@ def _json_preset_names() -> list[str]:
 
 
 def genotype_time_steps(genotype: Any) -> Optional[int]:
-    """A genotype's time steps T: ``time_steps`` (SpikeDHS, sequential) or ``timesteps`` (SNASNet); None if neither."""
-    value = getattr(genotype, "time_steps", getattr(genotype, "timesteps", None))
+    """A genotype's time steps T (every family's ``time_steps``); None for an object without one."""
+    value = getattr(genotype, "time_steps", None)
     return None if value is None else int(value)
 
 
@@ -693,9 +693,14 @@ def load_genotype(name_or_path: Union[str, PathLike]) -> Genotype:
         if not candidate.is_file():
             raise SnncError("genotype file not found", candidate)
         try:
-            text = candidate.read_text(encoding="utf-8")
+            with open(candidate, encoding="utf-8") as f:  # never more than the limit (+1 to tell) into memory
+                text = f.read(limits.MAX_GENOTYPE_JSON_BYTES + 1)
         except (OSError, UnicodeDecodeError) as err:
             raise SnncError(f"cannot read genotype file: {err}", candidate) from None
+        if len(text) > limits.MAX_GENOTYPE_JSON_BYTES:
+            raise SnncError(f"genotype file of {candidate.stat().st_size} bytes exceeds the limit "
+                            f"{limits.MAX_GENOTYPE_JSON_BYTES} characters (snnc.models.limits.MAX_GENOTYPE_JSON_BYTES)",
+                            candidate)
         return genotype_from_dict(_read_json(text, candidate), candidate)
     name = str(name_or_path)
     if name not in _json_preset_names():

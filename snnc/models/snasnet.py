@@ -207,7 +207,7 @@ def backward_edges(matrix: Matrix) -> list[Edge]:
 
 #: Integer fields and the bound of :mod:`snnc.models.limits` that caps each.
 _INT_FIELDS: dict[str, str] = {
-    "timesteps": "MAX_TIME_STEPS", "channels": "MAX_CHANNELS", "in_channels": "MAX_CHANNELS",
+    "time_steps": "MAX_TIME_STEPS", "channels": "MAX_CHANNELS", "in_channels": "MAX_CHANNELS",
     "image_size": "MAX_IMAGE_SIZE", "num_classes": "MAX_CLASSES", "vote": "MAX_CHANNELS",
     "fc_hidden": "MAX_CHANNELS", "final_pool": "MAX_STRIDE", "stem_stride": "MAX_STRIDE",
 }
@@ -221,7 +221,8 @@ class SNASNetGenotype:
         family: always ``'snasnet'``.
         cell: connection matrix in canonical form ``'0303 0030 2002 0200'``
             (any form accepted by :func:`parse_cell` is normalised).
-        timesteps: time steps T of direct coding (paper: 5 or 8).
+        time_steps: time steps T of direct coding (paper: 5 or 8); JSON written by
+            snnc 0.1 spells it ``timesteps``, which still reads.
         channels: width C of the first cell; the reduction doubles it.
         in_channels: input image channels (3 for CIFAR, 1 for digits).
         image_size: input height = width (32 for CIFAR, 8 for sklearn digits).
@@ -239,7 +240,7 @@ class SNASNetGenotype:
     """
 
     cell: str = "0303 0030 2002 0200"
-    timesteps: int = 5
+    time_steps: int = 5
     channels: int = 128
     in_channels: int = 3
     image_size: int = 32
@@ -325,6 +326,10 @@ class SNASNetGenotype:
         Raises:
             SnncError: not a mapping, unknown key, wrong family, bad cell or field value.
         """
+        if isinstance(d, Mapping) and "timesteps" in d:  # snnc 0.1 spelling
+            if "time_steps" in d:
+                raise SnncError("snasnet genotype: give time_steps or its old spelling timesteps, not both", path)
+            d = {("time_steps" if k == "timesteps" else k): v for k, v in d.items()}
         return dataclass_from_dict(cls, d, "snasnet genotype", path)
 
 
@@ -332,10 +337,10 @@ class SNASNetGenotype:
 #: CIFAR-10 C = 256, CIFAR-100 C = 128 (Sec. 5.1), T = 5, AvgPool(2), FC 1024.
 SNASNET_PRESETS: dict[str, SNASNetGenotype] = {
     "snasnet-cifar10": SNASNetGenotype(
-        cell="0303 0030 2002 0200", timesteps=5, channels=256, num_classes=10, vote=10
+        cell="0303 0030 2002 0200", time_steps=5, channels=256, num_classes=10, vote=10
     ),
     "snasnet-cifar100": SNASNetGenotype(
-        cell="0302 0030 3003 0000", timesteps=5, channels=128, num_classes=100, vote=5
+        cell="0302 0030 3003 0000", time_steps=5, channels=128, num_classes=100, vote=5
     ),
 }
 
@@ -477,7 +482,7 @@ class SNASNet(SpikingNet):
         super().__init__()
         g = genotype
         self.genotype = g
-        self.timesteps = g.timesteps
+        self.time_steps = g.time_steps
         c1, c2 = g.channels, 2 * g.channels
         self.size1 = g.image_size // g.stem_stride
         self.size2 = self.size1 // 2

@@ -197,7 +197,7 @@ def score_cell(cell: Any, batches: Sequence[Tensor], genotype: SNASNetGenotype, 
     model = build_snasnet(genotype, cell=format_cell(parse_cell(cell)) if not isinstance(cell, str) else cell,
                           dropout=0.0)
     model.train()
-    t = genotype.timesteps
+    t = genotype.time_steps
     scores = [score_network(model, images.unsqueeze(0).expand(t, *images.shape), reduce) for images in batches]
     return float(np.mean(scores)) if all(math.isfinite(s) for s in scores) else -math.inf
 
@@ -246,12 +246,12 @@ class SNASNetSearchConfig(dict):
 
     def search_genotype(self) -> SNASNetGenotype:
         """The small network every candidate is scored in (8x8 one-channel digits)."""
-        return SNASNetGenotype(timesteps=self["time_steps"], channels=self["width"], in_channels=1, image_size=8,
+        return SNASNetGenotype(time_steps=self["time_steps"], channels=self["width"], in_channels=1, image_size=8,
                                num_classes=10, vote=10, fc_hidden=self["fc_hidden"], final_pool=2)
 
     def output_genotype(self, cell: str) -> SNASNetGenotype:
         """The winner for retraining on digits (retrain width, the paper's FC 1024)."""
-        return SNASNetGenotype(cell=cell, timesteps=self["time_steps"], channels=self["retrain_width"],
+        return SNASNetGenotype(cell=cell, time_steps=self["time_steps"], channels=self["retrain_width"],
                                in_channels=1, image_size=8, num_classes=10, vote=10, final_pool=2)
 
 

@@ -58,7 +58,7 @@ class LoadedNetwork:
 
 
 def network_time_steps(genotype: Any) -> int:
-    """The genotype's time steps T (``time_steps`` or ``timesteps``; 1 when it has none)."""
+    """The genotype's time steps T (1 when it has none)."""
     from snnc.models.genotype import genotype_time_steps
 
     return genotype_time_steps(genotype) or 1

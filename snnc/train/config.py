@@ -29,6 +29,9 @@ OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("cosine", "step", "none")
 RHO_MODES = ("paper", "measured")
 SPLITS = ("auto", "1", "3", "tail")
+#: Data-parallel BatchNorm: global-batch statistics every step, or per-rank statistics with the running
+#: statistics averaged over the ranks after every epoch (:mod:`snnc.train.syncbn`).
+BN_SYNC = ("batch", "running")
 #: Fields a ``--resume`` may change (they do not affect the computation).
 RESUME_MUTABLE = ("epochs", "device", "quiet", "stop_after", "max_window_events")
 
@@ -64,6 +67,7 @@ class TrainConfig:
     width: Optional[int] = None
     eval_every: int = 1
     freeze_bn_epochs: int = 0
+    bn_sync: str = "batch"
     # classification data
     split_seed: int = 0
     test_fraction: float = 0.2
@@ -166,6 +170,8 @@ class TrainConfig:
             raise SnncError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if self.rho not in RHO_MODES:
             raise SnncError(f"--rho must be one of {', '.join(RHO_MODES)}, got {self.rho!r}")
+        if self.bn_sync not in BN_SYNC:
+            raise SnncError(f"--bn-sync must be one of {', '.join(BN_SYNC)}, got {self.bn_sync!r}")
         if self.split not in SPLITS:
             raise SnncError(f"--split must be one of {', '.join(SPLITS)}, got {self.split!r}")
         if self.tps and self.hns:
@@ -201,7 +207,7 @@ def resolve_defaults(config: TrainConfig, genotype: Any = None) -> TrainConfig:
     """Fill the task-dependent ``None`` fields from the task's recipe (returns a copy).
 
     A classifier's ``steps`` defaults to its genotype's own time steps
-    (``time_steps`` of SpikeDHS, ``timesteps`` of SNASNet) when ``genotype`` is
+    (``time_steps``) when ``genotype`` is
     given, so a searched genotype trains at the T it was searched with; the
     recipe value (6) applies otherwise.
     """

@@ -44,7 +44,7 @@ class ClassificationTask:
             if h != w:
                 raise SnncError(f"SNASNet needs square images, the data has {h}x{w}")
             return {"in_channels": d.in_channels, "num_classes": d.num_classes, "image_size": h,
-                    "timesteps": self.time_steps}
+                    "time_steps": self.time_steps}
         raise SnncError(f"architecture family {family!r} is not a classifier; use a spikedhs-cla or snasnet genotype "
                         f"with classification data")
 
