@@ -73,9 +73,9 @@ def _plan_outputs(data_file: Path, gt_file: Optional[Path], model_spec: str, out
 
 @click.command("stream")
 @click.argument("data_file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--model", "model_spec", required=True,
+@click.option("--model", "model_spec", default=None,
               help="Checkpoint (checkpoint.pt / folded.pt), shipped model, genotype JSON or preset name. A file is "
-                   "typed by its extension (.pt/.pth/.ckpt, .json); a bare name is a preset (always) or a shipped model.")
+                   "typed by its extension (.pt/.pth/.ckpt, .json); a bare name is a preset (always) or a shipped model. Default: the shipped stereo model (snnc models).")
 @click.option("--backend", type=click.Choice(["torch", "onnx", "lava", "hybrid"]), default="torch", show_default=True)
 @click.option("--gt", "gt_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Ground-truth file (default: the _gt.hdf5 beside DATA_FILE, if present).")
@@ -89,6 +89,9 @@ def _plan_outputs(data_file: Path, gt_file: Optional[Path], model_spec: str, out
               help="Write predicted vs ground-truth disparity PNGs here.")
 @click.option("--png-every", default=1, show_default=True, type=click.IntRange(min=1),
               help="Write a PNG for every k-th frame.")
+@click.option("--video", "video_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write a video (.mp4 or .gif, 20 fps): left events, predicted disparity, ground truth and error "
+                   "per frame, colour bar in pixels and metres.")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda (torch, onnx, hybrid backends).")
 @click.option("--frames", "max_frames", type=click.IntRange(min=1), default=None, help="Stream at most N frames.")
 @click.option("--no-energy", is_flag=True, help="Do not count ops / energy per frame.")
@@ -100,10 +103,11 @@ def _plan_outputs(data_file: Path, gt_file: Optional[Path], model_spec: str, out
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no per-frame rows.")
 @click.option("--force", is_flag=True, help="Overwrite --out and PNGs.")
-def stream_command(data_file: Path, model_spec: str, backend: str, gt_file: Optional[Path], rect_dir: Optional[Path],
+def stream_command(data_file: Path, model_spec: Optional[str], backend: str, gt_file: Optional[Path], rect_dir: Optional[Path],
                    max_window_events: int, out_file: Optional[Path],
                    png_dir: Optional[Path], png_every: int, device: str, max_frames: Optional[int], no_energy: bool,
-                   count: str, costs: str, threads: int, as_json: bool, quiet: bool, force: bool) -> None:
+                   count: str, costs: str, threads: int, as_json: bool, quiet: bool, force: bool,
+                   video_file: Optional[Path] = None) -> None:
     """Stream DATA_FILE (an MVSEC-layout *_data.hdf5) through a stereo network, one step per frame.
 
     Events are read window by window (never the whole file) and encoded as SBT
@@ -121,6 +125,7 @@ def stream_command(data_file: Path, model_spec: str, backend: str, gt_file: Opti
       hybrid  NIR-expressible spiking front vs ONNX rest (export partition), energy per part
     \b
     Examples:
+      snnc stream rec_data.hdf5 --out results.h5 --video stream.mp4   (the shipped stereo model)
       snnc stream rec_data.hdf5 --model spikedhs-stereo --frames 20
       snnc stream rec_data.hdf5 --model run/folded.pt --out results.h5 --png-dir pngs --png-every 10
       snnc stream rec_data.hdf5 --model run/folded.pt --backend onnx --json
@@ -129,6 +134,10 @@ def stream_command(data_file: Path, model_spec: str, backend: str, gt_file: Opti
     from snnc.data import layout
     from snnc.data.mvsec import MVSECRecording
 
+    model_spec = _default_model(model_spec, as_json)
+    if video_file is not None:
+        _check_video(video_file, force)
+    video = None
     _plan_outputs(data_file, gt_file, model_spec, out_file, png_dir, force)
     t_start = time.perf_counter()
     with MVSECRecording(data_file, gt_path=gt_file, rect_dir=rect_dir,
@@ -167,6 +176,7 @@ def stream_command(data_file: Path, model_spec: str, backend: str, gt_file: Opti
                        f"model {net.describe()}; backend {backend} on {dev}")
         if not as_json:
             click.echo(rec.rectification_line())
+        video = _open_video(video_file, rec, net, data_file) if video_file is not None else None
         bar = tqdm(total=len(times), unit="frame", desc="stream", disable=as_json or quiet, leave=False)
         try:
             with _MaybeAtomic(out_file, atomic_output) as tmp:
@@ -177,6 +187,8 @@ def stream_command(data_file: Path, model_spec: str, backend: str, gt_file: Opti
                     for r in engine.run(rec, times, with_gt=with_gt):
                         if writer is not None:
                             writer.add(r)
+                        if video is not None:
+                            video.add(r.disparity, r.gt_depth, r.left_events, caption=_video_caption(r))
                         if png_dir is not None and r.index % png_every == 0:
                             save_frame_png(png_dir / f"frame_{r.index:06d}.png", r.disparity, r.gt_depth,
                                            title=f"frame {r.index}, t = {r.t:.3f} s")
@@ -189,6 +201,10 @@ def stream_command(data_file: Path, model_spec: str, backend: str, gt_file: Opti
                                    rectification=rec.rectification_line(),
                                    windows=engine.window_stats.to_dict() if engine.window_stats else None,
                                    windows_note=engine.window_stats.summary_line() if engine.window_stats else "")
+                    if video is not None:
+                        video.close()
+                        summary.update(video=str(video_file), video_frames=video.frames)
+                        video = None
                     if writer is not None:
                         writer.finish(json_safe(summary))
                         writer = None
@@ -198,10 +214,54 @@ def stream_command(data_file: Path, model_spec: str, backend: str, gt_file: Opti
         finally:
             bar.close()
             be.close()
+            if video is not None:
+                video.abort()
     if as_json:
         click.echo(json.dumps(json_safe(summary)))
         return
     _print_summary(summary, engine)
+
+
+def _default_model(model_spec: Optional[str], as_json: bool) -> str:
+    """``model_spec``, or the shipped stereo model, announced on the first output line (stderr with --json)."""
+    if model_spec is not None:
+        return model_spec
+    from snnc.zoo import default_model_note, default_stereo_model
+
+    name = default_stereo_model()
+    click.echo(default_model_note(name), err=as_json)
+    return name
+
+
+def _check_video(video_file: Path, force: bool) -> None:
+    """Refuse an existing --video without --force, a missing folder, an unknown suffix or a missing writer."""
+    from snnc.commands.common import check_output_path
+    from snnc.runtime.video import check_video_path
+
+    check_video_path(video_file)
+    check_output_path(video_file, force)
+
+
+def _open_video(video_file: Path, rec: Any, net: Any, data_file: Path) -> Any:
+    """A :class:`snnc.runtime.video.StreamVideo` on the network's disparity range, opened."""
+    from snnc.data import layout
+    from snnc.runtime.video import StreamVideo
+
+    g = net.genotype
+    top = (int(getattr(g, "disparities", 33)) - 1) * float(getattr(g, "disp_step", 2.0)) / layout.DISPARITY_SCALE
+    return StreamVideo(video_file, rec.height, rec.width, max_disparity_px=top,
+                       title=f"{net.describe()} on {data_file.name}").open()
+
+
+def _video_caption(r: Any) -> str:
+    m = r.metrics or {}
+    text = f"frame {r.index}, t = {r.t:.3f} s"
+    pa, mde = m.get("one_pixel_accuracy"), m.get("mean_depth_error")
+    if isinstance(pa, float) and math.isfinite(pa):
+        text += f", 1PA {100 * pa:.1f} %"
+    if isinstance(mde, float) and math.isfinite(mde):
+        text += f", MDE {100 * mde:.1f} cm"
+    return text
 
 
 class _MaybeAtomic:
@@ -293,3 +353,5 @@ def _print_summary(summary: dict[str, Any], engine: Any) -> None:
         click.echo(f"placement           {p['part']}: {p['runs_on']} {json.dumps(detail) if detail else ''}")
     if summary["out"]:
         click.echo(f"wrote {summary['out']}")
+    if summary.get("video"):
+        click.echo(f"wrote {summary['video']} ({summary['video_frames']} frames)")

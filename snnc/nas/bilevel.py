@@ -54,7 +54,8 @@ class BilevelConfig:
         if self.epochs < 1:
             raise SnncError(f"--epochs must be >= 1, got {self.epochs}")
         if not 0 <= self.warmup <= self.epochs:
-            raise SnncError(f"--warmup must be in 0..epochs ({self.epochs}), got {self.warmup}")
+            raise SnncError(f"--warmup must be in 0..epochs ({self.epochs}), got {self.warmup}: "
+                            f"lower --warmup or raise --epochs")
         if self.batch_size < 1:
             raise SnncError(f"--batch-size must be >= 1, got {self.batch_size}")
         for name in ("lr", "arch_lr"):
