@@ -25,7 +25,7 @@ from snnc.fileio import atomic_output, atomic_output_set, write_failure
 from snnc.outputs import LEDGER_NAME, OutputLock, is_recorded
 from snnc.signals import Terminated
 
-DIGITS_TRAIN = ("train", "--arch", "spikedhs-cla", "--data", "digits", "--width", "2", "--threads", "1", "--quiet")
+TRAIN_ARGS = ("--steps", "2", "--batch-size", "30", "--threads", "1", "--quiet")
 
 
 def _temps(folder: Path) -> list[Path]:
@@ -53,6 +53,17 @@ def _wait_for(cond, proc: subprocess.Popen, timeout: float = 120.0) -> None:
 
 
 @pytest.fixture(scope="module")
+def tiny_train(tmp_path_factory) -> tuple[str, ...]:
+    """``snnc train`` arguments of a tiny classifier on a 60-image digits subset (about a second per epoch)."""
+    from _train_util import digits_subset, tiny_genotype
+
+    folder = tmp_path_factory.mktemp("tiny")
+    data = digits_subset(folder / "digits", n_train=60, n_test=30)
+    arch = tiny_genotype(folder / "tiny.json", filter_multiplier=2)
+    return ("train", "--arch", str(arch), "--data", str(data), *TRAIN_ARGS)
+
+
+@pytest.fixture(scope="module")
 def recording(tmp_path_factory) -> dict[str, Path]:
     """A small synthetic pair and a small stereo genotype."""
     from snnc.data.synth import synthesize
@@ -63,6 +74,7 @@ def recording(tmp_path_factory) -> dict[str, Path]:
 
 
 # ------------------------------------------------------------------------------------------- signals
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
 def test_a_termination_signal_removes_the_temporary_file_and_exits_128_plus_n(recording, tmp_path, sig, code):
     """``stream --out`` holds a temporary results file while it runs; the signal removes it."""
@@ -126,6 +138,7 @@ def read_only_disk(tmp_path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(fs)], check=False)
 
 
+@pytest.mark.slow
 def test_stream_out_on_a_full_disk_is_one_line_not_a_segfault(recording, full_disk):
     out = full_disk / "r.h5"
     proc = run_snnc("stream", recording["data"], "--model", recording["model"], "--out", out, "--quiet",
@@ -134,6 +147,7 @@ def test_stream_out_on_a_full_disk_is_one_line_not_a_segfault(recording, full_di
     assert sorted(p.name for p in full_disk.iterdir()) == ["filler"]
 
 
+@pytest.mark.slow
 def test_png_dir_on_a_full_disk(recording, full_disk):
     pngs = full_disk / "pngs"
     proc = run_snnc("stream", recording["data"], "--model", recording["model"], "--png-dir", pngs, "--quiet",
@@ -142,22 +156,23 @@ def test_png_dir_on_a_full_disk(recording, full_disk):
     assert not _temps(full_disk)
 
 
-def test_export_and_train_on_a_full_disk(full_disk):
+@pytest.mark.slow
+def test_export_and_train_on_a_full_disk(full_disk, tiny_train):
     out = full_disk / "net.onnx"
     assert_user_error(run_snnc("export", "spikedhs-cla", "--to", "onnx", "--out", out), str(out),
                       "No space left on device")
     run = full_disk / "run"
-    proc = run_snnc(*DIGITS_TRAIN, "--epochs", "1", "--out", run)
+    proc = run_snnc(*tiny_train, "--epochs", "1", "--out", run)
     assert_user_error(proc, str(run), "No space left on device")
     assert not _temps(full_disk) and not out.exists()
 
 
-def test_read_only_disk(recording, read_only_disk):
+def test_read_only_disk(recording, read_only_disk, tiny_train):
     ro = read_only_disk
     for args, target in ((("stream", recording["data"], "--model", recording["model"], "--out", ro / "r.h5",
                            "--quiet", "--no-energy"), ro / "r.h5"),
                          (("export", "spikedhs-cla", "--to", "onnx", "--out", ro / "n.onnx"), ro / "n.onnx"),
-                         ((*DIGITS_TRAIN, "--epochs", "1", "--out", ro / "run"), ro / "run"),
+                         ((*tiny_train, "--epochs", "1", "--out", ro / "run"), ro / "run"),
                          (("data", "synth", ro / "s_data.hdf5", "--frames", "1", "--height", "16", "--width", "16",
                            "--quiet"), ro / "s_data.hdf5")):
         assert_user_error(run_snnc(*args), str(target), "Read-only file system")
@@ -174,6 +189,7 @@ def test_write_failure_reads_errno_from_h5py_and_torch_messages(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------- sets
+@pytest.mark.slow
 def test_a_partition_set_renamed_half_way_is_refused_on_read(tmp_path, monkeypatch):
     from snnc.export.lower import lower
     from snnc.export.partition import PartitionedNet, write_partition
@@ -235,21 +251,21 @@ def test_a_synth_pair_renamed_half_way_is_refused_on_open(tmp_path, monkeypatch)
 
 
 # ------------------------------------------------------------------------------------------- --force
-def test_train_force_keeps_a_users_file_named_like_a_run_file(tmp_path):
+def test_train_force_keeps_a_users_file_named_like_a_run_file(tmp_path, tiny_train):
     run = tmp_path / "run"
     run.mkdir()
     (run / "metrics.csv").write_text("my numbers")
     (run / "notes.txt").write_text("mine")
-    assert_user_error(run_snnc(*DIGITS_TRAIN, "--epochs", "1", "--out", run, "--force"),
+    assert_user_error(run_snnc(*tiny_train, "--epochs", "1", "--out", run, "--force"),
                       str(run / "metrics.csv"), "was not written by snnc")
     assert (run / "metrics.csv").read_text() == "my numbers"
     (run / "metrics.csv").unlink()
-    expect_ok(run_snnc(*DIGITS_TRAIN, "--epochs", "1", "--out", run, "--force"))
+    expect_ok(run_snnc(*tiny_train, "--epochs", "1", "--out", run, "--force"))
     assert is_recorded(run / "checkpoint.pt") and is_recorded(run / "metrics.csv")
-    expect_ok(run_snnc(*DIGITS_TRAIN, "--epochs", "1", "--out", run, "--force"))  # its own files: replaced
+    expect_ok(run_snnc(*tiny_train, "--epochs", "1", "--out", run, "--force"))  # its own files: replaced
     assert (run / "notes.txt").read_text() == "mine" and not _temps(tmp_path)
     (run / "folded.pt").write_bytes(b"edited by the user")
-    assert_user_error(run_snnc(*DIGITS_TRAIN, "--epochs", "1", "--out", run, "--force"), str(run / "folded.pt"),
+    assert_user_error(run_snnc(*tiny_train, "--epochs", "1", "--out", run, "--force"), str(run / "folded.pt"),
                       "changed since")
     assert (run / "folded.pt").read_bytes() == b"edited by the user"
 
@@ -315,6 +331,7 @@ def test_an_output_that_is_an_input_is_refused_even_with_force(recording, tmp_pa
 
 
 # ------------------------------------------------------------------------------------------- locks
+@pytest.mark.slow
 def test_a_second_run_on_a_locked_output_fails_at_once(tmp_path):
     out = tmp_path / "net.onnx"
     with OutputLock(out):  # what a running snnc holds beside its output
@@ -327,12 +344,13 @@ def test_a_second_run_on_a_locked_output_fails_at_once(tmp_path):
     assert not _temps(tmp_path)
 
 
-def test_concurrent_training_runs_on_one_folder(tmp_path):
+@pytest.mark.slow
+def test_concurrent_training_runs_on_one_folder(tmp_path, tiny_train):
     run = tmp_path / "run"
-    first = _popen(*DIGITS_TRAIN, "--epochs", "500", "--out", run)
+    first = _popen(*tiny_train, "--epochs", "500", "--out", run)
     try:
         _wait_for(lambda: (run / "checkpoint.pt").is_file(), first)
-        err = assert_user_error(run_snnc(*DIGITS_TRAIN, "--epochs", "1", "--out", run, "--force"), str(run),
+        err = assert_user_error(run_snnc(*tiny_train, "--epochs", "1", "--out", run, "--force"), str(run),
                                 f"is being written by another snnc run (pid {first.pid})")
         assert err
     finally:
