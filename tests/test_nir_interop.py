@@ -106,14 +106,50 @@ def test_plain_export_has_no_junction_nodes_and_batched_flatten(exported):
 
 
 @pytest.mark.parametrize("consumer", EXACT)
-def test_feedback_is_refused_for_nirtorch_based_importers(consumer, exported, tmp_path):
+def test_feedback_runs_as_nirtorch_cycles_when_exported_for_the_consumer(consumer, exported, tmp_path):
+    """SNASNet's backward (t-1) edges: the stock importers have no Delay; --for spells them as nirtorch cycles."""
     _need(consumer)
-    case, path, _ = exported["snasnet"]
+    case, path, ref = exported["snasnet"]
     run = run_consumer(consumer, path, case.inputs, DT)
-    assert not run.imported and "Delay" in run.error  # the stock importer has no Delay mapping
-    with pytest.raises(SnncError, match=rf"node 'cell1.feedback.0' for {consumer}: a feedback loop \(Delay\)"):
-        write_nir(case.graph, tmp_path / "s.nir", DT, consumer=consumer)
-    assert not (tmp_path / "s.nir").exists()
+    assert not run.imported and "Delay" in run.error  # the plain file: no Delay mapping
+    target = tmp_path / f"snasnet.{consumer}.nir"
+    write_nir(case.graph, target, DT, consumer=consumer)
+    graph = nir.read(str(target))
+    assert not any(type(n).__name__ == "Delay" for n in graph.nodes.values())
+    assert all(n.metadata["snnc.name"] in case.graph.nodes for n in graph.nodes.values())
+    agree = compare(run_consumer(consumer, target, case.inputs, DT), ref, case.classify)
+    assert agree.layers == agree.layers_total and agree.spikes_seen > 1000
+    assert agree.spike_mismatches == 0 and agree.output_max_diff < 1e-5 and agree.prediction_agreement == 1.0
+    # the feedback matters: without it (Delay outputs held at zero) snnc's own run spikes differently
+    from snnc.export.nir_reader import import_nir
+
+    gm = import_nir(path)
+    state = gm.init_state(case.inputs[0])
+    names = gm.state_names()
+    differs = 0
+    for t, x_t in enumerate(case.inputs):
+        state = tuple(torch.zeros_like(v) if ".feedback." in n else v for n, v in zip(names, state))
+        values, state = gm.step_nodes(x_t, state)
+        differs += sum(int((values[k] != ref.spikes[k][t]).sum()) for k in ref.spikes)
+    assert differs > 0
+
+
+def test_feedback_that_nirtorch_cannot_delay_is_refused(tmp_path):
+    from snnc.export.graph import Graph
+    from snnc.neurons import NeuronSpec
+
+    spec = NeuronSpec(type="lif", tau=0.5, vth=0.5)
+    g = Graph({"family": "sequential"})
+    g.add("x", "input", shape=(3,))
+    g.add("fc", "affine", ["x"], weight=torch.eye(3).numpy(), bias=None)
+    d = g.add("fb", "delay", [], shape=(3,), steps=1)
+    g.add("n1", "neuron", ["fc", d], spec=spec, gain=1.0)
+    g.add("n2", "neuron", [d], spec=spec, gain=1.0)  # fed by the feedback alone
+    g.connect(d, ["n1"])
+    g.add("y", "output", ["n2"])
+    with pytest.raises(SnncError, match="node 'n2' for snntorch: a node fed only by a feedback loop"):
+        write_nir(g, tmp_path / "f.nir", DT, consumer="snntorch")
+    write_nir(g, tmp_path / "plain.nir", DT)  # the plain file keeps the Delay
 
 
 @pytest.mark.parametrize("name", CASES)

@@ -60,7 +60,8 @@ class ConsumerRun:
         ran: all ``T`` steps ran.
         error: one line (exception type and message, or ``timed out``) when not ``ran``.
         outputs: the module's output at every step.
-        spikes: per NIR neuron node found in the imported module, its spikes at every step.
+        spikes: per NIR neuron node found in the imported module, its spikes at every step (keyed by
+            the snnc layer name: a node's ``snnc.name`` metadata where a consumer spelling renamed it).
     """
 
     consumer: str
@@ -111,6 +112,18 @@ def neuron_node_names(path: Path) -> list[str]:
 
     graph = nir.read(str(path))
     return [n for n, node in graph.nodes.items() if type(node).__name__ in ("LIF", "IF", "CubaLIF")]
+
+
+def _original_names(path: Path) -> dict[str, str]:
+    """``file node name -> snnc layer name`` for files whose nodes were renamed (``snnc.name`` metadata)."""
+    import nir
+
+    graph = nir.read(str(path))
+    out = {}
+    for name, node in graph.nodes.items():
+        meta = getattr(node, "metadata", None)
+        out[name] = str(meta["snnc.name"]) if isinstance(meta, dict) and "snnc.name" in meta else name
+    return out
 
 
 @contextlib.contextmanager
@@ -244,7 +257,8 @@ def run_consumer(consumer: str, path: Path, inputs: Sequence[Tensor], dt: float,
                 for name in result.spikes:
                     if name in current and current[name] is not None:
                         result.spikes[name].append(current[name].detach().clone())
-            result.spikes = {n: s for n, s in result.spikes.items() if len(s) == len(inputs)}
+            original = _original_names(path)
+            result.spikes = {original.get(n, n): s for n, s in result.spikes.items() if len(s) == len(inputs)}
             result.ran = True
     except (Exception, TimeoutError) as err:  # noqa: BLE001 - a consumer's failure is a result here
         result.error = _one_line(err)

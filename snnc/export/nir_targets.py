@@ -115,3 +115,95 @@ def check_target(ngraph: Any, consumer: str, dt: float) -> None:
         why = target_blocker(node, consumer, dt)
         if why is not None:
             raise SnncError(f"cannot export node {name!r} for {consumer}: {why}")
+
+
+#: Consumers whose importer is nirtorch's ``nir_to_torch`` (feedback spelled without Delay nodes).
+NIRTORCH_BASED: tuple[str, ...] = ("spikingjelly", "snntorch")
+
+
+def nirtorch_feedback_spelling(ngraph: Any, consumer: str, dt: float) -> Any:
+    """The graph with its one-step Delay nodes replaced by nirtorch's own cycle semantics.
+
+    nirtorch's ``nir_to_torch`` walks the nodes in file order (``nir.read`` lists them by
+    name) and, at a node with several inputs, takes an input that is not computed yet in
+    this step but lies on a cycle through the node from the previous step's value. So a
+    feedback edge ``b -> Delay(dt) -> c`` becomes the edge ``b -> c`` when, in the walk,
+    ``c`` comes after all its forward inputs and before ``b``, ``c`` has another input and
+    ``c`` reaches ``b`` again. The nodes are renamed ``n0000_<name>`` .. in such an order
+    (``snnc.name`` metadata keeps the original name).
+
+    Raises:
+        SnncError: a delay other than one step, or feedback that cannot be spelled so
+            (named with the node and the consumer).
+    """
+    import nir
+    from graphlib import CycleError, TopologicalSorter
+
+    def refuse(name: str, why: str) -> SnncError:
+        return SnncError(f"cannot export node {name!r} for {consumer}: {why}")
+
+    kinds = {n: type(node).__name__ for n, node in ngraph.nodes.items()}
+    delays = [n for n, k in kinds.items() if k == "Delay"]
+    if not delays:
+        return ngraph
+    preds: dict[str, list[str]] = {n: [] for n in ngraph.nodes}
+    succs: dict[str, list[str]] = {n: [] for n in ngraph.nodes}
+    for src, dst in ngraph.edges:
+        preds[dst].append(src)
+        succs[src].append(dst)
+    forward = [(s, d) for s, d in ngraph.edges if s not in delays and d not in delays]
+    feedback: list[tuple[str, str]] = []
+    for name in delays:
+        steps = _uniform(ngraph.nodes[name].delay)
+        if steps is None or not np.isclose(steps, dt, rtol=1e-6):
+            raise refuse(name, "a delay of more than one time step (nirtorch's cycles delay by exactly one)")
+        if any(kinds[s] == "Delay" for s in preds[name]):
+            raise refuse(name, "a delay fed by another delay")
+        feedback += [(s, d) for s in preds[name] for d in succs[name]]
+    edges = forward + feedback
+    if len(set(edges)) != len(edges):
+        raise refuse(feedback[0][1], "a node that receives the same tensor through a delay and directly")
+    inputs: dict[str, set[str]] = {n: set() for n in ngraph.nodes if n not in delays}
+    out_of: dict[str, set[str]] = {n: set() for n in inputs}
+    for s, d in edges:
+        inputs[d].add(s)
+        out_of[s].add(d)
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, todo = set(), [start]
+        while todo:
+            cur = todo.pop()
+            if cur == goal:
+                return True
+            if cur not in seen:
+                seen.add(cur)
+                todo += list(out_of[cur])
+        return False
+
+    for b, c in feedback:
+        if len(inputs[c]) < 2:
+            raise refuse(c, "a node fed only by a feedback loop (nirtorch delays only multi-input nodes' inputs)")
+        if not reaches(c, b):
+            raise refuse(c, f"feedback from {b!r} that does not return to it (nirtorch sees no cycle)")
+    order_deps: dict[str, set[str]] = {n: {s for s, d in forward if d == n} for n in inputs}
+    for b, c in feedback:
+        order_deps[b].add(c)  # the consumer first: it must read b before b is computed in the step
+    try:
+        order = list(TopologicalSorter(order_deps).static_order())
+    except CycleError:
+        raise refuse(feedback[0][1], "feedback whose consumers cannot all run before its sources") from None
+    rename = {n: f"n{i:04d}_{n}" for i, n in enumerate(order)}
+    nodes = {}
+    for n in order:
+        node = ngraph.nodes[n]
+        meta = dict(node.metadata or {}) if isinstance(getattr(node, "metadata", None), dict) else {}
+        meta["snnc.name"] = n
+        node.metadata = meta
+        nodes[rename[n]] = node
+    metadata = dict(ngraph.metadata or {})
+    metadata["snnc.feedback"] = "one-step feedback spelled as nirtorch cycles (no Delay nodes)"
+    try:
+        return nir.NIRGraph(nodes=nodes, edges=[(rename[s], rename[d]) for s, d in edges], metadata=metadata,
+                            type_check=True)
+    except (ValueError, AssertionError, NotImplementedError) as err:
+        raise SnncError(f"internal: NIR rejected the {consumer} spelling: {err}") from None

@@ -243,8 +243,10 @@ def to_nir(graph: Graph, dt: float = DEFAULT_DT, consumer: Optional[str] = None)
     except (ValueError, AssertionError, NotImplementedError) as err:
         raise SnncError(f"internal: NIR rejected the graph: {err}") from None
     if consumer is not None:
-        from snnc.export.nir_targets import check_target
+        from snnc.export.nir_targets import NIRTORCH_BASED, check_target, nirtorch_feedback_spelling
 
+        if consumer in NIRTORCH_BASED:
+            ngraph = nirtorch_feedback_spelling(ngraph, consumer, dt)
         check_target(ngraph, consumer, dt)
     return ngraph
 
