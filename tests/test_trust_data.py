@@ -12,18 +12,18 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Optional
 
 import h5py
 import numpy as np
 import pytest
 
-from _mvsec_h5 import T0, random_events, write_data, write_gt
-from _stream_util import small_stereo_json
-from cli_helpers import assert_user_error, expect_ok, run_snnc
 from snnc.data import layout, sanity
 from snnc.data.mvsec import MVSECRecording
 from snnc.errors import SnncError
+
+from _mvsec_h5 import T0, random_events, write_data, write_gt
+from _stream_util import small_stereo_json
+from cli_helpers import assert_user_error, expect_ok, run_snnc
 
 H, W = 48, 64
 N = 3000  # events per camera over 1 s
@@ -33,9 +33,9 @@ def _events(seed: int, n: int = N, **kw) -> np.ndarray:
     return random_events(np.random.default_rng(seed), n, height=H, width=W, **kw)
 
 
-def _recording(tmp: Path, name: str, *, left: Optional[np.ndarray] = None, right: Optional[np.ndarray] = None,
-               depth: Optional[np.ndarray] = None, ts: Optional[np.ndarray] = None, gt: bool = True,
-               rect_maps: Optional[dict] = None) -> Path:
+def _recording(tmp: Path, name: str, *, left: np.ndarray | None = None, right: np.ndarray | None = None,
+               depth: np.ndarray | None = None, ts: np.ndarray | None = None, gt: bool = True,
+               rect_maps: dict | None = None) -> Path:
     """A small recording in the real layout; any part can be replaced by a crafted one."""
     ev = {"left": _events(0) if left is None else left, "right": _events(1) if right is None else right}
     data = write_data(tmp / f"{name}_data.hdf5", ev, image_shape=(H, W), rect_maps=rect_maps)
@@ -48,15 +48,16 @@ def _recording(tmp: Path, name: str, *, left: Optional[np.ndarray] = None, right
     return data
 
 
-def _refused(data: Path, tmp: Path, *fragments: str, stream: bool = False, where: Optional[Path] = None) -> str:
+def _refused(data: Path, tmp: Path, *fragments: str, stream: bool = False, where: Path | None = None) -> str:
     """``data info --plot`` (and with ``stream``: ``stream --out``) fail with the fragments; no output is left."""
     png = tmp / "never.png"
     err = assert_user_error(run_snnc("data", "info", data, "--plot", png), str(where or data), *fragments)
     assert not png.exists()
     if stream:
         out = tmp / "never.h5"
-        assert_user_error(run_snnc("stream", data, "--model", small_stereo_json(tmp), "--no-energy", "--quiet", "--threads",
-                                   "1", "--out", out), str(where or data), *fragments)
+        proc = run_snnc("stream", data, "--model", small_stereo_json(tmp), "--no-energy", "--quiet", "--threads", "1",
+                        "--out", out)
+        assert_user_error(proc, str(where or data), *fragments)
         assert not out.exists() and not list(tmp.glob("*never.h5*"))
     return err
 

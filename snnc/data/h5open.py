@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import errno
 from pathlib import Path
-from typing import Optional, Union
 
 import h5py
 
 from snnc.errors import SnncError
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 
 #: Registered HDF5 filter ids (https://github.com/HDFGroup/hdf5_plugins) -> name.
 KNOWN_FILTERS = {
@@ -34,7 +33,7 @@ KNOWN_FILTERS = {
 HDF5PLUGIN_HINT = "install the filter plugins with 'pip install hdf5plugin' (snnc loads them when present)"
 
 try:  # registers the common compression filters with HDF5 when the package is installed
-    import hdf5plugin  # noqa: F401
+    import hdf5plugin
 except ImportError:  # optional: only files using those filters need it
     hdf5plugin = None
 
@@ -76,7 +75,7 @@ def _locked_message(what: str, exc: BaseException) -> str:
             f"{_one_line(exc)}); wait for that program to finish or close it, then retry")
 
 
-def dataset(f: h5py.File, key: str) -> Optional[h5py.Dataset]:
+def dataset(f: h5py.File, key: str) -> h5py.Dataset | None:
     """The dataset at ``key``, or None if the path is absent or not a dataset."""
     try:
         obj = f.get(key)
@@ -85,7 +84,7 @@ def dataset(f: h5py.File, key: str) -> Optional[h5py.Dataset]:
     return obj if isinstance(obj, h5py.Dataset) else None
 
 
-def missing_filter(ds: h5py.Dataset) -> Optional[str]:
+def missing_filter(ds: h5py.Dataset) -> str | None:
     """Name and id of the first filter of ``ds``'s pipeline that HDF5 cannot apply here, else None."""
     try:
         plist = ds.id.get_create_plist()
@@ -108,7 +107,7 @@ def require_filters(ds: h5py.Dataset, path: PathLike) -> None:
                         f"{HDF5PLUGIN_HINT}", path)
 
 
-def read_error(exc: BaseException, key: str, path: PathLike, ds: Optional[h5py.Dataset] = None) -> SnncError:
+def read_error(exc: BaseException, key: str, path: PathLike | None, ds: h5py.Dataset | None = None) -> SnncError:
     """The SnncError for an ``OSError`` raised while reading ``key``: missing filter, else corrupt file."""
     lacking = missing_filter(ds) if ds is not None else None
     text = _one_line(exc)

@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -50,9 +50,9 @@ MAX_SPAN_S: float = 6 * 3600.0
 CAMERA_SKEW_S: float = 1.0
 MAX_OFF_SENSOR_FRACTION: float = 0.01
 MIN_RECT_KEEP: float = 0.5
-DEPTH_DT_RANGE_S: Tuple[float, float] = (1e-3, 10.0)
+DEPTH_DT_RANGE_S: tuple[float, float] = (1e-3, 10.0)
 MIN_DEPTH_IN_EVENTS: float = 0.5
-DEPTH_MEDIAN_RANGE_M: Tuple[float, float] = (0.05, 200.0)
+DEPTH_MEDIAN_RANGE_M: tuple[float, float] = (0.05, 200.0)
 #: Event sample read per camera: all rows up to SAMPLE_BLOCKS * SAMPLE_BLOCK_ROWS, else evenly spaced blocks.
 SAMPLE_BLOCKS: int = 16
 SAMPLE_BLOCK_ROWS: int = 4096
@@ -82,7 +82,7 @@ class CameraCheck:
 class DataCheck:
     """Result of :func:`inspect_recording`: values for ``data info`` and the problems found, in order."""
 
-    cameras: Dict[str, CameraCheck]
+    cameras: dict[str, CameraCheck]
     cameras_overlap_s: float = math.nan
     depth_t_first: float = math.nan
     depth_t_last: float = math.nan
@@ -90,9 +90,9 @@ class DataCheck:
     depth_in_events: int = 0
     depth_frames: int = 0
     depth_median_m: float = math.nan
-    problems: List[Tuple[str, str]] = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)
 
-    def add(self, message: str, path: Optional[Path]) -> None:
+    def add(self, message: str, path: Path | None) -> None:
         """Record a problem (``message`` without the file name, ``path`` the file it is about)."""
         self.problems.append((message, str(path)))
 
@@ -102,7 +102,7 @@ class DataCheck:
             message, path = self.problems[0]
             raise SnncError(message, path)
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-friendly view for ``snnc data info``: time ranges and overlaps, rectification drops, problems."""
         cams = self.cameras
         depth = None if not self.depth_frames else [self.depth_t_first, self.depth_t_last]
@@ -132,7 +132,7 @@ def _round_index(v: np.ndarray) -> np.ndarray:
     return np.copysign(np.floor(np.abs(v) + 0.5), v)
 
 
-def _check_camera(rec: "MVSECRecording", camera: str, out: DataCheck) -> None:
+def _check_camera(rec: MVSECRecording, camera: str, out: DataCheck) -> None:
     c = out.cameras[camera]
     key = layout.events_key(camera)
     path = rec.data_path
@@ -163,7 +163,7 @@ def _check_camera(rec: "MVSECRecording", camera: str, out: DataCheck) -> None:
     mh, mw = (rec.height, rec.width) if maps is None else np.shape(maps[0])
     xi, yi = _round_index(xy[:, 0]), _round_index(xy[:, 1])
     on = (xi >= 0) & (xi < mw) & (yi >= 0) & (yi < mh)
-    c.sampled, c.off_sensor = int(len(ev)), int(np.count_nonzero(~on))
+    c.sampled, c.off_sensor = len(ev), int(np.count_nonzero(~on))
     if c.sampled and c.off_sensor > MAX_OFF_SENSOR_FRACTION * c.sampled:
         out.add(f"{key}: {c.off_sensor} of {c.sampled} sampled events lie off the {mw}x{mh} sensor "
                 f"(x in [{xy[:, 0].min():.6g}, {xy[:, 0].max():.6g}], y in [{xy[:, 1].min():.6g}, "
@@ -176,15 +176,15 @@ def _check_camera(rec: "MVSECRecording", camera: str, out: DataCheck) -> None:
     raw = (yi[on] * mw + xi[on]).astype(np.intp)
     c.rect_dropped = int(np.count_nonzero(lut[raw] < 0))
     kept_events = 1.0 - c.rect_dropped / max(1, int(on.sum()))
-    where = rec.rect_source(camera)
-    where = path if where == "embedded" else where
+    source = rec.rect_source(camera)
+    where = path if source == "embedded" else Path(source)
     if c.pixels_kept < MIN_RECT_KEEP or kept_events < MIN_RECT_KEEP:
         out.add(f"{camera} rectification maps keep {c.pixels_kept:.1%} of the sensor pixels and "
                 f"{kept_events:.1%} of the sampled events inside the {rec.width}x{rec.height} frame "
                 f"(NaN or out-of-range map values?); at least {MIN_RECT_KEEP:.0%} needed", where)
 
 
-def _check_cameras_agree(rec: "MVSECRecording", out: DataCheck) -> None:
+def _check_cameras_agree(rec: MVSECRecording, out: DataCheck) -> None:
     left, right = (out.cameras[cam] for cam in layout.CAMERAS)
     if (left.events == 0) != (right.events == 0):
         empty, full = ("left", right) if left.events == 0 else ("right", left)
@@ -202,7 +202,7 @@ def _check_cameras_agree(rec: "MVSECRecording", out: DataCheck) -> None:
                 rec.data_path)
 
 
-def _check_depth(rec: "MVSECRecording", out: DataCheck, window: float) -> None:
+def _check_depth(rec: MVSECRecording, out: DataCheck, window: float) -> None:
     ts = rec.depth_ts
     n = len(ts)
     out.depth_frames = n
@@ -246,7 +246,7 @@ def _check_depth(rec: "MVSECRecording", out: DataCheck, window: float) -> None:
                     f"(expected {lo:g} .. {hi:g} m; {hint})", gt)
 
 
-def inspect_recording(rec: "MVSECRecording", *, window: float = DEFAULT_WINDOW) -> DataCheck:
+def inspect_recording(rec: MVSECRecording, *, window: float = DEFAULT_WINDOW) -> DataCheck:
     """Run every check on an open recording; problems are collected, not raised."""
     cams = {}
     for cam in layout.CAMERAS:

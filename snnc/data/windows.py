@@ -15,14 +15,15 @@ summary, which says so.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Union
+from typing import Any
 
 from snnc.data import layout
 from snnc.data.sbt import SbtCounts
 from snnc.errors import SnncError
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 
 #: Consecutive empty windows of one camera that stop a stream.
 EMPTY_RUN_LIMIT: int = 20
@@ -38,20 +39,20 @@ class WindowStats:
         run_limit: consecutive empty windows of a camera that raise.
     """
 
-    def __init__(self, source: Optional[PathLike] = None, run_limit: int = EMPTY_RUN_LIMIT) -> None:
+    def __init__(self, source: PathLike | None = None, run_limit: int = EMPTY_RUN_LIMIT) -> None:
         self.source = source
         self.run_limit = int(run_limit)
         self.windows = 0
-        self.empty = {cam: 0 for cam in layout.CAMERAS}
-        self.events = {cam: 0 for cam in layout.CAMERAS}
-        self.off_sensor = {cam: 0 for cam in layout.CAMERAS}
-        self.rect_dropped = {cam: 0 for cam in layout.CAMERAS}
-        self._run = {cam: 0 for cam in layout.CAMERAS}
+        self.empty = dict.fromkeys(layout.CAMERAS, 0)
+        self.events = dict.fromkeys(layout.CAMERAS, 0)
+        self.off_sensor = dict.fromkeys(layout.CAMERAS, 0)
+        self.rect_dropped = dict.fromkeys(layout.CAMERAS, 0)
+        self._run = dict.fromkeys(layout.CAMERAS, 0)
 
     def add(self, t: float, counts: Sequence[SbtCounts]) -> None:
         """Record one window ending at ``t`` (``counts`` per camera, left then right)."""
         self.windows += 1
-        for cam, c in zip(layout.CAMERAS, counts):
+        for cam, c in zip(layout.CAMERAS, counts, strict=True):
             self.events[cam] += c.events
             self.off_sensor[cam] += c.off_sensor
             self.rect_dropped[cam] += c.rect_dropped
@@ -86,7 +87,7 @@ class WindowStats:
         """Whether any event was dropped (off the sensor or by the rectification maps)."""
         return any(self.off_sensor.values()) or any(self.rect_dropped.values())
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """``windows`` and, per camera, ``empty_windows``, ``events``, ``off_sensor``, ``rect_dropped``."""
         return {"windows": self.windows,
                 **{cam: {"empty_windows": self.empty[cam], "events": self.events[cam],
