@@ -4,6 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from snnc.fileio import atomic_output
+
 __all__ = ["plot_learning_curve"]
 
 _LABELS = {
@@ -48,5 +50,8 @@ def plot_learning_curve(history: Sequence[dict[str, Any]], path: Path, primary: 
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        with atomic_output(path) as tmp:  # a full or read-only disk: one SnncError naming the PNG
+            fig.savefig(tmp, dpi=100, format="png")
+    finally:
+        plt.close(fig)
