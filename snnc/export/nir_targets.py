@@ -1,16 +1,18 @@
 """``snnc export --to nir --for CONSUMER``: what each library's stock NIR importer can run.
 
 snnc's plain NIR export is already what SpikingJelly 2.0 and snnTorch 1.0 run bit-exact
-(summed edges instead of junction nodes, Flatten dims counted from the end, dt implied by
-``r = tau / dt``). ``--for`` checks a graph against one consumer's importer and refuses, in
+for feed-forward networks (summed edges instead of junction nodes, Flatten dims counted from
+the end, dt implied by ``r = tau / dt``). For them ``--for`` also spells one-step feedback
+(SNASNet's Delay nodes) the way nirtorch, which both build on, runs cycles
+(:func:`nirtorch_feedback_spelling`). ``--for`` checks a graph against one consumer's importer and refuses, in
 one line naming the node and the consumer, what that importer cannot run correctly; a file
 that passes runs in the consumer with the same spikes as in snnc (``tests/test_nir_interop.py``).
 
 What each importer lacks (measured with its stock importer, nir 1.0.8):
 
 ============  ===========================================================================
-spikingjelly  no Delay (feedback), Scale or SumPool2d node; LIF needs ``r`` in {1, tau/dt}
-              and ``tau/dt > 1`` (no binary neuron)
+spikingjelly  no Delay (feedback: spelled as nirtorch cycles), Scale or SumPool2d node; LIF
+              needs ``r`` in {1, tau/dt} and ``tau/dt > 1`` (no binary neuron)
 snntorch      as SpikingJelly, and dt fixed at 1e-4 s; IF becomes a leaky neuron
 norse         ignores LIF ``r`` (scales the input by dt/tau), no AvgPool2d, runs DAGs
               depth-first: not exact for any snnc network (refused at the first neuron)
