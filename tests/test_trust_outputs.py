@@ -158,9 +158,11 @@ def test_png_dir_on_a_full_disk(recording, full_disk):
 
 @pytest.mark.slow
 def test_export_and_train_on_a_full_disk(full_disk, tiny_train):
+    for fmt, source, name in (("onnx", "spikedhs-cla", "net.onnx"), ("nir", "spikedhs-cla", "net.nir"),
+                              ("lava", "sequential-dvs", "net.h5")):
+        proc = run_snnc("export", source, "--to", fmt, "--out", full_disk / name, subprocess=fmt != "onnx")
+        assert_user_error(proc, str(full_disk / name), "No space left on device")  # HDF5 writers: no segfault
     out = full_disk / "net.onnx"
-    assert_user_error(run_snnc("export", "spikedhs-cla", "--to", "onnx", "--out", out), str(out),
-                      "No space left on device")
     run = full_disk / "run"
     proc = run_snnc(*tiny_train, "--epochs", "1", "--out", run)
     assert_user_error(proc, str(run), "No space left on device")

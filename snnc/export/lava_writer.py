@@ -231,12 +231,14 @@ def write_netx(graph: Graph, path: Path) -> dict[str, Any]:
     Raises:
         SnncError: not a sequential chain (see :func:`netx_layers`) or the file cannot be written.
     """
-    import h5py
+    from snnc.fileio import write_failure
+    from snnc.h5write import H5Output
 
     in_shape, layers, input_flat = netx_layers(graph)
     summary: list[dict[str, Any]] = []
     try:
-        with h5py.File(path, "w") as f:
+        with H5Output(path) as out:  # a full disk never leaves HDF5 half-open (it would crash at exit)
+            f = out.file
             root = f.create_group("layer")
             idx = 0
             first = root.create_group(str(idx))
@@ -275,5 +277,7 @@ def write_netx(graph: Graph, path: Path) -> dict[str, Any]:
             meta.create_dataset("input_layout", data="flat (C*H*W,)" if input_flat else "(W, H, C) frames")
             meta.create_dataset("genotype", data=json.dumps(graph.meta.get("genotype")))
     except OSError as err:
+        if write_failure(err, path) is not None:
+            raise  # full / read-only disk: atomic_output names the output file
         raise SnncError(f"cannot write the netx file: {err}", path) from None
     return {"input_shape": list(in_shape), "input_flat": input_flat, "layers": summary}

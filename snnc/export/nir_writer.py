@@ -258,9 +258,20 @@ def write_nir(graph: Graph, path: Path, dt: float = DEFAULT_DT, consumer: Option
     """
     import nir
 
+    from snnc.fileio import write_failure
+    from snnc.h5write import GuardedFile
+
     ngraph = to_nir(graph, dt, consumer)
     try:
-        nir.write(str(path), ngraph)
+        raw = GuardedFile(path)  # a full disk never leaves HDF5 half-open (it would crash at exit)
+        try:
+            nir.write(raw, ngraph)
+        finally:
+            raw.close()
+        if raw.error is not None:
+            raise raw.error
     except OSError as err:
+        if write_failure(err, path) is not None:
+            raise  # full / read-only disk: atomic_output names the output file
         raise SnncError(f"cannot write NIR file: {err}", path) from None
     return ngraph
