@@ -28,13 +28,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
+import torch
 
-from snnc.errors import SnncError  # noqa: E402
-from snnc.export.interop_cases import interop_cases  # noqa: E402
-from snnc.export.nir_consumers import CONSUMERS, available, compare, run_consumer, run_reference  # noqa: E402
-from snnc.export.nir_targets import TARGETS  # noqa: E402
-from snnc.export.nir_writer import write_nir  # noqa: E402
+from snnc.errors import SnncError
+from snnc.export.interop_cases import interop_cases
+from snnc.export.nir_consumers import CONSUMERS, available, compare, run_consumer, run_reference
+from snnc.export.nir_targets import TARGETS
+from snnc.export.nir_writer import write_nir
 
 
 def _write(case, path: Path, dt: float, consumer: str | None) -> str | None:

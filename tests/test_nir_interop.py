@@ -19,7 +19,7 @@ from snnc.export.interop_cases import CASES, interop_case
 from snnc.export.nir_consumers import compare, run_consumer, run_reference
 from snnc.export.nir_writer import write_nir
 
-from _export_util import write_genotype, small_genotype
+from _export_util import small_genotype, write_genotype
 from cli_helpers import assert_user_error, expect_ok, run_snnc
 
 DT = 1e-4
@@ -63,7 +63,7 @@ def test_reference_run_is_the_torch_model(exported):
         y, spikes = record_spikes(case.model, torch.stack(case.inputs))
         assert set(spikes) <= set(ref.spikes)
         for layer, steps in spikes.items():
-            for got, want in zip(ref.spikes[layer], steps):
+            for got, want in zip(ref.spikes[layer], steps, strict=True):
                 assert torch.equal(got, want), (name, layer)
         assert float((torch.stack(ref.outputs) - y).abs().max()) < 1e-5
 
@@ -128,7 +128,7 @@ def test_feedback_runs_as_nirtorch_cycles_when_exported_for_the_consumer(consume
     names = gm.state_names()
     differs = 0
     for t, x_t in enumerate(case.inputs):
-        state = tuple(torch.zeros_like(v) if ".feedback." in n else v for n, v in zip(names, state))
+        state = tuple(torch.zeros_like(v) if ".feedback." in n else v for n, v in zip(names, state, strict=True))
         values, state = gm.step_nodes(x_t, state)
         differs += sum(int((values[k] != ref.spikes[k][t]).sum()) for k in ref.spikes)
     assert differs > 0
@@ -156,7 +156,7 @@ def test_feedback_that_nirtorch_cannot_delay_is_refused(tmp_path):
 def test_norse_is_refused_and_its_stock_import_differs(name, exported, tmp_path):
     _need("norse")
     case, path, ref = exported[name]
-    with pytest.raises(SnncError, match="for norse: a (LIF/IF neuron: norse.torch.from_nir ignores r|Delay node)"):
+    with pytest.raises(SnncError, match=r"for norse: a (LIF/IF neuron: norse.torch.from_nir ignores r|Delay node)"):
         write_nir(case.graph, tmp_path / "n.nir", DT, consumer="norse")
     run = run_consumer("norse", path, case.inputs, DT)
     if run.ran:  # the stereo front imports, but without r its neurons integrate (1 - beta) of the input
@@ -169,7 +169,7 @@ def test_norse_is_refused_and_its_stock_import_differs(name, exported, tmp_path)
 @pytest.mark.parametrize("name", CASES)
 def test_sinabs_and_rockpool_are_refused(name, exported, tmp_path):
     case, path, _ = exported[name]
-    with pytest.raises(SnncError, match="for sinabs: a (LIF/IF neuron: sinabs.from_nir builds multi-spike|Delay)"):
+    with pytest.raises(SnncError, match=r"for sinabs: a (LIF/IF neuron: sinabs.from_nir builds multi-spike|Delay)"):
         write_nir(case.graph, tmp_path / "s.nir", DT, consumer="sinabs")
     with pytest.raises(SnncError, match="for rockpool: a Conv2d node"):
         write_nir(case.graph, tmp_path / "r.nir", DT, consumer="rockpool")
@@ -258,7 +258,7 @@ def test_a_spikingjelly_network_runs_in_snnc_with_the_same_spikes(tmp_path):
     export_to_nir(net, torch.zeros(2, 2, 16, 16), save_path=str(path), dt=1e-3)
     x = (torch.rand(10, 2, 2, 16, 16) < 0.4).float()
     spikes = _foreign_spikes(net, x, ("lif1", "lif2"), functional.reset_net)
-    with pytest.raises(SnncError, match="no 'dt'.*--dt"):  # SpikingJelly writes no dt
+    with pytest.raises(SnncError, match=r"no 'dt'.*--dt"):  # SpikingJelly writes no dt
         _snnc_mismatches(path, x, spikes, None)
     mismatches, seen = _snnc_mismatches(path, x, spikes, 1e-3)
     assert seen > 1000 and mismatches == 0

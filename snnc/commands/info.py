@@ -11,19 +11,10 @@ from snnc.errors import SnncError
 
 
 def default_step_shape(genotype: Any) -> Tuple[int, ...]:
-    """One time step's input shape (batch 1) for a genotype, from its own fields.
+    """One time step's input shape (batch 1) from the genotype's own fields (:mod:`snnc.models.families`)."""
+    from snnc.models.families import default_step_shape as family_step_shape
 
-    Classification: ``(1, in_channels, S, S)`` with S the genotype's ``image_size``
-    (32, CIFAR, when it has none); stereo: ``(1, 2, in_channels, 260, 346)``.
-    """
-    from snnc.data.layout import HEIGHT, WIDTH
-
-    family = getattr(genotype, "family", "")
-    channels = int(getattr(genotype, "in_channels", 3))
-    if family == "spikedhs-stereo":
-        return (1, 2, channels, HEIGHT, WIDTH)
-    size = int(getattr(genotype, "image_size", 32))
-    return (1, channels, size, size)
+    return family_step_shape(genotype)
 
 
 def parse_shape(text: str) -> Tuple[int, ...]:
@@ -79,7 +70,7 @@ def info_command(arch: Optional[str], input_shape: Optional[str], as_json: bool,
     from snnc.models.loading import open_model, resolve_model
 
     ref = resolve_model(arch, allowed=("checkpoint", "genotype", "nir", "preset", "zoo"))
-    if ref.kind == "nir":
+    if ref.kind == "nir" and ref.path is not None:
         _nir_info(ref.path, dt, as_json, format_table)
         return
     if ref.kind in ("checkpoint", "zoo"):

@@ -60,12 +60,13 @@ def _calibrate(net: torch.nn.Module, x_seq: Tensor, seed: int) -> torch.nn.Modul
 
     g = torch.Generator().manual_seed(seed)
     for m in net.modules():
-        if isinstance(m, ConvBN) and m.bn is not None:
+        bn = m.bn if isinstance(m, ConvBN) else None
+        if isinstance(bn, (torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)):
             with torch.no_grad():
-                m.bn.weight.copy_(0.6 + 0.8 * torch.rand(m.bn.weight.shape, generator=g))
-                m.bn.bias.copy_(0.1 * torch.randn(m.bn.bias.shape, generator=g))
-            m.bn.reset_running_stats()
-            m.bn.momentum = None
+                bn.weight.copy_(0.6 + 0.8 * torch.rand(bn.weight.shape, generator=g))
+                bn.bias.copy_(0.1 * torch.randn(bn.bias.shape, generator=g))
+            bn.reset_running_stats()
+            bn.momentum = None
     net.train()
     with torch.no_grad():
         for _ in range(2):

@@ -322,16 +322,13 @@ def _lower_sequential(w: _Walker, model: nn.Module) -> None:
 # --------------------------------------------------------------------------- public API
 def family_of(model: nn.Module) -> str:
     """The export family of a network (``spikedhs-cla``, ``spikedhs-stereo``, ``snasnet``, ``sequential``)."""
-    from snnc.models.sequential import SequentialNet
-    from snnc.models.snasnet import SNASNet
-    from snnc.models.spikedhs import SpikeDHSClassifier
-    from snnc.models.stereo import SpikeDHSStereo
+    from snnc.models.families import family_of_model
 
-    for cls, family in ((SpikeDHSClassifier, "spikedhs-cla"), (SpikeDHSStereo, "spikedhs-stereo"),
-                        (SNASNet, "snasnet"), (SequentialNet, "sequential")):
-        if isinstance(model, cls):
-            return family
-    raise SnncError(f"cannot export a {type(model).__name__}: snnc exports SpikeDHS, SNASNet and sequential nets")
+    try:
+        return family_of_model(model).name
+    except SnncError:
+        raise SnncError(f"cannot export a {type(model).__name__}: snnc exports SpikeDHS, SNASNet and sequential "
+                        f"nets") from None
 
 
 def input_layout(family: str) -> str:

@@ -33,9 +33,10 @@ import logging
 import signal
 import threading
 import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -67,7 +68,7 @@ class ConsumerRun:
     consumer: str
     imported: bool = False
     ran: bool = False
-    error: Optional[str] = None
+    error: str | None = None
     outputs: list[Tensor] = field(default_factory=list)
     spikes: dict[str, list[Tensor]] = field(default_factory=dict)
 
@@ -91,7 +92,7 @@ class Agreement:
     spike_mismatches: int
     spikes_seen: int
     output_max_diff: float
-    prediction_agreement: Optional[float]
+    prediction_agreement: float | None
 
 
 def available(consumer: str) -> bool:
@@ -101,7 +102,7 @@ def available(consumer: str) -> bool:
     try:
         with _quiet():
             importlib.import_module(_MODULES[consumer])
-    except Exception:  # noqa: BLE001 - any import failure means "not available"
+    except Exception:
         return False
     return True
 
@@ -158,7 +159,7 @@ def _time_limit(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, old)
 
 
-def _import(consumer: str, path: Path, dt: float, batch_size: int) -> nn.Module:
+def _import(consumer: str, path: Path, dt: float, batch_size: int) -> Any:
     """The consumer's stock importer on the file (raises whatever it raises)."""
     import nir
 
@@ -190,18 +191,18 @@ def _import(consumer: str, path: Path, dt: float, batch_size: int) -> nn.Module:
     raise ValueError(f"unknown consumer {consumer!r} (known: {', '.join(CONSUMERS)})")
 
 
-def _find_module(module: nn.Module, name: str) -> Optional[nn.Module]:
+def _find_module(module: nn.Module, name: str) -> nn.Module | None:
     """The submodule an importer built for NIR node ``name`` (nirtorch sanitises ``.`` to ``_``)."""
     import keyword
 
-    modules = dict(module.named_modules())
+    modules: dict[str, nn.Module] = dict(module.named_modules())
     for key in (name, name.replace(".", "_"), "nir_node_" + name if keyword.iskeyword(name) else None):
         if key is not None and key in modules:
             return modules[key]
     return None
 
 
-def _first_tensor(out: Any) -> Optional[Tensor]:
+def _first_tensor(out: Any) -> Tensor | None:
     while isinstance(out, (tuple, list)) and out:
         out = out[0]
     return out if isinstance(out, Tensor) else None
@@ -214,7 +215,7 @@ def _one_line(err: BaseException) -> str:
 
 
 def run_consumer(consumer: str, path: Path, inputs: Sequence[Tensor], dt: float, time_limit_s: float = 60.0,
-                 neuron_names: Optional[Sequence[str]] = None) -> ConsumerRun:
+                 neuron_names: Sequence[str] | None = None) -> ConsumerRun:
     """Import ``path`` with ``consumer``'s stock importer and step it over ``inputs``.
 
     Args:
@@ -237,7 +238,7 @@ def run_consumer(consumer: str, path: Path, inputs: Sequence[Tensor], dt: float,
             result.imported = True
             if hasattr(module, "eval"):
                 module.eval()
-            current: dict[str, Tensor] = {}
+            current: dict[str, Tensor | None] = {}
             for name in names:
                 sub = _find_module(module, name)
                 if sub is None:
@@ -253,14 +254,18 @@ def run_consumer(consumer: str, path: Path, inputs: Sequence[Tensor], dt: float,
                     y, state = out[0], out[1]
                 else:
                     y = out
-                result.outputs.append(_first_tensor(y).detach().clone())
+                y_t = _first_tensor(y)
+                if y_t is None:
+                    raise TypeError(f"the imported module returned {type(y).__name__}, not a tensor")
+                result.outputs.append(y_t.detach().clone())
                 for name in result.spikes:
-                    if name in current and current[name] is not None:
-                        result.spikes[name].append(current[name].detach().clone())
+                    got = current.get(name)
+                    if got is not None:
+                        result.spikes[name].append(got.detach().clone())
             original = _original_names(path)
             result.spikes = {original.get(n, n): s for n, s in result.spikes.items() if len(s) == len(inputs)}
             result.ran = True
-    except (Exception, TimeoutError) as err:  # noqa: BLE001 - a consumer's failure is a result here
+    except (Exception, TimeoutError) as err:
         result.error = _one_line(err)
     finally:
         for h in hooks:
@@ -268,7 +273,7 @@ def run_consumer(consumer: str, path: Path, inputs: Sequence[Tensor], dt: float,
     return result
 
 
-def run_reference(path: Path, inputs: Sequence[Tensor], dt: Optional[float] = None) -> ConsumerRun:
+def run_reference(path: Path, inputs: Sequence[Tensor], dt: float | None = None) -> ConsumerRun:
     """snnc's own run of the file (:func:`~snnc.export.nir_reader.import_nir`), as a :class:`ConsumerRun`."""
     from snnc.export.nir_reader import import_nir
 
@@ -288,11 +293,11 @@ def run_reference(path: Path, inputs: Sequence[Tensor], dt: Optional[float] = No
     return result
 
 
-def _reshape_like(t: Tensor, ref: Tensor) -> Optional[Tensor]:
+def _reshape_like(t: Tensor, ref: Tensor) -> Tensor | None:
     return t.reshape(ref.shape) if t.numel() == ref.numel() else None
 
 
-def compare(run: ConsumerRun, ref: ConsumerRun, classify: bool = True) -> Optional[Agreement]:
+def compare(run: ConsumerRun, ref: ConsumerRun, classify: bool = True) -> Agreement | None:
     """Spike and output agreement of a consumer's run with snnc's (``None`` when it did not run).
 
     A layer or output whose element count differs from snnc's counts as entirely mismatched
@@ -304,18 +309,19 @@ def compare(run: ConsumerRun, ref: ConsumerRun, classify: bool = True) -> Option
     for name, ref_steps in ref.spikes.items():
         if name not in run.spikes:
             continue
-        for got, want in zip(run.spikes[name], ref_steps):
+        for got, want in zip(run.spikes[name], ref_steps, strict=True):
             seen += int(want.sum())
-            got = _reshape_like(got, want)
-            mismatches += int(want.numel()) if got is None else int((got != want).sum())
+            shaped = _reshape_like(got, want)
+            mismatches += int(want.numel()) if shaped is None else int((shaped != want).sum())
     max_diff = 0.0
-    agreement: Optional[float] = None
-    outs = [_reshape_like(o, r) for o, r in zip(run.outputs, ref.outputs)]
-    if any(o is None for o in outs) or len(outs) != len(ref.outputs):
+    agreement: float | None = None
+    maybe = [_reshape_like(o, r) for o, r in zip(run.outputs, ref.outputs, strict=False)]
+    outs = [o for o in maybe if o is not None]
+    if len(outs) != len(maybe) or len(outs) != len(ref.outputs):
         max_diff = float("inf")
         agreement = 0.0 if classify else None
     else:
-        for o, r in zip(outs, ref.outputs):
+        for o, r in zip(outs, ref.outputs, strict=True):
             max_diff = max(max_diff, float((o.float() - r.float()).abs().max()))
         if classify:
             got = torch.stack(outs).sum(0).reshape(outs[0].shape[0], -1).argmax(1)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -46,7 +46,7 @@ class NirModel:
     writer: str = "foreign"
 
 
-def _layer(name: str, graph: Graph) -> Optional[dict[str, Any]]:
+def _layer(name: str, graph: Graph) -> dict[str, Any] | None:
     node = graph[name]
     if node.op not in _LAYER_TYPES:
         return None

@@ -24,7 +24,7 @@ rockpool      no Conv2d, AvgPool2d, Flatten, Scale or Delay; reads ``tau_mem``, 
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -41,12 +41,12 @@ _FEEDBACK = ("a feedback loop (Delay): {c}'s importer has no Delay node, and nir
              "breaks cycles at the first multi-input node instead of at the delay")
 
 
-def _uniform(a: Any) -> Optional[float]:
+def _uniform(a: Any) -> float | None:
     arr = np.asarray(a, dtype=np.float64).reshape(-1)
     return float(arr[0]) if arr.size and np.all(arr == arr[0]) else None
 
 
-def _lif_blocker(node: Any, dt: float, consumer: str) -> Optional[str]:
+def _lif_blocker(node: Any, dt: float, consumer: str) -> str | None:
     tau, r = _uniform(node.tau), _uniform(node.r)
     if tau is None or r is None:
         return "a LIF with parameters that vary across neurons"
@@ -58,7 +58,7 @@ def _lif_blocker(node: Any, dt: float, consumer: str) -> Optional[str]:
     return None
 
 
-def target_blocker(node: Any, consumer: str, dt: float) -> Optional[str]:
+def target_blocker(node: Any, consumer: str, dt: float) -> str | None:
     """Why ``consumer``'s stock importer cannot run NIR ``node`` exactly (a phrase), or ``None``."""
     kind = type(node).__name__
     if kind in ("Input", "Output"):
@@ -138,8 +138,9 @@ def nirtorch_feedback_spelling(ngraph: Any, consumer: str, dt: float) -> Any:
         SnncError: a delay other than one step, or feedback that cannot be spelled so
             (named with the node and the consumer).
     """
-    import nir
     from graphlib import CycleError, TopologicalSorter
+
+    import nir
 
     def refuse(name: str, why: str) -> SnncError:
         return SnncError(f"cannot export node {name!r} for {consumer}: {why}")

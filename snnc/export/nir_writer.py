@@ -80,13 +80,14 @@ def nir_blocker(graph: Graph, name: str) -> Optional[str]:
             "select": "a channel selection", "concat": "a concatenation"}.get(op, f"a {op} operation")
 
 
-def _f32(a: Any) -> np.ndarray:
+def _f32(a: Any) -> np.ndarray[Any, Any]:
     return np.asarray(a, dtype=np.float32)
 
 
-def _dense_weight(node: Node) -> np.ndarray:
+def _dense_weight(node: Node) -> np.ndarray[Any, Any]:
     """Grouped conv weight as an equivalent dense (block-diagonal) weight."""
-    w, groups = node.params["weight"], int(node.params["groups"])
+    w: np.ndarray[Any, Any] = node.params["weight"]
+    groups = int(node.params["groups"])
     if groups == 1:
         return w
     out_c, in_per = w.shape[0], w.shape[1]

@@ -1,23 +1,18 @@
 """``build_model``: genotype (or preset name / JSON file) -> network.
 
-Dispatches on ``genotype.family``: ``spikedhs-cla`` -> :class:`~snnc.models.spikedhs.SpikeDHSClassifier`,
+Dispatches through the family registry (:mod:`snnc.models.families`): ``spikedhs-cla`` -> :class:`~snnc.models.spikedhs.SpikeDHSClassifier`,
 ``spikedhs-stereo`` -> :class:`~snnc.models.stereo.SpikeDHSStereo`, ``snasnet`` ->
-``snnc.models.snasnet.build_snasnet`` (imported lazily).
+``snnc.models.snasnet.build_snasnet``, ``sequential`` -> ``snnc.models.sequential.build_sequential``.
 """
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any, Union
 
 from snnc.errors import SnncError
 from snnc.models.base import SpikingNet
-from snnc.models.genotype import (
-    SpikeDHSClassifierGenotype,
-    SpikeDHSStereoGenotype,
-    load_genotype,
-    with_overrides,
-)
+from snnc.models.families import FAMILIES, build
+from snnc.models.genotype import load_genotype
 
 __all__ = ["build_model"]
 
@@ -36,17 +31,6 @@ def build_model(genotype: Union[Any, str, Path], **overrides: Any) -> SpikingNet
     if isinstance(genotype, (str, Path)):
         genotype = load_genotype(genotype)
     family = getattr(genotype, "family", None)
-    if family == "snasnet":
-        module = importlib.import_module("snnc.models.snasnet")
-        return module.build_snasnet(genotype, **overrides)
-    if family == "sequential":
-        return importlib.import_module("snnc.models.sequential").build_sequential(genotype, **overrides)
-    if isinstance(genotype, SpikeDHSClassifierGenotype):
-        from snnc.models.spikedhs import SpikeDHSClassifier
-
-        return SpikeDHSClassifier(with_overrides(genotype, overrides))
-    if isinstance(genotype, SpikeDHSStereoGenotype):
-        from snnc.models.stereo import SpikeDHSStereo
-
-        return SpikeDHSStereo(with_overrides(genotype, overrides))
-    raise SnncError(f"cannot build a network from {type(genotype).__name__} (family {family!r})")
+    if family not in FAMILIES:
+        raise SnncError(f"cannot build a network from {type(genotype).__name__} (family {family!r})")
+    return build(genotype, overrides)

@@ -565,13 +565,6 @@ class SpikeDHSStereoGenotype(_GenotypeIO):
         return self.volume_disparities or self.disparities
 
 
-SPIKEDHS_FAMILIES: dict[str, type] = {
-    SpikeDHSClassifierGenotype.family: SpikeDHSClassifierGenotype,
-    SpikeDHSStereoGenotype.family: SpikeDHSStereoGenotype,
-}
-#: Families built elsewhere, imported lazily: family -> (module, genotype class name).
-_EXTERNAL_FAMILIES: dict[str, tuple[str, str]] = {"snasnet": ("snnc.models.snasnet", "SNASNetGenotype"),
-                                                  "sequential": ("snnc.models.sequential", "SequentialGenotype")}
 #: Presets defined in Python by other modules: (module, dict of name -> genotype).
 _EXTERNAL_PRESETS: tuple[tuple[str, str], ...] = (("snnc.models.snasnet", "SNASNET_PRESETS"),
                                                   ("snnc.models.sequential", "SEQUENTIAL_PRESETS"))
@@ -590,31 +583,20 @@ def _external_presets() -> dict[str, Genotype]:
 
 
 def genotype_from_dict(d: Mapping[str, Any], path: Optional[PathLike] = None) -> Genotype:
-    """Dispatch on ``d["family"]`` to the matching genotype class.
+    """The genotype of ``d["family"]``'s class (:mod:`snnc.models.families`).
 
     Raises:
         SnncError: not an object, no or unknown family, or the family's own errors.
     """
     if not isinstance(d, Mapping):
         raise SnncError(f"genotype must be a JSON object, got {type(d).__name__}", path)
-    family = d.get("family")
-    if family is not None and not isinstance(family, str):
-        raise SnncError(f"genotype 'family' must be a string, got {type(family).__name__}", path)
-    if family in SPIKEDHS_FAMILIES:
-        return SPIKEDHS_FAMILIES[family].from_dict(d, path)
-    if family in _EXTERNAL_FAMILIES:
-        module_name, class_name = _EXTERNAL_FAMILIES[family]
-        import importlib
+    from snnc.models.families import family, genotype_class
 
-        cls = getattr(importlib.import_module(module_name), class_name)
-        try:
-            return cls.from_dict(d, path)
-        except SnncError as err:
-            raise (err if err.path is not None else SnncError(str(err), path)) from None
-    known = sorted(SPIKEDHS_FAMILIES) + sorted(_EXTERNAL_FAMILIES)
-    if family is None:
-        raise SnncError(f"genotype has no 'family' (expected one of {', '.join(known)})", path)
-    raise SnncError(f"unknown genotype family {family!r} (expected one of {', '.join(known)})", path)
+    cls: Any = genotype_class(family(d.get("family"), path).name)
+    try:
+        return cls.from_dict(d, path)  # type: ignore[no-any-return]
+    except SnncError as err:
+        raise (err if err.path is not None else SnncError(str(err), path)) from None
 
 
 # --------------------------------------------------------------------------- files and presets

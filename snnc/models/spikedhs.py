@@ -19,14 +19,14 @@ which keeps :func:`snnc.models.fold.fold_bn` complete.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 from torch import Tensor, nn
 
 from snnc.errors import SnncError
 from snnc.models.base import SpikingNet, StepContext
 from snnc.models.cells import SpikingConv, Trellis
-from snnc.models.genotype import SpikeDHSClassifierGenotype
+from snnc.models.genotype import SpikeDHSClassifierGenotype, with_overrides
 
 __all__ = ["SpikeDHSClassifier", "build_spikedhs_classifier"]
 
@@ -68,6 +68,6 @@ class SpikeDHSClassifier(SpikingNet):
         return self(images.unsqueeze(0).expand(t, *images.shape)).mean(0)
 
 
-def build_spikedhs_classifier(genotype: SpikeDHSClassifierGenotype) -> SpikeDHSClassifier:
-    """Build the SpikeDHS-CLA network of ``genotype``."""
-    return SpikeDHSClassifier(genotype)
+def build_spikedhs_classifier(genotype: SpikeDHSClassifierGenotype, **overrides: Any) -> SpikeDHSClassifier:
+    """Build the SpikeDHS-CLA network of ``genotype`` (``overrides`` replace genotype fields first)."""
+    return SpikeDHSClassifier(with_overrides(genotype, overrides))

@@ -55,7 +55,7 @@ frames from the same state.
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -64,7 +64,7 @@ from torch import Tensor, nn
 from snnc.errors import SnncError
 from snnc.models.base import SpikingNet, StepContext
 from snnc.models.cells import SpikingConv, Trellis, Upsampler
-from snnc.models.genotype import CellGenotype, SpikeDHSStereoGenotype
+from snnc.models.genotype import CellGenotype, SpikeDHSStereoGenotype, with_overrides
 from snnc.models.layers import ConvBN
 from snnc.neurons import NeuronSpec
 
@@ -220,9 +220,9 @@ class SpikeDHSStereo(SpikingNet):
         return estimate_disparity(cost, delta=delta, disp_step=self.disp_step)
 
 
-def build_spikedhs_stereo(genotype: SpikeDHSStereoGenotype) -> SpikeDHSStereo:
-    """Build the SpikeDHS-Stereo network of ``genotype``."""
-    return SpikeDHSStereo(genotype)
+def build_spikedhs_stereo(genotype: SpikeDHSStereoGenotype, **overrides: Any) -> SpikeDHSStereo:
+    """Build the SpikeDHS-Stereo network of ``genotype`` (``overrides`` replace genotype fields first)."""
+    return SpikeDHSStereo(with_overrides(genotype, overrides))
 
 
 # --------------------------------------------------------------------------- estimator and loss

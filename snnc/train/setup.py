@@ -9,28 +9,22 @@ import torch
 from snnc.errors import SnncError
 from snnc.models.base import SpikingNet
 from snnc.models.build import build_model
+from snnc.models.families import FAMILIES
 from snnc.models.stereo import auto_volume_shifts
 from snnc.train.config import TrainConfig
 
 __all__ = ["task_for_family", "width_overrides", "make_task", "make_model"]
 
-_WIDTH_FIELDS = {
-    "spikedhs-cla": ("filter_multiplier",),
-    "spikedhs-stereo": ("feature_filter_multiplier", "matching_filter_multiplier"),
-    "snasnet": ("channels",),
-}
-
-
 def task_for_family(family: str) -> str:
-    """``stereo`` for stereo genotypes, ``classification`` for the others."""
-    return "stereo" if family == "spikedhs-stereo" else "classification"
+    """The training task of ``family`` (:mod:`snnc.models.families`): ``stereo`` or ``classification``."""
+    return FAMILIES[family].task if family in FAMILIES else "classification"
 
 
 def width_overrides(family: str, width: Any) -> dict[str, int]:
-    """Genotype fields that ``--width`` sets for ``family``."""
-    if width is None:
+    """Genotype fields that ``--width`` sets for ``family`` (its registered ``width_fields``)."""
+    if width is None or family not in FAMILIES:
         return {}
-    return {name: int(width) for name in _WIDTH_FIELDS.get(family, ())}
+    return {name: int(width) for name in FAMILIES[family].width_fields}
 
 
 def _disparity_bins(genotype: Any, max_disparity: Any) -> int:
