@@ -44,8 +44,10 @@ def config(arch: Path, data: Any, out: Path, **kw: Any) -> TrainConfig:
 
 
 def load(path: Path) -> dict[str, Any]:
-    """``torch.load`` a checkpoint."""
-    return torch.load(path, map_location="cpu", weights_only=False)
+    """Read a checkpoint the one safe way (weights-only), as every snnc command does."""
+    from snnc.checkpoint import read_checkpoint
+
+    return read_checkpoint(path)
 
 
 def quiet_log(_: str) -> None:
