@@ -103,6 +103,12 @@ def _device(name: str) -> str:
 @click.option("--threads", type=int, default=0, show_default=True,
               help="Torch CPU threads (0: torch's default; snasnet on the CPU uses 1 unless given).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--nproc", type=int, default=None,
+              help="Start N processes on this machine through torch.distributed.run (gloo; NCCL with --device "
+                   "cuda, one GPU each): snasnet shares the candidates out, spikedhs splits every (global) "
+                   "--batch-size batch. Same as torchrun --nproc-per-node N -m snnc search ...")
+@click.option("--dist-timeout", type=float, default=600.0, show_default=True,
+              help="Seconds a process waits for the others before the run fails.")
 @click.pass_context
 def search_command(ctx: click.Context, **opts: Any) -> None:
     """Search an architecture and write its genotype JSON (for snnc info / snnc train).
@@ -115,6 +121,11 @@ def search_command(ctx: click.Context, **opts: Any) -> None:
                   --crop 48x64 --disparities 12 --disp-step 3 --time-steps 2 --burn-in 1 --levels 3
       snnc search --method snasnet --data digits --candidates 5000 --out snas.json
     """
+    if opts["nproc"] is not None and opts["nproc"] != 1:
+        from snnc.train.launch import command_line, launch_ranks
+
+        launch_ranks(opts["nproc"], ["search", *command_line(ctx, opts)])
+        return
     method: str = opts["method"]
     if method not in _METHODS:
         raise SnncError(f"unknown search method {method!r} (expected one of {', '.join(_METHODS)})")
@@ -153,7 +164,7 @@ def search_command(ctx: click.Context, **opts: Any) -> None:
     always = {"data"} if opts["resume"] else {"task", "data"}  # on resume the stored task is the default
     for name in explicit | always:
         key = renamed.get(name, name)
-        if name in ("method", "out", "resume", "force", "device", "threads", "quiet"):
+        if name in ("method", "out", "resume", "force", "device", "threads", "quiet", "nproc", "dist_timeout"):
             continue
         if key not in keys:
             raise SnncError(f"--{name.replace('_', '-')} does not apply to --method {method}")
@@ -163,8 +174,27 @@ def search_command(ctx: click.Context, **opts: Any) -> None:
     out: Path = opts["out"]
     if out.exists() and not opts["force"]:  # before the heavy imports: refuse at once
         raise SnncError("exists; pass --force to overwrite it", out)
-    _plan_outputs(out, opts["data"], force=opts["force"], resume=opts["resume"])
-    _plan_outputs(out, opts["data"], force=opts["force"], resume=opts["resume"])
+    from snnc.train import distributed
+
+    rank = distributed.init(opts["device"], opts["dist_timeout"])  # a no-op unless torchrun / --nproc started us
+    try:
+        _run_search(ctx, opts, method, given, explicit, rank)
+    except distributed.CollectiveError:
+        if not rank.main:  # rank 0 prints the error all ranks agree on
+            raise click.exceptions.Exit(2) from None
+        raise
+    finally:
+        distributed.shutdown()
+
+
+def _run_search(ctx: click.Context, opts: dict[str, Any], method: str, given: dict[str, Any], explicit: set[str],
+                rank: Any) -> None:
+    """Plan the outputs (rank 0), set the threads, run the search, report (rank 0)."""
+    from snnc.train import distributed
+
+    out: Path = opts["out"]
+    distributed.agree(lambda: _plan_outputs(out, opts["data"], force=opts["force"], resume=opts["resume"])
+                      if rank.main else None)
     device = _device(opts["device"])
     threads = int(opts["threads"])
     if method == "snasnet" and "threads" not in explicit and device == "cpu":
@@ -179,6 +209,8 @@ def search_command(ctx: click.Context, **opts: Any) -> None:
         from snnc.nas.snasnet_search import run_snasnet_search
 
         result = run_snasnet_search(given, opts["out"], **common)
+        if not rank.main:
+            return
         click.echo(f"SNASNet best cell {result['best']['cell']} (score {result['best']['score']:.3f}) "
                    f"from {result['scored']} candidates in {result['seconds']:.1f} s "
                    f"({result['candidates_per_second']:.1f}/s)")
@@ -186,34 +218,12 @@ def search_command(ctx: click.Context, **opts: Any) -> None:
         from snnc.nas.spikedhs_search import run_spikedhs_search
 
         result = run_spikedhs_search(given, opts["out"], **common)
+        if not rank.main:
+            return
         _report_spikedhs(result)
     paths = result["paths"]
     click.echo(f"wrote {paths['out']} (log {paths['log'].name}, plot {paths['plot'].name}, "
                f"state {paths['state'].name})")
-
-
-def _plan_outputs(out: Path, data: str, *, force: bool, resume: bool) -> None:
-    """Check the files written beside --out before the search starts, and hold them until it ends.
-
-    ``OUT.search.jsonl``, ``OUT.search.png`` and ``OUT.search_state.pt`` are refused
-    when they exist without --force (or --resume, which continues the search that
-    wrote them); with --force they are replaced only if snnc wrote them (its ledger,
-    :mod:`snnc.outputs`). --out is locked against a second run, may not be the data
-    file, and the three files are recorded when the search ends.
-    """
-    from snnc.nas.spikedhs_search import output_paths
-    from snnc.outputs import OutputPlan, check_outputs
-
-    paths = output_paths(out)
-    siblings = [paths["log"], paths["plot"], paths["state"]]
-    if not resume:
-        if paths["state"].exists() and not force:
-            raise SnncError("a search state exists here; pass --resume to continue it or --force to start over",
-                            paths["state"])
-        check_outputs(derived=siblings, force=force)
-    click.get_current_context().with_resource(
-        OutputPlan(named=[out], derived=siblings, inputs=[Path(data)] if data != "digits" else [], lock=[out],
-                   check=False))
 
 
 def _plan_outputs(out: Path, data: str, *, force: bool, resume: bool) -> None:

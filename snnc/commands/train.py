@@ -121,6 +121,17 @@ def _arch(value: str) -> str:
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
 @click.option("--force", is_flag=True, help="Start over in a non-empty --out (deletes its earlier run files).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--nproc", type=int, default=None,
+              help="Data-parallel: start N processes on this machine through torch.distributed.run (gloo on the "
+                   "CPU, NCCL with --device cuda, one GPU per process). --batch-size is the global batch, split "
+                   "evenly (it must divide by N); the lr is that global batch's. Same as "
+                   "torchrun --nproc-per-node N -m snnc train ...")
+@click.option("--bn-sync", type=click.Choice(["batch", "running"]), default="batch", show_default=True,
+              help="Data-parallel BatchNorm: statistics of the global batch at every step (as one process; "
+                   "one all-reduce per BatchNorm call), or of each process's part with the running statistics "
+                   "averaged over the processes after every epoch (cheaper). Either way folding stays exact.")
+@click.option("--dist-timeout", type=float, default=600.0, show_default=True,
+              help="Data-parallel: seconds a process waits for the others before the run fails.")
 @click.pass_context
 def train_command(ctx: click.Context, **opts: Any) -> None:
     """Train a network from a genotype and write a run folder.
@@ -144,6 +155,13 @@ def train_command(ctx: click.Context, **opts: Any) -> None:
     from snnc.train.resume import resumed_config
     from snnc.train.trainer import train
 
+    nproc, dist_timeout = opts["nproc"], opts["dist_timeout"]
+    if nproc is not None and nproc != 1:
+        from snnc.train.launch import command_line, launch_ranks
+
+        launch_ranks(nproc, ["train", *command_line(ctx, opts)])
+        return
+    del opts["nproc"], opts["dist_timeout"]
     resume, force = opts.pop("resume"), opts.pop("force")
     if resume and force:
         raise SnncError("--resume and --force exclude each other")
@@ -158,11 +176,12 @@ def train_command(ctx: click.Context, **opts: Any) -> None:
     opts["search_layers"] = _names(opts["search_layers"])
     out: Path = opts["out"]
     opts["out"] = str(out)
-    if resume:
-        given = {k: v for k, v in opts.items()
-                 if ctx.get_parameter_source(k) not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)}
-        config = resumed_config(out, given)
-    else:
+
+    def make_config() -> TrainConfig:
+        if resume:
+            given = {k: v for k, v in opts.items()
+                     if ctx.get_parameter_source(k) not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)}
+            return resumed_config(out, given)
         if not opts["arch"]:
             raise SnncError("--arch is required (a genotype preset name or JSON file; see snnc info --list)")
         if not opts["data"]:
@@ -170,11 +189,28 @@ def train_command(ctx: click.Context, **opts: Any) -> None:
         for d in opts["data"]:
             if d != "digits" and not Path(d).exists():
                 raise SnncError("data not found ('digits', a folder of .npz files, or an MVSEC *_data.hdf5 file)", d)
-        config = TrainConfig(**opts)
+        return TrainConfig(**opts)
+
+    from contextlib import nullcontext
+
+    from snnc.train import distributed
     from snnc.train.rundir import run_folder
 
-    inputs = [d for d in (config.data or []) if d != "digits"] + ([config.arch] if config.arch else [])
-    with run_folder(out, inputs=[p for p in inputs if Path(p).exists()]):  # locked; run files recorded at the end
-        metrics = train(config, resume=resume, force=force, log=click.echo)
+    rank = distributed.init(opts["device"], dist_timeout)  # a no-op unless torchrun / --nproc started this process
+    try:
+        config = distributed.broadcast_object(distributed.agree(make_config if rank.main else lambda: None))
+        if rank.active:
+            config.device = opts["device"]  # the process group's device (cpu: gloo, cuda: NCCL, GPU LOCAL_RANK)
+        inputs = [d for d in (config.data or []) if d != "digits"] + ([config.arch] if config.arch else [])
+        # rank 0 owns the run folder: locked, run files recorded at the end
+        lock = run_folder(out, inputs=[p for p in inputs if Path(p).exists()]) if rank.main else nullcontext()
+        with lock:
+            metrics = train(config, resume=resume, force=force, log=click.echo)
+    except distributed.CollectiveError:
+        if not rank.main:  # rank 0 prints the error all ranks agree on
+            raise click.exceptions.Exit(2) from None
+        raise
+    finally:
+        distributed.shutdown()
     if metrics is not None:
         click.echo(f"wrote {out / 'checkpoint.pt'}, {out / 'folded.pt'}, {out / 'metrics.json'}")

@@ -16,6 +16,15 @@ Optimisers (paper / DARTS defaults): weights SGD momentum 0.9, lr 0.025
 ``lr_min`` over the epochs, gradient norm clipped at 5; architecture Adam
 betas (0.5, 0.999), weight decay 1e-3 (DARTS). DARTS' arch lr is 3e-4 over
 50 epochs of 390 steps; the scaled-down searches default to 3e-3 (a flag).
+
+Data-parallel (several ranks, :mod:`snnc.train.distributed`): every rank takes
+its contiguous part of each global batch (``batch_size`` is the global batch),
+weights its mean loss by ``world * n_rank / n_batch`` and the gradients of the
+stepped group are averaged over the ranks before clipping and the step (what
+DDP does; done by hand because the two groups take turns), the supernet's
+BatchNorms use global-batch statistics (:mod:`snnc.train.syncbn`) and rank 0
+evaluates. Weights, alphas and betas are then the same on every rank after
+every step, and equal to one process's up to float summation order.
 """
 from __future__ import annotations
 
@@ -29,6 +38,7 @@ from torch import nn
 
 from snnc.errors import SnncError
 from snnc.nas.tasks import SearchTask
+from snnc.train import distributed
 
 __all__ = ["BilevelConfig", "BilevelSearch", "only_grad"]
 
@@ -102,29 +112,59 @@ class BilevelSearch:
                                       weight_decay=c.arch_weight_decay)
         self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.w_opt, T_max=c.epochs, eta_min=c.lr_min)
         self.epoch = 0  # completed epochs
+        self.shard = distributed.current().shard()
+
+    def _batch_dims(self, batch: tuple[torch.Tensor, ...]) -> list[int]:
+        """The sample dimension of each tensor of a batch: digits ``(images, labels)`` along 0; stereo
+        ``(x, disparity, valid)`` with time first along 1, its last-frame ``depth`` along 0."""
+        from snnc.nas.tasks import StereoTask
+
+        return [1, 1, 1, 0] if isinstance(self.task, StereoTask) else [0] * len(batch)
+
+    def batch_length(self, batch: tuple[torch.Tensor, ...]) -> int:
+        """Samples in a (global) batch."""
+        return int(batch[0].shape[self._batch_dims(batch)[0]])
+
+    def _loss(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """The task's loss on this rank's part of ``batch``, weighted (see module docstring)."""
+        if self.shard.world == 1:
+            return self.task.loss(self.model, batch)
+        n = self.batch_length(batch)
+        start, stop = self.shard.bounds(n)
+        part = tuple(t.narrow(d, start, stop - start) for t, d in zip(batch, self._batch_dims(batch)))
+        return self.task.loss(self.model, part) * self.shard.weight(n)
+
+    def _global(self, loss: torch.Tensor) -> float:
+        """The loss of the whole global batch (mean of the ranks' weighted losses)."""
+        value = float(loss.detach())
+        if self.shard.world == 1:
+            return value
+        return distributed.all_reduce_sum([value])[0] / self.shard.world
 
     # ------------------------------------------------------------------ steps
     def weight_step(self, batch: tuple[torch.Tensor, ...]) -> float:
         """One SGD step of the weights on ``batch`` (alphas/betas get no gradient)."""
         self.model.train()
         with only_grad(self.weight_params, self.arch_params):
-            loss = self.task.loss(self.model, batch)
+            loss = self._loss(batch)
             self.w_opt.zero_grad(set_to_none=True)
             loss.backward()
+            distributed.average_gradients(self.weight_params)
             if self.config.grad_clip > 0:
                 nn.utils.clip_grad_norm_(self.weight_params, self.config.grad_clip)
             self.w_opt.step()
-        return float(loss.detach())
+        return self._global(loss)
 
     def arch_step(self, batch: tuple[torch.Tensor, ...]) -> float:
         """One Adam step of alphas/betas on ``batch`` (weights get no gradient)."""
         self.model.train()
         with only_grad(self.arch_params, self.weight_params):
-            loss = self.task.loss(self.model, batch)
+            loss = self._loss(batch)
             self.a_opt.zero_grad(set_to_none=True)
             loss.backward()
+            distributed.average_gradients(self.arch_params)
             self.a_opt.step()
-        return float(loss.detach())
+        return self._global(loss)
 
     def in_warmup(self, epoch: Optional[int] = None) -> bool:
         """Whether (0-based) ``epoch`` (default: the next one) is a warm-up epoch."""
@@ -143,18 +183,22 @@ class BilevelSearch:
         a_losses: list[float] = []
         b_iter = None if warm else self.task.batches("B", c.batch_size, c.seed, epoch)
         for batch_a in self.task.batches("A", c.batch_size, c.seed, epoch):
+            if not self.shard.usable(self.batch_length(batch_a)):
+                continue  # fewer samples than ranks (a last partial batch)
             if b_iter is not None:
                 batch_b = next(b_iter, None)
                 if batch_b is None:  # B is one batch shorter: start it over
                     b_iter = self.task.batches("B", c.batch_size, c.seed, epoch + 10_000)
                     batch_b = next(b_iter)
-                a_losses.append(self.arch_step(batch_b))
+                if self.shard.usable(self.batch_length(batch_b)):
+                    a_losses.append(self.arch_step(batch_b))
             w_losses.append(self.weight_step(batch_a))
             if on_step is not None:
                 on_step(w_losses[-1])
         self.sched.step()
         self.epoch += 1
-        metrics = self.task.evaluate(self.model, c.batch_size)
+        main = distributed.current().main
+        metrics = distributed.broadcast_object(self.task.evaluate(self.model, c.batch_size) if main else None)
         return {
             "epoch": self.epoch,
             "phase": "warmup" if warm else "search",

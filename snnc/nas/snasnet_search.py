@@ -46,6 +46,14 @@ Search (:func:`run_snasnet_search`)
     depends on the cell and its initialisation only). The winner is written
     as a :class:`~snnc.models.snasnet.SNASNetGenotype` for 8x8 one-channel
     digits at the retrain width.
+
+    Under ``torchrun`` / ``--nproc`` (:mod:`snnc.train.distributed`) the
+    candidates are sharded: in rounds of ``world x`` :data:`ROUND_PER_RANK`
+    candidates, rank ``r`` scores the ones with ``index % world == r`` and the
+    entries are gathered in index order on every rank. A candidate's score
+    depends only on its cell, the batches and its seed (``seed * 100003 +
+    index``), not on the rank, so the log and the winner are those of one
+    process. Rank 0 reads the state, prints and writes the files.
 """
 from __future__ import annotations
 
@@ -81,6 +89,8 @@ __all__ = [
 #: alpha of eq. 9 (the paper: "similar sparsity scale in LIF neuron as a ReLU neuron").
 SAH_ALPHA = 0.5
 _N_OPS = 5
+#: Candidates each rank scores between two gathers of a distributed search.
+ROUND_PER_RANK = 4
 Matrix = tuple[tuple[int, ...], ...]
 
 
@@ -338,39 +348,59 @@ def run_snasnet_search(
     from snnc.nas.spikedhs_search import STATE_VERSION, output_paths
     from snnc.models.genotype import save_genotype
 
+    from snnc.train import distributed
+
+    rank = distributed.current()
+    main = rank.main
+    if not main:
+        echo, progress = (lambda _: None), False
     paths = output_paths(out)
     out = paths["out"]
-    stored = prepare_search_output(paths, "snasnet", STATE_VERSION, force, resume)
-    cfg = SNASNetSearchConfig.resolve(given, stored["config"] if stored else None)
-    dev = torch.device(device)
-    cells = candidate_cells(cfg["candidates"], cfg["seed"], cfg["backward"], cfg.get("conv_edges"))
-    batches = score_batches(cfg, dev)
+    stored = distributed.broadcast_object(distributed.agree(
+        lambda: prepare_search_output(paths, "snasnet", STATE_VERSION, force, resume) if main else None))
+    cfg = distributed.agree(lambda: SNASNetSearchConfig.resolve(given, stored["config"] if stored else None))
+    dev = rank.device if rank.active else torch.device(device)
+    cells = distributed.agree(lambda: candidate_cells(cfg["candidates"], cfg["seed"], cfg["backward"],
+                                                      cfg.get("conv_edges")))
+    batches = distributed.agree(lambda: score_batches(cfg, dev))
     net = cfg.search_genotype()
     log: list[dict[str, Any]] = list(stored["log"]) if stored else []
     seconds = float(stored.get("seconds", 0.0)) if stored else 0.0
 
     def save() -> None:
+        if not main:
+            return
         save_search_state({"state_version": STATE_VERSION, "method": "snasnet", "config": dict(cfg), "out": out.name,
                            "log": log, "seconds": seconds}, paths["state"])
         write_jsonl(paths["log"], log)
+
+    def score(index: int) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        s = score_cell(cells[index], batches, net, cfg["reduce"], seed=cfg["seed"] * 100_003 + index)
+        return {"index": index, "cell": cells[index], "score": s, "seconds": time.perf_counter() - t0}
 
     from tqdm import tqdm
 
     bar = tqdm(total=len(cells), initial=len(log), desc="snasnet", unit="cand", disable=not progress, leave=False)
     last_save = time.perf_counter()
     ran = 0
+    step = 1 if not rank.active else rank.world * ROUND_PER_RANK
     try:
-        for index in range(len(log), len(cells)):
-            if stop_after is not None and ran >= stop_after:
-                break
+        while len(log) < len(cells) and (stop_after is None or ran < stop_after):
             t0 = time.perf_counter()
-            s = score_cell(cells[index], batches, net, cfg["reduce"], seed=cfg["seed"] * 100_003 + index)
-            dt = time.perf_counter() - t0
-            seconds += dt
-            log.append({"index": index, "cell": cells[index], "score": s, "seconds": dt})
-            ran += 1
+            stop = min(len(cells), len(log) + (step if stop_after is None else min(step, stop_after - ran)))
+            if rank.active:  # this rank's share of the round, then everyone's in index order
+                mine = [score(i) for i in range(len(log), stop) if i % rank.world == rank.rank]
+                entries = sorted((e for part in distributed.all_gather_objects(mine) for e in part),
+                                 key=lambda e: e["index"])
+                seconds += time.perf_counter() - t0  # wall time: the ranks score at the same time
+            else:
+                entries = [score(i) for i in range(len(log), stop)]
+                seconds += sum(e["seconds"] for e in entries)
+            log.extend(entries)
+            ran += len(entries)
             best = max(log, key=lambda e: e["score"])
-            bar.update(1)
+            bar.update(len(entries))
             bar.set_postfix(best=f"{best['score']:.2f}")
             if time.perf_counter() - last_save > save_every_s:
                 save()
@@ -386,11 +416,17 @@ def run_snasnet_search(
     rate = len(log) / seconds if seconds > 0 else float("nan")
     echo(f"scored {len(log)}/{len(cells)} candidates ({rate:.1f}/s); best {best['cell']} "
          f"score {best['score']:.3f} (candidate {best['index']})")
-    if plot:
-        plot_scores([e["score"] for e in log], paths["plot"], f"SNASNet search, {len(log)} candidates")
     genotype = cfg.output_genotype(best["cell"])
-    if finished:
-        with atomic_output(out) as tmp:
-            save_genotype(genotype, tmp)
+
+    def write() -> None:
+        if not main:
+            return
+        if plot:
+            plot_scores([e["score"] for e in log], paths["plot"], f"SNASNet search, {len(log)} candidates")
+        if finished:
+            with atomic_output(out) as tmp:
+                save_genotype(genotype, tmp)
+
+    distributed.agree(write, "rank 0 writing the genotype")
     return {"genotype": genotype, "paths": paths, "finished": finished, "best": best, "scored": len(log),
             "seconds": seconds, "candidates_per_second": rate}

@@ -18,6 +18,11 @@ Outputs, for ``--out ARCH.json``:
 
 Paper recipes are the defaults (:data:`TASK_DEFAULTS`); every value can be
 scaled down by the caller.
+
+Under ``torchrun`` / ``--nproc`` (:mod:`snnc.train.distributed`) the bi-level
+search is data-parallel (:mod:`snnc.nas.bilevel`): ``batch_size`` is the global
+batch, rank 0 reads the state, evaluates, prints and writes every file, and the
+supernet (weights, alphas, betas, BatchNorm statistics) is the same on every rank.
 """
 from __future__ import annotations
 
@@ -293,12 +298,23 @@ def run_spikedhs_search(
     Raises:
         SnncError: refused overwrite, missing/mismatching state, bad data or options.
     """
+    from snnc.train import distributed
+    from snnc.train.syncbn import sync_batchnorm
+
+    rank = distributed.current()
+    main = rank.main
+    if not main:
+        echo, progress = (lambda _: None), False
     paths = output_paths(out)
     out = paths["out"]
-    stored = prepare_search_output(paths, "spikedhs", STATE_VERSION, force, resume)
-    cfg = resolve_config(given, stored["config"] if stored else None)
-    dev = torch.device(device)
-    model, task = _build(cfg, dev, progress)
+    stored = distributed.broadcast_object(distributed.agree(
+        lambda: prepare_search_output(paths, "spikedhs", STATE_VERSION, force, resume) if main else None))
+    cfg = distributed.agree(lambda: resolve_config(given, stored["config"] if stored else None))
+    dev = rank.device if rank.active else torch.device(device)
+    model, task = distributed.agree(lambda: _build(cfg, dev, progress), "loading the search data")
+    if rank.active:
+        sync_batchnorm(model)
+        distributed.agree(lambda: distributed.check_batch_split(cfg.batch_size))
     search = BilevelSearch(model, task, cfg.bilevel())
     log: list[dict[str, Any]] = []
     seconds = 0.0
@@ -322,10 +338,15 @@ def run_spikedhs_search(
             entry.update(_arch_snapshot(model, cfg))
             entry["genotype"] = decode(model, cfg).to_dict()
             log.append(entry)
-            save_search_state({"state_version": STATE_VERSION, "method": "spikedhs", "config": cfg.to_dict(),
-                               "out": out.name, "search": search.state_dict(), "log": log, "seconds": seconds},
-                              paths["state"])
-            write_jsonl(paths["log"], log)
+
+            def save() -> None:
+                if main:
+                    save_search_state({"state_version": STATE_VERSION, "method": "spikedhs", "config": cfg.to_dict(),
+                                       "out": out.name, "search": search.state_dict(), "log": log,
+                                       "seconds": seconds}, paths["state"])
+                    write_jsonl(paths["log"], log)
+
+            distributed.agree(save, "rank 0 saving the search state")
             ran += 1
             metric = entry["val"].get(task.metric, float("nan"))
             arch = "" if entry["arch_loss"] is None else f" arch_loss {entry['arch_loss']:.4f}"
@@ -334,12 +355,18 @@ def run_spikedhs_search(
                  f"{task.metric} {metric:.4g} {ent} ({entry['seconds']:.1f} s)")
     finally:
         bar.close()
-    if log and plot:
-        plot_arch_history(log, paths["plot"], f"SpikeDHS {cfg.task} ({cfg.mixing}, {cfg.nodes} nodes)")
     genotype = decode(model, cfg)
     finished = search.epoch >= cfg.epochs
-    if finished:
-        with atomic_output(out) as tmp:
-            save_genotype(genotype, tmp)
+
+    def write() -> None:
+        if not main:
+            return
+        if log and plot:
+            plot_arch_history(log, paths["plot"], f"SpikeDHS {cfg.task} ({cfg.mixing}, {cfg.nodes} nodes)")
+        if finished:
+            with atomic_output(out) as tmp:
+                save_genotype(genotype, tmp)
+
+    distributed.agree(write, "rank 0 writing the genotype")
     return {"genotype": genotype, "paths": paths, "epochs_done": search.epoch, "finished": finished,
             "seconds": seconds, "last": log[-1] if log else None, "metric": task.metric}

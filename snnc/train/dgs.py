@@ -77,6 +77,8 @@ class DGSearch:
         self.every, self.iters, self.n = int(every), int(iters), int(candidates)
         self.db, self.eps, self.alpha_lr = float(db), float(eps), float(alpha_lr)
         self.records: list[dict[str, Any]] = []
+        #: Gradients -> their mean over the data-parallel ranks (identity in one process; set by the trainer).
+        self.mean_over_ranks: Callable[[list[torch.Tensor]], list[torch.Tensor]] = list
 
     def due(self, epochs_done: int) -> bool:
         """Whether a search round follows epoch number ``epochs_done`` (1-based)."""
@@ -120,14 +122,14 @@ class DGSearch:
                 for b in cands:
                     set_surrogate_b(neuron, b)
                     loss, _ = task.loss(model, batch)
-                    grads = torch.autograd.grad(loss, params)
+                    grads = self.mean_over_ranks(list(torch.autograd.grad(loss, params)))
                     stepped.append([p.detach() - lr * g for p, g in zip(params, grads)])
                 set_surrogate_b(neuron, b0)
                 alpha = torch.full((len(cands),), self.eps, device=params[0].device, requires_grad=True)
                 mix = torch.softmax(alpha, dim=0)
                 mixed = {n: sum(mix[i] * stepped[i][j] for i in range(len(cands))) for j, n in enumerate(names)}
                 loss, _ = task.loss(model, batch, forward=lambda x: functional_call(model, mixed, (x,)))
-                (grad,) = torch.autograd.grad(loss, alpha)
+                (grad,) = self.mean_over_ranks(list(torch.autograd.grad(loss, alpha)))
                 alpha_sum += self.eps - self.alpha_lr * grad.detach().double().cpu()  # alpha after its step
         finally:
             set_surrogate_b(neuron, b0)

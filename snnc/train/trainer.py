@@ -52,7 +52,7 @@ from snnc.train.runtime import epoch_generator, resolve_device, rng_state, seed_
 from snnc.train.setup import make_model, make_task, task_for_family
 from snnc.train import distributed
 from snnc.train.shardtask import ShardedTask
-from snnc.train.syncbn import sync_batchnorm
+from snnc.train.syncbn import average_running_stats, sync_batchnorm
 from snnc.train.tps import TPSearch
 
 __all__ = ["Trainer", "train"]
@@ -122,11 +122,12 @@ class Trainer:
             return
         from torch.nn.parallel import DistributedDataParallel
 
-        sync_batchnorm(self.model)
+        if self.config.bn_sync == "batch":
+            sync_batchnorm(self.model)
         # one-channel first convolutions: a (C, 1, k, k) gradient's stride of the size-1 dim differs, harmlessly
         warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
         self.ddp = DistributedDataParallel(self.model, device_ids=[ctx.local_rank] if ctx.backend == "nccl" else None,
-                                           broadcast_buffers=False)
+                                           forward_sync_buffers=False)
         self.train_task = ShardedTask(self.task, ctx.shard())
         if self.dgs is not None:
             self.dgs.mean_over_ranks = distributed.mean_over_ranks
@@ -251,6 +252,8 @@ class Trainer:
             bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
         bar.close()
         if self.dist.active:
+            if config.bn_sync == "running":
+                average_running_stats(model)
             keys = sorted(sums)
             sums = dict(zip(keys, distributed.all_reduce_sum([sums[k] for k in keys])))
         out: dict[str, Any] = dict(task.train_metrics(sums))
