@@ -153,17 +153,26 @@ def test_feedback_that_nirtorch_cannot_delay_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("name", CASES)
-def test_norse_is_refused_and_its_stock_import_differs(name, exported, tmp_path):
+def test_norse_runs_chains_exported_for_it_and_refuses_dags(name, exported, tmp_path):
     _need("norse")
     case, path, ref = exported[name]
-    with pytest.raises(SnncError, match=r"for norse: a (LIF/IF neuron: norse.torch.from_nir ignores r|Delay node)"):
-        write_nir(case.graph, tmp_path / "n.nir", DT, consumer="norse")
-    run = run_consumer("norse", path, case.inputs, DT)
+    run = run_consumer("norse", path, case.inputs, DT)  # the plain file in norse's stock importer
     if run.ran:  # the stereo front imports, but without r its neurons integrate (1 - beta) of the input
-        agree = compare(run, ref, case.classify)
-        assert agree.spike_mismatches > 0
+        assert compare(run, ref, case.classify).spike_mismatches > 0
     else:  # AvgPool2d / Delay are not mapped: nirtorch's old loader fails on the missing module
         assert "KeyError" in run.error
+    target = tmp_path / "n.nir"
+    if name != "sequential":
+        with pytest.raises(SnncError, match=r"for norse: a node with several inputs or consumers: norse's importer "
+                                            r"runs a graph depth-first"):
+            write_nir(case.graph, target, DT, consumer="norse")
+        return
+    write_nir(case.graph, target, DT, consumer="norse")  # r folded into the weights, AvgPool2d as SumPool2d
+    kinds = {type(n).__name__ for n in nir.read(str(target)).nodes.values()}
+    assert "AvgPool2d" not in kinds and "SumPool2d" in kinds
+    agree = compare(run_consumer("norse", target, case.inputs, DT), ref, case.classify)
+    assert agree.layers == agree.layers_total and agree.spikes_seen > 1000
+    assert agree.spike_mismatches == 0 and agree.prediction_agreement == 1.0
 
 
 @pytest.mark.parametrize("name", CASES)

@@ -15,7 +15,8 @@ spikingjelly  no Delay (feedback: spelled as nirtorch cycles), Scale or SumPool2
               needs ``r`` in {1, tau/dt} and ``tau/dt > 1`` (no binary neuron)
 snntorch      as SpikingJelly, and dt fixed at 1e-4 s; IF becomes a leaky neuron
 norse         ignores LIF ``r`` (scales the input by dt/tau), no AvgPool2d, runs DAGs
-              depth-first: not exact for any snnc network (refused at the first neuron)
+              depth-first: chains are spelled with ``r`` folded into the weights before each
+              neuron and AvgPool2d as SumPool2d (:func:`norse_spelling`); DAGs are refused
 sinabs        multi-spike neurons with subtractive reset (snnc: one spike, reset to 0),
               tau read as steps: refused at the first neuron
 rockpool      no Conv2d, AvgPool2d, Flatten, Scale or Delay; reads ``tau_mem``, which
@@ -73,10 +74,9 @@ def target_blocker(node: Any, consumer: str, dt: float) -> str | None:
         if kind == "LIF":
             return _lif_blocker(node, dt, consumer)
         return None
-    if consumer == "norse":
-        if kind in ("LIF", "IF"):
-            return ("a LIF/IF neuron: norse.torch.from_nir ignores r (its LIF scales the input by dt/tau), so "
-                    "no snnc neuron runs with the same membrane potentials")
+    if consumer == "norse":  # after norse_spelling: r folded into weights, AvgPool2d as SumPool2d
+        if kind == "IF" or (kind == "LIF" and _uniform(node.r) != 1.0):
+            return "a LIF/IF neuron with r != 1: norse.torch.from_nir ignores r (its LIF scales the input by dt/tau)"
         if kind in ("AvgPool2d", "Scale", "Delay"):
             return f"a {kind} node, which norse's importer does not map (it fails with a KeyError)"
         return None
@@ -210,3 +210,78 @@ def nirtorch_feedback_spelling(ngraph: Any, consumer: str, dt: float) -> Any:
                             type_check=True)
     except (ValueError, AssertionError, NotImplementedError) as err:
         raise SnncError(f"internal: NIR rejected the {consumer} spelling: {err}") from None
+
+
+def norse_spelling(ngraph: Any, dt: float) -> Any:
+    """A chain spelled for ``norse.torch.from_nir``: what its importer drops, folded into weights.
+
+    * LIF ``r``, which Norse ignores (its LIF integrates ``dt/tau`` of the raw input): the
+      Conv2d / Affine / Linear node feeding the neuron gets its weight and bias multiplied by
+      ``r`` and the neuron is written with ``r = 1`` (the same network; the membrane
+      potentials then differ from snnc's only by float rounding);
+    * AvgPool2d, which Norse does not map: a SumPool2d (Norse's LPPool2d of order 1) and the
+      next Conv2d / Affine / Linear weight (through a Flatten) divided by the kernel area.
+
+    Raises:
+        SnncError: a construct this cannot fold (named with the node): a node with several
+            inputs or consumers (Norse runs DAGs depth-first, not in order), an IF neuron, a
+            neuron not fed by a weight node, a padded pool, a pool not followed by weights.
+    """
+    import nir
+
+    def refuse(name: str, why: str) -> SnncError:
+        return SnncError(f"cannot export node {name!r} for norse: {why}")
+
+    preds: dict[str, list[str]] = {n: [] for n in ngraph.nodes}
+    succs: dict[str, list[str]] = {n: [] for n in ngraph.nodes}
+    for src, dst in ngraph.edges:
+        preds[dst].append(src)
+        succs[src].append(dst)
+    for name in ngraph.nodes:
+        if len(preds[name]) > 1 or len(succs[name]) > 1:
+            raise refuse(name, "a node with several inputs or consumers: norse's importer runs a graph "
+                               "depth-first, not in dependency order, and returns the last node it walked")
+    nodes = dict(ngraph.nodes)
+    weighted = ("Conv2d", "Affine", "Linear")
+
+    def scaled(name: str, factor: float, bias_too: bool) -> Any:
+        node = nodes[name]
+        kind = type(node).__name__
+        w = np.asarray(node.weight, dtype=np.float32) * np.float32(factor)
+        if kind == "Linear":
+            return nir.Linear(weight=w)
+        b = np.asarray(node.bias, dtype=np.float32) * (np.float32(factor) if bias_too else np.float32(1.0))
+        if kind == "Affine":
+            return nir.Affine(weight=w, bias=b)
+        return nir.Conv2d(input_shape=node.input_shape, weight=w, stride=node.stride, padding=node.padding,
+                          dilation=node.dilation, groups=node.groups, bias=b)
+
+    for name, node in ngraph.nodes.items():
+        kind = type(node).__name__
+        if kind == "IF":
+            raise refuse(name, "an IF neuron (norse's IAF ignores r)")
+        if kind == "LIF":
+            r = _uniform(node.r)
+            src = preds[name][0] if preds[name] else None
+            if r is None or src is None or type(nodes[src]).__name__ not in weighted:
+                raise refuse(name, "a neuron whose input gain r cannot be folded into a Conv2d/Affine/Linear before it")
+            nodes[src] = scaled(src, r, bias_too=True)
+            nodes[name] = nir.LIF(tau=node.tau, r=np.ones_like(node.r), v_leak=node.v_leak,
+                                  v_threshold=node.v_threshold, v_reset=node.v_reset, metadata=node.metadata)
+        elif kind == "AvgPool2d":
+            if np.any(np.asarray(node.padding) != 0):
+                raise refuse(name, "a padded AvgPool2d (norse's sum pool has no padding)")
+            nxt = succs[name][0] if succs[name] else None
+            if nxt is not None and type(nodes[nxt]).__name__ == "Flatten":
+                nxt = succs[nxt][0] if succs[nxt] else None
+            if nxt is None or type(nodes[nxt]).__name__ not in weighted:
+                raise refuse(name, "an AvgPool2d not followed by a Conv2d/Affine/Linear to fold its 1/k^2 into")
+            area = float(np.prod(np.asarray(node.kernel_size).reshape(-1)))
+            area = area * area if np.asarray(node.kernel_size).size == 1 else area
+            nodes[nxt] = scaled(nxt, 1.0 / area, bias_too=False)
+            nodes[name] = nir.SumPool2d(kernel_size=node.kernel_size, stride=node.stride, padding=node.padding)
+    try:
+        return nir.NIRGraph(nodes=nodes, edges=list(ngraph.edges), metadata=dict(ngraph.metadata or {}),
+                            type_check=True)
+    except (ValueError, AssertionError, NotImplementedError) as err:
+        raise SnncError(f"internal: NIR rejected the norse spelling: {err}") from None

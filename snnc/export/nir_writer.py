@@ -48,6 +48,7 @@ from typing import Any, Optional
 import numpy as np
 
 from snnc.errors import SnncError
+from snnc.neurons import leak_factor
 from snnc.export.graph import Graph, Node
 
 __all__ = ["NIR_FORMAT", "DEFAULT_DT", "nir_blocker", "to_nir", "write_nir"]
@@ -138,7 +139,7 @@ def _neuron(node: Node, dt: float) -> Any:
     # float64 so that beta = 1 - dt/tau comes back exactly (float32 would move it by ~1e-8)
     vth = np.full(shape, spec.vth, dtype=np.float64)
     zeros = np.zeros(shape, dtype=np.float64)
-    beta = {"binary": 0.0, "if": 1.0}.get(spec.type, spec.tau)
+    beta = leak_factor(spec)
     if beta >= 1.0:
         return nir.IF(r=np.full(shape, gain / dt), v_threshold=vth, v_reset=zeros, metadata=meta)
     return nir.LIF(tau=np.full(shape, dt / (1.0 - beta)), r=np.full(shape, gain / (1.0 - beta)),
@@ -248,6 +249,10 @@ def to_nir(graph: Graph, dt: float = DEFAULT_DT, consumer: Optional[str] = None)
 
         if consumer in NIRTORCH_BASED:
             ngraph = nirtorch_feedback_spelling(ngraph, consumer, dt)
+        elif consumer == "norse":
+            from snnc.export.nir_targets import norse_spelling
+
+            ngraph = norse_spelling(ngraph, dt)
         check_target(ngraph, consumer, dt)
     return ngraph
 
