@@ -79,6 +79,10 @@ _RULE = r"^-{10}"   # a table's rule line: the tables below resume at their tota
 
 # Order matters: later examples read what earlier ones wrote.
 EXAMPLES: Tuple[Example, ...] = (
+    _ex("zoo-stream",
+        "data synth {d}/unseen_data.hdf5 --frames 40 --seed 999 --quiet",
+        "stream {d}/unseen_data.hdf5 --frames 10 --out {d}/r.h5 --video {d}/stream.mp4 --threads 1"),
+    _ex("models", "models"),
     _ex("help", "--help"),
     _ex("data-synth", "data synth {d}/rec_data.hdf5 --frames 40 --height 64 --width 96"),
     _ex("data-info", "data info {d}/rec_data.hdf5"),

@@ -71,6 +71,22 @@ def _median_gt_disparity_px(results: Path) -> float:
     return float(np.median(np.concatenate(values)))
 
 
+def _score_results(results: Path, train_median_px: float) -> dict[str, Any]:
+    """The model's metrics from a ``snnc stream --out`` file and both constant baselines on its frames."""
+    with h5py.File(results, "r") as f:
+        summary = json.loads(f.attrs["summary"])
+        data = Path(str(f.attrs["data_file"]))
+    oracle_px = _median_gt_disparity_px(results)
+    base = _constant_scores(results, {"train": train_median_px, "oracle": oracle_px})
+    out: dict[str, Any] = {m: summary[m] for m in _METRICS}
+    out.update(frames=summary["frames_with_gt"], recording=str(data.name),
+               baseline_one_pixel_accuracy=base["train"]["one_pixel_accuracy"],
+               baseline_predicted_disparity_px=train_median_px,
+               oracle_median_one_pixel_accuracy=base["oracle"]["one_pixel_accuracy"],
+               oracle_median_disparity_px=oracle_px, baselines=base, stream_wall_s=summary["wall_s"])
+    return out
+
+
 def _evaluate_stream(pt: Path, data: Path, train_median_px: float, frames: int | None) -> dict[str, Any]:
     """Stream ``data`` with checkpoint ``pt``; the model's metrics and both constant baselines."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -80,15 +96,26 @@ def _evaluate_stream(pt: Path, data: Path, train_median_px: float, frames: int |
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise SystemExit(f"zoo_entry: stream failed: {proc.stderr.strip()}")
-        summary = json.loads(proc.stdout.strip().splitlines()[-1])
-        oracle_px = _median_gt_disparity_px(results)
-        base = _constant_scores(results, {"train": train_median_px, "oracle": oracle_px})
-    out: dict[str, Any] = {m: summary[m] for m in _METRICS}
-    out.update(frames=summary["frames_with_gt"], recording=str(data.name),
-               baseline_one_pixel_accuracy=base["train"]["one_pixel_accuracy"],
-               baseline_predicted_disparity_px=train_median_px,
-               oracle_median_one_pixel_accuracy=base["oracle"]["one_pixel_accuracy"],
-               oracle_median_disparity_px=oracle_px, baselines=base, stream_wall_s=summary["wall_s"])
+        return _score_results(results, train_median_px)
+
+
+def _held_out_stereo(model: Any, config: dict[str, Any]) -> dict[str, Any]:
+    """Held-out metrics of ``model`` and of the constant-median baseline on the run's own test windows
+    (what the trainer reports in ``metrics.json``), for a checkpoint taken before the run ended."""
+    import torch
+
+    from snnc.train.data_stereo import StereoData
+    from snnc.train.task_stereo import StereoTask
+
+    sd = StereoData(config["data"], burn_in=config["burn_in"], steps=config["steps"], split=config["split"],
+                    test_fraction=config["test_fraction"], crop=config["crop"], downscale=config["downscale"],
+                    max_disparity=(model.disparities - 1) * model.disp_step, fb=config["fb"], progress=False)
+    task = StereoTask(sd, model.disparities, model.disp_step, 4, torch.device("cpu"))
+    try:
+        out = dict(task.evaluate(model))
+        out["baseline"] = task.baseline()
+    finally:
+        task.close()
     return out
 
 
@@ -103,15 +130,32 @@ def main() -> None:
     ap.add_argument("--eval-description", default="", help="how the --eval-data recording was made")
     ap.add_argument("--eval-frames", type=int, default=None, help="stream only the first N frames of --eval-data")
     ap.add_argument("--wall-s", type=float, default=None, help="training wall time (s)")
+    ap.add_argument("--checkpoint", type=Path, default=None,
+                    help="ship this checkpoint (e.g. a copy of checkpoint.pt taken after epoch N) instead of "
+                         "RUN/folded.pt; held-out metrics are then recomputed on the run's test windows")
+    ap.add_argument("--eval-results", type=Path, default=None,
+                    help="score an existing 'snnc stream --out' file of the shipped OUT_DIR/NAME.pt instead of "
+                         "streaming --eval-data (the .pt is then kept as it is)")
     ap.add_argument("--out-dir", type=Path, required=True)
     args = ap.parse_args()
 
-    model, genotype, doc = load_network_checkpoint(args.run / "folded.pt")
-    pt = args.out_dir / f"{args.name}.pt"
-    run_metrics = json.loads((args.run / "metrics.json").read_text())
+    import torch
+
+    from snnc.models.fold import fold_bn
+
+    torch.set_num_threads(1)
     config = json.loads((args.run / "config.json").read_text())
-    save_network(model, pt, folded=bool(doc.get("folded", True)), input_shape=doc.get("input_shape"),
-                 zoo_name=args.name)
+    model, genotype, doc = load_network_checkpoint(args.checkpoint or args.run / "folded.pt")
+    if not doc.get("folded", False):
+        model = fold_bn(model.eval()).eval()
+    epoch = doc.get("epoch")
+    if args.checkpoint is not None:
+        run_metrics = _held_out_stereo(model, config)
+    else:
+        run_metrics = json.loads((args.run / "metrics.json").read_text())
+    pt = args.out_dir / f"{args.name}.pt"
+    if args.eval_results is None:
+        save_network(model, pt, folded=True, input_shape=doc.get("input_shape"), zoo_name=args.name)
     n_params = int(sum(p.numel() for p in model.parameters()))
     task = "stereo" if genotype.family == "spikedhs-stereo" else "classification"
     metrics: dict[str, Any] = {}
@@ -123,9 +167,13 @@ def main() -> None:
                                    baseline_predicted_disparity_px=(b.get("predicted_disparity", float("nan"))
                                                                     / layout.DISPARITY_SCALE),
                                    where="tail 20 % of each training recording, training crop")
-        if args.eval_data is not None:
-            unseen = _evaluate_stream(pt, args.eval_data, metrics["held_out"]["baseline_predicted_disparity_px"],
-                                      args.eval_frames)
+        train_median = metrics["held_out"]["baseline_predicted_disparity_px"]
+        unseen = None
+        if args.eval_results is not None:
+            unseen = _score_results(args.eval_results, train_median)
+        elif args.eval_data is not None:
+            unseen = _evaluate_stream(pt, args.eval_data, train_median, args.eval_frames)
+        if unseen is not None:
             unseen["made_with"] = args.eval_description
             metrics["unseen_full_resolution"] = unseen
     else:
@@ -146,6 +194,7 @@ def main() -> None:
         "seed": int(config.get("seed", 0)),
         "training_command": [line.strip() for line in args.commands.read_text().splitlines() if line.strip()],
         "training_wall_s": args.wall_s,
+        "epochs_trained": epoch if args.checkpoint is not None else config.get("epochs"),
         "input_shape": doc.get("input_shape"),
         "data": json.loads(args.data_json.read_text()),
         "metrics": metrics,

@@ -68,8 +68,8 @@ QUICK = DemoSettings(
 DEMO_ARTEFACTS = ("synthetic_data.hdf5", "synthetic_gt.hdf5", "recording.png", "heldout_gt.hdf5",
                   "stereo_genotype.json", "stereo_genotype.search.jsonl", "stereo_genotype.search.png",
                   "stereo_genotype.search_state.pt", "train", "stereo_partition.json", "stereo_partition.front.nir",
-                  "stereo_partition.rest.onnx", "stereo.onnx", "results.h5", "disparity_png", "energy.png",
-                  "energy.json",
+                  "stereo_partition.rest.onnx", "stereo.onnx", "results.h5", "results_shipped.h5", "disparity_png",
+                  "energy.png", "energy.json",
                   "search_state.pt")  # earlier demos' search state name (now stereo_genotype.search_state.pt)
 
 
@@ -278,10 +278,15 @@ def demo_command(ctx: click.Context, out_dir: Path, seed: int, threads: int, qui
         with h5py.File(paths["results"], "r") as f:
             summary = json.loads(f.attrs["summary"])
         facts["stream"] = summary
+        shipped = _stream_shipped(ctx, data_path, paths, threads)
+        if shipped:
+            facts["shipped"] = shipped
         return (f"onnx backend, {summary['frames']} held-out frames at {_num(summary['fps'], digits=1)} fps: "
                 f"MDE {_num(summary['mean_disparity_error'])} px, 1PA "
                 f"{_num(summary['one_pixel_accuracy'], 100, 1)} %, "
-                f"{_num(summary['energy_j_per_frame'], 1e3, 4)} mJ/frame")
+                f"{_num(summary['energy_j_per_frame'], 1e3, 4)} mJ/frame"
+                + (f"; shipped {shipped['zoo_name']} 1PA {_num(shipped['one_pixel_accuracy'], 100, 1)} %"
+                   if shipped else ""))
 
     def energy() -> str:
         from snnc.energy.costs import resolve_costs
@@ -311,6 +316,26 @@ def demo_command(ctx: click.Context, out_dir: Path, seed: int, threads: int, qui
     _print_summary(stages, paths, facts)
 
 
+def _stream_shipped(ctx: click.Context, data_path: Path, paths: dict[str, Path], threads: int) -> dict[str, Any]:
+    """The shipped stereo model (snnc models) streamed over the same held-out frames (torch backend, no
+    energy count): a trained reference next to the demo's tiny net. Empty when it is not installed."""
+    import h5py
+
+    from snnc.commands.stream import stream_command
+    from snnc.zoo import DEFAULT_STEREO, zoo_names
+
+    if DEFAULT_STEREO not in zoo_names():
+        return {}
+    paths["results (shipped model)"] = data_path.parent / "results_shipped.h5"
+    ctx.invoke(stream_command, data_file=data_path, model_spec=DEFAULT_STEREO, backend="torch",
+               gt_file=paths["held-out gt"], out_file=paths["results (shipped model)"], no_energy=True,
+               threads=threads, quiet=True, force=True)
+    with h5py.File(paths["results (shipped model)"], "r") as f:
+        summary = json.loads(f.attrs["summary"])
+    summary["zoo_name"] = DEFAULT_STEREO
+    return summary
+
+
 def _print_summary(stages: _Stages, paths: dict[str, Path], facts: dict[str, Any]) -> None:
     """The final table: stage, seconds, key numbers; then the metrics and the artefacts."""
     click.echo("\n== snnc demo summary ==")
@@ -324,10 +349,14 @@ def _print_summary(stages: _Stages, paths: dict[str, Path], facts: dict[str, Any
     base = train.get("baseline") or {}
     st = facts.get("stream", {})
     click.echo("")
-    click.echo(f"{'held-out metrics':<24s}{'MDE px':>10s}{'1PA %':>9s}{'mean depth err cm':>19s}")
-    for label, m in (("trained net (train eval)", train), ("constant-median baseline", base),
-                     ("trained net (stream)", st)):
-        click.echo(f"{label:<24s}{_num(m.get('mean_disparity_error')):>10s}"
+    shipped = facts.get("shipped")
+    rows = [("trained net (train eval)", train), ("constant-median baseline", base), ("trained net (stream)", st)]
+    if shipped:
+        rows.append((f"shipped {shipped['zoo_name']} (stream)", shipped))
+    label_w = max(24, *(len(label) + 1 for label, _ in rows))
+    click.echo(f"{'held-out metrics':<{label_w}s}{'MDE px':>10s}{'1PA %':>9s}{'mean depth err cm':>19s}")
+    for label, m in rows:
+        click.echo(f"{label:<{label_w}s}{_num(m.get('mean_disparity_error')):>10s}"
                    f"{_num(m.get('one_pixel_accuracy'), 100, 1):>9s}{_num(m.get('mean_depth_error'), 100, 1):>19s}")
     if st:
         click.echo(f"stream: {_num(st.get('fps'), digits=1)} fps (backend alone {_num(st.get('infer_fps'), digits=1)});"

@@ -25,7 +25,7 @@ import numpy as np
 from snnc.data import layout
 from snnc.errors import SnncError
 
-__all__ = ["VIDEO_SUFFIXES", "ERROR_MAX_PX", "StreamVideo", "check_video_path", "read_video_info"]
+__all__ = ["VIDEO_SUFFIXES", "ERROR_MAX_PX", "StreamVideo", "check_video_path", "read_video_info", "save_still"]
 
 #: Container formats ``--video`` writes, by file suffix.
 VIDEO_SUFFIXES = (".mp4", ".gif")
@@ -298,3 +298,29 @@ def read_video_info(path: Path) -> tuple[int, tuple[int, int]]:
     except (OSError, RuntimeError, StopIteration) as exc:
         raise SnncError(f"cannot read the video: {exc}", path) from None
     return frames, (int(meta["size"][0]), int(meta["size"][1]))
+
+
+def save_still(video: Path, index: int, png: Path) -> tuple[int, int]:
+    """Write frame ``index`` (0-based) of ``video`` as the PNG ``png`` (atomically); returns its (width, height).
+
+    Raises:
+        SnncError: the video cannot be decoded or has fewer than ``index + 1`` frames.
+    """
+    import imageio_ffmpeg
+    from PIL import Image
+
+    from snnc.fileio import atomic_output
+
+    try:
+        reader = imageio_ffmpeg.read_frames(str(video))
+        meta = next(reader)
+        for i, raw in enumerate(reader):
+            if i == index:
+                size = (int(meta["size"][0]), int(meta["size"][1]))
+                with atomic_output(png) as tmp:
+                    Image.frombytes("RGB", size, raw).save(tmp, format="PNG", optimize=True)
+                reader.close()
+                return size
+    except (OSError, RuntimeError, StopIteration) as exc:
+        raise SnncError(f"cannot read the video: {exc}", video) from None
+    raise SnncError(f"video has no frame {index}", video)
