@@ -57,10 +57,28 @@ def test_if_hand_computed_ignores_tau() -> None:
 
 
 def test_binary_hand_computed_ignores_tau() -> None:
-    for tau in (0.2, 1.0):  # "binary" means tau = 0: no memory
-        ys, us, _ = run(NeuronSpec(type="binary", tau=tau), SEQ)
-        assert us == pytest.approx(SEQ)
+    for tau in (0.2, 1.0):  # "binary" means tau = 0: no memory, so no state at all
+        spec = NeuronSpec(type="binary", tau=tau)
+        state = init_state(spec, torch.zeros(1, dtype=F64))
+        assert state == ()
+        ys = []
+        for i in SEQ:
+            y, state = neuron_step(spec, torch.tensor([i], dtype=F64), state)
+            ys.append(y.item())
+            assert state == ()
         assert ys == [0, 0, 0, 0, 1, 0]
+
+
+def test_state_fields_are_named_in_one_place() -> None:
+    from snnc.neurons import STATE_FIELDS, leak_factor, state_fields, state_size
+
+    for kind, names in STATE_FIELDS.items():
+        spec = NeuronSpec(type=kind)
+        assert state_fields(spec) == names and state_size(spec) == len(names)
+        assert len(init_state(spec, torch.zeros(2))) == len(names)
+    assert leak_factor(NeuronSpec(type="if", tau=0.3)) == 1.0
+    assert leak_factor(NeuronSpec(type="binary", tau=0.3)) == 0.0
+    assert leak_factor(NeuronSpec(type="lif", tau=0.3)) == pytest.approx(0.3)
 
 
 def test_lif_tau_one_equals_if_and_tau_zero_equals_binary() -> None:
@@ -155,7 +173,7 @@ def test_gradient_reaches_earlier_steps_through_membrane() -> None:
 
 
 # ---------------------------------------------------------------- state
-@pytest.mark.parametrize("kind,size", [("lif", 2), ("if", 2), ("binary", 2), ("alif", 3), ("relu", 0)])
+@pytest.mark.parametrize("kind,size", [("lif", 2), ("if", 2), ("binary", 0), ("alif", 3), ("relu", 0)])
 def test_state_shapes_and_dtypes(kind: str, size: int) -> None:
     spec = NeuronSpec(type=kind)
     for dtype in (torch.float32, torch.float64):

@@ -55,6 +55,7 @@ from typing import Any, Optional
 import numpy as np
 
 from snnc.errors import SnncError
+from snnc.neurons import leak_factor
 from snnc.export.graph import Graph
 
 __all__ = ["NetxLayer", "netx_layers", "quantize_layer", "write_netx", "LAVA_FORMAT"]
@@ -179,7 +180,7 @@ def netx_layers(graph: Graph) -> tuple[tuple[int, ...], list[NetxLayer], bool]:
             if spec.type not in ("lif", "if", "binary"):
                 raise SnncError(f"cannot export to Lava: neuron {nxt!r} is {spec.type}; Loihi's CUBA neuron "
                                 f"implements lif / if / binary")
-            beta = {"if": 1.0, "binary": 0.0}.get(spec.type, spec.tau)
+            beta = leak_factor(spec)
             gain = float(node.params.get("gain", 1.0))
             bias = synapse["bias"]
             layers.append(NetxLayer(

@@ -26,7 +26,7 @@ import numpy as np
 from snnc.errors import SnncError
 from snnc.export.graph import Graph
 from snnc.export.runtime import GraphModule
-from snnc.neurons import NeuronSpec
+from snnc.neurons import NeuronSpec, leak_factor
 
 if TYPE_CHECKING:
     from snnc.export.nir_model import NirModel
@@ -124,7 +124,7 @@ def _neuron_spec(name: str, node: Any, dt: float, path: Path) -> tuple[NeuronSpe
     if saved is not None:
         try:
             spec = NeuronSpec.from_dict(json.loads(saved))
-            eff = {"binary": 0.0, "if": 1.0}.get(spec.type, spec.tau)
+            eff = leak_factor(spec)
             if abs(eff - beta) < 1e-9 and abs(spec.vth - vth) <= 1e-6 * max(1.0, vth):
                 return spec, gain
         except (ValueError, SnncError):

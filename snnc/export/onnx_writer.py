@@ -48,18 +48,18 @@ DEFAULT_OPSET = 17
 #: ``snnc.format`` metadata value.
 ONNX_FORMAT = "snnc-onnx/1"
 
-_SUFFIXES = {0: (), 2: ("u", "y"), 3: ("u", "y", "a")}
-
-
 def state_names(model: nn.Module, x_t: Tensor) -> list[str]:
     """Name of each tensor of ``model.init_state(x_t)`` (``<neuron layer>.u`` / ``.y`` / ``.a``, carry names)."""
+    from snnc.neurons import state_fields
+
     parts = model.split_state(model.init_state(x_t))
+    neurons = dict(model.neurons())
     names: list[str] = []
     for name, tensors in parts.items():
-        if len(tensors) == 1 and name not in dict(model.neurons()):
-            names.append(name)
+        if name not in neurons:  # non-neuron state (SNASNet feedback): one tensor named after its layer
+            names += [name] if len(tensors) == 1 else [f"{name}.{i}" for i in range(len(tensors))]
         else:
-            names += [f"{name}.{s}" for s in _SUFFIXES[len(tensors)]]
+            names += [f"{name}.{s}" for s in state_fields(neurons[name].spec)]
     return names
 
 

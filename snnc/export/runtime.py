@@ -27,11 +27,9 @@ from torch import Tensor, nn
 
 from snnc.errors import SnncError
 from snnc.export.graph import Graph
-from snnc.neurons import NeuronSpec, init_state, neuron_step, state_size
+from snnc.neurons import NeuronSpec, init_state, neuron_step, state_fields, state_size
 
 __all__ = ["GraphModule"]
-
-_NEURON_STATE_SUFFIXES = {0: (), 2: ("u", "y"), 3: ("u", "y", "a")}
 
 FlatState = tuple[Tensor, ...]
 
@@ -88,7 +86,7 @@ class GraphModule(nn.Module):
             if node.op == "delay":
                 names += [f"{name}.d{i}" for i in range(int(node.params["steps"]))]
             else:
-                names += [f"{name}.{s}" for s in _NEURON_STATE_SUFFIXES[state_size(node.params["spec"])]]
+                names += [f"{name}.{s}" for s in state_fields(node.params["spec"])]
         return names
 
     def _inputs_dict(self, x: Any) -> dict[str, Tensor]:

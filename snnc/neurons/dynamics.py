@@ -1,17 +1,18 @@
 """Pure, explicit-state neuron dynamics: ``(current, state) -> (output, state)``.
 
-State layouts (all tensors shaped like one step's input current):
+State layouts (all tensors shaped like one step's input current), named in
+:data:`STATE_FIELDS`, the one place every writer takes them from:
 
-* ``lif``/``if``/``binary``: ``(u, y)`` membrane potential and last spikes.
+* ``lif``/``if``: ``(u, y)`` membrane potential and last spikes.
 * ``alif``: ``(u, y, a)`` plus the threshold-adaptation trace ``a``.
-* ``relu``: ``()``.
+* ``binary``, ``relu``: ``()`` (memory-less).
 
 Equations (SpikeDHS eq. 1, spatial-temporal search eqs. 3-8, hard reset)::
 
     u' = tau * u * (1 - y) + I                     y' = H(u' - vth)
     ALIF: a' = tau_a * a + y ; A = vth + beta_a * a' ; y' = H(u' - A)
 
-with ``tau = 1`` for ``if`` and ``tau = 0`` (``u' = I``) for ``binary``, and
+with the leak ``tau`` of :func:`leak_factor` (1 for ``if``, 0 for ``binary``: ``u' = I``), and
 ``H`` the surrogate-gradient spike function :func:`~snnc.neurons.surrogate.spike_fn`.
 """
 from __future__ import annotations
@@ -25,16 +26,34 @@ from snnc.errors import SnncError
 from snnc.neurons.spec import NeuronSpec
 from snnc.neurons.surrogate import spike_fn
 
-__all__ = ["State", "init_state", "neuron_step", "neuron_sequence", "state_size"]
+__all__ = ["State", "STATE_FIELDS", "init_state", "leak_factor", "neuron_step", "neuron_sequence", "state_fields",
+           "state_size"]
 
 State = tuple[Tensor, ...]
 
-_STATE_SIZE = {"lif": 2, "if": 2, "binary": 2, "alif": 3, "relu": 0}
+#: The names of each neuron type's state tensors, in state order.
+STATE_FIELDS: dict[str, tuple[str, ...]] = {"lif": ("u", "y"), "if": ("u", "y"), "binary": (),
+                                            "alif": ("u", "y", "a"), "relu": ()}
+_STATE_SIZE = {kind: len(names) for kind, names in STATE_FIELDS.items()}
 
 
 def state_size(spec: NeuronSpec) -> int:
     """Number of tensors in the state of ``spec.type``."""
     return _STATE_SIZE[spec.type]
+
+
+def state_fields(spec: NeuronSpec) -> tuple[str, ...]:
+    """Names of the state tensors of ``spec.type`` (``("u", "y")`` for LIF)."""
+    return STATE_FIELDS[spec.type]
+
+
+def leak_factor(spec: NeuronSpec) -> float:
+    """The membrane's per-step decay factor: 1 for ``if``, 0 for ``binary`` (and ``relu``), ``spec.tau`` otherwise."""
+    if spec.type == "if":
+        return 1.0
+    if spec.type in ("binary", "relu"):
+        return 0.0
+    return float(spec.tau)
 
 
 def init_state(spec: NeuronSpec, like: Tensor) -> State:
@@ -65,11 +84,9 @@ def neuron_step(spec: NeuronSpec, current: Tensor, state: State) -> tuple[Tensor
     if kind == "relu":
         return torch.relu(current), ()
     if kind == "binary":
-        u = current
-    else:
-        u_prev, y_prev = state[0], state[1]
-        leak = 1.0 if kind == "if" else spec.tau
-        u = leak * u_prev * (1.0 - y_prev) + current
+        return spike_fn(current, spec.vth, spec.surrogate, spec.b), ()
+    u_prev, y_prev = state[0], state[1]
+    u = leak_factor(spec) * u_prev * (1.0 - y_prev) + current
     if kind == "alif":
         a = spec.tau_a * state[2] + state[1]
         y = spike_fn(u, spec.vth + spec.beta_a * a, spec.surrogate, spec.b)
