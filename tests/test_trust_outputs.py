@@ -360,3 +360,24 @@ def test_concurrent_training_runs_on_one_folder(tmp_path, tiny_train):
         _, first_err = first.communicate(timeout=60)
     assert first.returncode == 143 and first_err.strip().splitlines()[-1] == "snnc: terminated (SIGTERM)"
     assert not _temps(tmp_path) and is_recorded(run / "checkpoint.pt")  # the last complete epoch, recorded
+
+
+def test_demo_force_removes_only_recorded_artefacts(tmp_path):
+    """An earlier demo's artefacts (recorded in the ledger) go; the user's files stay; a foreign file
+    under an artefact name stops the clean-up before anything is deleted."""
+    from snnc.commands.demo import _prepare_out
+    from snnc.outputs import record_outputs
+
+    out = tmp_path / "demo"
+    (out / "train").mkdir(parents=True)
+    for name in ("results.h5", "stereo.onnx", "train/checkpoint.pt"):
+        (out / name).write_bytes(b"written by an earlier demo")
+    record_outputs(out, [out / "results.h5", out / "stereo.onnx", out / "train"])
+    (out / "notes.txt").write_text("mine")
+    (out / "stereo.onnx").write_bytes(b"edited since")  # changed: no longer snnc's
+    with pytest.raises(SnncError, match="changed since"):
+        _prepare_out(out, force=True)
+    assert (out / "results.h5").exists() and (out / "train" / "checkpoint.pt").exists()  # nothing deleted
+    (out / "stereo.onnx").unlink()
+    _prepare_out(out, force=True)
+    assert sorted(p.name for p in out.iterdir() if p.name != LEDGER_NAME) == ["notes.txt"]
