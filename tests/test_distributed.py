@@ -2,6 +2,12 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,6 +16,7 @@ from snnc.errors import SnncError
 from snnc.train.distributed import Shard
 from _dist_jobs import HNS, PLAIN, TPS_DGS, search_jobs, train_jobs
 from _dist_util import run_ranks
+from cli_helpers import ROOT, run_snnc_process
 from _spikedhs_util import single_thread  # noqa: F401  (one intra-op thread for the module)
 
 pytestmark = pytest.mark.slow  # each fixture starts 2 processes (~10-30 s on the shared 2 cores)
@@ -115,3 +122,87 @@ def test_bilevel_alphas_agree_on_every_rank_after_every_step(searched):
         assert torch.equal(x, y)
     _same_state(a["weights"], b["weights"])
     assert float((a["alphas"][-1] - single["bilevel"]["alphas"][-1]).abs().max()) < 1e-4
+
+
+# --------------------------------------------------------------------------- the CLI: --nproc and torchrun
+def _subset(tmp_path):
+    from _dist_jobs import _inputs
+
+    return _inputs(tmp_path)
+
+
+def test_nproc_batch_that_does_not_split_is_one_error_line(tmp_path):
+    arch, data = _subset(tmp_path)
+    r = run_snnc_process("train", "--arch", arch, "--data", data, "--epochs", "1", "--steps", "2", "--batch-size", "51",
+                         "--threads", "1", "--quiet", "--nproc", "2", "--out", tmp_path / "run", timeout=600)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines() == [
+        "snnc: error: --batch-size 51 is the global batch and must split evenly over the 2 processes "
+        "(use a multiple of 2)"]
+
+
+def _rank_pids(out: str, rank: int) -> list[int]:
+    """Processes of a launched run on ``out`` whose environment says RANK=rank."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmd = open(f"/proc/{entry}/cmdline", "rb").read().split(b"\0")
+            env = open(f"/proc/{entry}/environ", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        if out.encode() in cmd and f"RANK={rank}".encode() in env and b"TORCHELASTIC_RUN_ID" in b"".join(env):
+            pids.append(int(entry))
+    return pids
+
+
+def test_kill_of_a_rank_then_resume_finishes_the_run(tmp_path):
+    """SIGKILL rank 1 after the first checkpoint: the launcher stops rank 0 and says so in one line;
+    --resume (2 processes again) continues from rank 0's checkpoint to the end."""
+    arch, data = _subset(tmp_path)
+    out = str(tmp_path / "run")
+    args = ["train", "--arch", str(arch), "--data", str(data), "--epochs", "6", "--steps", "2", "--batch-size", "50",
+            "--lr", "0.1", "--threads", "1", "--quiet", "--nproc", "2", "--out", out]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "snnc", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 400
+        while not (tmp_path / "run" / "checkpoint.pt").exists():
+            assert proc.poll() is None and time.time() < deadline, proc.communicate()
+            time.sleep(0.1)
+        victims = _rank_pids(out, 1)
+        assert len(victims) == 1
+        os.kill(victims[0], signal.SIGKILL)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 2, err
+    assert err.strip().splitlines()[-1].startswith("snnc: error: distributed run failed: rank 1 was killed by "
+                                                   "signal 9"), err
+    done = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])["epoch"]
+    assert 1 <= done < 6
+    r = run_snnc_process("train", "--out", out, "--resume", "--nproc", "2", "--quiet", timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert f"resuming after epoch {done}" in r.stdout
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["world_size"] == 2 and metrics["epochs"] == 6
+    epochs = [json.loads(line)["epoch"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2, 3, 4, 5, 6]
+
+
+def test_torchrun_runs_python_m_snnc_train(tmp_path):
+    """The stock launcher with snnc as its module: world_size 2 in metrics.json."""
+    arch, data = _subset(tmp_path)
+    torchrun = Path(sys.executable).with_name("torchrun")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    r = subprocess.run([str(torchrun), "--nproc-per-node", "2", "--rdzv-backend", "c10d", "--rdzv-endpoint",
+                        "127.0.0.1:0", "--local-addr", "127.0.0.1", "-m", "snnc", "train", "--arch", str(arch),
+                        "--data", str(data), "--epochs", "1", "--steps", "2", "--batch-size", "50", "--threads", "1",
+                        "--quiet", "--out", str(tmp_path / "run")],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["world_size"] == 2
+    assert r.stdout.count("final: test accuracy") == 1  # rank 0 prints, rank 1 stays quiet
