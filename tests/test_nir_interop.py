@@ -11,6 +11,7 @@ Consumers that are not installed are skipped (tools/install.sh installs them all
 from __future__ import annotations
 
 import nir
+import numpy as np
 import pytest
 import torch
 
@@ -274,6 +275,25 @@ def test_a_spikingjelly_network_runs_in_snnc_with_the_same_spikes(tmp_path):
     text = expect_ok(run_snnc("info", path, "--dt", "1e-3"))
     assert "NIR graph" in text and "lif1" in text and "Conv2d" in text
     assert_user_error(run_snnc("info", path), "sj.nir", "no 'dt'", "--dt")
+    # ... and on to ONNX: stock onnxruntime, state fed back, gives SpikingJelly's output spikes
+    assert_user_error(run_snnc("export", path, "--to", "onnx", "--out", tmp_path / "sj.onnx"), "no 'dt'", "--dt")
+    assert not (tmp_path / "sj.onnx").exists()
+    text = expect_ok(run_snnc("export", path, "--to", "onnx", "--dt", "1e-3", "--out", tmp_path / "sj.onnx"))
+    assert "one-step streaming graph of NIR file sj.nir" in text
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(tmp_path / "sj.onnx"), providers=["CPUExecutionProvider"])
+    inputs = [i.name for i in sess.get_inputs()]
+    state = [np.zeros(i.shape, dtype=np.float32) for i in sess.get_inputs()[1:]]
+    outputs = 0
+    for t in range(x.shape[0]):
+        got = sess.run(None, {inputs[0]: x[t][:1].numpy(), **dict(zip(inputs[1:], state))})
+        y, state = got[0], got[1:]
+        assert np.array_equal(y, spikes["lif2"][t][:1].numpy()), t
+        outputs += int(y.sum())
+    assert outputs > 0
+    assert_user_error(run_snnc("export", path, "--to", "nir", "--dt", "1e-3", "--out", tmp_path / "x.nir"),
+                      "already a NIR file")
 
 
 @pytest.mark.parametrize("reset", ["zero", "subtract"])

@@ -58,7 +58,9 @@ def _naming(source: str) -> Iterator[None]:
               help="One time step's input incl. batch, e.g. 1,3,32,32 or 1,2,5,260,346 (default: the shape a checkpoint "
                    "was trained on, else from the genotype).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random weights of a preset / genotype.")
-@click.option("--dt", default=1e-4, show_default=True, type=float, help="NIR: seconds per time step (neuron mapping).")
+@click.option("--dt", default=None, type=float,
+              help="NIR: seconds per time step (neuron mapping) [1e-4 when writing NIR; when SOURCE is a .nir file: "
+                   "from its metadata, this option overrides it or is needed when the file has none].")
 @click.option("--window", default=None, type=int,
               help="ONNX, classification: write the fixed-window graph over this many steps instead of the streaming one.")
 @click.option("--opset", default=17, show_default=True, type=int, help="ONNX opset.")
@@ -67,9 +69,10 @@ def _naming(source: str) -> Iterator[None]:
                    "(naming the node) what it cannot run.")
 def export_command(source: str, fmt: str, out: Path, force: bool, partition: bool, input_shape: Optional[str],
                    seed: int, dt: float, window: Optional[int], opset: int, consumer: Optional[str]) -> None:
-    """Export SOURCE (a checkpoint .pt, a shipped model, a genotype JSON or a preset name) with BatchNorm
-    folded. SOURCE is a file, typed by its extension (.pt/.pth/.ckpt, .json), or a name: a preset
-    (snnc info --list) or a shipped model (snnc models); a preset name always means the preset.
+    """Export SOURCE (a checkpoint .pt, a shipped model, a genotype JSON, a preset name, or a NIR file
+    for --to onnx|lava) with BatchNorm folded. SOURCE is a file, typed by its extension (.pt/.pth/.ckpt,
+    .json, .nir), or a name: a preset (snnc info --list) or a shipped model (snnc models); a preset name
+    always means the preset.
 
     \b
     nir   NIR graph (nir.write) of the spiking network; parts NIR cannot express
@@ -113,7 +116,14 @@ def export_command(source: str, fmt: str, out: Path, force: bool, partition: boo
     _plan_outputs(source, out, targets[1:], force)
 
     from snnc.models.fold import fold_bn
-    from snnc.models.loading import open_model
+    from snnc.models.loading import open_model, resolve_model
+
+    ref = resolve_model(source)
+    if ref.kind == "nir":
+        assert ref.path is not None
+        _export_nir_file(ref.path, fmt, out, dt, opset, window, partition, input_shape)
+        return
+    dt = 1e-4 if dt is None else dt
 
     opened = open_model(source, seed=seed)
     genotype = opened.genotype
@@ -124,6 +134,40 @@ def export_command(source: str, fmt: str, out: Path, force: bool, partition: boo
     check_step_shape(genotype, shape, "--input-shape" if input_shape else "input shape")  # before any tensor
     with _naming(source):
         _export(folded, genotype, shape, fmt, out, partition, window, dt, opset, consumer)
+
+
+def _export_nir_file(path: Path, fmt: str, out: Path, dt: Optional[float], opset: int, window: Optional[int],
+                     partition: bool, input_shape: Optional[str]) -> None:
+    """Write the graph of NIR file ``path`` (snnc's or another library's) as ONNX or lava-dl netx."""
+    from snnc.commands.common import atomic_output
+    from snnc.export.nir_reader import load_nir_model
+
+    if fmt == "nir":
+        raise SnncError("is already a NIR file; export it --to onnx or --to lava", path)
+    if window is not None or partition or input_shape:
+        raise SnncError("a NIR file exports as its own graph: --window, --partition and --input-shape do not apply",
+                        path)
+    nm = load_nir_model(path, dt)
+    if fmt == "onnx":
+        import torch
+
+        from snnc.export.onnx_writer import export_graph_stream
+
+        example = {nm.graph.inputs[0]: torch.zeros(nm.input_shape)}
+        with atomic_output(out) as tmp:
+            info = export_graph_stream(nm.module, example, tmp, opset, meta={"snnc.source": f"nir:{path.name}"})
+        n = len(info["state_names"])
+        click.echo(f"wrote {out}: ONNX opset {opset}, one-step streaming graph of NIR file {path.name} "
+                   f"(dt = {nm.dt} s): inputs {', '.join(info['inputs'][:1])} {nm.input_shape}, "
+                   f"state_in_0..{n - 1}; outputs {', '.join(info['outputs'][:-n] if n else info['outputs'])}, "
+                   f"state_out_0..{n - 1}")
+        return
+    from snnc.export.lava_writer import write_netx
+
+    with atomic_output(out) as tmp:
+        info = write_netx(nm.graph, tmp)
+    click.echo(f"wrote {out}: lava-dl netx network of NIR file {path.name}, {len(info['layers'])} CUBA layers; "
+               f"8-bit weights, fixed point")
 
 
 def _export(folded: torch.nn.Module, genotype: object, shape: tuple[int, ...], fmt: str, out: Path, partition: bool,
