@@ -73,19 +73,30 @@ def recording(tmp_path_factory) -> dict[str, Path]:
     return {"data": data, "gt": gt, "model": small_stereo_json(folder)}
 
 
+@pytest.fixture(scope="module")
+def long_recording(tmp_path_factory) -> Path:
+    """60 frames: a stream of it runs long enough to be signalled mid-way."""
+    from snnc.data.synth import synthesize
+
+    data, _ = synthesize(tmp_path_factory.mktemp("long") / "long_data.hdf5", frames=60, height=32, width=48,
+                         progress=False)
+    return data
+
+
 # ------------------------------------------------------------------------------------------- signals
 @pytest.mark.slow
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
-def test_a_termination_signal_removes_the_temporary_file_and_exits_128_plus_n(recording, tmp_path, sig, code):
+def test_a_termination_signal_removes_the_temporary_file_and_exits_128_plus_n(recording, long_recording, tmp_path,
+                                                                             sig, code):
     """``stream --out`` holds a temporary results file while it runs; the signal removes it."""
     out = tmp_path / "results.h5"
-    proc = _popen("stream", recording["data"], "--model", recording["model"], "--out", out, "--quiet",
+    proc = _popen("stream", long_recording, "--model", recording["model"], "--out", out, "--quiet",
                   "--threads", "1", "--no-energy")
     _wait_for(lambda: any(p.name.startswith(".results.h5.") and p.name.endswith(".tmp") for p in tmp_path.iterdir()),
               proc)
     proc.send_signal(sig)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == code, err
+    stdout, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, (proc.returncode, stdout[-1000:], err)
     assert err.strip().splitlines() == [f"snnc: terminated ({signal.Signals(sig).name})"], err
     assert sorted(tmp_path.iterdir()) == [], sorted(tmp_path.iterdir())  # no .tmp, no lock, no results.h5
 
