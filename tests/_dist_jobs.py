@@ -107,3 +107,17 @@ def search_jobs(folder: Path) -> dict[str, Any]:
     """:func:`snasnet_run` (10 candidates) and :func:`bilevel_steps`."""
     folder.mkdir(parents=True, exist_ok=True)
     return {"snasnet": snasnet_run(folder, "snas", 10), "bilevel": bilevel_steps(folder)}
+
+
+def stereo_run(folder: Path, recording: str) -> dict[str, Any]:
+    """One epoch of a tiny stereo net (global batch 2: one window per rank) on ``recording``; its state."""
+    from snnc.train.config import TrainConfig
+    from snnc.train.distributed import current
+    from snnc.train.trainer import Trainer
+
+    cfg = TrainConfig(arch="spikedhs-stereo", data=[recording], out=str(folder / "stereo"), epochs=1, steps=2,
+                      width=2, batch_size=2, max_disparity=38, threads=1, quiet=True)
+    trainer = Trainer(cfg, log=quiet_log)
+    metrics = trainer.run()
+    return {"world": current().world, "metrics": metrics,
+            "state": {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}}

@@ -12,14 +12,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from snnc.errors import SnncError
-from snnc.train.distributed import Shard
 from _dist_jobs import HNS, PLAIN, TPS_DGS, search_jobs, train_jobs
 from _dist_util import run_ranks
-from cli_helpers import ROOT, run_snnc_process
-from _spikedhs_util import single_thread  # noqa: F401  (one intra-op thread for the module)
+from snnc.errors import SnncError
+from snnc.train.distributed import Shard
 
-pytestmark = pytest.mark.slow  # each fixture starts 2 processes (~10-30 s on the shared 2 cores)
+from _spikedhs_util import single_thread
+from cli_helpers import ROOT, run_snnc_process
+
+#: Tests that start 2 processes (~20-90 s each on the shared 2 cores, more under load).
+slow = pytest.mark.slow
 
 
 def _same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
@@ -43,6 +45,19 @@ def test_shard_bounds_cover_the_batch_and_weights_average_to_one():
         Shard(0, 2).check_batch(51)
 
 
+def test_failure_line_names_the_rank_that_was_killed_not_the_ones_stopped():
+    from types import SimpleNamespace
+
+    from snnc.train.launch import _failure_line
+
+    def failed(**codes):  # noqa: ANN003, ANN202
+        return SimpleNamespace(failures={int(r[1:]): SimpleNamespace(exitcode=c) for r, c in codes.items()})
+
+    assert _failure_line(failed(r0=3, r1=-9)) == "rank 1 was killed by signal 9"
+    assert _failure_line(failed(r0=143, r1=1)) == "rank 1 exited with code 1"
+    assert _failure_line(failed(r0=2, r1=2)) == ""  # they printed their own line
+
+
 # --------------------------------------------------------------------------- training
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
@@ -54,6 +69,7 @@ def trained(tmp_path_factory):
     return root, ranks, single
 
 
+@slow
 def test_every_rank_holds_the_same_parameters_and_batchnorm_buffers(trained):
     _, ranks, _ = trained
     for run in range(3):
@@ -63,6 +79,7 @@ def test_every_rank_holds_the_same_parameters_and_batchnorm_buffers(trained):
         assert any(k.endswith("running_var") for k in a["state"])
 
 
+@slow
 def test_architecture_parameters_and_decisions_agree(trained):
     _, ranks, _ = trained
     for run in (1, 2):  # TPS + DGS, HNS
@@ -75,6 +92,7 @@ def test_architecture_parameters_and_decisions_agree(trained):
     assert ranks[0][1]["dgs"] == ranks[1][1]["dgs"] and len(ranks[0][1]["dgs"]) == 2
 
 
+@slow
 def test_rank0_writes_the_run_with_world_size(trained):
     root, ranks, _ = trained
     assert ranks[1][0]["metrics"] is None  # only rank 0 finishes the run
@@ -84,6 +102,7 @@ def test_rank0_writes_the_run_with_world_size(trained):
     assert (root / "two" / "plain" / "folded.pt").is_file()
 
 
+@slow
 def test_two_ranks_match_one_process_at_the_same_global_batch(trained):
     """Same global batches, global-batch BatchNorm, weighted shard losses: the same training up to float
     summation order (parameters within 1e-3 after 2 epochs, accuracy within 1 point)."""
@@ -107,6 +126,7 @@ def searched(tmp_path_factory):
     return ranks, single
 
 
+@slow
 def test_snasnet_sharded_search_has_the_single_process_winner(searched):
     ranks, single = searched
     assert ranks[0]["snasnet"]["scored"] == ranks[1]["snasnet"]["scored"] == 10
@@ -114,11 +134,12 @@ def test_snasnet_sharded_search_has_the_single_process_winner(searched):
     assert ranks[0]["snasnet"]["scores"] == single["snasnet"]["scores"]  # every score, in order
 
 
+@slow
 def test_bilevel_alphas_agree_on_every_rank_after_every_step(searched):
     ranks, single = searched
     a, b = ranks[0]["bilevel"], ranks[1]["bilevel"]
     assert len(a["alphas"]) == len(b["alphas"]) == 6
-    for x, y in zip(a["alphas"], b["alphas"]):
+    for x, y in zip(a["alphas"], b["alphas"], strict=True):
         assert torch.equal(x, y)
     _same_state(a["weights"], b["weights"])
     assert float((a["alphas"][-1] - single["bilevel"]["alphas"][-1]).abs().max()) < 1e-4
@@ -131,6 +152,7 @@ def _subset(tmp_path):
     return _inputs(tmp_path)
 
 
+@slow
 def test_nproc_batch_that_does_not_split_is_one_error_line(tmp_path):
     arch, data = _subset(tmp_path)
     r = run_snnc_process("train", "--arch", arch, "--data", data, "--epochs", "1", "--steps", "2", "--batch-size", "51",
@@ -148,8 +170,8 @@ def _rank_pids(out: str, rank: int) -> list[int]:
         if not entry.isdigit():
             continue
         try:
-            cmd = open(f"/proc/{entry}/cmdline", "rb").read().split(b"\0")
-            env = open(f"/proc/{entry}/environ", "rb").read().split(b"\0")
+            cmd = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            env = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
         except OSError:
             continue
         if out.encode() in cmd and f"RANK={rank}".encode() in env and b"TORCHELASTIC_RUN_ID" in b"".join(env):
@@ -157,6 +179,7 @@ def _rank_pids(out: str, rank: int) -> list[int]:
     return pids
 
 
+@slow
 def test_kill_of_a_rank_then_resume_finishes_the_run(tmp_path):
     """SIGKILL rank 1 after the first checkpoint: the launcher stops rank 0 and says so in one line;
     --resume (2 processes again) continues from rank 0's checkpoint to the end."""
@@ -193,6 +216,7 @@ def test_kill_of_a_rank_then_resume_finishes_the_run(tmp_path):
     assert epochs == [1, 2, 3, 4, 5, 6]
 
 
+@slow
 def test_torchrun_runs_python_m_snnc_train(tmp_path):
     """The stock launcher with snnc as its module: world_size 2 in metrics.json."""
     arch, data = _subset(tmp_path)
@@ -206,3 +230,17 @@ def test_torchrun_runs_python_m_snnc_train(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["world_size"] == 2
     assert r.stdout.count("final: test accuracy") == 1  # rank 0 prints, rank 1 stays quiet
+
+
+@slow
+def test_stereo_training_on_two_ranks_keeps_them_equal(tmp_path):
+    """Stereo batches split along their window dimension (x is (T, B, ...)); one window per rank."""
+    from _dist_jobs import stereo_run
+    from snnc.data.synth import synthesize
+
+    recording = tmp_path / "tiny_data.hdf5"
+    synthesize(recording, frames=14, height=32, width=48, progress=False)
+    ranks = run_ranks(stereo_run, tmp_path / "two", str(recording))
+    assert ranks[0]["world"] == 2 and ranks[1]["metrics"] is None
+    _same_state(ranks[0]["state"], ranks[1]["state"])
+    assert ranks[0]["metrics"]["world_size"] == 2 and "one_pixel_accuracy" in ranks[0]["metrics"]

@@ -131,7 +131,7 @@ class BilevelSearch:
             return self.task.loss(self.model, batch)
         n = self.batch_length(batch)
         start, stop = self.shard.bounds(n)
-        part = tuple(t.narrow(d, start, stop - start) for t, d in zip(batch, self._batch_dims(batch)))
+        part = tuple(t.narrow(d, start, stop - start) for t, d in zip(batch, self._batch_dims(batch), strict=True))
         return self.task.loss(self.model, part) * self.shard.weight(n)
 
     def _global(self, loss: torch.Tensor) -> float:

@@ -306,8 +306,8 @@ def candidate_cells(n: int, seed: int, backward: bool = True, conv_edges: Option
 
 def score_batches(cfg: Mapping[str, Any], device: torch.device) -> list[Tensor]:
     """The fixed digits batches every candidate is scored on (from the search part of the split)."""
-    from snnc.nas.tasks import digits_split
     from snnc.data.images import digits_arrays
+    from snnc.nas.tasks import digits_split
 
     images, labels = digits_arrays()
     split = digits_split(labels)
@@ -343,11 +343,10 @@ def run_snasnet_search(
     scores at most that many candidates in this call (then returns unfinished);
     ``plot=False`` skips the PNG.
     """
+    from snnc.models.genotype import save_genotype
     from snnc.nas.files import atomic_output, prepare_search_output, save_search_state
     from snnc.nas.report import plot_scores, write_jsonl
     from snnc.nas.spikedhs_search import STATE_VERSION, output_paths
-    from snnc.models.genotype import save_genotype
-
     from snnc.train import distributed
 
     rank = distributed.current()

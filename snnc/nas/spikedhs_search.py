@@ -339,7 +339,7 @@ def run_spikedhs_search(
             entry["genotype"] = decode(model, cfg).to_dict()
             log.append(entry)
 
-            def save() -> None:
+            def save(seconds: float = seconds) -> None:
                 if main:
                     save_search_state({"state_version": STATE_VERSION, "method": "spikedhs", "config": cfg.to_dict(),
                                        "out": out.name, "search": search.state_dict(), "log": log,

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import datetime
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional, Sequence, TypeVar
 
 import torch
@@ -53,7 +53,7 @@ class DistContext:
     rank: int = 0
     world: int = 1
     local_rank: int = 0
-    device: torch.device = torch.device("cpu")
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     backend: str = ""
 
     @property
@@ -229,7 +229,7 @@ def agree(step: Callable[[], T], what: str = "") -> T:
         result = step()
     except SnncError as err:
         failure, own = str(err), err
-    except Exception as err:  # noqa: BLE001 - reported to the other ranks, re-raised here
+    except Exception as err:  # reported to the other ranks, re-raised on this one
         failure, own = f"{type(err).__name__}: {err}".splitlines()[0], err
     failures = all_gather_objects(failure)
     bad = [(r, f) for r, f in enumerate(failures) if f is not None]
@@ -275,7 +275,7 @@ def average_gradients(params: Iterable[torch.nn.Parameter]) -> None:
     params = [p for p in params]
     has = torch.tensor([float(p.grad is not None) for p in params], device=_collective_device())
     dist.all_reduce(has)
-    live = [p for p, h in zip(params, has.tolist()) if h > 0]
+    live = [p for p, h in zip(params, has.tolist(), strict=True) if h > 0]
     if not live:
         return
     for p in live:

@@ -26,6 +26,7 @@ __all__ = ["free_port", "command_line", "launch_ranks", "USER_ERROR_EXIT"]
 
 #: The exit code of a rank that already printed its one-line error (``snnc.cli.EXIT_USER_ERROR``).
 USER_ERROR_EXIT = 2
+_SIGTERM = 15
 
 
 def free_port() -> int:
@@ -60,16 +61,24 @@ def command_line(ctx: click.Context, params: dict[str, Any], drop: Sequence[str]
 
 
 def _failure_line(err: Any) -> str:
+    """One line about the rank that failed first, or "" when it reported its own error (exit code 2)."""
     failures = getattr(err, "failures", {}) or {}
-    for rank in sorted(failures):
-        f = failures[rank]
-        code = getattr(f, "exitcode", None)
-        if code == USER_ERROR_EXIT:
-            continue
-        if code is not None and code < 0:
-            return f"rank {rank} was killed by signal {-code}"
-        return f"rank {rank} exited with code {code}"
-    return ""
+    if not failures:
+        return ""
+
+    def cause(r: int) -> tuple[int, int]:  # a kill first, then a crash; ranks stopped (SIGTERM) or reported last
+        c = getattr(failures[r], "exitcode", None)
+        if c is not None and c < 0 and c != -_SIGTERM:
+            return 0, r
+        return (1 if c not in (USER_ERROR_EXIT, 128 + _SIGTERM, -_SIGTERM) else 2), r
+
+    rank = min(failures, key=cause)
+    code = getattr(failures[rank], "exitcode", None)
+    if code == USER_ERROR_EXIT:
+        return ""
+    if code is not None and code < 0:
+        return f"rank {rank} was killed by signal {-code}"
+    return f"rank {rank} exited with code {code}"
 
 
 def _quiet_launcher_logs() -> None:

@@ -133,6 +133,6 @@ def average_running_stats(model: nn.Module) -> int:
             for b in (m.running_mean, m.running_var) if b is not None]
     if not ctx.active or not bufs:
         return 0
-    for b, mean in zip(bufs, distributed.mean_over_ranks(bufs)):
+    for b, mean in zip(bufs, distributed.mean_over_ranks(bufs), strict=True):
         b.copy_(mean)
     return len(bufs)

@@ -26,7 +26,6 @@ others), evaluates, prints and writes every file; the others wait for it.
 from __future__ import annotations
 
 import dataclasses
-
 import time
 import warnings
 from pathlib import Path
@@ -38,6 +37,7 @@ from tqdm import tqdm
 from snnc.errors import SnncError
 from snnc.models.genotype import genotype_from_dict, load_genotype, save_genotype, with_overrides
 from snnc.neurons import NeuronSpec
+from snnc.train import distributed
 from snnc.train.checkpoint import CHECKPOINT_NAME, FOLDED_NAME, load_checkpoint, save_checkpoint
 from snnc.train.config import TrainConfig, resolve_defaults
 from snnc.train.dgs import DGSearch
@@ -50,7 +50,6 @@ from snnc.train.plot import plot_learning_curve
 from snnc.train.rundir import check_run_dir, prepare_run_dir, write_history, write_json, write_jsonl
 from snnc.train.runtime import epoch_generator, resolve_device, rng_state, seed_everything, set_rng_state, set_threads
 from snnc.train.setup import make_model, make_task, task_for_family
-from snnc.train import distributed
 from snnc.train.shardtask import ShardedTask
 from snnc.train.syncbn import average_running_stats, sync_batchnorm
 from snnc.train.tps import TPSearch
@@ -255,7 +254,7 @@ class Trainer:
             if config.bn_sync == "running":
                 average_running_stats(model)
             keys = sorted(sums)
-            sums = dict(zip(keys, distributed.all_reduce_sum([sums[k] for k in keys])))
+            sums = dict(zip(keys, distributed.all_reduce_sum([sums[k] for k in keys]), strict=True))
         out: dict[str, Any] = dict(task.train_metrics(sums))
         if self.mix is not None and extra_sum:
             out["energy_loss"] = extra_sum / max(steps, 1)
@@ -371,7 +370,7 @@ class Trainer:
                 record: dict[str, Any] = {"epoch": epoch + 1}
                 record.update(self._train_epoch(epoch))
                 record.update(self._after_epoch(epoch))
-                distributed.agree(lambda: self._end_epoch(epoch, record), "rank 0 evaluating and saving")
+                distributed.agree(lambda e=epoch, r=record: self._end_epoch(e, r), "rank 0 evaluating and saving")
                 done_now += 1
             return self._finish()
         finally:
