@@ -278,10 +278,11 @@ def average_gradients(params: Iterable[torch.nn.Parameter]) -> None:
     live = [p for p, h in zip(params, has.tolist(), strict=True) if h > 0]
     if not live:
         return
+    grads: list[Tensor] = []
     for p in live:
         if p.grad is None:
             p.grad = torch.zeros_like(p)
-    grads = [p.grad for p in live]
+        grads.append(p.grad)
     flat = torch.cat([g.reshape(-1) for g in grads])
     dist.all_reduce(flat)
     flat /= _CONTEXT.world

@@ -43,13 +43,13 @@ class _SumOverRanks(torch.autograd.Function):
     """``sum_r t_r`` on every rank; the backward pass sums the gradients over the ranks the same way."""
 
     @staticmethod
-    def forward(ctx: Any, t: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(ctx: Any, t: Tensor) -> Tensor:
         out = t.clone()
         dist.all_reduce(out)
         return out
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> Tensor:  # type: ignore[override]
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
         out = grad.contiguous().clone()
         dist.all_reduce(out)
         return out
@@ -72,8 +72,10 @@ def global_batch_norm(bn: nn.modules.batchnorm._BatchNorm, x: Tensor) -> Tensor:
     mean, var = mean64.to(x.dtype), var64.to(x.dtype)
     if bn.track_running_stats and bn.running_mean is not None and bn.running_var is not None:
         with torch.no_grad():
-            bn.num_batches_tracked += 1
-            momentum = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
+            tracked = bn.num_batches_tracked
+            assert tracked is not None  # track_running_stats
+            tracked.add_(1)
+            momentum = bn.momentum if bn.momentum is not None else 1.0 / float(tracked)
             unbiased = var.detach() * (n.detach() / (n.detach() - 1).clamp_min(1.0))
             bn.running_mean.mul_(1 - momentum).add_(mean.detach(), alpha=momentum)
             bn.running_var.mul_(1 - momentum).add_(unbiased, alpha=momentum)
@@ -84,13 +86,12 @@ def global_batch_norm(bn: nn.modules.batchnorm._BatchNorm, x: Tensor) -> Tensor:
     return y
 
 
-class _GlobalMixin:
-    def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]
+class _GlobalMixin(nn.modules.batchnorm._BatchNorm):
+    def forward(self, x: Tensor) -> Tensor:
         """Global statistics while training on several ranks, else the parent's forward."""
-        bn = self  # type: ignore[assignment]
-        if bn.training and distributed.current().active:
-            return global_batch_norm(bn, x)  # type: ignore[arg-type]
-        return super().forward(x)  # type: ignore[misc]
+        if self.training and distributed.current().active:
+            return global_batch_norm(self, x)
+        return super().forward(x)
 
 
 class GlobalBatchNorm2d(_GlobalMixin, nn.BatchNorm2d):
@@ -101,8 +102,8 @@ class GlobalBatchNorm3d(_GlobalMixin, nn.BatchNorm3d):
     """``nn.BatchNorm3d`` with global-batch statistics while training data-parallel."""
 
 
-_SWAP = {nn.BatchNorm2d: GlobalBatchNorm2d, nn.BatchNorm3d: GlobalBatchNorm3d}
-_BACK = {v: k for k, v in _SWAP.items()}
+_SWAP: dict[type, type] = {nn.BatchNorm2d: GlobalBatchNorm2d, nn.BatchNorm3d: GlobalBatchNorm3d}
+_BACK: dict[type, type] = {v: k for k, v in _SWAP.items()}
 
 
 def sync_batchnorm(model: nn.Module) -> int:
