@@ -40,10 +40,19 @@ from snnc.zoo import file_sha256  # noqa: E402
 _METRICS = ("one_pixel_accuracy", "mean_disparity_error", "mean_depth_error", "median_depth_error")
 
 
+def _gt_path(f: h5py.File, results: Path) -> Path:
+    """The ground-truth file a results file names; a relative name is looked up from the current folder,
+    then beside the results file (streams run elsewhere store the path as given)."""
+    gt = Path(str(f.attrs["gt_file"]))
+    if gt.is_absolute() or gt.exists():
+        return gt
+    return results.parent / gt
+
+
 def _constant_scores(results: Path, constants_px: dict[str, float]) -> dict[str, dict[str, float]]:
     """Metrics of constant disparity predictions (unscaled px) on the frames a stream scored."""
     with h5py.File(results, "r") as f:
-        gt_file = Path(f.attrs["gt_file"])
+        gt_file = _gt_path(f, results)
         gt_index = f["gt_index"][()]
         shape = f["disparity"].shape[1:]
     accs = {name: MetricAccumulator() for name in constants_px}
@@ -59,7 +68,7 @@ def _constant_scores(results: Path, constants_px: dict[str, float]) -> dict[str,
 def _median_gt_disparity_px(results: Path) -> float:
     """Median ground-truth disparity fB / depth (unscaled px) over the valid pixels of the scored frames."""
     with h5py.File(results, "r") as f:
-        gt_file = Path(f.attrs["gt_file"])
+        gt_file = _gt_path(f, results)
         gt_index = f["gt_index"][()]
     values = []
     with h5py.File(gt_file, "r") as g:
