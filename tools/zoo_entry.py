@@ -142,6 +142,8 @@ def main() -> None:
     ap.add_argument("--checkpoint", type=Path, default=None,
                     help="ship this checkpoint (e.g. a copy of checkpoint.pt taken after epoch N) instead of "
                          "RUN/folded.pt; held-out metrics are then recomputed on the run's test windows")
+    ap.add_argument("--expect-epoch", type=int, default=None,
+                    help="with --checkpoint: refuse it unless it was written after this epoch")
     ap.add_argument("--eval-results", type=Path, default=None,
                     help="score an existing 'snnc stream --out' file of the shipped OUT_DIR/NAME.pt instead of "
                          "streaming --eval-data (the .pt is then kept as it is)")
@@ -158,6 +160,8 @@ def main() -> None:
     if not doc.get("folded", False):
         model = fold_bn(model.eval()).eval()
     epoch = doc.get("epoch")
+    if args.expect_epoch is not None and epoch != args.expect_epoch:
+        raise SystemExit(f"zoo_entry: {args.checkpoint} was written after epoch {epoch}, not {args.expect_epoch}")
     if args.checkpoint is not None:
         run_metrics = _held_out_stereo(model, config)
     else:
