@@ -326,11 +326,11 @@ def _stream_shipped(ctx: click.Context, data_path: Path, paths: dict[str, Path],
 
     if DEFAULT_STEREO not in zoo_names():
         return {}
-    paths["results (shipped model)"] = data_path.parent / "results_shipped.h5"
+    paths["shipped results"] = data_path.parent / "results_shipped.h5"
     ctx.invoke(stream_command, data_file=data_path, model_spec=DEFAULT_STEREO, backend="torch",
-               gt_file=paths["held-out gt"], out_file=paths["results (shipped model)"], no_energy=True,
+               gt_file=paths["held-out gt"], out_file=paths["shipped results"], no_energy=True,
                threads=threads, quiet=True, force=True)
-    with h5py.File(paths["results (shipped model)"], "r") as f:
+    with h5py.File(paths["shipped results"], "r") as f:
         summary = json.loads(f.attrs["summary"])
     summary["zoo_name"] = DEFAULT_STEREO
     return summary
