@@ -7,10 +7,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cli_helpers import assert_user_error, expect_ok, run_snnc
 from snnc.errors import SnncError
-from snnc.zoo import (DEFAULT_DIGITS, DEFAULT_STEREO, REQUIRED_FIELDS, ZOO_DIR, default_model, file_sha256,
-                      verify_entry, zoo_entry, zoo_names, zoo_path)
+from snnc.zoo import (
+    DEFAULT_DIGITS,
+    DEFAULT_STEREO,
+    REQUIRED_FIELDS,
+    ZOO_DIR,
+    default_model,
+    file_sha256,
+    verify_entry,
+    zoo_entry,
+    zoo_names,
+    zoo_path,
+)
+
+from cli_helpers import assert_user_error, expect_ok, run_snnc
 
 ROOT = Path(__file__).resolve().parents[1]
 

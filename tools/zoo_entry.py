@@ -30,12 +30,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from snnc.data import layout  # noqa: E402
-from snnc.data.metrics import MetricAccumulator  # noqa: E402
-from snnc.fileio import write_json_atomic  # noqa: E402
-from snnc.models.loading import load_network_checkpoint, save_network  # noqa: E402
-from snnc.version import version_text  # noqa: E402
-from snnc.zoo import file_sha256  # noqa: E402
+from snnc.data import layout
+from snnc.data.metrics import MetricAccumulator
+from snnc.fileio import write_json_atomic
+from snnc.models.loading import load_network_checkpoint, save_network
+from snnc.version import version_text
+from snnc.zoo import file_sha256
 
 _METRICS = ("one_pixel_accuracy", "mean_disparity_error", "mean_depth_error", "median_depth_error")
 

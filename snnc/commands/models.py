@@ -64,10 +64,10 @@ def models_command(as_json: bool, verify: bool) -> None:
         return
     header = ["name", "family", "parameters", "size", "held-out metrics"]
     rows = [_row(e) for e in entries]
-    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header) - 1)]
-    click.echo("  ".join(h.ljust(w) for h, w in zip(header, widths)) + "  " + header[-1])
+    widths = [max(len(r[i]) for r in [*rows, header]) for i in range(len(header) - 1)]
+    click.echo("  ".join(h.ljust(w) for h, w in zip(header[:-1], widths, strict=True)) + "  " + header[-1])
     for r in rows:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1])
     click.echo("")
     for e in entries:
         data = e.get("data", {})
@@ -75,7 +75,8 @@ def models_command(as_json: bool, verify: bool) -> None:
         click.echo(f"  data     {data.get('description', json.dumps(data))}")
         click.echo(f"  trained  seed {e['seed']}, snnc {e['snnc_version']}"
                    + (f", {e['training_wall_s'] / 60:.0f} min on CPU" if e.get("training_wall_s") else ""))
-        click.echo(f"  command  {' && '.join(e['training_command']) if isinstance(e['training_command'], list) else e['training_command']}")
+        command = e["training_command"]
+        click.echo(f"  command  {' && '.join(command) if isinstance(command, list) else command}")
         if verify:
             click.echo(f"  sha256   {e['sha256']} (verified)")
     click.echo("reproduce: tools/train_zoo.sh; use: --model NAME (snnc stream, energy, export, info)")

@@ -57,7 +57,8 @@ def _device(name: str) -> str:
               help="Genotype JSON to write; OUT.search.jsonl, OUT.search.png and OUT.search_state.pt go "
                    "beside it (folders are created).")
 @click.option("--epochs", type=int, default=None, help="SpikeDHS epochs [cls 50, stereo 12].")
-@click.option("--warmup", type=int, default=None, help="SpikeDHS warm-up epochs (weights only) [the recipe's share of --epochs: cls 15 of 50, stereo 3 of 12].")
+@click.option("--warmup", type=int, default=None,
+              help="SpikeDHS warm-up epochs (weights only) [the recipe's share of --epochs: cls 15 of 50, stereo 3 of 12].")
 @click.option("--batch-size", type=int, default=None, help="[spikedhs cls 50, stereo 1; snasnet 64]")
 @click.option("--lr", type=float, default=None, help="Weight SGD lr (m 0.9, cosine) [cls 0.025, stereo 0.002].")
 @click.option("--arch-lr", type=float, default=None, help="Alpha/beta Adam lr [3e-3; DARTS 3e-4].")

@@ -75,7 +75,8 @@ def _plan_outputs(data_file: Path, gt_file: Optional[Path], model_spec: str, out
 @click.argument("data_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--model", "model_spec", default=None,
               help="Checkpoint (checkpoint.pt / folded.pt), shipped model, genotype JSON or preset name. A file is "
-                   "typed by its extension (.pt/.pth/.ckpt, .json); a bare name is a preset (always) or a shipped model. Default: the shipped stereo model (snnc models).")
+                   "typed by its extension (.pt/.pth/.ckpt, .json); a bare name is a preset (always) or a shipped "
+                   "model. Default: the shipped stereo model (snnc models).")
 @click.option("--backend", type=click.Choice(["torch", "onnx", "lava", "hybrid"]), default="torch", show_default=True)
 @click.option("--gt", "gt_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Ground-truth file (default: the _gt.hdf5 beside DATA_FILE, if present).")
@@ -103,7 +104,8 @@ def _plan_outputs(data_file: Path, gt_file: Optional[Path], model_spec: str, out
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no per-frame rows.")
 @click.option("--force", is_flag=True, help="Overwrite --out and PNGs.")
-def stream_command(data_file: Path, model_spec: Optional[str], backend: str, gt_file: Optional[Path], rect_dir: Optional[Path],
+def stream_command(data_file: Path, model_spec: Optional[str], backend: str, gt_file: Optional[Path],
+                   rect_dir: Optional[Path],
                    max_window_events: int, out_file: Optional[Path],
                    png_dir: Optional[Path], png_every: int, device: str, max_frames: Optional[int], no_energy: bool,
                    count: str, costs: str, threads: int, as_json: bool, quiet: bool, force: bool,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -51,7 +51,7 @@ def check_video_path(path: Path) -> str:
     return suffix[1:]
 
 
-def _gt_disparity(gt_depth: Optional[np.ndarray], shape: tuple[int, int], fb: float) -> np.ndarray:
+def _gt_disparity(gt_depth: np.ndarray | None, shape: tuple[int, int], fb: float) -> np.ndarray:
     gt = np.full(shape, np.nan, dtype=np.float32)
     if gt_depth is not None:
         ok = np.isfinite(gt_depth) & (gt_depth > 0)
@@ -101,7 +101,7 @@ class StreamVideo:
         self.fb = float(fb)
         self.title = title
         self.frames = 0
-        self.size: Optional[tuple[int, int]] = None  # (width, height) of the video in pixels
+        self.size: tuple[int, int] | None = None  # (width, height) of the video in pixels
         self._stack = ExitStack()
         self._writer: Any = None
         self._fig: Any = None
@@ -109,7 +109,7 @@ class StreamVideo:
         self._text: Any = None
 
     # -- life cycle: open() ... add() ... close() (or abort()), or a with-block -----------------------
-    def open(self) -> "StreamVideo":
+    def open(self) -> StreamVideo:
         """Reserve the temporary file beside :attr:`path`; frames go there until :meth:`close`."""
         from snnc.fileio import atomic_output
 
@@ -140,7 +140,7 @@ class StreamVideo:
             if raised is not err:
                 raise
 
-    def __enter__(self) -> "StreamVideo":
+    def __enter__(self) -> StreamVideo:
         return self.open()
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
@@ -159,7 +159,7 @@ class StreamVideo:
             return
         try:
             writer.close()  # flushes and waits for ffmpeg
-        except Exception as exc:  # noqa: BLE001 - ffmpeg failures are reported as one line
+        except Exception as exc:
             if not abort:
                 raise SnncError(f"ffmpeg could not finish the video: {exc}", self.path) from None
 
@@ -199,7 +199,7 @@ class StreamVideo:
                  ("predicted disparity", "magma", 0.0, self.vmax),
                  ("ground truth (fB / depth)", "magma", 0.0, self.vmax),
                  ("|error| (px)", "viridis", 0.0, ERROR_MAX_PX)]
-        for left, (name, cmap, lo, hi) in zip(lefts, specs):
+        for left, (name, cmap, lo, hi) in zip(lefts, specs, strict=True):
             ax = fig.add_axes(box(left, pw))
             colours = matplotlib.colormaps[cmap].with_extremes(bad="#303030")  # no ground truth: dark grey
             im = ax.imshow(blank, cmap=colours, vmin=lo, vmax=hi, interpolation="nearest", aspect="auto")
@@ -241,20 +241,20 @@ class StreamVideo:
         import imageio_ffmpeg
 
         if self.container == "gif":
-            kwargs: dict[str, Any] = dict(
-                codec="gif", pix_fmt_out="pal8",
-                output_params=["-vf", "split[a][b];[a]palettegen=stats_mode=single[p];[b][p]paletteuse=new=1",
-                               "-loop", "0", "-f", "gif"])
+            kwargs: dict[str, Any] = {
+                "codec": "gif", "pix_fmt_out": "pal8",
+                "output_params": ["-vf", "split[a][b];[a]palettegen=stats_mode=single[p];[b][p]paletteuse=new=1",
+                                  "-loop", "0", "-f", "gif"]}
         else:
-            kwargs = dict(codec="libx264", pix_fmt_out="yuv420p", quality=7,
-                          output_params=["-movflags", "+faststart", "-f", "mp4"])
+            kwargs = {"codec": "libx264", "pix_fmt_out": "yuv420p", "quality": 7,
+                      "output_params": ["-movflags", "+faststart", "-f", "mp4"]}
         writer = imageio_ffmpeg.write_frames(str(self._tmp), (width, height), fps=self.fps, macro_block_size=2,
                                              ffmpeg_log_level="error", **kwargs)
         writer.send(None)  # start ffmpeg
         self._writer = writer
         self.size = (width, height)
 
-    def add(self, disparity: np.ndarray, gt_depth: Optional[np.ndarray], left_events: Optional[np.ndarray],
+    def add(self, disparity: np.ndarray, gt_depth: np.ndarray | None, left_events: np.ndarray | None,
             caption: str = "") -> None:
         """Append one frame: predicted disparity (H, W) px, ground-truth depth (H, W) m or None, left events.
 
@@ -270,7 +270,7 @@ class StreamVideo:
         gt = _gt_disparity(gt_depth, shape, self.fb)
         events = left_events if left_events is not None else np.zeros(shape, dtype=np.float32)
         pred = np.asarray(disparity, dtype=np.float32)
-        for im, img in zip(self._images, (events, pred, gt, np.abs(pred - gt))):
+        for im, img in zip(self._images, (events, pred, gt, np.abs(pred - gt)), strict=True):
             im.set_data(img)
         self._text.set_text(f"{self.title}\n{caption}" if self.title and caption else (self.title or caption))
         rgb = self._render()

@@ -32,8 +32,8 @@ from typing import Any
 
 from snnc.errors import SnncError
 
-__all__ = ["ZOO_DIR", "REQUIRED_FIELDS", "DEFAULT_STEREO", "DEFAULT_DIGITS", "zoo_names", "zoo_entry", "zoo_path", "file_sha256",
-           "verify_entry", "default_model", "default_stereo_model", "default_model_note"]
+__all__ = ["ZOO_DIR", "REQUIRED_FIELDS", "DEFAULT_STEREO", "DEFAULT_DIGITS", "zoo_names", "zoo_entry", "zoo_path",
+           "file_sha256", "verify_entry", "default_model", "default_stereo_model", "default_model_note"]
 
 #: The folder holding the shipped ``.pt`` / ``.json`` pairs.
 ZOO_DIR = Path(__file__).resolve().parent
