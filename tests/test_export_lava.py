@@ -59,6 +59,7 @@ def float_with_lava_timing(graph, x, total):
 
 
 @pytest.mark.lava
+@pytest.mark.slow
 def test_sequential_net_runs_in_lava_like_torch(tmp_path):
     net, x = sequential_net()
     graph = lower(net, (1, 2, 16, 16))

@@ -19,6 +19,7 @@ TINY_CLS = ["--epochs", "2", "--warmup", "1", "--layers", "3", "--width", "2", "
             "--nodes", "3", "--batch-size", "128", "--threads", "1", "--quiet"]
 
 
+@pytest.mark.slow
 def test_cli_digits_search_writes_buildable_genotype(tmp_path: Path) -> None:
     out = tmp_path / "arch.json"
     stdout = expect_ok(run_snnc("search", "--method", "spikedhs", "--task", "cls", "--data", "digits",
@@ -74,6 +75,7 @@ def test_resume_continues_to_the_same_result(tmp_path: Path) -> None:
     assert log[-1]["alphas"] == full["last"]["alphas"]
 
 
+@pytest.mark.slow
 def test_stereo_search_on_tiny_synthetic_recording(tmp_path: Path) -> None:
     data, _ = synthesize(tmp_path / "tiny_data.hdf5", frames=8, height=30, width=40, progress=False)
     given = dict(task="stereo", data=str(data), width=2, levels=3, feature_layers=2, matching_layers=3,
@@ -94,6 +96,7 @@ def test_stereo_search_on_tiny_synthetic_recording(tmp_path: Path) -> None:
     assert cost.shape == (1, 1, 5, 24, 30)
 
 
+@pytest.mark.slow
 def test_stereo_search_takes_the_training_geometry(tmp_path: Path) -> None:
     """--feature-stride 1 --volume-shifts auto: the supernet searches that geometry and the genotype records it."""
     from cli_helpers import expect_ok, run_snnc

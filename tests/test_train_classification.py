@@ -27,6 +27,7 @@ def digits_run(tmp_path_factory):
     return out, metrics
 
 
+@pytest.mark.slow
 def test_digits_reaches_90_percent(digits_run):
     out, metrics = digits_run
     assert metrics["test_accuracy"] >= 0.90
