@@ -28,7 +28,7 @@ from typing import Any, Iterator, Optional, Sequence, Union
 
 from snnc.errors import SnncError
 
-__all__ = ["atomic_output", "atomic_output_set", "write_text_atomic", "json_safe", "write_json_atomic",
+__all__ = ["file_sha256", "atomic_output", "atomic_output_set", "write_text_atomic", "json_safe", "write_json_atomic",
            "write_failure", "remove_live_temps", "temp_beside"]
 
 #: errno values meaning "this location cannot take the file" (a user-side problem, not a bug).
@@ -215,3 +215,14 @@ def json_safe(value: Any) -> Any:
 def write_json_atomic(path: Union[str, Path], obj: Any) -> None:
     """Indented JSON of ``obj`` (non-finite floats become null), atomically."""
     write_text_atomic(path, json.dumps(json_safe(obj), indent=2) + "\n")
+
+
+def file_sha256(path: Union[str, Path]) -> str:
+    """Hex SHA-256 of the file at ``path`` (read in 1 MiB blocks)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

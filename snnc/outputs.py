@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -36,7 +35,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence, Union
 
 from snnc.errors import SnncError
-from snnc.fileio import write_json_atomic
+from snnc.fileio import file_sha256, write_json_atomic
 
 __all__ = ["LEDGER_NAME", "LOCK_SUFFIX", "OutputLock", "OutputPlan", "check_outputs", "refuse_same_file",
            "record_outputs", "is_recorded", "remove_recorded", "snnc_files"]
@@ -53,14 +52,6 @@ _LEDGER_FORMAT = "snnc-outputs/1"
 def snnc_files(names: Iterable[str]) -> list[str]:
     """``names`` without snnc's own bookkeeping files (ledger, locks)."""
     return [n for n in names if n != LEDGER_NAME and not (n.startswith(".") and n.endswith(LOCK_SUFFIX))]
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _read_ledger(folder: Path) -> dict[str, dict[str, Any]]:
@@ -98,7 +89,7 @@ def is_recorded(path: PathLike) -> bool:
         return False
     entry = _read_ledger(found[0])[found[1]]
     try:
-        return entry.get("size") == path.stat().st_size and entry.get("sha256") == _sha256(path)
+        return entry.get("size") == path.stat().st_size and entry.get("sha256") == file_sha256(path)
     except OSError:
         return False
 
@@ -158,7 +149,7 @@ def record_outputs(folder: PathLike, paths: Iterable[PathLike],
             if t.is_file():
                 rel = os.path.relpath(os.path.abspath(t), os.path.abspath(folder))
                 try:
-                    ledger[rel] = {"size": t.stat().st_size, "sha256": _sha256(t)}
+                    ledger[rel] = {"size": t.stat().st_size, "sha256": file_sha256(t)}
                 except OSError:
                     ledger.pop(rel, None)
     try:

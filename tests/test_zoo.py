@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from snnc.errors import SnncError
+from snnc.fileio import file_sha256
 from snnc.zoo import (
     DEFAULT_DIGITS,
     DEFAULT_STEREO,
     REQUIRED_FIELDS,
     ZOO_DIR,
     default_model,
-    file_sha256,
     verify_entry,
     zoo_entry,
     zoo_names,

@@ -35,7 +35,7 @@ from snnc.data.metrics import MetricAccumulator
 from snnc.fileio import write_json_atomic
 from snnc.models.loading import load_network_checkpoint, save_network
 from snnc.version import version_text
-from snnc.zoo import file_sha256
+from snnc.fileio import file_sha256
 
 _METRICS = ("one_pixel_accuracy", "mean_disparity_error", "mean_depth_error", "median_depth_error")
 

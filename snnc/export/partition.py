@@ -39,7 +39,6 @@ manifest with the front piece only. :class:`PartitionedNet` runs a manifest
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 from pathlib import Path
@@ -50,11 +49,12 @@ import torch
 from torch import Tensor
 
 from snnc.errors import SnncError
+from snnc.fileio import file_sha256
 from snnc.export.graph import Graph
 from snnc.export.nir_writer import DEFAULT_DT, nir_blocker
 
 __all__ = ["PARTITION_FORMAT", "copy_nodes", "split_graph", "partition_paths", "write_partition", "check_partition_set",
-           "file_sha256", "PartitionedNet"]
+           "PartitionedNet"]
 
 #: ``format`` value of the manifest.
 PARTITION_FORMAT = "snnc-partition/1"
@@ -171,15 +171,6 @@ def write_partition(graph: Graph, manifest: Path, dt: float = DEFAULT_DT, opset:
         doc["set_id"] = uuid.uuid4().hex
         temps[0].write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     return doc
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _write_pieces(graph: Graph, split: tuple[Graph, Optional[Graph], list[str], Optional[str]], names: tuple[str, str],

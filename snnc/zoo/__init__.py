@@ -25,15 +25,15 @@ The functions here only read the package folder; they never load torch.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 from snnc.errors import SnncError
+from snnc.fileio import file_sha256
 
 __all__ = ["ZOO_DIR", "REQUIRED_FIELDS", "DEFAULT_STEREO", "DEFAULT_DIGITS", "zoo_names", "zoo_entry", "zoo_path",
-           "file_sha256", "verify_entry", "default_model", "default_stereo_model", "default_model_note"]
+           "verify_entry", "default_model", "default_stereo_model", "default_model_note"]
 
 #: The folder holding the shipped ``.pt`` / ``.json`` pairs.
 ZOO_DIR = Path(__file__).resolve().parent
@@ -85,15 +85,6 @@ def zoo_path(name: str) -> Path:
     """
     _check_name(name)
     return ZOO_DIR / f"{name}.pt"
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of the file at ``path`` (read in 1 MiB blocks)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verify_entry(name: str) -> None:
