@@ -30,7 +30,7 @@ def active_checkpoint(folder: Path, gain: float = 3.0) -> Path:
     by 3 gives firing rates around 20 % and a non-flat matching cost, like a
     trained network (the stand-in when no trained checkpoint is available).
     """
-    from snnc.export.checkpoint import save_checkpoint
+    from snnc.models.loading import save_network
     from snnc.runtime.model import load_network
 
     net = load_network(str(small_stereo_json(folder)))
@@ -39,5 +39,5 @@ def active_checkpoint(folder: Path, gain: float = 3.0) -> Path:
             if p.dim() > 1:
                 p.mul_(gain)
     path = folder / "active.pt"
-    save_checkpoint(net.model, path, folded=True)
+    save_network(net.model, path, folded=True)
     return path

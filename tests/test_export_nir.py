@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from snnc.errors import SnncError
-from snnc.export.checkpoint import save_checkpoint
+from snnc.models.loading import save_network
 from snnc.export.lower import graph_inputs, lower
 from snnc.export.nir_reader import import_nir, read_nir
 from snnc.export.nir_writer import write_nir
@@ -128,7 +128,7 @@ def test_cli_exports_a_checkpoint_to_nir(tmp_path):
     x = torch.rand(STEPS, *shape)
     train_bn(net, x[:4])
     ckpt = tmp_path / "trained.pt"
-    save_checkpoint(net, ckpt, epoch=7)
+    save_network(net, ckpt, epoch=7)
     out = tmp_path / "cla.nir"
     text = expect_ok(run_snnc("export", ckpt, "--to", "nir", "--out", out, "--input-shape", "1,3,16,16"))
     assert "NIR graph of spikedhs-cla" in text

@@ -256,7 +256,7 @@ def test_genotype_json_file_cli(tmp_path, capsys, monkeypatch):
 @pytest.fixture(scope="module")
 def ckpts(tmp_path_factory) -> dict:
     """Checkpoints whose weights belong to another architecture, and .pt files that are not checkpoints."""
-    from snnc.export.checkpoint import save_checkpoint
+    from snnc.models.loading import save_network
     from snnc.models.build import build_model
     from snnc.models.genotype import load_genotype
 
@@ -267,7 +267,7 @@ def ckpts(tmp_path_factory) -> dict:
     mismatched = tmp / "other_arch.pt"
     torch.save({"genotype": small.to_dict(), "model": wider.state_dict()}, mismatched)
     cls = tmp / "classifier.pt"
-    save_checkpoint(build_model(load_genotype("sequential-dvs")), cls)
+    save_network(build_model(load_genotype("sequential-dvs")), cls)
     rnd = tmp / "random.pt"
     rnd.write_bytes(np.random.default_rng(0).bytes(4096))
     lst = tmp / "list.pt"
