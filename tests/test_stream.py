@@ -225,3 +225,19 @@ def test_engine_is_reusable_runs_start_afresh(files, torch_run):
         assert np.array_equal(x.disparity, y.disparity) and np.array_equal(x.disparity, z.disparity)
         assert x.energy_j == y.energy_j == z.energy_j and x.ac == y.ac
     assert sa == sb and sa[0] == len(first)
+
+
+def test_fps_is_wall_time_with_energy_counting_and_onnx_threads_do_not_spin(files):
+    _, engine = stream(files, "onnx")
+    s = engine.summary
+    assert s.energy_s > 0  # onnx counts energy in a reference pass: its time is part of what users wait for
+    assert s.fps == pytest.approx(s.frames / (s.read_s + s.infer_s + s.energy_s))
+    assert s.infer_fps > s.fps
+    from snnc.export.ort_options import session_options
+
+    assert session_options(2).get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert session_options(2).intra_op_num_threads == 2
+    one = session_options(1)
+    assert one.intra_op_num_threads == 1
+    with pytest.raises(Exception):  # no entry set: onnxruntime keeps its default spinning for 1 thread
+        one.get_session_config_entry("session.intra_op.allow_spinning")

@@ -322,7 +322,7 @@ def _summary(engine: Any, net: Any, be: Any, backend: str, dev: Any, clock: str,
 def _print_summary(summary: dict[str, Any], engine: Any) -> None:
     click.echo("")
     click.echo(f"frames              {summary['frames']}")
-    click.echo(f"frames/s            {_fmt(summary['fps'])} (read + encode + infer), "
+    click.echo(f"frames/s            {_fmt(summary['fps'])} (read + encode + infer + energy counting), "
                f"{_fmt(summary['infer_fps'])} (backend alone)")
     if summary["energy_j_per_frame"] is not None:
         click.echo(f"energy per frame    {_fmt(summary['energy_j_per_frame'], 1e3, 4)} mJ "

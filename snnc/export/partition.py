@@ -257,11 +257,11 @@ class PartitionedNet:
         if "rest" in pieces:
             import onnxruntime as ort
 
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = threads
+            from snnc.export.ort_options import session_options
+
             self.rest_piece = pieces["rest"]
-            self.rest = ort.InferenceSession(str(manifest.with_name(self.rest_piece["file"])), opts,
-                                             providers=["CPUExecutionProvider"])
+            self.rest = ort.InferenceSession(str(manifest.with_name(self.rest_piece["file"])),
+                                             session_options(threads), providers=["CPUExecutionProvider"])
         self.family = self.doc.get("family")
 
     def init_state(self, x_t: Tensor) -> tuple[tuple[Tensor, ...], list[np.ndarray]]:

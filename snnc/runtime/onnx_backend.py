@@ -63,16 +63,15 @@ class OnnxBackend(Backend):
         import onnxruntime as ort
 
         from snnc.export.onnx_writer import export_stream
+        from snnc.export.ort_options import session_options
 
         if self._path is None:
             self._tmp = tempfile.mkdtemp(prefix="snnc-stream-onnx-")
             self._path = Path(self._tmp) / "stream.onnx"
         start = time.perf_counter()
         info = export_stream(self.model, shape, self._path)
-        opts = ort.SessionOptions()
-        if self._threads:
-            opts.intra_op_num_threads = int(self._threads)
-        self._session = ort.InferenceSession(str(self._path), opts, providers=self._providers)
+        self._session = ort.InferenceSession(str(self._path), session_options(self._threads),
+                                             providers=self._providers)
         self.export_s = time.perf_counter() - start
         self._state_in = [n for n in info["inputs"] if n != "x"]
         meta = self._session.get_modelmeta().custom_metadata_map
