@@ -1,8 +1,9 @@
 """Helpers shared by CLI commands: output-path safety (checks, locks, input == output) and atomic writes."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 from snnc.errors import PathLike, SnncError
 from snnc.fileio import atomic_output  # noqa: F401  (commands import it from here)
@@ -45,3 +46,26 @@ def plan_outputs(named: Sequence[Optional[Path]] = (), derived: Sequence[Path] =
     plan = OutputPlan(named=files, derived=list(derived), inputs=[p for p in inputs if p is not None],
                       lock=list(lock) if lock is not None else files + list(derived), check=False)
     click.get_current_context().with_resource(plan)
+
+
+@contextmanager
+def distributed_run(device: str, timeout: float) -> Iterator[Any]:
+    """The rank of a command run under torchrun / ``--nproc`` (a single-process no-op otherwise).
+
+    An error all ranks agreed on (:class:`snnc.train.distributed.CollectiveError`) is
+    printed by rank 0 only; the other ranks exit 2 quietly. The process group is shut
+    down however the block ends.
+    """
+    import click
+
+    from snnc.train import distributed
+
+    rank = distributed.init(device, timeout)
+    try:
+        yield rank
+    except distributed.CollectiveError:
+        if not rank.main:  # rank 0 prints the error all ranks agree on
+            raise click.exceptions.Exit(2) from None
+        raise
+    finally:
+        distributed.shutdown()

@@ -175,17 +175,10 @@ def search_command(ctx: click.Context, **opts: Any) -> None:
     out: Path = opts["out"]
     if out.exists() and not opts["force"]:  # before the heavy imports: refuse at once
         raise SnncError("exists; pass --force to overwrite it", out)
-    from snnc.train import distributed
+    from snnc.commands.common import distributed_run
 
-    rank = distributed.init(opts["device"], opts["dist_timeout"])  # a no-op unless torchrun / --nproc started us
-    try:
+    with distributed_run(opts["device"], opts["dist_timeout"]) as rank:  # a no-op unless torchrun / --nproc started us
         _run_search(ctx, opts, method, given, explicit, rank)
-    except distributed.CollectiveError:
-        if not rank.main:  # rank 0 prints the error all ranks agree on
-            raise click.exceptions.Exit(2) from None
-        raise
-    finally:
-        distributed.shutdown()
 
 
 def _run_search(ctx: click.Context, opts: dict[str, Any], method: str, given: dict[str, Any], explicit: set[str],

@@ -193,11 +193,11 @@ def train_command(ctx: click.Context, **opts: Any) -> None:
 
     from contextlib import nullcontext
 
+    from snnc.commands.common import distributed_run
     from snnc.train import distributed
     from snnc.train.rundir import run_folder
 
-    rank = distributed.init(opts["device"], dist_timeout)  # a no-op unless torchrun / --nproc started this process
-    try:
+    with distributed_run(opts["device"], dist_timeout) as rank:  # a no-op unless torchrun / --nproc started us
         config = distributed.broadcast_object(distributed.agree(make_config if rank.main else lambda: None))
         if rank.active:
             config.device = opts["device"]  # the process group's device (cpu: gloo, cuda: NCCL, GPU LOCAL_RANK)
@@ -206,11 +206,5 @@ def train_command(ctx: click.Context, **opts: Any) -> None:
         lock = run_folder(out, inputs=[p for p in inputs if Path(p).exists()]) if rank.main else nullcontext()
         with lock:
             metrics = train(config, resume=resume, force=force, log=click.echo)
-    except distributed.CollectiveError:
-        if not rank.main:  # rank 0 prints the error all ranks agree on
-            raise click.exceptions.Exit(2) from None
-        raise
-    finally:
-        distributed.shutdown()
     if metrics is not None:
         click.echo(f"wrote {out / 'checkpoint.pt'}, {out / 'folded.pt'}, {out / 'metrics.json'}")
