@@ -46,7 +46,7 @@ from snnc.errors import SnncError
 from snnc.fileio import atomic_output
 
 __all__ = ["FORMAT", "VERSION", "KINDS", "SUFFIXES", "plain", "write_checkpoint", "read_checkpoint",
-           "upgrade_checkpoint"]
+           "upgrade_checkpoint", "numpy_rng_state"]
 
 #: ``format`` of every snnc checkpoint.
 FORMAT = "snnc-checkpoint"
@@ -208,13 +208,17 @@ def _numpy_globals() -> list[Any]:
     return found
 
 
+def numpy_rng_state(state: tuple[Any, ...]) -> dict[str, Any]:
+    """An ``np.random.get_state()`` tuple as tensors and numbers (what a weights-only load accepts)."""
+    name, keys, pos, has_gauss, cached = state
+    return {"name": str(name), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
+
+
 def _rng_to_plain(rng: Any) -> Any:
-    """0.1's ``np.random.get_state()`` tuple -> the dict form :func:`plain` stores."""
+    """0.1's RNG dict with a NumPy state tuple -> the form training checkpoints store now."""
     if isinstance(rng, Mapping) and isinstance(rng.get("numpy"), tuple):
-        name, keys, pos, has_gauss, cached = rng["numpy"]
-        numpy_state = {"name": str(name), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
-                       "pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
-        return {**rng, "numpy": numpy_state}
+        return {**rng, "numpy": numpy_rng_state(rng["numpy"])}
     return rng
 
 

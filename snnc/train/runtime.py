@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from snnc.checkpoint import numpy_rng_state
 from snnc.errors import SnncError
 
 __all__ = ["resolve_device", "set_threads", "seed_everything", "rng_state", "set_rng_state", "epoch_generator"]
@@ -49,18 +50,11 @@ def seed_everything(seed: int, device: torch.device) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def _numpy_state() -> dict[str, Any]:
-    """NumPy's global RNG state as tensors and numbers (what a weights-only checkpoint load accepts)."""
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    return {"name": str(name), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
-            "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
-
-
 def rng_state() -> dict[str, Any]:
     """Every global RNG state (Python, NumPy, torch CPU, torch CUDA when present)."""
     state: dict[str, Any] = {
         "python": random.getstate(),
-        "numpy": _numpy_state(),
+        "numpy": numpy_rng_state(np.random.get_state()),
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
