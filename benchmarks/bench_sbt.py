@@ -8,6 +8,7 @@ and the speed-up ratio.
 
     .venv/bin/python benchmarks/bench_sbt.py [--events 3000000] [--ref-events 100000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,15 +74,22 @@ def main() -> None:
 
     fast_rate = args.events / fast
     slow_rate = len(sub) / slow
-    print(f"encode_sbt           : {args.events:>10,d} events in {fast * 1e3:9.1f} ms "
-          f"-> {fast_rate / 1e6:8.2f} M events/s (best of {args.repeats})")
-    print(f"encode_sbt, unsorted : {args.events:>10,d} events in {fast_unsorted * 1e3:9.1f} ms "
-          f"-> {args.events / fast_unsorted / 1e6:8.2f} M events/s (same events shuffled; equal: "
-          f"{np.array_equal(out, out_u)})")
-    print(f"encode_sbt_reference : {len(sub):>10,d} events in {slow * 1e3:9.1f} ms "
-          f"-> {slow_rate / 1e6:8.4f} M events/s")
-    print(f"speed-up (per event) : {fast_rate / slow_rate:8.1f}x sorted, "
-          f"{args.events / fast_unsorted / slow_rate:.1f}x unsorted")
+    print(
+        f"encode_sbt           : {args.events:>10,d} events in {fast * 1e3:9.1f} ms "
+        f"-> {fast_rate / 1e6:8.2f} M events/s (best of {args.repeats})"
+    )
+    print(
+        f"encode_sbt, unsorted : {args.events:>10,d} events in {fast_unsorted * 1e3:9.1f} ms "
+        f"-> {args.events / fast_unsorted / 1e6:8.2f} M events/s (same events shuffled; equal: "
+        f"{np.array_equal(out, out_u)})"
+    )
+    print(
+        f"encode_sbt_reference : {len(sub):>10,d} events in {slow * 1e3:9.1f} ms -> {slow_rate / 1e6:8.4f} M events/s"
+    )
+    print(
+        f"speed-up (per event) : {fast_rate / slow_rate:8.1f}x sorted, "
+        f"{args.events / fast_unsorted / slow_rate:.1f}x unsorted"
+    )
     print(f"outputs agree on the subset: {agree}; nonzero pixels in full SBT: {int(np.count_nonzero(out)):,d}")
 
 

@@ -8,6 +8,7 @@ building the network vs. running it with the kernel hooks.
 
     .venv/bin/python benchmarks/bench_snasnet_search.py [--candidates 60] [--threads 1]
 """
+
 from __future__ import annotations
 
 import argparse

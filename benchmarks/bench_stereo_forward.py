@@ -15,6 +15,7 @@ one backward; streaming = one backward per frame with the state detached
 
     .venv/bin/python benchmarks/bench_stereo_forward.py [--height 260 --width 346 --window 8 --frames 8]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,6 +56,7 @@ def stream_forward(net, x):
             nonlocal state
             for t in range(x.shape[0]):
                 _, state = net.step(x[t], state)
+
         return timed(run) / x.shape[0]
 
 
@@ -62,6 +64,7 @@ def window_backward(net, x, gt, valid):
     def run():
         loss = subpixel_cross_entropy(net(x), gt, valid)
         loss.backward()
+
     net.zero_grad(set_to_none=True)
     return timed(run) / x.shape[0]
 
@@ -74,6 +77,7 @@ def stream_backward(net, x, gt, valid):
         for t in range(x.shape[0]):
             cost, state = net.step(x[t], tuple(s.detach() for s in state))
             subpixel_cross_entropy(cost, gt[t], valid[t]).backward()
+
     net.zero_grad(set_to_none=True)
     return timed(run) / x.shape[0]
 
@@ -94,23 +98,35 @@ def main() -> None:
     n_params = sum(p.numel() for p in net.parameters())
     x_win = sbt(args.window, args.height, args.width)
     x_str = sbt(args.frames, args.height, args.width, seed=1)
-    print(f"SpikeDHS-Stereo ({n_params / 1e6:.3f} M params, D = {net.disparities}) on CPU, "
-          f"{torch.get_num_threads()} threads, input 2 x 5 x {args.height} x {args.width}")
+    print(
+        f"SpikeDHS-Stereo ({n_params / 1e6:.3f} M params, D = {net.disparities}) on CPU, "
+        f"{torch.get_num_threads()} threads, input 2 x 5 x {args.height} x {args.width}"
+    )
     net.eval()
     with torch.no_grad():
         net.step(x_win[0], net.init_state(x_win[0]))  # warm-up (shape probe, kernels)
-    rows = [("forward, fixed window T=%d" % args.window, window_forward(net, x_win)),
-            ("forward, streaming (%d frames)" % args.frames, stream_forward(net, x_str))]
+    rows = [
+        ("forward, fixed window T=%d" % args.window, window_forward(net, x_win)),
+        ("forward, streaming (%d frames)" % args.frames, stream_forward(net, x_str)),
+    ]
     folded = fold_bn(net)
     rows.append(("forward, streaming, BN folded", stream_forward(folded, x_str)))
     if not args.no_backward:
         net.train()
         gt = torch.rand(max(args.window, args.frames), 1, args.height, args.width) * 37
         valid = torch.rand(gt.shape) > 0.3
-        rows.append(("forward+backward, fixed window T=%d" % args.window,
-                     window_backward(net, x_win, gt[:args.window], valid[:args.window])))
-        rows.append(("forward+backward, streaming (TBPTT 1)",
-                     stream_backward(net, x_str, gt[:args.frames], valid[:args.frames])))
+        rows.append(
+            (
+                "forward+backward, fixed window T=%d" % args.window,
+                window_backward(net, x_win, gt[: args.window], valid[: args.window]),
+            )
+        )
+        rows.append(
+            (
+                "forward+backward, streaming (TBPTT 1)",
+                stream_backward(net, x_str, gt[: args.frames], valid[: args.frames]),
+            )
+        )
     base = rows[0][1]
     print(f"{'mode':42s} {'s/frame':>9s} {'frames/s':>9s} {'vs window fwd':>14s}")
     for name, seconds in rows:

@@ -13,6 +13,7 @@ alone, the ratios to torch, and the largest disparity difference to torch.
 The first frame of each backend is a warm-up and is not timed (one-off
 export / graph building / Lava compilation is reported separately as setup).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,8 +56,14 @@ def run_backend(name: str, model: str, data: Path, threads: int, device: str, ga
     s = engine.summary
     timed = s.frames - 1
     read, infer = s.read_s - read0, s.infer_s - infer0
-    return {"backend": name, "frames": timed, "setup_s": first, "fps": timed / (read + infer),
-            "infer_fps": timed / infer, "disparity": np.stack(disparities)}
+    return {
+        "backend": name,
+        "frames": timed,
+        "setup_s": first,
+        "fps": timed / (read + infer),
+        "infer_fps": timed / infer,
+        "disparity": np.stack(disparities),
+    }
 
 
 def main() -> None:
@@ -69,20 +76,27 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch / onnxruntime intra-op threads")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (torch and onnx backends)")
     parser.add_argument("--data", type=Path, default=None, help="stream this recording instead of a synthetic one")
-    parser.add_argument("--gain", type=float, default=3.0,
-                        help="scale every weight (an untrained net is silent: its flat cost makes backends' "
-                             "argmin ties differ); 1 = the weights as loaded")
+    parser.add_argument(
+        "--gain",
+        type=float,
+        default=3.0,
+        help="scale every weight (an untrained net is silent: its flat cost makes backends' "
+        "argmin ties differ); 1 = the weights as loaded",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data
         if data is None:
-            data, _ = synthesize(Path(tmp) / "bench_data.hdf5", frames=args.frames, height=args.height,
-                                 width=args.width, progress=False)
+            data, _ = synthesize(
+                Path(tmp) / "bench_data.hdf5", frames=args.frames, height=args.height, width=args.width, progress=False
+            )
         with MVSECRecording(data) as rec:
             size = f"{rec.height}x{rec.width}"
-        print(f"model {args.model}, recording {data.name} ({size}, {args.frames} frames), "
-              f"{args.threads} thread(s), device {args.device}, weight gain {args.gain:g}, energy counting off")
+        print(
+            f"model {args.model}, recording {data.name} ({size}, {args.frames} frames), "
+            f"{args.threads} thread(s), device {args.device}, weight gain {args.gain:g}, energy counting off"
+        )
         rows = []
         for name in args.backends.split(","):
             device = args.device if name in ("torch", "onnx") else "cpu"
@@ -90,15 +104,21 @@ def main() -> None:
             r = rows[-1]
             print(f"  {name:7s} done: {r['infer_fps']:.3f} frames/s (backend), setup {r['setup_s']:.1f} s", flush=True)
     ref = next((r for r in rows if r["backend"] == "torch"), rows[0])
-    print(f"\n{'backend':8s} {'frames':>6s} {'setup s':>8s} {'fps':>8s} {'backend fps':>12s} {'vs torch':>9s} "
-          f"{'max |d-d_torch|':>16s} {'mean':>9s} {'px > 1e-4':>10s}")
+    print(
+        f"\n{'backend':8s} {'frames':>6s} {'setup s':>8s} {'fps':>8s} {'backend fps':>12s} {'vs torch':>9s} "
+        f"{'max |d-d_torch|':>16s} {'mean':>9s} {'px > 1e-4':>10s}"
+    )
     for r in rows:
         diff = np.abs(r["disparity"] - ref["disparity"])
-        print(f"{r['backend']:8s} {r['frames']:6d} {r['setup_s']:8.1f} {r['fps']:8.3f} {r['infer_fps']:12.3f} "
-              f"{r['infer_fps'] / ref['infer_fps']:8.2f}x {float(diff.max()):16.2e} {float(diff.mean()):9.2e} "
-              f"{100 * float((diff > 1e-4).mean()):9.2f}%")
-    print("(disparity in px over every frame; a membrane within float rounding of the threshold fires in one "
-          "runtime and not the other, and the spiking layers after it amplify that flip)")
+        print(
+            f"{r['backend']:8s} {r['frames']:6d} {r['setup_s']:8.1f} {r['fps']:8.3f} {r['infer_fps']:12.3f} "
+            f"{r['infer_fps'] / ref['infer_fps']:8.2f}x {float(diff.max()):16.2e} {float(diff.mean()):9.2e} "
+            f"{100 * float((diff > 1e-4).mean()):9.2f}%"
+        )
+    print(
+        "(disparity in px over every frame; a membrane within float rounding of the threshold fires in one "
+        "runtime and not the other, and the spiking layers after it amplify that flip)"
+    )
     onnx = next((r for r in rows if r["backend"] == "onnx"), None)
     if onnx is not None and ref["backend"] == "torch":
         print(f"\nonnx/torch frames/s ratio (backend alone): {onnx['infer_fps'] / ref['infer_fps']:.2f}")

@@ -18,6 +18,7 @@ Usage::
 
     .venv/bin/python benchmarks/interop_matrix.py [--batch 2] [--steps 8] [--dt 1e-4] [--spellings]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,17 +53,22 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--dt", type=float, default=1e-4)
     parser.add_argument("--time-limit", type=float, default=60.0, help="seconds per import + run (hang guard)")
-    parser.add_argument("--spellings", action="store_true",
-                        help="also run each consumer on the file written with --for CONSUMER")
+    parser.add_argument(
+        "--spellings", action="store_true", help="also run each consumer on the file written with --for CONSUMER"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     cases = interop_cases(batch=args.batch, steps=args.steps)
     consumers = [c for c in CONSUMERS if available(c)]
     missing = [c for c in CONSUMERS if c not in consumers]
-    print(f"NIR interop matrix: batch {args.batch}, {args.steps} steps, dt {args.dt:g} s"
-          + (f"; not installed: {', '.join(missing)}" if missing else ""))
-    header = f"{'consumer':<13} {'export':<7} {'network':<13} {'imports':<7} {'runs':<5} {'layers':<7} " \
-             f"{'mism':>7} {'spikes':>7} {'pred':>5}  note"
+    print(
+        f"NIR interop matrix: batch {args.batch}, {args.steps} steps, dt {args.dt:g} s"
+        + (f"; not installed: {', '.join(missing)}" if missing else "")
+    )
+    header = (
+        f"{'consumer':<13} {'export':<7} {'network':<13} {'imports':<7} {'runs':<5} {'layers':<7} "
+        f"{'mism':>7} {'spikes':>7} {'pred':>5}  note"
+    )
     print(header)
     print("-" * len(header))
     with tempfile.TemporaryDirectory() as tmp:
@@ -74,7 +80,7 @@ def main() -> int:
             if plain[case.name] is None:
                 refs[case.name] = (path, run_reference(path, case.inputs))
         for consumer in consumers:
-            for spelling in ((None, consumer) if args.spellings and consumer in TARGETS else (None,)):
+            for spelling in (None, consumer) if args.spellings and consumer in TARGETS else (None,):
                 for case in cases:
                     t0 = time.time()
                     label = "plain" if spelling is None else "--for"
@@ -85,21 +91,27 @@ def main() -> int:
                         path = Path(tmp) / f"{case.name}.{consumer}.nir"
                         refusal = _write(case, path, args.dt, consumer)
                     if refusal is not None:
-                        print(f"{consumer:<13} {label:<7} {case.name:<13} {'-':<7} {'-':<5} {'-':<7} {'-':>7} "
-                              f"{'-':>7} {'-':>5}  refused: {refusal}")
+                        print(
+                            f"{consumer:<13} {label:<7} {case.name:<13} {'-':<7} {'-':<5} {'-':<7} {'-':>7} "
+                            f"{'-':>7} {'-':>5}  refused: {refusal}"
+                        )
                         continue
                     ref = refs[case.name][1]  # a consumer spelling is the same network (names kept in metadata)
                     run = run_consumer(consumer, path, case.inputs, args.dt, args.time_limit)
                     agree = compare(run, ref, case.classify)
                     if agree is None:
-                        row = (f"{'yes' if run.imported else 'no':<7} {'no':<5} {'-':<7} {'-':>7} {'-':>7} "
-                               f"{'-':>5}  {run.error}")
+                        row = (
+                            f"{'yes' if run.imported else 'no':<7} {'no':<5} {'-':<7} {'-':>7} {'-':>7} "
+                            f"{'-':>5}  {run.error}"
+                        )
                     else:
                         pred = "-" if agree.prediction_agreement is None else f"{agree.prediction_agreement:.2f}"
                         layers = f"{agree.layers}/{agree.layers_total}"
                         note = f"output max diff {agree.output_max_diff:.2g}"
-                        row = (f"{'yes':<7} {'yes':<5} {layers:<7} {agree.spike_mismatches:>7} "
-                               f"{agree.spikes_seen:>7} {pred:>5}  {note}")
+                        row = (
+                            f"{'yes':<7} {'yes':<5} {layers:<7} {agree.spike_mismatches:>7} "
+                            f"{agree.spikes_seen:>7} {pred:>5}  {note}"
+                        )
                     print(f"{consumer:<13} {label:<7} {case.name:<13} {row}  [{time.time() - t0:.1f} s]", flush=True)
     return 0
 

@@ -66,6 +66,7 @@ summary from such a file without scoring or training.
     .venv/bin/python benchmarks/snasnet_correlation.py [--candidates 36] [--epochs 8] [--seeds 3]
         [--lr 0.01] [--seed 0] [--conv-edges K] [--threads 1] [--jsonl rows.jsonl] [--from-jsonl rows.jsonl]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -82,11 +83,10 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from snnc.models.snasnet import SNASNetGenotype, build_snasnet
-from snnc.nas.snasnet_search import (SNASNetSearchConfig, candidate_cells, conv_edge_count, score_batches,
-                                     score_cell)
-from snnc.nas.tasks import digits_split
 from snnc.data.images import digits_arrays
+from snnc.models.snasnet import SNASNetGenotype, build_snasnet
+from snnc.nas.snasnet_search import SNASNetSearchConfig, candidate_cells, conv_edge_count, score_batches, score_cell
+from snnc.nas.tasks import digits_split
 from snnc.train.optim import freeze_batchnorm
 
 #: score variants: (label, kernel reduction, batch size, batches)
@@ -118,8 +118,18 @@ def _accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, time_ste
 def train_and_eval(cell: str, args: argparse.Namespace, data: dict, seed: int) -> tuple[float, float]:
     """Validation accuracy (%) after training: (eval mode, BatchNorm on the validation batch's statistics)."""
     torch.manual_seed(seed)
-    g = SNASNetGenotype(cell=cell, time_steps=args.time_steps, channels=args.width, in_channels=1, image_size=8,
-                        num_classes=10, vote=10, fc_hidden=args.fc_hidden, final_pool=2, dropout=0.0)
+    g = SNASNetGenotype(
+        cell=cell,
+        time_steps=args.time_steps,
+        channels=args.width,
+        in_channels=1,
+        image_size=8,
+        num_classes=10,
+        vote=10,
+        fc_hidden=args.fc_hidden,
+        final_pool=2,
+        dropout=0.0,
+    )
     model = build_snasnet(g)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     x, y = data["x_train"], data["y_train"]
@@ -132,7 +142,7 @@ def train_and_eval(cell: str, args: argparse.Namespace, data: dict, seed: int) -
             freeze_batchnorm(model)  # as snnc train --freeze-bn-epochs
         perm = torch.randperm(len(y), generator=gen)
         for i in range(0, len(y), args.batch_size):
-            j = perm[i:i + args.batch_size]
+            j = perm[i : i + args.batch_size]
             seq = x[j].unsqueeze(0).expand(args.time_steps, *x[j].shape)
             loss = F.cross_entropy(model(seq).mean(0), y[j])
             opt.zero_grad()
@@ -154,12 +164,15 @@ def summarise(name: str, scores: np.ndarray, acc: np.ndarray, cells: list[str]) 
     best = int(np.argmax(scores))
     med = float(np.median(acc))
     verdict = "beats" if acc[best] > med else "does not beat"
-    return (f"{name:46s}: Kendall tau {tau:+.3f} (p = {p:.3g}); selected {cells[best]} acc {acc[best]:.2f} % "
-            f"vs median {med:.2f} % (rank {int((acc > acc[best]).sum()) + 1}/{len(acc)}) -> {verdict} the median")
+    return (
+        f"{name:46s}: Kendall tau {tau:+.3f} (p = {p:.3g}); selected {cells[best]} acc {acc[best]:.2f} % "
+        f"vs median {med:.2f} % (rank {int((acc > acc[best]).sum()) + 1}/{len(acc)}) -> {verdict} the median"
+    )
 
 
-def stratified_tau(scores: np.ndarray, acc: np.ndarray, groups: np.ndarray, perms: int = 2000,
-                   seed: int = 0) -> tuple[float, float, list[tuple[int, int, float]]]:
+def stratified_tau(
+    scores: np.ndarray, acc: np.ndarray, groups: np.ndarray, perms: int = 2000, seed: int = 0
+) -> tuple[float, float, list[tuple[int, int, float]]]:
     """Group-size-weighted Kendall tau within ``groups`` (of >= 3), its permutation p, per-group taus."""
     from scipy.stats import kendalltau
 
@@ -170,7 +183,7 @@ def stratified_tau(scores: np.ndarray, acc: np.ndarray, groups: np.ndarray, perm
 
     def weighted(a: np.ndarray) -> float:
         taus = [kendalltau(scores[m], a[m])[0] for m in members]
-        return float(np.nansum([t * len(m) for t, m in zip(taus, members)]) / sum(len(m) for m in members))
+        return float(np.nansum([t * len(m) for t, m in zip(taus, members, strict=False)]) / sum(len(m) for m in members))
 
     observed = weighted(acc)
     rng = np.random.default_rng(seed)
@@ -189,8 +202,12 @@ def collect(args: argparse.Namespace) -> list[dict[str, Any]]:
     images, labels = digits_arrays()
     split = digits_split(labels)
     train = np.concatenate([split["A"], split["B"]])
-    data = {"x_train": torch.from_numpy(images[train]), "y_train": torch.from_numpy(labels[train]),
-            "x_val": torch.from_numpy(images[split["val"]]), "y_val": torch.from_numpy(labels[split["val"]])}
+    data = {
+        "x_train": torch.from_numpy(images[train]),
+        "y_train": torch.from_numpy(labels[train]),
+        "x_val": torch.from_numpy(images[split["val"]]),
+        "y_val": torch.from_numpy(labels[split["val"]]),
+    }
     common = {"seed": args.seed, "width": args.width, "fc_hidden": args.fc_hidden, "time_steps": args.time_steps}
     scorers = []
     for _, reduce, bs, rep in VARIANTS:
@@ -199,23 +216,37 @@ def collect(args: argparse.Namespace) -> list[dict[str, Any]]:
     cells = distinct_cells(args.candidates, args.seed, args.conv_edges)
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
-    print(f"{len(cells)} candidates x {args.seeds} seeds x {args.epochs} epochs (Adam lr {args.lr}, cosine); "
-          f"scores: " + " | ".join(v[0] for v in VARIANTS), flush=True)
+    print(
+        f"{len(cells)} candidates x {args.seeds} seeds x {args.epochs} epochs (Adam lr {args.lr}, cosine); "
+        f"scores: " + " | ".join(v[0] for v in VARIANTS),
+        flush=True,
+    )
     for i, cell in enumerate(cells):
         scores = [score_cell(cell, batches, net, reduce, seed=i) for reduce, batches, net in scorers]
         runs = [train_and_eval(cell, args, data, seed) for seed in range(args.seeds)]
-        row = {"index": i, "cell": cell, "scores": scores, "acc": [r[0] for r in runs],
-               "acc_batch_stats": [r[1] for r in runs], "epochs": args.epochs, "lr": args.lr,
-               "freeze_bn_epochs": args.freeze_bn_epochs,
-               "elapsed_s": time.perf_counter() - t0}
+        row = {
+            "index": i,
+            "cell": cell,
+            "scores": scores,
+            "acc": [r[0] for r in runs],
+            "acc_batch_stats": [r[1] for r in runs],
+            "epochs": args.epochs,
+            "lr": args.lr,
+            "freeze_bn_epochs": args.freeze_bn_epochs,
+            "elapsed_s": time.perf_counter() - t0,
+        }
         rows.append(row)
         if args.jsonl is not None:
             with args.jsonl.open("a") as f:
                 f.write(json.dumps(row) + "\n")
-        print(f"{i:3d} {cell}  scores " + " ".join(f"{s:8.2f}" for s in scores)
-              + f"  val acc {np.mean(row['acc']):6.2f} % (" + " ".join(f"{a:.1f}" for a in row["acc"])
-              + f")  batch-stat acc {np.mean(row['acc_batch_stats']):6.2f} %  ({row['elapsed_s']:.0f} s)",
-              flush=True)
+        print(
+            f"{i:3d} {cell}  scores "
+            + " ".join(f"{s:8.2f}" for s in scores)
+            + f"  val acc {np.mean(row['acc']):6.2f} % ("
+            + " ".join(f"{a:.1f}" for a in row["acc"])
+            + f")  batch-stat acc {np.mean(row['acc_batch_stats']):6.2f} %  ({row['elapsed_s']:.0f} s)",
+            flush=True,
+        )
     return rows
 
 
@@ -230,10 +261,11 @@ def report(rows: list[dict[str, Any]], seconds: float) -> None:
     acc_bs = np.array([r["acc_batch_stats"] for r in rows]).mean(1)
     scores = np.array([r["scores"] for r in rows])  # (candidates, variants)
     if seeds > 1:
-        pair_taus = [kendalltau(per_seed[:, a], per_seed[:, b])[0]
-                     for a, b in itertools.combinations(range(seeds), 2)]
-        print(f"noise floor: Kendall tau between single seeds' accuracies, mean {np.mean(pair_taus):+.3f} "
-              f"(pairs: {', '.join(f'{t:+.2f}' for t in pair_taus)})")
+        pair_taus = [kendalltau(per_seed[:, a], per_seed[:, b])[0] for a, b in itertools.combinations(range(seeds), 2)]
+        print(
+            f"noise floor: Kendall tau between single seeds' accuracies, mean {np.mean(pair_taus):+.3f} "
+            f"(pairs: {', '.join(f'{t:+.2f}' for t in pair_taus)})"
+        )
     print(f"--- accuracy = mean val accuracy over {seeds} seeds, eval mode (acceptance)")
     for k, (name, *_rest) in enumerate(VARIANTS):
         print(summarise(name, scores[:, k], acc, cells))
@@ -253,11 +285,15 @@ def report(rows: list[dict[str, Any]], seconds: float) -> None:
         if not per_group:
             print(f"{name:46s}: no group of >= 3 cells")
             continue
-        print(f"{name:46s}: weighted tau {t:+.3f} (permutation p = {p:.3g}); by group "
-              + ", ".join(f"{g} edges n={n} {tg:+.2f}" for g, n, tg in per_group))
+        print(
+            f"{name:46s}: weighted tau {t:+.3f} (permutation p = {p:.3g}); by group "
+            + ", ".join(f"{g} edges n={n} {tg:+.2f}" for g, n, tg in per_group)
+        )
     epochs = rows[0].get("epochs", "?")
-    print(f"accuracy range {acc.min():.2f} .. {acc.max():.2f} % (median {np.median(acc):.2f} %), {len(rows)} "
-          f"candidates, {seeds} seeds x {epochs} epochs each, {seconds:.0f} s")
+    print(
+        f"accuracy range {acc.min():.2f} .. {acc.max():.2f} % (median {np.median(acc):.2f} %), {len(rows)} "
+        f"candidates, {seeds} seeds x {epochs} epochs each, {seconds:.0f} s"
+    )
 
 
 def main() -> None:
@@ -270,15 +306,27 @@ def main() -> None:
     ap.add_argument("--time-steps", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=32, help="training batch size")
     ap.add_argument("--lr", type=float, default=1e-2)
-    ap.add_argument("--freeze-bn-epochs", type=int, default=0,
-                    help="last N epochs with BatchNorm statistics frozen (snnc train --freeze-bn-epochs)")
+    ap.add_argument(
+        "--freeze-bn-epochs",
+        type=int,
+        default=0,
+        help="last N epochs with BatchNorm statistics frozen (snnc train --freeze-bn-epochs)",
+    )
     ap.add_argument("--seed", type=int, default=0, help="candidate list seed")
-    ap.add_argument("--conv-edges", type=int, default=None,
-                    help="only candidates with exactly this many conv edges (budgeted search space)")
+    ap.add_argument(
+        "--conv-edges",
+        type=int,
+        default=None,
+        help="only candidates with exactly this many conv edges (budgeted search space)",
+    )
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--jsonl", type=Path, default=None, help="also write one JSON row per candidate here")
-    ap.add_argument("--from-jsonl", type=Path, default=None,
-                    help="reprint the summary of rows saved by --jsonl (no scoring or training)")
+    ap.add_argument(
+        "--from-jsonl",
+        type=Path,
+        default=None,
+        help="reprint the summary of rows saved by --jsonl (no scoring or training)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.from_jsonl is not None:

@@ -9,12 +9,13 @@ per variant and the constant-median baseline.
 
     .venv/bin/python benchmarks/stereo_view_ablation.py RUN_DIR REC_data.hdf5 [...]
 """
+
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -49,8 +50,12 @@ def _shift3(x: torch.Tensor) -> torch.Tensor:
 
 
 VARIANTS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "unchanged": lambda x: x, "right := left": _same, "right := 0": _zero, "views swapped": _swap,
-    "right shifted 3 px": _shift3}
+    "unchanged": lambda x: x,
+    "right := left": _same,
+    "right := 0": _zero,
+    "views swapped": _swap,
+    "right shifted 3 px": _shift3,
+}
 
 
 def main() -> None:
@@ -58,17 +63,26 @@ def main() -> None:
     run, data = Path(sys.argv[1]), sys.argv[2:]
     config = json.loads((run / "config.json").read_text())
     model = load_model(run / "checkpoint.pt").eval()
-    sd = StereoData(data, burn_in=config["burn_in"], steps=config["steps"], split=config["split"],
-                    test_fraction=config["test_fraction"], crop=config["crop"], downscale=config["downscale"],
-                    max_disparity=(model.disparities - 1) * model.disp_step, fb=config["fb"], progress=False)
+    sd = StereoData(
+        data,
+        burn_in=config["burn_in"],
+        steps=config["steps"],
+        split=config["split"],
+        test_fraction=config["test_fraction"],
+        crop=config["crop"],
+        downscale=config["downscale"],
+        max_disparity=(model.disparities - 1) * model.disp_step,
+        fb=config["fb"],
+        progress=False,
+    )
     task = StereoTask(sd, model.disparities, model.disp_step, 4, torch.device("cpu"))
 
     def evaluate(transform: Callable[[torch.Tensor], torch.Tensor], windows: list) -> tuple[float, float]:
         acc = MetricAccumulator(fb=sd.fb, scale=sd.scale, max_disparity=sd.max_disparity)
         for i in range(0, len(windows), 4):
-            batch = sd.batch(windows[i:i + 4])
+            batch = sd.batch(windows[i : i + 4])
             with torch.no_grad():
-                cost = model(transform(batch.x.clone()))[sd.burn_in:]
+                cost = model(transform(batch.x.clone()))[sd.burn_in :]
             pred = estimate_disparity(cost, delta=2, disp_step=model.disp_step).numpy()
             for s in range(pred.shape[0]):
                 for b in range(pred.shape[1]):

@@ -1,4 +1,5 @@
 """``python -m snnc`` runs the CLI."""
+
 from snnc.cli import main
 
 main()

@@ -32,12 +32,14 @@ weights-only load refuses, so they are converted once with
 reads the file with the weights-only unpickler plus exactly the NumPy array
 constructors (no code can run) and writes the current format.
 """
+
 from __future__ import annotations
 
 import re
 from collections import Counter, OrderedDict
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional, Union
+from typing import Any, Union
 
 import numpy as np
 import torch
@@ -45,8 +47,17 @@ import torch
 from snnc.errors import SnncError
 from snnc.fileio import atomic_output
 
-__all__ = ["FORMAT", "VERSION", "KINDS", "SUFFIXES", "plain", "write_checkpoint", "read_checkpoint",
-           "upgrade_checkpoint", "numpy_rng_state"]
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "KINDS",
+    "SUFFIXES",
+    "plain",
+    "write_checkpoint",
+    "read_checkpoint",
+    "upgrade_checkpoint",
+    "numpy_rng_state",
+]
 
 #: ``format`` of every snnc checkpoint.
 FORMAT = "snnc-checkpoint"
@@ -106,8 +117,7 @@ def write_checkpoint(path: PathLike, kind: str, payload: Mapping[str, Any]) -> N
     reserved = sorted(set(payload) & set(_HEADER))
     if reserved:
         raise ValueError(f"checkpoint payload may not set the header field(s) {', '.join(reserved)}")
-    doc = {"format": FORMAT, "version": VERSION, "kind": kind, "snnc_version": __version__,
-           **plain(dict(payload))}
+    doc = {"format": FORMAT, "version": VERSION, "kind": kind, "snnc_version": __version__, **plain(dict(payload))}
     path = Path(path)
     with atomic_output(path) as tmp:
         try:
@@ -126,10 +136,15 @@ def _refusal(err: Exception, path: Path) -> SnncError:
     name = found.group(1)
     hint = ""
     if name.startswith("numpy."):
-        hint = ("; a checkpoint of snnc 0.1 holds NumPy RNG state: convert it once with "
-                "'snnc checkpoint upgrade OLD.pt NEW.pt'")
-    return SnncError(f"refused: the file asks to unpickle the Python object {name}, which a safe "
-                     f"(weights-only) load does not allow; it was not loaded{hint}", path)
+        hint = (
+            "; a checkpoint of snnc 0.1 holds NumPy RNG state: convert it once with "
+            "'snnc checkpoint upgrade OLD.pt NEW.pt'"
+        )
+    return SnncError(
+        f"refused: the file asks to unpickle the Python object {name}, which a safe "
+        f"(weights-only) load does not allow; it was not loaded{hint}",
+        path,
+    )
 
 
 def _load(path: Path, safe_globals: Iterable[Any] = ()) -> Any:
@@ -143,11 +158,11 @@ def _load(path: Path, safe_globals: Iterable[Any] = ()) -> Any:
     try:
         with torch.serialization.safe_globals(list(safe_globals)):
             return torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - torch.load raises many types for foreign or corrupt files
+    except Exception as err:
         raise _refusal(err, path) from None
 
 
-def _legacy_kind(doc: Mapping[str, Any]) -> Optional[str]:
+def _legacy_kind(doc: Mapping[str, Any]) -> str | None:
     """The kind of a snnc 0.1 document, or None when it is not one."""
     fmt = doc.get("format")
     if fmt == _LEGACY_NETWORK_FORMAT or (fmt is None and "genotype" in doc and "model" in doc):
@@ -166,15 +181,17 @@ def _normalise(doc: Any, path: Path) -> dict[str, Any]:
     if doc.get("format") != FORMAT:
         raise SnncError("not an snnc checkpoint (no 'format': 'snnc-checkpoint' field)", path)
     if doc.get("version") != VERSION:
-        raise SnncError(f"checkpoint format version {doc.get('version')!r} is not supported by this snnc "
-                        f"(it reads version {VERSION})", path)
+        raise SnncError(
+            f"checkpoint format version {doc.get('version')!r} is not supported by this snnc "
+            f"(it reads version {VERSION})",
+            path,
+        )
     if doc.get("kind") not in KINDS:
-        raise SnncError(f"checkpoint kind {doc.get('kind')!r} is unknown (expected one of {', '.join(KINDS)})",
-                        path)
+        raise SnncError(f"checkpoint kind {doc.get('kind')!r} is unknown (expected one of {', '.join(KINDS)})", path)
     return dict(doc)
 
 
-def read_checkpoint(path: PathLike, kinds: Optional[Iterable[str]] = None) -> dict[str, Any]:
+def read_checkpoint(path: PathLike, kinds: Iterable[str] | None = None) -> dict[str, Any]:
     """Load a checkpoint safely (weights-only, never a full unpickle) and check its header.
 
     Args:
@@ -203,16 +220,24 @@ def _numpy_globals() -> list[Any]:
     found: list[Any] = [multiarray._reconstruct, np.ndarray, np.dtype, multiarray.scalar]
     dtypes = getattr(np, "dtypes", None)
     if dtypes is not None:
-        found += [getattr(dtypes, n) for n in ("UInt32DType", "Float64DType", "Int64DType", "Float32DType")
-                  if hasattr(dtypes, n)]
+        found += [
+            getattr(dtypes, n)
+            for n in ("UInt32DType", "Float64DType", "Int64DType", "Float32DType")
+            if hasattr(dtypes, n)
+        ]
     return found
 
 
 def numpy_rng_state(state: tuple[Any, ...]) -> dict[str, Any]:
     """An ``np.random.get_state()`` tuple as tensors and numbers (what a weights-only load accepts)."""
     name, keys, pos, has_gauss, cached = state
-    return {"name": str(name), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
-            "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
+    return {
+        "name": str(name),
+        "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+        "pos": int(pos),
+        "has_gauss": int(has_gauss),
+        "cached_gaussian": float(cached),
+    }
 
 
 def _rng_to_plain(rng: Any) -> Any:
@@ -246,4 +271,3 @@ def upgrade_checkpoint(src: PathLike, dst: PathLike) -> dict[str, Any]:
         body["rng"] = _rng_to_plain(body["rng"])
     write_checkpoint(dst, kind, body)
     return {"kind": kind, "keys": sorted(body)}
-

@@ -5,11 +5,12 @@ Every subcommand runs through :func:`main`, which turns an
 exit code 2 (never a traceback). Unexpected exceptions print one line too, with
 exit code 3; set ``SNNC_DEBUG=1`` to see the traceback instead.
 """
+
 from __future__ import annotations
 
 import os
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import click
 
@@ -45,20 +46,24 @@ cli.add_command(data_group)
 cli.add_command(demo_command)
 cli.add_command(info_command)
 cli.add_command(search_command)
-from snnc.commands.energy import energy_command  # noqa: E402
-from snnc.commands.stream import stream_command  # noqa: E402
+from snnc.commands.energy import energy_command
+from snnc.commands.stream import stream_command
+
 cli.add_command(energy_command)
 cli.add_command(stream_command)
 cli.add_command(train_command)
-from snnc.commands.export import export_command  # noqa: E402
+from snnc.commands.export import export_command
+
 cli.add_command(export_command)
-from snnc.commands.checkpoint import checkpoint_group  # noqa: E402
+from snnc.commands.checkpoint import checkpoint_group
+
 cli.add_command(checkpoint_group)
-from snnc.commands.models import models_command  # noqa: E402
+from snnc.commands.models import models_command
+
 cli.add_command(models_command)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point with one-line error reporting.
 
     Exit codes: 0 success, 2 a user error (:class:`SnncError`, or a file that
@@ -92,7 +97,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     except KeyboardInterrupt:
         click.echo("snnc: interrupted", err=True)
         code = 130
-    except Exception as exc:  # noqa: BLE001 - the CLI must never show a traceback
+    except Exception as exc:
         if os.environ.get("SNNC_DEBUG"):
             raise
         code = _report_unexpected(exc)
@@ -121,7 +126,7 @@ def _exit(code: int, hard: bool) -> None:
 
         try:
             still_open = len(h5py.h5f.get_obj_ids(types=h5py.h5f.OBJ_FILE))
-        except Exception:  # noqa: BLE001 - only a probe
+        except Exception:
             still_open = 0
         if still_open:
             sys.stdout.flush()

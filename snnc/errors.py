@@ -12,13 +12,15 @@ names the first :data:`MAX_LISTED_ITEMS` and counts the rest
 :func:`short_repr`. As a safety net every message longer than
 :data:`MAX_MESSAGE_CHARS` is cut, ending in ``… (N characters)``.
 """
+
 from __future__ import annotations
 
 import heapq
 import re
 import reprlib
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional, Union
+from typing import Any, Union
 
 __all__ = ["MAX_LISTED_ITEMS", "MAX_MESSAGE_CHARS", "PathLike", "SnncError", "list_items", "short_repr"]
 
@@ -44,8 +46,9 @@ def short_repr(value: Any) -> str:
     return _repr.repr(value)
 
 
-def list_items(items: Iterable[Any], limit: int = MAX_LISTED_ITEMS, fmt: Callable[[Any], str] = str,
-               sort: bool = False) -> str:
+def list_items(
+    items: Iterable[Any], limit: int = MAX_LISTED_ITEMS, fmt: Callable[[Any], str] = str, sort: bool = False
+) -> str:
     """The first ``limit`` items, comma-separated, then ``'; and N more'`` if there are more.
 
     ``items`` may be any iterable (a generator over a million entries is consumed
@@ -83,7 +86,7 @@ def _bounded(message: str) -> str:
 class SnncError(Exception):
     """A user-facing error with a one-line message of at most :data:`MAX_MESSAGE_CHARS` characters."""
 
-    def __init__(self, message: str, path: Optional[PathLike] = None) -> None:
+    def __init__(self, message: str, path: PathLike | None = None) -> None:
         message = " ".join(str(message).split())  # always one line
         if path is not None:
             message = f"{path}: {message}"

@@ -14,6 +14,7 @@ half-written output (and never destroys the previous version).
   deletes what an interrupted process left (the CLI calls it on every exit,
   including SIGTERM / SIGHUP, see :mod:`snnc.signals`).
 """
+
 from __future__ import annotations
 
 import errno
@@ -22,19 +23,31 @@ import math
 import os
 import re
 import tempfile
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence, Union
+from typing import Any
 
 from snnc.errors import SnncError
 
-__all__ = ["file_sha256", "atomic_output", "atomic_output_set", "write_text_atomic", "json_safe", "write_json_atomic",
-           "write_failure", "remove_live_temps", "temp_beside"]
+__all__ = [
+    "file_sha256",
+    "atomic_output",
+    "atomic_output_set",
+    "write_text_atomic",
+    "json_safe",
+    "write_json_atomic",
+    "write_failure",
+    "remove_live_temps",
+    "temp_beside",
+]
 
 #: errno values meaning "this location cannot take the file" (a user-side problem, not a bug).
-WRITE_ERRNOS = frozenset(getattr(errno, name) for name in
-                         ("ENOSPC", "EROFS", "EDQUOT", "EACCES", "EPERM", "EFBIG", "EIO", "ENAMETOOLONG")
-                         if hasattr(errno, name))
+WRITE_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in ("ENOSPC", "EROFS", "EDQUOT", "EACCES", "EPERM", "EFBIG", "EIO", "ENAMETOOLONG")
+    if hasattr(errno, name)
+)
 
 _LIVE_TEMPS: set[Path] = set()
 _ERRNO_IN_TEXT = re.compile(r"errno\s*=\s*(\d+)|\[Errno (\d+)\]")
@@ -46,7 +59,7 @@ def _umask() -> int:
     return mask
 
 
-def temp_beside(path: Union[str, Path], suffix: str = ".tmp") -> Path:
+def temp_beside(path: str | Path, suffix: str = ".tmp") -> Path:
     """A new empty temporary file in ``path``'s folder (same file system: the rename is atomic).
 
     It has the usual permissions (not mkstemp's 0600) and is registered for
@@ -69,10 +82,8 @@ def temp_beside(path: Union[str, Path], suffix: str = ".tmp") -> Path:
 
 
 def _discard(tmp: Path) -> None:
-    try:
+    with suppress(OSError):
         tmp.unlink(missing_ok=True)
-    except OSError:
-        pass
     _LIVE_TEMPS.discard(tmp)
 
 
@@ -84,10 +95,10 @@ def remove_live_temps() -> list[Path]:
     return left
 
 
-def _errno_of(exc: BaseException) -> Optional[int]:
+def _errno_of(exc: BaseException) -> int | None:
     """The errno of ``exc`` or of an exception it wraps, also when only its text carries it (h5py)."""
     seen: set[int] = set()
-    cur: Optional[BaseException] = exc
+    cur: BaseException | None = exc
     while cur is not None and id(cur) not in seen:
         seen.add(id(cur))
         code = getattr(cur, "errno", None)
@@ -100,7 +111,7 @@ def _errno_of(exc: BaseException) -> Optional[int]:
     return None
 
 
-def _folder_state(folder: Path) -> Optional[str]:
+def _folder_state(folder: Path) -> str | None:
     """``"No space left on device"`` / ``"Read-only file system"`` when ``folder``'s file system is so."""
     try:
         st = os.statvfs(folder)
@@ -113,7 +124,7 @@ def _folder_state(folder: Path) -> Optional[str]:
     return None
 
 
-def write_failure(exc: BaseException, path: Union[str, Path], tmp: Optional[Path] = None) -> Optional[str]:
+def write_failure(exc: BaseException, path: str | Path, tmp: Path | None = None) -> str | None:
     """Why writing ``path`` failed when ``exc`` means the location cannot take it, else None.
 
     Recognises an errno of :data:`WRITE_ERRNOS` on ``exc`` or its causes (also
@@ -135,7 +146,7 @@ def write_failure(exc: BaseException, path: Union[str, Path], tmp: Optional[Path
     return None
 
 
-def _raise_write_error(exc: BaseException, path: Path, tmp: Optional[Path] = None) -> None:
+def _raise_write_error(exc: BaseException, path: Path, tmp: Path | None = None) -> None:
     """Re-raise ``exc`` as a one-line :class:`SnncError` about ``path`` if it is a write failure."""
     reason = write_failure(exc, path, tmp)
     if reason is not None:
@@ -143,7 +154,7 @@ def _raise_write_error(exc: BaseException, path: Path, tmp: Optional[Path] = Non
 
 
 @contextmanager
-def atomic_output(path: Union[str, Path]) -> Iterator[Path]:
+def atomic_output(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; it replaces ``path`` only if the block succeeds.
 
     On any failure (an exception, Ctrl-C, SIGTERM) the temporary file is removed
@@ -166,7 +177,7 @@ def atomic_output(path: Union[str, Path]) -> Iterator[Path]:
 
 
 @contextmanager
-def atomic_output_set(paths: Sequence[Union[str, Path]]) -> Iterator[list[Path]]:
+def atomic_output_set(paths: Sequence[str | Path]) -> Iterator[list[Path]]:
     """Temporary paths for ``paths``, renamed onto them together when the block succeeds.
 
     ``paths[0]`` is the primary file (a manifest, the data file of a pair): it is
@@ -183,19 +194,20 @@ def atomic_output_set(paths: Sequence[Union[str, Path]]) -> Iterator[list[Path]]
         for final in finals:
             temps.append(temp_beside(final))
         yield list(temps)
-        for tmp, final in list(zip(temps, finals))[1:] + [(temps[0], finals[0])]:
+        for tmp, final in [*list(zip(temps, finals, strict=False))[1:], (temps[0], finals[0])]:
             os.replace(tmp, final)
             _LIVE_TEMPS.discard(tmp)
     except BaseException as exc:
         for tmp in temps:
             _discard(tmp)
-        failed = next(((t, f) for t, f in zip(temps, finals) if str(t) in str(exc) or t.name in str(exc)),
-                      (None, finals[0]))
+        failed = next(
+            ((t, f) for t, f in zip(temps, finals, strict=False) if str(t) in str(exc) or t.name in str(exc)), (None, finals[0])
+        )
         _raise_write_error(exc, failed[1], failed[0])
         raise
 
 
-def write_text_atomic(path: Union[str, Path], text: str) -> None:
+def write_text_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     with atomic_output(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
@@ -212,12 +224,12 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def write_json_atomic(path: Union[str, Path], obj: Any) -> None:
+def write_json_atomic(path: str | Path, obj: Any) -> None:
     """Indented JSON of ``obj`` (non-finite floats become null), atomically."""
     write_text_atomic(path, json.dumps(json_safe(obj), indent=2) + "\n")
 
 
-def file_sha256(path: Union[str, Path]) -> str:
+def file_sha256(path: str | Path) -> str:
     """Hex SHA-256 of the file at ``path`` (read in 1 MiB blocks)."""
     import hashlib
 

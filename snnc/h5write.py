@@ -11,12 +11,14 @@ drops writes, so HDF5 itself never sees a failure and always closes cleanly;
 re-raise the recorded error, which :func:`snnc.fileio.atomic_output` turns into
 one line naming the output (the broken temporary file is deleted).
 """
+
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any
 
 __all__ = ["GuardedFile", "H5Output"]
 
@@ -29,21 +31,20 @@ class GuardedFile(io.RawIOBase):
     through it finishes normally; :attr:`error` holds the failure.
     """
 
-    def __init__(self, path: Union[str, Path]) -> None:
+    def __init__(self, path: str | Path) -> None:
         super().__init__()
         self.path = Path(path)
-        self._fd: Optional[int] = os.open(str(self.path), os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0),
-                                          0o666)
+        self._fd: int | None = os.open(str(self.path), os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
         self._pos = 0
-        self.error: Optional[OSError] = None
+        self.error: OSError | None = None
 
-    def readable(self) -> bool:  # noqa: D102 - io protocol
+    def readable(self) -> bool:
         return True
 
-    def writable(self) -> bool:  # noqa: D102 - io protocol
+    def writable(self) -> bool:
         return True
 
-    def seekable(self) -> bool:  # noqa: D102 - io protocol
+    def seekable(self) -> bool:
         return True
 
     def _fail(self, err: OSError) -> None:
@@ -96,7 +97,7 @@ class GuardedFile(io.RawIOBase):
         self._pos += len(view)
         return len(view)
 
-    def truncate(self, size: Optional[int] = None) -> int:
+    def truncate(self, size: int | None = None) -> int:
         """Set the file size (dropped once a write has failed)."""
         size = self._pos if size is None else size
         if self.error is None and self._fd is not None:
@@ -138,7 +139,7 @@ class H5Output:
     abort on error).
     """
 
-    def __init__(self, path: Union[str, Path]) -> None:
+    def __init__(self, path: str | Path) -> None:
         import h5py
 
         self._raw = GuardedFile(path)
@@ -172,12 +173,10 @@ class H5Output:
 
     def abort(self) -> None:
         """Close without raising (after another error; the caller deletes the file)."""
-        try:
+        with contextlib.suppress(Exception):
             self.close()
-        except Exception:  # noqa: BLE001 - the error that made us abort is the one to report
-            pass
 
-    def __enter__(self) -> "H5Output":
+    def __enter__(self) -> H5Output:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:

@@ -22,6 +22,7 @@ Every command plans its outputs up front and checks them before any work:
 
 :class:`OutputPlan` bundles the four for one command.
 """
+
 from __future__ import annotations
 
 import errno
@@ -29,16 +30,27 @@ import fcntl
 import json
 import os
 import shutil
-from contextlib import ExitStack
+from collections.abc import Iterable, Sequence
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence, Union
+from typing import Any, Union
 
 from snnc.errors import SnncError
 from snnc.fileio import file_sha256, write_json_atomic
 
-__all__ = ["LEDGER_NAME", "LOCK_SUFFIX", "OutputLock", "OutputPlan", "check_outputs", "refuse_same_file",
-           "record_outputs", "is_recorded", "remove_recorded", "snnc_files"]
+__all__ = [
+    "LEDGER_NAME",
+    "LOCK_SUFFIX",
+    "OutputLock",
+    "OutputPlan",
+    "check_outputs",
+    "refuse_same_file",
+    "record_outputs",
+    "is_recorded",
+    "remove_recorded",
+    "snnc_files",
+]
 
 PathLike = Union[str, Path]
 
@@ -64,7 +76,7 @@ def _read_ledger(folder: Path) -> dict[str, dict[str, Any]]:
     return {k: v for k, v in files.items() if isinstance(v, dict)} if isinstance(files, dict) else {}
 
 
-def _ledger_root(path: Path, levels: int = 3) -> Optional[tuple[Path, str]]:
+def _ledger_root(path: Path, levels: int = 3) -> tuple[Path, str] | None:
     """The nearest folder (``path``'s own or up to ``levels`` above) whose ledger records ``path``."""
     path = Path(os.path.abspath(path))
     folder = path.parent
@@ -96,12 +108,12 @@ def is_recorded(path: PathLike) -> bool:
 
 def _files_under(folder: Path) -> list[Path]:
     out = []
-    for root, dirs, files in os.walk(folder):
+    for root, _dirs, files in os.walk(folder):
         out.extend(Path(root) / name for name in snnc_files(files))
     return out
 
 
-def _stamp(path: Path) -> Optional[tuple[int, int, int, int]]:
+def _stamp(path: Path) -> tuple[int, int, int, int] | None:
     try:
         st = path.stat()
     except OSError:
@@ -113,15 +125,18 @@ def _snapshot(paths: Iterable[PathLike]) -> dict[str, tuple[tuple[int, int, int,
     """``{absolute file: (stamp, recorded)}`` of the files now at or under ``paths``."""
     out = {}
     for p in map(Path, paths):
-        for f in (_files_under(p) if p.is_dir() and not p.is_symlink() else [p]):
+        for f in _files_under(p) if p.is_dir() and not p.is_symlink() else [p]:
             stamp = _stamp(f)
             if stamp is not None and f.is_file():
                 out[os.path.abspath(f)] = (stamp, is_recorded(f))
     return out
 
 
-def record_outputs(folder: PathLike, paths: Iterable[PathLike],
-                   before: Optional[dict[str, tuple[tuple[int, int, int, int], bool]]] = None) -> None:
+def record_outputs(
+    folder: PathLike,
+    paths: Iterable[PathLike],
+    before: dict[str, tuple[tuple[int, int, int, int], bool]] | None = None,
+) -> None:
     """Record in ``folder``'s ledger the files among ``paths`` (files, or folders: every file under them)
     that exist; entries of those that no longer exist are dropped.
 
@@ -183,12 +198,18 @@ def _refuse_foreign(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         foreign = next((f for f in _files_under(path) if not is_recorded(f)), None)
         if foreign is not None:
-            raise SnncError(f"was not written by snnc (or changed since), and --force replaces only snnc's own "
-                            f"outputs: {path} is left alone; move the file away or choose another --out", foreign)
+            raise SnncError(
+                f"was not written by snnc (or changed since), and --force replaces only snnc's own "
+                f"outputs: {path} is left alone; move the file away or choose another --out",
+                foreign,
+            )
         return
     if not is_recorded(path):
-        raise SnncError("was not written by snnc (or changed since), and --force replaces only snnc's own "
-                        "outputs: it is left alone; move it away or choose another --out", path)
+        raise SnncError(
+            "was not written by snnc (or changed since), and --force replaces only snnc's own "
+            "outputs: it is left alone; move it away or choose another --out",
+            path,
+        )
 
 
 def check_outputs(named: Sequence[PathLike] = (), derived: Sequence[PathLike] = (), *, force: bool) -> None:
@@ -215,7 +236,7 @@ def check_outputs(named: Sequence[PathLike] = (), derived: Sequence[PathLike] = 
         _refuse_foreign(p)
 
 
-def _identity(path: Path) -> Optional[tuple[int, int]]:
+def _identity(path: Path) -> tuple[int, int] | None:
     try:
         st = path.stat()
     except OSError:
@@ -223,7 +244,7 @@ def _identity(path: Path) -> Optional[tuple[int, int]]:
     return st.st_dev, st.st_ino
 
 
-def refuse_same_file(inputs: Iterable[Optional[PathLike]], outputs: Iterable[Optional[PathLike]]) -> None:
+def refuse_same_file(inputs: Iterable[PathLike | None], outputs: Iterable[PathLike | None]) -> None:
     """Refuse an output that is one of the inputs (same resolved path, symlink or hard link).
 
     Raises:
@@ -239,8 +260,9 @@ def refuse_same_file(inputs: Iterable[Optional[PathLike]], outputs: Iterable[Opt
     for out in (Path(p) for p in outputs if p is not None and str(p)):
         hit = keys.get(os.path.realpath(out)) or keys.get(_identity(out))  # type: ignore[arg-type]
         if hit is not None:
-            raise SnncError(f"is also an input ({hit}); writing it would destroy that input: choose another output "
-                            f"path", out)
+            raise SnncError(
+                f"is also an input ({hit}); writing it would destroy that input: choose another output path", out
+            )
 
 
 class OutputLock:
@@ -254,9 +276,9 @@ class OutputLock:
         self.target = Path(target)
         parent = self.target.parent if str(self.target.parent) else Path(".")
         self.path = parent / f".{self.target.name}{LOCK_SUFFIX}"
-        self._fd: Optional[int] = None
+        self._fd: int | None = None
 
-    def acquire(self) -> "OutputLock":
+    def acquire(self) -> OutputLock:
         """Take the lock (creating the target's parent folders if needed)."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -275,8 +297,11 @@ class OutputLock:
                 owner = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
                 os.close(fd)
                 if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    raise SnncError(f"is being written by another snnc run (pid {owner}); wait for it to end or "
-                                    f"choose another output", self.target) from None
+                    raise SnncError(
+                        f"is being written by another snnc run (pid {owner}); wait for it to end or "
+                        f"choose another output",
+                        self.target,
+                    ) from None
                 raise SnncError(f"cannot lock: {err.strerror}", self.target) from None
             try:
                 same = os.fstat(fd).st_ino == os.stat(self.path).st_ino  # not a lock file its owner just removed
@@ -298,13 +323,11 @@ class OutputLock:
         if self._fd is None:
             return
         fd, self._fd = self._fd, None
-        try:
+        with suppress(OSError):
             self.path.unlink(missing_ok=True)
-        except OSError:
-            pass
         os.close(fd)
 
-    def __enter__(self) -> "OutputLock":
+    def __enter__(self) -> OutputLock:
         return self.acquire()
 
     def __exit__(self, *exc: Any) -> None:
@@ -331,19 +354,19 @@ class OutputPlan:
 
     named: Sequence[PathLike] = ()
     derived: Sequence[PathLike] = ()
-    inputs: Sequence[Optional[PathLike]] = ()
-    lock: Optional[Sequence[PathLike]] = None
-    ledger: Optional[PathLike] = None
+    inputs: Sequence[PathLike | None] = ()
+    lock: Sequence[PathLike] | None = None
+    ledger: PathLike | None = None
     force: bool = False
     check: bool = True
     _stack: ExitStack = field(default_factory=ExitStack, repr=False)
     _before: dict[str, Any] = field(default_factory=dict, repr=False)
 
-    def __enter__(self) -> "OutputPlan":
+    def __enter__(self) -> OutputPlan:
         outputs = [*map(Path, self.named), *map(Path, self.derived)]
         refuse_same_file(self.inputs, outputs)
         try:
-            for target in (self.lock if self.lock is not None else outputs):
+            for target in self.lock if self.lock is not None else outputs:
                 self._stack.enter_context(OutputLock(target))
             if self.check:
                 check_outputs(self.named, self.derived, force=self.force)

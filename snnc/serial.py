@@ -1,8 +1,10 @@
 """Strict construction of snnc's plain dataclasses from their JSON dict form."""
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import fields
-from typing import Any, Mapping, Optional, Type, TypeVar
+from typing import Any, TypeVar
 
 from snnc.errors import PathLike, SnncError, list_items
 
@@ -11,7 +13,7 @@ T = TypeVar("T")
 __all__ = ["dataclass_from_dict"]
 
 
-def dataclass_from_dict(cls: Type[T], d: Any, what: str, path: Optional[PathLike] = None) -> T:
+def dataclass_from_dict(cls: type[T], d: Any, what: str, path: PathLike | None = None) -> T:
     """``cls(**d)`` refusing non-mappings and unknown keys; missing keys take their defaults.
 
     Args:

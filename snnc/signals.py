@@ -8,12 +8,12 @@ temporary file, open HDF5 writers are closed, run-folder locks are released;
 the CLI then prints ``snnc: terminated (SIGTERM)`` and exits with 128 + the
 signal number (143 for SIGTERM, 129 for SIGHUP), as a shell reports it.
 """
+
 from __future__ import annotations
 
 import signal
 import threading
 from types import FrameType
-from typing import Optional
 
 __all__ = ["Terminated", "TERMINATION_SIGNALS", "install_termination_handlers"]
 
@@ -35,7 +35,7 @@ class Terminated(KeyboardInterrupt):
         return 128 + self.signum
 
 
-def _raise_terminated(signum: int, frame: Optional[FrameType]) -> None:
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
     for sig in TERMINATION_SIGNALS:  # a second signal must not interrupt the clean-up of the first
         signal.signal(sig, signal.SIG_IGN)
     raise Terminated(signum)

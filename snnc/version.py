@@ -5,11 +5,13 @@ parent folder holds ``.git``), it adds the short commit and whether tracked file
 uncommitted changes: ``snnc 0.2.0 (git 1a2b3c4, dirty)``, so a result or a bug report
 names the code that produced it. Git being absent or failing only drops the suffix.
 """
+
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, TypeVar
 
 import click
 
@@ -20,7 +22,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 _GIT_TIMEOUT_S = 5.0
 
 
-def git_revision(package_dir: Optional[Path] = None) -> Optional[str]:
+def git_revision(package_dir: Path | None = None) -> str | None:
     """``"1a2b3c4"`` or ``"1a2b3c4, dirty"`` when snnc runs from a git checkout, else None.
 
     Only the folder right above the package counts as a checkout: a wheel installed
@@ -41,8 +43,9 @@ def git_revision(package_dir: Optional[Path] = None) -> Optional[str]:
 
 def _git(root: Path, *args: str) -> str:
     """Stdout of ``git -C ROOT ARGS`` (stripped); raises on a non-zero exit."""
-    proc = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
-                          timeout=_GIT_TIMEOUT_S, check=True)
+    proc = subprocess.run(
+        ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=_GIT_TIMEOUT_S, check=True
+    )
     return proc.stdout.strip()
 
 
@@ -62,5 +65,11 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
 
 def version_option() -> Callable[[F], F]:
     """``--version`` for the click group; git is asked only when the option is given."""
-    return click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
-                        help="Show the version (and the git revision in a checkout) and exit.")
+    return click.option(
+        "--version",
+        is_flag=True,
+        expose_value=False,
+        is_eager=True,
+        callback=_print_version,
+        help="Show the version (and the git revision in a checkout) and exit.",
+    )

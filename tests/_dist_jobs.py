@@ -1,4 +1,5 @@
 """Jobs that tests/test_distributed.py runs on every rank (and in one process, to compare)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,10 +10,21 @@ import torch
 from _train_util import config, digits_subset, quiet_log, tiny_genotype
 
 #: The per-run settings of the training jobs (a tiny digits subset, two epochs).
-TPS_DGS = dict(epochs=2, steps=2, batch_size=50, lr=0.1, tps=True, search_warmup=1, search_every=2,
-               dgs=True, dgs_every=1, dgs_iters=2, dgs_candidates=3)
-HNS = dict(epochs=2, steps=2, batch_size=50, lr=0.1, hns=True, energy_lambda=0.01, search_warmup=1, search_every=2)
-PLAIN = dict(epochs=2, steps=2, batch_size=50, lr=0.1)
+TPS_DGS = {
+    "epochs": 2,
+    "steps": 2,
+    "batch_size": 50,
+    "lr": 0.1,
+    "tps": True,
+    "search_warmup": 1,
+    "search_every": 2,
+    "dgs": True,
+    "dgs_every": 1,
+    "dgs_iters": 2,
+    "dgs_candidates": 3,
+}
+HNS = {"epochs": 2, "steps": 2, "batch_size": 50, "lr": 0.1, "hns": True, "energy_lambda": 0.01, "search_warmup": 1, "search_every": 2}
+PLAIN = {"epochs": 2, "steps": 2, "batch_size": 50, "lr": 0.1}
 
 
 def _inputs(folder: Path) -> tuple[Path, Path]:
@@ -59,13 +71,20 @@ def snasnet_run(folder: Path, name: str, candidates: int) -> dict[str, Any]:
     from snnc.nas.snasnet_search import run_snasnet_search
     from snnc.train.distributed import current
 
-    given = dict(candidates=candidates, width=8, fc_hidden=32, batch_size=32, time_steps=2, seed=3)
+    given = {"candidates": candidates, "width": 8, "fc_hidden": 32, "batch_size": 32, "time_steps": 2, "seed": 3}
     result = run_snasnet_search(given, folder / f"{name}.json", progress=False, echo=quiet_log, plot=False)
     log = folder / f"{name}.search.jsonl"
-    scores = [(e["index"], e["cell"], e["score"]) for e in map(json.loads, log.read_text().splitlines())] \
-        if current().main else None
-    return {"best": result["best"]["cell"], "best_score": result["best"]["score"], "scored": result["scored"],
-            "scores": scores}
+    scores = (
+        [(e["index"], e["cell"], e["score"]) for e in map(json.loads, log.read_text().splitlines())]
+        if current().main
+        else None
+    )
+    return {
+        "best": result["best"]["cell"],
+        "best_score": result["best"]["score"],
+        "scored": result["scored"],
+        "scores": scores,
+    }
 
 
 def bilevel_steps(folder: Path, epochs: int = 1) -> dict[str, Any]:
@@ -75,8 +94,11 @@ def bilevel_steps(folder: Path, epochs: int = 1) -> dict[str, Any]:
     from snnc.train.distributed import current
     from snnc.train.syncbn import sync_batchnorm
 
-    cfg = resolve_config(dict(task="cls", data="digits", epochs=epochs, warmup=0, layers=2, width=4, time_steps=2,
-                              batch_size=100, nodes=3))
+    cfg = resolve_config(
+        {
+            "task": "cls", "data": "digits", "epochs": epochs, "warmup": 0, "layers": 2, "width": 4, "time_steps": 2, "batch_size": 100, "nodes": 3
+        }
+    )
     model, task = _build(cfg, torch.device("cpu"), False)
     if current().active:
         sync_batchnorm(model)
@@ -99,8 +121,7 @@ def bilevel_steps(folder: Path, epochs: int = 1) -> dict[str, Any]:
     task.batches = short  # type: ignore[method-assign]
     task.n_batches = lambda part, batch_size: limit  # type: ignore[method-assign]
     entry = search.run_epoch(on_step=snapshot)
-    return {"alphas": steps, "weights": {k: v.detach().clone() for k, v in model.state_dict().items()},
-            "entry": entry}
+    return {"alphas": steps, "weights": {k: v.detach().clone() for k, v in model.state_dict().items()}, "entry": entry}
 
 
 def search_jobs(folder: Path) -> dict[str, Any]:
@@ -115,9 +136,22 @@ def stereo_run(folder: Path, recording: str) -> dict[str, Any]:
     from snnc.train.distributed import current
     from snnc.train.trainer import Trainer
 
-    cfg = TrainConfig(arch="spikedhs-stereo", data=[recording], out=str(folder / "stereo"), epochs=1, steps=2,
-                      width=2, batch_size=2, max_disparity=38, threads=1, quiet=True)
+    cfg = TrainConfig(
+        arch="spikedhs-stereo",
+        data=[recording],
+        out=str(folder / "stereo"),
+        epochs=1,
+        steps=2,
+        width=2,
+        batch_size=2,
+        max_disparity=38,
+        threads=1,
+        quiet=True,
+    )
     trainer = Trainer(cfg, log=quiet_log)
     metrics = trainer.run()
-    return {"world": current().world, "metrics": metrics,
-            "state": {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}}
+    return {
+        "world": current().world,
+        "metrics": metrics,
+        "state": {k: v.detach().clone() for k, v in trainer.model.state_dict().items()},
+    }

@@ -1,4 +1,5 @@
 """Shared helpers for the export tests: small networks with trained BatchNorm, spike recording."""
+
 from __future__ import annotations
 
 import json
@@ -14,13 +15,13 @@ from snnc.models.layers import ConvBN
 
 #: Small versions of every classification preset: (overrides, one-step input shape).
 SMALL_CLASSIFIERS: dict[str, tuple[dict[str, Any], tuple[int, ...]]] = {
-    "spikedhs-cla": (dict(filter_multiplier=2), (1, 3, 16, 16)),
-    "snasnet-cifar10": (dict(channels=4, image_size=8, fc_hidden=16), (2, 3, 8, 8)),
-    "snasnet-cifar100": (dict(channels=4, image_size=8, fc_hidden=16), (1, 3, 8, 8)),
-    "sequential-dvs": (dict(image_size=16), (2, 2, 16, 16)),
+    "spikedhs-cla": ({"filter_multiplier": 2}, (1, 3, 16, 16)),
+    "snasnet-cifar10": ({"channels": 4, "image_size": 8, "fc_hidden": 16}, (2, 3, 8, 8)),
+    "snasnet-cifar100": ({"channels": 4, "image_size": 8, "fc_hidden": 16}, (1, 3, 8, 8)),
+    "sequential-dvs": ({"image_size": 16}, (2, 2, 16, 16)),
 }
 #: Small stereo net: feature path [0, 0] keeps the whole feature net NIR-expressible.
-SMALL_STEREO = dict(feature_filter_multiplier=2, matching_filter_multiplier=2, disparities=4)
+SMALL_STEREO = {"feature_filter_multiplier": 2, "matching_filter_multiplier": 2, "disparities": 4}
 
 
 def small_genotype(preset: str, **overrides: Any) -> Any:
@@ -76,8 +77,10 @@ def folded_small(preset: str, shape: tuple[int, ...], steps: int, seed: int = 0,
 def record_spikes(net: torch.nn.Module, x_seq: torch.Tensor) -> tuple[torch.Tensor, dict[str, list[torch.Tensor]]]:
     """Outputs and, per neuron layer, its spikes at every step."""
     spikes: dict[str, list[torch.Tensor]] = {name: [] for name, _ in net.neurons()}
-    hooks = [m.register_forward_hook(lambda _m, _i, out, name=name: spikes[name].append(out[0].clone()))
-             for name, m in net.neurons()]
+    hooks = [
+        m.register_forward_hook(lambda _m, _i, out, name=name: spikes[name].append(out[0].clone()))
+        for name, m in net.neurons()
+    ]
     try:
         with torch.no_grad():
             y = net(x_seq)

@@ -1,8 +1,8 @@
 """Tiny MVSEC-layout file writers for the data-layer tests (plain h5py, no snnc.data.synth)."""
+
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, Optional, Tuple
 
 import h5py
 import numpy as np
@@ -12,8 +12,16 @@ from snnc.data import layout
 T0 = 1.5e9  # realistic ROS-epoch seconds
 
 
-def random_events(rng: np.random.Generator, n: int, *, t0: float = T0, duration: float = 1.0,
-                  height: int = layout.HEIGHT, width: int = layout.WIDTH, ticks: int = 0) -> np.ndarray:
+def random_events(
+    rng: np.random.Generator,
+    n: int,
+    *,
+    t0: float = T0,
+    duration: float = 1.0,
+    height: int = layout.HEIGHT,
+    width: int = layout.WIDTH,
+    ticks: int = 0,
+) -> np.ndarray:
     """Sorted (n, 4) float64 events; with ``ticks`` > 0, times are on a grid (many duplicates)."""
     if ticks:
         t = t0 + np.sort(rng.integers(0, ticks, n)) * (duration / ticks)
@@ -25,23 +33,27 @@ def random_events(rng: np.random.Generator, n: int, *, t0: float = T0, duration:
     return np.stack([x, y, t, p], axis=1)
 
 
-def write_data(path: Path, events: Dict[str, Optional[np.ndarray]], *,
-               image_shape: Optional[Tuple[int, int]] = None,
-               rect_maps: Optional[Dict[str, Dict[str, np.ndarray]]] = None) -> Path:
+def write_data(
+    path: Path,
+    events: dict[str, np.ndarray | None],
+    *,
+    image_shape: tuple[int, int] | None = None,
+    rect_maps: dict[str, dict[str, np.ndarray]] | None = None,
+) -> Path:
     """Write a ``*_data.hdf5``; ``events[camera] = None`` omits that camera's events."""
     with h5py.File(path, "w") as f:
         for camera, ev in events.items():
             if ev is not None:
                 f.create_dataset(layout.events_key(camera), data=ev)
             if image_shape is not None:
-                f.create_dataset(layout.image_key(camera), data=np.zeros((2,) + tuple(image_shape), np.uint8))
+                f.create_dataset(layout.image_key(camera), data=np.zeros((2, *tuple(image_shape)), np.uint8))
         for camera, maps in (rect_maps or {}).items():
             for axis, table in maps.items():
                 f.create_dataset(layout.rect_map_key(camera, axis), data=table)
     return path
 
 
-def write_gt(path: Path, depth: Optional[np.ndarray], ts: Optional[np.ndarray]) -> Path:
+def write_gt(path: Path, depth: np.ndarray | None, ts: np.ndarray | None) -> Path:
     """Write a ``*_gt.hdf5`` with the given depth stack and timestamps (None omits one)."""
     with h5py.File(path, "w") as f:
         f.create_group("davis/left")
@@ -52,10 +64,19 @@ def write_gt(path: Path, depth: Optional[np.ndarray], ts: Optional[np.ndarray]) 
     return path
 
 
-def write_recording(tmp: Path, name: str = "seq1", *, n: int = 2000, n_depth: int = 10,
-                    height: int = layout.HEIGHT, width: int = layout.WIDTH, seed: int = 0,
-                    duration: float = 1.0, gt: bool = True,
-                    rect_maps: Optional[Dict[str, Dict[str, np.ndarray]]] = None) -> Path:
+def write_recording(
+    tmp: Path,
+    name: str = "seq1",
+    *,
+    n: int = 2000,
+    n_depth: int = 10,
+    height: int = layout.HEIGHT,
+    width: int = layout.WIDTH,
+    seed: int = 0,
+    duration: float = 1.0,
+    gt: bool = True,
+    rect_maps: dict[str, dict[str, np.ndarray]] | None = None,
+) -> Path:
     """A consistent small recording; returns the data path."""
     rng = np.random.default_rng(seed)
     events = {cam: random_events(rng, n, duration=duration, height=height, width=width) for cam in layout.CAMERAS}

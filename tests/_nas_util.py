@@ -3,9 +3,10 @@
 The search tests run many tiny ops; with several threads on a shared 2-core
 machine they spend most of their time waiting for each other.
 """
+
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 import torch

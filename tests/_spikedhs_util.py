@@ -1,4 +1,5 @@
 """Shared helpers for the SpikeDHS tests."""
+
 from __future__ import annotations
 
 import pytest
@@ -17,7 +18,7 @@ def calibrate_bn(net: torch.nn.Module, x_seq: torch.Tensor, passes: int = 2) -> 
     for m in net.modules():
         if isinstance(m, ConvBN) and m.bn is not None:
             m.bn.reset_running_stats()
-            m.bn.momentum = None                    # cumulative average over the passes
+            m.bn.momentum = None  # cumulative average over the passes
     net.train()
     with torch.no_grad():
         for _ in range(passes):

@@ -1,4 +1,5 @@
 """Small stereo networks and recordings for the streaming / energy tests."""
+
 from __future__ import annotations
 
 import json
@@ -10,7 +11,7 @@ import torch
 from snnc.models.genotype import load_genotype
 
 #: A SpikeDHS-Stereo genotype small enough for CPU tests (the preset's cells, narrow and few disparities).
-SMALL_STEREO: dict[str, Any] = dict(feature_filter_multiplier=2, matching_filter_multiplier=2, disparities=9)
+SMALL_STEREO: dict[str, Any] = {"feature_filter_multiplier": 2, "matching_filter_multiplier": 2, "disparities": 9}
 
 
 def small_stereo_json(folder: Path, **extra: Any) -> Path:

@@ -18,6 +18,7 @@ global RNGs, logging levels and handlers, signal handlers, and open matplotlib f
 ``python -m snnc ARGS`` as a user does; keep it for the few tests of the entry point
 itself (process exit codes, import errors, signals).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -32,8 +33,9 @@ import sys
 import tempfile
 import traceback
 import warnings
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,12 +43,16 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 #: Signals whose handlers a command may install (the CLI's interrupt/termination handling).
-_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGPIPE", "SIGUSR1", "SIGUSR2")
-                 if hasattr(signal, name))
+_SIGNALS = tuple(
+    getattr(signal, name)
+    for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGPIPE", "SIGUSR1", "SIGUSR2")
+    if hasattr(signal, name)
+)
 
 
-def run_snnc(*args: str | os.PathLike[str], timeout: float = 300, subprocess: bool = False,
-             env: dict[str, str] | None = None) -> _subprocess.CompletedProcess[str]:
+def run_snnc(
+    *args: str | os.PathLike[str], timeout: float = 300, subprocess: bool = False, env: dict[str, str] | None = None
+) -> _subprocess.CompletedProcess[str]:
     """``snnc ARGS``: in-process by default, ``python -m snnc ARGS`` when ``subprocess=True``.
 
     ``env`` (optional) holds extra environment variables for the command. ``timeout``
@@ -57,15 +63,22 @@ def run_snnc(*args: str | os.PathLike[str], timeout: float = 300, subprocess: bo
     return _run_in_process([str(a) for a in args], env or {})
 
 
-def run_snnc_process(*args: str | os.PathLike[str], timeout: float = 300,
-                     env: dict[str, str] | None = None) -> _subprocess.CompletedProcess[str]:
+def run_snnc_process(
+    *args: str | os.PathLike[str], timeout: float = 300, env: dict[str, str] | None = None
+) -> _subprocess.CompletedProcess[str]:
     """``python -m snnc ARGS`` in a subprocess with the repo on the path, as a user runs it."""
     full_env = dict(os.environ)
     full_env["PYTHONPATH"] = str(ROOT) + os.pathsep + full_env.get("PYTHONPATH", "")
     full_env.pop("SNNC_DEBUG", None)
     full_env.update(env or {})
-    return _subprocess.run([sys.executable, "-m", "snnc", *map(str, args)], capture_output=True,
-                           text=True, timeout=timeout, env=full_env, cwd=str(ROOT))
+    return _subprocess.run(
+        [sys.executable, "-m", "snnc", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        cwd=str(ROOT),
+    )
 
 
 def _run_in_process(argv: list[str], env: dict[str, str]) -> _subprocess.CompletedProcess[str]:
@@ -80,7 +93,7 @@ def _run_in_process(argv: list[str], env: dict[str, str]) -> _subprocess.Complet
                 main(argv)
             except SystemExit as exc:
                 code = exc.code
-            except Exception:  # noqa: BLE001 - what the interpreter does with an uncaught exception
+            except Exception:
                 traceback.print_exc()
                 code = 1
         returncode, message = _exit_status(code)
@@ -162,9 +175,17 @@ def _default_warning_filters() -> None:
 
 def _warning_printer(err: io.TextIOWrapper) -> Callable[..., None]:
     """A ``warnings.showwarning`` that writes the usual two lines to ``err``."""
-    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-             file: Any = None, line: str | None = None) -> None:
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: Any = None,
+        line: str | None = None,
+    ) -> None:
         err.write(warnings.formatwarning(message, category, filename, lineno, line))
+
     return show
 
 
@@ -206,8 +227,9 @@ _LogState = dict[str, tuple[int, list[logging.Handler], bool, bool]]
 def _logging_state() -> _LogState:
     """Level, handlers, propagate and disabled flag of the root and every existing logger."""
     loggers: dict[str, logging.Logger] = {"": logging.getLogger()}
-    loggers.update({name: lg for name, lg in logging.Logger.manager.loggerDict.items()
-                    if isinstance(lg, logging.Logger)})
+    loggers.update(
+        {name: lg for name, lg in logging.Logger.manager.loggerDict.items() if isinstance(lg, logging.Logger)}
+    )
     return {name: (lg.level, list(lg.handlers), lg.propagate, lg.disabled) for name, lg in loggers.items()}
 
 

@@ -1,4 +1,5 @@
 """BatchNorm folding: the folded copy spikes identically, step by step, and has no BN left."""
+
 from __future__ import annotations
 
 import pytest
@@ -31,9 +32,11 @@ def trained_bn(net: torch.nn.Module, x: torch.Tensor) -> torch.nn.Module:
 
 
 CASES = {
-    "spikedhs-cla": (dict(filter_multiplier=4), lambda: torch.rand(4, 2, 3, 16, 16, dtype=F64)),
-    "spikedhs-stereo": (dict(feature_filter_multiplier=4, matching_filter_multiplier=2, disparities=6),
-                        lambda: torch.randint(-1, 2, (3, 2, 2, 5, 18, 24)).to(F64)),
+    "spikedhs-cla": ({"filter_multiplier": 4}, lambda: torch.rand(4, 2, 3, 16, 16, dtype=F64)),
+    "spikedhs-stereo": (
+        {"feature_filter_multiplier": 4, "matching_filter_multiplier": 2, "disparities": 6},
+        lambda: torch.randint(-1, 2, (3, 2, 2, 5, 18, 24)).to(F64),
+    ),
 }
 
 
@@ -52,10 +55,10 @@ def test_folded_preset_spikes_identically(preset):
     active = 0
     for name in spikes:
         assert len(spikes[name]) == len(spikes_f[name]) == x.shape[0]
-        for t, (a, b) in enumerate(zip(spikes[name], spikes_f[name])):
+        for t, (a, b) in enumerate(zip(spikes[name], spikes_f[name], strict=False)):
             assert torch.equal(a, b), f"{name} differs at step {t}"
         active += int(sum(s.sum() for s in spikes[name]) > 0)
-    assert active >= 0.8 * len(spikes)              # folding is tested on layers that actually fire
+    assert active >= 0.8 * len(spikes)  # folding is tested on layers that actually fire
     scale = y.abs().max()
     assert torch.allclose(y_f, y, rtol=1e-5, atol=1e-5 * float(scale))
     # float32 also agrees on the outputs to 1e-5 relative of their range
@@ -78,4 +81,4 @@ def test_fold_keeps_the_genotype_and_the_parameters_count_shrinks():
     n = sum(p.numel() for p in net.parameters())
     n_f = sum(p.numel() for p in folded.parameters())
     n_bn = sum(m.bn.weight.numel() for m in net.modules() if isinstance(m, ConvBN) and m.bn is not None)
-    assert n_f == n - n_bn                        # gamma, beta -> one bias per channel
+    assert n_f == n - n_bn  # gamma, beta -> one bias per channel

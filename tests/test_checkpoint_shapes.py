@@ -1,12 +1,14 @@
 """Shapes come from the checkpoint: a digits run exports, describes and loads at 1x8x8, not the genotype's 32x32."""
+
 from __future__ import annotations
 
 import nir
 
-from _train_util import config, quiet_log, tiny_genotype
-from cli_helpers import expect_ok, run_snnc
 from snnc.models.loading import open_model
 from snnc.train import train
+
+from _train_util import config, quiet_log, tiny_genotype
+from cli_helpers import expect_ok, run_snnc
 
 
 def test_digits_checkpoint_exports_at_its_training_shape(tmp_path):

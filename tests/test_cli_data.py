@@ -1,4 +1,5 @@
 """``snnc data info`` / ``snnc data synth`` as a user runs them, good and bad input."""
+
 from __future__ import annotations
 
 import json
@@ -6,11 +7,11 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import pytest
+
+from snnc.data import layout
 
 from _mvsec_h5 import random_events, write_data, write_gt, write_recording
 from cli_helpers import assert_user_error, expect_ok, run_snnc
-from snnc.data import layout
 
 
 def test_info_prints_summary_and_json(tmp_path: Path) -> None:
@@ -73,8 +74,11 @@ def test_info_gt_of_another_resolution(tmp_path: Path) -> None:
 
 def test_info_nan_depth_everywhere_is_reported_not_crashing(tmp_path: Path) -> None:
     data = write_recording(tmp_path, name="e", gt=False)
-    write_gt(tmp_path / "e_gt.hdf5", np.full((4, layout.HEIGHT, layout.WIDTH), np.nan, np.float32),
-             1.5e9 + 0.1 + np.arange(4) * 0.05)
+    write_gt(
+        tmp_path / "e_gt.hdf5",
+        np.full((4, layout.HEIGHT, layout.WIDTH), np.nan, np.float32),
+        1.5e9 + 0.1 + np.arange(4) * 0.05,
+    )
     summary = json.loads(expect_ok(run_snnc("data", "info", data, "--json")))
     assert summary["depth"]["valid_fraction"] == 0.0
 
@@ -92,8 +96,9 @@ def test_synth_then_info_then_refuse_overwrite(tmp_path: Path) -> None:
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert_user_error(run_snnc("data", "info", data, "--plot", png), str(png), "--force")
     before = data.read_bytes()
-    assert_user_error(run_snnc("data", "synth", data, "--frames", "4", "--height", "48", "--width", "64"),
-                      str(data), "--force")
+    assert_user_error(
+        run_snnc("data", "synth", data, "--frames", "4", "--height", "48", "--width", "64"), str(data), "--force"
+    )
     assert data.read_bytes() == before
 
 

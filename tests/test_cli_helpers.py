@@ -1,4 +1,5 @@
 """The in-process ``run_snnc`` behaves like the real ``python -m snnc`` and leaves no state behind."""
+
 from __future__ import annotations
 
 import logging
@@ -66,8 +67,9 @@ def test_native_output_on_file_descriptors_is_captured() -> None:
         assert cli_helpers._read_fd(fd_err) == "native err\n"
 
 
-@pytest.mark.parametrize("code, expected", [(None, (0, "")), (0, (0, "")), (2, (2, "")), (256 + 3, (3, "")),
-                                            ("bye", (1, "bye\n"))])
+@pytest.mark.parametrize(
+    "code, expected", [(None, (0, "")), (0, (0, "")), (2, (2, "")), (256 + 3, (3, "")), ("bye", (1, "bye\n"))]
+)
 def test_exit_status_as_the_interpreter_reports_it(code, expected) -> None:
     assert cli_helpers._exit_status(code) == expected
 

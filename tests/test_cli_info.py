@@ -1,4 +1,5 @@
 """``snnc info`` as a user runs it: presets, JSON output, parameter counts, bad input."""
+
 from __future__ import annotations
 
 import json
@@ -61,9 +62,14 @@ def test_malformed_genotypes(tmp_path: Path) -> None:
 
     def cycle(g):
         # states: 0 = s0, 1 = s1, 2 + k = node k; node0 <- node1 and node1 <- node0
-        g["cell"]["edges"] = [{"from": 3, "to": 0, "op": "snn_b3"}, {"from": 2, "to": 1, "op": "snn_b3"},
-                              {"from": 0, "to": 0, "op": "snn_b3"}, {"from": 1, "to": 1, "op": "snn_b3"},
-                              {"from": 0, "to": 2, "op": "snn_b3"}, {"from": 1, "to": 2, "op": "snn_b3"}]
+        g["cell"]["edges"] = [
+            {"from": 3, "to": 0, "op": "snn_b3"},
+            {"from": 2, "to": 1, "op": "snn_b3"},
+            {"from": 0, "to": 0, "op": "snn_b3"},
+            {"from": 1, "to": 1, "op": "snn_b3"},
+            {"from": 0, "to": 2, "op": "snn_b3"},
+            {"from": 1, "to": 2, "op": "snn_b3"},
+        ]
 
     assert_user_error(run_snnc("info", _bad_genotype(tmp_path, wrong_op)), "bad.json", "conv_7x7")
     assert_user_error(run_snnc("info", _bad_genotype(tmp_path, missing_node)), "bad.json", "42")

@@ -1,4 +1,5 @@
 """``snnc demo --quick``: the whole pipeline runs end to end and leaves every artefact."""
+
 from __future__ import annotations
 
 import json
@@ -8,15 +9,29 @@ import h5py
 import numpy as np
 import pytest
 
-from cli_helpers import assert_user_error, expect_ok, run_snnc
 from snnc.commands.demo import write_heldout_gt
 from snnc.data import layout
 from snnc.data.mvsec import MVSECRecording
 from snnc.data.synth import synthesize
 
-ARTEFACTS = ("synthetic_data.hdf5", "synthetic_gt.hdf5", "recording.png", "heldout_gt.hdf5", "stereo_genotype.json",
-             "train/checkpoint.pt", "train/folded.pt", "train/metrics.json", "stereo_partition.json",
-             "stereo_partition.front.nir", "stereo.onnx", "results.h5", "energy.png", "energy.json")
+from cli_helpers import assert_user_error, expect_ok, run_snnc
+
+ARTEFACTS = (
+    "synthetic_data.hdf5",
+    "synthetic_gt.hdf5",
+    "recording.png",
+    "heldout_gt.hdf5",
+    "stereo_genotype.json",
+    "train/checkpoint.pt",
+    "train/folded.pt",
+    "train/metrics.json",
+    "stereo_partition.json",
+    "stereo_partition.front.nir",
+    "stereo.onnx",
+    "results.h5",
+    "energy.png",
+    "energy.json",
+)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +58,9 @@ def test_demo_quick_writes_every_artefact_and_a_summary(demo_run):
         assert (out / piece["file"]).is_file()
     with h5py.File(out / "results.h5", "r") as f, h5py.File(out / "heldout_gt.hdf5", "r") as gt:
         summary = json.loads(f.attrs["summary"])
-        assert summary["frames"] == gt["davis/left/depth_image_rect_ts"].shape[0] == 2  # held-out tail only (10 frames x 0.2)
+        assert (
+            summary["frames"] == gt["davis/left/depth_image_rect_ts"].shape[0] == 2
+        )  # held-out tail only (10 frames x 0.2)
         assert summary["energy_j_per_frame"] > 0
 
 

@@ -1,4 +1,5 @@
 """depth_to_disparity and the MVSEC metrics on constructed cases with known answers."""
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """Data-parallel training and search on 2 gloo ranks (CPU): ranks agree, and agree with one process."""
+
 from __future__ import annotations
 
 import json
@@ -17,7 +18,6 @@ from _dist_util import run_ranks
 from snnc.errors import SnncError
 from snnc.train.distributed import Shard
 
-from _spikedhs_util import single_thread
 from cli_helpers import ROOT, run_snnc_process
 
 #: Tests that start 2 processes (~20-90 s each on the shared 2 cores, more under load).
@@ -50,7 +50,7 @@ def test_failure_line_names_the_rank_that_was_killed_not_the_ones_stopped():
 
     from snnc.train.launch import _failure_line
 
-    def failed(**codes):  # noqa: ANN003, ANN202
+    def failed(**codes):
         return SimpleNamespace(failures={int(r[1:]): SimpleNamespace(exitcode=c) for r, c in codes.items()})
 
     assert _failure_line(failed(r0=3, r1=-9)) == "rank 1 was killed by signal 9"
@@ -155,12 +155,32 @@ def _subset(tmp_path):
 @slow
 def test_nproc_batch_that_does_not_split_is_one_error_line(tmp_path):
     arch, data = _subset(tmp_path)
-    r = run_snnc_process("train", "--arch", arch, "--data", data, "--epochs", "1", "--steps", "2", "--batch-size", "51",
-                         "--threads", "1", "--quiet", "--nproc", "2", "--out", tmp_path / "run", timeout=600)
+    r = run_snnc_process(
+        "train",
+        "--arch",
+        arch,
+        "--data",
+        data,
+        "--epochs",
+        "1",
+        "--steps",
+        "2",
+        "--batch-size",
+        "51",
+        "--threads",
+        "1",
+        "--quiet",
+        "--nproc",
+        "2",
+        "--out",
+        tmp_path / "run",
+        timeout=600,
+    )
     assert r.returncode == 2, r.stderr
     assert r.stderr.strip().splitlines() == [
         "snnc: error: --batch-size 51 is the global batch and must split evenly over the 2 processes "
-        "(use a multiple of 2)"]
+        "(use a multiple of 2)"
+    ]
 
 
 def _rank_pids(out: str, rank: int) -> list[int]:
@@ -185,11 +205,37 @@ def test_kill_of_a_rank_then_resume_finishes_the_run(tmp_path):
     --resume (2 processes again) continues from rank 0's checkpoint to the end."""
     arch, data = _subset(tmp_path)
     out = str(tmp_path / "run")
-    args = ["train", "--arch", str(arch), "--data", str(data), "--epochs", "6", "--steps", "2", "--batch-size", "50",
-            "--lr", "0.1", "--threads", "1", "--quiet", "--nproc", "2", "--out", out]
+    args = [
+        "train",
+        "--arch",
+        str(arch),
+        "--data",
+        str(data),
+        "--epochs",
+        "6",
+        "--steps",
+        "2",
+        "--batch-size",
+        "50",
+        "--lr",
+        "0.1",
+        "--threads",
+        "1",
+        "--quiet",
+        "--nproc",
+        "2",
+        "--out",
+        out,
+    ]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "snnc", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "snnc", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.time() + 400
         while not (tmp_path / "run" / "checkpoint.pt").exists():
@@ -203,8 +249,9 @@ def test_kill_of_a_rank_then_resume_finishes_the_run(tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 2, err
-    assert err.strip().splitlines()[-1].startswith("snnc: error: distributed run failed: rank 1 was killed by "
-                                                   "signal 9"), err
+    assert (
+        err.strip().splitlines()[-1].startswith("snnc: error: distributed run failed: rank 1 was killed by signal 9")
+    ), err
     done = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])["epoch"]
     assert 1 <= done < 6
     r = run_snnc_process("train", "--out", out, "--resume", "--nproc", "2", "--quiet", timeout=600)
@@ -222,11 +269,42 @@ def test_torchrun_runs_python_m_snnc_train(tmp_path):
     arch, data = _subset(tmp_path)
     torchrun = Path(sys.executable).with_name("torchrun")
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    r = subprocess.run([str(torchrun), "--nproc-per-node", "2", "--rdzv-backend", "c10d", "--rdzv-endpoint",
-                        "127.0.0.1:0", "--local-addr", "127.0.0.1", "-m", "snnc", "train", "--arch", str(arch),
-                        "--data", str(data), "--epochs", "1", "--steps", "2", "--batch-size", "50", "--threads", "1",
-                        "--quiet", "--out", str(tmp_path / "run")],
-                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [
+            str(torchrun),
+            "--nproc-per-node",
+            "2",
+            "--rdzv-backend",
+            "c10d",
+            "--rdzv-endpoint",
+            "127.0.0.1:0",
+            "--local-addr",
+            "127.0.0.1",
+            "-m",
+            "snnc",
+            "train",
+            "--arch",
+            str(arch),
+            "--data",
+            str(data),
+            "--epochs",
+            "1",
+            "--steps",
+            "2",
+            "--batch-size",
+            "50",
+            "--threads",
+            "1",
+            "--quiet",
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["world_size"] == 2
     assert r.stdout.count("final: test accuracy") == 1  # rank 0 prints, rank 1 stays quiet

@@ -1,4 +1,5 @@
 """Energy model: ACs / MACs / joules from the one counting pass (spec/energy.md fixtures and hand counts)."""
+
 from __future__ import annotations
 
 import json
@@ -7,8 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from snnc.energy import (COST_TABLE, EnergyMeter, OpsRecorder, count_ops, energy_report, resolve_costs,
-                         rho_table)
+from snnc.energy import COST_TABLE, EnergyMeter, OpsRecorder, count_ops, energy_report, resolve_costs, rho_table
 from snnc.energy.rho import neuron_type_rho, type_rates
 from snnc.errors import SnncError
 from snnc.neurons import Neuron, NeuronSpec
@@ -48,8 +48,9 @@ class TwoLayer(nn.Module):
         self.lin1 = nn.Linear(6, 4, bias=False)
         self.lin2 = nn.Linear(4, 2, bias=False)
         with torch.no_grad():
-            self.lin1.weight.copy_(torch.tensor([[1.0, 0, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0],
-                                                 [0, 0, 0, 0, 0, 0], [1, 1, 1, 1, 1, 1]]))
+            self.lin1.weight.copy_(
+                torch.tensor([[1.0, 0, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0], [1, 1, 1, 1, 1, 1]])
+            )
             self.lin2.weight.fill_(1.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -58,8 +59,7 @@ class TwoLayer(nn.Module):
 
 def test_two_layer_net_ac_count_by_hand():
     net = TwoLayer()
-    steps = [torch.tensor([[1.0, 0, 0, 0, 0, 0]]), torch.tensor([[1.0, 1, 0, 0, 1, 0]]),
-             torch.zeros(1, 6)]
+    steps = [torch.tensor([[1.0, 0, 0, 0, 0, 0]]), torch.tensor([[1.0, 1, 0, 0, 1, 0]]), torch.zeros(1, 6)]
     with OpsRecorder(net) as rec:
         for x in steps:
             net(x)
@@ -165,8 +165,9 @@ def test_stereo_net_counts_acs_only_like_the_paper():
     from snnc.models.fold import fold_bn
 
     torch.manual_seed(0)
-    net = fold_bn(build_model("spikedhs-stereo", feature_filter_multiplier=2, matching_filter_multiplier=2,
-                              disparities=5)).eval()
+    net = fold_bn(
+        build_model("spikedhs-stereo", feature_filter_multiplier=2, matching_filter_multiplier=2, disparities=5)
+    ).eval()
     with torch.no_grad():
         for p in net.parameters():
             if p.dim() > 1:

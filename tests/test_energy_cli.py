@@ -1,13 +1,15 @@
 """``snnc energy`` as a user runs it: JSON / CSV / table, plot, digits, one-line errors."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
 
+from snnc.data.synth import synthesize
+
 from _stream_util import active_checkpoint, small_stereo_json
 from cli_helpers import assert_user_error, expect_ok, run_snnc
-from snnc.data.synth import synthesize
 
 
 @pytest.fixture(scope="module")
@@ -19,8 +21,24 @@ def files(tmp_path_factory):
 
 def test_energy_json_per_layer_totals_ann_and_plot(files):
     png = files["tmp"] / "energy.png"
-    d = json.loads(expect_ok(run_snnc("energy", files["ckpt"], "--data", files["data"], "--frames", "3",
-                                      "--format", "json", "--plot", png, "--threads", "1")))
+    d = json.loads(
+        expect_ok(
+            run_snnc(
+                "energy",
+                files["ckpt"],
+                "--data",
+                files["data"],
+                "--frames",
+                "3",
+                "--format",
+                "json",
+                "--plot",
+                png,
+                "--threads",
+                "1",
+            )
+        )
+    )
     assert d["frames"] == 3 and d["per"] == "frame" and not d["silent"]
     for layer in d["layers"]:
         assert {"name", "dense_ops", "input_rate", "ac", "mac", "energy_j"} <= set(layer)
@@ -33,11 +51,11 @@ def test_energy_json_per_layer_totals_ann_and_plot(files):
 
 
 def test_energy_table_notes_silence_and_digits_csv(files):
-    out = expect_ok(run_snnc("energy", files["genotype"], "--data", files["data"], "--frames", "2",
-                             "--threads", "1"))
+    out = expect_ok(run_snnc("energy", files["genotype"], "--data", files["data"], "--frames", "2", "--threads", "1"))
     assert "as an ANN" in out and "nearly silent" in out and "7414 M AC" in out
-    csv = expect_ok(run_snnc("energy", "sequential-dvs", "--data", "digits", "--frames", "20", "--format", "csv",
-                             "--threads", "1"))
+    csv = expect_ok(
+        run_snnc("energy", "sequential-dvs", "--data", "digits", "--frames", "20", "--format", "csv", "--threads", "1")
+    )
     rows = [r.split(",") for r in csv.strip().splitlines()]
     assert rows[0][:4] == ["name", "type", "input_kind", "dense_ops"]
     assert rows[1][2] == "real" and float(rows[1][6]) > 0  # the first layer reads the image: MACs

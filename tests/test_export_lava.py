@@ -5,6 +5,7 @@ is within 10 % of the float network's (or 5 spikes for sparse layers), and a
 neuron's spike count differs by less than 1 spike on average. Lava itself must
 equal snnc's bit-exact fixed-point model of the written file.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,9 +25,15 @@ from _export_util import SMALL_CLASSIFIERS, folded_small, small_genotype, train_
 from _spikedhs_util import single_thread  # noqa: F401 (autouse fixture)
 from cli_helpers import expect_ok, run_snnc
 
-LAYERS = [{"type": "conv", "channels": 8}, {"type": "pool", "kernel_size": 2}, {"type": "conv", "channels": 16},
-          {"type": "pool", "kernel_size": 2}, {"type": "flatten"}, {"type": "dense", "features": 32},
-          {"type": "dense", "features": 10}]
+LAYERS = [
+    {"type": "conv", "channels": 8},
+    {"type": "pool", "kernel_size": 2},
+    {"type": "conv", "channels": 16},
+    {"type": "pool", "kernel_size": 2},
+    {"type": "flatten"},
+    {"type": "dense", "features": 32},
+    {"type": "dense", "features": 10},
+]
 STEPS = 24
 
 
@@ -71,7 +78,7 @@ def test_sequential_net_runs_in_lava_like_torch(tmp_path):
     lava = simulate_netx(tmp_path / "net.h5", spikes_in)  # hdf5.Network + RingBuffers, Loihi2SimCfg(fixed_pt)
     fixed = simulate_fixed_point(tmp_path / "net.h5", spikes_in)
     reference = float_with_lava_timing(graph, x, lava[0].shape[0])
-    for (name, ref), got, exact in zip(reference.items(), lava, fixed):
+    for (name, ref), got, exact in zip(reference.items(), lava, fixed, strict=False):
         assert got.shape == ref.shape
         np.testing.assert_array_equal(got, exact, err_msg=f"Lava differs from the fixed-point model at {name}")
         want, have = float(ref.sum()), float(got.sum())

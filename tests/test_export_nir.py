@@ -1,4 +1,5 @@
 """NIR export: folded nets -> nir.write -> nir.read -> snnc importer spike exactly like torch, step by step."""
+
 from __future__ import annotations
 
 import json
@@ -10,16 +11,23 @@ import pytest
 import torch
 
 from snnc.errors import SnncError
-from snnc.models.loading import save_network
 from snnc.export.lower import graph_inputs, lower
 from snnc.export.nir_reader import import_nir, read_nir
 from snnc.export.nir_writer import write_nir
 from snnc.export.partition import PartitionedNet, split_graph, write_partition
 from snnc.models.build import build_model
 from snnc.models.fold import batchnorm_layers, fold_bn
+from snnc.models.loading import save_network
 
-from _export_util import (SMALL_CLASSIFIERS, SMALL_STEREO, folded_small, record_spikes, small_genotype, train_bn,
-                          write_genotype)
+from _export_util import (
+    SMALL_CLASSIFIERS,
+    SMALL_STEREO,
+    folded_small,
+    record_spikes,
+    small_genotype,
+    train_bn,
+    write_genotype,
+)
 from _spikedhs_util import single_thread  # noqa: F401 (autouse fixture)
 from cli_helpers import assert_user_error, expect_ok, run_snnc
 
@@ -55,8 +63,18 @@ def test_classifier_round_trip_spikes_identically(preset, tmp_path):
     graph = nir.read(str(path))  # an ordinary NIR graph: nir's own reader and type check accept it
     assert graph.metadata["dt"] == pytest.approx(1e-4)
     kinds = {type(n).__name__ for n in graph.nodes.values()}
-    assert {"Input", "Output", "LIF"} <= kinds and kinds <= {"Input", "Output", "Conv2d", "Affine", "Linear", "LIF",
-                                                            "AvgPool2d", "Flatten", "Scale", "Delay"}
+    assert {"Input", "Output", "LIF"} <= kinds and kinds <= {
+        "Input",
+        "Output",
+        "Conv2d",
+        "Affine",
+        "Linear",
+        "LIF",
+        "AvgPool2d",
+        "Flatten",
+        "Scale",
+        "Delay",
+    }
     if preset.startswith("snasnet"):
         assert "Delay" in kinds  # backward (t-1) edges form cycles through Delay nodes
     if preset == "spikedhs-cla":  # concatenations became split consumer weights with summed edges
@@ -75,7 +93,7 @@ def test_stereo_feature_net_to_nir_and_the_rest_to_onnx(tmp_path):
     net, x = folded_small("spikedhs-stereo", shape, 10, feature_path=(0, 0), **SMALL_STEREO)
     y, spikes = record_spikes(net, x)
     graph = lower(net, shape)
-    front, rest, cuts, blocker = split_graph(graph)
+    front, _rest, cuts, blocker = split_graph(graph)
     assert blocker == "cost_volume" and cuts == ["feature.last.neuron"]
     feature_neurons = [n for n in spikes if n.startswith("feature.")]
     assert set(feature_neurons) == {n for n, node in front.nodes.items() if node.op == "neuron"}
@@ -101,8 +119,9 @@ def test_cli_partition_of_the_preset_stereo_path(tmp_path):
     """Preset feature path [1, 0]: NIR keeps the stems and the first (down-sampled) cell; cell 1 up-samples."""
     genotype = write_genotype(small_genotype("spikedhs-stereo", **SMALL_STEREO), tmp_path / "stereo.json")
     manifest = tmp_path / "out.json"
-    out = expect_ok(run_snnc("export", genotype, "--to", "nir", "--partition", "--out", manifest,
-                             "--input-shape", "1,2,5,24,36"))
+    out = expect_ok(
+        run_snnc("export", genotype, "--to", "nir", "--partition", "--out", manifest, "--input-shape", "1,2,5,24,36")
+    )
     assert "out.front.nir" in out and "out.rest.onnx" in out and "up-sampling" in out
     doc = json.loads(manifest.read_text())
     assert (tmp_path / "out.front.nir").is_file() and (tmp_path / "out.rest.onnx").is_file()
@@ -157,10 +176,14 @@ def test_cli_refuses_overwrite_and_unknown_format(tmp_path):
     out.write_text("keep")
     assert_user_error(run_snnc("export", "snasnet-cifar10", "--to", "nir", "--out", out), "exists", "--force")
     assert out.read_text() == "keep"
-    assert_user_error(run_snnc("export", "snasnet-cifar10", "--to", "tflite", "--out", tmp_path / "b"),
-                      "unknown export format 'tflite'", "nir, onnx, lava")
-    assert_user_error(run_snnc("export", "snasnet-cifar10", "--to", "onnx", "--partition", "--out", tmp_path / "c"),
-                      "--partition")
+    assert_user_error(
+        run_snnc("export", "snasnet-cifar10", "--to", "tflite", "--out", tmp_path / "b"),
+        "unknown export format 'tflite'",
+        "nir, onnx, lava",
+    )
+    assert_user_error(
+        run_snnc("export", "snasnet-cifar10", "--to", "onnx", "--partition", "--out", tmp_path / "c"), "--partition"
+    )
 
 
 def test_checkpoint_of_another_architecture_is_refused(tmp_path):
@@ -168,8 +191,12 @@ def test_checkpoint_of_another_architecture_is_refused(tmp_path):
     other = build_model(small_genotype("snasnet-cifar10", channels=4, image_size=8, fc_hidden=16))
     bad = tmp_path / "mixed.pt"
     torch.save({"genotype": cla.genotype.to_dict(), "model": other.state_dict()}, bad)
-    assert_user_error(run_snnc("export", bad, "--to", "nir", "--out", tmp_path / "x.nir"),
-                      "mixed.pt", "do not fit its genotype", "another architecture")
+    assert_user_error(
+        run_snnc("export", bad, "--to", "nir", "--out", tmp_path / "x.nir"),
+        "mixed.pt",
+        "do not fit its genotype",
+        "another architecture",
+    )
     wider = build_model(small_genotype("spikedhs-cla", filter_multiplier=3))
     torch.save({"genotype": cla.genotype.to_dict(), "model": wider.state_dict()}, tmp_path / "wider.pt")
     from snnc.models.loading import load_network_checkpoint
@@ -182,9 +209,10 @@ def test_checkpoint_of_another_architecture_is_refused(tmp_path):
 
 
 def _tiny_nir(path, metadata=None):
-    graph = nir.NIRGraph.from_list(nir.Affine(weight=np.eye(3, dtype=np.float32) * 0.6, bias=np.zeros(3, np.float32)),
-                                   nir.LIF(tau=np.full(3, 2e-4), r=np.full(3, 2.0), v_leak=np.zeros(3),
-                                           v_threshold=np.ones(3)))
+    graph = nir.NIRGraph.from_list(
+        nir.Affine(weight=np.eye(3, dtype=np.float32) * 0.6, bias=np.zeros(3, np.float32)),
+        nir.LIF(tau=np.full(3, 2e-4), r=np.full(3, 2.0), v_leak=np.zeros(3), v_threshold=np.ones(3)),
+    )
     if metadata is not None:
         graph.metadata = metadata
     nir.write(str(path), graph)
@@ -223,7 +251,13 @@ def test_nir_files_that_are_not_ours(tmp_path):
         import_nir(unknown)
 
     cuba = tmp_path / "cuba.nir"
-    nir.write(str(cuba), nir.NIRGraph.from_list(nir.CubaLIF(
-        tau_syn=np.ones(2), tau_mem=np.ones(2), r=np.ones(2), v_leak=np.zeros(2), v_threshold=np.ones(2))))
+    nir.write(
+        str(cuba),
+        nir.NIRGraph.from_list(
+            nir.CubaLIF(
+                tau_syn=np.ones(2), tau_mem=np.ones(2), r=np.ones(2), v_leak=np.zeros(2), v_threshold=np.ones(2)
+            )
+        ),
+    )
     with pytest.raises(SnncError, match="'cubalif' has type 'CubaLIF'"):
         read_nir(cuba, dt=1e-4)

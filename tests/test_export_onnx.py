@@ -1,4 +1,5 @@
 """ONNX export: onnxruntime streaming (explicit state) and fixed-window graphs equal torch."""
+
 from __future__ import annotations
 
 import json
@@ -50,7 +51,7 @@ def stream_and_compare(net, x, path):
             out = sess.run(None, {"x": x[t].numpy(), **{f"state_in_{k}": s for k, s in enumerate(ort_state)}})
             ort_y, ort_state = out[0], out[1:]
             dy = max(dy, float(np.abs(ort_y - y.numpy()).max()))
-            for name, a, b in zip(names, ort_state, state):
+            for name, a, b in zip(names, ort_state, state, strict=False):
                 if name.endswith(".y"):
                     mismatches += int((a != b.numpy()).sum())
                     spikes += int(b.sum())
@@ -99,5 +100,6 @@ def test_cli_onnx_export(tmp_path):
     sess = session(tmp_path / "seq.onnx")
     assert [i.name for i in sess.get_inputs()][:2] == ["x", "state_in_0"]
     assert sess.get_inputs()[0].shape == [1, 2, 16, 16]
-    assert_user_error(run_snnc("export", genotype, "--to", "nir", "--window", "4", "--out", tmp_path / "w.nir"),
-                      "--window")
+    assert_user_error(
+        run_snnc("export", genotype, "--to", "nir", "--window", "4", "--out", tmp_path / "w.nir"), "--window"
+    )

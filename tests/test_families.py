@@ -1,4 +1,5 @@
 """The family registry is the one place a family name means something; every preset goes through it."""
+
 from __future__ import annotations
 
 import pytest

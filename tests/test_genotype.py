@@ -1,4 +1,5 @@
 """SpikeDHS genotypes: presets, JSON round trips, validation messages, dispatch."""
+
 from __future__ import annotations
 
 import json
@@ -83,45 +84,66 @@ def test_json_round_trip(name, tmp_path):
 def test_op_codes_and_explicit_rows_are_equivalent():
     by_code = CellGenotype.from_rows(CLA_ROWS)
     by_name = CellGenotype.from_rows([[e, PRIMITIVES[o]] for e, o in CLA_ROWS])
-    explicit = CellGenotype.from_dict({"nodes": 3, "edges": [
-        {"from": e.src, "to": e.dst, "op": e.op} for e in by_code.edges]})
+    explicit = CellGenotype.from_dict(
+        {"nodes": 3, "edges": [{"from": e.src, "to": e.dst, "op": e.op} for e in by_code.edges]}
+    )
     assert by_code == by_name == explicit
 
 
 # ---------------------------------------------------------------- malformed genotypes
-@pytest.mark.parametrize("edges, nodes, match", [
-    ([[1, "conv9x9"], [0, 1]], 1, r"cell: edges\[0\]: unknown op 'conv9x9' \(expected one of skip_connect, snn_b3, snn_b5\)"),
-    ([[1, 7], [0, 1]], 1, r"op index 7 out of range"),
-    ([[1, 1], [0, 1], [9, 1]], 3, r"edges\[2\]: edge index 9 out of range for a 3-node cell \(valid 0..8\)"),
-    ([{"from": 0, "to": 0, "op": "snn_b3"}, {"from": 1, "to": 3, "op": "snn_b3"}], 2,
-     r"edge into node 3, but the cell has 2 node\(s\)"),
-    ([{"from": 1, "to": 0, "op": "snn_b3"}, {"from": 3, "to": 0, "op": "snn_b3"},
-      {"from": 2, "to": 1, "op": "snn_b3"}], 2, r"cycle node0 -> node1 -> node0"),
-    ([{"from": 1, "to": 0, "op": "snn_b3"}, {"from": 2, "to": 0, "op": "snn_b3"}], 1, r"cycle node0 -> node0"),
-    ([{"from": 1, "to": 1, "op": "snn_b3"}, {"from": 3, "to": 0, "op": "snn_b3"}], 2, r"goes backwards"),
-    ([[1, 1], [0, 1], [3, 1], [2, 1]], 3, r"node\(s\) 2 have no incoming edge .*wrong node count"),
-    ([[1, 1], [1, 2]], 1, r"listed twice"),
-    ([[1, 1]], 0, r"nodes must be >= 1"),
-    ([[1]], 1, r"must be \[edge_index, op\]"),
-])
+@pytest.mark.parametrize(
+    "edges, nodes, match",
+    [
+        (
+            [[1, "conv9x9"], [0, 1]],
+            1,
+            r"cell: edges\[0\]: unknown op 'conv9x9' \(expected one of skip_connect, snn_b3, snn_b5\)",
+        ),
+        ([[1, 7], [0, 1]], 1, r"op index 7 out of range"),
+        ([[1, 1], [0, 1], [9, 1]], 3, r"edges\[2\]: edge index 9 out of range for a 3-node cell \(valid 0..8\)"),
+        (
+            [{"from": 0, "to": 0, "op": "snn_b3"}, {"from": 1, "to": 3, "op": "snn_b3"}],
+            2,
+            r"edge into node 3, but the cell has 2 node\(s\)",
+        ),
+        (
+            [
+                {"from": 1, "to": 0, "op": "snn_b3"},
+                {"from": 3, "to": 0, "op": "snn_b3"},
+                {"from": 2, "to": 1, "op": "snn_b3"},
+            ],
+            2,
+            r"cycle node0 -> node1 -> node0",
+        ),
+        ([{"from": 1, "to": 0, "op": "snn_b3"}, {"from": 2, "to": 0, "op": "snn_b3"}], 1, r"cycle node0 -> node0"),
+        ([{"from": 1, "to": 1, "op": "snn_b3"}, {"from": 3, "to": 0, "op": "snn_b3"}], 2, r"goes backwards"),
+        ([[1, 1], [0, 1], [3, 1], [2, 1]], 3, r"node\(s\) 2 have no incoming edge .*wrong node count"),
+        ([[1, 1], [1, 2]], 1, r"listed twice"),
+        ([[1, 1]], 0, r"nodes must be >= 1"),
+        ([[1]], 1, r"must be \[edge_index, op\]"),
+    ],
+)
 def test_malformed_cells_are_rejected(edges, nodes, match):
     one_line_error(CellGenotype.from_dict, {"nodes": nodes, "edges": edges}, match=match)
 
 
-@pytest.mark.parametrize("change, match", [
-    ({"path": [0, 2, 2]}, r"path: layer 1 jumps from level 0 to 2"),
-    ({"path": [2, 2]}, r"path\[0\] = 2: the first layer must be at level 0 or 1"),
-    ({"path": [0, 1, 2, 3, 4]}, r"path\[4\] = 4 but the trellis has levels 0..3"),
-    ({"path": []}, r"path must be a non-empty list"),
-    ({"mixing": "avg"}, r"mixing must be one of mm, ms"),
-    ({"num_classes": 0}, r"num_classes must be >= 1"),
-    ({"filter_multiplier": "wide"}, r"filter_multiplier must be an integer"),
-    ({"neuron": {"type": "lif", "vth": -1}}, r"neuron: .*vth must be positive"),
-    ({"neuron_layers": {"stem.neuron": {"type": "tanh"}}}, r"unknown neuron type 'tanh'"),
-    ({"colour": 3}, r"unknown key\(s\) 'colour'"),
-    ({"family": "spikedhs-stereo"}, r"spikedhs-stereo genotype: unknown key\(s\) 'cell'"),
-    ({"family": "resnet"}, r"unknown genotype family 'resnet'"),
-])
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ({"path": [0, 2, 2]}, r"path: layer 1 jumps from level 0 to 2"),
+        ({"path": [2, 2]}, r"path\[0\] = 2: the first layer must be at level 0 or 1"),
+        ({"path": [0, 1, 2, 3, 4]}, r"path\[4\] = 4 but the trellis has levels 0..3"),
+        ({"path": []}, r"path must be a non-empty list"),
+        ({"mixing": "avg"}, r"mixing must be one of mm, ms"),
+        ({"num_classes": 0}, r"num_classes must be >= 1"),
+        ({"filter_multiplier": "wide"}, r"filter_multiplier must be an integer"),
+        ({"neuron": {"type": "lif", "vth": -1}}, r"neuron: .*vth must be positive"),
+        ({"neuron_layers": {"stem.neuron": {"type": "tanh"}}}, r"unknown neuron type 'tanh'"),
+        ({"colour": 3}, r"unknown key\(s\) 'colour'"),
+        ({"family": "spikedhs-stereo"}, r"spikedhs-stereo genotype: unknown key\(s\) 'cell'"),
+        ({"family": "resnet"}, r"unknown genotype family 'resnet'"),
+    ],
+)
 def test_malformed_network_genotypes_name_the_file(change, match, tmp_path):
     path = tmp_path / "bad.json"
     path.write_text(json.dumps({**cla_dict(), **change}))

@@ -1,4 +1,5 @@
 """The install step's lava source fix is applied, and Lava really simulates."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-import patch_lava  # noqa: E402
+import patch_lava
 
 
 def test_patch_rewrites_instance_defaults_idempotently() -> None:

@@ -1,4 +1,5 @@
 """The package layering of docs/ARCHITECTURE.md holds: no package imports one above it, nor another's private name."""
+
 from __future__ import annotations
 
 import ast
@@ -6,9 +7,29 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1] / "snnc"
 #: Bottom to top; a module may import only from its own package or from one listed before it.
-LAYERS = ("errors", "serial", "version", "fileio", "signals", "h5write", "outputs", "checkpoint", "zoo",
-          "neurons", "data", "models", "energy", "export", "runtime", "train", "nas", "commands", "cli",
-          "__main__", "__init__")
+LAYERS = (
+    "errors",
+    "serial",
+    "version",
+    "fileio",
+    "signals",
+    "h5write",
+    "outputs",
+    "checkpoint",
+    "zoo",
+    "neurons",
+    "data",
+    "models",
+    "energy",
+    "export",
+    "runtime",
+    "train",
+    "nas",
+    "commands",
+    "cli",
+    "__main__",
+    "__init__",
+)
 
 
 def _imports(path: Path) -> list[tuple[str, list[str]]]:

@@ -4,6 +4,7 @@ Subprocess calls (``run_snnc(..., subprocess=True)``) cover one representative p
 variants go through :func:`snnc.cli.main` in-process (same error path, no
 interpreter start-up) or through the library functions the commands call.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,11 +18,12 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from snnc.data import layout
+from snnc.errors import SnncError
+
 from _mvsec_h5 import T0, random_events, write_data, write_gt, write_recording
 from _stream_util import small_stereo_json
 from cli_helpers import assert_user_error, run_snnc
-from snnc.data import layout
-from snnc.errors import SnncError
 
 H, W = 48, 64
 
@@ -69,13 +71,15 @@ def test_truncated_hdf5_subprocess_data_info_and_stream(good, tmp_path):
     bad.write_bytes(raw[: len(raw) // 3])
     assert_user_error(run_snnc("data", "info", bad, subprocess=True), "trunc_data.hdf5")
     out = tmp_path / "never.h5"
-    assert_user_error(run_snnc("stream", bad, "--model", "spikedhs-stereo", "--out", out, subprocess=True),
-                      "trunc_data.hdf5")
+    assert_user_error(
+        run_snnc("stream", bad, "--model", "spikedhs-stereo", "--out", out, subprocess=True), "trunc_data.hdf5"
+    )
     assert not out.exists()  # no half-written output
 
 
-@pytest.mark.parametrize("kind", ["truncated-header", "bad-object-header", "bad-symbol-table", "damaged-btree",
-                                  "text", "empty"])
+@pytest.mark.parametrize(
+    "kind", ["truncated-header", "bad-object-header", "bad-symbol-table", "damaged-btree", "text", "empty"]
+)
 def test_corrupt_hdf5_data_info(kind, good, tmp_path, capsys, monkeypatch):
     bad = tmp_path / f"{kind}_data.hdf5"
     raw = bytearray(good.read_bytes())
@@ -89,8 +93,11 @@ def test_corrupt_hdf5_data_info(kind, good, tmp_path, capsys, monkeypatch):
         bad.write_text("x,y,t,p\n1,2,3,1\n")
     else:
         bad.write_bytes(b"")
-    fragment = {"bad-object-header": "corrupt or truncated", "bad-symbol-table": "corrupt or truncated",
-                "text": "not an HDF5 file"}.get(kind, "")
+    fragment = {
+        "bad-object-header": "corrupt or truncated",
+        "bad-symbol-table": "corrupt or truncated",
+        "text": "not an HDF5 file",
+    }.get(kind, "")
     assert_user_error(snnc_inproc(capsys, monkeypatch, "data", "info", bad), f"{kind}_data.hdf5", fragment)
 
 
@@ -158,8 +165,20 @@ def test_nan_in_xy_columns_is_an_error_not_a_crash(tmp_path, capsys, monkeypatch
     path = write_data(tmp_path / "nanxy_data.hdf5", _both(ev), image_shape=(H, W))
     gt = np.full((3, H, W), 2.0, np.float32)
     write_gt(tmp_path / "nanxy_gt.hdf5", gt, T0 + np.array([0.2, 0.5, 0.9]))
-    proc = snnc_inproc(capsys, monkeypatch, "stream", path, "--model", str(small_stereo_json(tmp_path)),
-                       "--frames", "2", "--json", "--no-energy", "--threads", "1")
+    proc = snnc_inproc(
+        capsys,
+        monkeypatch,
+        "stream",
+        path,
+        "--model",
+        str(small_stereo_json(tmp_path)),
+        "--frames",
+        "2",
+        "--json",
+        "--no-energy",
+        "--threads",
+        "1",
+    )
     assert_user_error(proc, "nanxy_data.hdf5", "NaN or inf")
 
 
@@ -179,12 +198,16 @@ def test_zero_events_recording(tmp_path, capsys, monkeypatch):
 
 def test_gt_depth_all_nan_streams_with_no_valid_frames(tmp_path):
     rng = np.random.default_rng(3)
-    data = write_data(tmp_path / "nangt_data.hdf5",
-                      {c: random_events(rng, 600, height=H, width=W) for c in layout.CAMERAS}, image_shape=(H, W))
+    data = write_data(
+        tmp_path / "nangt_data.hdf5",
+        {c: random_events(rng, 600, height=H, width=W) for c in layout.CAMERAS},
+        image_shape=(H, W),
+    )
     write_gt(tmp_path / "nangt_gt.hdf5", np.full((3, H, W), np.nan, np.float32), T0 + np.array([0.3, 0.6, 0.9]))
     out = tmp_path / "nangt_out.h5"
-    proc = run_snnc("stream", data, "--model", small_stereo_json(tmp_path), "--json", "--no-energy",
-                    "--threads", "1", "--out", out)
+    proc = run_snnc(
+        "stream", data, "--model", small_stereo_json(tmp_path), "--json", "--no-energy", "--threads", "1", "--out", out
+    )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["frames"] == 3 and summary["clock"] == "gt"
@@ -199,7 +222,7 @@ def test_gt_depth_all_nan_streams_with_no_valid_frames(tmp_path):
 # --------------------------------------------------------------------------- genotype JSON fuzzing
 _PRESET = json.loads((Path(__file__).resolve().parents[1] / "snnc/presets/spikedhs-stereo.json").read_text())
 _json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True) | st.text(max_size=8),
+    st.none() | st.booleans() | st.integers(-(10**6), 10**6) | st.floats(allow_nan=True) | st.text(max_size=8),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=12,
 )
@@ -256,9 +279,9 @@ def test_genotype_json_file_cli(tmp_path, capsys, monkeypatch):
 @pytest.fixture(scope="module")
 def ckpts(tmp_path_factory) -> dict:
     """Checkpoints whose weights belong to another architecture, and .pt files that are not checkpoints."""
-    from snnc.models.loading import save_network
     from snnc.models.build import build_model
     from snnc.models.genotype import load_genotype
+    from snnc.models.loading import save_network
 
     tmp = tmp_path_factory.mktemp("malformed_ckpt")
     small = load_genotype(str(small_stereo_json(tmp)))
@@ -276,22 +299,35 @@ def ckpts(tmp_path_factory) -> dict:
     torch.save([torch.zeros(2)], tlist)
     nokeys = tmp / "nokeys.pt"
     torch.save({"weights": model.state_dict()}, nokeys)
-    return {"mismatched": mismatched, "classifier": cls, "random": rnd, "list": lst, "torch_list": tlist,
-            "nokeys": nokeys, "tmp": tmp}
+    return {
+        "mismatched": mismatched,
+        "classifier": cls,
+        "random": rnd,
+        "list": lst,
+        "torch_list": tlist,
+        "nokeys": nokeys,
+        "tmp": tmp,
+    }
 
 
 def test_checkpoint_of_other_architecture_export_subprocess(ckpts, tmp_path):
     out = tmp_path / "net.onnx"
-    err = assert_user_error(run_snnc("export", ckpts["mismatched"], "--to", "onnx", "--out", out, subprocess=True),
-                            "other_arch.pt", "another architecture")
+    err = assert_user_error(
+        run_snnc("export", ckpts["mismatched"], "--to", "onnx", "--out", out, subprocess=True),
+        "other_arch.pt",
+        "another architecture",
+    )
     assert "shape" in err
     assert not out.exists()
 
 
 def test_checkpoint_of_other_architecture_stream_subprocess(ckpts, good, tmp_path):
     out = tmp_path / "X.h5"
-    assert_user_error(run_snnc("stream", good, "--model", ckpts["mismatched"], "--out", out, subprocess=True),
-                      "other_arch.pt", "another architecture")
+    assert_user_error(
+        run_snnc("stream", good, "--model", ckpts["mismatched"], "--out", out, subprocess=True),
+        "other_arch.pt",
+        "another architecture",
+    )
     assert not out.exists()
 
 
@@ -329,14 +365,23 @@ def test_nir_files_not_ours(tmp_path):
     foreign = tmp_path / "foreign.nir"
     import nir
 
-    graph = nir.NIRGraph(nodes={"input": nir.Input(input_type=np.array([2])),
-                                "cubalif": nir.CubaLIF(tau_syn=np.ones(2), tau_mem=np.ones(2), r=np.ones(2),
-                                                       v_leak=np.zeros(2), v_threshold=np.ones(2)),
-                                "output": nir.Output(output_type=np.array([2]))},
-                         edges=[("input", "cubalif"), ("cubalif", "output")])
+    graph = nir.NIRGraph(
+        nodes={
+            "input": nir.Input(input_type=np.array([2])),
+            "cubalif": nir.CubaLIF(
+                tau_syn=np.ones(2), tau_mem=np.ones(2), r=np.ones(2), v_leak=np.zeros(2), v_threshold=np.ones(2)
+            ),
+            "output": nir.Output(output_type=np.array([2])),
+        },
+        edges=[("input", "cubalif"), ("cubalif", "output")],
+    )
     nir.write(str(foreign), graph)
-    for path, fragment in ((plain, "not a NIR file"), (text, "not a NIR file"), (onnx_as_nir, "not a NIR file"),
-                           (foreign, "CubaLIF")):
+    for path, fragment in (
+        (plain, "not a NIR file"),
+        (text, "not a NIR file"),
+        (onnx_as_nir, "not a NIR file"),
+        (foreign, "CubaLIF"),
+    ):
         with pytest.raises(SnncError) as info:
             read_nir(path)
         msg = str(info.value)
@@ -352,8 +397,12 @@ def test_onnx_file_not_ours_in_partition_manifest(tmp_path):
 
     # a foreign but valid ONNX model without snnc metadata, and a broken one
     node = helper.make_node("Relu", ["a"], ["b"])
-    g = helper.make_graph([node], "foreign", [helper.make_tensor_value_info("a", TensorProto.FLOAT, [1])],
-                          [helper.make_tensor_value_info("b", TensorProto.FLOAT, [1])])
+    g = helper.make_graph(
+        [node],
+        "foreign",
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("b", TensorProto.FLOAT, [1])],
+    )
     onnx.save(helper.make_model(g), str(tmp_path / "foreign.onnx"))
     (tmp_path / "broken.onnx").write_bytes(b"garbage" * 10)
     manifest = tmp_path / "m.json"
@@ -367,13 +416,14 @@ def test_onnx_file_not_ours_in_partition_manifest(tmp_path):
 
 # --------------------------------------------------------------------------- energy
 def test_energy_digits_model_on_stereo_data_subprocess(good):
-    assert_user_error(run_snnc("energy", "snasnet-cifar10", "--data", good, "--frames", "1", subprocess=True),
-                      "stereo")
+    assert_user_error(run_snnc("energy", "snasnet-cifar10", "--data", good, "--frames", "1", subprocess=True), "stereo")
 
 
 def test_energy_stereo_model_on_digits(capsys, monkeypatch):
-    assert_user_error(snnc_inproc(capsys, monkeypatch, "energy", "spikedhs-stereo", "--data", "digits"),
-                      "stereo network cannot run on digits")
+    assert_user_error(
+        snnc_inproc(capsys, monkeypatch, "energy", "spikedhs-stereo", "--data", "digits"),
+        "stereo network cannot run on digits",
+    )
 
 
 @pytest.mark.parametrize("family", [[], {}, ["spikedhs-stereo"], 3])

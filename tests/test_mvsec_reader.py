@@ -1,4 +1,5 @@
 """MVSECRecording: validation errors, windowed event reads, rectification maps, summarize."""
+
 from __future__ import annotations
 
 import math
@@ -8,12 +9,13 @@ import h5py
 import numpy as np
 import pytest
 
-from _mvsec_h5 import T0, random_events, write_data, write_gt, write_recording
 from snnc.data import layout, mvsec
 from snnc.data.h5search import SortedColumn
 from snnc.data.info import summarize
 from snnc.data.mvsec import MVSECRecording
 from snnc.errors import SnncError
+
+from _mvsec_h5 import T0, random_events, write_data, write_gt, write_recording
 
 H, W = 20, 30
 
@@ -294,8 +296,16 @@ def test_events_between_matches_brute_force(tmp_path, monkeypatch):
     ev = random_events(rng, 6000, height=H, width=W, duration=1.0, ticks=900)  # many equal timestamps
     p = write_data(tmp_path / "s_data.hdf5", {"left": ev, "right": ev[:10]})
     t = ev[:, 2]
-    queries = [(t[0], t[-1]), (t[0] - 1, t[0]), (t[-1], t[-1] + 1), (t[0] - 2, t[0] - 1),
-               (t[-1] + 1, t[-1] + 2), (t[100], t[100]), (t[200], t[100]), (t[0] - 1, t[-1] + 1)]
+    queries = [
+        (t[0], t[-1]),
+        (t[0] - 1, t[0]),
+        (t[-1], t[-1] + 1),
+        (t[0] - 2, t[0] - 1),
+        (t[-1] + 1, t[-1] + 2),
+        (t[100], t[100]),
+        (t[200], t[100]),
+        (t[0] - 1, t[-1] + 1),
+    ]
     for _ in range(60):
         a, b = np.sort(rng.choice(t, 2))
         queries.append((a, b))
@@ -309,14 +319,15 @@ def test_events_between_matches_brute_force(tmp_path, monkeypatch):
             np.testing.assert_array_equal(got, want)
 
 
-@pytest.mark.parametrize("max_samples,max_block,chunks", [
-    (1, 1, None), (4, 3, None), (1024, 1 << 18, None), (7, 1000, None), (1024, 5, (16, 2)), (50, 40, (100, 2))])
+@pytest.mark.parametrize(
+    "max_samples,max_block,chunks",
+    [(1, 1, None), (4, 3, None), (1024, 1 << 18, None), (7, 1000, None), (1024, 5, (16, 2)), (50, 40, (100, 2))],
+)
 def test_sorted_column_searchsorted(tmp_path, max_samples, max_block, chunks):
     rng = np.random.default_rng(max_samples)
     t = np.sort(rng.integers(0, 50, 777)).astype(np.float64)
     with h5py.File(tmp_path / "c.h5", "w") as f:
-        f.create_dataset("d", data=np.stack([t, -t], axis=1), chunks=chunks,
-                         compression="gzip" if chunks else None)
+        f.create_dataset("d", data=np.stack([t, -t], axis=1), chunks=chunks, compression="gzip" if chunks else None)
         col = SortedColumn(f["d"], 0, max_samples=max_samples, max_block=max_block, max_chunk_samples=4)
         if chunks:  # index samples sit on chunk starts, few chunks touched
             assert len(col.rows) <= 6 and np.all(col.rows[:-1] % chunks[0] == 0)

@@ -1,4 +1,5 @@
 """Decoding SpikeDHS searches: hand-set alphas -> cells, hand-set betas -> Viterbi paths."""
+
 from __future__ import annotations
 
 import math
@@ -6,13 +7,14 @@ import math
 import pytest
 import torch
 
-from _nas_util import one_thread  # noqa: F401 (autouse fixture)
 from snnc.errors import SnncError
 from snnc.models.build import build_model
 from snnc.models.genotype import PRIMITIVES, CellGenotype, edge_count, load_genotype
 from snnc.nas.arch import DOWN, SAME, UP, TrellisGeometry, normalized_betas
 from snnc.nas.decode import cell_rows, decode_cell, decode_classifier, decode_stereo, level_probabilities, viterbi_path
 from snnc.nas.supernet import ClassifierSupernet, StereoSupernet
+
+from _nas_util import one_thread  # noqa: F401 (autouse fixture)
 
 PUBLISHED_CELL = [[1, 1], [0, 1], [3, 2], [2, 1], [7, 1], [8, 1]]
 PUBLISHED_MATCHING = [[0, 1], [1, 2], [4, 2], [3, 2], [8, 1], [6, 1]]
@@ -95,8 +97,8 @@ def test_viterbi_recovers_hand_set_paths(path: list[int]) -> None:
 def test_viterbi_is_global_not_greedy() -> None:
     g = TrellisGeometry(2, 3)
     b = torch.zeros(2, 3, 3)
-    b[0, 0, SAME], b[0, 0, DOWN] = math.log(0.6), math.log(0.4)   # greedy first step: stay at level 0
-    b[1, 1, SAME] = 6.0                                            # but level 1 continues with p ~ 1
+    b[0, 0, SAME], b[0, 0, DOWN] = math.log(0.6), math.log(0.4)  # greedy first step: stay at level 0
+    b[1, 1, SAME] = 6.0  # but level 1 continues with p ~ 1
     q = normalized_betas(b, g)
     via0 = float(q[0, 0, SAME] * max(q[1, 0, SAME], q[1, 0, DOWN]))
     via1 = float(q[0, 0, DOWN] * q[1, 1, SAME])
@@ -129,8 +131,9 @@ def test_decoded_supernets_build() -> None:
     model = build_model(g)
     assert model(torch.rand(2, 1, 1, 8, 8)).shape == (2, 1, 10)
 
-    st = StereoSupernet(nodes=3, feature_layers=2, matching_layers=4, levels=4, feature_width=2,
-                        matching_width=2, disparities=4)
+    st = StereoSupernet(
+        nodes=3, feature_layers=2, matching_layers=4, levels=4, feature_width=2, matching_width=2, disparities=4
+    )
     with torch.no_grad():
         st.feature_alphas.copy_(alphas_for(PUBLISHED_CELL))
         st.matching_alphas.copy_(alphas_for(PUBLISHED_MATCHING))

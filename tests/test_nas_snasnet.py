@@ -1,4 +1,5 @@
 """SNASNet training-free search: candidate rules, the SAH kernel by hand, scores, the CLI."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,6 @@ import pytest
 import torch
 from torch import nn
 
-from _nas_util import one_thread  # noqa: F401 (autouse fixture)
-from cli_helpers import assert_user_error, run_snnc
 from snnc.errors import SnncError
 from snnc.models.base import SpikingNet, StepContext
 from snnc.models.build import build_model
@@ -32,9 +31,13 @@ from snnc.nas.snasnet_search import (
 )
 from snnc.neurons import Neuron, NeuronSpec
 
+from _nas_util import one_thread  # noqa: F401 (autouse fixture)
+from cli_helpers import assert_user_error, run_snnc
+
 
 def _on_path(m: tuple[tuple[int, ...], ...], node: int) -> bool:
     """Brute force: node lies on a walk 0 -> ... -> node -> ... -> 3 along nonzero entries."""
+
     def reaches(a: int, b: int) -> bool:
         seen, todo = {a}, [a]
         while todo:
@@ -44,6 +47,7 @@ def _on_path(m: tuple[tuple[int, ...], ...], node: int) -> bool:
                     seen.add(j)
                     todo.append(j)
         return b in seen and a != b
+
     return reaches(0, node) and reaches(node, 3)
 
 
@@ -52,10 +56,10 @@ def test_sampled_cells_follow_the_rules() -> None:
     cells = [sample_cell(rng) for _ in range(300)]
     backward_seen = 0
     for m in cells:
-        assert parse_cell([list(r) for r in m]) == m       # valid for the model (incl. never both directions)
+        assert parse_cell([list(r) for r in m]) == m  # valid for the model (incl. never both directions)
         assert all(m[i][i] == 0 for i in range(4))
         assert all(not (m[i][j] and m[j][i]) for i in range(4) for j in range(4) if i != j)
-        assert m[0][3] != 0                                 # direct input -> output connection
+        assert m[0][3] != 0  # direct input -> output connection
         for node in (1, 2):
             used = any(m[node]) or any(row[node] for row in m)
             assert not used or _on_path(m, node)
@@ -79,13 +83,15 @@ def test_conv_edge_budget_filters_the_same_generator(tmp_path: Path) -> None:
     assert len({conv_edge_count(c) for c in free}) >= 4  # the unconstrained space mixes sizes
     with pytest.raises(SnncError, match="--conv-edges must be in 0..6"):
         candidate_cells(3, seed=0, conv_edges=7)
-    proc = run_snnc("search", "--method", "snasnet", "--data", "digits", "--out", tmp_path / "s.json",
-                    "--conv-edges", "9")
+    proc = run_snnc(
+        "search", "--method", "snasnet", "--data", "digits", "--out", tmp_path / "s.json", "--conv-edges", "9"
+    )
     assert_user_error(proc, "--conv-edges must be in 0..6")
     out = tmp_path / "b.json"
-    quiet = dict(progress=False, echo=lambda s: None, plot=False)
-    run_snasnet_search(dict(candidates=3, batch_size=8, width=4, fc_hidden=16, time_steps=2, conv_edges=2), out,
-                       **quiet)
+    quiet = {"progress": False, "echo": lambda s: None, "plot": False}
+    run_snasnet_search(
+        {"candidates": 3, "batch_size": 8, "width": 4, "fc_hidden": 16, "time_steps": 2, "conv_edges": 2}, out, **quiet
+    )
     assert conv_edge_count(load_genotype(out).cell) == 2
 
 
@@ -147,8 +153,9 @@ def test_kernel_collector_sums_layers_and_steps() -> None:
     net = _TwoLayers()
     x = torch.randn(3, 7, 6)  # T = 3, 7 samples
     recorded: list[torch.Tensor] = []
-    handles = [m.register_forward_hook(lambda mod, i, o: recorded.append(o[0].detach().clone()))
-               for m in (net.n1, net.n2)]
+    handles = [
+        m.register_forward_hook(lambda mod, i, o: recorded.append(o[0].detach().clone())) for m in (net.n1, net.n2)
+    ]
     with KernelCollector(net) as col:
         net(x)
     for h in handles:
@@ -158,8 +165,9 @@ def test_kernel_collector_sums_layers_and_steps() -> None:
     assert torch.allclose(col.kernel, expected)
     s = score_network(net, x)
     assert math.isclose(s, float(torch.linalg.slogdet(expected)[1]), rel_tol=1e-9)
-    assert math.isclose(score_network(net, x, reduce="mean"), float(torch.linalg.slogdet(expected / 6)[1]),
-                        rel_tol=1e-9)
+    assert math.isclose(
+        score_network(net, x, reduce="mean"), float(torch.linalg.slogdet(expected / 6)[1]), rel_tol=1e-9
+    )
     assert not net.n1._forward_hooks  # hooks removed
 
 
@@ -167,7 +175,7 @@ def test_candidate_scores_are_finite_and_reproducible() -> None:
     cfg = SNASNetSearchConfig.resolve({"batch_size": 16, "width": 4, "fc_hidden": 32, "time_steps": 3})
     batches = score_batches(cfg, torch.device("cpu"))
     net = cfg.search_genotype()
-    cells = candidate_cells(3, seed=0) + ["0303 0030 2002 0200"]
+    cells = [*candidate_cells(3, seed=0), "0303 0030 2002 0200"]
     scores = [score_cell(c, batches, net, seed=7) for c in cells]
     assert all(math.isfinite(s) for s in scores)
     assert score_cell(cells[-1], batches, net, seed=7) == scores[-1]
@@ -176,8 +184,8 @@ def test_candidate_scores_are_finite_and_reproducible() -> None:
 
 
 def test_snasnet_search_writes_best_and_resumes(tmp_path: Path) -> None:
-    given = dict(candidates=4, batch_size=8, width=4, fc_hidden=16, time_steps=2, retrain_width=8)
-    quiet = dict(progress=False, echo=lambda s: None, plot=False)
+    given = {"candidates": 4, "batch_size": 8, "width": 4, "fc_hidden": 16, "time_steps": 2, "retrain_width": 8}
+    quiet = {"progress": False, "echo": lambda s: None, "plot": False}
     out = tmp_path / "snas.json"
     part = run_snasnet_search(given, out, stop_after=2, **quiet)
     assert not part["finished"] and part["scored"] == 2 and not out.exists()
@@ -198,6 +206,5 @@ def test_snasnet_search_writes_best_and_resumes(tmp_path: Path) -> None:
 
 
 def test_cli_snasnet_rejects_spikedhs_options(tmp_path: Path) -> None:
-    proc = run_snnc("search", "--method", "snasnet", "--data", "digits", "--out", tmp_path / "s.json",
-                    "--epochs", "3")
+    proc = run_snnc("search", "--method", "snasnet", "--data", "digits", "--out", tmp_path / "s.json", "--epochs", "3")
     assert_user_error(proc, "--epochs does not apply to --method snasnet")

@@ -1,9 +1,9 @@
 """SpikeDHS supernets: mixing at membrane vs at spike, explicit state, bi-level gradient routing."""
+
 from __future__ import annotations
 
 import torch
 
-from _nas_util import one_thread  # noqa: F401 (autouse fixture)
 from snnc.models.base import StepContext
 from snnc.models.genotype import PRIMITIVES
 from snnc.nas.bilevel import BilevelConfig, BilevelSearch
@@ -12,6 +12,8 @@ from snnc.nas.mixed import MixedEdge
 from snnc.nas.supernet import ClassifierSupernet, StereoSupernet, classifier_path
 from snnc.nas.tasks import DigitsTask
 from snnc.neurons import Neuron
+
+from _nas_util import one_thread  # noqa: F401 (autouse fixture)
 
 
 def count_neurons(module: torch.nn.Module) -> int:
@@ -57,8 +59,9 @@ def test_mixed_edge_membrane_mix_is_weighted_sum_of_currents() -> None:
 
 def test_supernet_forward_is_a_loop_of_step() -> None:
     torch.manual_seed(2)
-    net = StereoSupernet(nodes=3, feature_layers=2, matching_layers=2, levels=2, feature_width=2,
-                         matching_width=2, disparities=3).eval()
+    net = StereoSupernet(
+        nodes=3, feature_layers=2, matching_layers=2, levels=2, feature_width=2, matching_width=2, disparities=3
+    ).eval()
     x = (torch.rand(3, 1, 2, 5, 12, 15) > 0.8).float()
     y = net(x)
     state = net.init_state(x[0])
@@ -83,7 +86,7 @@ def test_alphas_get_gradients_only_in_the_arch_step() -> None:
     search.weight_step(batch)
     assert net.alphas.grad is None
     assert torch.equal(net.alphas, alphas0)
-    assert any(not torch.equal(p, q) for p, q in zip(net.weight_parameters(), weights0))
+    assert any(not torch.equal(p, q) for p, q in zip(net.weight_parameters(), weights0, strict=False))
     assert all(p.requires_grad for p in net.parameters())
 
     weights1 = [p.detach().clone() for p in net.weight_parameters()]
@@ -91,13 +94,21 @@ def test_alphas_get_gradients_only_in_the_arch_step() -> None:
     assert net.alphas.grad is not None and float(net.alphas.grad.abs().sum()) > 0
     assert all(p.grad is None for p in net.weight_parameters())
     assert not torch.equal(net.alphas, alphas0)
-    assert all(torch.equal(p, q) for p, q in zip(net.weight_parameters(), weights1))
+    assert all(torch.equal(p, q) for p, q in zip(net.weight_parameters(), weights1, strict=False))
 
 
 def test_stereo_betas_receive_gradients() -> None:
     torch.manual_seed(4)
-    net = StereoSupernet(nodes=3, feature_layers=2, matching_layers=3, levels=3, feature_width=2,
-                         matching_width=2, disparities=4, mixing="ms")
+    net = StereoSupernet(
+        nodes=3,
+        feature_layers=2,
+        matching_layers=3,
+        levels=3,
+        feature_width=2,
+        matching_width=2,
+        disparities=4,
+        mixing="ms",
+    )
     x = (torch.rand(2, 1, 2, 5, 18, 24) > 0.8).float()
     net(x).mean().backward()
     for name in ("feature_alphas", "feature_betas", "matching_alphas", "matching_betas"):

@@ -1,4 +1,5 @@
 """Neuron dynamics, state handling, the module wrapper and NeuronSpec."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -83,10 +84,12 @@ def test_state_fields_are_named_in_one_place() -> None:
 
 def test_lif_tau_one_equals_if_and_tau_zero_equals_binary() -> None:
     x = torch.rand(7, 3, 5, generator=torch.Generator().manual_seed(0), dtype=F64)
-    assert torch.equal(neuron_sequence(NeuronSpec(type="lif", tau=1.0), x)[0],
-                       neuron_sequence(NeuronSpec(type="if"), x)[0])
-    assert torch.equal(neuron_sequence(NeuronSpec(type="lif", tau=0.0), x)[0],
-                       neuron_sequence(NeuronSpec(type="binary"), x)[0])
+    assert torch.equal(
+        neuron_sequence(NeuronSpec(type="lif", tau=1.0), x)[0], neuron_sequence(NeuronSpec(type="if"), x)[0]
+    )
+    assert torch.equal(
+        neuron_sequence(NeuronSpec(type="lif", tau=0.0), x)[0], neuron_sequence(NeuronSpec(type="binary"), x)[0]
+    )
 
 
 def test_alif_hand_computed_threshold_adaptation() -> None:
@@ -141,7 +144,7 @@ def test_sequence_equals_repeated_steps(kind: str) -> None:
         y, state = neuron_step(spec, x2[t], state)
         manual.append(y)
     assert torch.equal(outs, torch.stack(manual))
-    assert len(final) == len(state) and all(torch.equal(a, b) for a, b in zip(final, state))
+    assert len(final) == len(state) and all(torch.equal(a, b) for a, b in zip(final, state, strict=False))
     # gradients flow identically through time (BPTT)
     w = torch.rand(outs.shape, generator=gen)
     (outs * w).sum().backward()
@@ -157,7 +160,7 @@ def test_sequence_continues_from_given_state() -> None:
     first, s_mid = neuron_sequence(spec, x[:3])
     second, s_end = neuron_sequence(spec, x[3:], s_mid)
     assert torch.equal(whole, torch.cat([first, second]))
-    assert all(torch.equal(a, b) for a, b in zip(s_whole, s_end))
+    assert all(torch.equal(a, b) for a, b in zip(s_whole, s_end, strict=False))
 
 
 def test_gradient_reaches_earlier_steps_through_membrane() -> None:
@@ -210,7 +213,7 @@ def test_module_equals_pure_function(kind: str) -> None:
         y_mod, s_mod = mod(x[t], s_mod)
         y_fn, s_fn = neuron_step(spec, x[t], s_fn)
         assert torch.equal(y_mod, y_fn)
-        assert all(torch.equal(a, b) for a, b in zip(s_mod, s_fn))
+        assert all(torch.equal(a, b) for a, b in zip(s_mod, s_fn, strict=False))
     y0, _ = mod(x[0])  # state None = resting
     assert torch.equal(y0, neuron_step(spec, x[0], init_state(spec, x[0]))[0])
     assert list(mod.parameters()) == [] and list(mod.buffers()) == []
@@ -241,7 +244,7 @@ def test_onnx_export_of_neuron_step_in_eval() -> None:
             self.neuron = Neuron(NeuronSpec(type="alif"))
 
         def forward(self, x, u, y, a):  # type: ignore[no-untyped-def]
-            out, (u2, y2, a2) = self.neuron(self.fc(x), (u, y, a))
+            out, (u2, _y2, a2) = self.neuron(self.fc(x), (u, y, a))
             return out, u2, a2
 
     torch.manual_seed(0)
@@ -255,9 +258,9 @@ def test_onnx_export_of_neuron_step_in_eval() -> None:
     ops = {n.op_type for n in proto.graph.node}
     assert "Greater" in ops and "Cast" in ops
     sess = ort.InferenceSession(buf.getvalue())
-    got = sess.run(None, {i.name: t.numpy() for i, t in zip(sess.get_inputs(), args)})
+    got = sess.run(None, {i.name: t.numpy() for i, t in zip(sess.get_inputs(), args, strict=False)})
     want = model(*args)
-    for g, w in zip(got, want):
+    for g, w in zip(got, want, strict=False):
         assert torch.allclose(torch.from_numpy(g), w.detach(), atol=1e-6)
 
 
@@ -273,8 +276,7 @@ def test_spike_fn_used_by_dynamics_has_surrogate_gradient() -> None:
 # ---------------------------------------------------------------- spec
 def test_spec_defaults() -> None:
     s = NeuronSpec()
-    assert (s.type, s.tau, s.vth, s.tau_a, s.beta_a, s.surrogate, s.b) == (
-        "lif", 0.2, 0.5, 0.2, 0.2, "dspike", 3.0)
+    assert (s.type, s.tau, s.vth, s.tau_a, s.beta_a, s.surrogate, s.b) == ("lif", 0.2, 0.5, 0.2, 0.2, "dspike", 3.0)
     with pytest.raises(dataclasses.FrozenInstanceError):
         s.tau = 0.5  # type: ignore[misc]
 
@@ -296,7 +298,10 @@ def test_spec_round_trip() -> None:
     "bad,message",
     [
         ({"type": "izhikevich"}, "unknown neuron type 'izhikevich' (expected one of lif, if, binary, alif, relu)"),
-        ({"surrogate": "sigmoid"}, "unknown surrogate 'sigmoid' (expected one of dspike, triangle, superspike, arctan)"),
+        (
+            {"surrogate": "sigmoid"},
+            "unknown surrogate 'sigmoid' (expected one of dspike, triangle, superspike, arctan)",
+        ),
         ({"taus": 0.3}, "unknown key(s) 'taus'"),
         ({"vth": 0.0}, "vth must be positive, got 0.0"),
         ({"vth": -0.5}, "vth must be positive, got -0.5"),

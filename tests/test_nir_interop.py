@@ -8,6 +8,7 @@ consumer cannot run a construct, the test asserts snnc's documented refusal for 
 (``write_nir(..., consumer=...)`` / ``snnc export --for``) and what the stock importer does.
 Consumers that are not installed are skipped (tools/install.sh installs them all).
 """
+
 from __future__ import annotations
 
 import nir
@@ -25,8 +26,14 @@ from cli_helpers import assert_user_error, expect_ok, run_snnc
 
 DT = 1e-4
 EXACT = ("spikingjelly", "snntorch")
-IMPORTERS = {"spikingjelly": "spikingjelly.activation_based.nir_exchange", "snntorch": "snntorch.import_nir",
-             "norse": "norse.torch", "sinabs": "sinabs", "rockpool": "rockpool.nn.modules", "nirtorch": "nirtorch"}
+IMPORTERS = {
+    "spikingjelly": "spikingjelly.activation_based.nir_exchange",
+    "snntorch": "snntorch.import_nir",
+    "norse": "norse.torch",
+    "sinabs": "sinabs",
+    "rockpool": "rockpool.nn.modules",
+    "nirtorch": "nirtorch",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -164,8 +171,11 @@ def test_norse_runs_chains_exported_for_it_and_refuses_dags(name, exported, tmp_
         assert "KeyError" in run.error
     target = tmp_path / "n.nir"
     if name != "sequential":
-        with pytest.raises(SnncError, match=r"for norse: a node with several inputs or consumers: norse's importer "
-                                            r"runs a graph depth-first"):
+        with pytest.raises(
+            SnncError,
+            match=r"for norse: a node with several inputs or consumers: norse's importer "
+            r"runs a graph depth-first",
+        ):
             write_nir(case.graph, target, DT, consumer="norse")
         return
     write_nir(case.graph, target, DT, consumer="norse")  # r folded into the weights, AvgPool2d as SumPool2d
@@ -203,19 +213,40 @@ def test_cli_for_snntorch_runs_in_the_stock_importer_at_batch_2(tmp_path):
     _need("snntorch")
     genotype = write_genotype(small_genotype("sequential-dvs", image_size=16), tmp_path / "seq.json")
     out = tmp_path / "seq.nir"
-    text = expect_ok(run_snnc("export", genotype, "--to", "nir", "--for", "snntorch", "--out", out,
-                              "--input-shape", "2,2,16,16"))
+    text = expect_ok(
+        run_snnc("export", genotype, "--to", "nir", "--for", "snntorch", "--out", out, "--input-shape", "2,2,16,16")
+    )
     assert "checked for snntorch" in text
     x = [(torch.rand(2, 2, 16, 16) < 0.4).float() for _ in range(6)]
     ref = run_reference(out, x)
     agree = compare(run_consumer("snntorch", out, x, DT), ref, classify=True)
     assert agree.layers == agree.layers_total and agree.spike_mismatches == 0
-    assert_user_error(run_snnc("export", genotype, "--to", "nir", "--for", "snntorch", "--dt", "1e-3", "--out",
-                               tmp_path / "b.nir", "--input-shape", "2,2,16,16"), "fixes dt at 0.0001")
-    assert_user_error(run_snnc("export", genotype, "--to", "onnx", "--for", "snntorch", "--out", tmp_path / "c.onnx"),
-                      "--for", "--to nir")
-    assert_user_error(run_snnc("export", genotype, "--to", "nir", "--for", "tvm", "--out", tmp_path / "d.nir"),
-                      "unknown NIR consumer 'tvm'")
+    assert_user_error(
+        run_snnc(
+            "export",
+            genotype,
+            "--to",
+            "nir",
+            "--for",
+            "snntorch",
+            "--dt",
+            "1e-3",
+            "--out",
+            tmp_path / "b.nir",
+            "--input-shape",
+            "2,2,16,16",
+        ),
+        "fixes dt at 0.0001",
+    )
+    assert_user_error(
+        run_snnc("export", genotype, "--to", "onnx", "--for", "snntorch", "--out", tmp_path / "c.onnx"),
+        "--for",
+        "--to nir",
+    )
+    assert_user_error(
+        run_snnc("export", genotype, "--to", "nir", "--for", "tvm", "--out", tmp_path / "d.nir"),
+        "unknown NIR consumer 'tvm'",
+    )
     assert not (tmp_path / "b.nir").exists()
 
 
@@ -223,9 +254,12 @@ def test_cli_for_snntorch_runs_in_the_stock_importer_at_batch_2(tmp_path):
 def _foreign_spikes(net, x, layers, reset):
     """Per named layer of a foreign torch net, its spikes at every step (``reset`` called first)."""
     spikes = {n: [] for n in layers}
-    hooks = [getattr(net, n).register_forward_hook(
-        lambda _m, _i, out, n=n: spikes[n].append((out[0] if isinstance(out, tuple) else out).clone()))
-        for n in layers]
+    hooks = [
+        getattr(net, n).register_forward_hook(
+            lambda _m, _i, out, n=n: spikes[n].append((out[0] if isinstance(out, tuple) else out).clone())
+        )
+        for n in layers
+    ]
     reset(net)
     with torch.no_grad():
         for x_t in x:
@@ -258,10 +292,16 @@ def test_a_spikingjelly_network_runs_in_snnc_with_the_same_spikes(tmp_path):
     from spikingjelly.activation_based.nir_exchange import export_to_nir
 
     torch.manual_seed(0)
-    net = torch.nn.Sequential(OrderedDict(
-        conv=layer.Conv2d(2, 4, 3, padding=1), lif1=neuron.LIFNode(tau=2.0, decay_input=False, v_threshold=0.5),
-        pool=layer.AvgPool2d(2), flat=layer.Flatten(), fc=layer.Linear(4 * 8 * 8, 10),
-        lif2=neuron.LIFNode(tau=3.0, decay_input=False, v_threshold=0.3)))
+    net = torch.nn.Sequential(
+        OrderedDict(
+            conv=layer.Conv2d(2, 4, 3, padding=1),
+            lif1=neuron.LIFNode(tau=2.0, decay_input=False, v_threshold=0.5),
+            pool=layer.AvgPool2d(2),
+            flat=layer.Flatten(),
+            fc=layer.Linear(4 * 8 * 8, 10),
+            lif2=neuron.LIFNode(tau=3.0, decay_input=False, v_threshold=0.3),
+        )
+    )
     with torch.no_grad():
         net.conv.weight.mul_(3)
     path = tmp_path / "sj.nir"
@@ -287,13 +327,14 @@ def test_a_spikingjelly_network_runs_in_snnc_with_the_same_spikes(tmp_path):
     state = [np.zeros(i.shape, dtype=np.float32) for i in sess.get_inputs()[1:]]
     outputs = 0
     for t in range(x.shape[0]):
-        got = sess.run(None, {inputs[0]: x[t][:1].numpy(), **dict(zip(inputs[1:], state))})
+        got = sess.run(None, {inputs[0]: x[t][:1].numpy(), **dict(zip(inputs[1:], state, strict=False))})
         y, state = got[0], got[1:]
         assert np.array_equal(y, spikes["lif2"][t][:1].numpy()), t
         outputs += int(y.sum())
     assert outputs > 0
-    assert_user_error(run_snnc("export", path, "--to", "nir", "--dt", "1e-3", "--out", tmp_path / "x.nir"),
-                      "already a NIR file")
+    assert_user_error(
+        run_snnc("export", path, "--to", "nir", "--dt", "1e-3", "--out", tmp_path / "x.nir"), "already a NIR file"
+    )
 
 
 @pytest.mark.parametrize("reset", ["zero", "subtract"])
@@ -307,11 +348,17 @@ def test_snntorch_exports_run_in_snnc_reset_to_zero_only(reset, tmp_path):
     torch.manual_seed(0)
 
     def leaky(n, beta, vth):  # per-neuron arrays: snnTorch's scalar parameters fail nir 1.0.8's type check
-        return snn.Leaky(beta=torch.full((n,), beta), threshold=torch.full((n,), vth), init_hidden=True,
-                         reset_mechanism=reset)
+        return snn.Leaky(
+            beta=torch.full((n,), beta), threshold=torch.full((n,), vth), init_hidden=True, reset_mechanism=reset
+        )
 
-    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(2 * 16 * 16, 40), leaky(40, 0.5, 0.5),
-                              torch.nn.Linear(40, 10), leaky(10, 0.75, 0.3))
+    net = torch.nn.Sequential(
+        torch.nn.Flatten(),
+        torch.nn.Linear(2 * 16 * 16, 40),
+        leaky(40, 0.5, 0.5),
+        torch.nn.Linear(40, 10),
+        leaky(10, 0.75, 0.3),
+    )
     with torch.no_grad():
         net[1].weight.mul_(3)
     path = tmp_path / "snt.nir"

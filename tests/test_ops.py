@@ -1,4 +1,5 @@
 """The op-counting pass against energy.md's fixtures and brute-force references."""
+
 from __future__ import annotations
 
 import itertools
@@ -73,7 +74,7 @@ def brute_force_events(conv: nn.Conv2d, x: torch.Tensor) -> int:
 
 @pytest.mark.parametrize(
     "kw",
-    [dict(), dict(stride=2), dict(padding=2, dilation=2), dict(groups=2, stride=(1, 2)), dict(padding=0)],
+    [{}, {"stride": 2}, {"padding": 2, "dilation": 2}, {"groups": 2, "stride": (1, 2)}, {"padding": 0}],
 )
 def test_fanout_matches_brute_force_on_sparse_spikes(kw):
     torch.manual_seed(1)

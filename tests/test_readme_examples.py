@@ -3,6 +3,7 @@
 Nothing here runs the example commands (that takes minutes); the outputs are
 refreshed by running the script by hand.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -69,7 +70,8 @@ def test_examples_use_one_thread_where_the_command_has_it():
 def test_replace_blocks_rewrites_only_the_marked_regions():
     out = tool.replace_blocks(SAMPLE, {"b": "new b\nline 2", "a": "\n\nnew a\n"})
     assert out == SAMPLE.replace("old a", "new a").replace(
-        "<!-- example:b -->\n", "<!-- example:b -->\nnew b\nline 2\n")
+        "<!-- example:b -->\n", "<!-- example:b -->\nnew b\nline 2\n"
+    )
     # a block not named is untouched; replacing twice is idempotent
     assert tool.replace_blocks(SAMPLE, {"b": "x"}).split("middle")[0] == SAMPLE.split("middle")[0]
     once = tool.replace_blocks(SAMPLE, {"a": "z"})
@@ -87,7 +89,7 @@ def test_replace_blocks_raises_on_missing_or_broken_markers():
         "twice": SAMPLE + "<!-- example:a -->\n<!-- /example:a -->\n",
         "mismatched": "<!-- example:a -->\n<!-- /example:b -->\n",
     }
-    for what, text in broken.items():
+    for _what, text in broken.items():
         with pytest.raises(tool.ExampleError):
             tool.replace_blocks(text, {"a": "x"})
         with pytest.raises(tool.ExampleError):
@@ -95,21 +97,23 @@ def test_replace_blocks_raises_on_missing_or_broken_markers():
 
 
 def test_clean_output_drops_bars_ansi_and_the_work_folder():
-    raw = ("\rtrain:   0%|          | 0/24 [00:00<?, ?step/s]"
-           "\rtrain:  50%|#####     | 12/24 [00:01<00:01,  6.76step/s, loss=3.084]epoch 1/2 loss 3.1\n"
-           "\r                                   \r\x1b[1mwrote /tmp/snnc_readme_x/run/a.pt\x1b[0m\n"
-           "\n"
-           "snasnet: 100%|##########| 20/20 [00:03<00:00,  9.33cand/s, best=624.39]\n"
-           "    \n"
-           "done\n")
-    assert tool.clean_output(raw, ["/tmp/snnc_readme_x"]) == (
-        "epoch 1/2 loss 3.1\nwrote /tmp/ex/run/a.pt\n\ndone")
+    raw = (
+        "\rtrain:   0%|          | 0/24 [00:00<?, ?step/s]"
+        "\rtrain:  50%|#####     | 12/24 [00:01<00:01,  6.76step/s, loss=3.084]epoch 1/2 loss 3.1\n"
+        "\r                                   \r\x1b[1mwrote /tmp/snnc_readme_x/run/a.pt\x1b[0m\n"
+        "\n"
+        "snasnet: 100%|##########| 20/20 [00:03<00:00,  9.33cand/s, best=624.39]\n"
+        "    \n"
+        "done\n"
+    )
+    assert tool.clean_output(raw, ["/tmp/snnc_readme_x"]) == ("epoch 1/2 loss 3.1\nwrote /tmp/ex/run/a.pt\n\ndone")
 
 
 def test_truncate_keeps_head_and_tail_or_resumes_at_a_pattern():
     text = "\n".join(f"l{i}" for i in range(30))
-    assert tool.truncate(text, 5, 5) == "\n".join([f"l{i}" for i in range(5)] + ["..."]
-                                                  + [f"l{i}" for i in range(25, 30)])
+    assert tool.truncate(text, 5, 5) == "\n".join(
+        [f"l{i}" for i in range(5)] + ["..."] + [f"l{i}" for i in range(25, 30)]
+    )
     assert tool.truncate("a\nb", 1, 1) == "a\nb"
     lines = tool.truncate(text, 3, 2, resume=r"^l1[0-9]$").split("\n")
     assert lines == ["l0", "l1", "l2", "...", "l10", "l11", "..."]
@@ -118,8 +122,10 @@ def test_truncate_keeps_head_and_tail_or_resumes_at_a_pattern():
 
 
 def test_shown_command_wraps_at_option_boundaries():
-    args = ("train --arch spikedhs-stereo --data {d}/rec_data.hdf5 --width 2 --max-disparity 40 "
-            "--steps 2 --burn-in 1 --epochs 2 --out {d}/run_stereo --threads 1")
+    args = (
+        "train --arch spikedhs-stereo --data {d}/rec_data.hdf5 --width 2 --max-disparity 40 "
+        "--steps 2 --burn-in 1 --epochs 2 --out {d}/run_stereo --threads 1"
+    )
     shown = tool.shown_command(args)
     assert shown.startswith("$ snnc train --arch spikedhs-stereo")
     assert "{d}" not in shown and "/tmp/ex/run_stereo" in shown

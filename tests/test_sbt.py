@@ -1,14 +1,16 @@
 """SBT encoding: vectorised == reference, window edges, rectification rounding, sbt_pair."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from _mvsec_h5 import T0, random_events, write_data, write_gt
 from snnc.data import layout
 from snnc.data.mvsec import MVSECRecording
 from snnc.data.sbt import encode_sbt, encode_sbt_reference, frame_boundaries, sbt_pair
 from snnc.errors import SnncError
+
+from _mvsec_h5 import T0, random_events, write_data, write_gt
 
 H, W = 12, 16
 
@@ -43,16 +45,22 @@ def test_vectorised_matches_reference_random(seed):
     rng = np.random.default_rng(seed)
     n = 6000
     t_end, window = T0 + 0.07, 0.05
-    ev = np.stack([
-        rng.integers(-2, W + 2, n).astype(np.float64),  # some raw pixels off the sensor
-        rng.integers(-2, H + 2, n).astype(np.float64),
-        t_end - 0.06 + rng.random(n) * 0.07,            # some before / after the window
-        rng.choice([-1.0, 1.0], n),
-    ], axis=1)
+    ev = np.stack(
+        [
+            rng.integers(-2, W + 2, n).astype(np.float64),  # some raw pixels off the sensor
+            rng.integers(-2, H + 2, n).astype(np.float64),
+            t_end - 0.06 + rng.random(n) * 0.07,  # some before / after the window
+            rng.choice([-1.0, 1.0], n),
+        ],
+        axis=1,
+    )
     ev[:50, 2] = t_end - window  # excluded edge
     ev[50:100, 2] = t_end  # included edge
-    for kw in ({}, {"rect_maps": _random_maps(rng, H, W, H, W)},
-               {"rect_maps": _random_maps(rng, H, W, H + 3, W - 2), "height": H + 3, "width": W - 2}):
+    for kw in (
+        {},
+        {"rect_maps": _random_maps(rng, H, W, H, W)},
+        {"rect_maps": _random_maps(rng, H, W, H + 3, W - 2), "height": H + 3, "width": W - 2},
+    ):
         kw = {"height": H, "width": W, **kw}
         out = _both(ev, t_end, window=window, n_frames=5, **kw)
         assert out.shape == (5, kw["height"], kw["width"])
@@ -71,17 +79,31 @@ def test_window_edges():
     for i in range(1, n + 1):  # t == edges[i]: the end of frame i-1 (inclusive)
         col = out[:, 0, i]
         assert col[i - 1] == 1 and np.count_nonzero(col) == 1
-    just_after = np.array([[0, 1, np.nextafter(edges[0], np.inf), -1.0],
-                           [1, 1, np.nextafter(edges[2], np.inf), -1.0],
-                           [2, 1, np.nextafter(t_end, np.inf), -1.0]])
+    just_after = np.array(
+        [
+            [0, 1, np.nextafter(edges[0], np.inf), -1.0],
+            [1, 1, np.nextafter(edges[2], np.inf), -1.0],
+            [2, 1, np.nextafter(t_end, np.inf), -1.0],
+        ]
+    )
     out = _both(just_after, t_end, window=window, n_frames=n, height=2, width=n + 1)
     assert out[0, 1, 0] == -1 and out[2, 1, 1] == -1 and np.count_nonzero(out[:, 1, 2]) == 0
 
 
 def test_sign_of_polarity_sum_and_01_polarity():
-    ev = np.array([[1, 1, 0.5, 1], [1, 1, 0.6, 1], [1, 1, 0.7, -1],  # +1
-                   [2, 1, 0.5, 1], [2, 1, 0.6, -1],  # 0
-                   [3, 1, 0.5, 0], [3, 1, 0.6, 0], [3, 1, 0.7, 1]], dtype=np.float64)  # {0,1}: 0 is OFF
+    ev = np.array(
+        [
+            [1, 1, 0.5, 1],
+            [1, 1, 0.6, 1],
+            [1, 1, 0.7, -1],  # +1
+            [2, 1, 0.5, 1],
+            [2, 1, 0.6, -1],  # 0
+            [3, 1, 0.5, 0],
+            [3, 1, 0.6, 0],
+            [3, 1, 0.7, 1],
+        ],
+        dtype=np.float64,
+    )  # {0,1}: 0 is OFF
     out = _both(ev, 1.0, window=1.0, n_frames=1, height=3, width=4)
     assert out[0, 1, 1:].tolist() == [1, 0, -1]
 
@@ -132,14 +154,23 @@ def test_sbt_pair_from_recording(tmp_path):
     ev_l[100, 2] = ts[1]  # an event exactly at the depth timestamp
     ev_l = ev_l[np.argsort(ev_l[:, 2], kind="stable")]
     maps = {"left": {"x": _random_maps(rng, H, W, H, W)[0], "y": _random_maps(rng, H, W, H, W)[1]}}
-    p = write_data(tmp_path / "r_data.hdf5", {"left": ev_l, "right": ev_r}, image_shape=(H, W), rect_maps={
-        "left": maps["left"], "right": {"x": np.mgrid[0:H, 0:W][1].astype(np.float32) + 0.6,
-                                        "y": np.mgrid[0:H, 0:W][0].astype(np.float32)}})
+    p = write_data(
+        tmp_path / "r_data.hdf5",
+        {"left": ev_l, "right": ev_r},
+        image_shape=(H, W),
+        rect_maps={
+            "left": maps["left"],
+            "right": {
+                "x": np.mgrid[0:H, 0:W][1].astype(np.float32) + 0.6,
+                "y": np.mgrid[0:H, 0:W][0].astype(np.float32),
+            },
+        },
+    )
     write_gt(tmp_path / "r_gt.hdf5", np.ones((4, H, W), np.float32), ts)
     with MVSECRecording(p) as rec:
         for k in range(4):
             left, right = sbt_pair(rec, k)
-            kw = dict(height=H, width=W)
+            kw = {"height": H, "width": W}
             want_l = encode_sbt_reference(ev_l, ts[k], rect_maps=rec.rect_maps("left"), **kw)
             want_r = encode_sbt_reference(ev_r, ts[k], rect_maps=rec.rect_maps("right"), **kw)
             np.testing.assert_array_equal(left, want_l)

@@ -1,4 +1,5 @@
 """SNASNet genotypes and networks: cell parsing, t-1 semantics, streaming, presets."""
+
 from __future__ import annotations
 
 import json
@@ -8,6 +9,7 @@ import torch
 from torch import nn
 
 from snnc.errors import SnncError
+from snnc.models.base import StepContext
 from snnc.models.snasnet import (
     SNASNET_NEURON,
     SNASNET_PRESETS,
@@ -17,7 +19,6 @@ from snnc.models.snasnet import (
     parse_cell,
     snasnet_neuron,
 )
-from snnc.models.base import StepContext
 from snnc.neurons import Neuron, NeuronSpec, neuron_sequence
 
 CIFAR10 = "0303 0030 2002 0200"
@@ -25,7 +26,7 @@ CIFAR100 = "0302 0030 3003 0000"
 
 
 def small(cell: str = CIFAR10, **kw) -> SNASNetGenotype:
-    base = dict(cell=cell, channels=8, fc_hidden=32, image_size=16, num_classes=10, vote=2)
+    base = {"cell": cell, "channels": 8, "fc_hidden": 32, "image_size": 16, "num_classes": 10, "vote": 2}
     base.update(kw)
     return SNASNetGenotype(**base)
 
@@ -65,8 +66,13 @@ def test_published_cells_parse_into_forward_and_backward_edges():
 
 @pytest.mark.parametrize(
     "form",
-    [CIFAR10, " 0303,0030;2002  0200 ", "0303003020020200", ["0303", "0030", "2002", "0200"],
-     [[0, 3, 0, 3], [0, 0, 3, 0], [2, 0, 0, 2], [0, 2, 0, 0]]],
+    [
+        CIFAR10,
+        " 0303,0030;2002  0200 ",
+        "0303003020020200",
+        ["0303", "0030", "2002", "0200"],
+        [[0, 3, 0, 3], [0, 0, 3, 0], [2, 0, 0, 2], [0, 2, 0, 0]],
+    ],
 )
 def test_cell_forms_normalise_to_the_canonical_string(form):
     assert SNASNetGenotype(cell=form).cell == CIFAR10
@@ -144,7 +150,7 @@ def test_overrides_and_unknown_override():
 
 def test_snasnet_lif_matches_spikingjelly_formulation():
     """snnc LIF(tau=0.25, vth=4/3) == SpikingJelly H = H + (x - H)/tau_m, fire H >= 1, reset to 0."""
-    assert SNASNET_NEURON == NeuronSpec(type="lif", tau=0.25, vth=4.0 / 3.0, surrogate="arctan", b=3.0)
+    assert NeuronSpec(type="lif", tau=0.25, vth=4.0 / 3.0, surrogate="arctan", b=3.0) == SNASNET_NEURON
     x = torch.randn(40, 500, generator=torch.Generator().manual_seed(3)) * 1.5 + 0.6
     tau_m, v = 4.0 / 3.0, torch.zeros(500)
     ref = []
@@ -262,9 +268,9 @@ def test_backward_edges_change_only_later_steps_of_the_full_net():
 @pytest.mark.parametrize(
     "kw, shape",
     [
-        (dict(), (3, 2, 3, 32, 32)),  # CIFAR-shaped
-        (dict(in_channels=1, image_size=8, channels=4, fc_hidden=16), (3, 2, 1, 8, 8)),  # sklearn digits
-        (dict(in_channels=1, image_size=16, stem_stride=2, final_pool=1, dropout=0.0), (2, 1, 1, 16, 16)),
+        ({}, (3, 2, 3, 32, 32)),  # CIFAR-shaped
+        ({"in_channels": 1, "image_size": 8, "channels": 4, "fc_hidden": 16}, (3, 2, 1, 8, 8)),  # sklearn digits
+        ({"in_channels": 1, "image_size": 16, "stem_stride": 2, "final_pool": 1, "dropout": 0.0}, (2, 1, 1, 16, 16)),
     ],
 )
 def test_forward_shapes(kw, shape):
@@ -358,13 +364,17 @@ def expected_params(g: SNASNetGenotype) -> int:
 
     side = g.image_size // g.stem_stride // 2 // g.final_pool
     return (
-        g.in_channels * c1 * 9 + 2 * c1
+        g.in_channels * c1 * 9
+        + 2 * c1
         + cell(c1)
-        + 2 * c1 + c1 * c2 * 9 + 2 * c2
+        + 2 * c1
+        + c1 * c2 * 9
+        + 2 * c2
         + cell(c2)
         + 2 * c2
         + c2 * side * side * g.fc_hidden
-        + g.fc_hidden * g.num_classes * g.vote + g.num_classes * g.vote
+        + g.fc_hidden * g.num_classes * g.vote
+        + g.num_classes * g.vote
     )
 
 

@@ -1,4 +1,5 @@
 """SpikeDHS-CLA / -Stereo networks: parameter counts, paper feature-map sizes, stepping, state."""
+
 from __future__ import annotations
 
 import pytest
@@ -21,8 +22,11 @@ def n_params(model: torch.nn.Module) -> int:
 def cell_outputs(model, run):
     """Run ``run()`` and return the output shape of every SpikingCell, in order."""
     shapes = []
-    hooks = [m.register_forward_hook(lambda _m, _i, out: shapes.append(tuple(out.shape)))
-             for m in model.modules() if isinstance(m, SpikingCell)]
+    hooks = [
+        m.register_forward_hook(lambda _m, _i, out: shapes.append(tuple(out.shape)))
+        for m in model.modules()
+        if isinstance(m, SpikingCell)
+    ]
     try:
         run()
     finally:
@@ -33,8 +37,8 @@ def cell_outputs(model, run):
 
 def test_parameter_counts_match_the_papers():
     cla = build_model("spikedhs-cla")
-    assert n_params(cla) == 14_287_834                 # 14.29 M, CIFAR-10 head (paper table 5: FC 10)
-    assert abs(n_params(cla) - 14e6) / 14e6 < 0.03      # paper: "SpikeDHS-CLA (n3) 14M"
+    assert n_params(cla) == 14_287_834  # 14.29 M, CIFAR-10 head (paper table 5: FC 10)
+    assert abs(n_params(cla) - 14e6) / 14e6 < 0.03  # paper: "SpikeDHS-CLA (n3) 14M"
     assert n_params(build_model("spikedhs-cla", num_classes=100)) == 14_287_834 + 90 * 576 + 90
     stereo = build_model("spikedhs-stereo")
     assert n_params(stereo) == 861_421
@@ -57,19 +61,24 @@ def test_stereo_feature_maps_follow_table7():
     net = build_model(g).eval()
     x = torch.zeros(1, 2, 5, 60, 90)
     shapes = net.neuron_shapes(x)
-    C, D, h, w = 12, 33, 20, 30                                   # Table 7 with C = 12 (feature width 8 x 3 nodes / 2)
+    C, D, h, w = 12, 33, 20, 30  # Table 7 with C = 12 (feature width 8 x 3 nodes / 2)
     assert tuple(shapes["feature.stem0.neuron"]) == (2, C, 60, 90)
     assert tuple(shapes["feature.stem1.neuron"]) == (2, 2 * C, h, w)
     assert tuple(shapes["feature.last.neuron"]) == (2, 2 * C, h, w)
     assert tuple(shapes["matching.stem0.neuron"]) == (1, 2 * C, D, h, w)
-    assert net.matching.stem0.conv.conv.in_channels == 4 * C      # feature volume 4C x D x h x w
+    assert net.matching.stem0.conv.conv.in_channels == 4 * C  # feature volume 4C x D x h x w
     with torch.no_grad():
         state = net.init_state(x)
         cells = cell_outputs(net, lambda: net.step(x, state))
         cost, _ = net.step(x, state)
-    assert cells == [(2, 4 * C, 10, 15), (2, 2 * C, h, w),        # feature cells 0, 1
-                     (1, 4 * C, 17, 10, 15), (1, 8 * C, 9, 5, 8),  # matching cells 0..3
-                     (1, 8 * C, 9, 5, 8), (1, 4 * C, 17, 10, 15)]
+    assert cells == [
+        (2, 4 * C, 10, 15),
+        (2, 2 * C, h, w),  # feature cells 0, 1
+        (1, 4 * C, 17, 10, 15),
+        (1, 8 * C, 9, 5, 8),  # matching cells 0..3
+        (1, 8 * C, 9, 5, 8),
+        (1, 4 * C, 17, 10, 15),
+    ]
     assert cost.shape == (1, D, 60, 90)
 
 
@@ -78,14 +87,18 @@ def small_cla(**kw):
 
 
 def small_stereo(**kw):
-    return build_model("spikedhs-stereo", feature_filter_multiplier=2, matching_filter_multiplier=2,
-                       disparities=6, **kw)
+    return build_model(
+        "spikedhs-stereo", feature_filter_multiplier=2, matching_filter_multiplier=2, disparities=6, **kw
+    )
 
 
-@pytest.mark.parametrize("make, x", [
-    (small_cla, torch.rand(4, 2, 3, 16, 16)),
-    (small_stereo, torch.randint(-1, 2, (3, 1, 2, 5, 18, 24)).float()),
-])
+@pytest.mark.parametrize(
+    "make, x",
+    [
+        (small_cla, torch.rand(4, 2, 3, 16, 16)),
+        (small_stereo, torch.randint(-1, 2, (3, 1, 2, 5, 18, 24)).float()),
+    ],
+)
 def test_forward_is_a_loop_of_step_and_state_is_explicit(make, x):
     torch.manual_seed(0)
     net = calibrate_bn(make(), x)
@@ -99,20 +112,21 @@ def test_forward_is_a_loop_of_step_and_state_is_explicit(make, x):
         for t in range(x.shape[0]):
             y_t, new_state = net.step(x[t], state)
             assert len(new_state) == len(state)
-            for (name, _), (u, s) in zip(net.neurons(), zip(new_state[::2], new_state[1::2])):
+            for (name, _), (u, s) in zip(net.neurons(), zip(new_state[::2], new_state[1::2], strict=False), strict=False):
                 assert u.shape == shapes[name] and s.shape == shapes[name]
                 assert set(s.unique().tolist()) <= {0.0, 1.0}
             outs.append(y_t)
             state = new_state
         assert torch.equal(torch.stack(outs), y)
-        assert all(s.sum() > 0 for s in state[1::2])                 # every layer fires
+        assert all(s.sum() > 0 for s in state[1::2])  # every layer fires
     expected = (x.shape[0], x.shape[1], 10) if x.dim() == 5 else (x.shape[0], x.shape[1], 6, 18, 24)
     assert y.shape == expected
 
 
 def test_relu_layer_from_genotype_changes_the_state_layout():
-    net = small_cla(neuron_layers={"trellis.cells.1.nodes.2": NeuronSpec(type="relu"),
-                                   "stem.neuron": NeuronSpec(type="alif")})
+    net = small_cla(
+        neuron_layers={"trellis.cells.1.nodes.2": NeuronSpec(type="relu"), "stem.neuron": NeuronSpec(type="alif")}
+    )
     x = torch.rand(2, 3, 8, 8)
     state = net.init_state(x)
     assert len(state) == 2 * len(net.neurons()) - 2 + 1
@@ -128,7 +142,7 @@ def test_ms_mixing_gives_conv_edges_their_own_surrogate():
     mm, ms = small_cla(), small_cla(mixing="ms")
     assert n_params(mm) == n_params(ms)
     edge_neurons = {n: m for n, m in ms.neurons() if ".edge_neurons." in n}
-    assert len(edge_neurons) == 6 * 8                            # every edge of the cell is a conv
+    assert len(edge_neurons) == 6 * 8  # every edge of the cell is a conv
     bs = sorted({m.spec.b for m in edge_neurons.values()})
     assert bs == [3.0, 5.0]
     # edge 2 of the published cell ([3, 2]: s1 -> node1) is snn_b5
@@ -143,8 +157,8 @@ def test_skip_connect_is_identity_between_nodes_and_projection_from_inputs():
     cell = g.cell.from_rows([[1, 0], [0, 1], [4, 0], [2, 1]], nodes=2)
     net = build_model(g, cell=cell, filter_multiplier=2, path=[0, 1])
     ops = net.trellis.cells[0].ops
-    assert isinstance(ops[0], ConvBN) and ops[0].conv.kernel_size == (1, 1)         # s1 -> node0
-    assert isinstance(ops[2], torch.nn.Identity)                                    # node0 -> node1
+    assert isinstance(ops[0], ConvBN) and ops[0].conv.kernel_size == (1, 1)  # s1 -> node0
+    assert isinstance(ops[2], torch.nn.Identity)  # node0 -> node1
     assert net(torch.rand(1, 1, 3, 8, 8)).shape == (1, 1, 10)
 
 
@@ -166,7 +180,7 @@ def test_neurons_are_snnc_neurons_with_genotype_spec():
 def test_batch1_conv3d_fast_path_matches_pytorch_and_stays_out_of_traces():
     torch.manual_seed(0)
     layer = ConvBN(16, 8, 3, dims=3, bn=False, bias=True)
-    x = torch.rand(1, 16, 5, 6, 7, requires_grad=True)   # N*C*D*H = 480: PyTorch would use slow_conv3d
+    x = torch.rand(1, 16, 5, 6, 7, requires_grad=True)  # N*C*D*H = 480: PyTorch would use slow_conv3d
     assert _use_mkldnn(layer.conv, x) and not _use_mkldnn(layer.conv, x.double())
     y = layer(x)
     ref = torch.nn.functional.conv3d(x, layer.conv.weight, layer.conv.bias, padding=1)
@@ -175,7 +189,7 @@ def test_batch1_conv3d_fast_path_matches_pytorch_and_stays_out_of_traces():
     assert torch.allclose(torch.autograd.grad(y, x, g)[0], torch.autograd.grad(ref, x, g)[0], atol=1e-5)
     graph = str(torch.export.export(layer, (x.detach(),)).graph)
     assert "mkldnn_convolution" not in graph and "conv3d" in graph
-    assert isinstance(layer.conv, torch.nn.Conv3d)                     # hooks and isinstance still work
+    assert isinstance(layer.conv, torch.nn.Conv3d)  # hooks and isinstance still work
 
 
 def test_classify_is_the_mean_over_direct_coded_steps():

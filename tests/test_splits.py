@@ -1,4 +1,5 @@
 """Standard indoor_flying splits 1 and 3 (DDES protocol)."""
+
 from __future__ import annotations
 
 import random

@@ -1,4 +1,5 @@
 """SpikeDHS-Stereo: cost volume, streaming == fixed window, training signal, estimator and loss."""
+
 from __future__ import annotations
 
 import math
@@ -14,8 +15,9 @@ from _spikedhs_util import calibrate_bn, single_thread  # noqa: F401 (autouse fi
 
 
 def small_stereo(**kw):
-    return build_model("spikedhs-stereo", feature_filter_multiplier=2, matching_filter_multiplier=2,
-                       disparities=6, **kw)
+    return build_model(
+        "spikedhs-stereo", feature_filter_multiplier=2, matching_filter_multiplier=2, disparities=6, **kw
+    )
 
 
 def sbt(t: int, b: int, h: int = 18, w: int = 24, seed: int = 0) -> torch.Tensor:
@@ -31,7 +33,7 @@ def test_cost_volume_shifts_the_right_features():
     assert v.shape == (1, 4, 3, 3, 5)
     for d in range(3):
         assert torch.equal(v[:, :2, d, :, d:], left[..., d:])
-        assert torch.equal(v[:, 2:, d, :, d:], right[..., :5 - d])
+        assert torch.equal(v[:, 2:, d, :, d:], right[..., : 5 - d])
         assert torch.count_nonzero(v[:, :, d, :, :d]) == 0
     with pytest.raises(SnncError, match="equal shape"):
         cost_volume(left, right[..., :4], 3)
@@ -46,14 +48,14 @@ def test_streaming_equals_fixed_window():
         fixed = net(x)
         state = net.init_state(x[0])
         stream = []
-        for t in range(5):                        # one SBT stack per depth frame, state carried
+        for t in range(5):  # one SBT stack per depth frame, state carried
             cost, state = net.step(x[t], state)
             stream.append(cost)
         assert torch.equal(torch.stack(stream), fixed)
-        first, mid = net.run(x[:2])               # windows chained through the explicit state
+        first, mid = net.run(x[:2])  # windows chained through the explicit state
         rest, end = net.run(x[2:], mid)
         assert torch.equal(torch.cat([first, rest]), fixed)
-        assert all(torch.equal(a, b) for a, b in zip(end, state))
+        assert all(torch.equal(a, b) for a, b in zip(end, state, strict=False))
         again, _ = net.run(x[2:], net.init_state(x[0]))
         assert not torch.equal(again, fixed[2:])  # the state matters: the network has memory
     assert fixed.shape == (5, 2, 6, 18, 24)
@@ -70,7 +72,7 @@ def test_forward_backward_reaches_every_parameter():
     loss.backward()
     for name, p in net.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
-    assert net.feature.stem0.conv.conv.weight.grad.abs().sum() > 0   # through every spiking layer
+    assert net.feature.stem0.conv.conv.weight.grad.abs().sum() > 0  # through every spiking layer
     assert net.matching.stem0.conv.conv.weight.grad.abs().sum() > 0
 
 
@@ -80,7 +82,7 @@ def test_loss_decreases_on_a_toy_target():
     x = sbt(2, 1, h=12, w=18, seed=3)
     gt = torch.full((2, 1, 12, 18), 6.0)
     valid = torch.ones_like(gt, dtype=torch.bool)
-    floor = -(laplace(6, mu=6.0) * laplace(6, mu=6.0).log()).sum().item()   # target entropy
+    floor = -(laplace(6, mu=6.0) * laplace(6, mu=6.0).log()).sum().item()  # target entropy
     opt = torch.optim.Adam(net.parameters(), lr=3e-2)
     losses = []
     for _ in range(8):
@@ -90,7 +92,7 @@ def test_loss_decreases_on_a_toy_target():
         opt.step()
         losses.append(loss.item())
     assert min(losses) >= floor - 1e-6
-    assert losses[-1] < losses[0] - 0.5 * (losses[0] - floor), losses   # half the gap closed in 8 steps
+    assert losses[-1] < losses[0] - 0.5 * (losses[0] - floor), losses  # half the gap closed in 8 steps
 
 
 # ---------------------------------------------------------------- estimator
@@ -99,8 +101,8 @@ def cost_from(values) -> torch.Tensor:
 
 
 def test_estimator_symmetric_minimum_gives_the_bin_disparity():
-    c = cost_from([5.0, 3.0, 1.0, 0.0, 1.0, 3.0, 0.5])   # argmin 3, a lower-cost far bin (6) is ignored
-    assert estimate_disparity(c).item() == pytest.approx(6.0)          # D(3) = 2 * 3
+    c = cost_from([5.0, 3.0, 1.0, 0.0, 1.0, 3.0, 0.5])  # argmin 3, a lower-cost far bin (6) is ignored
+    assert estimate_disparity(c).item() == pytest.approx(6.0)  # D(3) = 2 * 3
     assert estimate_disparity(c, disp_step=1.0).item() == pytest.approx(3.0)
 
 
@@ -109,14 +111,14 @@ def test_estimator_window_softmin_known_value():
     c = cost_from([9.0, math.log(2), 0.0, math.log(4), 9.0, 0.01])
     expected = 2 * (1 * 0.5 + 2 * 1.0 + 3 * 0.25) / 1.75
     assert estimate_disparity(c).item() == pytest.approx(expected, rel=1e-12)
-    e9, e001 = math.exp(-9.0), math.exp(-0.01)                     # window {0..5} for delta = 4
+    e9, e001 = math.exp(-9.0), math.exp(-0.01)  # window {0..5} for delta = 4
     wider = (1 * 0.5 + 2 * 1.0 + 3 * 0.25 + 4 * e9 + 5 * e001) / (e9 + 1.75 + e9 + e001)
     assert estimate_disparity(c, delta=4).item() == pytest.approx(2 * wider, rel=1e-12)
-    assert estimate_disparity(c, delta=1).item() == 4.0                # argmin only
+    assert estimate_disparity(c, delta=1).item() == 4.0  # argmin only
 
 
 def test_estimator_at_the_range_edge_and_batched():
-    c = cost_from([0.0, math.log(3), 7.0, 7.0])           # window {0, 1}: weights 1, 1/3
+    c = cost_from([0.0, math.log(3), 7.0, 7.0])  # window {0, 1}: weights 1, 1/3
     assert estimate_disparity(c).item() == pytest.approx(2 * (1 / 3) / (4 / 3))
     costs = torch.randn(3, 2, 7, 4, 5)
     out = estimate_disparity(costs)
@@ -139,7 +141,7 @@ def laplace(n: int, mu: float, b: float = 2.0, step: float = 2.0) -> torch.Tenso
 def test_loss_is_minimal_at_the_laplace_target():
     target = laplace(8, mu=5.0)
     entropy = -(target * target.log()).sum()
-    best = (-target.log()).clone().requires_grad_(True)                # softmin(best) == target
+    best = (-target.log()).clone().requires_grad_(True)  # softmin(best) == target
     gt, valid = torch.full((1, 1), 5.0, dtype=torch.float64), torch.ones(1, 1, dtype=torch.bool)
     loss = subpixel_cross_entropy(best, gt, valid)
     assert loss.item() == pytest.approx(entropy.item(), rel=1e-12)
@@ -178,31 +180,36 @@ def test_stride_and_volume_shifts_set_the_matching_geometry():
     x = sbt(2, 1)
     with torch.no_grad():
         cost = net(x)
-    assert seen["volume"][2:] == (3, 18, 24)          # 3 shifts at input resolution
-    assert cost.shape == (2, 1, 6, 18, 24)            # resampled to D = 6 bins at H x W
+    assert seen["volume"][2:] == (3, 18, 24)  # 3 shifts at input resolution
+    assert cost.shape == (2, 1, 6, 18, 24)  # resampled to D = 6 bins at H x W
     paper = small_stereo()
     seen.clear()
     paper.matching.stem0.register_forward_pre_hook(record)
     with torch.no_grad():
         paper(x)
-    assert seen["volume"][2:] == (6, 6, 8)            # the paper: D shifts at 1/3 resolution
+    assert seen["volume"][2:] == (6, 6, 8)  # the paper: D shifts at 1/3 resolution
     # same parameters: the geometry changes shapes, not weights
     assert sum(p.numel() for p in net.parameters()) == sum(p.numel() for p in paper.parameters())
 
 
 def test_geometry_fields_round_trip_and_validate():
-    from snnc.models.genotype import genotype_from_dict, load_genotype as get_preset
+    from snnc.models.genotype import genotype_from_dict
+    from snnc.models.genotype import load_genotype as get_preset
 
     g = get_preset("spikedhs-stereo")
     assert (g.feature_stride, g.volume_disparities, g.volume_shifts) == (3, 0, g.disparities)
     d = g.to_dict()
     old = {k: v for k, v in d.items() if k not in ("feature_stride", "volume_disparities")}
-    assert genotype_from_dict(old) == g                       # files written before the fields existed
+    assert genotype_from_dict(old) == g  # files written before the fields existed
     d.update(feature_stride=1, volume_disparities=7)
     g2 = genotype_from_dict(d)
     assert (g2.feature_stride, g2.volume_shifts) == (1, 7) and genotype_from_dict(g2.to_dict()) == g2
-    for bad in ({"volume_disparities": 1}, {"volume_disparities": -2}, {"feature_stride": 0},
-                {"volume_disparities": "auto"}):
+    for bad in (
+        {"volume_disparities": 1},
+        {"volume_disparities": -2},
+        {"feature_stride": 0},
+        {"volume_disparities": "auto"},
+    ):
         with pytest.raises(SnncError):
             genotype_from_dict({**d, **bad})
 
@@ -217,7 +224,7 @@ def test_auto_volume_shifts_span_the_disparity_range():
     auto1 = TrainConfig(**{**cfg.to_dict(), "feature_stride": 1, "volume_shifts": "auto"})
     assert geometry_overrides(g, auto1, 20, 7.0) == {"feature_stride": 1, "volume_disparities": 7}  # 38/7 -> 6 px + 1
     auto3 = TrainConfig(**{**cfg.to_dict(), "volume_shifts": "auto"})
-    assert geometry_overrides(g, auto3, 20, 7.0) == {"volume_disparities": 3}                      # 38/21 -> 2 + 1
+    assert geometry_overrides(g, auto3, 20, 7.0) == {"volume_disparities": 3}  # 38/21 -> 2 + 1
     assert geometry_overrides(g, cfg, 20, 7.0) == {}
     with pytest.raises(SnncError, match="volume-shifts"):
         resolve_defaults(TrainConfig(**{**cfg.to_dict(), "volume_shifts": "many"})).validate()

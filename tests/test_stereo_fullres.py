@@ -1,4 +1,5 @@
 """The stereo preset runs forward and backward on a full 260x346 SBT pair from the generator (CPU)."""
+
 from __future__ import annotations
 
 from pathlib import Path

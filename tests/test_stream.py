@@ -1,15 +1,13 @@
 """Streaming engine and backends on tiny recordings (48 x 64, 6 frames) and a small stereo net."""
+
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from _mvsec_h5 import write_recording
-from _stream_util import active_checkpoint, small_stereo_json
 from snnc.data.metrics import METRIC_NAMES
 from snnc.data.mvsec import MVSECRecording
 from snnc.data.synth import synthesize
@@ -18,6 +16,9 @@ from snnc.runtime import make_backend
 from snnc.runtime.engine import StreamEngine
 from snnc.runtime.frames import STREAM_HZ, frame_times, iter_frames
 from snnc.runtime.model import load_network
+
+from _mvsec_h5 import write_recording
+from _stream_util import active_checkpoint, small_stereo_json
 
 CPU = torch.device("cpu")
 
@@ -61,7 +62,7 @@ def test_torch_stream_gives_disparity_energy_and_metrics(torch_run):
     assert [r.index for r in results] == list(range(6))
     for r in results:
         assert r.disparity.shape == (48, 64) and r.disparity.dtype == np.float32
-        assert np.isfinite(r.disparity).all() and 0 <= r.disparity.min() and r.disparity.max() <= 8 * 2 / 7 + 1e-5
+        assert np.isfinite(r.disparity).all() and r.disparity.min() >= 0 and r.disparity.max() <= 8 * 2 / 7 + 1e-5
         assert r.ac > 0 and r.mac == 0 and r.energy_j == pytest.approx(r.ac * 0.9e-12)
         assert set(METRIC_NAMES) <= set(r.metrics) and r.gt_depth is not None
     s = engine.summary
@@ -93,7 +94,7 @@ def test_onnx_backend_matches_torch(files, torch_run):
     results, engine = stream(files, "onnx")
     ref = torch_run[0]
     assert engine.energy_mode == "reference pass"
-    for a, b in zip(ref, results):
+    for a, b in zip(ref, results, strict=False):
         assert np.abs(a.disparity - b.disparity).max() <= 1e-4
         assert a.ac == pytest.approx(b.ac)  # energy from the same counting pass on the reference net
 
@@ -109,7 +110,7 @@ def test_hybrid_backend_matches_torch_and_splits_energy(files, torch_run):
     parts = be.energy_parts(engine.summary.energy)
     placement = be.placement()
     be.close()
-    for a, b in zip(torch_run[0], results):
+    for a, b in zip(torch_run[0], results, strict=False):
         assert np.abs(a.disparity - b.disparity).max() <= 1e-4
     assert [p["part"] for p in parts] == ["front", "rest"]
     assert sum(p["ac"] for p in parts) == pytest.approx(engine.summary.energy.ac)
@@ -121,7 +122,7 @@ def test_hybrid_backend_matches_torch_and_splits_energy(files, torch_run):
 def test_lava_backend_runs_stem_in_lava_within_tolerance(files):
     """The Lava part (feature.stem0) agrees with float torch on >= 99.5 % of its spike positions."""
     pytest.importorskip("lava")
-    results, engine = stream(files, "lava", energy=False)
+    results, _engine = stream(files, "lava", energy=False)
     assert [r.index for r in results] == list(range(6))  # one frame of latency, flushed at the end
     assert all(np.isfinite(r.disparity).all() for r in results)
     net = load_network(str(files["ckpt"]))
@@ -143,7 +144,7 @@ def test_lava_backend_runs_stem_in_lava_within_tolerance(files):
             current = stem0.conv(x[0])
             state = stem0.neuron.init_state(current) if state is None else state
             ref, state = stem0.neuron(current, state)
-            lava = np.stack([outs[k + 1][:, :, :w], outs[k + 1][:, :, w + pad:2 * w + pad]])
+            lava = np.stack([outs[k + 1][:, :, :w], outs[k + 1][:, :, w + pad : 2 * w + pad]])
             assert (lava == ref.numpy()).mean() >= 0.995
             assert ref.sum() > 0
 
@@ -216,12 +217,14 @@ def test_engine_is_reusable_runs_start_afresh(files, torch_run):
                 times, clock = frame_times(rec)
                 results = list(engine.run(rec, times, with_gt=clock == "gt"))
                 s = engine.summary
-                runs.append((results, (s.frames, s.ac, s.mac, s.energy_j, s.metrics, s.energy.energy_j, s.energy.frames)))
+                runs.append(
+                    (results, (s.frames, s.ac, s.mac, s.energy_j, s.metrics, s.energy.energy_j, s.energy.frames))
+                )
     finally:
         be.close()
     (a, sa), (b, sb) = runs
     assert len(a) == len(b) == len(first)
-    for x, y, z in zip(a, b, first):
+    for x, y, z in zip(a, b, first, strict=False):
         assert np.array_equal(x.disparity, y.disparity) and np.array_equal(x.disparity, z.disparity)
         assert x.energy_j == y.energy_j == z.energy_j and x.ac == y.ac
     assert sa == sb and sa[0] == len(first)

@@ -1,4 +1,5 @@
 """`snnc info` summaries: fields, totals, table."""
+
 from __future__ import annotations
 
 import json
@@ -7,8 +8,8 @@ import torch
 from torch import nn
 
 from snnc.energy import count_ops
-from snnc.models.snasnet import SNASNetGenotype, build_snasnet
 from snnc.energy.summary import describe, format_table
+from snnc.models.snasnet import SNASNetGenotype, build_snasnet
 
 
 def small_net():

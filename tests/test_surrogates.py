@@ -1,4 +1,5 @@
 """Surrogate gradients of spike_fn against independently written formulas."""
+
 from __future__ import annotations
 
 import math

@@ -1,8 +1,8 @@
 """Tests of the synthetic MVSEC generator (snnc.data.synth) on small recordings."""
+
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, Tuple
 
 import h5py
 import numpy as np
@@ -20,18 +20,19 @@ H, W, FRAMES = 96, 128, 10
 CFG = SceneConfig()
 
 
-def _read_all(path: Path) -> Dict[str, np.ndarray]:
-    out: Dict[str, np.ndarray] = {}
+def _read_all(path: Path) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
     with h5py.File(path, "r") as f:
         f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
     return out
 
 
 @pytest.fixture(scope="module")
-def seq(tmp_path_factory: pytest.TempPathFactory) -> Tuple[Path, Path, Dict[str, np.ndarray], Dict[str, np.ndarray]]:
+def seq(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[str, np.ndarray], dict[str, np.ndarray]]:
     folder = tmp_path_factory.mktemp("synth")
-    data_path, gt_path = synthesize(folder / "scene_data.hdf5", frames=FRAMES, seed=0, height=H, width=W,
-                                    progress=False, write_rect_txt=True)
+    data_path, gt_path = synthesize(
+        folder / "scene_data.hdf5", frames=FRAMES, seed=0, height=H, width=W, progress=False, write_rect_txt=True
+    )
     return data_path, gt_path, _read_all(data_path), _read_all(gt_path)
 
 
@@ -89,7 +90,7 @@ def test_events_sorted_in_range_absolute(seq) -> None:
 
 
 def test_depth_range_and_holes(seq) -> None:
-    _, _, data, gt = seq
+    _, _, _data, gt = seq
     depth = gt[layout.DEPTH_KEY]
     finite = np.isfinite(depth)
     assert 0.05 < finite.mean() < 0.98  # surfaces and empty regions both present
@@ -99,7 +100,8 @@ def test_depth_range_and_holes(seq) -> None:
     assert not np.all(np.isinf(depth))
     # the scene moves: depth maps change over time
     assert not np.array_equal(np.isfinite(depth[0]), np.isfinite(depth[-1])) or not np.allclose(
-        np.nan_to_num(depth[0]), np.nan_to_num(depth[-1]))
+        np.nan_to_num(depth[0]), np.nan_to_num(depth[-1])
+    )
 
 
 def _rectified_event_image(ev: np.ndarray, x_map: np.ndarray, y_map: np.ndarray) -> np.ndarray:
@@ -122,8 +124,9 @@ def _window(ev: np.ndarray, t_end: float, length: float) -> np.ndarray:
     return ev[a:b]
 
 
-def _shift_by_correlation(left: np.ndarray, right: np.ndarray, mask: np.ndarray, max_shift: int = 9
-                          ) -> Tuple[float, float]:
+def _shift_by_correlation(
+    left: np.ndarray, right: np.ndarray, mask: np.ndarray, max_shift: int = 9
+) -> tuple[float, float]:
     """Horizontal shift s (px) maximising the NCC of left(x, y) and right(x - s, y) over mask, and that NCC."""
     ys, xs = np.nonzero(mask)
     scores = []
@@ -149,13 +152,16 @@ def test_disparity_from_events_matches_ground_truth(seq) -> None:
     errors, disparities = [], []
     for k in range(FRAMES):
         depth = depth_all[k]
-        img = {c: gaussian_filter(_rectified_event_image(_window(data[layout.events_key(c)], depth_ts[k], 0.05),
-                                                         *maps[c]), 0.7)
-               for c in layout.CAMERAS}
+        img = {
+            c: gaussian_filter(
+                _rectified_event_image(_window(data[layout.events_key(c)], depth_ts[k], 0.05), *maps[c]), 0.7
+            )
+            for c in layout.CAMERAS
+        }
         # the nearest depth in [x, x + 8] of the row: a nearer surface there may hide the point
         # from the right camera; the last columns may be hidden by one just outside the image
         nearer = minimum_filter1d(np.where(np.isfinite(depth), depth, np.inf), 9, axis=1, origin=-4, mode="nearest")
-        nearer[:, W - 9:] = 0
+        nearer[:, W - 9 :] = 0
         values, counts = np.unique(depth[np.isfinite(depth)], return_counts=True)
         for z in values[counts >= 300]:  # fronto-parallel surfaces have one exact depth
             mask = binary_erosion(depth == z, iterations=3) & (nearer >= z)
@@ -202,7 +208,7 @@ def test_depth_window_has_events_on_texture_only(seq) -> None:
 def test_maps_embedded_txt_and_lens_agree(seq) -> None:
     data_path, _, data, _ = seq
     ys, xs = np.mgrid[0:H, 0:W]
-    for cam, lens in zip(layout.CAMERAS, (CFG.lens_left, CFG.lens_right)):
+    for cam, lens in zip(layout.CAMERAS, (CFG.lens_left, CFG.lens_right), strict=False):
         x_map, y_map = data[layout.rect_map_key(cam, "x")], data[layout.rect_map_key(cam, "y")]
         xr, yr = rectify_points(lens, xs, ys, H, W)
         assert np.allclose(x_map, xr, atol=1e-4) and np.allclose(y_map, yr, atol=1e-4)
@@ -210,7 +216,7 @@ def test_maps_embedded_txt_and_lens_agree(seq) -> None:
         disp = np.hypot(x_map - xs, y_map - ys)
         assert 0.5 < disp.max() < 3.0  # a small but real distortion, largest at the corners
         corner = disp[[0, 0, -1, -1], [0, -1, 0, -1]].min()
-        assert corner > disp[H // 2 - 2:H // 2 + 2, W // 2 - 2:W // 2 + 2].max()
+        assert corner > disp[H // 2 - 2 : H // 2 + 2, W // 2 - 2 : W // 2 + 2].max()
         for axis, arr in (("x", x_map), ("y", y_map)):
             txt = np.loadtxt(layout.rect_map_txt_path(data_path, cam, axis), dtype=np.float64)
             assert txt.shape == (H, W)
@@ -244,7 +250,7 @@ def test_raw_depth_is_rect_depth_seen_through_the_map(seq) -> None:
 
 
 def test_deterministic_per_seed(seq, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    data_path, gt_path, data, gt = seq
+    _data_path, _gt_path, data, gt = seq
     d2, g2 = synthesize(tmp_path / "again_data.hdf5", frames=FRAMES, seed=0, height=H, width=W, progress=True)
     assert "synth" in capsys.readouterr().err  # the progress bar was shown
     for ref, path in ((data, d2), (gt, g2)):
@@ -261,7 +267,7 @@ def test_deterministic_per_seed(seq, tmp_path: Path, capsys: pytest.CaptureFixtu
 
 
 def test_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
-    small = dict(frames=1, seed=3, height=16, width=24, progress=False)
+    small = {"frames": 1, "seed": 3, "height": 16, "width": 24, "progress": False}
     data_path, gt_path = synthesize(tmp_path / "a_data.hdf5", **small)
     before = data_path.read_bytes()
     with pytest.raises(SnncError, match="a_data.hdf5"):
@@ -278,15 +284,18 @@ def test_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("*.partial"))
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(frames=0), "frames"),
-    (dict(height=8), "height"),
-    (dict(width=15), "width"),
-    (dict(seed=-1), "seed"),
-    (dict(config=SceneConfig(z_near=5.0, z_far=4.0)), "z_near"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"frames": 0}, "frames"),
+        ({"height": 8}, "height"),
+        ({"width": 15}, "width"),
+        ({"seed": -1}, "seed"),
+        ({"config": SceneConfig(z_near=5.0, z_far=4.0)}, "z_near"),
+    ],
+)
 def test_bad_arguments(tmp_path: Path, kwargs: dict, match: str) -> None:
-    args = dict(frames=1, height=16, width=16, progress=False)
+    args = {"frames": 1, "height": 16, "width": 16, "progress": False}
     args.update(kwargs)
     with pytest.raises(SnncError, match=match):
         synthesize(tmp_path / "x_data.hdf5", **args)
@@ -353,8 +362,9 @@ def test_right_camera_sees_left_image_shifted_by_disparity() -> None:
     z = float(values[np.argmax(counts)])
     ys, xs = np.nonzero(binary_erosion(depth == z, iterations=8))
     d = scene.baseline * scene.focal / z
-    shifted = pixel_grid(scene, (np.mgrid[0:64, 0:96][1] - d).astype(np.float32),
-                         np.mgrid[0:64, 0:96][0].astype(np.float32))
+    shifted = pixel_grid(
+        scene, (np.mgrid[0:64, 0:96][1] - d).astype(np.float32), np.mgrid[0:64, 0:96][0].astype(np.float32)
+    )
     right, _ = render(scene, 1, 0.3, shifted)
     assert np.allclose(right[ys, xs], left[ys, xs], atol=1e-4)
     # a one-pixel error would show: the texture varies from pixel to pixel

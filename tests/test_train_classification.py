@@ -1,4 +1,5 @@
 """snnc train on classification data: accuracy, run files, checkpoint format, folding, exact resume."""
+
 from __future__ import annotations
 
 import csv
@@ -13,6 +14,7 @@ from snnc.models.fold import batchnorm_layers
 from snnc.models.genotype import load_genotype
 from snnc.train import load_model, train
 from snnc.train.checkpoint import load_checkpoint
+
 from _spikedhs_util import single_thread  # noqa: F401  (one intra-op thread for the module)
 from _train_util import config, digits_subset, load, quiet_log, tiny_genotype
 
@@ -36,8 +38,16 @@ def test_digits_reaches_90_percent(digits_run):
 
 def test_run_folder_files_and_per_epoch_metrics(digits_run):
     out, _ = digits_run
-    for name in ("checkpoint.pt", "folded.pt", "metrics.csv", "metrics.jsonl", "metrics.json", "genotype.json",
-                 "config.json", "learning_curve.png"):
+    for name in (
+        "checkpoint.pt",
+        "folded.pt",
+        "metrics.csv",
+        "metrics.jsonl",
+        "metrics.json",
+        "genotype.json",
+        "config.json",
+        "learning_curve.png",
+    ):
         assert (out / name).is_file(), name
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]

@@ -1,4 +1,5 @@
 """snnc train command line: one-line errors for what a user can get wrong, and a real CLI run."""
+
 from __future__ import annotations
 
 import json
@@ -7,6 +8,7 @@ import pytest
 import torch
 
 from snnc.cli import main
+
 from _spikedhs_util import single_thread  # noqa: F401
 from _train_util import digits_subset, tiny_genotype
 from cli_helpers import run_snnc

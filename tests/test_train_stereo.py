@@ -1,4 +1,5 @@
 """snnc train on a tiny synthetic MVSEC recording: windows, metrics, baseline, folding, DGS on the stem."""
+
 from __future__ import annotations
 
 import json
@@ -11,6 +12,7 @@ from snnc.errors import SnncError
 from snnc.train import load_model, train
 from snnc.train.config import TrainConfig
 from snnc.train.data_stereo import FrameTransform, StereoData
+
 from _spikedhs_util import single_thread  # noqa: F401
 from _train_util import load, quiet_log
 
@@ -27,8 +29,20 @@ def recording(tmp_path_factory):
 @pytest.fixture(scope="module")
 def stereo_run(recording, tmp_path_factory):
     out = tmp_path_factory.mktemp("stereo_run") / "run"
-    cfg = TrainConfig(arch="spikedhs-stereo", data=[str(recording)], out=str(out), epochs=2, steps=2, width=2,
-                      max_disparity=38, threads=1, quiet=True, dgs=True, dgs_every=1, dgs_iters=2)
+    cfg = TrainConfig(
+        arch="spikedhs-stereo",
+        data=[str(recording)],
+        out=str(out),
+        epochs=2,
+        steps=2,
+        width=2,
+        max_disparity=38,
+        threads=1,
+        quiet=True,
+        dgs=True,
+        dgs_every=1,
+        dgs_iters=2,
+    )
     return out, train(cfg, log=quiet_log)
 
 
@@ -38,11 +52,11 @@ def test_windows_hold_out_a_tail_with_burn_in(recording):
         assert data.split == "tail"
         train_labels = {(w.rec, k) for w in data.train_windows for k in range(w.start, w.start + w.length)}
         test_labels = [(w.rec, k) for w in data.test_windows for k in range(w.start, w.start + w.length)]
-        assert len(test_labels) == len(set(test_labels)) == 4          # every test frame once (14 * 0.25)
+        assert len(test_labels) == len(set(test_labels)) == 4  # every test frame once (14 * 0.25)
         assert not train_labels & set(test_labels)
-        assert min(k for _, k in train_labels) == 2                      # two burn-in stacks before
+        assert min(k for _, k in train_labels) == 2  # two burn-in stacks before
         batch = data.batch(data.train_windows[:2])
-        assert tuple(batch.x.shape) == (5, 2, 2, 5, 32, 48)              # (2 + 3, B, cameras, frames, H, W)
+        assert tuple(batch.x.shape) == (5, 2, 2, 5, 32, 48)  # (2 + 3, B, cameras, frames, H, W)
         assert tuple(batch.disparity.shape) == (3, 2, 32, 48)
         assert set(np.unique(batch.x.numpy())) <= {-1.0, 0.0, 1.0}
         assert bool(batch.valid.any())
@@ -52,7 +66,7 @@ def test_windows_hold_out_a_tail_with_burn_in(recording):
 
 def test_crop_and_downscale_keep_sbt_values():
     t = FrameTransform.make((64, 96), [4, 8, 41, 67], 2)
-    assert t.out_size == (20, 33)                                        # 41x67 trimmed to 40x66, halved
+    assert t.out_size == (20, 33)  # 41x67 trimmed to 40x66, halved
     stack = np.zeros((5, 64, 96), dtype=np.int8)
     stack[0, 4:6, 8:10] = [[1, 1], [-1, 0]]
     stack[1, 4:6, 8:10] = [[-1, -1], [0, 0]]
@@ -63,7 +77,7 @@ def test_crop_and_downscale_keep_sbt_values():
 
 
 def test_stereo_metrics_and_baseline(stereo_run):
-    out, metrics = stereo_run
+    out, _metrics = stereo_run
     saved = json.loads((out / "metrics.json").read_text())
     for key in METRIC_KEYS:
         assert np.isfinite(saved[key]), key
@@ -72,7 +86,7 @@ def test_stereo_metrics_and_baseline(stereo_run):
     assert saved["baseline"]["frames_used"] == saved["frames_used"] > 0
     assert saved["baseline"]["predicted_disparity"] > 0
     rows = (out / "metrics.jsonl").read_text().splitlines()
-    assert len(rows) == 2 and all(k in json.loads(rows[-1]) for k in METRIC_KEYS + ("train_loss",))
+    assert len(rows) == 2 and all(k in json.loads(rows[-1]) for k in (*METRIC_KEYS, "train_loss"))
     assert (out / "learning_curve.png").is_file()
 
 

@@ -4,6 +4,7 @@ Every command that takes a model or a state gets a crafted pickle whose load wou
 run ``os.system``: each must refuse it in one line that says it was not loaded, with
 exit code 2, and the payload must not have run (its marker file is absent).
 """
+
 from __future__ import annotations
 
 import json
@@ -22,6 +23,7 @@ from snnc.errors import SnncError
 from snnc.models.build import build_model
 from snnc.models.genotype import load_genotype
 from snnc.models.loading import load_network_checkpoint, open_model, resolve_model, save_network
+
 from cli_helpers import ROOT, assert_user_error, expect_ok, run_snnc
 
 
@@ -31,14 +33,16 @@ class _RunsCode:
     def __init__(self, marker: Path) -> None:
         self.marker = marker
 
-    def __reduce__(self):  # noqa: ANN204 - pickle protocol
+    def __reduce__(self):
         return (os.system, (f"touch {self.marker}",))
 
 
 def _evil(path: Path, marker: Path, **fields) -> Path:
     """A checkpoint-looking dict (valid header) with a code-running object inside."""
-    torch.save({"format": "snnc-checkpoint", "version": VERSION, "kind": "training", **fields,
-                "payload": _RunsCode(marker)}, path)
+    torch.save(
+        {"format": "snnc-checkpoint", "version": VERSION, "kind": "training", **fields, "payload": _RunsCode(marker)},
+        path,
+    )
     return path
 
 
@@ -76,16 +80,34 @@ def test_resume_refuses_code_running_states(tmp_path):
     _assert_refused(run_snnc("train", "--out", run, "--resume"), run / "checkpoint.pt", marker)
     state = tmp_path / "arch.search_state.pt"
     _evil(state, marker)
-    _assert_refused(run_snnc("search", "--method", "snasnet", "--task", "cls", "--data", "digits",
-                             "--out", tmp_path / "arch.json", "--resume"), state, marker)
+    _assert_refused(
+        run_snnc(
+            "search",
+            "--method",
+            "snasnet",
+            "--task",
+            "cls",
+            "--data",
+            "digits",
+            "--out",
+            tmp_path / "arch.json",
+            "--resume",
+        ),
+        state,
+        marker,
+    )
     assert not (tmp_path / "arch.json").exists()
 
 
 def test_library_loaders_never_unpickle(tmp_path):
     marker = tmp_path / "PWNED"
     evil = _evil(tmp_path / "evil.pt", marker)
-    for load in (read_checkpoint, load_network_checkpoint, lambda p: open_model(str(p)),
-                 lambda p: upgrade_checkpoint(p, tmp_path / "out.pt")):
+    for load in (
+        read_checkpoint,
+        load_network_checkpoint,
+        lambda p: open_model(str(p)),
+        lambda p: upgrade_checkpoint(p, tmp_path / "out.pt"),
+    ):
         with pytest.raises(SnncError, match="refused.*posix.system.*not loaded"):
             load(evil)
     assert not marker.exists() and not (tmp_path / "out.pt").exists()
@@ -120,8 +142,9 @@ def test_kinds_are_checked(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "checkpoint.pt").write_bytes((tmp_path / "net.pt").read_bytes())
-    assert_user_error(run_snnc("train", "--out", run, "--resume"), "is a network checkpoint",
-                      "expected a training checkpoint")
+    assert_user_error(
+        run_snnc("train", "--out", run, "--resume"), "is a network checkpoint", "expected a training checkpoint"
+    )
     with pytest.raises(SnncError, match="is a network checkpoint, expected a search checkpoint"):
         read_checkpoint(tmp_path / "net.pt", kinds=("search",))
     with pytest.raises(ValueError, match="header"):
@@ -137,7 +160,7 @@ def test_network_round_trip_records_input_shape(tmp_path):
     save_network(net, tmp_path / "n.pt", input_shape=(1, 2, 32, 32), epoch=3)
     opened = open_model(str(tmp_path / "n.pt"))
     assert opened.trained and opened.input_shape == (1, 2, 32, 32) and opened.meta["epoch"] == 3
-    for (k, a), (_, b) in zip(net.state_dict().items(), opened.model.state_dict().items()):
+    for (k, a), (_, b) in zip(net.state_dict().items(), opened.model.state_dict().items(), strict=False):
         assert torch.equal(a, b), k
     # a weights-only load of the file itself accepts it: only data inside
     doc = torch.load(tmp_path / "n.pt", weights_only=True)
@@ -151,7 +174,7 @@ def test_preset_seeding_leaves_the_global_rng_alone():
     a = open_model("sequential-dvs", seed=5).model
     assert torch.equal(torch.rand(3), expected)
     b = open_model("sequential-dvs", seed=5).model
-    for (k, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+    for (k, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=False):
         assert torch.equal(x, y), k
 
 
@@ -161,10 +184,22 @@ def _v01_training_checkpoint(path: Path) -> dict:
     opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[2, 4], gamma=0.5)
     rng = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    payload = {"format": "snnc-checkpoint", "version": 1, "genotype": net.genotype.to_dict(), "family": "sequential",
-               "task": "classification", "model": net.state_dict(), "optimizer": opt.state_dict(),
-               "scheduler": sched.state_dict(), "epoch": 1, "rng": rng, "config": {"epochs": 3}, "folded": False,
-               "search": {}, "history": [{"epoch": 1, "train_loss": np.float64(0.5)}]}
+    payload = {
+        "format": "snnc-checkpoint",
+        "version": 1,
+        "genotype": net.genotype.to_dict(),
+        "family": "sequential",
+        "task": "classification",
+        "model": net.state_dict(),
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(),
+        "epoch": 1,
+        "rng": rng,
+        "config": {"epochs": 3},
+        "folded": False,
+        "search": {},
+        "history": [{"epoch": 1, "train_loss": np.float64(0.5)}],
+    }
     torch.save(payload, path)
     return payload
 
@@ -172,8 +207,9 @@ def _v01_training_checkpoint(path: Path) -> dict:
 def test_upgrade_converts_an_01_training_checkpoint_losslessly(tmp_path):
     old = tmp_path / "old.pt"
     payload = _v01_training_checkpoint(old)
-    err = assert_user_error(run_snnc("checkpoint", "show", old), "refused", "numpy", "not loaded",
-                            "snnc checkpoint upgrade")
+    err = assert_user_error(
+        run_snnc("checkpoint", "show", old), "refused", "numpy", "not loaded", "snnc checkpoint upgrade"
+    )
     assert "old.pt" in err
     new = tmp_path / "new.pt"
     text = expect_ok(run_snnc("checkpoint", "upgrade", old, new))
@@ -181,7 +217,7 @@ def test_upgrade_converts_an_01_training_checkpoint_losslessly(tmp_path):
     doc = read_checkpoint(new, kinds=("training",))
     for k, v in payload["model"].items():
         assert torch.equal(doc["model"][k], v), k
-    name, keys, pos, has_gauss, cached = payload["rng"]["numpy"]
+    _name, keys, pos, has_gauss, _cached = payload["rng"]["numpy"]
     assert np.array_equal(np.asarray(doc["rng"]["numpy"]["keys"], dtype=np.uint32), keys)
     assert (doc["rng"]["numpy"]["pos"], doc["rng"]["numpy"]["has_gauss"]) == (pos, has_gauss)
     assert doc["history"][0]["train_loss"] == 0.5 and type(doc["history"][0]["train_loss"]) is float
@@ -219,13 +255,31 @@ def test_a_file_named_like_a_preset_does_not_replace_it(tmp_path):
     (tmp_path / "sequential-dvs").write_text(json.dumps({"family": "spikedhs-cla"}))
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.pop("SNNC_DEBUG", None)
-    proc = subprocess.run([sys.executable, "-m", "snnc", "info", "spikedhs-stereo", "--json"], cwd=tmp_path,
-                          capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "snnc", "info", "spikedhs-stereo", "--json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["family"] == "spikedhs-stereo" and not marker.exists()
-    proc = subprocess.run([sys.executable, "-m", "snnc", "info", "sequential-dvs", "--json"], cwd=tmp_path,
-                          capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "snnc", "info", "sequential-dvs", "--json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 0 and json.loads(proc.stdout)["family"] == "sequential", proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "snnc", "info", "./spikedhs-stereo"], cwd=tmp_path,
-                          capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "snnc", "info", "./spikedhs-stereo"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 2 and "no model file extension" in proc.stderr and not marker.exists()

@@ -5,6 +5,7 @@ wrong units with exit 0. Now each is a one-line ``snnc: error:`` with exit 2
 that names the file and the problem, and leaves no output file behind.
 Synthetic ``snnc data synth`` recordings pass every check (the normal path).
 """
+
 from __future__ import annotations
 
 import json
@@ -33,9 +34,17 @@ def _events(seed: int, n: int = N, **kw) -> np.ndarray:
     return random_events(np.random.default_rng(seed), n, height=H, width=W, **kw)
 
 
-def _recording(tmp: Path, name: str, *, left: np.ndarray | None = None, right: np.ndarray | None = None,
-               depth: np.ndarray | None = None, ts: np.ndarray | None = None, gt: bool = True,
-               rect_maps: dict | None = None) -> Path:
+def _recording(
+    tmp: Path,
+    name: str,
+    *,
+    left: np.ndarray | None = None,
+    right: np.ndarray | None = None,
+    depth: np.ndarray | None = None,
+    ts: np.ndarray | None = None,
+    gt: bool = True,
+    rect_maps: dict | None = None,
+) -> Path:
     """A small recording in the real layout; any part can be replaced by a crafted one."""
     ev = {"left": _events(0) if left is None else left, "right": _events(1) if right is None else right}
     data = write_data(tmp / f"{name}_data.hdf5", ev, image_shape=(H, W), rect_maps=rect_maps)
@@ -55,8 +64,9 @@ def _refused(data: Path, tmp: Path, *fragments: str, stream: bool = False, where
     assert not png.exists()
     if stream:
         out = tmp / "never.h5"
-        proc = run_snnc("stream", data, "--model", small_stereo_json(tmp), "--no-energy", "--quiet", "--threads", "1",
-                        "--out", out)
+        proc = run_snnc(
+            "stream", data, "--model", small_stereo_json(tmp), "--no-energy", "--quiet", "--threads", "1", "--out", out
+        )
         assert_user_error(proc, str(where or data), *fragments)
         assert not out.exists() and not list(tmp.glob("*never.h5*"))
     return err
@@ -123,8 +133,14 @@ def test_right_camera_empty(tmp_path):
 # --------------------------------------------------------------------------- depth clock and units
 def test_depth_clock_outside_the_events(tmp_path):
     data = _recording(tmp_path, "late", ts=T0 + 500.0 + np.linspace(0.1, 1.0, 10))
-    _refused(data, tmp_path, "depth clock does not overlap the events", "0 of 10", stream=True,
-             where=tmp_path / "late_gt.hdf5")
+    _refused(
+        data,
+        tmp_path,
+        "depth clock does not overlap the events",
+        "0 of 10",
+        stream=True,
+        where=tmp_path / "late_gt.hdf5",
+    )
 
 
 def test_depth_clock_in_microseconds(tmp_path):
@@ -162,8 +178,19 @@ def test_a_few_off_sensor_events_are_dropped_and_counted(tmp_path):
     data = _recording(tmp_path, "few", left=ev)
     summary = json.loads(expect_ok(run_snnc("data", "info", data, "--json")))
     assert summary["checks"]["event_sample"]["left"]["off_sensor"] == 8
-    proc = run_snnc("stream", data, "--model", small_stereo_json(tmp_path), "--no-energy", "--quiet", "--threads", "1",
-                    "--frames", "4", "--json")
+    proc = run_snnc(
+        "stream",
+        data,
+        "--model",
+        small_stereo_json(tmp_path),
+        "--no-energy",
+        "--quiet",
+        "--threads",
+        "1",
+        "--frames",
+        "4",
+        "--json",
+    )
     doc = json.loads(expect_ok(proc))
     assert doc["windows"]["left"]["off_sensor"] > 0 and doc["windows"]["right"]["off_sensor"] == 0
     assert "off the sensor" in doc["windows_note"]
@@ -175,8 +202,9 @@ def test_rectification_maps_that_drop_every_event(tmp_path, bad):
     value = np.nan if bad == "nan" else 1e6
     maps = {cam: {"x": np.full_like(xx, value), "y": yy} for cam in layout.CAMERAS}
     data = _recording(tmp_path, f"rect_{bad}", rect_maps=maps)
-    _refused(data, tmp_path, "left rectification maps keep 0.0% of the sensor pixels", "NaN or out-of-range",
-             stream=True)
+    _refused(
+        data, tmp_path, "left rectification maps keep 0.0% of the sensor pixels", "NaN or out-of-range", stream=True
+    )
 
 
 def test_rect_dir_wins_over_embedded_maps_and_is_printed(tmp_path):
@@ -197,8 +225,20 @@ def test_rect_dir_wins_over_embedded_maps_and_is_printed(tmp_path):
     empty = tmp_path / "empty_calib"
     empty.mkdir()
     assert_user_error(run_snnc("data", "info", data, "--rect-dir", empty), str(empty), "no left_x_map.txt")
-    proc = run_snnc("stream", data, "--model", small_stereo_json(tmp_path), "--no-energy", "--quiet", "--threads", "1",
-                    "--frames", "2", "--rect-dir", calib)
+    proc = run_snnc(
+        "stream",
+        data,
+        "--model",
+        small_stereo_json(tmp_path),
+        "--no-energy",
+        "--quiet",
+        "--threads",
+        "1",
+        "--frames",
+        "2",
+        "--rect-dir",
+        calib,
+    )
     assert "(--rect-dir; embedded maps ignored)" in expect_ok(proc)
 
 
@@ -217,11 +257,27 @@ def _gappy(seed: int, gap: tuple[float, float], duration: float = 2.5) -> np.nda
 
 def test_run_of_empty_windows_stops_the_stream(tmp_path):
     ts = T0 + np.arange(1, 51) * 0.05  # 50 depth frames over 2.5 s
-    data = _recording(tmp_path, "gap", left=_gappy(0, (0.5, 2.0)), right=_events(1, 6000, duration=2.5), ts=ts,
-                      depth=np.full((50, H, W), 3.0, np.float32))
+    data = _recording(
+        tmp_path,
+        "gap",
+        left=_gappy(0, (0.5, 2.0)),
+        right=_events(1, 6000, duration=2.5),
+        ts=ts,
+        depth=np.full((50, H, W), 3.0, np.float32),
+    )
     _refused_stream = tmp_path / "gap_out.h5"
-    proc = run_snnc("stream", data, "--model", small_stereo_json(tmp_path), "--no-energy", "--quiet", "--threads", "1",
-                    "--out", _refused_stream)
+    proc = run_snnc(
+        "stream",
+        data,
+        "--model",
+        small_stereo_json(tmp_path),
+        "--no-energy",
+        "--quiet",
+        "--threads",
+        "1",
+        "--out",
+        _refused_stream,
+    )
     assert_user_error(proc, str(data), "left camera: 20 consecutive windows", "no event on the frame")
     assert not _refused_stream.exists() and not list(tmp_path.glob("*gap_out.h5*"))
 
@@ -229,22 +285,36 @@ def test_run_of_empty_windows_stops_the_stream(tmp_path):
 def test_all_empty_short_stream_is_an_error_not_metrics(tmp_path):
     ev = np.concatenate([_events(0, 300, duration=0.05), _events(1, 300, t0=T0 + 0.95, duration=0.05)])
     ev = ev[np.argsort(ev[:, 2], kind="stable")]
-    data = _recording(tmp_path, "hollow", left=ev, right=ev.copy(), ts=T0 + np.array([0.3, 0.5, 0.7]),
-                      depth=np.full((3, H, W), 3.0, np.float32))
+    data = _recording(
+        tmp_path,
+        "hollow",
+        left=ev,
+        right=ev.copy(),
+        ts=T0 + np.array([0.3, 0.5, 0.7]),
+        depth=np.full((3, H, W), 3.0, np.float32),
+    )
     out = tmp_path / "hollow_out.h5"
-    proc = run_snnc("stream", data, "--model", small_stereo_json(tmp_path), "--no-energy", "--quiet", "--threads", "1",
-                    "--out", out)
+    proc = run_snnc(
+        "stream", data, "--model", small_stereo_json(tmp_path), "--no-energy", "--quiet", "--threads", "1", "--out", out
+    )
     assert_user_error(proc, str(data), "left camera: all 3 windows have no event on the frame")
     assert not out.exists()
 
 
 def test_partly_empty_stream_says_so_in_its_summary(tmp_path):
     ts = T0 + np.arange(1, 21) * 0.05
-    data = _recording(tmp_path, "part", left=_gappy(0, (0.3, 0.6), 1.05), right=_events(1, 3000, duration=1.05),
-                      ts=ts, depth=np.full((20, H, W), 3.0, np.float32))
+    data = _recording(
+        tmp_path,
+        "part",
+        left=_gappy(0, (0.3, 0.6), 1.05),
+        right=_events(1, 3000, duration=1.05),
+        ts=ts,
+        depth=np.full((20, H, W), 3.0, np.float32),
+    )
     model = small_stereo_json(tmp_path)
-    doc = json.loads(expect_ok(run_snnc("stream", data, "--model", model, "--no-energy", "--quiet", "--threads", "1",
-                                        "--json")))
+    doc = json.loads(
+        expect_ok(run_snnc("stream", data, "--model", model, "--no-energy", "--quiet", "--threads", "1", "--json"))
+    )
     assert 4 <= doc["windows"]["left"]["empty_windows"] <= 6 and doc["windows"]["right"]["empty_windows"] == 0
     assert "empty windows left" in doc["windows_note"]
     text = expect_ok(run_snnc("stream", data, "--model", model, "--no-energy", "--quiet", "--threads", "1", "--quiet"))
@@ -257,8 +327,14 @@ def _dense_window_file(tmp: Path, rows: int) -> Path:
     data = tmp / "dense_data.hdf5"
     with h5py.File(data, "w") as f:
         for cam in layout.CAMERAS:
-            f.create_dataset(layout.events_key(cam), shape=(rows, 4), dtype=np.float64, chunks=(min(rows, 1 << 16), 4),
-                             fillvalue=1.0, compression="gzip")
+            f.create_dataset(
+                layout.events_key(cam),
+                shape=(rows, 4),
+                dtype=np.float64,
+                chunks=(min(rows, 1 << 16), 4),
+                fillvalue=1.0,
+                compression="gzip",
+            )
             f.create_dataset(layout.image_key(cam), data=np.zeros((1, H, W), np.uint8))
     write_gt(tmp / "dense_gt.hdf5", np.full((1, H, W), 3.0, np.float32), np.array([1.01]))
     return data
@@ -269,10 +345,12 @@ def test_window_limit_is_checked_before_reading(tmp_path):
     assert data.stat().st_size < 200_000  # declares 5e7 events per camera (1.6 GB each)
     out = tmp_path / "dense_out.h5"
     t = time.perf_counter()
-    proc = run_snnc("stream", data, "--model", small_stereo_json(tmp_path), "--no-energy", "--quiet", "--threads", "1",
-                    "--out", out)
-    assert_user_error(proc, str(data), "left camera: 50000000 events in the window",
-                      "more than --max-window-events 2000000")
+    proc = run_snnc(
+        "stream", data, "--model", small_stereo_json(tmp_path), "--no-energy", "--quiet", "--threads", "1", "--out", out
+    )
+    assert_user_error(
+        proc, str(data), "left camera: 50000000 events in the window", "more than --max-window-events 2000000"
+    )
     assert not out.exists()
     assert time.perf_counter() - t < 60
     with MVSECRecording(data, max_window_events=10) as rec:
@@ -294,19 +372,37 @@ def test_missing_compression_filter_is_named(tmp_path):
     data = tmp_path / "blosc_data.hdf5"
     with h5py.File(data, "w") as f:
         for cam in layout.CAMERAS:
-            ds = f.create_dataset(layout.events_key(cam), shape=(10, 4), chunks=(10, 4), dtype=np.float64,
-                                  compression=32001, allow_unknown_filter=True)
+            ds = f.create_dataset(
+                layout.events_key(cam),
+                shape=(10, 4),
+                chunks=(10, 4),
+                dtype=np.float64,
+                compression=32001,
+                allow_unknown_filter=True,
+            )
             ds.id.write_direct_chunk((0, 0), b"blosc-compressed bytes")
-    err = assert_user_error(run_snnc("data", "info", data), str(data), "davis/left/events is compressed",
-                            "blosc, HDF5 filter id 32001", "pip install hdf5plugin")
+    err = assert_user_error(
+        run_snnc("data", "info", data),
+        str(data),
+        "davis/left/events is compressed",
+        "blosc, HDF5 filter id 32001",
+        "pip install hdf5plugin",
+    )
     assert "corrupt" not in err
 
 
 def test_locked_file_says_locked(tmp_path):
     data = _recording(tmp_path, "locked")
-    holder = subprocess.Popen([sys.executable, "-c", "import h5py, sys, time\nf = h5py.File(sys.argv[1], 'a')\n"
-                               "print('open', flush=True)\ntime.sleep(60)", str(data)],
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import h5py, sys, time\nf = h5py.File(sys.argv[1], 'a')\nprint('open', flush=True)\ntime.sleep(60)",
+            str(data),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "open"
         err = assert_user_error(run_snnc("data", "info", data), str(data), "locked by another program")
@@ -318,15 +414,24 @@ def test_locked_file_says_locked(tmp_path):
 
 def test_loaded_gt_without_valid_depth_is_not_called_missing(tmp_path):
     data = _recording(tmp_path, "nangt", depth=np.full((10, H, W), np.nan, np.float32))
-    text = expect_ok(run_snnc("stream", data, "--model", small_stereo_json(tmp_path), "--no-energy",
-                              "--threads", "1", "--frames", "2"))
+    text = expect_ok(
+        run_snnc(
+            "stream", data, "--model", small_stereo_json(tmp_path), "--no-energy", "--threads", "1", "--frames", "2"
+        )
+    )
     assert f"ground truth {tmp_path / 'nangt_gt.hdf5'} is loaded" in text and "no gt file" not in text
 
 
 def test_thresholds_are_documented():
     doc = (Path(__file__).resolve().parents[1] / "docs" / "STREAM_ENERGY.md").read_text()
-    for value in (f"{sanity.CAMERA_SKEW_S:g} s", f"{sanity.MAX_OFF_SENSOR_FRACTION:.0%}",
-                  f"{sanity.MIN_RECT_KEEP:.0%}", "20 consecutive", "--max-window-events", "--rect-dir"):
+    for value in (
+        f"{sanity.CAMERA_SKEW_S:g} s",
+        f"{sanity.MAX_OFF_SENSOR_FRACTION:.0%}",
+        f"{sanity.MIN_RECT_KEEP:.0%}",
+        "20 consecutive",
+        "--max-window-events",
+        "--rect-dir",
+    ):
         assert value in doc, value
 
 
@@ -335,8 +440,24 @@ def test_train_refuses_depth_in_millimetres_and_writes_no_model(tmp_path):
     depth_mm = np.random.default_rng(2).uniform(1000.0, 8000.0, (10, H, W)).astype(np.float32)
     data = _recording(tmp_path, "trainmm", depth=depth_mm)
     run = tmp_path / "run"
-    proc = run_snnc("train", "--arch", "spikedhs-stereo", "--data", data, "--width", "2", "--steps", "2",
-                    "--epochs", "1", "--out", run, "--quiet", "--threads", "1")
+    proc = run_snnc(
+        "train",
+        "--arch",
+        "spikedhs-stereo",
+        "--data",
+        data,
+        "--width",
+        "2",
+        "--steps",
+        "2",
+        "--epochs",
+        "1",
+        "--out",
+        run,
+        "--quiet",
+        "--threads",
+        "1",
+    )
     assert_user_error(proc, str(tmp_path / "trainmm_gt.hdf5"), "millimetres")
     assert not list(run.glob("*.pt")) and not (run / "metrics.json").exists()
 

@@ -3,6 +3,7 @@
 Each test asserts the message, the exit code and the files left. The disk tests
 mount a small tmpfs (root only; skipped with the reason otherwise).
 """
+
 from __future__ import annotations
 
 import errno
@@ -12,18 +13,19 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
+
+from snnc.errors import SnncError
+from snnc.fileio import atomic_output, write_failure
+from snnc.outputs import LEDGER_NAME, OutputLock, is_recorded
+from snnc.signals import Terminated
 
 from _export_util import SMALL_STEREO, small_genotype, write_genotype
 from _stream_util import small_stereo_json
 from cli_helpers import ROOT, assert_user_error, expect_ok, run_snnc
-from snnc.errors import SnncError
-from snnc.fileio import atomic_output, atomic_output_set, write_failure
-from snnc.outputs import LEDGER_NAME, OutputLock, is_recorded
-from snnc.signals import Terminated
 
 TRAIN_ARGS = ("--steps", "2", "--batch-size", "30", "--threads", "1", "--quiet")
 
@@ -36,8 +38,14 @@ def _temps(folder: Path) -> list[Path]:
 def _popen(*args: object) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.pop("SNNC_DEBUG", None)
-    return subprocess.Popen([sys.executable, "-m", "snnc", *map(str, args)], cwd=str(ROOT), env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "snnc", *map(str, args)],
+        cwd=str(ROOT),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for(cond, proc: subprocess.Popen, timeout: float = 120.0) -> None:
@@ -78,22 +86,35 @@ def long_recording(tmp_path_factory) -> Path:
     """60 frames: a stream of it runs long enough to be signalled mid-way."""
     from snnc.data.synth import synthesize
 
-    data, _ = synthesize(tmp_path_factory.mktemp("long") / "long_data.hdf5", frames=60, height=32, width=48,
-                         progress=False)
+    data, _ = synthesize(
+        tmp_path_factory.mktemp("long") / "long_data.hdf5", frames=60, height=32, width=48, progress=False
+    )
     return data
 
 
 # ------------------------------------------------------------------------------------------- signals
 @pytest.mark.slow
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
-def test_a_termination_signal_removes_the_temporary_file_and_exits_128_plus_n(recording, long_recording, tmp_path,
-                                                                             sig, code):
+def test_a_termination_signal_removes_the_temporary_file_and_exits_128_plus_n(
+    recording, long_recording, tmp_path, sig, code
+):
     """``stream --out`` holds a temporary results file while it runs; the signal removes it."""
     out = tmp_path / "results.h5"
-    proc = _popen("stream", long_recording, "--model", recording["model"], "--out", out, "--quiet",
-                  "--threads", "1", "--no-energy")
-    _wait_for(lambda: any(p.name.startswith(".results.h5.") and p.name.endswith(".tmp") for p in tmp_path.iterdir()),
-              proc)
+    proc = _popen(
+        "stream",
+        long_recording,
+        "--model",
+        recording["model"],
+        "--out",
+        out,
+        "--quiet",
+        "--threads",
+        "1",
+        "--no-energy",
+    )
+    _wait_for(
+        lambda: any(p.name.startswith(".results.h5.") and p.name.endswith(".tmp") for p in tmp_path.iterdir()), proc
+    )
     proc.send_signal(sig)
     stdout, err = proc.communicate(timeout=60)
     assert proc.returncode == code, (proc.returncode, stdout[-1000:], err)
@@ -104,10 +125,9 @@ def test_a_termination_signal_removes_the_temporary_file_and_exits_128_plus_n(re
 def test_an_interrupt_inside_atomic_output_keeps_the_old_file(tmp_path):
     target = tmp_path / "x.json"
     target.write_text("old")
-    with pytest.raises(Terminated):
-        with atomic_output(target) as tmp:
-            tmp.write_text("half")
-            raise Terminated(signal.SIGTERM)
+    with pytest.raises(Terminated), atomic_output(target) as tmp:
+        tmp.write_text("half")
+        raise Terminated(signal.SIGTERM)
     assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["x.json"]
 
 
@@ -116,8 +136,9 @@ def _mount_tmpfs(path: Path, size: str) -> None:
     if os.geteuid() != 0:
         pytest.skip("mounting a small tmpfs needs root (full / read-only disk tests)")
     path.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True,
-                         text=True)
+    res = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True, text=True
+    )
     if res.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip()}")
 
@@ -152,8 +173,20 @@ def read_only_disk(tmp_path) -> Iterator[Path]:
 @pytest.mark.slow
 def test_stream_out_on_a_full_disk_is_one_line_not_a_segfault(recording, full_disk):
     out = full_disk / "r.h5"
-    proc = run_snnc("stream", recording["data"], "--model", recording["model"], "--out", out, "--quiet",
-                    "--threads", "1", "--no-energy", subprocess=True, timeout=300)
+    proc = run_snnc(
+        "stream",
+        recording["data"],
+        "--model",
+        recording["model"],
+        "--out",
+        out,
+        "--quiet",
+        "--threads",
+        "1",
+        "--no-energy",
+        subprocess=True,
+        timeout=300,
+    )
     assert_user_error(proc, str(out), "cannot write", "No space left on device")
     assert sorted(p.name for p in full_disk.iterdir()) == ["filler"]
 
@@ -161,16 +194,31 @@ def test_stream_out_on_a_full_disk_is_one_line_not_a_segfault(recording, full_di
 @pytest.mark.slow
 def test_png_dir_on_a_full_disk(recording, full_disk):
     pngs = full_disk / "pngs"
-    proc = run_snnc("stream", recording["data"], "--model", recording["model"], "--png-dir", pngs, "--quiet",
-                    "--threads", "1", "--no-energy", "--frames", "8")
+    proc = run_snnc(
+        "stream",
+        recording["data"],
+        "--model",
+        recording["model"],
+        "--png-dir",
+        pngs,
+        "--quiet",
+        "--threads",
+        "1",
+        "--no-energy",
+        "--frames",
+        "8",
+    )
     assert_user_error(proc, str(pngs / "frame_"), "No space left on device")
     assert not _temps(full_disk)
 
 
 @pytest.mark.slow
 def test_export_and_train_on_a_full_disk(full_disk, tiny_train):
-    for fmt, source, name in (("onnx", "spikedhs-cla", "net.onnx"), ("nir", "spikedhs-cla", "net.nir"),
-                              ("lava", "sequential-dvs", "net.h5")):
+    for fmt, source, name in (
+        ("onnx", "spikedhs-cla", "net.onnx"),
+        ("nir", "spikedhs-cla", "net.nir"),
+        ("lava", "sequential-dvs", "net.h5"),
+    ):
         proc = run_snnc("export", source, "--to", fmt, "--out", full_disk / name, subprocess=fmt != "onnx")
         assert_user_error(proc, str(full_disk / name), "No space left on device")  # HDF5 writers: no segfault
     out = full_disk / "net.onnx"
@@ -182,12 +230,27 @@ def test_export_and_train_on_a_full_disk(full_disk, tiny_train):
 
 def test_read_only_disk(recording, read_only_disk, tiny_train):
     ro = read_only_disk
-    for args, target in ((("stream", recording["data"], "--model", recording["model"], "--out", ro / "r.h5",
-                           "--quiet", "--no-energy"), ro / "r.h5"),
-                         (("export", "spikedhs-cla", "--to", "onnx", "--out", ro / "n.onnx"), ro / "n.onnx"),
-                         ((*tiny_train, "--epochs", "1", "--out", ro / "run"), ro / "run"),
-                         (("data", "synth", ro / "s_data.hdf5", "--frames", "1", "--height", "16", "--width", "16",
-                           "--quiet"), ro / "s_data.hdf5")):
+    for args, target in (
+        (
+            (
+                "stream",
+                recording["data"],
+                "--model",
+                recording["model"],
+                "--out",
+                ro / "r.h5",
+                "--quiet",
+                "--no-energy",
+            ),
+            ro / "r.h5",
+        ),
+        (("export", "spikedhs-cla", "--to", "onnx", "--out", ro / "n.onnx"), ro / "n.onnx"),
+        ((*tiny_train, "--epochs", "1", "--out", ro / "run"), ro / "run"),
+        (
+            ("data", "synth", ro / "s_data.hdf5", "--frames", "1", "--height", "16", "--width", "16", "--quiet"),
+            ro / "s_data.hdf5",
+        ),
+    ):
         assert_user_error(run_snnc(*args), str(target), "Read-only file system")
     assert sorted(p.name for p in ro.iterdir()) == ["keep.txt"]
 
@@ -244,7 +307,7 @@ def test_a_synth_pair_renamed_half_way_is_refused_on_open(tmp_path, monkeypatch)
     from snnc.data.mvsec import MVSECRecording
     from snnc.data.synth import synthesize
 
-    small = dict(frames=2, height=16, width=24, progress=False)
+    small = {"frames": 2, "height": 16, "width": 24, "progress": False}
     data, gt = synthesize(tmp_path / "p_data.hdf5", seed=0, **small)
     real_replace = os.replace
 
@@ -269,8 +332,11 @@ def test_train_force_keeps_a_users_file_named_like_a_run_file(tmp_path, tiny_tra
     run.mkdir()
     (run / "metrics.csv").write_text("my numbers")
     (run / "notes.txt").write_text("mine")
-    assert_user_error(run_snnc(*tiny_train, "--epochs", "1", "--out", run, "--force"),
-                      str(run / "metrics.csv"), "was not written by snnc")
+    assert_user_error(
+        run_snnc(*tiny_train, "--epochs", "1", "--out", run, "--force"),
+        str(run / "metrics.csv"),
+        "was not written by snnc",
+    )
     assert (run / "metrics.csv").read_text() == "my numbers"
     (run / "metrics.csv").unlink()
     expect_ok(run_snnc(*tiny_train, "--epochs", "1", "--out", run, "--force"))
@@ -278,8 +344,9 @@ def test_train_force_keeps_a_users_file_named_like_a_run_file(tmp_path, tiny_tra
     expect_ok(run_snnc(*tiny_train, "--epochs", "1", "--out", run, "--force"))  # its own files: replaced
     assert (run / "notes.txt").read_text() == "mine" and not _temps(tmp_path)
     (run / "folded.pt").write_bytes(b"edited by the user")
-    assert_user_error(run_snnc(*tiny_train, "--epochs", "1", "--out", run, "--force"), str(run / "folded.pt"),
-                      "changed since")
+    assert_user_error(
+        run_snnc(*tiny_train, "--epochs", "1", "--out", run, "--force"), str(run / "folded.pt"), "changed since"
+    )
     assert (run / "folded.pt").read_bytes() == b"edited by the user"
 
 
@@ -309,9 +376,22 @@ def test_search_never_overwrites_its_log_and_plot_without_force(tmp_path):
 def test_export_partition_and_synth_force_keep_user_files(tmp_path):
     genotype = write_genotype(small_genotype("spikedhs-stereo", **SMALL_STEREO), tmp_path / "g.json")
     (tmp_path / "net.front.nir").write_bytes(b"user file")
-    assert_user_error(run_snnc("export", genotype, "--to", "nir", "--partition", "--out", tmp_path / "net.json",
-                               "--input-shape", "1,2,5,24,36", "--force"),
-                      str(tmp_path / "net.front.nir"), "was not written by snnc")
+    assert_user_error(
+        run_snnc(
+            "export",
+            genotype,
+            "--to",
+            "nir",
+            "--partition",
+            "--out",
+            tmp_path / "net.json",
+            "--input-shape",
+            "1,2,5,24,36",
+            "--force",
+        ),
+        str(tmp_path / "net.front.nir"),
+        "was not written by snnc",
+    )
     assert (tmp_path / "net.front.nir").read_bytes() == b"user file" and not (tmp_path / "net.json").exists()
     (tmp_path / "s_gt.hdf5").write_bytes(b"real ground truth")
     synth = ("data", "synth", tmp_path / "s_data.hdf5", "--frames", "1", "--height", "16", "--width", "16", "--quiet")
@@ -326,19 +406,21 @@ def test_export_partition_and_synth_force_keep_user_files(tmp_path):
 # ------------------------------------------------------------------------------------------- input == output
 def test_an_output_that_is_an_input_is_refused_even_with_force(recording, tmp_path):
     gt_before = recording["gt"].read_bytes()
-    assert_user_error(run_snnc("stream", recording["data"], "--model", recording["model"], "--out", recording["gt"],
-                               "--force"), str(recording["gt"]), "is also an input")
+    assert_user_error(
+        run_snnc("stream", recording["data"], "--model", recording["model"], "--out", recording["gt"], "--force"),
+        str(recording["gt"]),
+        "is also an input",
+    )
     assert recording["gt"].read_bytes() == gt_before
     ckpt = tmp_path / "x.pt"
     ckpt.write_bytes(b"a checkpoint")
-    assert_user_error(run_snnc("export", ckpt, "--to", "onnx", "--out", ckpt, "--force"), str(ckpt),
-                      "is also an input")
+    assert_user_error(run_snnc("export", ckpt, "--to", "onnx", "--out", ckpt, "--force"), str(ckpt), "is also an input")
     link = tmp_path / "hard_link.pt"
     os.link(ckpt, link)
-    assert_user_error(run_snnc("export", ckpt, "--to", "onnx", "--out", link, "--force"), str(link),
-                      "is also an input")
-    assert_user_error(run_snnc("data", "info", recording["data"], "--plot", recording["data"], "--force"),
-                      "is also an input")
+    assert_user_error(run_snnc("export", ckpt, "--to", "onnx", "--out", link, "--force"), str(link), "is also an input")
+    assert_user_error(
+        run_snnc("data", "info", recording["data"], "--plot", recording["data"], "--force"), "is also an input"
+    )
     assert ckpt.read_bytes() == b"a checkpoint" and recording["data"].stat().st_size > 1000
     assert not _temps(tmp_path)
 
@@ -349,8 +431,11 @@ def test_a_second_run_on_a_locked_output_fails_at_once(tmp_path):
     out = tmp_path / "net.onnx"
     with OutputLock(out):  # what a running snnc holds beside its output
         start = time.monotonic()
-        err = assert_user_error(run_snnc("export", "spikedhs-cla", "--to", "onnx", "--out", out), str(out),
-                                f"is being written by another snnc run (pid {os.getpid()})")
+        err = assert_user_error(
+            run_snnc("export", "spikedhs-cla", "--to", "onnx", "--out", out),
+            str(out),
+            f"is being written by another snnc run (pid {os.getpid()})",
+        )
         assert time.monotonic() - start < 30, err
     assert not out.exists()
     expect_ok(run_snnc("export", "spikedhs-cla", "--to", "onnx", "--out", out))  # released: works
@@ -363,8 +448,11 @@ def test_concurrent_training_runs_on_one_folder(tmp_path, tiny_train):
     first = _popen(*tiny_train, "--epochs", "500", "--out", run)
     try:
         _wait_for(lambda: (run / "checkpoint.pt").is_file(), first)
-        err = assert_user_error(run_snnc(*tiny_train, "--epochs", "1", "--out", run, "--force"), str(run),
-                                f"is being written by another snnc run (pid {first.pid})")
+        err = assert_user_error(
+            run_snnc(*tiny_train, "--epochs", "1", "--out", run, "--force"),
+            str(run),
+            f"is being written by another snnc run (pid {first.pid})",
+        )
         assert err
     finally:
         first.send_signal(signal.SIGTERM)

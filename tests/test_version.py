@@ -1,4 +1,5 @@
 """``snnc --version``: the release number, plus the git revision when run from a checkout."""
+
 from __future__ import annotations
 
 import re
@@ -9,16 +10,18 @@ from pathlib import Path
 import pytest
 
 import snnc
-from cli_helpers import ROOT, expect_ok, run_snnc
 from snnc.version import git_revision, version_text
+
+from cli_helpers import ROOT, expect_ok, run_snnc
 
 
 def test_version_names_release_and_checkout_revision() -> None:
     out = expect_ok(run_snnc("--version")).strip()
     assert out.startswith(f"snnc {snnc.__version__}")
     if (ROOT / ".git").exists() and shutil.which("git"):
-        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
         assert re.fullmatch(rf"snnc {re.escape(snnc.__version__)} \(git {head}(, dirty)?\)", out), out
     assert out == version_text()
 

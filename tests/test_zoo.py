@@ -1,4 +1,5 @@
 """Shipped models (snnc.zoo, snnc models), the defaults that use them, stream --video, search warm-up default."""
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def tiny_rec(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 32x48, 4-frame synthetic recording (seed 4242, never used to train a shipped model)."""
     path = tmp_path_factory.mktemp("zoo") / "tiny_data.hdf5"
-    expect_ok(run_snnc("data", "synth", path, "--frames", "4", "--height", "32", "--width", "48", "--seed", "4242",
-                       "--quiet"))
+    expect_ok(
+        run_snnc("data", "synth", path, "--frames", "4", "--height", "32", "--width", "48", "--seed", "4242", "--quiet")
+    )
     return path
 
 
@@ -80,8 +82,11 @@ def test_zoo_package_data_is_declared() -> None:
 
 
 def test_zoo_model_streams_a_small_recording(tiny_rec: Path) -> None:
-    summary = json.loads(expect_ok(run_snnc("stream", tiny_rec, "--model", DEFAULT_STEREO, "--json", "--no-energy",
-                                            "--threads", "1")).strip().splitlines()[-1])
+    summary = json.loads(
+        expect_ok(run_snnc("stream", tiny_rec, "--model", DEFAULT_STEREO, "--json", "--no-energy", "--threads", "1"))
+        .strip()
+        .splitlines()[-1]
+    )
     assert summary["trained"] is True and summary["frames"] == 4
     assert 0.0 <= summary["one_pixel_accuracy"] <= 1.0
 
@@ -109,8 +114,12 @@ def test_video_writer_mp4_frame_count_and_size(tmp_path: Path) -> None:
         for i in range(5):
             depth = rng.uniform(4.0, 20.0, (40, 56))
             depth[:4] = np.nan
-            v.add(rng.uniform(0, 5, (40, 56)).astype(np.float32), depth,
-                  rng.integers(-2, 3, (40, 56)).astype(np.float32), caption=f"frame {i}")
+            v.add(
+                rng.uniform(0, 5, (40, 56)).astype(np.float32),
+                depth,
+                rng.integers(-2, 3, (40, 56)).astype(np.float32),
+                caption=f"frame {i}",
+            )
     assert v.size is not None and v.size[0] % 2 == 0 and v.size[1] % 2 == 0
     assert read_video_info(path) == (5, v.size)
 
@@ -141,10 +150,46 @@ def test_search_warmup_default_follows_epochs() -> None:
 
 @pytest.mark.slow
 def test_search_epochs_2_runs_with_the_default_warmup(tmp_path: Path) -> None:
-    out = expect_ok(run_snnc("search", "--method", "spikedhs", "--task", "cls", "--data", "digits", "--epochs", "2",
-                             "--layers", "3", "--width", "2", "--time-steps", "1", "--threads", "1", "--quiet",
-                             "--out", tmp_path / "a.json"))
+    out = expect_ok(
+        run_snnc(
+            "search",
+            "--method",
+            "spikedhs",
+            "--task",
+            "cls",
+            "--data",
+            "digits",
+            "--epochs",
+            "2",
+            "--layers",
+            "3",
+            "--width",
+            "2",
+            "--time-steps",
+            "1",
+            "--threads",
+            "1",
+            "--quiet",
+            "--out",
+            tmp_path / "a.json",
+        )
+    )
     assert "over 2 epochs" in out and (tmp_path / "a.json").is_file()
-    err = assert_user_error(run_snnc("search", "--method", "spikedhs", "--task", "cls", "--data", "digits",
-                                     "--epochs", "2", "--warmup", "5", "--out", tmp_path / "b.json"))
+    err = assert_user_error(
+        run_snnc(
+            "search",
+            "--method",
+            "spikedhs",
+            "--task",
+            "cls",
+            "--data",
+            "digits",
+            "--epochs",
+            "2",
+            "--warmup",
+            "5",
+            "--out",
+            tmp_path / "b.json",
+        )
+    )
     assert "lower --warmup or raise --epochs" in err

@@ -6,6 +6,7 @@ mutable defaults.  This rewrites each to ``field(default_factory=...)``.
 Run with the virtual environment's interpreter; prints what it did and exits
 non-zero if lava still cannot be imported afterwards.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -21,7 +22,7 @@ def var_model_path() -> Path:
     spec = importlib.util.find_spec("lava")
     if spec is None or not spec.submodule_search_locations:
         raise SystemExit("patch_lava: lava-nc is not installed in this interpreter")
-    return Path(list(spec.submodule_search_locations)[0]) / "magma" / "compiler" / "var_model.py"
+    return Path(next(iter(spec.submodule_search_locations))) / "magma" / "compiler" / "var_model.py"
 
 
 def patch_source(text: str) -> tuple[str, int]:
@@ -40,8 +41,9 @@ def main() -> int:
         print(f"patch_lava: rewrote {count} dataclass defaults in {path}")
     else:
         print(f"patch_lava: {path} already patched")
-    check = subprocess.run([sys.executable, "-c", "import lava.magma.compiler.var_model"],
-                           capture_output=True, text=True)
+    check = subprocess.run(
+        [sys.executable, "-c", "import lava.magma.compiler.var_model"], capture_output=True, text=True
+    )
     if check.returncode != 0:
         print("patch_lava: lava still fails to import:", check.stderr.strip().splitlines()[-1], file=sys.stderr)
         return 1

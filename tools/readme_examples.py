@@ -20,6 +20,7 @@ Timings and rates in the outputs differ from run to run, so ``--check`` is for
 people, not for the test suite.  Any failing command, unexpected exit code or
 missing marker stops the script with a one-line message and exit code 1.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,14 +32,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, TextIO, Tuple
+from typing import TextIO
 
 REPO = Path(__file__).resolve().parent.parent
-SHOWN_DIR = "/tmp/ex"          # how the work folder appears in the README
-COMMAND_TIMEOUT_S = 900        # one command; a hang fails the script
-WRAP = 88                      # console line width for long command lines
+SHOWN_DIR = "/tmp/ex"  # how the work folder appears in the README
+COMMAND_TIMEOUT_S = 900  # one command; a hang fails the script
+WRAP = 88  # console line width for long command lines
 
 
 class ExampleError(Exception):
@@ -63,69 +65,95 @@ class Example:
     """One README block: its marker name, its steps and how much output to keep."""
 
     name: str
-    steps: Tuple[Step, ...]
-    head: int = 40   # with more than head + tail + 1 lines, keep head and tail lines
+    steps: tuple[Step, ...]
+    head: int = 40  # with more than head + tail + 1 lines, keep head and tail lines
     tail: int = 12
-    mkdir: Tuple[str, ...] = ()   # folders ({d}/...) to create first, shown as `$ mkdir -p`
-    resume: Optional[str] = None  # regex: show `tail` lines from its first match after the head
+    mkdir: tuple[str, ...] = ()  # folders ({d}/...) to create first, shown as `$ mkdir -p`
+    resume: str | None = None  # regex: show `tail` lines from its first match after the head
 
 
-def _ex(name: str, *args: str, head: int = 40, tail: int = 12, mkdir: Tuple[str, ...] = (),
-        resume: Optional[str] = None) -> Example:
+def _ex(
+    name: str, *args: str, head: int = 40, tail: int = 12, mkdir: tuple[str, ...] = (), resume: str | None = None
+) -> Example:
     return Example(name, tuple(Step(a) for a in args), head, tail, mkdir, resume)
 
 
-_RULE = r"^-{10}"   # a table's rule line: the tables below resume at their total row
+_RULE = r"^-{10}"  # a table's rule line: the tables below resume at their total row
 
 # Order matters: later examples read what earlier ones wrote.
-EXAMPLES: Tuple[Example, ...] = (
-    _ex("zoo-stream",
+EXAMPLES: tuple[Example, ...] = (
+    _ex(
+        "zoo-stream",
         "data synth {d}/unseen_data.hdf5 --frames 40 --seed 999 --quiet",
-        "stream {d}/unseen_data.hdf5 --frames 10 --out {d}/r.h5 --video {d}/stream.mp4 --threads 1"),
+        "stream {d}/unseen_data.hdf5 --frames 10 --out {d}/r.h5 --video {d}/stream.mp4 --threads 1",
+    ),
     _ex("models", "models"),
     _ex("help", "--help"),
     _ex("data-synth", "data synth {d}/rec_data.hdf5 --frames 40 --height 64 --width 96"),
     _ex("data-info", "data info {d}/rec_data.hdf5"),
     _ex("info-list", "info --list", "info sequential-dvs"),
     _ex("info", "info spikedhs-stereo", head=8, tail=6, resume=_RULE),
-    _ex("search-snasnet",
-        "search --method snasnet --task cls --data digits --candidates 20 "
-        "--out {d}/snas/arch.json --threads 1"),
-    _ex("search-spikedhs",
+    _ex(
+        "search-snasnet",
+        "search --method snasnet --task cls --data digits --candidates 20 --out {d}/snas/arch.json --threads 1",
+    ),
+    _ex(
+        "search-spikedhs",
         "search --method spikedhs --task cls --data digits --out {d}/dhs/arch.json "
-        "--epochs 4 --warmup 2 --layers 3 --width 4 --time-steps 2 --threads 1"),
-    _ex("train-digits",
-        "train --arch {d}/dhs/arch.json --data digits --epochs 3 --out {d}/run_digits --threads 1"),
-    _ex("train-stereo",
+        "--epochs 4 --warmup 2 --layers 3 --width 4 --time-steps 2 --threads 1",
+    ),
+    _ex("train-digits", "train --arch {d}/dhs/arch.json --data digits --epochs 3 --out {d}/run_digits --threads 1"),
+    _ex(
+        "train-stereo",
         "train --arch spikedhs-stereo --data {d}/rec_data.hdf5 --width 2 --max-disparity 38 "
         "--feature-stride 1 --volume-shifts auto --steps 2 --burn-in 1 --augment-crop 32,48 --epochs 2 "
-        "--out {d}/run_stereo --threads 1"),
-    _ex("export-nir",
-        "export {d}/run_stereo/folded.pt --to nir --partition --out {d}/stereo.json "
-        "--input-shape 1,2,5,64,96",
-        "export {d}/run_digits/folded.pt --to nir --out {d}/digits.nir"),
-    _ex("export-onnx",
-        "export {d}/run_stereo/folded.pt --to onnx --out {d}/stereo.onnx --input-shape 1,2,5,64,96"),
+        "--out {d}/run_stereo --threads 1",
+    ),
+    _ex(
+        "export-nir",
+        "export {d}/run_stereo/folded.pt --to nir --partition --out {d}/stereo.json --input-shape 1,2,5,64,96",
+        "export {d}/run_digits/folded.pt --to nir --out {d}/digits.nir",
+    ),
+    _ex("export-onnx", "export {d}/run_stereo/folded.pt --to onnx --out {d}/stereo.onnx --input-shape 1,2,5,64,96"),
     _ex("export-lava", "export sequential-dvs --to lava --out {d}/seq.h5"),
-    _ex("stream-torch",
+    _ex(
+        "stream-torch",
         "stream {d}/rec_data.hdf5 --model {d}/run_stereo/folded.pt --frames 8 "
-        "--out {d}/results.h5 --png-dir {d}/pngs --png-every 4 --threads 1"),
-    _ex("stream-onnx",
-        "stream {d}/rec_data.hdf5 --model {d}/run_stereo/folded.pt --backend onnx --frames 4 "
-        "--json --threads 1"),
-    _ex("stream-lava",
-        "stream {d}/rec_data.hdf5 --model {d}/run_stereo/folded.pt --backend lava --frames 3 --threads 1"),
-    _ex("stream-hybrid",
-        "stream {d}/rec_data.hdf5 --model {d}/run_stereo/folded.pt --backend hybrid --frames 3 "
-        "--threads 1"),
-    _ex("energy",
+        "--out {d}/results.h5 --png-dir {d}/pngs --png-every 4 --threads 1",
+    ),
+    _ex(
+        "stream-onnx",
+        "stream {d}/rec_data.hdf5 --model {d}/run_stereo/folded.pt --backend onnx --frames 4 --json --threads 1",
+    ),
+    _ex(
+        "stream-lava", "stream {d}/rec_data.hdf5 --model {d}/run_stereo/folded.pt --backend lava --frames 3 --threads 1"
+    ),
+    _ex(
+        "stream-hybrid",
+        "stream {d}/rec_data.hdf5 --model {d}/run_stereo/folded.pt --backend hybrid --frames 3 --threads 1",
+    ),
+    _ex(
+        "energy",
         "energy {d}/run_stereo/folded.pt --data {d}/rec_data.hdf5 --frames 5 --format table "
-        "--plot {d}/energy.png --threads 1", head=8, tail=12, resume=_RULE),
-    _ex("energy-digits",
+        "--plot {d}/energy.png --threads 1",
+        head=8,
+        tail=12,
+        resume=_RULE,
+    ),
+    _ex(
+        "energy-digits",
         "energy {d}/run_digits/folded.pt --data digits --frames 50 --format table --threads 1",
-        head=8, tail=12, resume=_RULE),
-    Example("errors", (Step("stream {d}/missing_data.hdf5 --model spikedhs-stereo", rc=2),
-                       Step("export sequential-dvs --to lava --out {d}/seq.h5", rc=2))),
+        head=8,
+        tail=12,
+        resume=_RULE,
+    ),
+    Example(
+        "errors",
+        (
+            Step("stream {d}/missing_data.hdf5 --model spikedhs-stereo", rc=2),
+            Step("export sequential-dvs --to lava --out {d}/seq.h5", rc=2),
+        ),
+    ),
 )
 
 # ---------------------------------------------------------------- markers
@@ -133,14 +161,14 @@ EXAMPLES: Tuple[Example, ...] = (
 _MARKER = re.compile(r"<!--\s*(/?)example:([A-Za-z0-9_.-]+)\s*-->")
 
 
-def _marker_spans(text: str) -> Dict[str, Tuple[int, int]]:
+def _marker_spans(text: str) -> dict[str, tuple[int, int]]:
     """Name -> (start, end) of the content between its markers, in order of appearance.
 
     Raises:
         ExampleError: a marker is unpaired, nested, out of order or used twice.
     """
-    spans: Dict[str, Tuple[int, int]] = {}
-    current: Optional[Tuple[str, int]] = None
+    spans: dict[str, tuple[int, int]] = {}
+    current: tuple[str, int] | None = None
     for match in _MARKER.finditer(text):
         closing, name = match.group(1) == "/", match.group(2)
         line = text.count("\n", 0, match.start()) + 1
@@ -152,8 +180,10 @@ def _marker_spans(text: str) -> Dict[str, Tuple[int, int]]:
             current = (name, match.end())
         else:
             if current is None or current[0] != name:
-                raise ExampleError(f"line {line}: /example:{name} closes nothing open"
-                                   + (f" (example:{current[0]} is open)" if current else ""))
+                raise ExampleError(
+                    f"line {line}: /example:{name} closes nothing open"
+                    + (f" (example:{current[0]} is open)" if current else "")
+                )
             spans[name] = (current[1], match.start())
             current = None
     if current is not None:
@@ -161,7 +191,7 @@ def _marker_spans(text: str) -> Dict[str, Tuple[int, int]]:
     return spans
 
 
-def marker_names(text: str) -> List[str]:
+def marker_names(text: str) -> list[str]:
     """Names of the example blocks in ``text``, in order.
 
     Raises:
@@ -193,7 +223,7 @@ def replace_blocks(text: str, blocks: Mapping[str, str]) -> str:
     return out
 
 
-def block_contents(text: str) -> Dict[str, str]:
+def block_contents(text: str) -> dict[str, str]:
     """Current content (without the markers and surrounding newlines) of each example block."""
     return {name: text[start:end].strip("\n") for name, (start, end) in _marker_spans(text).items()}
 
@@ -215,14 +245,14 @@ def clean_output(raw: str, work_dir: Sequence[str]) -> str:
     text = _ANSI.sub("", raw)
     for path in sorted(work_dir, key=len, reverse=True):
         text = text.replace(path, SHOWN_DIR)
-    lines: List[str] = []
+    lines: list[str] = []
     for line in text.split("\n"):
         bare = _BAR.sub("", line)
         kept = [part.rstrip() for part in bare.split("\r") if part.strip()]
         if kept:
             lines.extend(kept)
         elif line == "":
-            lines.append("")   # a real empty line; bars and lines of blanks are redraw noise
+            lines.append("")  # a real empty line; bars and lines of blanks are redraw noise
     while lines and not lines[0]:
         lines.pop(0)
     while lines and not lines[-1]:
@@ -230,7 +260,7 @@ def clean_output(raw: str, work_dir: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-def truncate(text: str, head: int, tail: int, resume: Optional[str] = None) -> str:
+def truncate(text: str, head: int, tail: int, resume: str | None = None) -> str:
     """Shorten a long output around ``...`` lines.
 
     Without ``resume`` (or when it matches no line after the head), keep the
@@ -245,15 +275,15 @@ def truncate(text: str, head: int, tail: int, resume: Optional[str] = None) -> s
         pattern = re.compile(resume)
         for i in range(head, len(lines)):
             if pattern.search(lines[i]):
-                kept = lines[:head] + (["..."] if i > head else []) + lines[i:i + tail]
+                kept = lines[:head] + (["..."] if i > head else []) + lines[i : i + tail]
                 return "\n".join(kept + (["..."] if i + tail < len(lines) else []))
-    return "\n".join(lines[:head] + ["..."] + lines[-tail:])
+    return "\n".join([*lines[:head], "...", *lines[-tail:]])
 
 
 def shown_command(args: str) -> str:
     """``$ snnc ARGS`` with long lines wrapped at option boundaries (shell-valid)."""
     tokens = shlex.split(args.replace("{d}", SHOWN_DIR))
-    groups: List[str] = []
+    groups: list[str] = []
     i = 0
     while i < len(tokens):
         group = [tokens[i]]
@@ -275,6 +305,7 @@ def shown_command(args: str) -> str:
 
 # ---------------------------------------------------------------- running
 
+
 @dataclass
 class Runner:
     """Runs the examples' commands in one work folder."""
@@ -282,34 +313,46 @@ class Runner:
     snnc: Path
     work: Path
 
-    def env(self) -> Dict[str, str]:
+    def env(self) -> dict[str, str]:
         env = dict(os.environ)
-        env.update({"PYTHONUNBUFFERED": "1", "COLUMNS": "80", "LINES": "50", "NO_COLOR": "1",
-                    "TERM": "dumb", "PYTHONWARNINGS": "ignore"})
+        env.update(
+            {
+                "PYTHONUNBUFFERED": "1",
+                "COLUMNS": "80",
+                "LINES": "50",
+                "NO_COLOR": "1",
+                "TERM": "dumb",
+                "PYTHONWARNINGS": "ignore",
+            }
+        )
         return env
 
     def run_step(self, example: str, step: Step) -> str:
-        argv = [str(self.snnc)] + shlex.split(step.args.replace("{d}", str(self.work)))
+        argv = [str(self.snnc), *shlex.split(step.args.replace("{d}", str(self.work)))]
         shown = "snnc " + step.args.replace("{d}", SHOWN_DIR)
         try:
-            proc = subprocess.run(argv, cwd=self.work, env=self.env(), stdin=subprocess.DEVNULL,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  timeout=COMMAND_TIMEOUT_S)
+            proc = subprocess.run(
+                argv,
+                cwd=self.work,
+                env=self.env(),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                timeout=COMMAND_TIMEOUT_S,
+            )
         except subprocess.TimeoutExpired:
             raise ExampleError(f"{example}: `{shown}` ran past {COMMAND_TIMEOUT_S} s") from None
-        out = clean_output(proc.stdout.decode("utf-8", "replace"),
-                           [str(self.work), os.path.realpath(self.work)])
+        out = clean_output(proc.stdout.decode("utf-8", "replace"), [str(self.work), os.path.realpath(self.work)])
         if proc.returncode != step.rc:
             last = [ln for ln in out.split("\n") if ln.strip()][-1:] or ["(no output)"]
-            raise ExampleError(f"{example}: `{shown}` exited {proc.returncode} (expected {step.rc}): "
-                               f"{last[0]}")
+            raise ExampleError(f"{example}: `{shown}` exited {proc.returncode} (expected {step.rc}): {last[0]}")
         if "Traceback (most recent call last)" in out:
             raise ExampleError(f"{example}: `{shown}` printed a traceback")
         return out
 
     def render(self, example: Example) -> str:
         """Run ``example`` and return its README block content."""
-        parts: List[str] = []
+        parts: list[str] = []
         for folder in example.mkdir:
             Path(folder.replace("{d}", str(self.work))).mkdir(parents=True, exist_ok=True)
             parts.append("$ mkdir -p " + shlex.quote(folder.replace("{d}", SHOWN_DIR)))
@@ -323,29 +366,35 @@ class Runner:
         return "```console\n" + "\n".join(parts) + "\n```"
 
 
-def render_all(snnc: Path, work: Path, examples: Sequence[Example] = EXAMPLES,
-               log: Optional[TextIO] = None) -> Dict[str, str]:
+def render_all(
+    snnc: Path, work: Path, examples: Sequence[Example] = EXAMPLES, log: TextIO | None = None
+) -> dict[str, str]:
     """Run every example in order in ``work``; name -> block content."""
     runner = Runner(snnc, work)
-    blocks: Dict[str, str] = {}
+    blocks: dict[str, str] = {}
     for i, example in enumerate(examples, 1):
         t0 = time.monotonic()
         blocks[example.name] = runner.render(example)
-        print(f"[{i}/{len(examples)}] {example.name}: {time.monotonic() - t0:.1f} s",
-              file=log or sys.stderr, flush=True)
+        print(
+            f"[{i}/{len(examples)}] {example.name}: {time.monotonic() - t0:.1f} s", file=log or sys.stderr, flush=True
+        )
     return blocks
 
 
 def _write_atomic(path: Path, text: str) -> None:
     sys.path.insert(0, str(REPO))
     from snnc.fileio import write_text_atomic
+
     write_text_atomic(path, text)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--check", action="store_true",
-                        help="regenerate in memory and list the blocks that would change (exit 1 if any)")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="regenerate in memory and list the blocks that would change (exit 1 if any)",
+    )
     parser.add_argument("--readme", type=Path, default=REPO / "README.md")
     parser.add_argument("--snnc", type=Path, default=REPO / ".venv" / "bin" / "snnc")
     parser.add_argument("--keep", action="store_true", help="keep the work folder and print its path")

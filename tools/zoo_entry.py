@@ -15,6 +15,7 @@ Called by ``tools/train_zoo.sh`` after each training; it
     .venv/bin/python tools/zoo_entry.py --name stereo-synth --run RUN --summary "..." \\
         --commands CMDS.txt --data-json DATA.json [--eval-data REC_data.hdf5] [--wall-s S] --out-dir snnc/zoo
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,10 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from snnc.data import layout
 from snnc.data.metrics import MetricAccumulator
-from snnc.fileio import write_json_atomic
+from snnc.fileio import file_sha256, write_json_atomic
 from snnc.models.loading import load_network_checkpoint, save_network
 from snnc.version import version_text
-from snnc.fileio import file_sha256
 
 _METRICS = ("one_pixel_accuracy", "mean_disparity_error", "mean_depth_error", "median_depth_error")
 
@@ -88,11 +88,16 @@ def _score_results(results: Path, train_median_px: float) -> dict[str, Any]:
     oracle_px = _median_gt_disparity_px(results)
     base = _constant_scores(results, {"train": train_median_px, "oracle": oracle_px})
     out: dict[str, Any] = {m: summary[m] for m in _METRICS}
-    out.update(frames=summary["frames_with_gt"], recording=str(data.name),
-               baseline_one_pixel_accuracy=base["train"]["one_pixel_accuracy"],
-               baseline_predicted_disparity_px=train_median_px,
-               oracle_median_one_pixel_accuracy=base["oracle"]["one_pixel_accuracy"],
-               oracle_median_disparity_px=oracle_px, baselines=base, stream_wall_s=summary["wall_s"])
+    out.update(
+        frames=summary["frames_with_gt"],
+        recording=str(data.name),
+        baseline_one_pixel_accuracy=base["train"]["one_pixel_accuracy"],
+        baseline_predicted_disparity_px=train_median_px,
+        oracle_median_one_pixel_accuracy=base["oracle"]["one_pixel_accuracy"],
+        oracle_median_disparity_px=oracle_px,
+        baselines=base,
+        stream_wall_s=summary["wall_s"],
+    )
     return out
 
 
@@ -100,8 +105,21 @@ def _evaluate_stream(pt: Path, data: Path, train_median_px: float, frames: int |
     """Stream ``data`` with checkpoint ``pt``; the model's metrics and both constant baselines."""
     with tempfile.TemporaryDirectory() as tmp:
         results = Path(tmp) / "r.h5"
-        cmd = [sys.executable, "-m", "snnc", "stream", str(data), "--model", str(pt), "--out", str(results),
-               "--json", "--no-energy", "--threads", "1"] + (["--frames", str(frames)] if frames else [])
+        cmd = [
+            sys.executable,
+            "-m",
+            "snnc",
+            "stream",
+            str(data),
+            "--model",
+            str(pt),
+            "--out",
+            str(results),
+            "--json",
+            "--no-energy",
+            "--threads",
+            "1",
+        ] + (["--frames", str(frames)] if frames else [])
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise SystemExit(f"zoo_entry: stream failed: {proc.stderr.strip()}")
@@ -116,9 +134,18 @@ def _held_out_stereo(model: Any, config: dict[str, Any]) -> dict[str, Any]:
     from snnc.train.data_stereo import StereoData
     from snnc.train.task_stereo import StereoTask
 
-    sd = StereoData(config["data"], burn_in=config["burn_in"], steps=config["steps"], split=config["split"],
-                    test_fraction=config["test_fraction"], crop=config["crop"], downscale=config["downscale"],
-                    max_disparity=(model.disparities - 1) * model.disp_step, fb=config["fb"], progress=False)
+    sd = StereoData(
+        config["data"],
+        burn_in=config["burn_in"],
+        steps=config["steps"],
+        split=config["split"],
+        test_fraction=config["test_fraction"],
+        crop=config["crop"],
+        downscale=config["downscale"],
+        max_disparity=(model.disparities - 1) * model.disp_step,
+        fb=config["fb"],
+        progress=False,
+    )
     task = StereoTask(sd, model.disparities, model.disp_step, 4, torch.device("cpu"))
     try:
         out = dict(task.evaluate(model))
@@ -139,14 +166,26 @@ def main() -> None:
     ap.add_argument("--eval-description", default="", help="how the --eval-data recording was made")
     ap.add_argument("--eval-frames", type=int, default=None, help="stream only the first N frames of --eval-data")
     ap.add_argument("--wall-s", type=float, default=None, help="training wall time (s)")
-    ap.add_argument("--checkpoint", type=Path, default=None,
-                    help="ship this checkpoint (e.g. a copy of checkpoint.pt taken after epoch N) instead of "
-                         "RUN/folded.pt; held-out metrics are then recomputed on the run's test windows")
-    ap.add_argument("--expect-epoch", type=int, default=None,
-                    help="with --checkpoint: refuse it unless it was written after this epoch")
-    ap.add_argument("--eval-results", type=Path, default=None,
-                    help="score an existing 'snnc stream --out' file of the shipped OUT_DIR/NAME.pt instead of "
-                         "streaming --eval-data (the .pt is then kept as it is)")
+    ap.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="ship this checkpoint (e.g. a copy of checkpoint.pt taken after epoch N) instead of "
+        "RUN/folded.pt; held-out metrics are then recomputed on the run's test windows",
+    )
+    ap.add_argument(
+        "--expect-epoch",
+        type=int,
+        default=None,
+        help="with --checkpoint: refuse it unless it was written after this epoch",
+    )
+    ap.add_argument(
+        "--eval-results",
+        type=Path,
+        default=None,
+        help="score an existing 'snnc stream --out' file of the shipped OUT_DIR/NAME.pt instead of "
+        "streaming --eval-data (the .pt is then kept as it is)",
+    )
     ap.add_argument("--out-dir", type=Path, required=True)
     args = ap.parse_args()
 
@@ -176,10 +215,11 @@ def main() -> None:
         b = run_metrics.get("baseline", {})
         folded = run_metrics.get("folded") or run_metrics  # the shipped network is the folded one
         metrics["held_out"] = {m: folded.get(m, run_metrics.get(m)) for m in _METRICS}
-        metrics["held_out"].update(baseline_one_pixel_accuracy=b.get("one_pixel_accuracy"),
-                                   baseline_predicted_disparity_px=(b.get("predicted_disparity", float("nan"))
-                                                                    / layout.DISPARITY_SCALE),
-                                   where="tail 20 % of each training recording, training crop")
+        metrics["held_out"].update(
+            baseline_one_pixel_accuracy=b.get("one_pixel_accuracy"),
+            baseline_predicted_disparity_px=(b.get("predicted_disparity", float("nan")) / layout.DISPARITY_SCALE),
+            where="tail 20 % of each training recording, training crop",
+        )
         train_median = metrics["held_out"]["baseline_predicted_disparity_px"]
         unseen = None
         if args.eval_results is not None:
@@ -191,9 +231,11 @@ def main() -> None:
             metrics["unseen_full_resolution"] = unseen
     else:
         folded = run_metrics.get("folded") or {}
-        metrics["held_out"] = {"accuracy": folded.get("test_accuracy", run_metrics.get("test_accuracy")),
-                               "unfolded_accuracy": run_metrics.get("test_accuracy"),
-                               "where": "sklearn digits, stratified 20 % test split (split seed 0)"}
+        metrics["held_out"] = {
+            "accuracy": folded.get("test_accuracy", run_metrics.get("test_accuracy")),
+            "unfolded_accuracy": run_metrics.get("test_accuracy"),
+            "where": "sklearn digits, stratified 20 % test split (split seed 0)",
+        }
     entry = {
         "name": args.name,
         "family": genotype.family,
@@ -214,8 +256,9 @@ def main() -> None:
         "genotype": genotype.to_dict(),
     }
     write_json_atomic(args.out_dir / f"{args.name}.json", entry)
-    print(json.dumps({"name": args.name, "bytes": entry["bytes"], "parameters": n_params, "metrics": metrics},
-                     indent=1))
+    print(
+        json.dumps({"name": args.name, "bytes": entry["bytes"], "parameters": n_params, "metrics": metrics}, indent=1)
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """``snnc checkpoint``: inspect and upgrade checkpoint files (never unpickling code)."""
+
 from __future__ import annotations
 
 import json
@@ -32,11 +33,19 @@ def show_command(path: Path, as_json: bool) -> None:
 
     doc = read_checkpoint(path)
     genotype = doc.get("genotype")
-    header = {"path": str(path), "format": doc["format"], "version": doc["version"], "kind": doc["kind"],
-              "legacy": bool(doc.get("legacy", False)), "snnc_version": doc.get("snnc_version"),
-              "family": genotype.get("family") if isinstance(genotype, dict) else None,
-              "folded": doc.get("folded"), "epoch": doc.get("epoch"), "input_shape": doc.get("input_shape"),
-              "fields": sorted(str(k) for k in doc)}
+    header = {
+        "path": str(path),
+        "format": doc["format"],
+        "version": doc["version"],
+        "kind": doc["kind"],
+        "legacy": bool(doc.get("legacy", False)),
+        "snnc_version": doc.get("snnc_version"),
+        "family": genotype.get("family") if isinstance(genotype, dict) else None,
+        "folded": doc.get("folded"),
+        "epoch": doc.get("epoch"),
+        "input_shape": doc.get("input_shape"),
+        "fields": sorted(str(k) for k in doc),
+    }
     if as_json:
         click.echo(json.dumps(header, indent=2))
         return

@@ -1,9 +1,11 @@
 """Helpers shared by CLI commands: output-path safety (checks, locks, input == output) and atomic writes."""
+
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any
 
 from snnc.errors import PathLike, SnncError
 from snnc.fileio import atomic_output  # noqa: F401  (commands import it from here)
@@ -21,9 +23,14 @@ def check_output_path(path: Path, force: bool) -> None:
         raise SnncError(f"folder {parent} does not exist", path)
 
 
-def plan_outputs(named: Sequence[Optional[Path]] = (), derived: Sequence[Path] = (),
-                 inputs: Sequence[Optional[PathLike]] = (), *, force: bool,
-                 lock: Optional[Sequence[Path]] = None) -> None:
+def plan_outputs(
+    named: Sequence[Path | None] = (),
+    derived: Sequence[Path] = (),
+    inputs: Sequence[PathLike | None] = (),
+    *,
+    force: bool,
+    lock: Sequence[Path] | None = None,
+) -> None:
     """Check a command's outputs before it starts and hold them until it ends (:mod:`snnc.outputs`).
 
     ``named`` outputs (the user's paths; None entries are skipped) follow :func:`check_output_path`;
@@ -43,8 +50,13 @@ def plan_outputs(named: Sequence[Optional[Path]] = (), derived: Sequence[Path] =
     for path in files:
         check_output_path(path, force)
     check_outputs(derived=derived, force=force)
-    plan = OutputPlan(named=files, derived=list(derived), inputs=[p for p in inputs if p is not None],
-                      lock=list(lock) if lock is not None else files + list(derived), check=False)
+    plan = OutputPlan(
+        named=files,
+        derived=list(derived),
+        inputs=[p for p in inputs if p is not None],
+        lock=list(lock) if lock is not None else files + list(derived),
+        check=False,
+    )
     click.get_current_context().with_resource(plan)
 
 

@@ -1,9 +1,10 @@
 """``snnc data``: write synthetic MVSEC-layout recordings and summarise recordings."""
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any
 
 import click
 
@@ -23,10 +24,14 @@ def data_group() -> None:
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed (same seed, same files).")
 @click.option("--height", default=260, show_default=True, type=int, help="Sensor rows.")
 @click.option("--width", default=346, show_default=True, type=int, help="Sensor columns.")
-@click.option("--rect-txt", is_flag=True, help="Also write {left,right}_{x,y}_map.txt beside the files, like real MVSEC.")
+@click.option(
+    "--rect-txt", is_flag=True, help="Also write {left,right}_{x,y}_map.txt beside the files, like real MVSEC."
+)
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def synth_command(out: Path, frames: int, seed: int, height: int, width: int, rect_txt: bool, force: bool, quiet: bool) -> None:
+def synth_command(
+    out: Path, frames: int, seed: int, height: int, width: int, rect_txt: bool, force: bool, quiet: bool
+) -> None:
     """Write OUT (must end in _data.hdf5) and the matching _gt.hdf5 from a synthetic scene.
 
     Textured planar surfaces at known, changing depths move in front of a
@@ -49,26 +54,60 @@ def synth_command(out: Path, frames: int, seed: int, height: int, width: int, re
     gt = gt_path_for(out)
     txts = [rect_map_txt_path(out, cam, axis) for cam in CAMERAS for axis in ("x", "y")] if rect_txt else []
     plan_outputs([out], derived=[gt, *txts], force=force, lock=[out])  # the _gt / map files: only snnc's replaced
-    data_path, gt_path = synthesize(out, frames=frames, seed=seed, height=height, width=width,
-                                    force=force, progress=not quiet, write_rect_txt=rect_txt)
+    data_path, gt_path = synthesize(
+        out,
+        frames=frames,
+        seed=seed,
+        height=height,
+        width=width,
+        force=force,
+        progress=not quiet,
+        write_rect_txt=rect_txt,
+    )
     click.echo(f"wrote {data_path}")
     click.echo(f"wrote {gt_path}")
 
 
 @data_group.command("info")
 @click.argument("data_file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--gt", "gt_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Ground-truth file (default: the _gt.hdf5 beside DATA_FILE, if present).")
-@click.option("--rect-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder with the {left,right}_{x,y}_map.txt rectification maps (win over maps embedded in the file).")
-@click.option("--max-window-events", type=click.IntRange(min=1), default=DEFAULT_MAX_WINDOW_EVENTS, show_default=True,
-              help="Refuse a 50 ms window (--plot) with more events than this per camera.")
+@click.option(
+    "--gt",
+    "gt_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Ground-truth file (default: the _gt.hdf5 beside DATA_FILE, if present).",
+)
+@click.option(
+    "--rect-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder with the {left,right}_{x,y}_map.txt rectification maps (win over maps embedded in the file).",
+)
+@click.option(
+    "--max-window-events",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_WINDOW_EVENTS,
+    show_default=True,
+    help="Refuse a 50 ms window (--plot) with more events than this per camera.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@click.option("--plot", "plot_png", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also write a PNG: GT disparity and left/right SBT of the middle depth frame, disparity histogram.")
+@click.option(
+    "--plot",
+    "plot_png",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write a PNG: GT disparity and left/right SBT of the middle depth frame, disparity histogram.",
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing --plot file.")
-def info_command(data_file: Path, gt_file: Optional[Path], rect_dir: Optional[Path], max_window_events: int,
-                 as_json: bool, plot_png: Optional[Path], force: bool) -> None:
+def info_command(
+    data_file: Path,
+    gt_file: Path | None,
+    rect_dir: Path | None,
+    max_window_events: int,
+    as_json: bool,
+    plot_png: Path | None,
+    force: bool,
+) -> None:
     """Summarise an MVSEC-layout recording: length, events, rates, depth range, disparities.
 
     Also shows the time ranges of both cameras and the depth clock, their
@@ -86,8 +125,9 @@ def info_command(data_file: Path, gt_file: Optional[Path], rect_dir: Optional[Pa
 
     if plot_png is not None:
         plan_outputs([plot_png], inputs=[data_file, gt_file], force=force)
-    with MVSECRecording(data_file, gt_path=gt_file, rect_dir=rect_dir, max_window_events=max_window_events,
-                        sanity=False) as rec:
+    with MVSECRecording(
+        data_file, gt_path=gt_file, rect_dir=rect_dir, max_window_events=max_window_events, sanity=False
+    ) as rec:
         summary = summarize(rec)
         check = rec.check
         if plot_png is not None and not (check is not None and check.problems):
@@ -118,7 +158,7 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def format_summary(summary: Dict[str, Any], indent: int = 0) -> str:
+def format_summary(summary: dict[str, Any], indent: int = 0) -> str:
     """Human-readable text for :func:`snnc.data.info.summarize`'s nested dict.
 
     Nested dicts become indented sections; a histogram (a dict with ``counts``
@@ -138,15 +178,15 @@ def format_summary(summary: Dict[str, Any], indent: int = 0) -> str:
     return "\n".join(lines)
 
 
-def _histogram_lines(hist: Dict[str, Any], pad: str, max_rows: int = 16) -> list:
+def _histogram_lines(hist: dict[str, Any], pad: str, max_rows: int = 16) -> list:
     counts = [int(c) for c in hist["counts"]]
     edges = [float(e) for e in hist["bin_edges"]]
     group = max(1, -(-len(counts) // max_rows))
     rows = []
     for i in range(0, len(counts), group):
-        rows.append((edges[i], edges[min(i + group, len(counts))], sum(counts[i:i + group])))
+        rows.append((edges[i], edges[min(i + group, len(counts))], sum(counts[i : i + group])))
     top = max((c for _, _, c in rows), default=0) or 1
-    out = [f"{pad}[{lo:5.0f}, {hi:5.0f})  {c:>10}  {'#' * int(round(40 * c / top))}" for lo, hi, c in rows]
+    out = [f"{pad}[{lo:5.0f}, {hi:5.0f})  {c:>10}  {'#' * round(40 * c / top)}" for lo, hi, c in rows]
     for extra in ("overflow", "scale"):
         if extra in hist:
             out.append(f"{pad}{extra:<14} {_fmt(hist[extra])}")

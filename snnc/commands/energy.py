@@ -1,20 +1,22 @@
 """``snnc energy``: ACs, MACs and 45 nm energy per frame of a network, measured on real data."""
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import click
 
 from snnc.data.layout import DEFAULT_MAX_WINDOW_EVENTS
 from snnc.errors import SnncError
 
-_PAPER = ("papers (spec/energy.md): SpikeDHS-Stereo 7414 M AC, 0 MAC, 6.7 mJ per frame; "
-          "DDES (ANN) 37917 M MAC, 174.4 mJ")
-_SILENT_NOTE = ("the network is nearly silent: its spike-input layers receive almost no spikes "
-                "(an untrained network with BatchNorm at its initial statistics stays below threshold); "
-                "the AC count and energy are then close to zero; pass a trained checkpoint for real numbers")
+_PAPER = "papers (spec/energy.md): SpikeDHS-Stereo 7414 M AC, 0 MAC, 6.7 mJ per frame; DDES (ANN) 37917 M MAC, 174.4 mJ"
+_SILENT_NOTE = (
+    "the network is nearly silent: its spike-input layers receive almost no spikes "
+    "(an untrained network with BatchNorm at its initial statistics stays below threshold); "
+    "the AC count and energy are then close to zero; pass a trained checkpoint for real numbers"
+)
 
 
 def _digit_overrides(genotype: Any) -> dict[str, Any]:
@@ -28,31 +30,79 @@ def _digit_overrides(genotype: Any) -> dict[str, Any]:
 
 @click.command("energy")
 @click.argument("model_spec", metavar="[MODEL]", required=False)
-@click.option("--data", "data", required=True,
-              help="An MVSEC-layout *_data.hdf5 recording (stereo networks) or 'digits' (classification).")
-@click.option("--gt", "gt_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Ground-truth file of the recording (sets the frame clock; default: beside the data file).")
-@click.option("--rect-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder with the {left,right}_{x,y}_map.txt rectification maps (win over maps embedded in the file).")
-@click.option("--max-window-events", type=click.IntRange(min=1), default=DEFAULT_MAX_WINDOW_EVENTS, show_default=True,
-              help="Refuse a 50 ms window with more events than this per camera (bounds memory, ~100 B/event).")
-@click.option("--frames", default=None, type=click.IntRange(min=1),
-              help="Frames to measure on (stereo: default 20 frames; digits: default 360 test images).")
+@click.option(
+    "--data",
+    "data",
+    required=True,
+    help="An MVSEC-layout *_data.hdf5 recording (stereo networks) or 'digits' (classification).",
+)
+@click.option(
+    "--gt",
+    "gt_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Ground-truth file of the recording (sets the frame clock; default: beside the data file).",
+)
+@click.option(
+    "--rect-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder with the {left,right}_{x,y}_map.txt rectification maps (win over maps embedded in the file).",
+)
+@click.option(
+    "--max-window-events",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_WINDOW_EVENTS,
+    show_default=True,
+    help="Refuse a 50 ms window with more events than this per camera (bounds memory, ~100 B/event).",
+)
+@click.option(
+    "--frames",
+    default=None,
+    type=click.IntRange(min=1),
+    help="Frames to measure on (stereo: default 20 frames; digits: default 360 test images).",
+)
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
-@click.option("--count", type=click.Choice(["rate", "events"]), default="rate", show_default=True,
-              help="AC count: the papers' rate x steps x dense ops, or the stricter fan-out synaptic events.")
-@click.option("--costs", default="45nm-fp32", show_default=True,
-              help="Energy per op: 45nm-fp32 (AC 0.9, MAC 4.6 pJ; the papers'), 45nm-fp16, 45nm-int32, 45nm-int8.")
+@click.option(
+    "--count",
+    type=click.Choice(["rate", "events"]),
+    default="rate",
+    show_default=True,
+    help="AC count: the papers' rate x steps x dense ops, or the stricter fan-out synaptic events.",
+)
+@click.option(
+    "--costs",
+    default="45nm-fp32",
+    show_default=True,
+    help="Energy per op: 45nm-fp32 (AC 0.9, MAC 4.6 pJ; the papers'), 45nm-fp16, 45nm-int32, 45nm-int8.",
+)
 @click.option("--ac-pj", type=float, default=None, help="Override the AC energy (pJ).")
 @click.option("--mac-pj", type=float, default=None, help="Override the MAC energy (pJ).")
-@click.option("--plot", "plot_png", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write a bar chart of energy per layer (PNG).")
+@click.option(
+    "--plot",
+    "plot_png",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write a bar chart of energy per layer (PNG).",
+)
 @click.option("--threads", default=0, type=click.IntRange(min=0), help="CPU threads (0: PyTorch default).")
 @click.option("--force", is_flag=True, help="Overwrite --plot.")
-def energy_command(model_spec: Optional[str], data: str, gt_file: Optional[Path], rect_dir: Optional[Path],
-                   max_window_events: int, frames: Optional[int], fmt: str, count: str,
-                   costs: str, ac_pj: Optional[float], mac_pj: Optional[float], plot_png: Optional[Path],
-                   threads: int, force: bool) -> None:
+def energy_command(
+    model_spec: str | None,
+    data: str,
+    gt_file: Path | None,
+    rect_dir: Path | None,
+    max_window_events: int,
+    frames: int | None,
+    fmt: str,
+    count: str,
+    costs: str,
+    ac_pj: float | None,
+    mac_pj: float | None,
+    plot_png: Path | None,
+    threads: int,
+    force: bool,
+) -> None:
     """Per-layer and total ACs, MACs and energy per frame of MODEL on real data, with firing
     rates and the same network counted as an ANN.
 
@@ -85,8 +135,8 @@ def energy_command(model_spec: Optional[str], data: str, gt_file: Optional[Path]
         click.echo(default_model_note(model_spec, "MODEL"), err=fmt != "table")
 
     from snnc.energy.costs import resolve_costs
-    from snnc.runtime.measure import measure_images, measure_stereo
     from snnc.models.genotype import load_genotype
+    from snnc.runtime.measure import measure_images, measure_stereo
     from snnc.runtime.model import load_network
 
     if threads:
@@ -106,8 +156,9 @@ def energy_command(model_spec: Optional[str], data: str, gt_file: Optional[Path]
             overrides = _digit_overrides(load_genotype(ref.path if ref.path is not None else model_spec))
         net = load_network(model_spec, overrides=overrides)
         if net.family == "spikedhs-stereo":
-            raise SnncError(f"{model_spec}: a stereo network cannot run on digits images; "
-                            f"give an MVSEC recording with --data")
+            raise SnncError(
+                f"{model_spec}: a stereo network cannot run on digits images; give an MVSEC recording with --data"
+            )
         images = load_digits_set().x_test
         images = images[: frames or images.shape[0]]
         report = measure_images(net, images, costs=energy_costs, count=count)
@@ -117,8 +168,9 @@ def energy_command(model_spec: Optional[str], data: str, gt_file: Optional[Path]
         from snnc.data.windows import WindowStats
 
         data_path = Path(data)
-        with MVSECRecording(data_path, gt_path=gt_file, rect_dir=rect_dir,
-                            max_window_events=max_window_events) as rec:  # bad data fails before torch loads
+        with MVSECRecording(
+            data_path, gt_path=gt_file, rect_dir=rect_dir, max_window_events=max_window_events
+        ) as rec:  # bad data fails before torch loads
             rect_line = rec.rectification_line()
             net = load_network(model_spec)
             stats = WindowStats(data_path)
@@ -150,14 +202,18 @@ def energy_command(model_spec: Optional[str], data: str, gt_file: Optional[Path]
         click.echo(rect_line)
     if stats is not None and stats.summary_line():
         click.echo(f"input windows: {stats.summary_line()}")
-    click.echo(f"energy model: {energy_costs.name} (AC {energy_costs.ac_pj:g} pJ, MAC {energy_costs.mac_pj:g} pJ; "
-               f"{energy_costs.source}); AC count: {count}; all numbers per frame")
+    click.echo(
+        f"energy model: {energy_costs.name} (AC {energy_costs.ac_pj:g} pJ, MAC {energy_costs.mac_pj:g} pJ; "
+        f"{energy_costs.source}); AC count: {count}; all numbers per frame"
+    )
     click.echo(report.format_table())
     click.echo("")
     ratio = report.energy_j / report.ann_energy_j if report.ann_energy_j else float("nan")
-    click.echo(f"total: {report.ac / 1e6:.1f} M AC + {report.mac / 1e6:.1f} M MAC = {report.energy_j * 1e3:.4f} mJ "
-               f"per frame; as an ANN {report.ann_mac / 1e6:.1f} M MAC = {report.ann_energy_j * 1e3:.4f} mJ "
-               f"(SNN/ANN = {ratio:.4f})")
+    click.echo(
+        f"total: {report.ac / 1e6:.1f} M AC + {report.mac / 1e6:.1f} M MAC = {report.energy_j * 1e3:.4f} mJ "
+        f"per frame; as an ANN {report.ann_mac / 1e6:.1f} M MAC = {report.ann_energy_j * 1e3:.4f} mJ "
+        f"(SNN/ANN = {ratio:.4f})"
+    )
     click.echo(f"mean input firing rate of spike layers: {100 * report.spike_input_rate:.3f} %")
     if net.family == "spikedhs-stereo":
         click.echo(_PAPER)

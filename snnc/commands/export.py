@@ -1,9 +1,11 @@
 """``snnc export``: a checkpoint or an architecture -> NIR, ONNX or Lava (lava-dl netx), BN folded first."""
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Optional
+from typing import TYPE_CHECKING
 
 import click
 
@@ -15,7 +17,7 @@ if TYPE_CHECKING:
 FORMATS = ("nir", "onnx", "lava")
 
 
-def _write_partition_atomically(graph, out: Path, dt: float, opset: int) -> dict:  # noqa: ANN001
+def _write_partition_atomically(graph, out: Path, dt: float, opset: int) -> dict:
     """Write manifest + pieces as one set (renamed together, manifest last; see ``write_partition``)."""
     from snnc.export.partition import write_partition
 
@@ -31,7 +33,8 @@ def _plan_outputs(source: str, out: Path, pieces: list[Path], force: bool) -> No
     check_output_path(out, force)
     check_outputs(derived=pieces, force=force)
     click.get_current_context().with_resource(
-        OutputPlan(named=[out], derived=pieces, inputs=[Path(source)], lock=[out], check=False))
+        OutputPlan(named=[out], derived=pieces, inputs=[Path(source)], lock=[out], check=False)
+    )
 
 
 @contextmanager
@@ -48,27 +51,64 @@ def _naming(source: str) -> Iterator[None]:
 @click.command("export")
 @click.argument("source")
 @click.option("--to", "fmt", required=True, metavar="nir|onnx|lava", help="Target format.")
-@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Output file (with --partition: the JSON manifest; the pieces go beside it).")
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Output file (with --partition: the JSON manifest; the pieces go beside it).",
+)
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
-@click.option("--partition", is_flag=True,
-              help="NIR only: write the NIR-expressible spiking front to <stem>.front.nir, the rest to "
-                   "<stem>.rest.onnx, and a JSON manifest (--out) describing how they connect.")
-@click.option("--input-shape", default=None,
-              help="One time step's input incl. batch, e.g. 1,3,32,32 or 1,2,5,260,346 (default: the shape a checkpoint "
-                   "was trained on, else from the genotype).")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random weights of a preset / genotype.")
-@click.option("--dt", default=None, type=float,
-              help="NIR: seconds per time step (neuron mapping) [1e-4 when writing NIR; when SOURCE is a .nir file: "
-                   "from its metadata, this option overrides it or is needed when the file has none].")
-@click.option("--window", default=None, type=int,
-              help="ONNX, classification: write the fixed-window graph over this many steps instead of the streaming one.")
+@click.option(
+    "--partition",
+    is_flag=True,
+    help="NIR only: write the NIR-expressible spiking front to <stem>.front.nir, the rest to "
+    "<stem>.rest.onnx, and a JSON manifest (--out) describing how they connect.",
+)
+@click.option(
+    "--input-shape",
+    default=None,
+    help="One time step's input incl. batch, e.g. 1,3,32,32 or 1,2,5,260,346 (default: the shape a checkpoint "
+    "was trained on, else from the genotype).",
+)
+@click.option(
+    "--seed", default=0, show_default=True, type=int, help="Seed of the random weights of a preset / genotype."
+)
+@click.option(
+    "--dt",
+    default=None,
+    type=float,
+    help="NIR: seconds per time step (neuron mapping) [1e-4 when writing NIR; when SOURCE is a .nir file: "
+    "from its metadata, this option overrides it or is needed when the file has none].",
+)
+@click.option(
+    "--window",
+    default=None,
+    type=int,
+    help="ONNX, classification: write the fixed-window graph over this many steps instead of the streaming one.",
+)
 @click.option("--opset", default=17, show_default=True, type=int, help="ONNX opset.")
-@click.option("--for", "consumer", default=None, metavar="spikingjelly|snntorch|norse|sinabs|rockpool",
-              help="NIR: check that this library's stock importer runs the file with snnc's spikes; refuse "
-                   "(naming the node) what it cannot run.")
-def export_command(source: str, fmt: str, out: Path, force: bool, partition: bool, input_shape: Optional[str],
-                   seed: int, dt: float, window: Optional[int], opset: int, consumer: Optional[str]) -> None:
+@click.option(
+    "--for",
+    "consumer",
+    default=None,
+    metavar="spikingjelly|snntorch|norse|sinabs|rockpool",
+    help="NIR: check that this library's stock importer runs the file with snnc's spikes; refuse "
+    "(naming the node) what it cannot run.",
+)
+def export_command(
+    source: str,
+    fmt: str,
+    out: Path,
+    force: bool,
+    partition: bool,
+    input_shape: str | None,
+    seed: int,
+    dt: float,
+    window: int | None,
+    opset: int,
+    consumer: str | None,
+) -> None:
     """Export SOURCE (a checkpoint .pt, a shipped model, a genotype JSON, a preset name, or a NIR file
     for --to onnx|lava) with BatchNorm folded. SOURCE is a file, typed by its extension (.pt/.pth/.ckpt,
     .json, .nir), or a name: a preset (snnc info --list) or a shipped model (snnc models); a preset name
@@ -136,8 +176,16 @@ def export_command(source: str, fmt: str, out: Path, force: bool, partition: boo
         _export(folded, genotype, shape, fmt, out, partition, window, dt, opset, consumer)
 
 
-def _export_nir_file(path: Path, fmt: str, out: Path, dt: Optional[float], opset: int, window: Optional[int],
-                     partition: bool, input_shape: Optional[str]) -> None:
+def _export_nir_file(
+    path: Path,
+    fmt: str,
+    out: Path,
+    dt: float | None,
+    opset: int,
+    window: int | None,
+    partition: bool,
+    input_shape: str | None,
+) -> None:
     """Write the graph of NIR file ``path`` (snnc's or another library's) as ONNX or lava-dl netx."""
     from snnc.commands.common import atomic_output
     from snnc.export.nir_reader import load_nir_model
@@ -145,8 +193,9 @@ def _export_nir_file(path: Path, fmt: str, out: Path, dt: Optional[float], opset
     if fmt == "nir":
         raise SnncError("is already a NIR file; export it --to onnx or --to lava", path)
     if window is not None or partition or input_shape:
-        raise SnncError("a NIR file exports as its own graph: --window, --partition and --input-shape do not apply",
-                        path)
+        raise SnncError(
+            "a NIR file exports as its own graph: --window, --partition and --input-shape do not apply", path
+        )
     nm = load_nir_model(path, dt)
     if fmt == "onnx":
         import torch
@@ -157,21 +206,35 @@ def _export_nir_file(path: Path, fmt: str, out: Path, dt: Optional[float], opset
         with atomic_output(out) as tmp:
             info = export_graph_stream(nm.module, example, tmp, opset, meta={"snnc.source": f"nir:{path.name}"})
         n = len(info["state_names"])
-        click.echo(f"wrote {out}: ONNX opset {opset}, one-step streaming graph of NIR file {path.name} "
-                   f"(dt = {nm.dt} s): inputs {', '.join(info['inputs'][:1])} {nm.input_shape}, "
-                   f"state_in_0..{n - 1}; outputs {', '.join(info['outputs'][:-n] if n else info['outputs'])}, "
-                   f"state_out_0..{n - 1}")
+        click.echo(
+            f"wrote {out}: ONNX opset {opset}, one-step streaming graph of NIR file {path.name} "
+            f"(dt = {nm.dt} s): inputs {', '.join(info['inputs'][:1])} {nm.input_shape}, "
+            f"state_in_0..{n - 1}; outputs {', '.join(info['outputs'][:-n] if n else info['outputs'])}, "
+            f"state_out_0..{n - 1}"
+        )
         return
     from snnc.export.lava_writer import write_netx
 
     with atomic_output(out) as tmp:
         info = write_netx(nm.graph, tmp)
-    click.echo(f"wrote {out}: lava-dl netx network of NIR file {path.name}, {len(info['layers'])} CUBA layers; "
-               f"8-bit weights, fixed point")
+    click.echo(
+        f"wrote {out}: lava-dl netx network of NIR file {path.name}, {len(info['layers'])} CUBA layers; "
+        f"8-bit weights, fixed point"
+    )
 
 
-def _export(folded: torch.nn.Module, genotype: object, shape: tuple[int, ...], fmt: str, out: Path, partition: bool,
-            window: Optional[int], dt: float, opset: int, consumer: Optional[str] = None) -> None:
+def _export(
+    folded: torch.nn.Module,
+    genotype: object,
+    shape: tuple[int, ...],
+    fmt: str,
+    out: Path,
+    partition: bool,
+    window: int | None,
+    dt: float,
+    opset: int,
+    consumer: str | None = None,
+) -> None:
     """Write ``folded`` in ``fmt`` to ``out`` and print one line about it."""
     from snnc.commands.common import atomic_output
     from snnc.export.lower import lower
@@ -187,13 +250,17 @@ def _export(folded: torch.nn.Module, genotype: object, shape: tuple[int, ...], f
             else:
                 info = export_stream(folded, shape, tmp, opset)
         if window is not None:
-            click.echo(f"wrote {out}: ONNX opset {opset}, fixed-window graph of {family} over {window} steps: "
-                       f"input x {tuple(shape)} -> y_mean")
+            click.echo(
+                f"wrote {out}: ONNX opset {opset}, fixed-window graph of {family} over {window} steps: "
+                f"input x {tuple(shape)} -> y_mean"
+            )
         else:
             n = len(info["state_names"])
-            click.echo(f"wrote {out}: ONNX opset {opset}, one-step streaming graph of {family}: inputs x "
-                       f"{tuple(shape)}, state_in_0..{n - 1}; outputs y, state_out_0..{n - 1} "
-                       f"(state names in metadata snnc.state_names)")
+            click.echo(
+                f"wrote {out}: ONNX opset {opset}, one-step streaming graph of {family}: inputs x "
+                f"{tuple(shape)}, state_in_0..{n - 1}; outputs y, state_out_0..{n - 1} "
+                f"(state names in metadata snnc.state_names)"
+            )
         return
 
     graph = lower(folded, shape)
@@ -204,8 +271,10 @@ def _export(folded: torch.nn.Module, genotype: object, shape: tuple[int, ...], f
             info = write_netx(graph, tmp)
         layers = ", ".join(f"{layer['kind']} {tuple(layer['shape'])}" for layer in info["layers"])
         layout = "flat (C*H*W,)" if info["input_flat"] else "(W, H, C) spike frames"
-        click.echo(f"wrote {out}: lava-dl netx network of {family}, {len(info['layers'])} CUBA layers [{layers}]; "
-                   f"input {layout}; 8-bit weights, fixed point")
+        click.echo(
+            f"wrote {out}: lava-dl netx network of {family}, {len(info['layers'])} CUBA layers [{layers}]; "
+            f"input {layout}; 8-bit weights, fixed point"
+        )
         return
     if partition:
         doc = _write_partition_atomically(graph, out, dt, opset)
@@ -215,14 +284,18 @@ def _export(folded: torch.nn.Module, genotype: object, shape: tuple[int, ...], f
             click.echo(f"wrote {out}: everything fits NIR: {front['file']} ({front['nodes']} nodes, dt = {dt} s)")
             return
         rest = pieces["rest"]
-        click.echo(f"wrote {out}: {front['file']} (NIR, {front['nodes']} nodes) -> {rest['file']} (ONNX opset "
-                   f"{opset}, {rest['nodes']} nodes) through {len(doc['connections'])} tensors; NIR stops at "
-                   f"{rest['reason']}")
+        click.echo(
+            f"wrote {out}: {front['file']} (NIR, {front['nodes']} nodes) -> {rest['file']} (ONNX opset "
+            f"{opset}, {rest['nodes']} nodes) through {len(doc['connections'])} tensors; NIR stops at "
+            f"{rest['reason']}"
+        )
         return
     from snnc.export.nir_writer import write_nir
 
     with atomic_output(out) as tmp:
         ngraph = write_nir(graph, tmp, dt, consumer)
     target = f"; checked for {consumer}'s stock importer" if consumer else ""
-    click.echo(f"wrote {out}: NIR graph of {family}, {len(ngraph.nodes)} nodes, {len(ngraph.edges)} edges, "
-               f"dt = {dt} s (BatchNorm folded){target}")
+    click.echo(
+        f"wrote {out}: NIR graph of {family}, {len(ngraph.nodes)} nodes, {len(ngraph.edges)} edges, "
+        f"dt = {dt} s (BatchNorm folded){target}"
+    )

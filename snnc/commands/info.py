@@ -1,23 +1,24 @@
 """``snnc info``: layers, output shapes, parameters, neurons and dense ops of an architecture."""
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional, Tuple
+from typing import Any
 
 import click
 
 from snnc.errors import SnncError
 
 
-def default_step_shape(genotype: Any) -> Tuple[int, ...]:
+def default_step_shape(genotype: Any) -> tuple[int, ...]:
     """One time step's input shape (batch 1) from the genotype's own fields (:mod:`snnc.models.families`)."""
     from snnc.models.families import default_step_shape as family_step_shape
 
     return family_step_shape(genotype)
 
 
-def parse_shape(text: str) -> Tuple[int, ...]:
+def parse_shape(text: str) -> tuple[int, ...]:
     """``"1,3,32,32"`` (or ``1x3x32x32``) -> ``(1, 3, 32, 32)``; SnncError when malformed."""
     parts = [p for p in text.replace("x", ",").split(",") if p.strip()]
     try:
@@ -31,15 +32,23 @@ def parse_shape(text: str) -> Tuple[int, ...]:
 
 @click.command("info")
 @click.argument("arch", required=False)
-@click.option("--input-shape", default=None,
-              help="One time step's input incl. batch, e.g. 1,3,32,32 (classification) or 1,2,5,260,346 (stereo). "
-                   "Default: a checkpoint's trained-on shape, else from the genotype.")
+@click.option(
+    "--input-shape",
+    default=None,
+    help="One time step's input incl. batch, e.g. 1,3,32,32 (classification) or 1,2,5,260,346 (stereo). "
+    "Default: a checkpoint's trained-on shape, else from the genotype.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--list", "list_presets", is_flag=True, help="List the preset architecture names.")
-@click.option("--dt", default=None, type=float,
-              help="NIR files: seconds per time step, for files whose metadata has none (other libraries' exports).")
-def info_command(arch: Optional[str], input_shape: Optional[str], as_json: bool, list_presets: bool,
-                 dt: Optional[float]) -> None:
+@click.option(
+    "--dt",
+    default=None,
+    type=float,
+    help="NIR files: seconds per time step, for files whose metadata has none (other libraries' exports).",
+)
+def info_command(
+    arch: str | None, input_shape: str | None, as_json: bool, list_presets: bool, dt: float | None
+) -> None:
     """Describe ARCH (a preset name, a genotype JSON file, a checkpoint or a shipped model): layers,
     output shapes, parameters, neuron types and dense synaptic ops per layer for one time step.
     A checkpoint is described at the input shape it was trained on. ARCH is a file, typed by its
@@ -60,13 +69,13 @@ def info_command(arch: Optional[str], input_shape: Optional[str], as_json: bool,
             click.echo(name)
         return
     if not arch:
-        raise SnncError("give an architecture (preset name or genotype JSON file) or --list; presets: "
-                        + ", ".join(preset_names()))
+        raise SnncError(
+            "give an architecture (preset name or genotype JSON file) or --list; presets: " + ", ".join(preset_names())
+        )
     import torch
 
-    from snnc.models.build import build_model
     from snnc.energy.summary import describe, format_table
-
+    from snnc.models.build import build_model
     from snnc.models.loading import open_model, resolve_model
 
     ref = resolve_model(arch, allowed=("checkpoint", "genotype", "nir", "preset", "zoo"))
@@ -96,12 +105,13 @@ def info_command(arch: Optional[str], input_shape: Optional[str], as_json: bool,
     if as_json:
         click.echo(json.dumps(desc, indent=2))
         return
-    click.echo(f"{desc['architecture']} ({desc['family']}), one time step on input {tuple(shape)}, "
-               f"T = {desc['time_steps']}")
+    click.echo(
+        f"{desc['architecture']} ({desc['family']}), one time step on input {tuple(shape)}, T = {desc['time_steps']}"
+    )
     click.echo(format_table(desc))
 
 
-def _nir_info(path: Path, dt: Optional[float], as_json: bool, format_table: Any) -> None:
+def _nir_info(path: Path, dt: float | None, as_json: bool, format_table: Any) -> None:
     """``snnc info x.nir``: the graph's layers and neurons (one step, batch 1)."""
     from snnc.export.nir_reader import load_nir_model
 
@@ -112,6 +122,8 @@ def _nir_info(path: Path, dt: Optional[float], as_json: bool, format_table: Any)
         click.echo(json.dumps(desc, indent=2))
         return
     nodes = ", ".join(f"{op} {n}" for op, n in sorted(desc["nodes"].items()))
-    click.echo(f"{path} (NIR graph{', ' + desc['family'] if desc['family'] else ''}), one time step on input "
-               f"{tuple(desc['input_shape'])}, dt = {opened.dt:g} s; nodes: {nodes}")
+    click.echo(
+        f"{path} (NIR graph{', ' + desc['family'] if desc['family'] else ''}), one time step on input "
+        f"{tuple(desc['input_shape'])}, dt = {opened.dt:g} s; nodes: {nodes}"
+    )
     click.echo(format_table(desc))

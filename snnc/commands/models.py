@@ -1,4 +1,5 @@
 """``snnc models``: the shipped trained models (:mod:`snnc.zoo`), with their metrics and provenance."""
+
 from __future__ import annotations
 
 import json
@@ -8,8 +9,11 @@ import click
 
 __all__ = ["models_command", "metric_line"]
 
-_METRIC_WORDS = (("one_pixel_accuracy", "1PA", 100.0, "%"), ("accuracy", "accuracy", 100.0, "%"),
-                 ("mean_depth_error", "MDE", 100.0, " cm"))
+_METRIC_WORDS = (
+    ("one_pixel_accuracy", "1PA", 100.0, "%"),
+    ("accuracy", "accuracy", 100.0, "%"),
+    ("mean_depth_error", "MDE", 100.0, " cm"),
+)
 
 
 def metric_line(metrics: dict[str, Any]) -> str:
@@ -28,8 +32,13 @@ def metric_line(metrics: dict[str, Any]) -> str:
 
 def _row(entry: dict[str, Any]) -> list[str]:
     metrics = entry.get("metrics", {})
-    return [entry["name"], entry["family"], f"{int(entry['parameters']):,}", f"{entry['bytes'] / 1e6:.2f} MB",
-            "; ".join(f"{where}: {metric_line(m)}" for where, m in metrics.items() if isinstance(m, dict))]
+    return [
+        entry["name"],
+        entry["family"],
+        f"{int(entry['parameters']):,}",
+        f"{entry['bytes'] / 1e6:.2f} MB",
+        "; ".join(f"{where}: {metric_line(m)}" for where, m in metrics.items() if isinstance(m, dict)),
+    ]
 
 
 @click.command("models")
@@ -73,8 +82,10 @@ def models_command(as_json: bool, verify: bool) -> None:
         data = e.get("data", {})
         click.echo(f"{e['name']}: {e['summary']}")
         click.echo(f"  data     {data.get('description', json.dumps(data))}")
-        click.echo(f"  trained  seed {e['seed']}, snnc {e['snnc_version']}"
-                   + (f", {e['training_wall_s'] / 60:.0f} min on CPU" if e.get("training_wall_s") else ""))
+        click.echo(
+            f"  trained  seed {e['seed']}, snnc {e['snnc_version']}"
+            + (f", {e['training_wall_s'] / 60:.0f} min on CPU" if e.get("training_wall_s") else "")
+        )
         command = e["training_command"]
         click.echo(f"  command  {' && '.join(command) if isinstance(command, list) else command}")
         if verify:

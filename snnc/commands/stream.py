@@ -1,11 +1,12 @@
 """``snnc stream``: streaming stereo inference on an MVSEC-layout recording, one network step per frame."""
+
 from __future__ import annotations
 
 import json
 import math
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import click
 
@@ -16,7 +17,7 @@ from snnc.fileio import json_safe
 _METRIC_NAMES = ("mean_disparity_error", "mean_depth_error", "median_depth_error", "one_pixel_accuracy")
 
 
-def _fmt(v: Optional[float], scale: float = 1.0, digits: int = 2) -> str:
+def _fmt(v: float | None, scale: float = 1.0, digits: int = 2) -> str:
     if v is None or not math.isfinite(v):
         return "-"
     return f"{v * scale:.{digits}f}"
@@ -24,13 +25,17 @@ def _fmt(v: Optional[float], scale: float = 1.0, digits: int = 2) -> str:
 
 def _frame_row(r: Any) -> str:
     m = r.metrics or {}
-    return (f"{r.index:6d} {r.t:16.4f} {r.events[0]:8d} {r.events[1]:8d} {_fmt(r.ac, 1e-6):>10s} "
-            f"{_fmt(r.mac, 1e-6):>9s} {_fmt(r.energy_j, 1e3, 4):>9s} {_fmt(m.get('mean_depth_error'), 100):>8s} "
-            f"{_fmt(m.get('one_pixel_accuracy'), 100):>7s} {r.infer_s * 1e3:8.1f}")
+    return (
+        f"{r.index:6d} {r.t:16.4f} {r.events[0]:8d} {r.events[1]:8d} {_fmt(r.ac, 1e-6):>10s} "
+        f"{_fmt(r.mac, 1e-6):>9s} {_fmt(r.energy_j, 1e3, 4):>9s} {_fmt(m.get('mean_depth_error'), 100):>8s} "
+        f"{_fmt(m.get('one_pixel_accuracy'), 100):>7s} {r.infer_s * 1e3:8.1f}"
+    )
 
 
-_HEADER = (f"{'frame':>6s} {'t (s)':>16s} {'ev left':>8s} {'ev right':>8s} {'AC M':>10s} {'MAC M':>9s} "
-           f"{'E mJ':>9s} {'MDE cm':>8s} {'1PA %':>7s} {'ms':>8s}")
+_HEADER = (
+    f"{'frame':>6s} {'t (s)':>16s} {'ev left':>8s} {'ev right':>8s} {'AC M':>10s} {'MAC M':>9s} "
+    f"{'E mJ':>9s} {'MDE cm':>8s} {'1PA %':>7s} {'ms':>8s}"
+)
 
 
 def _check_png_dir(png_dir: Path, force: bool) -> None:
@@ -48,8 +53,14 @@ def _prepare_png_dir(png_dir: Path, force: bool) -> None:
         raise SnncError(f"cannot create the folder: {err.strerror}", png_dir) from None
 
 
-def _plan_outputs(data_file: Path, gt_file: Optional[Path], model_spec: str, out_file: Optional[Path],
-                  png_dir: Optional[Path], force: bool) -> None:
+def _plan_outputs(
+    data_file: Path,
+    gt_file: Path | None,
+    model_spec: str,
+    out_file: Path | None,
+    png_dir: Path | None,
+    force: bool,
+) -> None:
     """Check --out / --png-dir before any work, refuse an output that is an input, and lock the
     outputs for the rest of the command (released when it ends; see :mod:`snnc.outputs`)."""
     from snnc.commands.common import check_output_path
@@ -61,55 +72,117 @@ def _plan_outputs(data_file: Path, gt_file: Optional[Path], model_spec: str, out
     if png_dir is not None:
         _check_png_dir(png_dir, force)
     try:
-        default_gt: Optional[Path] = gt_path_for(data_file) if gt_file is None else None
+        default_gt: Path | None = gt_path_for(data_file) if gt_file is None else None
     except SnncError:
         default_gt = None
     inputs = [data_file, gt_file, default_gt, Path(model_spec) if model_spec else None]
     outputs = [p for p in (out_file, png_dir) if p is not None]
     click.get_current_context().with_resource(
-        OutputPlan(named=[p for p in (out_file,) if p is not None], inputs=[p for p in inputs if p is not None],
-                   lock=outputs, check=False))
+        OutputPlan(
+            named=[p for p in (out_file,) if p is not None],
+            inputs=[p for p in inputs if p is not None],
+            lock=outputs,
+            check=False,
+        )
+    )
 
 
 @click.command("stream")
 @click.argument("data_file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--model", "model_spec", default=None,
-              help="Checkpoint (checkpoint.pt / folded.pt), shipped model, genotype JSON or preset name. A file is "
-                   "typed by its extension (.pt/.pth/.ckpt, .json); a bare name is a preset (always) or a shipped "
-                   "model. Default: the shipped stereo model (snnc models).")
+@click.option(
+    "--model",
+    "model_spec",
+    default=None,
+    help="Checkpoint (checkpoint.pt / folded.pt), shipped model, genotype JSON or preset name. A file is "
+    "typed by its extension (.pt/.pth/.ckpt, .json); a bare name is a preset (always) or a shipped "
+    "model. Default: the shipped stereo model (snnc models).",
+)
 @click.option("--backend", type=click.Choice(["torch", "onnx", "lava", "hybrid"]), default="torch", show_default=True)
-@click.option("--gt", "gt_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Ground-truth file (default: the _gt.hdf5 beside DATA_FILE, if present).")
-@click.option("--rect-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder with the {left,right}_{x,y}_map.txt rectification maps (win over maps embedded in the file).")
-@click.option("--max-window-events", type=click.IntRange(min=1), default=DEFAULT_MAX_WINDOW_EVENTS, show_default=True,
-              help="Refuse a 50 ms window with more events than this per camera (bounds memory, ~100 B/event).")
-@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write per-frame results to this HDF5 file (disparity in unscaled px, energy, metrics).")
-@click.option("--png-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Write predicted vs ground-truth disparity PNGs here.")
-@click.option("--png-every", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Write a PNG for every k-th frame.")
-@click.option("--video", "video_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write a video (.mp4 or .gif, 20 fps): left events, predicted disparity, ground truth and error "
-                   "per frame, colour bar in pixels and metres.")
+@click.option(
+    "--gt",
+    "gt_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Ground-truth file (default: the _gt.hdf5 beside DATA_FILE, if present).",
+)
+@click.option(
+    "--rect-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder with the {left,right}_{x,y}_map.txt rectification maps (win over maps embedded in the file).",
+)
+@click.option(
+    "--max-window-events",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_WINDOW_EVENTS,
+    show_default=True,
+    help="Refuse a 50 ms window with more events than this per camera (bounds memory, ~100 B/event).",
+)
+@click.option(
+    "--out",
+    "out_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write per-frame results to this HDF5 file (disparity in unscaled px, energy, metrics).",
+)
+@click.option(
+    "--png-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write predicted vs ground-truth disparity PNGs here.",
+)
+@click.option(
+    "--png-every", default=1, show_default=True, type=click.IntRange(min=1), help="Write a PNG for every k-th frame."
+)
+@click.option(
+    "--video",
+    "video_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write a video (.mp4 or .gif, 20 fps): left events, predicted disparity, ground truth and error "
+    "per frame, colour bar in pixels and metres.",
+)
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda (torch, onnx, hybrid backends).")
 @click.option("--frames", "max_frames", type=click.IntRange(min=1), default=None, help="Stream at most N frames.")
 @click.option("--no-energy", is_flag=True, help="Do not count ops / energy per frame.")
-@click.option("--count", type=click.Choice(["rate", "events"]), default="rate", show_default=True,
-              help="AC count: the papers' rate x dense ops, or fan-out synaptic events.")
-@click.option("--costs", default="45nm-fp32", show_default=True,
-              help="Energy per op table: 45nm-fp32 (AC 0.9, MAC 4.6 pJ), 45nm-fp16, 45nm-int32, 45nm-int8.")
+@click.option(
+    "--count",
+    type=click.Choice(["rate", "events"]),
+    default="rate",
+    show_default=True,
+    help="AC count: the papers' rate x dense ops, or fan-out synaptic events.",
+)
+@click.option(
+    "--costs",
+    default="45nm-fp32",
+    show_default=True,
+    help="Energy per op table: 45nm-fp32 (AC 0.9, MAC 4.6 pJ), 45nm-fp16, 45nm-int32, 45nm-int8.",
+)
 @click.option("--threads", default=0, type=click.IntRange(min=0), help="CPU threads (0: library default).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no per-frame rows.")
 @click.option("--force", is_flag=True, help="Overwrite --out and PNGs.")
-def stream_command(data_file: Path, model_spec: Optional[str], backend: str, gt_file: Optional[Path],
-                   rect_dir: Optional[Path],
-                   max_window_events: int, out_file: Optional[Path],
-                   png_dir: Optional[Path], png_every: int, device: str, max_frames: Optional[int], no_energy: bool,
-                   count: str, costs: str, threads: int, as_json: bool, quiet: bool, force: bool,
-                   video_file: Optional[Path] = None) -> None:
+def stream_command(
+    data_file: Path,
+    model_spec: str | None,
+    backend: str,
+    gt_file: Path | None,
+    rect_dir: Path | None,
+    max_window_events: int,
+    out_file: Path | None,
+    png_dir: Path | None,
+    png_every: int,
+    device: str,
+    max_frames: int | None,
+    no_energy: bool,
+    count: str,
+    costs: str,
+    threads: int,
+    as_json: bool,
+    quiet: bool,
+    force: bool,
+    video_file: Path | None = None,
+) -> None:
     """Stream DATA_FILE (an MVSEC-layout *_data.hdf5) through a stereo network, one step per frame.
 
     Events are read window by window (never the whole file) and encoded as SBT
@@ -142,8 +215,9 @@ def stream_command(data_file: Path, model_spec: Optional[str], backend: str, gt_
     video = None
     _plan_outputs(data_file, gt_file, model_spec, out_file, png_dir, force)
     t_start = time.perf_counter()
-    with MVSECRecording(data_file, gt_path=gt_file, rect_dir=rect_dir,
-                        max_window_events=max_window_events) as rec:  # bad data fails here, before torch loads
+    with MVSECRecording(
+        data_file, gt_path=gt_file, rect_dir=rect_dir, max_window_events=max_window_events
+    ) as rec:  # bad data fails here, before torch loads
         from tqdm import tqdm
 
         from snnc.energy.costs import resolve_costs
@@ -167,15 +241,25 @@ def stream_command(data_file: Path, model_spec: Optional[str], backend: str, gt_
         options: dict[str, Any] = {"threads": threads} if backend in ("onnx", "hybrid", "lava") else {}
         be = make_backend(backend, net, dev, **options)
         engine = StreamEngine(net, be, energy=not no_energy, costs=energy_costs, count=count)
-        attrs = {"disparity_units": DISPARITY_UNITS, "model": net.describe(), "backend": backend,
-                 "device": str(dev), "clock": clock, "data_file": str(data_file),
-                 "gt_file": str(rec.gt_path) if rec.gt_path else "", "fb": layout.FB_INDOOR_FLYING,
-                 "disparity_scale": layout.DISPARITY_SCALE, "energy_costs": energy_costs.to_dict(),
-                 "energy_count": "off" if no_energy else count}
+        attrs = {
+            "disparity_units": DISPARITY_UNITS,
+            "model": net.describe(),
+            "backend": backend,
+            "device": str(dev),
+            "clock": clock,
+            "data_file": str(data_file),
+            "gt_file": str(rec.gt_path) if rec.gt_path else "",
+            "fb": layout.FB_INDOOR_FLYING,
+            "disparity_scale": layout.DISPARITY_SCALE,
+            "energy_costs": energy_costs.to_dict(),
+            "energy_count": "off" if no_energy else count,
+        }
         show_rows = not (as_json or quiet)
         if show_rows:
-            click.echo(f"{data_file}: {rec.height}x{rec.width}, {len(times)} frames ({clock} clock); "
-                       f"model {net.describe()}; backend {backend} on {dev}")
+            click.echo(
+                f"{data_file}: {rec.height}x{rec.width}, {len(times)} frames ({clock} clock); "
+                f"model {net.describe()}; backend {backend} on {dev}"
+            )
         if not as_json:
             click.echo(rec.rectification_line())
         video = _open_video(video_file, rec, net, data_file) if video_file is not None else None
@@ -192,17 +276,34 @@ def stream_command(data_file: Path, model_spec: Optional[str], backend: str, gt_
                         if video is not None:
                             video.add(r.disparity, r.gt_depth, r.left_events, caption=_video_caption(r))
                         if png_dir is not None and r.index % png_every == 0:
-                            save_frame_png(png_dir / f"frame_{r.index:06d}.png", r.disparity, r.gt_depth,
-                                           title=f"frame {r.index}, t = {r.t:.3f} s")
+                            save_frame_png(
+                                png_dir / f"frame_{r.index:06d}.png",
+                                r.disparity,
+                                r.gt_depth,
+                                title=f"frame {r.index}, t = {r.t:.3f} s",
+                            )
                         if show_rows:
                             tqdm.write(_frame_row(r))
                         bar.update(1)
-                    summary = _summary(engine, net, be, backend, dev, clock, times, with_gt, energy_costs,
-                                       out_file, time.perf_counter() - t_start)
-                    summary.update(gt_file=str(rec.gt_path) if rec.gt_path else None,
-                                   rectification=rec.rectification_line(),
-                                   windows=engine.window_stats.to_dict() if engine.window_stats else None,
-                                   windows_note=engine.window_stats.summary_line() if engine.window_stats else "")
+                    summary = _summary(
+                        engine,
+                        net,
+                        be,
+                        backend,
+                        dev,
+                        clock,
+                        times,
+                        with_gt,
+                        energy_costs,
+                        out_file,
+                        time.perf_counter() - t_start,
+                    )
+                    summary.update(
+                        gt_file=str(rec.gt_path) if rec.gt_path else None,
+                        rectification=rec.rectification_line(),
+                        windows=engine.window_stats.to_dict() if engine.window_stats else None,
+                        windows_note=engine.window_stats.summary_line() if engine.window_stats else "",
+                    )
                     if video is not None:
                         video.close()
                         summary.update(video=str(video_file), video_frames=video.frames)
@@ -224,7 +325,7 @@ def stream_command(data_file: Path, model_spec: Optional[str], backend: str, gt_
     _print_summary(summary, engine)
 
 
-def _default_model(model_spec: Optional[str], as_json: bool) -> str:
+def _default_model(model_spec: str | None, as_json: bool) -> str:
     """``model_spec``, or the shipped stereo model, announced on the first output line (stderr with --json)."""
     if model_spec is not None:
         return model_spec
@@ -251,8 +352,9 @@ def _open_video(video_file: Path, rec: Any, net: Any, data_file: Path) -> Any:
 
     g = net.genotype
     top = (int(getattr(g, "disparities", 33)) - 1) * float(getattr(g, "disp_step", 2.0)) / layout.DISPARITY_SCALE
-    return StreamVideo(video_file, rec.height, rec.width, max_disparity_px=top,
-                       title=f"{net.describe()} on {data_file.name}").open()
+    return StreamVideo(
+        video_file, rec.height, rec.width, max_disparity_px=top, title=f"{net.describe()} on {data_file.name}"
+    ).open()
 
 
 def _video_caption(r: Any) -> str:
@@ -269,18 +371,29 @@ def _video_caption(r: Any) -> str:
 class _MaybeAtomic:
     """``atomic_output(path)`` when a path is given, else a context yielding None."""
 
-    def __init__(self, path: Optional[Path], atomic: Any) -> None:
+    def __init__(self, path: Path | None, atomic: Any) -> None:
         self._cm = atomic(path) if path is not None else None
 
-    def __enter__(self) -> Optional[Path]:
+    def __enter__(self) -> Path | None:
         return self._cm.__enter__() if self._cm is not None else None
 
     def __exit__(self, *exc: Any) -> Any:
         return self._cm.__exit__(*exc) if self._cm is not None else False
 
 
-def _summary(engine: Any, net: Any, be: Any, backend: str, dev: Any, clock: str, times: Any, with_gt: bool,
-             costs: Any, out_file: Optional[Path], wall_s: float) -> dict[str, Any]:
+def _summary(
+    engine: Any,
+    net: Any,
+    be: Any,
+    backend: str,
+    dev: Any,
+    clock: str,
+    times: Any,
+    with_gt: bool,
+    costs: Any,
+    out_file: Path | None,
+    wall_s: float,
+) -> dict[str, Any]:
     s = engine.summary
     metrics = {name: (s.metrics.get(name) if with_gt else None) for name in _METRIC_NAMES}
     out: dict[str, Any] = {
@@ -322,32 +435,44 @@ def _summary(engine: Any, net: Any, be: Any, backend: str, dev: Any, clock: str,
 def _print_summary(summary: dict[str, Any], engine: Any) -> None:
     click.echo("")
     click.echo(f"frames              {summary['frames']}")
-    click.echo(f"frames/s            {_fmt(summary['fps'])} (read + encode + infer + energy counting), "
-               f"{_fmt(summary['infer_fps'])} (backend alone)")
+    click.echo(
+        f"frames/s            {_fmt(summary['fps'])} (read + encode + infer + energy counting), "
+        f"{_fmt(summary['infer_fps'])} (backend alone)"
+    )
     if summary["energy_j_per_frame"] is not None:
-        click.echo(f"energy per frame    {_fmt(summary['energy_j_per_frame'], 1e3, 4)} mJ "
-                   f"({_fmt(summary['ac_per_frame'], 1e-6, 1)} M AC, {_fmt(summary['mac_per_frame'], 1e-6, 1)} M MAC; "
-                   f"as an ANN {_fmt(summary.get('ann_energy_j_per_frame'), 1e3, 2)} mJ; counted: "
-                   f"{summary['energy_count']})")
+        click.echo(
+            f"energy per frame    {_fmt(summary['energy_j_per_frame'], 1e3, 4)} mJ "
+            f"({_fmt(summary['ac_per_frame'], 1e-6, 1)} M AC, {_fmt(summary['mac_per_frame'], 1e-6, 1)} M MAC; "
+            f"as an ANN {_fmt(summary.get('ann_energy_j_per_frame'), 1e3, 2)} mJ; counted: "
+            f"{summary['energy_count']})"
+        )
         if summary.get("silent"):
-            click.echo("note                the network is nearly silent (spike layers receive almost no spikes): "
-                       "an untrained network with BatchNorm at its initial statistics does not fire; "
-                       "use a trained checkpoint for meaningful energy numbers")
+            click.echo(
+                "note                the network is nearly silent (spike layers receive almost no spikes): "
+                "an untrained network with BatchNorm at its initial statistics does not fire; "
+                "use a trained checkpoint for meaningful energy numbers"
+            )
     for part in summary.get("energy_parts") or []:
-        click.echo(f"  part {part['part']:<14s} {part['runs_on']}: {_fmt(part['energy_j'], 1e6, 3)} uJ "
-                   f"({_fmt(part['ac'], 1e-6, 3)} M AC, {_fmt(part['mac'], 1e-6, 3)} M MAC; "
-                   f"{_fmt(part['dense_energy_j'], 1e6, 3)} uJ if run densely)")
+        click.echo(
+            f"  part {part['part']:<14s} {part['runs_on']}: {_fmt(part['energy_j'], 1e6, 3)} uJ "
+            f"({_fmt(part['ac'], 1e-6, 3)} M AC, {_fmt(part['mac'], 1e-6, 3)} M MAC; "
+            f"{_fmt(part['dense_energy_j'], 1e6, 3)} uJ if run densely)"
+        )
     if summary.get("windows_note"):
         click.echo(f"input windows       {summary['windows_note']}")
     if summary["frames_with_gt"]:
         click.echo(f"mean depth error    {_fmt(summary['mean_depth_error'], 100)} cm")
         click.echo(f"median depth error  {_fmt(summary['median_depth_error'], 100)} cm")
         click.echo(f"mean disp. error    {_fmt(summary['mean_disparity_error'], 1, 3)} px")
-        click.echo(f"1PA                 {_fmt(summary['one_pixel_accuracy'], 100)} % "
-                   f"({summary['frames_with_gt']} frames with ground truth)")
+        click.echo(
+            f"1PA                 {_fmt(summary['one_pixel_accuracy'], 100)} % "
+            f"({summary['frames_with_gt']} frames with ground truth)"
+        )
     elif summary.get("gt_file"):
-        click.echo(f"metrics             none computed: ground truth {summary['gt_file']} is loaded, but no "
-                   f"streamed frame has a valid (finite, positive) depth pixel")
+        click.echo(
+            f"metrics             none computed: ground truth {summary['gt_file']} is loaded, but no "
+            f"streamed frame has a valid (finite, positive) depth pixel"
+        )
     else:
         click.echo("metrics             no ground truth (no _gt.hdf5 beside the data file; pass --gt): none computed")
     for p in summary["placement"]:

@@ -1,8 +1,9 @@
 """``snnc train``: train (retrain) a genotype on classification or event-stereo data, with DGS/TPS/HNS."""
+
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import click
 from click.core import ParameterSource
@@ -11,7 +12,7 @@ from snnc.data.layout import DEFAULT_MAX_WINDOW_EVENTS
 from snnc.errors import SnncError
 
 
-def _int_list(text: Optional[str], what: str, count: Optional[int] = None) -> Optional[list[int]]:
+def _int_list(text: str | None, what: str, count: int | None = None) -> list[int] | None:
     if text is None:
         return None
     try:
@@ -23,7 +24,7 @@ def _int_list(text: Optional[str], what: str, count: Optional[int] = None) -> Op
     return values
 
 
-def _names(text: Optional[str]) -> list[str]:
+def _names(text: str | None) -> list[str]:
     return [v.strip() for v in (text or "").split(",") if v.strip()]
 
 
@@ -37,61 +38,135 @@ def _arch(value: str) -> str:
 
 
 @click.command("train")
-@click.option("--arch", default=None, help="Genotype preset (spikedhs-cla, spikedhs-stereo, snasnet-cifar10, ...) "
-              "or genotype JSON file.")
-@click.option("--data", "data", multiple=True, help="'digits', a folder of .npz files (x: N,C,H,W; y: N), or MVSEC-layout "
-              "*_data.hdf5 recordings (repeat --data for several).")
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Run folder (checkpoint.pt, folded.pt, metrics, learning curve).")
+@click.option(
+    "--arch",
+    default=None,
+    help="Genotype preset (spikedhs-cla, spikedhs-stereo, snasnet-cifar10, ...) or genotype JSON file.",
+)
+@click.option(
+    "--data",
+    "data",
+    multiple=True,
+    help="'digits', a folder of .npz files (x: N,C,H,W; y: N), or MVSEC-layout "
+    "*_data.hdf5 recordings (repeat --data for several).",
+)
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run folder (checkpoint.pt, folded.pt, metrics, learning curve).",
+)
 @click.option("--epochs", type=int, default=None, help="Epochs [classification 100, stereo 200].")
-@click.option("--steps", type=int, default=None,
-              help="Classification: time steps T of direct coding [the genotype's T]. "
-                   "Stereo: labelled SBT stacks per window [6].")
+@click.option(
+    "--steps",
+    type=int,
+    default=None,
+    help="Classification: time steps T of direct coding [the genotype's T]. "
+    "Stereo: labelled SBT stacks per window [6].",
+)
 @click.option("--burn-in", type=int, default=2, show_default=True, help="Stereo: unlabelled stacks before them.")
 @click.option("--batch-size", type=int, default=None, help="[classification 50, stereo 2]")
 @click.option("--eval-batch-size", type=int, default=256, show_default=True, help="Classification test batch.")
 @click.option("--lr", type=float, default=None, help="Learning rate [SGD 0.025, Adam 0.001].")
 @click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default=None, help="[classification sgd, stereo adam]")
-@click.option("--schedule", type=click.Choice(["cosine", "step", "none"]), default=None,
-              help="lr schedule: cosine to 0, or halving at 25/50/75 % of the epochs [classification cosine, stereo step].")
+@click.option(
+    "--schedule",
+    type=click.Choice(["cosine", "step", "none"]),
+    default=None,
+    help="lr schedule: cosine to 0, or halving at 25/50/75 % of the epochs [classification cosine, stereo step].",
+)
 @click.option("--weight-decay", type=float, default=None, help="[SGD 3e-4, Adam 0]")
 @click.option("--momentum", type=float, default=0.9, show_default=True, help="SGD momentum.")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda (error if CUDA is not available).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of initialisation and data order.")
-@click.option("--threads", type=int, default=0, show_default=True,
-              help="CPU threads (0: PyTorch's default; 1 is fastest for tiny nets on a busy machine).")
-@click.option("--width", type=int, default=None,
-              help="Network width: filter multiplier (SpikeDHS; stereo: both subnets) or channels (SNASNet).")
+@click.option(
+    "--threads",
+    type=int,
+    default=0,
+    show_default=True,
+    help="CPU threads (0: PyTorch's default; 1 is fastest for tiny nets on a busy machine).",
+)
+@click.option(
+    "--width",
+    type=int,
+    default=None,
+    help="Network width: filter multiplier (SpikeDHS; stereo: both subnets) or channels (SNASNet).",
+)
 @click.option("--eval-every", type=int, default=1, show_default=True, help="Evaluate every N epochs (and at the end).")
-@click.option("--split-seed", type=int, default=0, show_default=True, help="Classification: seed of the stratified split.")
-@click.option("--test-fraction", type=float, default=0.2, show_default=True,
-              help="Held-out fraction (classification split; stereo 'tail' split).")
-@click.option("--split", type=click.Choice(["auto", "1", "3", "tail"]), default="auto", show_default=True,
-              help="Stereo frames: indoor_flying split 1/3 (snnc.data.splits) or a held-out tail of each recording; "
-                   "auto = split 1/3 for indoor_flying recordings, else tail.")
+@click.option(
+    "--split-seed", type=int, default=0, show_default=True, help="Classification: seed of the stratified split."
+)
+@click.option(
+    "--test-fraction",
+    type=float,
+    default=0.2,
+    show_default=True,
+    help="Held-out fraction (classification split; stereo 'tail' split).",
+)
+@click.option(
+    "--split",
+    type=click.Choice(["auto", "1", "3", "tail"]),
+    default="auto",
+    show_default=True,
+    help="Stereo frames: indoor_flying split 1/3 (snnc.data.splits) or a held-out tail of each recording; "
+    "auto = split 1/3 for indoor_flying recordings, else tail.",
+)
 @click.option("--crop", default=None, help="Stereo: TOP,LEFT,HEIGHT,WIDTH sensor crop.")
-@click.option("--augment-crop", default=None,
-              help="Stereo: train on random HEIGHT,WIDTH crops of each batch (test on full frames).")
-@click.option("--augment-shift", type=int, default=0, show_default=True,
-              help="Stereo: shift the right view by a random -S..S pixels per batch (disparity + shift).")
-@click.option("--feature-stride", type=int, default=None,
-              help="Stereo: stride of the feature net's second stem [genotype's, 3 as in the paper]; "
-                   "1 matches at input resolution (MVSEC disparities are under 6 px).")
-@click.option("--volume-shifts", default=None,
-              help="Stereo: feature-volume shifts, an integer or 'auto' (span the disparity range: "
-                   "ceil(max_disparity / (7 * stride)) + 1) [genotype's; the paper uses D].")
+@click.option(
+    "--augment-crop",
+    default=None,
+    help="Stereo: train on random HEIGHT,WIDTH crops of each batch (test on full frames).",
+)
+@click.option(
+    "--augment-shift",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Stereo: shift the right view by a random -S..S pixels per batch (disparity + shift).",
+)
+@click.option(
+    "--feature-stride",
+    type=int,
+    default=None,
+    help="Stereo: stride of the feature net's second stem [genotype's, 3 as in the paper]; "
+    "1 matches at input resolution (MVSEC disparities are under 6 px).",
+)
+@click.option(
+    "--volume-shifts",
+    default=None,
+    help="Stereo: feature-volume shifts, an integer or 'auto' (span the disparity range: "
+    "ceil(max_disparity / (7 * stride)) + 1) [genotype's; the paper uses D].",
+)
 @click.option("--downscale", type=int, default=1, show_default=True, help="Stereo: integer downscale factor.")
-@click.option("--max-disparity", type=float, default=None,
-              help="Stereo: largest scaled disparity (7 fB/depth units) -> D = max/2 + 1 bins [genotype's D].")
+@click.option(
+    "--max-disparity",
+    type=float,
+    default=None,
+    help="Stereo: largest scaled disparity (7 fB/depth units) -> D = max/2 + 1 bins [genotype's D].",
+)
 @click.option("--fb", type=float, default=None, help="Stereo: focal length x baseline [indoor_flying 19.941772].")
 @click.option("--cache-gb", type=float, default=2.0, show_default=True, help="Stereo: memory for cached SBT stacks.")
-@click.option("--rect-dir", default=None, type=click.Path(file_okay=False),
-              help="Stereo: folder with the {left,right}_{x,y}_map.txt rectification maps (win over embedded maps).")
-@click.option("--max-window-events", type=int, default=DEFAULT_MAX_WINDOW_EVENTS, show_default=True,
-              help="Stereo: refuse a 50 ms window with more events than this per camera (bounds memory).")
+@click.option(
+    "--rect-dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Stereo: folder with the {left,right}_{x,y}_map.txt rectification maps (win over embedded maps).",
+)
+@click.option(
+    "--max-window-events",
+    type=int,
+    default=DEFAULT_MAX_WINDOW_EVENTS,
+    show_default=True,
+    help="Stereo: refuse a 50 ms window with more events than this per camera (bounds memory).",
+)
 @click.option("--dgs", is_flag=True, help="Differentiable surrogate-gradient search during training.")
-@click.option("--dgs-layers", default="s1", show_default=True,
-              help="DGS layers: s1 (first stem), c5 (first node of cell 5) or neuron layer names, comma-separated.")
+@click.option(
+    "--dgs-layers",
+    default="s1",
+    show_default=True,
+    help="DGS layers: s1 (first stem), c5 (first node of cell 5) or neuron layer names, comma-separated.",
+)
 @click.option("--dgs-every", type=int, default=5, show_default=True, help="DGS round every e_D epochs.")
 @click.option("--dgs-iters", type=int, default=100, show_default=True, help="DGS iterations I_g per round.")
 @click.option("--dgs-candidates", type=int, default=5, show_default=True, help="Candidate temperatures N.")
@@ -103,35 +178,63 @@ def _arch(value: str) -> str:
 @click.option("--hns", is_flag=True, help="Hybrid network search (spiking neuron or ReLU per layer).")
 @click.option("--hns-alif", is_flag=True, help="HNS: also offer an ALIF neuron.")
 @click.option("--energy-lambda", type=float, default=0.0, show_default=True, help="HNS energy loss weight.")
-@click.option("--rho", type=click.Choice(["paper", "measured"]), default="paper", show_default=True,
-              help="HNS ReLU energy factor: the paper's 4.26 or from measured firing rates (snnc.energy).")
+@click.option(
+    "--rho",
+    type=click.Choice(["paper", "measured"]),
+    default="paper",
+    show_default=True,
+    help="HNS ReLU energy factor: the paper's 4.26 or from measured firing rates (snnc.energy).",
+)
 @click.option("--rho-relu", type=float, default=4.26, show_default=True, help="ReLU factor for --rho paper.")
 @click.option("--search-layers", default="", help="TPS/HNS layers (names or s1/c5), comma-separated [all].")
 @click.option("--search-every", type=int, default=100, show_default=True, help="TPS/HNS decision every s iterations.")
 @click.option("--search-warmup", type=int, default=5, show_default=True, help="TPS/HNS warm-up epochs with fixed a.")
-@click.option("--search-epochs", type=int, default=None, help="TPS/HNS: end the search after this many epochs and "
-              "train the decided network for the rest [all epochs].")
+@click.option(
+    "--search-epochs",
+    type=int,
+    default=None,
+    help="TPS/HNS: end the search after this many epochs and train the decided network for the rest [all epochs].",
+)
 @click.option("--search-eps", type=float, default=1e-3, show_default=True, help="TPS/HNS initial a.")
 @click.option("--arch-lr", type=float, default=3e-3, show_default=True, help="TPS/HNS Adam lr of a.")
-@click.option("--freeze-bn-epochs", type=int, default=0, show_default=True,
-              help="Train the last N epochs with BatchNorm in eval mode (running statistics frozen, affine "
-                   "trained), so the net adapts to the statistics it is folded and deployed with; helps "
-                   "cells with recurrent (backward) edges, whose per-step batch statistics drift over time.")
+@click.option(
+    "--freeze-bn-epochs",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Train the last N epochs with BatchNorm in eval mode (running statistics frozen, affine "
+    "trained), so the net adapts to the statistics it is folded and deployed with; helps "
+    "cells with recurrent (backward) edges, whose per-step batch statistics drift over time.",
+)
 @click.option("--stop-after", type=int, default=None, help="Stop after N epochs of this call (continue with --resume).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
 @click.option("--force", is_flag=True, help="Start over in a non-empty --out (deletes its earlier run files).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-@click.option("--nproc", type=int, default=None,
-              help="Data-parallel: start N processes on this machine through torch.distributed.run (gloo on the "
-                   "CPU, NCCL with --device cuda, one GPU per process). --batch-size is the global batch, split "
-                   "evenly (it must divide by N); the lr is that global batch's. Same as "
-                   "torchrun --nproc-per-node N -m snnc train ...")
-@click.option("--bn-sync", type=click.Choice(["batch", "running"]), default="batch", show_default=True,
-              help="Data-parallel BatchNorm: statistics of the global batch at every step (as one process; "
-                   "one all-reduce per BatchNorm call), or of each process's part with the running statistics "
-                   "averaged over the processes after every epoch (cheaper). Either way folding stays exact.")
-@click.option("--dist-timeout", type=float, default=600.0, show_default=True,
-              help="Data-parallel: seconds a process waits for the others before the run fails.")
+@click.option(
+    "--nproc",
+    type=int,
+    default=None,
+    help="Data-parallel: start N processes on this machine through torch.distributed.run (gloo on the "
+    "CPU, NCCL with --device cuda, one GPU per process). --batch-size is the global batch, split "
+    "evenly (it must divide by N); the lr is that global batch's. Same as "
+    "torchrun --nproc-per-node N -m snnc train ...",
+)
+@click.option(
+    "--bn-sync",
+    type=click.Choice(["batch", "running"]),
+    default="batch",
+    show_default=True,
+    help="Data-parallel BatchNorm: statistics of the global batch at every step (as one process; "
+    "one all-reduce per BatchNorm call), or of each process's part with the running statistics "
+    "averaged over the processes after every epoch (cheaper). Either way folding stays exact.",
+)
+@click.option(
+    "--dist-timeout",
+    type=float,
+    default=600.0,
+    show_default=True,
+    help="Data-parallel: seconds a process waits for the others before the run fails.",
+)
 @click.pass_context
 def train_command(ctx: click.Context, **opts: Any) -> None:
     """Train a network from a genotype and write a run folder.
@@ -179,8 +282,11 @@ def train_command(ctx: click.Context, **opts: Any) -> None:
 
     def make_config() -> TrainConfig:
         if resume:
-            given = {k: v for k, v in opts.items()
-                     if ctx.get_parameter_source(k) not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)}
+            given = {
+                k: v
+                for k, v in opts.items()
+                if ctx.get_parameter_source(k) not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
+            }
             return resumed_config(out, given)
         if not opts["arch"]:
             raise SnncError("--arch is required (a genotype preset name or JSON file; see snnc info --list)")

@@ -4,9 +4,8 @@ Learning-based stereo on MVSEC trains on ``round(7 * fB / depth)`` (DDES,
 SpikeDHS). Rounding uses ``np.round`` (halves to even), exactly like the DDES
 converter that produced the published ground truth.
 """
-from __future__ import annotations
 
-from typing import Optional, Tuple
+from __future__ import annotations
 
 import numpy as np
 
@@ -19,8 +18,8 @@ def depth_to_disparity(
     fb: float = layout.FB_INDOOR_FLYING,
     scale: float = layout.DISPARITY_SCALE,
     rounding: bool = True,
-    max_disparity: Optional[float] = None,
-) -> Tuple[np.ndarray, np.ndarray]:
+    max_disparity: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Scaled disparity ``scale * fb / depth`` and its validity mask.
 
     A pixel is valid when its depth is finite and > 0; NaN, +-inf and

@@ -13,6 +13,7 @@ wrong and what to do:
   installed, which registers Blosc, LZ4, Zstd, Bitshuffle, ...);
 * anything else is "corrupt or truncated".
 """
+
 from __future__ import annotations
 
 import errno
@@ -26,9 +27,23 @@ PathLike = str | Path
 
 #: Registered HDF5 filter ids (https://github.com/HDFGroup/hdf5_plugins) -> name.
 KNOWN_FILTERS = {
-    1: "deflate (gzip)", 2: "shuffle", 3: "fletcher32", 4: "szip", 5: "nbit", 6: "scaleoffset",
-    307: "bzip2", 32000: "lzf", 32001: "blosc", 32004: "lz4", 32008: "bitshuffle", 32013: "zfp",
-    32015: "zstd", 32017: "sz", 32018: "fcidecomp", 32024: "sz3", 32026: "blosc2",
+    1: "deflate (gzip)",
+    2: "shuffle",
+    3: "fletcher32",
+    4: "szip",
+    5: "nbit",
+    6: "scaleoffset",
+    307: "bzip2",
+    32000: "lzf",
+    32001: "blosc",
+    32004: "lz4",
+    32008: "bitshuffle",
+    32013: "zfp",
+    32015: "zstd",
+    32017: "sz",
+    32018: "fcidecomp",
+    32024: "sz3",
+    32026: "blosc2",
 }
 HDF5PLUGIN_HINT = "install the filter plugins with 'pip install hdf5plugin' (snnc loads them when present)"
 
@@ -66,13 +81,14 @@ def open_h5(path: Path, what: str) -> h5py.File:
     except OSError as exc:
         if _is_lock_error(exc):
             raise SnncError(_locked_message(what, exc), path) from None
-        raise SnncError(f"{what} file is corrupt or truncated, HDF5 cannot open it ({_one_line(exc)})",
-                        path) from None
+        raise SnncError(f"{what} file is corrupt or truncated, HDF5 cannot open it ({_one_line(exc)})", path) from None
 
 
 def _locked_message(what: str, exc: BaseException) -> str:
-    return (f"{what} file is locked by another program that has it open for writing (HDF5 file lock: "
-            f"{_one_line(exc)}); wait for that program to finish or close it, then retry")
+    return (
+        f"{what} file is locked by another program that has it open for writing (HDF5 file lock: "
+        f"{_one_line(exc)}); wait for that program to finish or close it, then retry"
+    )
 
 
 def dataset(f: h5py.File, key: str) -> h5py.Dataset | None:
@@ -103,8 +119,10 @@ def require_filters(ds: h5py.Dataset, path: PathLike) -> None:
     """Raise SnncError when ``ds`` is compressed with a filter this HDF5 build cannot decode."""
     lacking = missing_filter(ds)
     if lacking is not None:
-        raise SnncError(f"{ds.name.lstrip('/')} is compressed with a filter this HDF5 build lacks ({lacking}); "
-                        f"{HDF5PLUGIN_HINT}", path)
+        raise SnncError(
+            f"{ds.name.lstrip('/')} is compressed with a filter this HDF5 build lacks ({lacking}); {HDF5PLUGIN_HINT}",
+            path,
+        )
 
 
 def read_error(exc: BaseException, key: str, path: PathLike | None, ds: h5py.Dataset | None = None) -> SnncError:
@@ -113,6 +131,7 @@ def read_error(exc: BaseException, key: str, path: PathLike | None, ds: h5py.Dat
     text = _one_line(exc)
     if lacking is not None or "filter" in text.lower() or "plugin" in text.lower():
         what = f" ({lacking})" if lacking else ""
-        return SnncError(f"cannot read {key}: it is compressed with a filter this HDF5 build lacks{what}; "
-                         f"{HDF5PLUGIN_HINT}", path)
+        return SnncError(
+            f"cannot read {key}: it is compressed with a filter this HDF5 build lacks{what}; {HDF5PLUGIN_HINT}", path
+        )
     return SnncError(f"cannot read {key}, file corrupt or truncated? ({text})", path)

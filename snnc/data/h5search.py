@@ -7,9 +7,8 @@ range with the index, bisecting with single-row reads while the range is
 larger than ``max_block`` rows, then reading one block of at most
 ``max_block`` values. Memory per query is ``O(max_block)``.
 """
-from __future__ import annotations
 
-from typing import Optional, Tuple
+from __future__ import annotations
 
 import h5py
 import numpy as np
@@ -106,7 +105,7 @@ def first_unsorted_row(
     full_check_rows: int,
     probe_blocks: int,
     probe_rows: int,
-) -> Tuple[Optional[int], bool]:
+) -> tuple[int | None, bool]:
     """Cheap check that ``column`` is finite and non-decreasing.
 
     Columns of at most ``full_check_rows`` rows are checked exactly, in chunks
@@ -119,7 +118,7 @@ def first_unsorted_row(
     if n == 0:
         return None, True
 
-    def check(values: np.ndarray, offset: int) -> Tuple[Optional[int], bool]:
+    def check(values: np.ndarray, offset: int) -> tuple[int | None, bool]:
         bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
             return offset + int(bad[0]), False

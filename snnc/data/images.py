@@ -10,6 +10,7 @@ the training set and files starting with ``test`` the test set; if the
 folder has no such pair, all files are concatenated and split like digits.
 ``uint8`` images are scaled by 1/255, other dtypes are used as they are.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -67,8 +68,14 @@ def _split(x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int, source
 
 def _make_set(name: str, xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, yte: np.ndarray) -> ImageSet:
     classes = int(max(ytr.max(initial=0), yte.max(initial=0))) + 1
-    return ImageSet(name, torch.as_tensor(xtr, dtype=torch.float32), torch.as_tensor(ytr, dtype=torch.int64),
-                    torch.as_tensor(xte, dtype=torch.float32), torch.as_tensor(yte, dtype=torch.int64), classes)
+    return ImageSet(
+        name,
+        torch.as_tensor(xtr, dtype=torch.float32),
+        torch.as_tensor(ytr, dtype=torch.int64),
+        torch.as_tensor(xte, dtype=torch.float32),
+        torch.as_tensor(yte, dtype=torch.int64),
+        classes,
+    )
 
 
 def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
@@ -90,8 +97,7 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as f:
             if "x" not in f or "y" not in f:
-                raise SnncError(f"npz file must hold arrays 'x' (N, C, H, W) and 'y' (N,), has {sorted(f.files)}",
-                                path)
+                raise SnncError(f"npz file must hold arrays 'x' (N, C, H, W) and 'y' (N,), has {sorted(f.files)}", path)
             x, y = f["x"], f["y"]
     except SnncError:
         raise

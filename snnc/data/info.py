@@ -4,10 +4,11 @@ Everything is computed with bounded memory: event counts come from dataset
 shapes and time range from the sorted-time index; depth statistics read one
 depth frame at a time from at most ``max_depth_frames`` evenly spaced frames.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Optional
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +28,7 @@ def summarize(
     fb: float = layout.FB_INDOOR_FLYING,
     scale: float = layout.DISPARITY_SCALE,
     disparity_bins: int = 64,
-) -> Dict[str, Any]:
+) -> dict[str, Any]:
     """JSON-serialisable summary of ``recording``.
 
     Keys: ``data_path``, ``gt_path``, ``sequence``, ``height``, ``width``,
@@ -52,7 +53,7 @@ def summarize(
             "rate_hz": _rate(n, duration),
             "rectification": recording.rect_source(camera),
         }
-    summary: Dict[str, Any] = {
+    summary: dict[str, Any] = {
         "data_path": str(recording.data_path),
         "gt_path": None if recording.gt_path is None else str(recording.gt_path),
         "sequence": recording.sequence_name,
@@ -70,14 +71,15 @@ def summarize(
     return summary
 
 
-def _depth_summary(recording: MVSECRecording, max_frames: int, fb: float, scale: float,
-                   bins: int) -> Optional[Dict[str, Any]]:
+def _depth_summary(
+    recording: MVSECRecording, max_frames: int, fb: float, scale: float, bins: int
+) -> dict[str, Any] | None:
     if not recording.has_gt:
         return None
     ts = recording.depth_ts
     n = len(ts)
     span = float(ts[-1] - ts[0]) if n >= 2 else math.nan
-    out: Dict[str, Any] = {"frames": n, "rate_hz": _rate(n - 1, span) if n >= 2 else math.nan}
+    out: dict[str, Any] = {"frames": n, "rate_hz": _rate(n - 1, span) if n >= 2 else math.nan}
     picks = np.unique(np.linspace(0, n - 1, min(n, max(1, max_frames))).round().astype(np.int64)) if n else []
     zmin, zmax = math.inf, -math.inf
     valid_px = total_px = overflow = 0
@@ -102,7 +104,11 @@ def _depth_summary(recording: MVSECRecording, max_frames: int, fb: float, scale:
         depth_max_m=zmax if math.isfinite(zmax) else math.nan,
         valid_fraction=valid_px / total_px if total_px else math.nan,
         disparity_max=dmax if math.isfinite(dmax) else math.nan,
-        disparity_hist={"bin_edges": list(range(bins + 1)), "counts": hist.tolist(), "overflow": overflow,
-                        "scale": scale},
+        disparity_hist={
+            "bin_edges": list(range(bins + 1)),
+            "counts": hist.tolist(),
+            "overflow": overflow,
+            "scale": scale,
+        },
     )
     return out

@@ -4,10 +4,10 @@ A sequence is two files side by side: ``<name>_data.hdf5`` (sensor data) and
 ``<name>_gt.hdf5`` (ground truth). This module is the single place that spells
 the dataset paths, so the reader, the synthetic generator and the tests agree.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Tuple
 
 from snnc.errors import SnncError
 
@@ -21,11 +21,12 @@ FB_INDOOR_FLYING: float = 19.941772
 #: Scale used by learning-based stereo on MVSEC: ``d = round(7 * fB / depth)``.
 DISPARITY_SCALE: float = 7.0
 
-CAMERAS: Tuple[str, str] = ("left", "right")
+CAMERAS: tuple[str, str] = ("left", "right")
 
 #: Default of ``--max-window-events``: most events of one camera that one window may hold (about 100
 #: bytes each while encoding). A DAVIS 346 peaks near 12 M events/s, i.e. 0.6 M per 50 ms window.
 DEFAULT_MAX_WINDOW_EVENTS: int = 2_000_000
+
 
 # data file
 def events_key(camera: str) -> str:

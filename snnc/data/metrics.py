@@ -21,10 +21,11 @@ clamped pixels is reported. A frame without valid pixels gives ``None`` and is
 skipped; if no frame had a valid pixel the aggregate metrics are NaN and
 ``no_valid_frames`` is True (never a silent 0).
 """
+
 from __future__ import annotations
 
 import math
-from typing import Dict, Iterable, List, Optional, Union
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -33,10 +34,9 @@ from snnc.data.disparity import depth_to_disparity
 from snnc.errors import SnncError
 
 #: Per-frame metrics that are averaged over frames.
-METRIC_NAMES: tuple = ("mean_disparity_error", "mean_depth_error", "median_depth_error",
-                       "one_pixel_accuracy")
+METRIC_NAMES: tuple = ("mean_disparity_error", "mean_depth_error", "median_depth_error", "one_pixel_accuracy")
 
-FrameMetrics = Dict[str, Union[float, int]]
+FrameMetrics = dict[str, float | int]
 
 
 def frame_metrics(
@@ -46,9 +46,9 @@ def frame_metrics(
     fb: float = layout.FB_INDOOR_FLYING,
     scale: float = layout.DISPARITY_SCALE,
     round_gt: bool = True,
-    max_disparity: Optional[float] = None,
-    min_pred_disparity: Optional[float] = None,
-) -> Optional[FrameMetrics]:
+    max_disparity: float | None = None,
+    min_pred_disparity: float | None = None,
+) -> FrameMetrics | None:
     """Metrics of one frame, or None when the frame has no valid ground-truth pixel.
 
     ``pred_disp``: predicted scaled disparity (H, W). ``gt_depth``: depth in metres
@@ -60,8 +60,7 @@ def frame_metrics(
     gt = np.asarray(gt_depth)
     if pred.shape != gt.shape:
         raise SnncError(f"predicted disparity has shape {pred.shape} but ground-truth depth has {gt.shape}")
-    gt_scaled, valid = depth_to_disparity(gt, fb=fb, scale=scale, rounding=round_gt,
-                                          max_disparity=max_disparity)
+    gt_scaled, valid = depth_to_disparity(gt, fb=fb, scale=scale, rounding=round_gt, max_disparity=max_disparity)
     n_valid = int(valid.sum())
     if n_valid == 0:
         return None
@@ -94,13 +93,13 @@ class MetricAccumulator:
     def __init__(self, **frame_kwargs: object) -> None:
         """``frame_kwargs`` (fb, scale, round_gt, ...) are passed to :func:`frame_metrics` by :meth:`update`."""
         self.frame_kwargs = frame_kwargs
-        self._sums = {name: 0.0 for name in METRIC_NAMES}
+        self._sums = dict.fromkeys(METRIC_NAMES, 0.0)
         self.frames_used = 0
         self.frames_skipped = 0
         self.n_valid = 0
         self.n_clamped = 0
 
-    def add(self, frame: Optional[FrameMetrics]) -> None:
+    def add(self, frame: FrameMetrics | None) -> None:
         """Add one :func:`frame_metrics` result (None counts as a skipped frame)."""
         if frame is None:
             self.frames_skipped += 1
@@ -111,16 +110,16 @@ class MetricAccumulator:
         self.n_valid += int(frame.get("n_valid", 0))
         self.n_clamped += int(frame.get("n_clamped", 0))
 
-    def update(self, pred_disp: np.ndarray, gt_depth: np.ndarray) -> Optional[FrameMetrics]:
+    def update(self, pred_disp: np.ndarray, gt_depth: np.ndarray) -> FrameMetrics | None:
         """Compute one frame's metrics, add them, and return them."""
         frame = frame_metrics(pred_disp, gt_depth, **self.frame_kwargs)  # type: ignore[arg-type]
         self.add(frame)
         return frame
 
-    def result(self) -> Dict[str, Union[float, int, bool]]:
+    def result(self) -> dict[str, float | int | bool]:
         """Metrics averaged over used frames, with frame counts and the ``no_valid_frames`` flag."""
         used = self.frames_used
-        out: Dict[str, Union[float, int, bool]] = {
+        out: dict[str, float | int | bool] = {
             name: (self._sums[name] / used if used else math.nan) for name in METRIC_NAMES
         }
         out.update(
@@ -134,7 +133,7 @@ class MetricAccumulator:
         return out
 
 
-def aggregate(frames: Iterable[Optional[FrameMetrics]]) -> Dict[str, Union[float, int, bool]]:
+def aggregate(frames: Iterable[FrameMetrics | None]) -> dict[str, float | int | bool]:
     """Average a list of :func:`frame_metrics` results (None entries are skipped frames)."""
     acc = MetricAccumulator()
     for frame in frames:
@@ -142,7 +141,7 @@ def aggregate(frames: Iterable[Optional[FrameMetrics]]) -> Dict[str, Union[float
     return acc.result()
 
 
-def format_metrics(result: Dict[str, Union[float, int, bool]]) -> List[str]:
+def format_metrics(result: dict[str, float | int | bool]) -> list[str]:
     """Human-readable lines in the papers' units (cm, px, %)."""
     if result.get("no_valid_frames"):
         return [f"no frame had a valid ground-truth pixel ({result.get('frames_total', 0)} frames): metrics undefined"]

@@ -8,27 +8,28 @@ file and the problem for anything malformed. Events are never loaded whole:
 :meth:`MVSECRecording.events_between` locates a time window with a
 bounded-memory binary search on the HDF5 dataset and reads only that slice.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, Optional, Tuple, Union
+from typing import Union
 
 import h5py
 import numpy as np
 
 from snnc.data import layout
-from snnc.data.layout import DEFAULT_MAX_WINDOW_EVENTS
 from snnc.data.h5open import dataset as _dataset
 from snnc.data.h5open import open_h5 as _open_h5
 from snnc.data.h5open import read_error, require_filters
-from snnc.data.pairs import check_pair
 from snnc.data.h5search import SortedColumn, first_unsorted_row
+from snnc.data.layout import DEFAULT_MAX_WINDOW_EVENTS
+from snnc.data.pairs import check_pair
 from snnc.data.rectmaps import find_rect_map_txt, load_rect_map_txt
 from snnc.data.sanity import MAX_ABS_TIME_S, DataCheck, inspect_recording, time_resolution
 from snnc.errors import SnncError
 
 PathLike = Union[str, Path]
-RectMaps = Tuple[np.ndarray, np.ndarray]
+RectMaps = tuple[np.ndarray, np.ndarray]
 
 #: Event arrays with at most this many rows are checked for sortedness exactly on open.
 FULL_SORT_CHECK_ROWS: int = 1 << 18
@@ -70,8 +71,8 @@ class MVSECRecording:
     def __init__(
         self,
         data_path: PathLike,
-        gt_path: Optional[PathLike] = None,
-        rect_dir: Optional[PathLike] = None,
+        gt_path: PathLike | None = None,
+        rect_dir: PathLike | None = None,
         *,
         max_window_events: int = DEFAULT_MAX_WINDOW_EVENTS,
         sanity: bool = True,
@@ -80,15 +81,15 @@ class MVSECRecording:
         if isinstance(max_window_events, bool) or int(max_window_events) < 1:
             raise SnncError(f"--max-window-events must be a positive integer, got {max_window_events!r}")
         self.max_window_events = int(max_window_events)
-        self._rect_overrides: Dict[str, bool] = {}
-        self.check: Optional[DataCheck] = None
-        self._data: Optional[h5py.File] = None
-        self._gt: Optional[h5py.File] = None
-        self._events: Dict[str, h5py.Dataset] = {}
-        self._index: Dict[str, SortedColumn] = {}
-        self._rect: Dict[str, Optional[RectMaps]] = {}
-        self._rect_source: Dict[str, str] = {}
-        self._depth_ds: Optional[h5py.Dataset] = None
+        self._rect_overrides: dict[str, bool] = {}
+        self.check: DataCheck | None = None
+        self._data: h5py.File | None = None
+        self._gt: h5py.File | None = None
+        self._events: dict[str, h5py.Dataset] = {}
+        self._index: dict[str, SortedColumn] = {}
+        self._rect: dict[str, RectMaps | None] = {}
+        self._rect_source: dict[str, str] = {}
+        self._depth_ds: h5py.Dataset | None = None
         self._depth_ts = np.zeros(0, dtype=np.float64)
         try:
             self._data = _open_h5(self.data_path, "data")
@@ -107,7 +108,7 @@ class MVSECRecording:
             raise
 
     # -- opening and validation -------------------------------------------------
-    def _resolve_gt(self, gt_path: Optional[PathLike]) -> Optional[Path]:
+    def _resolve_gt(self, gt_path: PathLike | None) -> Path | None:
         if gt_path is not None:
             path = Path(gt_path)
             if not path.exists():
@@ -149,7 +150,7 @@ class MVSECRecording:
             self._events[camera] = ds
             self._index[camera] = index
 
-    def _embedded_map(self, camera: str, axis: str) -> Optional[np.ndarray]:
+    def _embedded_map(self, camera: str, axis: str) -> np.ndarray | None:
         assert self._data is not None
         key = layout.rect_map_key(camera, axis)
         if key not in self._data:
@@ -164,7 +165,7 @@ class MVSECRecording:
         except OSError as exc:
             raise read_error(exc, key, self.data_path, ds) from None
 
-    def _find_maps(self, camera: str, rect_dir: Optional[PathLike]) -> Tuple[Optional[RectMaps], str]:
+    def _find_maps(self, camera: str, rect_dir: PathLike | None) -> tuple[RectMaps | None, str]:
         """Rectification maps of ``camera`` and where they came from (``rect_dir`` wins over embedded maps)."""
         emb = {axis: self._embedded_map(camera, axis) for axis in ("x", "y")}
         has_embedded = emb["x"] is not None or emb["y"] is not None
@@ -174,8 +175,11 @@ class MVSECRecording:
                 raise SnncError("rectification map folder not found", rect_dir)
             maps, source = self._txt_maps(camera, [Path(rect_dir)])
             if maps is None:
-                raise SnncError(f"no {camera}_x_map.txt / {camera}_y_map.txt (or *_{camera}_x_map.txt) "
-                                f"rectification maps in the --rect-dir folder", rect_dir)
+                raise SnncError(
+                    f"no {camera}_x_map.txt / {camera}_y_map.txt (or *_{camera}_x_map.txt) "
+                    f"rectification maps in the --rect-dir folder",
+                    rect_dir,
+                )
             self._rect_overrides[camera] = has_embedded
             return maps, source
         if has_embedded:
@@ -189,7 +193,7 @@ class MVSECRecording:
             return (emb["x"], emb["y"]), "embedded"
         return self._txt_maps(camera, [self.data_path.parent])
 
-    def _txt_maps(self, camera: str, folders: list) -> Tuple[Optional[RectMaps], str]:
+    def _txt_maps(self, camera: str, folders: list) -> tuple[RectMaps | None, str]:
         """Text maps of ``camera`` from the first of ``folders`` that has them, or (None, 'identity')."""
         stem = self.data_path.stem
         txt = {axis: find_rect_map_txt(camera, axis, folders, stem) for axis in ("x", "y")}
@@ -201,13 +205,16 @@ class MVSECRecording:
             raise SnncError(f"rectification map for {camera} {lack} not found beside this one", have)
         xmap, ymap = load_rect_map_txt(txt["x"]), load_rect_map_txt(txt["y"])
         if xmap.shape != ymap.shape:
-            raise SnncError(f"{camera} rectification map is {xmap.shape[0]}x{xmap.shape[1]} but "
-                            f"{txt['y'].name} is {ymap.shape[0]}x{ymap.shape[1]}", txt["x"])
+            raise SnncError(
+                f"{camera} rectification map is {xmap.shape[0]}x{xmap.shape[1]} but "
+                f"{txt['y'].name} is {ymap.shape[0]}x{ymap.shape[1]}",
+                txt["x"],
+            )
         return (xmap, ymap), str(txt["x"].parent)
 
-    def _load_rect_and_size(self, rect_dir: Optional[PathLike]) -> Tuple[int, int]:
+    def _load_rect_and_size(self, rect_dir: PathLike | None) -> tuple[int, int]:
         assert self._data is not None
-        size: Optional[Tuple[int, int]] = None
+        size: tuple[int, int] | None = None
         size_from = ""
         for camera in layout.CAMERAS:
             img = _dataset(self._data, layout.image_key(camera))
@@ -215,8 +222,11 @@ class MVSECRecording:
                 if size is None:
                     size, size_from = (int(img.shape[1]), int(img.shape[2])), layout.image_key(camera)
                 elif (int(img.shape[1]), int(img.shape[2])) != size:
-                    raise SnncError(f"{layout.image_key(camera)} is {img.shape[1]}x{img.shape[2]} but "
-                                    f"{size_from} is {size[0]}x{size[1]}", self.data_path)
+                    raise SnncError(
+                        f"{layout.image_key(camera)} is {img.shape[1]}x{img.shape[2]} but "
+                        f"{size_from} is {size[0]}x{size[1]}",
+                        self.data_path,
+                    )
         for camera in layout.CAMERAS:
             maps, source = self._find_maps(camera, rect_dir)
             self._rect[camera], self._rect_source[camera] = maps, source
@@ -225,13 +235,17 @@ class MVSECRecording:
             shape = maps[0].shape
             where = self.data_path if source == "embedded" else Path(source)
             if maps[0].shape != maps[1].shape:
-                raise SnncError(f"{camera} rectification maps differ in shape: x {maps[0].shape}, "
-                                f"y {maps[1].shape}", where)
+                raise SnncError(
+                    f"{camera} rectification maps differ in shape: x {maps[0].shape}, y {maps[1].shape}", where
+                )
             if size is None:
                 size, size_from = (int(shape[0]), int(shape[1])), f"{camera} rectification map"
             elif tuple(shape) != size:
-                raise SnncError(f"{camera} rectification map is {shape[0]}x{shape[1]}, but the sensor "
-                                f"({size_from}) is {size[0]}x{size[1]}", where)
+                raise SnncError(
+                    f"{camera} rectification map is {shape[0]}x{shape[1]}, but the sensor "
+                    f"({size_from}) is {size[0]}x{size[1]}",
+                    where,
+                )
         if size is None:
             size = (layout.HEIGHT, layout.WIDTH)
         return size
@@ -250,13 +264,17 @@ class MVSECRecording:
         if not _is_numeric(depth) or depth.ndim != 3:
             raise SnncError(f"{layout.DEPTH_KEY} must be numeric (D, H, W), got {depth.dtype} {depth.shape}", path)
         if (int(depth.shape[1]), int(depth.shape[2])) != (self.height, self.width):
-            raise SnncError(f"depth images are {depth.shape[1]}x{depth.shape[2]}, but the sensor/"
-                            f"rectification maps are {self.height}x{self.width}", path)
+            raise SnncError(
+                f"depth images are {depth.shape[1]}x{depth.shape[2]}, but the sensor/"
+                f"rectification maps are {self.height}x{self.width}",
+                path,
+            )
         if not _is_numeric(ts) or ts.ndim != 1:
             raise SnncError(f"{layout.DEPTH_TS_KEY} must be a numeric 1-D array, got {ts.dtype} {ts.shape}", path)
         if ts.shape[0] != depth.shape[0]:
-            raise SnncError(f"{layout.DEPTH_TS_KEY} has {ts.shape[0]} timestamps but there are "
-                            f"{depth.shape[0]} depth images", path)
+            raise SnncError(
+                f"{layout.DEPTH_TS_KEY} has {ts.shape[0]} timestamps but there are {depth.shape[0]} depth images", path
+            )
         try:
             values = np.asarray(ts[()], dtype=np.float64)
         except OSError as exc:
@@ -267,14 +285,20 @@ class MVSECRecording:
         if values.size:
             step = time_resolution(ts.dtype, float(np.abs(values).max()))
             if step > MAX_DEPTH_TS_RESOLUTION_S and np.abs(values).max() <= MAX_ABS_TIME_S:  # else: units
-                raise SnncError(f"{layout.DEPTH_TS_KEY} is {ts.dtype}: near t = {np.abs(values).max():.6g} it "
-                                f"resolves only {step:.3g}, so depth timestamps collapse; MVSEC stores float64 "
-                                f"seconds", path)
+                raise SnncError(
+                    f"{layout.DEPTH_TS_KEY} is {ts.dtype}: near t = {np.abs(values).max():.6g} it "
+                    f"resolves only {step:.3g}, so depth timestamps collapse; MVSEC stores float64 "
+                    f"seconds",
+                    path,
+                )
         dec = np.flatnonzero(np.diff(values) <= 0)
         if dec.size:
             i = int(dec[0]) + 1
-            raise SnncError(f"depth timestamps not increasing: {layout.DEPTH_TS_KEY}[{i}] = {values[i]!r} "
-                            f"<= [{i - 1}] = {values[i - 1]!r}", path)
+            raise SnncError(
+                f"depth timestamps not increasing: {layout.DEPTH_TS_KEY}[{i}] = {values[i]!r} "
+                f"<= [{i - 1}] = {values[i - 1]!r}",
+                path,
+            )
         self._depth_ds = depth
         self._depth_ts = values
 
@@ -289,15 +313,17 @@ class MVSECRecording:
                     pass
         self._data = self._gt = None
 
-    def __enter__(self) -> "MVSECRecording":
+    def __enter__(self) -> MVSECRecording:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __repr__(self) -> str:
-        return (f"MVSECRecording({str(self.data_path)!r}, gt={str(self.gt_path) if self.gt_path else None!r}, "
-                f"{self.height}x{self.width})")
+        return (
+            f"MVSECRecording({str(self.data_path)!r}, gt={str(self.gt_path) if self.gt_path else None!r}, "
+            f"{self.height}x{self.width})"
+        )
 
     def _require_open(self) -> None:
         if self._data is None:
@@ -305,8 +331,7 @@ class MVSECRecording:
 
     def _camera(self, camera: str) -> str:
         if camera not in layout.CAMERAS:
-            raise SnncError(f"unknown camera {camera!r}, expected one of {', '.join(layout.CAMERAS)}",
-                            self.data_path)
+            raise SnncError(f"unknown camera {camera!r}, expected one of {', '.join(layout.CAMERAS)}", self.data_path)
         return camera
 
     # -- public API -------------------------------------------------------------
@@ -352,7 +377,7 @@ class MVSECRecording:
         self._require_open()
         return int(self._events[self._camera(camera)].shape[0])
 
-    def time_range(self) -> Tuple[float, float]:
+    def time_range(self) -> tuple[float, float]:
         """(first, last) event time over both cameras, in seconds.
 
         Falls back to the depth timestamps when there are no events, and is
@@ -387,9 +412,12 @@ class MVSECRecording:
             b = index.searchsorted(t1, side="right")
             b = max(a, b)
             if b - a > self.max_window_events:
-                raise SnncError(f"{camera} camera: {b - a} events in the window ({t0:.6f}, {t1:.6f}] s, more than "
-                                f"--max-window-events {self.max_window_events} (about 100 bytes each while "
-                                f"encoding); raise the option if the recording is really this dense", self.data_path)
+                raise SnncError(
+                    f"{camera} camera: {b - a} events in the window ({t0:.6f}, {t1:.6f}] s, more than "
+                    f"--max-window-events {self.max_window_events} (about 100 bytes each while "
+                    f"encoding); raise the option if the recording is really this dense",
+                    self.data_path,
+                )
             lo, hi = max(a - 1, 0), min(b + 1, index.n)
             block = np.asarray(ds[lo:hi], dtype=np.float64) if hi > lo else np.zeros((0, 4))
         except OSError as exc:
@@ -397,17 +425,17 @@ class MVSECRecording:
         t = block[:, layout.EV_T]
         bad = np.flatnonzero(~np.isfinite(t))
         if bad.size:
-            raise SnncError(f"{camera} camera: non-finite event timestamp at row {lo + int(bad[0])}",
-                            self.data_path)
+            raise SnncError(f"{camera} camera: non-finite event timestamp at row {lo + int(bad[0])}", self.data_path)
         dec = np.flatnonzero(np.diff(t) < 0)
         inner = t[a - lo : b - lo]
         if dec.size or (inner.size and (inner[0] <= t0 or inner[-1] > t1)):
             row = lo + int(dec[0]) + 1 if dec.size else a
-            raise SnncError(f"{camera} camera: event timestamps not sorted near row {row} "
-                            f"(window ({t0!r}, {t1!r}])", self.data_path)
+            raise SnncError(
+                f"{camera} camera: event timestamps not sorted near row {row} (window ({t0!r}, {t1!r}])", self.data_path
+            )
         return block[a - lo : b - lo]
 
-    def rect_maps(self, camera: str) -> Optional[RectMaps]:
+    def rect_maps(self, camera: str) -> RectMaps | None:
         """(x_map, y_map) float32 (H, W) rectification tables of ``camera``, or None for identity."""
         self._require_open()
         return self._rect[self._camera(camera)]
@@ -438,7 +466,7 @@ class MVSECRecording:
             return f"{parts[0][1]} (left, right)"
         return "; ".join(f"{cam} {text}" for cam, text in parts)
 
-    def camera_time_range(self, camera: str) -> Tuple[float, float]:
+    def camera_time_range(self, camera: str) -> tuple[float, float]:
         """(first, last) event time of ``camera`` in seconds, ``(nan, nan)`` without events."""
         self._require_open()
         index = self._index[self._camera(camera)]
@@ -461,6 +489,6 @@ class MVSECRecording:
             if n <= blocks * block_rows:
                 return np.asarray(ds[()], dtype=np.float64).reshape(-1, 4)
             starts = np.unique(np.linspace(0, n - block_rows, blocks).astype(np.int64))
-            return np.concatenate([np.asarray(ds[int(s):int(s) + block_rows], dtype=np.float64) for s in starts])
+            return np.concatenate([np.asarray(ds[int(s) : int(s) + block_rows], dtype=np.float64) for s in starts])
         except OSError as exc:
             raise read_error(exc, layout.events_key(camera), self.data_path, ds) from None

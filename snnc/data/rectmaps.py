@@ -6,10 +6,11 @@ position of raw pixel ``(x, y)`` is ``(x_map[y, x], y_map[y, x])``. This module
 looks for ``{camera}_{axis}_map.txt`` or ``*_{camera}_{axis}_map.txt`` in a list
 of folders and parses them.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import List, Optional, Sequence
 
 import numpy as np
 
@@ -23,9 +24,7 @@ def _prefix_score(candidate: Path, suffix: str, stem: str) -> int:
     return len(scene) if scene and stem.startswith(scene) else -1
 
 
-def find_rect_map_txt(
-    camera: str, axis: str, folders: Sequence[Path], data_stem: str
-) -> Optional[Path]:
+def find_rect_map_txt(camera: str, axis: str, folders: Sequence[Path], data_stem: str) -> Path | None:
     """The text map for ``camera``/``axis`` in the first folder that has one.
 
     In each folder the plain ``{camera}_{axis}_map.txt`` wins; otherwise one
@@ -41,14 +40,14 @@ def find_rect_map_txt(
         plain = folder / f"{camera}_{axis}_map.txt"
         if plain.is_file():
             return plain
-        candidates: List[Path] = sorted(p for p in folder.glob(f"*{suffix}") if p.is_file())
+        candidates: list[Path] = sorted(p for p in folder.glob(f"*{suffix}") if p.is_file())
         if not candidates:
             continue
         if len(candidates) == 1:
             return candidates[0]
         scores = [_prefix_score(c, suffix, data_stem) for c in candidates]
         best = max(scores)
-        winners = [c for c, s in zip(candidates, scores) if s == best]
+        winners = [c for c, s in zip(candidates, scores, strict=False) if s == best]
         if best < 0 or len(winners) > 1:
             names = ", ".join(c.name for c in candidates)
             raise SnncError(
@@ -74,9 +73,7 @@ def load_rect_map_txt(path: Path) -> np.ndarray:
     width = len(rows[0])
     for i, row in enumerate(rows):
         if len(row) != width:
-            raise SnncError(
-                f"rectification map row {i + 1} has {len(row)} values, expected {width}", path
-            )
+            raise SnncError(f"rectification map row {i + 1} has {len(row)} values, expected {width}", path)
     try:
         table = np.array(rows, dtype=np.float64)
     except ValueError:

@@ -28,6 +28,7 @@ Rules (thresholds are the module constants; see docs/STREAM_ENERGY.md):
 * **depth units**: the median finite positive depth of the sampled frames lies
   in ``DEPTH_MEDIAN_RANGE_M`` metres (millimetres give thousands).
 """
+
 from __future__ import annotations
 
 import math
@@ -113,9 +114,16 @@ class DataCheck:
             "depth_dt_median_s": self.depth_dt_median_s,
             "depth_median_m": self.depth_median_m,
             "time_resolution_s": {name: c.time_resolution_s for name, c in cams.items()},
-            "event_sample": {name: {"sampled": c.sampled, "off_sensor": c.off_sensor,
-                                    "rect_dropped": c.rect_dropped, "dropped_fraction": c.dropped_fraction,
-                                    "map_pixels_kept": c.pixels_kept} for name, c in cams.items()},
+            "event_sample": {
+                name: {
+                    "sampled": c.sampled,
+                    "off_sensor": c.off_sensor,
+                    "rect_dropped": c.rect_dropped,
+                    "dropped_fraction": c.dropped_fraction,
+                    "map_pixels_kept": c.pixels_kept,
+                }
+                for name, c in cams.items()
+            },
             "problems": [f"{path}: {message}" for message, path in self.problems] or "none",
         }
 
@@ -141,17 +149,26 @@ def _check_camera(rec: MVSECRecording, camera: str, out: DataCheck) -> None:
     dtype = rec.event_dtype(camera)
     t_abs = max(abs(c.t_first), abs(c.t_last))
     if dtype.kind in "iu":
-        out.add(f"{key} is {dtype}: integer timestamps (microseconds?) but MVSEC stores t as float64 "
-                f"seconds; convert the file (t / 1e6 for microseconds)", path)
+        out.add(
+            f"{key} is {dtype}: integer timestamps (microseconds?) but MVSEC stores t as float64 "
+            f"seconds; convert the file (t / 1e6 for microseconds)",
+            path,
+        )
         return
     span = c.t_last - c.t_first
     if t_abs > MAX_ABS_TIME_S or span > MAX_SPAN_S:
-        out.add(f"{key}: timestamps {c.t_first:.6g} .. {c.t_last:.6g} (span {span:.3g}) are not seconds "
-                f"(microseconds or nanoseconds?); MVSEC stores seconds", path)
+        out.add(
+            f"{key}: timestamps {c.t_first:.6g} .. {c.t_last:.6g} (span {span:.3g}) are not seconds "
+            f"(microseconds or nanoseconds?); MVSEC stores seconds",
+            path,
+        )
         return
     if c.time_resolution_s > MAX_TIME_RESOLUTION_S:
-        out.add(f"{key} is {dtype}: near t = {t_abs:.6g} it resolves only {c.time_resolution_s:.3g} s, so "
-                f"event timestamps collapse; MVSEC stores float64 seconds", path)
+        out.add(
+            f"{key} is {dtype}: near t = {t_abs:.6g} it resolves only {c.time_resolution_s:.3g} s, so "
+            f"event timestamps collapse; MVSEC stores float64 seconds",
+            path,
+        )
         return
     ev = rec.sample_events(camera, SAMPLE_BLOCKS, SAMPLE_BLOCK_ROWS)
     xy = ev[:, [layout.EV_X, layout.EV_Y]]
@@ -165,9 +182,12 @@ def _check_camera(rec: MVSECRecording, camera: str, out: DataCheck) -> None:
     on = (xi >= 0) & (xi < mw) & (yi >= 0) & (yi < mh)
     c.sampled, c.off_sensor = len(ev), int(np.count_nonzero(~on))
     if c.sampled and c.off_sensor > MAX_OFF_SENSOR_FRACTION * c.sampled:
-        out.add(f"{key}: {c.off_sensor} of {c.sampled} sampled events lie off the {mw}x{mh} sensor "
-                f"(x in [{xy[:, 0].min():.6g}, {xy[:, 0].max():.6g}], y in [{xy[:, 1].min():.6g}, "
-                f"{xy[:, 1].max():.6g}]); at most {MAX_OFF_SENSOR_FRACTION:.0%} may be", path)
+        out.add(
+            f"{key}: {c.off_sensor} of {c.sampled} sampled events lie off the {mw}x{mh} sensor "
+            f"(x in [{xy[:, 0].min():.6g}, {xy[:, 0].max():.6g}], y in [{xy[:, 1].min():.6g}, "
+            f"{xy[:, 1].max():.6g}]); at most {MAX_OFF_SENSOR_FRACTION:.0%} may be",
+            path,
+        )
         return
     if maps is None:
         return
@@ -179,27 +199,31 @@ def _check_camera(rec: MVSECRecording, camera: str, out: DataCheck) -> None:
     source = rec.rect_source(camera)
     where = path if source == "embedded" else Path(source)
     if c.pixels_kept < MIN_RECT_KEEP or kept_events < MIN_RECT_KEEP:
-        out.add(f"{camera} rectification maps keep {c.pixels_kept:.1%} of the sensor pixels and "
-                f"{kept_events:.1%} of the sampled events inside the {rec.width}x{rec.height} frame "
-                f"(NaN or out-of-range map values?); at least {MIN_RECT_KEEP:.0%} needed", where)
+        out.add(
+            f"{camera} rectification maps keep {c.pixels_kept:.1%} of the sensor pixels and "
+            f"{kept_events:.1%} of the sampled events inside the {rec.width}x{rec.height} frame "
+            f"(NaN or out-of-range map values?); at least {MIN_RECT_KEEP:.0%} needed",
+            where,
+        )
 
 
 def _check_cameras_agree(rec: MVSECRecording, out: DataCheck) -> None:
     left, right = (out.cameras[cam] for cam in layout.CAMERAS)
     if (left.events == 0) != (right.events == 0):
         empty, full = ("left", right) if left.events == 0 else ("right", left)
-        out.add(f"the {empty} camera has no events but the other has {full.events}: stereo needs both",
-                rec.data_path)
+        out.add(f"the {empty} camera has no events but the other has {full.events}: stereo needs both", rec.data_path)
         return
     if left.events == 0:
         return
     out.cameras_overlap_s = min(left.t_last, right.t_last) - max(left.t_first, right.t_first)
     d_start, d_end = abs(left.t_first - right.t_first), abs(left.t_last - right.t_last)
     if max(d_start, d_end) > CAMERA_SKEW_S:
-        out.add(f"the cameras' clocks disagree: left events span {left.t_first:.6f} .. {left.t_last:.6f} s, "
-                f"right {right.t_first:.6f} .. {right.t_last:.6f} s (starts differ by {d_start:.3g} s, ends by "
-                f"{d_end:.3g} s; at most {CAMERA_SKEW_S:g} s allowed): right camera offset in time?",
-                rec.data_path)
+        out.add(
+            f"the cameras' clocks disagree: left events span {left.t_first:.6f} .. {left.t_last:.6f} s, "
+            f"right {right.t_first:.6f} .. {right.t_last:.6f} s (starts differ by {d_start:.3g} s, ends by "
+            f"{d_end:.3g} s; at most {CAMERA_SKEW_S:g} s allowed): right camera offset in time?",
+            rec.data_path,
+        )
 
 
 def _check_depth(rec: MVSECRecording, out: DataCheck, window: float) -> None:
@@ -211,15 +235,21 @@ def _check_depth(rec: MVSECRecording, out: DataCheck, window: float) -> None:
     gt = rec.gt_path
     out.depth_t_first, out.depth_t_last = float(ts[0]), float(ts[-1])
     if max(abs(out.depth_t_first), abs(out.depth_t_last)) > MAX_ABS_TIME_S:
-        out.add(f"{layout.DEPTH_TS_KEY}: timestamps {ts[0]:.6g} .. {ts[-1]:.6g} are not seconds (microseconds "
-                f"or nanoseconds? other time units); MVSEC stores seconds", gt)
+        out.add(
+            f"{layout.DEPTH_TS_KEY}: timestamps {ts[0]:.6g} .. {ts[-1]:.6g} are not seconds (microseconds "
+            f"or nanoseconds? other time units); MVSEC stores seconds",
+            gt,
+        )
         return
     if n >= 2:
         out.depth_dt_median_s = float(np.median(np.diff(ts)))
         lo, hi = DEPTH_DT_RANGE_S
         if not lo <= out.depth_dt_median_s <= hi:
-            out.add(f"{layout.DEPTH_TS_KEY}: depth images are a median {out.depth_dt_median_s:.6g} apart; "
-                    f"expected {lo:g} .. {hi:g} seconds (MVSEC depth runs at 10-20 Hz): other time units?", gt)
+            out.add(
+                f"{layout.DEPTH_TS_KEY}: depth images are a median {out.depth_dt_median_s:.6g} apart; "
+                f"expected {lo:g} .. {hi:g} seconds (MVSEC depth runs at 10-20 Hz): other time units?",
+                gt,
+            )
             return
     left, right = (out.cameras[cam] for cam in layout.CAMERAS)
     if left.events and right.events and not out.problems:
@@ -227,9 +257,12 @@ def _check_depth(rec: MVSECRecording, out: DataCheck, window: float) -> None:
         inside = (ts > first) & (ts - window < last)
         out.depth_in_events = int(np.count_nonzero(inside))
         if out.depth_in_events < MIN_DEPTH_IN_EVENTS * n:
-            out.add(f"depth clock does not overlap the events: depth timestamps {ts[0]:.6f} .. {ts[-1]:.6f} s, "
-                    f"events {first:.6f} .. {last:.6f} s; only {out.depth_in_events} of {n} depth frames have "
-                    f"events in their window (other clock or units?)", gt)
+            out.add(
+                f"depth clock does not overlap the events: depth timestamps {ts[0]:.6f} .. {ts[-1]:.6f} s, "
+                f"events {first:.6f} .. {last:.6f} s; only {out.depth_in_events} of {n} depth frames have "
+                f"events in their window (other clock or units?)",
+                gt,
+            )
             return
     picks = np.unique(np.linspace(0, n - 1, min(n, DEPTH_SAMPLE_FRAMES)).round().astype(np.int64))
     values = []
@@ -242,8 +275,11 @@ def _check_depth(rec: MVSECRecording, out: DataCheck, window: float) -> None:
         lo, hi = DEPTH_MEDIAN_RANGE_M
         if not lo <= out.depth_median_m <= hi:
             hint = "millimetres? divide by 1000" if out.depth_median_m > hi else "other units?"
-            out.add(f"{layout.DEPTH_KEY}: median depth {out.depth_median_m:.6g} is not plausible in metres "
-                    f"(expected {lo:g} .. {hi:g} m; {hint})", gt)
+            out.add(
+                f"{layout.DEPTH_KEY}: median depth {out.depth_median_m:.6g} is not plausible in metres "
+                f"(expected {lo:g} .. {hi:g} m; {hint})",
+                gt,
+            )
 
 
 def inspect_recording(rec: MVSECRecording, *, window: float = DEFAULT_WINDOW) -> DataCheck:

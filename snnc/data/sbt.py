@@ -18,12 +18,13 @@ are accumulated by a single unweighted ``np.bincount`` over
 ``(frame, pixel, polarity)`` bins. :func:`encode_sbt_reference` is the literal
 per-event loop used by tests and ``benchmarks/bench_sbt.py``.
 """
+
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
 
@@ -34,7 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from snnc.data.mvsec import MVSECRecording
 
 PathLike = Union[str, Path]
-RectMaps = Tuple[np.ndarray, np.ndarray]
+RectMaps = tuple[np.ndarray, np.ndarray]
 
 DEFAULT_WINDOW: float = 0.05
 DEFAULT_N_FRAMES: int = 5
@@ -54,8 +55,9 @@ class SbtCounts:
         return self.events - self.off_sensor - self.rect_dropped
 
 
-def _check_args(window: float, n_frames: int, height: int, width: int,
-                rect_maps: Optional[RectMaps], source: Optional[PathLike]) -> None:
+def _check_args(
+    window: float, n_frames: int, height: int, width: int, rect_maps: RectMaps | None, source: PathLike | None
+) -> None:
     if not (math.isfinite(window) and window > 0):
         raise SnncError(f"SBT window must be a positive number of seconds, got {window!r}", source)
     if int(n_frames) != n_frames or n_frames < 1:
@@ -65,11 +67,13 @@ def _check_args(window: float, n_frames: int, height: int, width: int,
     if rect_maps is not None:
         xmap, ymap = rect_maps
         if np.ndim(xmap) != 2 or np.shape(xmap) != np.shape(ymap):
-            raise SnncError(f"rectification maps must be two 2-D arrays of one shape, got "
-                            f"{np.shape(xmap)} and {np.shape(ymap)}", source)
+            raise SnncError(
+                f"rectification maps must be two 2-D arrays of one shape, got {np.shape(xmap)} and {np.shape(ymap)}",
+                source,
+            )
 
 
-def _as_events(events: np.ndarray, source: Optional[PathLike]) -> np.ndarray:
+def _as_events(events: np.ndarray, source: PathLike | None) -> np.ndarray:
     ev = np.asarray(events)
     if ev.ndim != 2 or ev.shape[1] != 4:
         raise SnncError(f"events must be an (N, 4) array (x, y, t, p), got shape {ev.shape}", source)
@@ -87,7 +91,7 @@ def frame_boundaries(t_end: float, window: float, n_frames: int) -> np.ndarray:
     return edges
 
 
-def _round_to_index(v: np.ndarray, limit: int) -> Tuple[np.ndarray, np.ndarray]:
+def _round_to_index(v: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
     """Half-away-from-zero rounding of ``v`` as an index, and whether it lies in ``[0, limit)``.
 
     Uses exactly the float64 operations of the reference, ``floor(|v| + 0.5)``
@@ -113,8 +117,8 @@ def encode_sbt(
     n_frames: int = DEFAULT_N_FRAMES,
     height: int = layout.HEIGHT,
     width: int = layout.WIDTH,
-    rect_maps: Optional[RectMaps] = None,
-    source: Optional[PathLike] = None,
+    rect_maps: RectMaps | None = None,
+    source: PathLike | None = None,
 ) -> np.ndarray:
     """SBT of the events in ``(t_end - window, t_end]``: int8 ``(n_frames, height, width)``.
 
@@ -124,8 +128,9 @@ def encode_sbt(
     window gives all zeros. NaN/inf anywhere in ``events`` raises SnncError
     (``source`` names the file in the message).
     """
-    return encode_sbt_counted(events, t_end, window=window, n_frames=n_frames, height=height, width=width,
-                              rect_maps=rect_maps, source=source)[0]
+    return encode_sbt_counted(
+        events, t_end, window=window, n_frames=n_frames, height=height, width=width, rect_maps=rect_maps, source=source
+    )[0]
 
 
 def encode_sbt_counted(
@@ -136,9 +141,9 @@ def encode_sbt_counted(
     n_frames: int = DEFAULT_N_FRAMES,
     height: int = layout.HEIGHT,
     width: int = layout.WIDTH,
-    rect_maps: Optional[RectMaps] = None,
-    source: Optional[PathLike] = None,
-) -> Tuple[np.ndarray, SbtCounts]:
+    rect_maps: RectMaps | None = None,
+    source: PathLike | None = None,
+) -> tuple[np.ndarray, SbtCounts]:
     """:func:`encode_sbt` and the :class:`SbtCounts` of the window (events read, off the sensor, dropped
     by the maps); "off the sensor" is a raw pixel outside the maps (or, without maps, the frame)."""
     _check_args(window, n_frames, height, width, rect_maps, source)
@@ -147,8 +152,10 @@ def encode_sbt_counted(
     out_size = n_frames * height * width
     if ev.dtype.kind == "f" and not np.isfinite(ev).all():
         row = int(np.flatnonzero(~np.isfinite(ev).all(axis=1))[0])
-        raise SnncError(f"events contain NaN or inf in the window ending at t = {float(t_end):.6f} s "
-                        f"(row {row} of that window)", source)
+        raise SnncError(
+            f"events contain NaN or inf in the window ending at t = {float(t_end):.6f} s (row {row} of that window)",
+            source,
+        )
     edges = frame_boundaries(float(t_end), float(window), n_frames)
     t = ev[:, layout.EV_T]
     x, y, p = ev[:, layout.EV_X], ev[:, layout.EV_Y], ev[:, layout.EV_P]
@@ -225,8 +232,8 @@ def encode_sbt_reference(
     n_frames: int = DEFAULT_N_FRAMES,
     height: int = layout.HEIGHT,
     width: int = layout.WIDTH,
-    rect_maps: Optional[RectMaps] = None,
-    source: Optional[PathLike] = None,
+    rect_maps: RectMaps | None = None,
+    source: PathLike | None = None,
 ) -> np.ndarray:
     """Per-event loop implementation of :func:`encode_sbt` (same semantics, slow)."""
     _check_args(window, n_frames, height, width, rect_maps, source)
@@ -241,8 +248,11 @@ def encode_sbt_reference(
     for row in range(ev.shape[0]):
         x, y, t, p = (float(v) for v in ev[row])
         if not (math.isfinite(x) and math.isfinite(y) and math.isfinite(t) and math.isfinite(p)):
-            raise SnncError(f"events contain NaN or inf in the window ending at t = {float(t_end):.6f} s "
-                            f"(row {row} of that window)", source)
+            raise SnncError(
+                f"events contain NaN or inf in the window ending at t = {float(t_end):.6f} s "
+                f"(row {row} of that window)",
+                source,
+            )
     for row in range(ev.shape[0]):
         x, y, t, p = (float(v) for v in ev[row])
         if not (edges[0] < t <= edges[-1]):
@@ -265,7 +275,7 @@ def encode_sbt_reference(
 
 
 def sbt_for_camera(
-    recording: "MVSECRecording",
+    recording: MVSECRecording,
     camera: str,
     t_end: float,
     *,
@@ -277,46 +287,51 @@ def sbt_for_camera(
 
 
 def sbt_for_camera_counted(
-    recording: "MVSECRecording",
+    recording: MVSECRecording,
     camera: str,
     t_end: float,
     *,
     window: float = DEFAULT_WINDOW,
     n_frames: int = DEFAULT_N_FRAMES,
-) -> Tuple[np.ndarray, SbtCounts]:
+) -> tuple[np.ndarray, SbtCounts]:
     """:func:`sbt_for_camera` and the window's :class:`SbtCounts`."""
     events = recording.events_between(camera, t_end - window, t_end)
-    return encode_sbt_counted(events, t_end, window=window, n_frames=n_frames,
-                              height=recording.height, width=recording.width,
-                              rect_maps=recording.rect_maps(camera), source=recording.data_path)
+    return encode_sbt_counted(
+        events,
+        t_end,
+        window=window,
+        n_frames=n_frames,
+        height=recording.height,
+        width=recording.width,
+        rect_maps=recording.rect_maps(camera),
+        source=recording.data_path,
+    )
 
 
 def sbt_pair(
-    recording: "MVSECRecording",
+    recording: MVSECRecording,
     k: int,
     *,
     window: float = DEFAULT_WINDOW,
     n_frames: int = DEFAULT_N_FRAMES,
-) -> Tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray]:
     """(left, right) SBTs for depth frame ``k``: events in ``(depth_ts[k] - window, depth_ts[k]]``."""
     return sbt_pair_counted(recording, k, window=window, n_frames=n_frames)[0]
 
 
 def sbt_pair_counted(
-    recording: "MVSECRecording",
+    recording: MVSECRecording,
     k: int,
     *,
     window: float = DEFAULT_WINDOW,
     n_frames: int = DEFAULT_N_FRAMES,
-) -> Tuple[Tuple[np.ndarray, np.ndarray], Tuple[SbtCounts, SbtCounts]]:
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[SbtCounts, SbtCounts]]:
     """:func:`sbt_pair` and the (left, right) :class:`SbtCounts` of the two windows."""
     if not recording.has_gt:
-        raise SnncError("recording has no ground-truth depth timestamps to index SBTs by",
-                        recording.data_path)
+        raise SnncError("recording has no ground-truth depth timestamps to index SBTs by", recording.data_path)
     ts = recording.depth_ts
     if not -len(ts) <= int(k) < len(ts):
-        raise SnncError(f"depth index {k} out of range, the recording has {len(ts)} depth frames",
-                        recording.gt_path)
+        raise SnncError(f"depth index {k} out of range, the recording has {len(ts)} depth frames", recording.gt_path)
     t_end = float(ts[int(k)])
     left, cl = sbt_for_camera_counted(recording, "left", t_end, window=window, n_frames=n_frames)
     right, cr = sbt_for_camera_counted(recording, "right", t_end, window=window, n_frames=n_frames)

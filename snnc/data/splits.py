@@ -14,25 +14,25 @@ published validation/test membership exactly via ``random.Random(0).shuffle``
 (identical to ``np.random.seed(0); np.random.shuffle``) for code bases that
 follow that convention; it gives other members.
 """
+
 from __future__ import annotations
 
 import random
-from typing import Dict, List, Tuple
 
 import numpy as np
 
 from snnc.errors import SnncError
 
-SEQUENCES: Tuple[str, ...] = ("indoor_flying1", "indoor_flying2", "indoor_flying3")
+SEQUENCES: tuple[str, ...] = ("indoor_flying1", "indoor_flying2", "indoor_flying3")
 
 #: Frames used for validation/test (those of Zhu et al., "Realtime time synchronized event-based stereo").
-TEST_FILTERS: Dict[str, range] = {
+TEST_FILTERS: dict[str, range] = {
     "indoor_flying1": range(140, 1201),
     "indoor_flying2": range(120, 1421),
     "indoor_flying3": range(73, 1616),
 }
 #: Frames used for training (DDES drops still frames at the ends).
-TRAIN_FILTERS: Dict[str, range] = {
+TRAIN_FILTERS: dict[str, range] = {
     "indoor_flying1": range(80, 1260),
     "indoor_flying2": range(160, 1580),
     "indoor_flying3": range(125, 1815),
@@ -41,15 +41,15 @@ VALIDATION_SIZE: int = 200
 SEED: int = 0
 
 #: split -> (test sequence, training sequences)
-SPLITS: Dict[int, Tuple[str, Tuple[str, ...]]] = {
+SPLITS: dict[int, tuple[str, tuple[str, ...]]] = {
     1: ("indoor_flying1", ("indoor_flying2", "indoor_flying3")),
     3: ("indoor_flying3", ("indoor_flying1", "indoor_flying2")),
 }
-PARTS: Tuple[str, ...] = ("train", "val", "test")
-SHUFFLES: Tuple[str, ...] = ("python", "numpy")
+PARTS: tuple[str, ...] = ("train", "val", "test")
+SHUFFLES: tuple[str, ...] = ("python", "numpy")
 
 
-def shuffled_test_frames(sequence: str, *, shuffle: str = "python", seed: int = SEED) -> List[int]:
+def shuffled_test_frames(sequence: str, *, shuffle: str = "python", seed: int = SEED) -> list[int]:
     """The test-filtered frames of ``sequence`` in shuffled order."""
     if sequence not in TEST_FILTERS:
         raise SnncError(f"unknown sequence {sequence!r}, expected one of {', '.join(SEQUENCES)}")
@@ -65,7 +65,7 @@ def shuffled_test_frames(sequence: str, *, shuffle: str = "python", seed: int = 
     return frames
 
 
-def split_indices(split: int, part: str, *, shuffle: str = "python", seed: int = SEED) -> List[Tuple[str, int]]:
+def split_indices(split: int, part: str, *, shuffle: str = "python", seed: int = SEED) -> list[tuple[str, int]]:
     """``(sequence_name, depth_index)`` pairs of ``part`` ('train', 'val' or 'test') of ``split`` (1 or 3).
 
     Training pairs are in sequence then frame order; validation and test pairs

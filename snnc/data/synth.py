@@ -9,6 +9,7 @@ threshold crossings (:mod:`snnc.data.synth_dvs`) and writes
 ``<name>_gt.hdf5`` (rectified and raw depth) exactly as described in
 ``spec/mvsec.md``. Output is deterministic for a seed and appears atomically.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,7 +17,6 @@ import hashlib
 import json
 import math
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 from tqdm import tqdm
@@ -45,16 +45,24 @@ _TAIL_S: float = 0.01
 class _Timeline:
     """Relative times (integer microseconds from the recording start)."""
 
-    step_us: np.ndarray    # simulation substep ends, ascending, first one > 0
-    depth_us: np.ndarray   # depth frames
-    aps_us: np.ndarray     # APS frames
+    step_us: np.ndarray  # simulation substep ends, ascending, first one > 0
+    depth_us: np.ndarray  # depth frames
+    aps_us: np.ndarray  # APS frames
     end_us: int
 
 
-def synthesize(data_path: Union[str, Path], *, frames: int = 40, seed: int = 0,
-               height: int = layout.HEIGHT, width: int = layout.WIDTH, force: bool = False,
-               progress: bool = True, write_rect_txt: bool = False,
-               config: Optional[SceneConfig] = None) -> Tuple[Path, Path]:
+def synthesize(
+    data_path: str | Path,
+    *,
+    frames: int = 40,
+    seed: int = 0,
+    height: int = layout.HEIGHT,
+    width: int = layout.WIDTH,
+    force: bool = False,
+    progress: bool = True,
+    write_rect_txt: bool = False,
+    config: SceneConfig | None = None,
+) -> tuple[Path, Path]:
     """Write a synthetic MVSEC sequence; return ``(data_path, gt_path)``.
 
     ``frames`` depth frames are produced at 20 Hz, the first one ``config.lead_s``
@@ -69,8 +77,11 @@ def synthesize(data_path: Union[str, Path], *, frames: int = 40, seed: int = 0,
     cfg = config if config is not None else SceneConfig()
     _check_args(data_path, frames, seed, height, width, cfg)
     gt_path = layout.gt_path_for(data_path)
-    txt_paths = {(cam, axis): layout.rect_map_txt_path(data_path, cam, axis)
-                 for cam in layout.CAMERAS for axis in ("x", "y")} if write_rect_txt else {}
+    txt_paths = (
+        {(cam, axis): layout.rect_map_txt_path(data_path, cam, axis) for cam in layout.CAMERAS for axis in ("x", "y")}
+        if write_rect_txt
+        else {}
+    )
     outputs = [data_path, gt_path, *txt_paths.values()]
     for out in outputs:
         if out.is_dir():
@@ -85,8 +96,10 @@ def synthesize(data_path: Union[str, Path], *, frames: int = 40, seed: int = 0,
     seeds = np.random.SeedSequence(seed).spawn(5)
     scene_rng, dvs_rng_l, dvs_rng_r, noise_rng, aps_rng = (np.random.default_rng(s) for s in seeds)
     scene = make_scene(cfg, height, width, scene_rng)
-    maps = {cam: rectification_maps(lens, height, width)
-            for cam, lens in zip(layout.CAMERAS, (cfg.lens_left, cfg.lens_right))}
+    maps = {
+        cam: rectification_maps(lens, height, width)
+        for cam, lens in zip(layout.CAMERAS, (cfg.lens_left, cfg.lens_right), strict=False)
+    }
     raw_grids = [pixel_grid(scene, *maps[cam]) for cam in layout.CAMERAS]
     rect_grid = pixel_grid(scene)
     timeline = _make_timeline(cfg, frames)
@@ -98,7 +111,7 @@ def synthesize(data_path: Union[str, Path], *, frames: int = 40, seed: int = 0,
         depth_rect, depth_raw = _render_depth(scene, rect_grid, raw_grids[0], timeline, bar)
 
     t0 = float(cfg.t0)
-    data: Dict[str, np.ndarray] = {}
+    data: dict[str, np.ndarray] = {}
     for i, cam in enumerate(layout.CAMERAS):
         ev = events[i]
         data[layout.events_key(cam)] = ev
@@ -138,22 +151,27 @@ def _check_args(data_path: Path, frames: int, seed: int, height: int, width: int
 
 def _make_timeline(cfg: SceneConfig, frames: int) -> _Timeline:
     """Substep, depth and APS times in integer microseconds from the start."""
-    step = max(1, int(round(cfg.substep_s * 1e6)))
-    depth_us = np.array([int(round((cfg.lead_s + k / cfg.depth_rate_hz) * 1e6)) for k in range(frames)],
-                        dtype=np.int64)
+    step = max(1, round(cfg.substep_s * 1e6))
+    depth_us = np.array([round((cfg.lead_s + k / cfg.depth_rate_hz) * 1e6) for k in range(frames)], dtype=np.int64)
     end_us = int(depth_us[-1] + round(_TAIL_S * 1e6))
-    n_steps = int(math.ceil(end_us / step))
+    n_steps = math.ceil(end_us / step)
     end_us = n_steps * step
     step_us = np.arange(1, n_steps + 1, dtype=np.int64) * step
     aps_period = 1.0 / cfg.aps_rate_hz
-    n_aps = int(math.floor((end_us * 1e-6 - 0.5 * aps_period) / aps_period)) + 1
-    aps_us = np.array([int(round((0.5 + k) * aps_period * 1e6)) for k in range(max(n_aps, 1))], dtype=np.int64)
+    n_aps = math.floor((end_us * 1e-6 - 0.5 * aps_period) / aps_period) + 1
+    aps_us = np.array([round((0.5 + k) * aps_period * 1e6) for k in range(max(n_aps, 1))], dtype=np.int64)
     return _Timeline(step_us, depth_us, aps_us, end_us)
 
 
-def _simulate_events(scene: Scene, grids: List[PixelGrid], timeline: _Timeline, cfg: SceneConfig,
-                     dvs_rngs: Tuple[np.random.Generator, np.random.Generator],
-                     noise_rng: np.random.Generator, bar: tqdm) -> List[np.ndarray]:
+def _simulate_events(
+    scene: Scene,
+    grids: list[PixelGrid],
+    timeline: _Timeline,
+    cfg: SceneConfig,
+    dvs_rngs: tuple[np.random.Generator, np.random.Generator],
+    noise_rng: np.random.Generator,
+    bar: tqdm,
+) -> list[np.ndarray]:
     """Events (float64 (N, 4): x, y, t, p; sorted by t) of both cameras."""
     n_pix = scene.height * scene.width
     params, states = [], []
@@ -162,7 +180,7 @@ def _simulate_events(scene: Scene, grids: List[PixelGrid], timeline: _Timeline, 
         log0, _ = render(scene, cam, 0.0, grids[cam])
         params.append(par)
         states.append(dvs_init(log0, 0, par, rng))
-    chunks: List[List[EventChunk]] = [[], []]
+    chunks: list[list[EventChunk]] = [[], []]
     for t_us in timeline.step_us:
         t = int(t_us) * 1e-6
         for cam in (0, 1):
@@ -188,8 +206,9 @@ def _simulate_events(scene: Scene, grids: List[PixelGrid], timeline: _Timeline, 
     return out
 
 
-def _render_aps(scene: Scene, grids: List[PixelGrid], timeline: _Timeline,
-                rng: np.random.Generator, bar: tqdm) -> List[np.ndarray]:
+def _render_aps(
+    scene: Scene, grids: list[PixelGrid], timeline: _Timeline, rng: np.random.Generator, bar: tqdm
+) -> list[np.ndarray]:
     """APS frames (uint8 (F, H, W)) of both raw cameras."""
     out = [np.empty((timeline.aps_us.size, scene.height, scene.width), dtype=np.uint8) for _ in (0, 1)]
     for k, t_us in enumerate(timeline.aps_us):
@@ -202,8 +221,9 @@ def _render_aps(scene: Scene, grids: List[PixelGrid], timeline: _Timeline,
     return out
 
 
-def _render_depth(scene: Scene, rect_grid: PixelGrid, raw_grid: PixelGrid, timeline: _Timeline,
-                  bar: tqdm) -> Tuple[np.ndarray, np.ndarray]:
+def _render_depth(
+    scene: Scene, rect_grid: PixelGrid, raw_grid: PixelGrid, timeline: _Timeline, bar: tqdm
+) -> tuple[np.ndarray, np.ndarray]:
     """Left depth (float32 (D, H, W), NaN where no surface): rectified frame and raw frame."""
     shape = (timeline.depth_us.size, scene.height, scene.width)
     rect, raw = np.empty(shape, dtype=np.float32), np.empty(shape, dtype=np.float32)
@@ -215,7 +235,7 @@ def _render_depth(scene: Scene, rect_grid: PixelGrid, raw_grid: PixelGrid, timel
     return rect, raw
 
 
-def _attributes(scene: Scene, cfg: SceneConfig, seed: int, frames: int) -> Dict[str, object]:
+def _attributes(scene: Scene, cfg: SceneConfig, seed: int, frames: int) -> dict[str, object]:
     """Root attributes describing how the file was made."""
     return {
         "snnc_synthetic": True,
@@ -229,9 +249,15 @@ def _attributes(scene: Scene, cfg: SceneConfig, seed: int, frames: int) -> Dict[
     }
 
 
-def _write_atomically(data_path: Path, gt_path: Path, txt_paths: Dict[Tuple[str, str], Path],
-                      data: Dict[str, np.ndarray], gt: Dict[str, np.ndarray],
-                      maps: Dict[str, Tuple[np.ndarray, np.ndarray]], attrs: Dict[str, object]) -> None:
+def _write_atomically(
+    data_path: Path,
+    gt_path: Path,
+    txt_paths: dict[tuple[str, str], Path],
+    data: dict[str, np.ndarray],
+    gt: dict[str, np.ndarray],
+    maps: dict[str, tuple[np.ndarray, np.ndarray]],
+    attrs: dict[str, object],
+) -> None:
     """Write every output to a temporary file in its folder, then rename them as a set (data file last).
 
     Both HDF5 files carry the same ``snnc_set_id`` root attribute (a hash of
@@ -240,8 +266,12 @@ def _write_atomically(data_path: Path, gt_path: Path, txt_paths: Dict[Tuple[str,
     file (a stale or partial pair) from its own. A full or read-only disk gives one
     :class:`SnncError` naming the file (HDF5 goes through :class:`~snnc.h5write.H5Output`).
     """
-    ident = repr((sorted((k, str(v)) for k, v in attrs.items()),
-                  sorted((k, a.shape, str(a.dtype)) for part in (data, gt) for k, a in part.items())))
+    ident = repr(
+        (
+            sorted((k, str(v)) for k, v in attrs.items()),
+            sorted((k, a.shape, str(a.dtype)) for part in (data, gt) for k, a in part.items()),
+        )
+    )
     set_attrs = dict(attrs, **{SET_ID_ATTR: hashlib.sha256(ident.encode("utf-8")).hexdigest()[:32]})
     txt = list(txt_paths.items())
     with atomic_output_set([data_path, gt_path, *(final for _, final in txt)]) as temps:
@@ -252,5 +282,5 @@ def _write_atomically(data_path: Path, gt_path: Path, txt_paths: Dict[Tuple[str,
                     out.check()
                 for key, value in set_attrs.items():
                     out.file.attrs[key] = value
-        for ((cam, axis), _), tmp in zip(txt, temps[2:]):
+        for ((cam, axis), _), tmp in zip(txt, temps[2:], strict=False):
             np.savetxt(tmp, maps[cam][0 if axis == "x" else 1], fmt="%.9g")  # %.9g round-trips float32

@@ -6,10 +6,10 @@ lens distortion of the two raw cameras, the DVS pixel model and the sensor
 clocks. The defaults reproduce an indoor_flying-like recording; tests pass
 variations (e.g. no slanted surfaces) through :func:`snnc.data.synth.synthesize`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Tuple
 
 from snnc.data import layout
 from snnc.errors import SnncError
@@ -29,8 +29,8 @@ class LensSpec:
     """
 
     max_displacement_px: float
-    centre_offset_px: Tuple[float, float] = (0.0, 0.0)
-    shift_px: Tuple[float, float] = (0.0, 0.0)
+    centre_offset_px: tuple[float, float] = (0.0, 0.0)
+    shift_px: tuple[float, float] = (0.0, 0.0)
 
 
 @dataclass(frozen=True)
@@ -45,17 +45,17 @@ class SceneConfig:
 
     # scene
     n_surfaces: int = 9
-    z_near: float = 3.9            # nearest depth anywhere (scaled disparity 36)
-    z_far: float = 17.0            # farthest depth anywhere (scaled disparity 8)
-    angular_width: Tuple[float, float] = (0.3, 0.7)    # surface width / depth
-    angular_height: Tuple[float, float] = (0.25, 0.6)    # surface height / depth
+    z_near: float = 3.9  # nearest depth anywhere (scaled disparity 36)
+    z_far: float = 17.0  # farthest depth anywhere (scaled disparity 8)
+    angular_width: tuple[float, float] = (0.3, 0.7)  # surface width / depth
+    angular_height: tuple[float, float] = (0.25, 0.6)  # surface height / depth
     slanted_fraction: float = 0.5  # share of surfaces turned about the vertical axis
     max_slant_deg: float = 35.0
-    speed_x_px_s: Tuple[float, float] = (15.0, 60.0)    # lateral image speed
-    speed_y_px_s: Tuple[float, float] = (0.0, 20.0)     # vertical image speed
-    depth_log_amplitude: Tuple[float, float] = (0.08, 0.3)  # log-depth swing
-    depth_period_s: Tuple[float, float] = (4.0, 9.0)    # period of the depth swing
-    background_reflectance: float = 0.25                # where no surface is
+    speed_x_px_s: tuple[float, float] = (15.0, 60.0)  # lateral image speed
+    speed_y_px_s: tuple[float, float] = (0.0, 20.0)  # vertical image speed
+    depth_log_amplitude: tuple[float, float] = (0.08, 0.3)  # log-depth swing
+    depth_period_s: tuple[float, float] = (4.0, 9.0)  # period of the depth swing
+    background_reflectance: float = 0.25  # where no surface is
     # rig
     focal_px_346: float = FOCAL_PX_346
     fb: float = layout.FB_INDOOR_FLYING
@@ -64,13 +64,13 @@ class SceneConfig:
     # DVS pixel
     contrast_threshold: float = 0.17
     threshold_sigma: float = 0.01  # per-pixel spread of the threshold
-    noise_rate_hz: float = 0.1     # background events per pixel per second
+    noise_rate_hz: float = 0.1  # background events per pixel per second
     # clocks
-    substep_s: float = 0.001       # log-intensity simulation step
+    substep_s: float = 0.001  # log-intensity simulation step
     depth_rate_hz: float = 20.0
     aps_rate_hz: float = 30.0
-    lead_s: float = 0.1            # recording start to first depth frame
-    t0: float = 1506117900.0       # absolute (ROS epoch) start time
+    lead_s: float = 0.1  # recording start to first depth frame
+    t0: float = 1506117900.0  # absolute (ROS epoch) start time
 
     def validate(self) -> None:
         """Raise :class:`SnncError` when a parameter is out of its meaningful range."""
@@ -79,8 +79,14 @@ class SceneConfig:
             problems.append("n_surfaces must be >= 0")
         if not 0 < self.z_near < self.z_far:
             problems.append("need 0 < z_near < z_far")
-        for name in ("angular_width", "angular_height", "speed_x_px_s", "speed_y_px_s",
-                     "depth_log_amplitude", "depth_period_s"):
+        for name in (
+            "angular_width",
+            "angular_height",
+            "speed_x_px_s",
+            "speed_y_px_s",
+            "depth_log_amplitude",
+            "depth_period_s",
+        ):
             lo, hi = getattr(self, name)
             if not 0 <= lo <= hi:
                 problems.append(f"{name} must be an increasing pair of non-negative numbers")

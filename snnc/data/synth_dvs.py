@@ -8,17 +8,17 @@ taken to move linearly; every crossing of ``reference + k * C`` (``k = 1, 2,
 reference moves by ``C`` per event. Thresholds ``C`` are per pixel and per
 polarity. Background noise events are drawn separately (:func:`noise_events`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Tuple
 
 import numpy as np
 
 #: ``(log_prev, reference, t_prev_us)``: flat float32 arrays over pixels and the time.
-DvsState = Tuple[np.ndarray, np.ndarray, int]
+DvsState = tuple[np.ndarray, np.ndarray, int]
 #: ``(pixel index, t_us, polarity)`` as int64, int64, int8 arrays.
-EventChunk = Tuple[np.ndarray, np.ndarray, np.ndarray]
+EventChunk = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def dvs_init(log0: np.ndarray, t0_us: int, params: DvsParams, rng: np.random.Gen
     return log0.copy(), ref.astype(np.float32), int(t0_us)
 
 
-def _crossings(idx: np.ndarray, counts: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def _crossings(idx: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Repeat each pixel index ``counts`` times and number the copies 1..count."""
     rep = np.repeat(idx, counts)
     starts = np.repeat(np.cumsum(counts) - counts, counts)
@@ -58,8 +58,7 @@ def _crossings(idx: np.ndarray, counts: np.ndarray) -> Tuple[np.ndarray, np.ndar
     return rep, k
 
 
-def dvs_step(log_next: np.ndarray, t_next_us: int, state: DvsState, params: DvsParams
-             ) -> Tuple[EventChunk, DvsState]:
+def dvs_step(log_next: np.ndarray, t_next_us: int, state: DvsState, params: DvsParams) -> tuple[EventChunk, DvsState]:
     """Advance all pixels to ``t_next_us``; return the events of this substep and the new state."""
     log_prev, ref, t_prev_us = state
     log_next = np.asarray(log_next, dtype=np.float32).ravel()
@@ -92,8 +91,7 @@ def dvs_step(log_next: np.ndarray, t_next_us: int, state: DvsState, params: DvsP
     return events, (log_next, ref, int(t_next_us))
 
 
-def noise_events(n_pixels: int, rate_hz: float, t_start_us: int, t_end_us: int,
-                 rng: np.random.Generator) -> EventChunk:
+def noise_events(n_pixels: int, rate_hz: float, t_start_us: int, t_end_us: int, rng: np.random.Generator) -> EventChunk:
     """Background activity: Poisson events, uniform over pixels and time, random polarity."""
     duration_s = max(0, t_end_us - t_start_us) * 1e-6
     n = int(rng.poisson(rate_hz * n_pixels * duration_s)) if rate_hz > 0 else 0

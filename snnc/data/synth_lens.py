@@ -6,17 +6,17 @@ known radial distortion (:class:`~snnc.data.synth_config.LensSpec`), renders the
 ideal rectified scene at each raw pixel's rectified position, and writes exactly
 these positions as the maps, so rectifying events with the maps is exact.
 """
-from __future__ import annotations
 
-from typing import Tuple
+from __future__ import annotations
 
 import numpy as np
 
 from snnc.data.synth_config import LensSpec
 
 
-def rectify_points(lens: LensSpec, x: np.ndarray, y: np.ndarray, height: int, width: int
-                   ) -> Tuple[np.ndarray, np.ndarray]:
+def rectify_points(
+    lens: LensSpec, x: np.ndarray, y: np.ndarray, height: int, width: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Rectified positions (float64) of raw pixel positions ``x, y`` of a camera."""
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
@@ -29,7 +29,7 @@ def rectify_points(lens: LensSpec, x: np.ndarray, y: np.ndarray, height: int, wi
     return x + dx * gain + lens.shift_px[0], y + dy * gain + lens.shift_px[1]
 
 
-def rectification_maps(lens: LensSpec, height: int, width: int) -> Tuple[np.ndarray, np.ndarray]:
+def rectification_maps(lens: LensSpec, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     """``(x_map, y_map)``, float32 (height, width): rectified position of each raw pixel."""
     ys, xs = np.mgrid[0:height, 0:width]
     xr, yr = rectify_points(lens, xs, ys, height, width)

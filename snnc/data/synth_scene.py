@@ -13,11 +13,11 @@ depth, bounded so every visible point stays within ``[z_near, z_far]``).
 all surfaces with a depth buffer, so sub-pixel disparity and occlusion are
 exact, and samples the surface texture bilinearly in log reflectance.
 """
+
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
 
 import numpy as np
 from scipy.ndimage import gaussian_filter
@@ -29,20 +29,20 @@ from snnc.data.synth_config import SceneConfig
 class Surface:
     """One textured rectangle and its trajectory."""
 
-    half_w: float          # metres, along the plane's horizontal axis
-    half_h: float          # metres
-    slant: float           # yaw angle (rad); 0 = fronto-parallel
-    log_z_mid: float       # depth of the centre: exp(log_z_mid + amp * sin(2 pi t / period + phase))
+    half_w: float  # metres, along the plane's horizontal axis
+    half_h: float  # metres
+    slant: float  # yaw angle (rad); 0 = fronto-parallel
+    log_z_mid: float  # depth of the centre: exp(log_z_mid + amp * sin(2 pi t / period + phase))
     log_z_amp: float
     z_period: float
     z_phase: float
-    a_range: Tuple[float, float]   # centre X/Z sweeps this interval (triangle wave)
-    a_speed: float                 # in X/Z units per second
-    a_phase: float                 # position in the sweep cycle at t = 0, in [0, 1)
-    b_range: Tuple[float, float]   # centre Y/Z
+    a_range: tuple[float, float]  # centre X/Z sweeps this interval (triangle wave)
+    a_speed: float  # in X/Z units per second
+    a_phase: float  # position in the sweep cycle at t = 0, in [0, 1)
+    b_range: tuple[float, float]  # centre Y/Z
     b_speed: float
     b_phase: float
-    log_texture: np.ndarray        # float32 (nv, nu) log reflectance over the rectangle
+    log_texture: np.ndarray  # float32 (nv, nu) log reflectance over the rectangle
     texture_quads: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -51,21 +51,20 @@ class Surface:
         quads = np.stack([tex[:-1, :-1], tex[:-1, 1:], tex[1:, :-1], tex[1:, 1:]], axis=-1)
         object.__setattr__(self, "texture_quads", np.ascontiguousarray(quads.reshape(-1, 4)))
 
-    def centre(self, t: float) -> Tuple[float, float, float]:
+    def centre(self, t: float) -> tuple[float, float, float]:
         """World position ``(X0, Y0, Z0)`` of the rectangle centre at time ``t`` (s)."""
         z0 = math.exp(self.log_z_mid + self.log_z_amp * math.sin(2 * math.pi * t / self.z_period + self.z_phase))
         a = _sweep(self.a_range, self.a_speed, self.a_phase, t)
         b = _sweep(self.b_range, self.b_speed, self.b_phase, t)
         return a * z0, b * z0, z0
 
-    def depth_bounds(self) -> Tuple[float, float]:
+    def depth_bounds(self) -> tuple[float, float]:
         """Smallest and largest depth any point of the surface ever has."""
         extent = self.half_w * abs(math.sin(self.slant))
-        return (math.exp(self.log_z_mid - self.log_z_amp) - extent,
-                math.exp(self.log_z_mid + self.log_z_amp) + extent)
+        return (math.exp(self.log_z_mid - self.log_z_amp) - extent, math.exp(self.log_z_mid + self.log_z_amp) + extent)
 
 
-def _sweep(interval: Tuple[float, float], speed: float, phase: float, t: float) -> float:
+def _sweep(interval: tuple[float, float], speed: float, phase: float, t: float) -> float:
     """Triangle wave running back and forth over ``interval`` at ``speed`` units/s."""
     lo, hi = interval
     if hi <= lo or speed == 0:
@@ -80,12 +79,12 @@ class Scene:
 
     height: int
     width: int
-    focal: float           # pixels
+    focal: float  # pixels
     cx: float
     cy: float
-    baseline: float        # metres; focal * baseline = fB
+    baseline: float  # metres; focal * baseline = fB
     background_log: float  # log intensity where no surface is
-    surfaces: Tuple[Surface, ...]
+    surfaces: tuple[Surface, ...]
 
     def camera_x(self, camera: int) -> float:
         """X position of camera 0 (left) or 1 (right)."""
@@ -106,22 +105,22 @@ class PixelGrid:
     margin: int
 
 
-def pixel_grid(scene: Scene, x_rect: Optional[np.ndarray] = None, y_rect: Optional[np.ndarray] = None
-               ) -> PixelGrid:
+def pixel_grid(scene: Scene, x_rect: np.ndarray | None = None, y_rect: np.ndarray | None = None) -> PixelGrid:
     """Grid from rectification maps (raw pixels), or the identity (rectified pixels)."""
-    ys, xs = np.mgrid[0:scene.height, 0:scene.width].astype(np.float32)
+    ys, xs = np.mgrid[0 : scene.height, 0 : scene.width].astype(np.float32)
     if x_rect is None or y_rect is None:
         x_rect, y_rect = xs, ys
     x_rect = np.asarray(x_rect, dtype=np.float32)
     y_rect = np.asarray(y_rect, dtype=np.float32)
-    margin = int(math.ceil(max(float(np.abs(x_rect - xs).max()), float(np.abs(y_rect - ys).max())))) + 1
+    margin = math.ceil(max(float(np.abs(x_rect - xs).max()), float(np.abs(y_rect - ys).max()))) + 1
     rx = ((x_rect - np.float32(scene.cx)) / np.float32(scene.focal)).astype(np.float32)
     ry = ((y_rect - np.float32(scene.cy)) / np.float32(scene.focal)).astype(np.float32)
     return PixelGrid(rx, ry, margin)
 
 
-def render(scene: Scene, camera: int, t: float, grid: PixelGrid, want_depth: bool = False
-           ) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+def render(
+    scene: Scene, camera: int, t: float, grid: PixelGrid, want_depth: bool = False
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Log intensity (float32, H x W) seen by ``camera`` at time ``t`` at the grid positions.
 
     With ``want_depth`` also returns the depth (metres, NaN where no surface).
@@ -150,9 +149,9 @@ def render(scene: Scene, camera: int, t: float, grid: PixelGrid, want_depth: boo
     return log_img, depth
 
 
-def _intersect(surf: Surface, centre: Tuple[float, float, float], cam_x: float, rx: np.ndarray,
-               ry: np.ndarray, zbuf: np.ndarray
-               ) -> Optional[Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+def _intersect(
+    surf: Surface, centre: tuple[float, float, float], cam_x: float, rx: np.ndarray, ry: np.ndarray, zbuf: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
     """Rays ``(rx, ry, 1)`` from ``(cam_x, 0, 0)`` that hit the surface in front of ``zbuf``.
 
     Returns ``(hit mask, depth, u, v)`` with depth and plane coordinates (metres)
@@ -188,8 +187,9 @@ def _intersect(surf: Surface, centre: Tuple[float, float, float], cam_x: float, 
     return hit, s[hit], u[hit], v[hit]
 
 
-def _pixel_box(scene: Scene, surf: Surface, centre: Tuple[float, float, float], cam_x: float,
-               margin: int, h: int, w: int) -> Optional[Tuple[int, int, int, int]]:
+def _pixel_box(
+    scene: Scene, surf: Surface, centre: tuple[float, float, float], cam_x: float, margin: int, h: int, w: int
+) -> tuple[int, int, int, int] | None:
     """Pixel rows/cols ``(r0, r1, c0, c1)`` that may see the surface, or None."""
     x0, y0, z0 = centre
     ux, uz = surf.half_w * math.cos(surf.slant), surf.half_w * math.sin(surf.slant)
@@ -199,10 +199,10 @@ def _pixel_box(scene: Scene, surf: Surface, centre: Tuple[float, float, float], 
             z = z0 + su * uz
             xs.append(scene.cx + scene.focal * (x0 + su * ux - cam_x) / z)
             ys.append(scene.cy + scene.focal * (y0 + sv * surf.half_h) / z)
-    c0 = max(0, int(math.floor(min(xs))) - margin)
-    c1 = min(w, int(math.ceil(max(xs))) + margin + 1)
-    r0 = max(0, int(math.floor(min(ys))) - margin)
-    r1 = min(h, int(math.ceil(max(ys))) + margin + 1)
+    c0 = max(0, math.floor(min(xs)) - margin)
+    c1 = min(w, math.ceil(max(xs)) + margin + 1)
+    r0 = max(0, math.floor(min(ys)) - margin)
+    r1 = min(h, math.ceil(max(ys)) + margin + 1)
     if c0 >= c1 or r0 >= r1:
         return None
     return r0, r1, c0, c1
@@ -238,13 +238,13 @@ def make_scene(config: SceneConfig, height: int, width: int, rng: np.random.Gene
     half_fov_x, half_fov_y = (width / 2.0) / focal, (height / 2.0) / focal
     scale = width / 346.0 / focal  # px/s at full width -> X/Z units per second
     n = config.n_surfaces
-    n_slanted = int(round(config.slanted_fraction * n))
+    n_slanted = round(config.slanted_fraction * n)
     slanted = np.zeros(n, dtype=bool)
     slanted[rng.permutation(n)[:n_slanted]] = True
     # stratified centre depths so near and far surfaces both occur
     log_near, log_far = math.log(config.z_near), math.log(config.z_far)
     strata = rng.permutation(n)
-    surfaces: List[Surface] = []
+    surfaces: list[Surface] = []
     for i in range(n):
         ang_w = rng.uniform(*config.angular_width)
         ang_h = rng.uniform(*config.angular_height)
@@ -266,23 +266,39 @@ def make_scene(config: SceneConfig, height: int, width: int, rng: np.random.Gene
         surf_rng_tex = np.random.default_rng(rng.integers(0, 2**63))
         z_min_s = math.exp(log_mid - amp) - extent
         z_max_s = math.exp(log_mid + amp) + extent
-        surfaces.append(Surface(
-            half_w=half_w, half_h=half_h, slant=slant,
-            log_z_mid=log_mid, log_z_amp=amp,
-            z_period=rng.uniform(*config.depth_period_s), z_phase=rng.uniform(0, 2 * math.pi),
-            a_range=(-a_half, a_half),
-            a_speed=rng.uniform(*config.speed_x_px_s) * scale, a_phase=rng.uniform(),
-            b_range=(-b_half, b_half),
-            b_speed=rng.uniform(*config.speed_y_px_s) * scale, b_phase=rng.uniform(),
-            log_texture=make_texture(half_w, half_h, z_min_s / focal, z_max_s / focal, surf_rng_tex),
-        ))
-    return Scene(height=height, width=width, focal=focal, cx=cx, cy=cy,
-                 baseline=config.fb / focal, background_log=math.log(config.background_reflectance),
-                 surfaces=tuple(surfaces))
+        surfaces.append(
+            Surface(
+                half_w=half_w,
+                half_h=half_h,
+                slant=slant,
+                log_z_mid=log_mid,
+                log_z_amp=amp,
+                z_period=rng.uniform(*config.depth_period_s),
+                z_phase=rng.uniform(0, 2 * math.pi),
+                a_range=(-a_half, a_half),
+                a_speed=rng.uniform(*config.speed_x_px_s) * scale,
+                a_phase=rng.uniform(),
+                b_range=(-b_half, b_half),
+                b_speed=rng.uniform(*config.speed_y_px_s) * scale,
+                b_phase=rng.uniform(),
+                log_texture=make_texture(half_w, half_h, z_min_s / focal, z_max_s / focal, surf_rng_tex),
+            )
+        )
+    return Scene(
+        height=height,
+        width=width,
+        focal=focal,
+        cx=cx,
+        cy=cy,
+        baseline=config.fb / focal,
+        background_log=math.log(config.background_reflectance),
+        surfaces=tuple(surfaces),
+    )
 
 
-def make_texture(half_w: float, half_h: float, footprint_near: float, footprint_far: float,
-                 rng: np.random.Generator) -> np.ndarray:
+def make_texture(
+    half_w: float, half_h: float, footprint_near: float, footprint_far: float, rng: np.random.Generator
+) -> np.ndarray:
     """Log reflectance of a ``2 half_w x 2 half_h`` m rectangle: multi-scale blobs plus sharp shapes.
 
     ``footprint_near/far`` are the sizes (m) of one pixel on the surface at its
@@ -291,14 +307,14 @@ def make_texture(half_w: float, half_h: float, footprint_near: float, footprint_
     structure at every depth without heavy aliasing.
     """
     texel = 0.5 * footprint_near
-    nu = max(4, int(math.ceil(2 * half_w / texel)))
-    nv = max(4, int(math.ceil(2 * half_h / texel)))
+    nu = max(4, math.ceil(2 * half_w / texel))
+    nv = max(4, math.ceil(2 * half_h / texel))
     texel_u, texel_v = 2 * half_w / nu, 2 * half_h / nv
     texel = 0.5 * (texel_u + texel_v)
     sigma0 = 0.7 * footprint_far / texel  # finest blob scale in texels
     log_r = np.full((nv, nu), math.log(0.3), dtype=np.float64)
     for level, weight in enumerate((0.06, 0.08, 0.1, 0.12)):
-        sigma = sigma0 * 2 ** level
+        sigma = sigma0 * 2**level
         blobs = gaussian_filter(rng.standard_normal((nv, nu)), sigma, mode="wrap")
         std = float(blobs.std())
         if std > 0:

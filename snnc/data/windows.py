@@ -13,6 +13,7 @@ because the metrics, energy or model it would produce are meaningless. Fewer
 empty windows are counted: :meth:`WindowStats.to_dict` goes into the stream
 summary, which says so.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -62,20 +63,28 @@ class WindowStats:
             else:
                 self._run[cam] = 0
             if self._run[cam] >= self.run_limit:
-                raise SnncError(f"{cam} camera: {self._run[cam]} consecutive windows up to t = {t:.6f} s have no "
-                                f"event on the frame ({self._dropped_text(cam)}); the stream would be meaningless; "
-                                f"{_HINT}", self.source)
+                raise SnncError(
+                    f"{cam} camera: {self._run[cam]} consecutive windows up to t = {t:.6f} s have no "
+                    f"event on the frame ({self._dropped_text(cam)}); the stream would be meaningless; "
+                    f"{_HINT}",
+                    self.source,
+                )
 
     def finish(self) -> None:
         """Raise when every window of a camera was empty (call once the stream has ended)."""
         for cam in layout.CAMERAS:
             if self.windows and self.empty[cam] == self.windows:
-                raise SnncError(f"{cam} camera: all {self.windows} windows have no event on the frame "
-                                f"({self._dropped_text(cam)}); {_HINT}", self.source)
+                raise SnncError(
+                    f"{cam} camera: all {self.windows} windows have no event on the frame "
+                    f"({self._dropped_text(cam)}); {_HINT}",
+                    self.source,
+                )
 
     def _dropped_text(self, cam: str) -> str:
-        return (f"{self.events[cam]} events read, {self.off_sensor[cam]} off the sensor, "
-                f"{self.rect_dropped[cam]} outside the rectified frame")
+        return (
+            f"{self.events[cam]} events read, {self.off_sensor[cam]} off the sensor, "
+            f"{self.rect_dropped[cam]} outside the rectified frame"
+        )
 
     @property
     def partly_empty(self) -> bool:
@@ -89,19 +98,34 @@ class WindowStats:
 
     def to_dict(self) -> dict[str, Any]:
         """``windows`` and, per camera, ``empty_windows``, ``events``, ``off_sensor``, ``rect_dropped``."""
-        return {"windows": self.windows,
-                **{cam: {"empty_windows": self.empty[cam], "events": self.events[cam],
-                         "off_sensor": self.off_sensor[cam], "rect_dropped": self.rect_dropped[cam]}
-                   for cam in layout.CAMERAS}}
+        return {
+            "windows": self.windows,
+            **{
+                cam: {
+                    "empty_windows": self.empty[cam],
+                    "events": self.events[cam],
+                    "off_sensor": self.off_sensor[cam],
+                    "rect_dropped": self.rect_dropped[cam],
+                }
+                for cam in layout.CAMERAS
+            },
+        }
 
     def summary_line(self) -> str:
         """One line about empty windows and dropped events ('' when there is nothing to say)."""
         parts = []
         if self.partly_empty:
-            parts.append("empty windows " + ", ".join(f"{cam} {self.empty[cam]}" for cam in layout.CAMERAS)
-                         + f" of {self.windows} (no event on the frame: all-zero input)")
+            parts.append(
+                "empty windows "
+                + ", ".join(f"{cam} {self.empty[cam]}" for cam in layout.CAMERAS)
+                + f" of {self.windows} (no event on the frame: all-zero input)"
+            )
         if self.dropped:
-            parts.append("dropped events " + ", ".join(
-                f"{cam} {self.off_sensor[cam]} off the sensor + {self.rect_dropped[cam]} by rectification"
-                for cam in layout.CAMERAS))
+            parts.append(
+                "dropped events "
+                + ", ".join(
+                    f"{cam} {self.off_sensor[cam]} off the sensor + {self.rect_dropped[cam]} by rectification"
+                    for cam in layout.CAMERAS
+                )
+            )
         return "; ".join(parts)

@@ -10,6 +10,7 @@
 * :mod:`snnc.energy.meter` gives per-frame energy of a stream from that pass.
 * :mod:`snnc.energy.rho` gives HNS its per-neuron-type cost ``rho``.
 """
+
 from snnc.energy.costs import COST_TABLE, DEFAULT_COSTS, EnergyCosts, resolve_costs
 from snnc.energy.meter import EnergyMeter
 from snnc.energy.ops import FANOUT_MODES, LayerOps, NeuronActivity, OpsRecorder, OpsReport, count_ops
@@ -17,7 +18,22 @@ from snnc.energy.report import COUNT_MODES, EnergyReport, LayerEnergy, energy_re
 from snnc.energy.rho import neuron_type_rho, rho_table, type_rates
 
 __all__ = [
-    "COST_TABLE", "COUNT_MODES", "DEFAULT_COSTS", "FANOUT_MODES", "EnergyCosts", "EnergyMeter", "EnergyReport",
-    "LayerEnergy", "LayerOps", "NeuronActivity", "OpsRecorder", "OpsReport", "count_ops", "energy_report",
-    "neuron_type_rho", "resolve_costs", "rho_table", "type_rates",
+    "COST_TABLE",
+    "COUNT_MODES",
+    "DEFAULT_COSTS",
+    "FANOUT_MODES",
+    "EnergyCosts",
+    "EnergyMeter",
+    "EnergyReport",
+    "LayerEnergy",
+    "LayerOps",
+    "NeuronActivity",
+    "OpsRecorder",
+    "OpsReport",
+    "count_ops",
+    "energy_report",
+    "neuron_type_rho",
+    "resolve_costs",
+    "rho_table",
+    "type_rates",
 ]

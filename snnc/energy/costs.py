@@ -9,11 +9,12 @@ accumulate (AC, spike-driven synaptic op) is 0.9 pJ and a multiply-accumulate
 process node is listed because we have no published per-op numbers for one
 that we could cite; pass explicit ``ac_pj`` / ``mac_pj`` for your own.
 """
+
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Optional
+from typing import Any
 
 from snnc.errors import SnncError
 
@@ -68,8 +69,9 @@ COST_TABLE: dict[str, EnergyCosts] = {
 DEFAULT_COSTS: EnergyCosts = COST_TABLE["45nm-fp32"]
 
 
-def resolve_costs(name: Optional[str] = None, ac_pj: Optional[float] = None,
-                  mac_pj: Optional[float] = None) -> EnergyCosts:
+def resolve_costs(
+    name: str | None = None, ac_pj: float | None = None, mac_pj: float | None = None
+) -> EnergyCosts:
     """A table entry (default ``45nm-fp32``) with ``ac_pj`` / ``mac_pj`` overriding it when given.
 
     Raises:
@@ -81,6 +83,9 @@ def resolve_costs(name: Optional[str] = None, ac_pj: Optional[float] = None,
     base = COST_TABLE[key]
     if ac_pj is None and mac_pj is None:
         return base
-    return EnergyCosts(f"{base.name} (custom)", base.ac_pj if ac_pj is None else float(ac_pj),
-                       base.mac_pj if mac_pj is None else float(mac_pj),
-                       f"user-given AC/MAC energies over {base.name}")
+    return EnergyCosts(
+        f"{base.name} (custom)",
+        base.ac_pj if ac_pj is None else float(ac_pj),
+        base.mac_pj if mac_pj is None else float(mac_pj),
+        f"user-given AC/MAC energies over {base.name}",
+    )

@@ -7,9 +7,11 @@ a torch network while frames are processed; after each frame,
 the report over every frame so far. Nothing is counted twice: per-frame and
 total numbers come from the same hooks.
 """
+
 from __future__ import annotations
 
-from typing import Any, Iterable, Optional
+from collections.abc import Iterable
+from typing import Any
 
 from torch import nn
 
@@ -32,8 +34,16 @@ class EnergyMeter:
         mac_layers: layer names forced to count as real-valued input.
     """
 
-    def __init__(self, model: nn.Module, *, costs: EnergyCosts = DEFAULT_COSTS, count: str = "rate",
-                 steps_per_frame: float = 1.0, neurons: bool = False, mac_layers: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        costs: EnergyCosts = DEFAULT_COSTS,
+        count: str = "rate",
+        steps_per_frame: float = 1.0,
+        neurons: bool = False,
+        mac_layers: Iterable[str] = (),
+    ) -> None:
         self.model = model
         self.costs = costs
         self.count = count
@@ -41,10 +51,10 @@ class EnergyMeter:
         self.mac_layers = tuple(mac_layers)
         self.frames = 0
         self._recorder = OpsRecorder(model, fanout="input" if count == "events" else None, neurons=neurons)
-        self._last: Optional[OpsReport] = None
+        self._last: OpsReport | None = None
         self._active = False
 
-    def __enter__(self) -> "EnergyMeter":
+    def __enter__(self) -> EnergyMeter:
         self._recorder.__enter__()
         self._active = True
         return self
@@ -54,8 +64,14 @@ class EnergyMeter:
         self._active = False
 
     def _report(self, ops: OpsReport, frames: int) -> EnergyReport:
-        return energy_report(ops, frames=frames, steps_per_frame=self.steps_per_frame, costs=self.costs,
-                             count=self.count, mac_layers=self.mac_layers)
+        return energy_report(
+            ops,
+            frames=frames,
+            steps_per_frame=self.steps_per_frame,
+            costs=self.costs,
+            count=self.count,
+            mac_layers=self.mac_layers,
+        )
 
     def frame(self) -> EnergyReport:
         """Close the current frame: the report of everything counted since the previous call."""

@@ -37,11 +37,13 @@ stream, from the same pass.
 Fixtures (energy.md): Conv2d(3, 64, 3, padding=1) on 1x3x32x32 -> 1,769,472
 dense (1,835,008 with bias, 1,696,512 fan-out events of an all-ones input).
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable, Optional
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -52,7 +54,7 @@ from snnc.errors import SnncError
 __all__ = ["FANOUT_MODES", "LayerOps", "NeuronActivity", "OpsReport", "OpsRecorder", "count_ops"]
 
 #: Accepted values of the ``fanout`` option (``None`` = do not count events).
-FANOUT_MODES: tuple[Optional[str], ...] = (None, "input", "ones")
+FANOUT_MODES: tuple[str | None, ...] = (None, "input", "ones")
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _CONVT = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
@@ -90,7 +92,7 @@ class LayerOps:
     calls: int = 0
     dense_ops: int = 0
     bias_ops: int = 0
-    fanout_events: Optional[float] = None
+    fanout_events: float | None = None
     input_rate: float = 0.0
     input_is_binary: bool = True
     input_is_ternary: bool = True
@@ -110,11 +112,11 @@ class LayerOps:
         d.pop("_elements")
         return d
 
-    def copy(self) -> "LayerOps":
+    def copy(self) -> LayerOps:
         """An independent copy (shapes copied too)."""
         return replace(self, input_shape=list(self.input_shape), output_shape=list(self.output_shape))
 
-    def minus(self, before: Optional["LayerOps"]) -> "LayerOps":
+    def minus(self, before: LayerOps | None) -> LayerOps:
         """Counts accumulated since ``before`` (an earlier copy of this layer, or ``None``).
 
         Additive counts (calls, ops, events, nonzero/element tallies) are
@@ -162,12 +164,17 @@ class NeuronActivity:
         """Fraction of nonzero outputs per element and step (the firing rate of a spiking layer)."""
         return self.nonzero / self.elements if self.elements else 0.0
 
-    def minus(self, before: Optional["NeuronActivity"]) -> "NeuronActivity":
+    def minus(self, before: NeuronActivity | None) -> NeuronActivity:
         """Activity since the earlier copy ``before`` (or all of it for ``None``)."""
         if before is None:
             return replace(self)
-        return replace(self, calls=self.calls - before.calls, elements=self.elements - before.elements,
-                       nonzero=self.nonzero - before.nonzero, total=self.total - before.total)
+        return replace(
+            self,
+            calls=self.calls - before.calls,
+            elements=self.elements - before.elements,
+            nonzero=self.nonzero - before.nonzero,
+            total=self.total - before.total,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable dict (with ``rate``)."""
@@ -184,7 +191,7 @@ class OpsReport:
 
     layers: list[LayerOps]
     count_bias: bool = False
-    fanout: Optional[str] = None
+    fanout: str | None = None
     include_pooling: bool = False
     neurons: list[NeuronActivity] = field(default_factory=list)
 
@@ -199,7 +206,7 @@ class OpsReport:
         return sum(layer.bias_ops for layer in self.layers)
 
     @property
-    def fanout_events(self) -> Optional[float]:
+    def fanout_events(self) -> float | None:
         """Total fan-out events per example, or ``None`` when not counted."""
         if self.fanout is None:
             return None
@@ -219,7 +226,7 @@ class OpsReport:
         """Layers keyed by name."""
         return {layer.name: layer for layer in self.layers}
 
-    def minus(self, before: Optional["OpsReport"]) -> "OpsReport":
+    def minus(self, before: OpsReport | None) -> OpsReport:
         """Counts accumulated since the snapshot ``before`` (see :meth:`LayerOps.minus`).
 
         Layers first seen after ``before`` are kept whole; layers with no call in
@@ -362,7 +369,7 @@ class OpsRecorder:
         model: nn.Module,
         *,
         count_bias: bool = False,
-        fanout: Optional[str] = None,
+        fanout: str | None = None,
         include_pooling: bool = False,
         neurons: bool = False,
     ) -> None:
@@ -377,7 +384,7 @@ class OpsRecorder:
         self._neurons: dict[str, NeuronActivity] = {}
         self._handles: list[Any] = []
 
-    def __enter__(self) -> "OpsRecorder":
+    def __enter__(self) -> OpsRecorder:
         from snnc.neurons import Neuron
 
         for name, module in self.model.named_modules():
@@ -465,17 +472,22 @@ class OpsRecorder:
     def snapshot(self) -> OpsReport:
         """Like :meth:`report`, but a copy that later calls do not change."""
         live = self.report()
-        return OpsReport([layer.copy() for layer in live.layers], self.count_bias, self.fanout,
-                         self.include_pooling, [replace(a) for a in live.neurons])
+        return OpsReport(
+            [layer.copy() for layer in live.layers],
+            self.count_bias,
+            self.fanout,
+            self.include_pooling,
+            [replace(a) for a in live.neurons],
+        )
 
 
 def count_ops(
     model: nn.Module,
     example_input: Any,
     *,
-    run: Optional[Callable[[nn.Module, Any], Any]] = None,
+    run: Callable[[nn.Module, Any], Any] | None = None,
     count_bias: bool = False,
-    fanout: Optional[str] = None,
+    fanout: str | None = None,
     include_pooling: bool = False,
     neurons: bool = False,
 ) -> OpsReport:
@@ -495,9 +507,12 @@ def count_ops(
     modes = {m: m.training for m in model.modules()}
     model.eval()
     try:
-        with torch.no_grad(), OpsRecorder(
-            model, count_bias=count_bias, fanout=fanout, include_pooling=include_pooling, neurons=neurons
-        ) as rec:
+        with (
+            torch.no_grad(),
+            OpsRecorder(
+                model, count_bias=count_bias, fanout=fanout, include_pooling=include_pooling, neurons=neurons
+            ) as rec,
+        ):
             if run is not None:
                 run(model, example_input)
             elif isinstance(example_input, tuple):
@@ -508,4 +523,3 @@ def count_ops(
         for m, training in modes.items():
             m.training = training
     return rec.report()
-

@@ -1,15 +1,15 @@
 """Bar chart of energy per layer and per frame: the SNN (AC and MAC parts) against the ANN."""
+
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 from snnc.energy.report import EnergyReport
 
 __all__ = ["plot_energy"]
 
 
-def plot_energy(report: EnergyReport, out_png: Path, *, title: Optional[str] = None, max_layers: int = 60) -> None:
+def plot_energy(report: EnergyReport, out_png: Path, *, title: str | None = None, max_layers: int = 60) -> None:
     """Write a PNG: per-layer stacked AC/MAC energy (uJ) and a total SNN vs ANN panel.
 
     With more than ``max_layers`` layers, the largest ones are shown and the
@@ -31,8 +31,9 @@ def plot_energy(report: EnergyReport, out_png: Path, *, title: Optional[str] = N
         names = [names[i] for i in keep] + [f"other ({len(rest)})"]
         ac = [ac[i] for i in keep] + [sum(ac[i] for i in rest)]
         mac = [mac[i] for i in keep] + [sum(mac[i] for i in rest)]
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(max(8.0, 0.22 * len(names) + 4), 5),
-                                  gridspec_kw={"width_ratios": [max(len(names), 4), 3]})
+    fig, (ax, ax2) = plt.subplots(
+        1, 2, figsize=(max(8.0, 0.22 * len(names) + 4), 5), gridspec_kw={"width_ratios": [max(len(names), 4), 3]}
+    )
     x = range(len(names))
     ax.bar(x, ac, color="tab:blue", label=f"AC ({report.costs.ac_pj:g} pJ)")
     ax.bar(x, mac, bottom=ac, color="tab:orange", label=f"MAC ({report.costs.mac_pj:g} pJ)")

@@ -27,13 +27,15 @@ A layer whose input happens to be all zeros and ones but is real-valued in
 principle (a ReLU layer that only output 0/1 on the data) is indistinguishable
 from spikes by its values; name it in ``mac_layers`` to force MACs.
 """
+
 from __future__ import annotations
 
 import csv
 import io
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterable, Optional
+from typing import Any
 
 from snnc.energy.costs import DEFAULT_COSTS, EnergyCosts
 from snnc.energy.ops import OpsReport
@@ -69,7 +71,7 @@ class LayerEnergy:
     ac: float
     mac: float
     energy_j: float
-    fanout_events: Optional[float] = None
+    fanout_events: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable dict."""
@@ -150,8 +152,9 @@ class EnergyReport:
         """Totals per part: ``part_of(layer)`` names each layer's part (hybrid partitions)."""
         parts: dict[str, dict[str, float]] = {}
         for layer in self.layers:
-            p = parts.setdefault(part_of(layer), {"layers": 0, "dense_ops": 0.0, "ac": 0.0, "mac": 0.0,
-                                                  "energy_j": 0.0})
+            p = parts.setdefault(
+                part_of(layer), {"layers": 0, "dense_ops": 0.0, "ac": 0.0, "mac": 0.0, "energy_j": 0.0}
+            )
             p["layers"] += 1
             p["dense_ops"] += layer.dense_ops
             p["ac"] += layer.ac
@@ -168,8 +171,13 @@ class EnergyReport:
             "count": self.count,
             "costs": self.costs.to_dict(),
             "layers": [layer.to_dict() for layer in self.layers],
-            "total": {"dense_ops": self.dense_ops, "ac": self.ac, "mac": self.mac, "energy_j": self.energy_j,
-                      "spike_input_rate": self.spike_input_rate},
+            "total": {
+                "dense_ops": self.dense_ops,
+                "ac": self.ac,
+                "mac": self.mac,
+                "energy_j": self.energy_j,
+                "spike_input_rate": self.spike_input_rate,
+            },
             "ann_total": {"mac": self.ann_mac, "energy_j": self.ann_energy_j},
             "snn_vs_ann_energy": (self.energy_j / self.ann_energy_j) if self.ann_energy_j else None,
             "silent": self.silent,
@@ -182,32 +190,61 @@ class EnergyReport:
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(["name", "type", "input_kind", "dense_ops", "input_rate", "ac", "mac", "energy_j"])
         for layer in self.layers:
-            w.writerow([layer.name, layer.type, layer.input_kind, f"{layer.dense_ops:.6g}",
-                        f"{layer.input_rate:.6g}", f"{layer.ac:.6g}", f"{layer.mac:.6g}", f"{layer.energy_j:.6g}"])
-        w.writerow(["TOTAL", "", "", f"{self.dense_ops:.6g}", f"{self.spike_input_rate:.6g}", f"{self.ac:.6g}",
-                    f"{self.mac:.6g}", f"{self.energy_j:.6g}"])
-        w.writerow(["ANN", "", "real", f"{self.ann_mac:.6g}", "", "0", f"{self.ann_mac:.6g}",
-                    f"{self.ann_energy_j:.6g}"])
+            w.writerow(
+                [
+                    layer.name,
+                    layer.type,
+                    layer.input_kind,
+                    f"{layer.dense_ops:.6g}",
+                    f"{layer.input_rate:.6g}",
+                    f"{layer.ac:.6g}",
+                    f"{layer.mac:.6g}",
+                    f"{layer.energy_j:.6g}",
+                ]
+            )
+        w.writerow(
+            [
+                "TOTAL",
+                "",
+                "",
+                f"{self.dense_ops:.6g}",
+                f"{self.spike_input_rate:.6g}",
+                f"{self.ac:.6g}",
+                f"{self.mac:.6g}",
+                f"{self.energy_j:.6g}",
+            ]
+        )
+        w.writerow(
+            ["ANN", "", "real", f"{self.ann_mac:.6g}", "", "0", f"{self.ann_mac:.6g}", f"{self.ann_energy_j:.6g}"]
+        )
         return buf.getvalue()
 
-    def format_table(self, max_layers: Optional[int] = None) -> str:
+    def format_table(self, max_layers: int | None = None) -> str:
         """Human-readable per-layer table (M ops, %, uJ) with totals and the ANN row."""
         rows = self.layers if max_layers is None else self.layers[:max_layers]
         width = max([len("layer")] + [len(layer.name) for layer in rows])
-        head = f"{'layer':<{width}}  {'input':6s} {'dense M':>10s} {'rate %':>7s} {'AC M':>10s} {'MAC M':>10s} " \
-               f"{'energy uJ':>10s}"
+        head = (
+            f"{'layer':<{width}}  {'input':6s} {'dense M':>10s} {'rate %':>7s} {'AC M':>10s} {'MAC M':>10s} "
+            f"{'energy uJ':>10s}"
+        )
         lines = [head, "-" * len(head)]
         for layer in rows:
-            lines.append(f"{layer.name:<{width}}  {layer.input_kind:6s} {layer.dense_ops / 1e6:10.3f} "
-                         f"{100 * layer.input_rate:7.2f} {layer.ac / 1e6:10.3f} {layer.mac / 1e6:10.3f} "
-                         f"{layer.energy_j * 1e6:10.3f}")
+            lines.append(
+                f"{layer.name:<{width}}  {layer.input_kind:6s} {layer.dense_ops / 1e6:10.3f} "
+                f"{100 * layer.input_rate:7.2f} {layer.ac / 1e6:10.3f} {layer.mac / 1e6:10.3f} "
+                f"{layer.energy_j * 1e6:10.3f}"
+            )
         if max_layers is not None and len(self.layers) > max_layers:
             lines.append(f"... {len(self.layers) - max_layers} more layers (use --format json or csv for all)")
         lines.append("-" * len(head))
-        lines.append(f"{'total':<{width}}  {'':6s} {self.dense_ops / 1e6:10.3f} {100 * self.spike_input_rate:7.2f} "
-                     f"{self.ac / 1e6:10.3f} {self.mac / 1e6:10.3f} {self.energy_j * 1e6:10.3f}")
-        lines.append(f"{'as an ANN':<{width}}  {'real':6s} {self.ann_mac / 1e6:10.3f} {'':7s} {0.0:10.3f} "
-                     f"{self.ann_mac / 1e6:10.3f} {self.ann_energy_j * 1e6:10.3f}")
+        lines.append(
+            f"{'total':<{width}}  {'':6s} {self.dense_ops / 1e6:10.3f} {100 * self.spike_input_rate:7.2f} "
+            f"{self.ac / 1e6:10.3f} {self.mac / 1e6:10.3f} {self.energy_j * 1e6:10.3f}"
+        )
+        lines.append(
+            f"{'as an ANN':<{width}}  {'real':6s} {self.ann_mac / 1e6:10.3f} {'':7s} {0.0:10.3f} "
+            f"{self.ann_mac / 1e6:10.3f} {self.ann_energy_j * 1e6:10.3f}"
+        )
         return "\n".join(lines)
 
 
@@ -260,10 +297,18 @@ def energy_report(
             mac = 0.0
         else:
             ac, mac = 0.0, float(dense)
-        layers.append(LayerEnergy(
-            name=lo.name, type=lo.type, input_kind="spikes" if spikes else "real", dense_ops=float(dense),
-            input_rate=lo.input_rate, ac=float(ac), mac=mac, energy_j=ac * costs.ac_j + mac * costs.mac_j,
-            fanout_events=events,
-        ))
+        layers.append(
+            LayerEnergy(
+                name=lo.name,
+                type=lo.type,
+                input_kind="spikes" if spikes else "real",
+                dense_ops=float(dense),
+                input_rate=lo.input_rate,
+                ac=float(ac),
+                mac=mac,
+                energy_j=ac * costs.ac_j + mac * costs.mac_j,
+                fanout_events=events,
+            )
+        )
     rates = {a.name: a.rate for a in ops.neurons}
     return EnergyReport(layers, frames, steps, costs, count, rates)

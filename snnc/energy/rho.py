@@ -23,9 +23,11 @@ rate of the first spiking candidate, so that candidate stays at 1 and
 :func:`snnc.train.hns.relu_energy_factor`. Rates below :data:`MIN_RATE` are
 clamped (a silent network would make rho infinite).
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Mapping, Optional
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from torch import nn
 
@@ -34,8 +36,16 @@ from snnc.energy.ops import OpsReport, count_ops
 from snnc.errors import SnncError
 from snnc.neurons import NEURON_TYPES
 
-__all__ = ["RHO_MODES", "PAPER_RATE", "PAPER_STEPS", "neuron_type_rho", "rho_table", "type_rates",
-           "measured_type_rates", "MIN_RATE"]
+__all__ = [
+    "RHO_MODES",
+    "PAPER_RATE",
+    "PAPER_STEPS",
+    "neuron_type_rho",
+    "rho_table",
+    "type_rates",
+    "measured_type_rates",
+    "MIN_RATE",
+]
 
 RHO_MODES: tuple[str, ...] = ("paper", "measured")
 #: The firing rate and time steps behind the paper's rho(ReLU) = 4.26.
@@ -48,7 +58,7 @@ MIN_RATE: float = 1e-3
 def neuron_type_rho(
     neuron_type: str,
     *,
-    rate: Optional[float] = None,
+    rate: float | None = None,
     steps: int = PAPER_STEPS,
     reference_rate: float = PAPER_RATE,
     relu_steps: int = 1,
@@ -90,8 +100,9 @@ def type_rates(ops: OpsReport) -> dict[str, float]:
     return {t: nonzero[t] / elements[t] for t in nonzero if elements[t]}
 
 
-def measured_type_rates(model: nn.Module, example_input: Any, *,
-                        run: Optional[Callable[[nn.Module, Any], Any]] = None) -> dict[str, float]:
+def measured_type_rates(
+    model: nn.Module, example_input: Any, *, run: Callable[[nn.Module, Any], Any] | None = None
+) -> dict[str, float]:
     """Run ``model`` on real data once (eval, no grad) and return :func:`type_rates`."""
     return type_rates(count_ops(model, example_input, run=run, neurons=True))
 
@@ -100,11 +111,11 @@ def rho_table(
     types: Iterable[str],
     *,
     mode: str = "paper",
-    rates: Optional[Mapping[str, float]] = None,
+    rates: Mapping[str, float] | None = None,
     steps: int = PAPER_STEPS,
     reference_rate: float = PAPER_RATE,
     relu_steps: int = 1,
-    rho_relu: Optional[float] = None,
+    rho_relu: float | None = None,
     costs: EnergyCosts = DEFAULT_COSTS,
 ) -> dict[str, float]:
     """``{type: rho}`` for the candidate types of an HNS search.
@@ -137,6 +148,12 @@ def rho_table(
             out[t] = float(rho_relu)
             continue
         rate = measured.get(t) if mode == "measured" else None
-        out[t] = neuron_type_rho(t, rate=min(rate, 1.0) if rate is not None else None, steps=steps,
-                                 reference_rate=min(reference_rate, 1.0), relu_steps=relu_steps, costs=costs)
+        out[t] = neuron_type_rho(
+            t,
+            rate=min(rate, 1.0) if rate is not None else None,
+            steps=steps,
+            reference_rate=min(reference_rate, 1.0),
+            relu_steps=relu_steps,
+            costs=costs,
+        )
     return out

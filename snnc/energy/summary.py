@@ -3,10 +3,12 @@
 Layer rows and op totals come from the one counting pass of
 :func:`snnc.energy.ops.count_ops`; nothing is counted twice here.
 """
+
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -28,7 +30,7 @@ def describe(
     model: nn.Module,
     example_input: Any,
     *,
-    run: Optional[Callable[[nn.Module, Any], Any]] = None,
+    run: Callable[[nn.Module, Any], Any] | None = None,
 ) -> dict[str, Any]:
     """Summarise ``model`` by running it once on ``example_input`` (eval mode, no grad).
 
@@ -85,8 +87,12 @@ def format_table(desc: dict[str, Any]) -> str:
     head = ("layer", "type", "output", "params", "dense ops", "calls")
     rows = [
         (
-            r["name"], r["type"], _shape(r["output_shape"]),
-            f"{r['parameters']:,}", f"{r['dense_ops']:,}", str(r["calls"]),
+            r["name"],
+            r["type"],
+            _shape(r["output_shape"]),
+            f"{r['parameters']:,}",
+            f"{r['dense_ops']:,}",
+            str(r["calls"]),
         )
         for r in desc["layers"]
     ]
@@ -95,7 +101,7 @@ def format_table(desc: dict[str, Any]) -> str:
     right = {3, 4, 5}
 
     def line(row: tuple[str, ...]) -> str:
-        cells = [c.rjust(w) if k in right else c.ljust(w) for k, (c, w) in enumerate(zip(row, widths))]
+        cells = [c.rjust(w) if k in right else c.ljust(w) for k, (c, w) in enumerate(zip(row, widths, strict=False))]
         return "  ".join(cells).rstrip()
 
     rule = "  ".join("-" * w for w in widths)

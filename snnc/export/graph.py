@@ -35,10 +35,12 @@ Operations (``Node.op``) and their ``params``:
 ``concat``     channel concatenation of the ordered inputs
 =============  =======================================================================
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -47,8 +49,24 @@ from snnc.errors import SnncError
 __all__ = ["OPS", "STATEFUL_OPS", "Node", "Graph", "infer_shape"]
 
 #: Every operation the graph knows (see module docstring).
-OPS: tuple[str, ...] = ("input", "output", "conv", "affine", "avgpool", "sumpool", "flatten", "neuron", "sum",
-                        "scale", "delay", "resize", "interp", "cost_volume", "select", "concat")
+OPS: tuple[str, ...] = (
+    "input",
+    "output",
+    "conv",
+    "affine",
+    "avgpool",
+    "sumpool",
+    "flatten",
+    "neuron",
+    "sum",
+    "scale",
+    "delay",
+    "resize",
+    "interp",
+    "cost_volume",
+    "select",
+    "concat",
+)
 #: Operations that carry state from one step to the next.
 STATEFUL_OPS: tuple[str, ...] = ("neuron", "delay")
 
@@ -84,6 +102,7 @@ def infer_shape(op: str, params: dict[str, Any], in_shapes: Sequence[Shape], nam
     Raises:
         SnncError: the inputs do not fit the op (names the node).
     """
+
     def fail(msg: str) -> SnncError:
         return SnncError(f"graph node {name!r} ({op}): {msg}")
 
@@ -103,8 +122,10 @@ def infer_shape(op: str, params: dict[str, Any], in_shapes: Sequence[Shape], nam
         dims = w.ndim - 2
         if len(x) != dims + 1 or x[0] != w.shape[1] * params["groups"]:
             raise fail(f"weight {tuple(w.shape)} (groups {params['groups']}) does not fit input {x}")
-        spatial = tuple(_conv_out(x[1 + i], w.shape[2 + i], params["stride"][i], params["padding"][i],
-                                  params["dilation"][i]) for i in range(dims))
+        spatial = tuple(
+            _conv_out(x[1 + i], w.shape[2 + i], params["stride"][i], params["padding"][i], params["dilation"][i])
+            for i in range(dims)
+        )
         return (w.shape[0], *spatial)
     if op == "affine":
         w = params["weight"]
@@ -117,7 +138,7 @@ def infer_shape(op: str, params: dict[str, Any], in_shapes: Sequence[Shape], nam
     if op == "flatten":
         start, end = params["start_dim"], params["end_dim"]
         end = len(x) - 1 if end < 0 else end
-        return (*x[:start], int(np.prod(x[start:end + 1])), *x[end + 1:])
+        return (*x[:start], int(np.prod(x[start : end + 1])), *x[end + 1 :])
     if op in ("resize", "interp"):
         return (x[0], *params["size"])
     if op == "cost_volume":
@@ -130,13 +151,12 @@ def infer_shape(op: str, params: dict[str, Any], in_shapes: Sequence[Shape], nam
 class Graph:
     """An ordered set of :class:`Node` plus free-form metadata (``meta``)."""
 
-    def __init__(self, meta: Optional[dict[str, Any]] = None) -> None:
+    def __init__(self, meta: dict[str, Any] | None = None) -> None:
         self.nodes: dict[str, Node] = {}
         self.meta: dict[str, Any] = dict(meta or {})
 
     # ------------------------------------------------------------------ building
-    def add(self, name: str, op: str, inputs: Iterable[str] = (), shape: Optional[Shape] = None,
-            **params: Any) -> str:
+    def add(self, name: str, op: str, inputs: Iterable[str] = (), shape: Shape | None = None, **params: Any) -> str:
         """Add a node (shape inferred unless given, e.g. for ``input``); returns its name.
 
         Raises:
@@ -162,8 +182,9 @@ class Graph:
             if src not in self.nodes:
                 raise SnncError(f"graph node {name!r}: unknown input {src!r}")
             if self.nodes[src].shape != node.shape:
-                raise SnncError(f"graph node {name!r}: input {src!r} has shape {self.nodes[src].shape}, "
-                                f"expected {node.shape}")
+                raise SnncError(
+                    f"graph node {name!r}: input {src!r} has shape {self.nodes[src].shape}, expected {node.shape}"
+                )
             node.inputs.append(src)
 
     # ------------------------------------------------------------------ queries

@@ -14,6 +14,7 @@ parameters and running statistics from a few train-mode passes over its own inpu
 so every layer fires. ``tests/test_nir_interop.py`` and ``benchmarks/interop_matrix.py``
 export them with snnc's NIR writer and run them through other libraries' importers.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -113,8 +114,15 @@ def interop_case(name: str, batch: int = 2, steps: int = 8, seed: int = 0) -> In
     if name == "stereo-front":
         from snnc.export.partition import split_graph
 
-        net = build_model(_genotype("spikedhs-stereo", feature_filter_multiplier=2, matching_filter_multiplier=2,
-                                    disparities=4, feature_path=(0, 0)))
+        net = build_model(
+            _genotype(
+                "spikedhs-stereo",
+                feature_filter_multiplier=2,
+                matching_filter_multiplier=2,
+                disparities=4,
+                feature_path=(0, 0),
+            )
+        )
         x_seq = torch.randint(-1, 2, (steps, batch, 2, 5, 24, 36)).float()
         folded = _calibrate(net, x_seq, seed + 1)
         front = split_graph(lower(folded, (batch, 2, 5, 24, 36)))[0]

@@ -5,6 +5,7 @@ imported, which fails once anything in the process has fixed the start method;
 lava-dl prints a notice on stdout. Every snnc module that uses Lava calls
 :func:`import_lava` first.
 """
+
 from __future__ import annotations
 
 from snnc.errors import SnncError
@@ -45,7 +46,7 @@ def import_lava() -> None:
     try:
         with contextlib.redirect_stdout(quiet):
             import lava.lib.dl.netx.hdf5  # noqa: F401
-    except Exception as err:  # noqa: BLE001 - a broken Lava install is a user-facing problem
+    except Exception as err:
         raise SnncError(f"cannot import Lava (lava-nc / lava-dl): {type(err).__name__}: {err}") from None
     finally:
         torch_log.setLevel(level)

@@ -19,10 +19,10 @@ integrate only their bias. All three runners below use that timing and run
 
 Spikes are in PyTorch layout: ``(steps, C, H, W)`` or ``(steps, N)``, batch-free.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 import torch
@@ -43,7 +43,7 @@ def check_binary(spikes: np.ndarray) -> np.ndarray:
     return spikes
 
 
-def simulate_netx(path: Union[str, Path], spikes: np.ndarray) -> list[np.ndarray]:
+def simulate_netx(path: str | Path, spikes: np.ndarray) -> list[np.ndarray]:
     """Run the netx network in ``path`` in Lava on ``spikes``; every layer's spikes, ``T + layers`` steps.
 
     Args:
@@ -67,8 +67,9 @@ def simulate_netx(path: Union[str, Path], spikes: np.ndarray) -> list[np.ndarray
     frames = spikes.reshape(steps, -1) if spikes.ndim == 2 else spikes.transpose(0, 3, 2, 1)  # (T, W, H, C)
     want = tuple(net.inp.shape)
     if tuple(frames.shape[1:]) != want:
-        raise SnncError(f"input of shape {tuple(spikes.shape[1:])} does not fit the network's input {want} "
-                        f"(netx order)", path)
+        raise SnncError(
+            f"input of shape {tuple(spikes.shape[1:])} does not fit the network's input {want} (netx order)", path
+        )
     data = np.zeros((*want, total), dtype=np.int32)
     data[..., :steps] = np.moveaxis(frames, 0, -1)
     source = Source(data=data)
@@ -84,18 +85,20 @@ def simulate_netx(path: Union[str, Path], spikes: np.ndarray) -> list[np.ndarray
     finally:
         net.stop()
         net.net_config.f.close()  # netx keeps the HDF5 file open
-    return [out.transpose(3, 2, 1, 0).astype(np.float32) if out.ndim == 4 else np.moveaxis(out, -1, 0).astype(np.float32)
-            for out in outs]
+    return [
+        out.transpose(3, 2, 1, 0).astype(np.float32) if out.ndim == 4 else np.moveaxis(out, -1, 0).astype(np.float32)
+        for out in outs
+    ]
 
 
-def _text(ds) -> str:  # noqa: ANN001 - an h5py dataset
+def _text(ds) -> str:
     value = ds[()]
     if isinstance(value, np.ndarray) and value.shape:
         value = value[0]
     return value.decode("ascii") if isinstance(value, bytes) else str(value)
 
 
-def simulate_fixed_point(path: Union[str, Path], spikes: np.ndarray) -> list[np.ndarray]:
+def simulate_fixed_point(path: str | Path, spikes: np.ndarray) -> list[np.ndarray]:
     """Bit-exact model of Lava's fixed-point run of a netx file written by snnc (module docstring).
 
     Supports the layer types snnc writes (input, conv, flatten, dense with CUBA
@@ -117,11 +120,17 @@ def simulate_fixed_point(path: Union[str, Path], spikes: np.ndarray) -> list[np.
             neuron = layer["neuron"]
             if int(neuron["iDecay"][()]) != 4096:
                 raise SnncError("simulate_fixed_point models current decay 4096 only", path)
-            specs.append({"kind": kind, "weight": torch.from_numpy(layer["weight"][()].astype(np.float64)),
-                          "bias": torch.from_numpy(layer["bias"][()].astype(np.float64)) if "bias" in layer else None,
-                          "stride": tuple(int(s) for s in np.atleast_1d(layer["stride"][()])) if kind == "conv" else None,
-                          "padding": tuple(int(s) for s in np.atleast_1d(layer["padding"][()])) if kind == "conv" else None,
-                          "vDecay": int(neuron["vDecay"][()]), "vth": int(neuron["vThMant"][()])})
+            specs.append(
+                {
+                    "kind": kind,
+                    "weight": torch.from_numpy(layer["weight"][()].astype(np.float64)),
+                    "bias": torch.from_numpy(layer["bias"][()].astype(np.float64)) if "bias" in layer else None,
+                    "stride": tuple(int(s) for s in np.atleast_1d(layer["stride"][()])) if kind == "conv" else None,
+                    "padding": tuple(int(s) for s in np.atleast_1d(layer["padding"][()])) if kind == "conv" else None,
+                    "vDecay": int(neuron["vDecay"][()]),
+                    "vth": int(neuron["vThMant"][()]),
+                }
+            )
     total = steps + len(specs)
     s = torch.zeros((total, *spikes.shape[1:]), dtype=torch.float64)
     s[:steps] = torch.from_numpy(spikes.astype(np.float64))
@@ -140,7 +149,7 @@ def simulate_fixed_point(path: Union[str, Path], spikes: np.ndarray) -> list[np.
         for t in range(total):
             decayed = v * keep
             decayed = torch.sign(decayed) * torch.div(decayed.abs(), 4096, rounding_mode="floor")
-            v = torch.clamp(decayed + 64 * (a[t] + bias), -(2 ** 23) + 1, 2 ** 23 - 1)
+            v = torch.clamp(decayed + 64 * (a[t] + bias), -(2**23) + 1, 2**23 - 1)
             spike = (v > 64 * spec["vth"]).to(torch.float64)
             v = v * (1 - spike)
             res.append(spike)

@@ -45,18 +45,19 @@ then per layer ``type``, ``shape`` (C, H, W) or (N,), ``weight``, ``bias``, conv
 {``type`` 'CUBA', ``iDecay``, ``vDecay``, ``vThMant``, ``refDelay`` 1,
 ``gradedSpike`` False}. ``/snnc`` holds the float scales and layer names.
 """
+
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
 from snnc.errors import SnncError
-from snnc.neurons import leak_factor
 from snnc.export.graph import Graph
+from snnc.neurons import leak_factor
 
 __all__ = ["NetxLayer", "netx_layers", "quantize_layer", "write_netx", "LAVA_FORMAT"]
 
@@ -84,7 +85,7 @@ class NetxLayer:
     kind: str
     name: str
     weight: np.ndarray
-    bias: Optional[np.ndarray]
+    bias: np.ndarray | None
     shape: tuple[int, ...]
     beta: float
     vth: float
@@ -94,8 +95,9 @@ class NetxLayer:
     quant: dict[str, Any] = field(default_factory=dict)
 
 
-def _fold_pool_into_conv(w: np.ndarray, stride: tuple[int, int], padding: tuple[int, int], k: int
-                         ) -> tuple[np.ndarray, tuple[int, int], tuple[int, int]]:
+def _fold_pool_into_conv(
+    w: np.ndarray, stride: tuple[int, int], padding: tuple[int, int], k: int
+) -> tuple[np.ndarray, tuple[int, int], tuple[int, int]]:
     """``conv(avgpool_k(x))`` as one convolution of ``x`` (module docstring)."""
     big = np.repeat(np.repeat(w, k, axis=2), k, axis=3) / float(k * k)
     return big, (stride[0] * k, stride[1] * k), (padding[0] * k, padding[1] * k)
@@ -125,25 +127,33 @@ def netx_layers(graph: Graph) -> tuple[tuple[int, ...], list[NetxLayer], bool]:
     pools: list[tuple[int, tuple[int, ...]]] = []  # (k, shape before pooling)
     flat_pending = False
     input_flat = False
-    synapse: Optional[dict[str, Any]] = None
-    hint = ("netx builds plain chains of conv / dense layers; export a sequential net (family 'sequential') "
-            "or run this network through ONNX")
+    synapse: dict[str, Any] | None = None
+    hint = (
+        "netx builds plain chains of conv / dense layers; export a sequential net (family 'sequential') "
+        "or run this network through ONNX"
+    )
     while True:
         users = consumers[name]
         if len(users) != 1:
             if graph[name].op == "output":
                 break
-            raise SnncError(f"cannot export to Lava: node {name!r} feeds {len(users)} nodes "
-                            f"({', '.join(sorted(set(users))[:3])}...): the network is not sequential; {hint}")
+            raise SnncError(
+                f"cannot export to Lava: node {name!r} feeds {len(users)} nodes "
+                f"({', '.join(sorted(set(users))[:3])}...): the network is not sequential; {hint}"
+            )
         nxt = users[0]
         node = graph[nxt]
         if len(node.inputs) != 1:
-            raise SnncError(f"cannot export to Lava: node {nxt!r} sums {len(node.inputs)} inputs "
-                            f"(a skip connection or merge): the network is not sequential; {hint}")
+            raise SnncError(
+                f"cannot export to Lava: node {nxt!r} sums {len(node.inputs)} inputs "
+                f"(a skip connection or merge): the network is not sequential; {hint}"
+            )
         op = node.op
         if synapse is not None and op != "neuron":
-            raise SnncError(f"cannot export to Lava: {synapse['node']!r} is followed by {nxt!r} ({op}), "
-                            f"not by a spiking neuron; {hint}")
+            raise SnncError(
+                f"cannot export to Lava: {synapse['node']!r} is followed by {nxt!r} ({op}), "
+                f"not by a spiking neuron; {hint}"
+            )
         if op == "avgpool":
             k = node.params["kernel"]
             if k[0] != k[1] or tuple(node.params["stride"]) != tuple(k) or any(node.params["padding"]):
@@ -163,31 +173,54 @@ def netx_layers(graph: Graph) -> tuple[tuple[int, ...], list[NetxLayer], bool]:
             for k, _ in reversed(pools):
                 w, stride, padding = _fold_pool_into_conv(w, stride, padding, k)
             pools = []
-            synapse = {"kind": "conv", "node": nxt, "weight": w, "bias": node.params["bias"], "stride": stride,
-                       "padding": padding, "flatten": False}
+            synapse = {
+                "kind": "conv",
+                "node": nxt,
+                "weight": w,
+                "bias": node.params["bias"],
+                "stride": stride,
+                "padding": padding,
+                "flatten": False,
+            }
         elif op == "affine":
             w = node.params["weight"]
             for k, before in reversed(pools):
                 w = _fold_pool_into_dense(w, (before[0], before[1] // k, before[2] // k), k)
             pools = []
-            synapse = {"kind": "dense", "node": nxt, "weight": w, "bias": node.params["bias"],
-                       "flatten": flat_pending and not input_flat}
+            synapse = {
+                "kind": "dense",
+                "node": nxt,
+                "weight": w,
+                "bias": node.params["bias"],
+                "flatten": flat_pending and not input_flat,
+            }
             flat_pending = False
         elif op == "neuron":
             spec = node.params["spec"]
             if synapse is None:
                 raise SnncError(f"cannot export to Lava: neuron {nxt!r} has no conv/dense layer before it")
             if spec.type not in ("lif", "if", "binary"):
-                raise SnncError(f"cannot export to Lava: neuron {nxt!r} is {spec.type}; Loihi's CUBA neuron "
-                                f"implements lif / if / binary")
+                raise SnncError(
+                    f"cannot export to Lava: neuron {nxt!r} is {spec.type}; Loihi's CUBA neuron "
+                    f"implements lif / if / binary"
+                )
             beta = leak_factor(spec)
             gain = float(node.params.get("gain", 1.0))
             bias = synapse["bias"]
-            layers.append(NetxLayer(
-                kind=synapse["kind"], name=nxt, weight=np.asarray(synapse["weight"], dtype=np.float64) * gain,
-                bias=None if bias is None else np.asarray(bias, dtype=np.float64) * gain, shape=node.shape,
-                beta=float(beta), vth=float(spec.vth), flatten_before=synapse["flatten"],
-                stride=synapse.get("stride", (1, 1)), padding=synapse.get("padding", (0, 0))))
+            layers.append(
+                NetxLayer(
+                    kind=synapse["kind"],
+                    name=nxt,
+                    weight=np.asarray(synapse["weight"], dtype=np.float64) * gain,
+                    bias=None if bias is None else np.asarray(bias, dtype=np.float64) * gain,
+                    shape=node.shape,
+                    beta=float(beta),
+                    vth=float(spec.vth),
+                    flatten_before=synapse["flatten"],
+                    stride=synapse.get("stride", (1, 1)),
+                    padding=synapse.get("padding", (0, 0)),
+                )
+            )
             synapse = None
         elif op == "output":
             if pools or flat_pending:
@@ -216,10 +249,18 @@ def quantize_layer(layer: NetxLayer) -> dict[str, Any]:
     if layer.vth * scale >= 1.0:  # shrink slightly so that the threshold is an exact integer
         scale = float(np.floor(layer.vth * scale + 1e-9)) / layer.vth
     w_q = np.clip(np.rint(w * scale), -_W_MAX, _W_MAX).astype(np.int32)
-    bias_q = None if layer.bias is None else np.clip(np.rint(layer.bias * scale), -_BIAS_MAX, _BIAS_MAX).astype(np.int32)
+    bias_q = (
+        None if layer.bias is None else np.clip(np.rint(layer.bias * scale), -_BIAS_MAX, _BIAS_MAX).astype(np.int32)
+    )
     vth_q = int(max(1, min(_VTH_MAX, round(layer.vth * scale))))
-    return {"scale": float(scale), "weight": w_q, "bias": bias_q, "vThMant": vth_q,
-            "iDecay": 4096, "vDecay": int(round(4096 * (1.0 - layer.beta)))}
+    return {
+        "scale": float(scale),
+        "weight": w_q,
+        "bias": bias_q,
+        "vThMant": vth_q,
+        "iDecay": 4096,
+        "vDecay": round(4096 * (1.0 - layer.beta)),
+    }
 
 
 def _ascii(group: Any, key: str, text: str) -> None:
@@ -269,9 +310,17 @@ def write_netx(graph: Graph, path: Path) -> dict[str, Any]:
                     neuron.create_dataset(key, data=q[key])
                 neuron.create_dataset("refDelay", data=1)
                 neuron.create_dataset("gradedSpike", data=False)
-                summary.append({"name": layer.name, "kind": layer.kind, "shape": list(layer.shape),
-                                "scale": q["scale"], "vThMant": q["vThMant"], "vDecay": q["vDecay"],
-                                "weight_bits": 8})
+                summary.append(
+                    {
+                        "name": layer.name,
+                        "kind": layer.kind,
+                        "shape": list(layer.shape),
+                        "scale": q["scale"],
+                        "vThMant": q["vThMant"],
+                        "vDecay": q["vDecay"],
+                        "weight_bits": 8,
+                    }
+                )
             meta = f.create_group("snnc")
             _ascii(meta, "format", LAVA_FORMAT)
             meta.create_dataset("summary", data=json.dumps(summary))

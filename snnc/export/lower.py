@@ -23,10 +23,12 @@ Rewrites that keep the computation exact (to float rounding):
   ``x_t (B, 2, C, H, W) -> x_t.transpose(0, 1).reshape(2B, C, H, W)``
   (:func:`graph_inputs`); ``cost_volume`` splits the batch again.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -75,13 +77,13 @@ class _Walker:
 
     def size(self, value: Value) -> Size:
         piece = value[0]
-        return tuple(n // k for n, k in zip(self.g[piece.node].shape[1:], piece.sub))
+        return tuple(n // k for n, k in zip(self.g[piece.node].shape[1:], piece.sub, strict=False))
 
     def materialize(self, piece: Piece) -> str:
         """A node holding the piece's value (a ``resize`` node when sub-sampling is pending)."""
         if all(k == 1 for k in piece.sub):
             return piece.node
-        size = tuple(n // k for n, k in zip(self.g[piece.node].shape[1:], piece.sub))
+        size = tuple(n // k for n, k in zip(self.g[piece.node].shape[1:], piece.sub, strict=False))
         return self._resize_node(f"{piece.node}.subsample", piece.node, size)
 
     def _resize_node(self, name: str, node: str, size: Size) -> str:
@@ -98,11 +100,11 @@ class _Walker:
         size = tuple(int(s) for s in size)
         out = []
         for i, piece in enumerate(value):
-            cur = tuple(n // k for n, k in zip(self.g[piece.node].shape[1:], piece.sub))
+            cur = tuple(n // k for n, k in zip(self.g[piece.node].shape[1:], piece.sub, strict=False))
             if cur == size:
                 out.append(piece)
-            elif all(c % s == 0 for c, s in zip(cur, size)):
-                out.append(Piece(piece.node, tuple(k * (c // s) for k, c, s in zip(piece.sub, cur, size))))
+            elif all(c % s == 0 for c, s in zip(cur, size, strict=False)):
+                out.append(Piece(piece.node, tuple(k * (c // s) for k, c, s in zip(piece.sub, cur, size, strict=False))))
             else:
                 label = f"{name}.resize" if len(value) == 1 else f"{name}.resize{i}"
                 node = self._resize_node(label, self.materialize(piece), size)
@@ -116,7 +118,11 @@ class _Walker:
             if conv.bn is not None:
                 raise SnncError(f"{name}: BatchNorm not folded (fold_bn the model first)")
             conv = conv.conv
-        if not isinstance(conv, (nn.Conv2d, nn.Conv3d)) or conv.padding_mode != "zeros" or isinstance(conv.padding, str):
+        if (
+            not isinstance(conv, (nn.Conv2d, nn.Conv3d))
+            or conv.padding_mode != "zeros"
+            or isinstance(conv.padding, str)
+        ):
             raise SnncError(f"{name}: only zero-padded Conv2d/Conv3d layers can be exported")
         w = _array(conv.weight)
         bias = None if conv.bias is None else _array(conv.bias)
@@ -128,15 +134,21 @@ class _Walker:
         outs, c0 = [], 0
         for i, piece in enumerate(value):
             c = self.channels(piece)
-            wi = w if conv.groups != 1 else w[:, c0:c0 + c]
+            wi = w if conv.groups != 1 else w[:, c0 : c0 + c]
             c0 += c
-            outs.append(self.g.add(
-                name if len(value) == 1 else f"{name}.part{i}", "conv", [piece.node],
-                weight=np.ascontiguousarray(wi), bias=bias if i == 0 else None,
-                stride=tuple(int(s) * k for s, k in zip(conv.stride, piece.sub)),
-                padding=tuple(int(p) * k for p, k in zip(conv.padding, piece.sub)),
-                dilation=tuple(int(d) * k for d, k in zip(conv.dilation, piece.sub)),
-                groups=int(conv.groups)))
+            outs.append(
+                self.g.add(
+                    name if len(value) == 1 else f"{name}.part{i}",
+                    "conv",
+                    [piece.node],
+                    weight=np.ascontiguousarray(wi),
+                    bias=bias if i == 0 else None,
+                    stride=tuple(int(s) * k for s, k in zip(conv.stride, piece.sub, strict=False)),
+                    padding=tuple(int(p) * k for p, k in zip(conv.padding, piece.sub, strict=False)),
+                    dilation=tuple(int(d) * k for d, k in zip(conv.dilation, piece.sub, strict=False)),
+                    groups=int(conv.groups),
+                )
+            )
         return outs
 
     def identity(self, name: str, value: Value, channels: int) -> list[str]:
@@ -153,8 +165,19 @@ class _Walker:
             w = np.zeros((channels, c) + (1,) * dims, dtype=np.float32)
             w[np.arange(c0, c0 + c), np.arange(c)] = 1.0
             c0 += c
-            outs.append(self.g.add(f"{name}.part{i}", "conv", [piece.node], weight=w, bias=None,
-                                   stride=piece.sub, padding=(0,) * dims, dilation=(1,) * dims, groups=1))
+            outs.append(
+                self.g.add(
+                    f"{name}.part{i}",
+                    "conv",
+                    [piece.node],
+                    weight=w,
+                    bias=None,
+                    stride=piece.sub,
+                    padding=(0,) * dims,
+                    dilation=(1,) * dims,
+                    groups=1,
+                )
+            )
         return outs
 
     def neuron(self, name: str, neuron: Neuron, currents: Sequence[str]) -> str:
@@ -175,11 +198,11 @@ class _Walker:
             raise SnncError(f"{name}: only AvgPool2d with ceil_mode=False and count_include_pad=True is exported")
         pair = lambda v: (v, v) if isinstance(v, int) else tuple(v)  # noqa: E731
         stride = pool.stride if pool.stride is not None else pool.kernel_size
-        return self.g.add(name, "avgpool", inputs, kernel=pair(pool.kernel_size), stride=pair(stride),
-                          padding=pair(pool.padding))
+        return self.g.add(
+            name, "avgpool", inputs, kernel=pair(pool.kernel_size), stride=pair(stride), padding=pair(pool.padding)
+        )
 
-    def affine(self, name: str, linear: nn.Linear, value: Sequence[str], weight: Any = None,
-               bias: Any = None) -> str:
+    def affine(self, name: str, linear: nn.Linear, value: Sequence[str], weight: Any = None, bias: Any = None) -> str:
         w = _array(linear.weight) if weight is None else weight
         b = (None if linear.bias is None else _array(linear.bias)) if bias is None else bias
         return self.g.add(name, "affine", value, weight=w, bias=b)
@@ -209,7 +232,7 @@ class _Walker:
         from snnc.models.cells import level_size
 
         size0 = self.size(s1)
-        for i, (cell, level) in enumerate(zip(trellis.cells, trellis.path)):
+        for i, (cell, level) in enumerate(zip(trellis.cells, trellis.path, strict=False)):
             s0, s1 = s1, self.cell(f"{prefix}.cells.{i}", cell, s0, s1, level_size(size0, level))
         return s1
 
@@ -236,8 +259,15 @@ def _lower_spikedhs_classifier(w: _Walker, model: nn.Module) -> None:
         c = w.channels(piece)
         pooled = w.g.add(f"pool.part{i}", "avgpool", [node], kernel=(h, wd), stride=(h, wd), padding=(0, 0))
         flat = w.g.add(f"flatten.part{i}", "flatten", [pooled], start_dim=0, end_dim=-1)
-        terms.append(w.g.add("fc" if len(out) == 1 else f"fc.part{i}", "affine", [flat],
-                             weight=np.ascontiguousarray(weight[:, c0:c0 + c]), bias=bias if i == 0 else None))
+        terms.append(
+            w.g.add(
+                "fc" if len(out) == 1 else f"fc.part{i}",
+                "affine",
+                [flat],
+                weight=np.ascontiguousarray(weight[:, c0 : c0 + c]),
+                bias=bias if i == 0 else None,
+            )
+        )
         c0 += c
     w.g.add("y", "output", [w.junction("fc", terms)])
 
@@ -249,8 +279,7 @@ def _lower_stereo(w: _Walker, model: nn.Module, height: int, width: int) -> None
     out = w.trellis("feature.trellis", f.trellis, stem0, stem1)
     out = w.upsampler("feature.up", f.up, out, w.size(stem1))
     feats = w.spiking_conv("feature.last", f.last, out)
-    volume = w.g.add("cost_volume", "cost_volume", [w.materialize(feats[0])],
-                      disparities=int(model.volume_shifts))
+    volume = w.g.add("cost_volume", "cost_volume", [w.materialize(feats[0])], disparities=int(model.volume_shifts))
     s0 = w.spiking_conv("matching.stem0", m.stem0, w.value(volume))
     s1 = w.spiking_conv("matching.stem1", m.stem1, s0)
     out = w.trellis("matching.trellis", m.trellis, s0, s1)
@@ -327,15 +356,18 @@ def family_of(model: nn.Module) -> str:
     try:
         return family_of_model(model).name
     except SnncError:
-        raise SnncError(f"cannot export a {type(model).__name__}: snnc exports SpikeDHS, SNASNet and sequential "
-                        f"nets") from None
+        raise SnncError(
+            f"cannot export a {type(model).__name__}: snnc exports SpikeDHS, SNASNet and sequential nets"
+        ) from None
 
 
 def input_layout(family: str) -> str:
     """How one step's network input becomes the graph input ``x`` (recorded in exported files)."""
     if family == "spikedhs-stereo":
-        return ("x_t (B, 2, C, H, W) -> x = x_t.transpose(0, 1).reshape(2B, C, H, W): both cameras in the batch, "
-                "left frames first")
+        return (
+            "x_t (B, 2, C, H, W) -> x = x_t.transpose(0, 1).reshape(2B, C, H, W): both cameras in the batch, "
+            "left frames first"
+        )
     return "x = x_t (B, C, H, W)"
 
 
@@ -371,8 +403,12 @@ def lower(model: nn.Module, step_shape: Sequence[int]) -> Graph:
     except SnncError as err:
         raise SnncError(f"input shape {step_shape} does not fit the network: {err}") from None
     genotype = getattr(model, "genotype", None)
-    meta = {"family": family, "genotype": genotype.to_dict() if genotype is not None else None,
-            "input_shape": list(step_shape), "input_layout": input_layout(family)}
+    meta = {
+        "family": family,
+        "genotype": genotype.to_dict() if genotype is not None else None,
+        "input_shape": list(step_shape),
+        "input_layout": input_layout(family),
+    }
     graph = Graph(meta)
     w = _Walker(graph)
     if family == "spikedhs-stereo":
@@ -380,7 +416,8 @@ def lower(model: nn.Module, step_shape: Sequence[int]) -> Graph:
         _lower_stereo(w, model, step_shape[3], step_shape[4])
     else:
         graph.add("x", "input", shape=step_shape[1:])
-        {"spikedhs-cla": _lower_spikedhs_classifier, "snasnet": _lower_snasnet,
-         "sequential": _lower_sequential}[family](w, model)
+        {"spikedhs-cla": _lower_spikedhs_classifier, "snasnet": _lower_snasnet, "sequential": _lower_sequential}[
+            family
+        ](w, model)
     graph.check()
     return graph

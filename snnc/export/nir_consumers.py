@@ -25,6 +25,7 @@ a time-out (``nirtorch`` loops forever on graphs with several ``Output`` nodes) 
 spike mismatches. Results are :class:`ConsumerRun` records; :func:`compare` turns a
 run and snnc's reference into :class:`Agreement` numbers.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -41,14 +42,28 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["CONSUMERS", "ConsumerRun", "Agreement", "available", "neuron_node_names", "run_consumer",
-           "run_reference", "compare"]
+__all__ = [
+    "CONSUMERS",
+    "ConsumerRun",
+    "Agreement",
+    "available",
+    "neuron_node_names",
+    "run_consumer",
+    "run_reference",
+    "compare",
+]
 
 #: The consumers this module drives, in table order.
 CONSUMERS: tuple[str, ...] = ("spikingjelly", "snntorch", "norse", "sinabs", "rockpool", "nirtorch")
 
-_MODULES = {"spikingjelly": "spikingjelly.activation_based.nir_exchange", "snntorch": "snntorch.import_nir",
-            "norse": "norse.torch", "sinabs": "sinabs", "rockpool": "rockpool.nn.modules", "nirtorch": "nirtorch"}
+_MODULES = {
+    "spikingjelly": "spikingjelly.activation_based.nir_exchange",
+    "snntorch": "snntorch.import_nir",
+    "norse": "norse.torch",
+    "sinabs": "sinabs",
+    "rockpool": "rockpool.nn.modules",
+    "nirtorch": "nirtorch",
+}
 
 
 @dataclass
@@ -214,8 +229,14 @@ def _one_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
-def run_consumer(consumer: str, path: Path, inputs: Sequence[Tensor], dt: float, time_limit_s: float = 60.0,
-                 neuron_names: Sequence[str] | None = None) -> ConsumerRun:
+def run_consumer(
+    consumer: str,
+    path: Path,
+    inputs: Sequence[Tensor],
+    dt: float,
+    time_limit_s: float = 60.0,
+    neuron_names: Sequence[str] | None = None,
+) -> ConsumerRun:
     """Import ``path`` with ``consumer``'s stock importer and step it over ``inputs``.
 
     Args:
@@ -244,8 +265,11 @@ def run_consumer(consumer: str, path: Path, inputs: Sequence[Tensor], dt: float,
                 if sub is None:
                     continue
                 result.spikes[name] = []
-                hooks.append(sub.register_forward_hook(
-                    lambda _m, _i, out, name=name: current.__setitem__(name, _first_tensor(out))))
+                hooks.append(
+                    sub.register_forward_hook(
+                        lambda _m, _i, out, name=name: current.__setitem__(name, _first_tensor(out))
+                    )
+                )
             state = None
             for x in inputs:
                 current.clear()
@@ -327,7 +351,11 @@ def compare(run: ConsumerRun, ref: ConsumerRun, classify: bool = True) -> Agreem
             got = torch.stack(outs).sum(0).reshape(outs[0].shape[0], -1).argmax(1)
             want = torch.stack(ref.outputs).sum(0).reshape(outs[0].shape[0], -1).argmax(1)
             agreement = float((got == want).float().mean())
-    return Agreement(layers=len([n for n in ref.spikes if n in run.spikes]), layers_total=len(ref.spikes),
-                     spike_mismatches=mismatches, spikes_seen=seen, output_max_diff=max_diff,
-                     prediction_agreement=agreement)
-
+    return Agreement(
+        layers=len([n for n in ref.spikes if n in run.spikes]),
+        layers_total=len(ref.spikes),
+        spike_mismatches=mismatches,
+        spikes_seen=seen,
+        output_max_diff=max_diff,
+        prediction_agreement=agreement,
+    )

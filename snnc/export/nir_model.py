@@ -6,6 +6,7 @@ graph behind it, ``dt``, the one-step input shape (batch 1) and :func:`describe_
 summary, which has the keys of :func:`snnc.energy.summary.describe` so that
 :func:`snnc.energy.summary.format_table` prints it.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -59,8 +60,14 @@ def _layer(name: str, graph: Graph) -> dict[str, Any] | None:
     else:
         ops = int(w.shape[0]) * int(w.shape[1])
         kind = "Affine" if bias is not None else "Linear"
-    return {"name": name, "type": kind, "output_shape": [1, *node.shape], "parameters": params, "dense_ops": ops,
-            "calls": 1}
+    return {
+        "name": name,
+        "type": kind,
+        "output_shape": [1, *node.shape],
+        "parameters": params,
+        "dense_ops": ops,
+        "calls": 1,
+    }
 
 
 def describe_graph(graph: Graph, dt: float) -> dict[str, Any]:

@@ -15,11 +15,12 @@ with the NIR parameters.
 Several edges into a node are summed; an Output with several edges gets a
 ``sum`` node in front. Cycles must pass through a Delay node.
 """
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,8 +35,20 @@ if TYPE_CHECKING:
 __all__ = ["SUPPORTED_NODE_TYPES", "read_nir", "import_nir", "load_nir_model"]
 
 #: NIR node types the importer understands.
-SUPPORTED_NODE_TYPES: tuple[str, ...] = ("Input", "Output", "Affine", "Linear", "Scale", "Conv2d", "AvgPool2d",
-                                         "SumPool2d", "Flatten", "LIF", "IF", "Delay")
+SUPPORTED_NODE_TYPES: tuple[str, ...] = (
+    "Input",
+    "Output",
+    "Affine",
+    "Linear",
+    "Scale",
+    "Conv2d",
+    "AvgPool2d",
+    "SumPool2d",
+    "Flatten",
+    "LIF",
+    "IF",
+    "Delay",
+)
 
 
 def _prescan(path: Path) -> None:
@@ -60,20 +73,32 @@ def _prescan(path: Path) -> None:
         from snnc.models.limits import MAX_NIR_ARRAY_ELEMENTS, MAX_NIR_NODES, format_count
 
         if len(node["nodes"]) > MAX_NIR_NODES:
-            raise SnncError(f"NIR graph has {len(node['nodes'])} nodes, more than the limit {MAX_NIR_NODES} "
-                            f"(snnc.models.limits.MAX_NIR_NODES)", path)
+            raise SnncError(
+                f"NIR graph has {len(node['nodes'])} nodes, more than the limit {MAX_NIR_NODES} "
+                f"(snnc.models.limits.MAX_NIR_NODES)",
+                path,
+            )
         for name, sub in node["nodes"].items():
             t = sub["type"][()] if isinstance(sub, h5py.Group) and "type" in sub else b"?"
             t = t.decode() if isinstance(t, bytes) else str(t)
             if t not in SUPPORTED_NODE_TYPES:
-                raise SnncError(f"NIR node {short_repr(name)} has type {short_repr(t)}, which snnc cannot import "
-                                f"(supported: {', '.join(SUPPORTED_NODE_TYPES)})", path)
+                raise SnncError(
+                    f"NIR node {short_repr(name)} has type {short_repr(t)}, which snnc cannot import "
+                    f"(supported: {', '.join(SUPPORTED_NODE_TYPES)})",
+                    path,
+                )
         elements = [0]  # declared sizes of every array, before nir.read allocates them
-        node.visititems(lambda _, obj: elements.__setitem__(0, elements[0] + (obj.size or 0))
-                        if isinstance(obj, h5py.Dataset) else None)
+        node.visititems(
+            lambda _, obj: (
+                elements.__setitem__(0, elements[0] + (obj.size or 0)) if isinstance(obj, h5py.Dataset) else None
+            )
+        )
         if elements[0] > MAX_NIR_ARRAY_ELEMENTS:
-            raise SnncError(f"NIR graph declares {format_count(elements[0])} array elements, more than the limit "
-                            f"{MAX_NIR_ARRAY_ELEMENTS} (snnc.models.limits.MAX_NIR_ARRAY_ELEMENTS)", path)
+            raise SnncError(
+                f"NIR graph declares {format_count(elements[0])} array elements, more than the limit "
+                f"{MAX_NIR_ARRAY_ELEMENTS} (snnc.models.limits.MAX_NIR_ARRAY_ELEMENTS)",
+                path,
+            )
 
 
 def _uniform(node_name: str, key: str, a: Any, path: Path) -> float:
@@ -82,8 +107,10 @@ def _uniform(node_name: str, key: str, a: Any, path: Path) -> float:
         raise SnncError(f"NIR node {node_name!r}: parameter {key} is empty", path)
     first = float(arr.reshape(-1)[0])
     if not np.all(arr == first):
-        raise SnncError(f"NIR node {node_name!r}: parameter {key} varies across neurons; snnc neurons share "
-                        f"one value per layer", path)
+        raise SnncError(
+            f"NIR node {node_name!r}: parameter {key} varies across neurons; snnc neurons share one value per layer",
+            path,
+        )
     return first
 
 
@@ -113,8 +140,9 @@ def _neuron_spec(name: str, node: Any, dt: float, path: Path) -> tuple[NeuronSpe
         beta = 1.0 - dt / tau
         gain = _uniform(name, "r", node.r, path) * dt / tau
         if not -1e-9 <= beta <= 1.0:
-            raise SnncError(f"NIR node {name!r}: tau = {tau} < dt = {dt} gives a leak factor {beta:.4g} "
-                            f"outside [0, 1]", path)
+            raise SnncError(
+                f"NIR node {name!r}: tau = {tau} < dt = {dt} gives a leak factor {beta:.4g} outside [0, 1]", path
+            )
     beta = min(1.0, max(0.0, round(beta, 12)))
     if abs(gain - 1.0) < 1e-9:
         gain = 1.0
@@ -134,7 +162,7 @@ def _neuron_spec(name: str, node: Any, dt: float, path: Path) -> tuple[NeuronSpe
     return NeuronSpec(type="lif", tau=beta, vth=vth), gain
 
 
-def read_nir(path: Union[str, Path], dt: Optional[float] = None) -> Graph:
+def read_nir(path: str | Path, dt: float | None = None) -> Graph:
     """Read a NIR file into an export graph.
 
     Args:
@@ -151,14 +179,17 @@ def read_nir(path: Union[str, Path], dt: Optional[float] = None) -> Graph:
     _prescan(path)
     try:
         ngraph = nir.read(str(path))
-    except Exception as err:  # noqa: BLE001 - nir raises assorted types on malformed files
+    except Exception as err:
         raise SnncError(f"nir.read cannot load this file: {type(err).__name__}: {err}", path) from None
     meta = dict(ngraph.metadata or {})
     if dt is None:
         if "dt" not in meta:
-            raise SnncError("NIR graph has no 'dt' in its metadata (not written by snnc export; SpikingJelly's "
-                            "and snnTorch's exporters write none): pass the time step it was exported with "
-                            "(--dt SECONDS; their default is 1e-4) to map its neurons to discrete steps", path)
+            raise SnncError(
+                "NIR graph has no 'dt' in its metadata (not written by snnc export; SpikingJelly's "
+                "and snnTorch's exporters write none): pass the time step it was exported with "
+                "(--dt SECONDS; their default is 1e-4) to map its neurons to discrete steps",
+                path,
+            )
         dt = float(meta["dt"])
     if not dt > 0:
         raise SnncError(f"dt must be positive, got {dt!r}", path)
@@ -172,9 +203,16 @@ def read_nir(path: Union[str, Path], dt: Optional[float] = None) -> Graph:
         except (TypeError, ValueError, RecursionError):  # RecursionError: nested too deeply
             return None
 
-    graph = Graph({"family": meta.get("snnc.family") or None, "genotype": as_json("snnc.genotype"),
-                   "input_shape": as_json("snnc.input_shape"), "input_layout": meta.get("snnc.input_layout"),
-                   "dt": dt, "source": str(path)})
+    graph = Graph(
+        {
+            "family": meta.get("snnc.family") or None,
+            "genotype": as_json("snnc.genotype"),
+            "input_shape": as_json("snnc.input_shape"),
+            "input_layout": meta.get("snnc.input_layout"),
+            "dt": dt,
+            "source": str(path),
+        }
+    )
     added: set[str] = set()
     pending = list(ngraph.nodes)
     delays = [n for n in pending if type(ngraph.nodes[n]).__name__ == "Delay"]
@@ -184,12 +222,16 @@ def read_nir(path: Union[str, Path], dt: Optional[float] = None) -> Graph:
         from snnc.models.limits import MAX_TIME_STEPS  # each delay step is one state tensor
 
         if not steps_f <= MAX_TIME_STEPS:  # NaN and inf too
-            raise SnncError(f"NIR node {name!r}: a delay of {steps_f:g} time steps exceeds the limit "
-                            f"{MAX_TIME_STEPS} (snnc.models.limits.MAX_TIME_STEPS)", path)
-        steps = int(round(steps_f))
+            raise SnncError(
+                f"NIR node {name!r}: a delay of {steps_f:g} time steps exceeds the limit "
+                f"{MAX_TIME_STEPS} (snnc.models.limits.MAX_TIME_STEPS)",
+                path,
+            )
+        steps = round(steps_f)
         if steps < 1 or abs(steps_f - steps) > 1e-4:
-            raise SnncError(f"NIR node {name!r}: delay {steps_f * dt} s is not a whole number (>= 1) of "
-                            f"time steps dt = {dt}", path)
+            raise SnncError(
+                f"NIR node {name!r}: delay {steps_f * dt} s is not a whole number (>= 1) of time steps dt = {dt}", path
+            )
         graph.add(name, "delay", [], shape=tuple(int(s) for s in np.asarray(node.delay).shape), steps=steps)
         added.add(name)
     pending = [n for n in pending if n not in added]
@@ -236,44 +278,62 @@ def _add_node(graph: Graph, name: str, node: Any, inputs: list[str], dt: float, 
                 if padding == "valid":
                     padding = (0, 0)
                 elif padding == "same" and all(k % 2 for k in w.shape[2:]) and _ints(node.stride) == (1, 1):
-                    padding = tuple(d * (k - 1) // 2 for d, k in zip(_ints(node.dilation), w.shape[2:]))
+                    padding = tuple(d * (k - 1) // 2 for d, k in zip(_ints(node.dilation), w.shape[2:], strict=False))
                 else:
-                    raise SnncError(f"NIR node {name!r}: padding {padding!r} is supported only for odd kernels "
-                                    f"at stride 1")
-            graph.add(name, "conv", inputs, weight=w, bias=np.asarray(node.bias, dtype=np.float32),
-                      stride=_ints(node.stride), padding=_ints(padding), dilation=_ints(node.dilation),
-                      groups=int(np.asarray(node.groups)))
+                    raise SnncError(
+                        f"NIR node {name!r}: padding {padding!r} is supported only for odd kernels at stride 1"
+                    )
+            graph.add(
+                name,
+                "conv",
+                inputs,
+                weight=w,
+                bias=np.asarray(node.bias, dtype=np.float32),
+                stride=_ints(node.stride),
+                padding=_ints(padding),
+                dilation=_ints(node.dilation),
+                groups=int(np.asarray(node.groups)),
+            )
         elif kind in ("AvgPool2d", "SumPool2d"):
-            graph.add(name, "avgpool" if kind == "AvgPool2d" else "sumpool", inputs, kernel=_ints(node.kernel_size),
-                      stride=_ints(node.stride), padding=_ints(node.padding))
+            graph.add(
+                name,
+                "avgpool" if kind == "AvgPool2d" else "sumpool",
+                inputs,
+                kernel=_ints(node.kernel_size),
+                stride=_ints(node.stride),
+                padding=_ints(node.padding),
+            )
         elif kind == "Flatten":  # negative dims count from the end of the unbatched input type
             ndim = len(graph[inputs[0]].shape) if inputs else 0
             start, end = int(node.start_dim), int(node.end_dim)
             start = start + ndim if start < 0 else start
             end = end + ndim if end < 0 else end
             if not 0 <= start <= end < ndim:
-                raise SnncError(f"NIR node {name!r}: Flatten dims {node.start_dim}..{node.end_dim} do not fit an "
-                                f"input of {ndim} axes")
+                raise SnncError(
+                    f"NIR node {name!r}: Flatten dims {node.start_dim}..{node.end_dim} do not fit an "
+                    f"input of {ndim} axes"
+                )
             graph.add(name, "flatten", inputs, start_dim=start, end_dim=end)
         elif kind in ("LIF", "IF"):
             spec, gain = _neuron_spec(name, node, dt, path)
             added = graph.add(name, "neuron", inputs, spec=spec, gain=gain)
             want = tuple(int(s) for s in np.asarray(node.v_threshold).shape)
             if graph[added].shape != want:
-                raise SnncError(f"NIR node {name!r}: {kind} of shape {want} receives inputs of shape "
-                                f"{graph[added].shape}")
+                raise SnncError(
+                    f"NIR node {name!r}: {kind} of shape {want} receives inputs of shape {graph[added].shape}"
+                )
         else:  # pragma: no cover - _prescan rejects these first
             raise SnncError(f"NIR node {name!r} has type {kind!r}, which snnc cannot import")
     except SnncError as err:
         raise SnncError(str(err), path) from None
 
 
-def import_nir(path: Union[str, Path], dt: Optional[float] = None) -> GraphModule:
+def import_nir(path: str | Path, dt: float | None = None) -> GraphModule:
     """Read a NIR file (:func:`read_nir`) as a runnable :class:`GraphModule`."""
     return GraphModule(read_nir(path, dt))
 
 
-def load_nir_model(path: Union[str, Path], dt: Optional[float] = None) -> "NirModel":
+def load_nir_model(path: str | Path, dt: float | None = None) -> NirModel:
     """Open a NIR file (snnc's, SpikingJelly's, snnTorch's...) as a runnable model plus its description.
 
     Args:
@@ -298,5 +358,12 @@ def load_nir_model(path: Union[str, Path], dt: Optional[float] = None) -> "NirMo
     module = GraphModule(graph).eval()
     writer = "snnc" if graph.meta.get("family") else "foreign"
     shape = (1, *graph[graph.inputs[0]].shape)
-    return NirModel(module=module, graph=graph, dt=used_dt, input_shape=shape, path=path,
-                    info=describe_graph(graph, used_dt), writer=writer)
+    return NirModel(
+        module=module,
+        graph=graph,
+        dt=used_dt,
+        input_shape=shape,
+        path=path,
+        info=describe_graph(graph, used_dt),
+        writer=writer,
+    )

@@ -23,6 +23,7 @@ rockpool      no Conv2d, AvgPool2d, Flatten, Scale or Delay; reads ``tau_mem``, 
               nir.LIF lacks
 ============  ===========================================================================
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -38,8 +39,10 @@ TARGETS: tuple[str, ...] = ("spikingjelly", "snntorch", "norse", "sinabs", "rock
 #: The time step snnTorch 1.0's importer assumes (hard-coded).
 SNNTORCH_DT = 1e-4
 
-_FEEDBACK = ("a feedback loop (Delay): {c}'s importer has no Delay node, and nirtorch, which it builds on, "
-             "breaks cycles at the first multi-input node instead of at the delay")
+_FEEDBACK = (
+    "a feedback loop (Delay): {c}'s importer has no Delay node, and nirtorch, which it builds on, "
+    "breaks cycles at the first multi-input node instead of at the delay"
+)
 
 
 def _uniform(a: Any) -> float | None:
@@ -82,8 +85,10 @@ def target_blocker(node: Any, consumer: str, dt: float) -> str | None:
         return None
     if consumer == "sinabs":
         if kind in ("LIF", "IF"):
-            return ("a LIF/IF neuron: sinabs.from_nir builds multi-spike neurons with subtractive reset "
-                    "(snnc: one spike per step, reset to zero) and reads tau as time steps")
+            return (
+                "a LIF/IF neuron: sinabs.from_nir builds multi-spike neurons with subtractive reset "
+                "(snnc: one spike per step, reset to zero) and reads tau as time steps"
+            )
         if kind in ("Linear", "AvgPool2d", "Scale", "Delay"):
             return f"a {kind} node, which sinabs' importer does not map"
         return None
@@ -106,13 +111,17 @@ def check_target(ngraph: Any, consumer: str, dt: float) -> None:
     if consumer not in TARGETS:
         raise SnncError(f"unknown NIR consumer {consumer!r} for --for (expected one of {', '.join(TARGETS)})")
     if consumer == "snntorch" and not np.isclose(dt, SNNTORCH_DT, rtol=1e-9):
-        raise SnncError(f"cannot export for snntorch with dt = {dt:g} s: its importer fixes dt at "
-                        f"{SNNTORCH_DT:g} s (pass --dt {SNNTORCH_DT:g})")
+        raise SnncError(
+            f"cannot export for snntorch with dt = {dt:g} s: its importer fixes dt at "
+            f"{SNNTORCH_DT:g} s (pass --dt {SNNTORCH_DT:g})"
+        )
     outputs = [n for n, node in ngraph.nodes.items() if type(node).__name__ == "Output"]
     if len(outputs) > 1:
-        raise SnncError(f"cannot export for {consumer}: the graph has {len(outputs)} Output nodes "
-                        f"({', '.join(outputs[:3])}...) and nirtorch, which {consumer}'s importer builds on, "
-                        f"loops forever on more than one")
+        raise SnncError(
+            f"cannot export for {consumer}: the graph has {len(outputs)} Output nodes "
+            f"({', '.join(outputs[:3])}...) and nirtorch, which {consumer}'s importer builds on, "
+            f"loops forever on more than one"
+        )
     for name, node in ngraph.nodes.items():
         why = target_blocker(node, consumer, dt)
         if why is not None:
@@ -206,8 +215,9 @@ def nirtorch_feedback_spelling(ngraph: Any, consumer: str, dt: float) -> Any:
     metadata = dict(ngraph.metadata or {})
     metadata["snnc.feedback"] = "one-step feedback spelled as nirtorch cycles (no Delay nodes)"
     try:
-        return nir.NIRGraph(nodes=nodes, edges=[(rename[s], rename[d]) for s, d in edges], metadata=metadata,
-                            type_check=True)
+        return nir.NIRGraph(
+            nodes=nodes, edges=[(rename[s], rename[d]) for s, d in edges], metadata=metadata, type_check=True
+        )
     except (ValueError, AssertionError, NotImplementedError) as err:
         raise SnncError(f"internal: NIR rejected the {consumer} spelling: {err}") from None
 
@@ -239,8 +249,11 @@ def norse_spelling(ngraph: Any, dt: float) -> Any:
         succs[src].append(dst)
     for name in ngraph.nodes:
         if len(preds[name]) > 1 or len(succs[name]) > 1:
-            raise refuse(name, "a node with several inputs or consumers: norse's importer runs a graph "
-                               "depth-first, not in dependency order, and returns the last node it walked")
+            raise refuse(
+                name,
+                "a node with several inputs or consumers: norse's importer runs a graph "
+                "depth-first, not in dependency order, and returns the last node it walked",
+            )
     nodes = dict(ngraph.nodes)
     weighted = ("Conv2d", "Affine", "Linear")
 
@@ -253,8 +266,15 @@ def norse_spelling(ngraph: Any, dt: float) -> Any:
         b = np.asarray(node.bias, dtype=np.float32) * (np.float32(factor) if bias_too else np.float32(1.0))
         if kind == "Affine":
             return nir.Affine(weight=w, bias=b)
-        return nir.Conv2d(input_shape=node.input_shape, weight=w, stride=node.stride, padding=node.padding,
-                          dilation=node.dilation, groups=node.groups, bias=b)
+        return nir.Conv2d(
+            input_shape=node.input_shape,
+            weight=w,
+            stride=node.stride,
+            padding=node.padding,
+            dilation=node.dilation,
+            groups=node.groups,
+            bias=b,
+        )
 
     for name, node in ngraph.nodes.items():
         kind = type(node).__name__
@@ -266,8 +286,14 @@ def norse_spelling(ngraph: Any, dt: float) -> Any:
             if r is None or src is None or type(nodes[src]).__name__ not in weighted:
                 raise refuse(name, "a neuron whose input gain r cannot be folded into a Conv2d/Affine/Linear before it")
             nodes[src] = scaled(src, r, bias_too=True)
-            nodes[name] = nir.LIF(tau=node.tau, r=np.ones_like(node.r), v_leak=node.v_leak,
-                                  v_threshold=node.v_threshold, v_reset=node.v_reset, metadata=node.metadata)
+            nodes[name] = nir.LIF(
+                tau=node.tau,
+                r=np.ones_like(node.r),
+                v_leak=node.v_leak,
+                v_threshold=node.v_threshold,
+                v_reset=node.v_reset,
+                metadata=node.metadata,
+            )
         elif kind == "AvgPool2d":
             if np.any(np.asarray(node.padding) != 0):
                 raise refuse(name, "a padded AvgPool2d (norse's sum pool has no padding)")
@@ -281,7 +307,8 @@ def norse_spelling(ngraph: Any, dt: float) -> Any:
             nodes[nxt] = scaled(nxt, 1.0 / area, bias_too=False)
             nodes[name] = nir.SumPool2d(kernel_size=node.kernel_size, stride=node.stride, padding=node.padding)
     try:
-        return nir.NIRGraph(nodes=nodes, edges=list(ngraph.edges), metadata=dict(ngraph.metadata or {}),
-                            type_check=True)
+        return nir.NIRGraph(
+            nodes=nodes, edges=list(ngraph.edges), metadata=dict(ngraph.metadata or {}), type_check=True
+        )
     except (ValueError, AssertionError, NotImplementedError) as err:
         raise SnncError(f"internal: NIR rejected the norse spelling: {err}") from None

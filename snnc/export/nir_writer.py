@@ -39,17 +39,18 @@ Graph metadata: ``dt``, ``snnc.format`` (``snnc-nir/1``), ``snnc.family``,
 ``snnc.genotype`` (JSON), ``snnc.input_layout``, ``snnc.input_shape`` (JSON);
 neuron nodes carry ``snnc.spec`` (their NeuronSpec as JSON).
 """
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
 from snnc.errors import SnncError
-from snnc.neurons import leak_factor
 from snnc.export.graph import Graph, Node
+from snnc.neurons import leak_factor
 
 __all__ = ["NIR_FORMAT", "DEFAULT_DT", "nir_blocker", "to_nir", "write_nir"]
 
@@ -59,7 +60,7 @@ NIR_FORMAT = "snnc-nir/1"
 DEFAULT_DT = 1e-4
 
 
-def nir_blocker(graph: Graph, name: str) -> Optional[str]:
+def nir_blocker(graph: Graph, name: str) -> str | None:
     """Why node ``name`` has no NIR node type (a short phrase), or ``None`` when it has one."""
     node = graph[name]
     op = node.op
@@ -71,14 +72,20 @@ def nir_blocker(graph: Graph, name: str) -> Optional[str]:
         kind = node.params["spec"].type
         if kind in ("lif", "if", "binary"):
             return None
-        return {"alif": "an adaptive-threshold (ALIF) neuron", "relu": "a ReLU activation"}.get(kind, f"a {kind} neuron")
+        return {"alif": "an adaptive-threshold (ALIF) neuron", "relu": "a ReLU activation"}.get(
+            kind, f"a {kind} neuron"
+        )
     if op == "resize":
         src = graph[node.inputs[0]].shape[1:]
-        if any(s > i for s, i in zip(node.params["size"], src)):
+        if any(s > i for s, i in zip(node.params["size"], src, strict=False)):
             return "nearest up-sampling"
         return "nearest resampling by a non-integer factor"
-    return {"interp": f"{node.params.get('mode', 'linear')} interpolation", "cost_volume": "the stereo cost volume",
-            "select": "a channel selection", "concat": "a concatenation"}.get(op, f"a {op} operation")
+    return {
+        "interp": f"{node.params.get('mode', 'linear')} interpolation",
+        "cost_volume": "the stereo cost volume",
+        "select": "a channel selection",
+        "concat": "a concatenation",
+    }.get(op, f"a {op} operation")
 
 
 def _f32(a: Any) -> np.ndarray[Any, Any]:
@@ -95,7 +102,7 @@ def _dense_weight(node: Node) -> np.ndarray[Any, Any]:
     dense = np.zeros((out_c, in_per * groups, *w.shape[2:]), dtype=w.dtype)
     per_out = out_c // groups
     for g in range(groups):
-        dense[g * per_out:(g + 1) * per_out, g * in_per:(g + 1) * in_per] = w[g * per_out:(g + 1) * per_out]
+        dense[g * per_out : (g + 1) * per_out, g * in_per : (g + 1) * in_per] = w[g * per_out : (g + 1) * per_out]
     return dense
 
 
@@ -142,8 +149,14 @@ def _neuron(node: Node, dt: float) -> Any:
     beta = leak_factor(spec)
     if beta >= 1.0:
         return nir.IF(r=np.full(shape, gain / dt), v_threshold=vth, v_reset=zeros, metadata=meta)
-    return nir.LIF(tau=np.full(shape, dt / (1.0 - beta)), r=np.full(shape, gain / (1.0 - beta)),
-                   v_leak=zeros, v_threshold=vth, v_reset=zeros.copy(), metadata=meta)
+    return nir.LIF(
+        tau=np.full(shape, dt / (1.0 - beta)),
+        r=np.full(shape, gain / (1.0 - beta)),
+        v_leak=zeros,
+        v_threshold=vth,
+        v_reset=zeros.copy(),
+        metadata=meta,
+    )
 
 
 def _nir_node(graph: Graph, node: Node, dt: float) -> Any:
@@ -159,8 +172,15 @@ def _nir_node(graph: Graph, node: Node, dt: float) -> Any:
         w = _f32(_dense_weight(node))
         bias = _f32(p["bias"]) if p["bias"] is not None else np.zeros(w.shape[0], dtype=np.float32)
         in_shape = graph[node.inputs[0]].shape
-        return nir.Conv2d(input_shape=tuple(in_shape[1:]), weight=w, stride=tuple(p["stride"]),
-                          padding=tuple(p["padding"]), dilation=tuple(p["dilation"]), groups=1, bias=bias)
+        return nir.Conv2d(
+            input_shape=tuple(in_shape[1:]),
+            weight=w,
+            stride=tuple(p["stride"]),
+            padding=tuple(p["padding"]),
+            dilation=tuple(p["dilation"]),
+            groups=1,
+            bias=bias,
+        )
     if op == "affine":
         if p["bias"] is None:
             return nir.Linear(weight=_f32(p["weight"]))
@@ -185,7 +205,7 @@ def _nir_node(graph: Graph, node: Node, dt: float) -> Any:
     raise SnncError(f"internal: no NIR mapping for {op}")
 
 
-def to_nir(graph: Graph, dt: float = DEFAULT_DT, consumer: Optional[str] = None) -> Any:
+def to_nir(graph: Graph, dt: float = DEFAULT_DT, consumer: str | None = None) -> Any:
     """The ``nir.NIRGraph`` of an export graph (see module docstring).
 
     Args:
@@ -207,13 +227,16 @@ def to_nir(graph: Graph, dt: float = DEFAULT_DT, consumer: Optional[str] = None)
     for name in graph.order():
         why = nir_blocker(graph, name)
         if why is not None:
-            raise SnncError(f"cannot write node {name!r} to NIR: {why} has no NIR node type "
-                            f"(pass --partition to write the expressible spiking front to NIR and the rest to ONNX)")
+            raise SnncError(
+                f"cannot write node {name!r} to NIR: {why} has no NIR node type "
+                f"(pass --partition to write the expressible spiking front to NIR and the rest to ONNX)"
+            )
     nodes: dict[str, Any] = {}
     edges: list[tuple[str, str]] = []
     absorbed: dict[str, list[str]] = {}
-    kept_sums = {src for node in graph.nodes.values() if node.op == "output" for src in node.inputs
-                 if graph[src].op == "sum"}
+    kept_sums = {
+        src for node in graph.nodes.values() if node.op == "output" for src in node.inputs if graph[src].op == "sum"
+    }
     for name, node in graph.nodes.items():
         if node.op == "sum" and name not in kept_sums:
             continue  # its edges go straight to its consumers
@@ -257,7 +280,7 @@ def to_nir(graph: Graph, dt: float = DEFAULT_DT, consumer: Optional[str] = None)
     return ngraph
 
 
-def write_nir(graph: Graph, path: Path, dt: float = DEFAULT_DT, consumer: Optional[str] = None) -> Any:
+def write_nir(graph: Graph, path: Path, dt: float = DEFAULT_DT, consumer: str | None = None) -> Any:
     """Write ``graph`` as a NIR file (``nir.write``); returns the ``NIRGraph``.
 
     ``consumer``: see :func:`to_nir` (a refused graph writes nothing).

@@ -29,12 +29,14 @@ Shapes are static (the exported input shape, batch included). The metadata
 properties also hold ``snnc.format`` (``snnc-onnx/1``), ``snnc.mode``,
 ``snnc.family``, ``snnc.genotype`` (JSON) and ``snnc.opset``.
 """
+
 from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -47,6 +49,7 @@ __all__ = ["DEFAULT_OPSET", "ONNX_FORMAT", "state_names", "export_stream", "expo
 DEFAULT_OPSET = 17
 #: ``snnc.format`` metadata value.
 ONNX_FORMAT = "snnc-onnx/1"
+
 
 def state_names(model: nn.Module, x_t: Tensor) -> list[str]:
     """Name of each tensor of ``model.init_state(x_t)`` (``<neuron layer>.u`` / ``.y`` / ``.a``, carry names)."""
@@ -82,7 +85,7 @@ class _Window(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         state = tuple(x.new_zeros(s) for s in self.shapes)
-        total: Optional[Tensor] = None
+        total: Tensor | None = None
         for _ in range(self.steps):
             y, state = self.model.step(x, state)
             total = y if total is None else total + y
@@ -97,21 +100,37 @@ class _GraphStep(nn.Module):
         self.n_inputs = n_inputs
 
     def forward(self, *args: Tensor) -> tuple[Tensor, ...]:
-        inputs = dict(zip(self.gm.input_names, args[:self.n_inputs]))
-        outs, new_state = self.gm.step_all(inputs, tuple(args[self.n_inputs:]))
+        inputs = dict(zip(self.gm.input_names, args[: self.n_inputs], strict=False))
+        outs, new_state = self.gm.step_all(inputs, tuple(args[self.n_inputs :]))
         return (*[outs[n] for n in self.gm.output_names], *new_state)
 
 
-def _export(module: nn.Module, args: tuple[Tensor, ...], path: Path, input_names: list[str],
-            output_names: list[str], opset: int, meta: dict[str, str], doc: str) -> None:
+def _export(
+    module: nn.Module,
+    args: tuple[Tensor, ...],
+    path: Path,
+    input_names: list[str],
+    output_names: list[str],
+    opset: int,
+    meta: dict[str, str],
+    doc: str,
+) -> None:
     import onnx
 
     module.eval()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            torch.onnx.export(module, args, str(path), input_names=input_names, output_names=output_names,
-                              opset_version=opset, dynamo=False, do_constant_folding=True)
+            torch.onnx.export(
+                module,
+                args,
+                str(path),
+                input_names=input_names,
+                output_names=output_names,
+                opset_version=opset,
+                dynamo=False,
+                do_constant_folding=True,
+            )
         except (RuntimeError, ValueError) as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise SnncError(f"torch.onnx.export failed: {first}", path) from None
@@ -133,11 +152,16 @@ def _model_meta(model: nn.Module, mode: str) -> dict[str, str]:
     from snnc.export.lower import family_of
 
     genotype = getattr(model, "genotype", None)
-    return {"snnc.mode": mode, "snnc.family": family_of(model),
-            "snnc.genotype": json.dumps(genotype.to_dict() if genotype is not None else None)}
+    return {
+        "snnc.mode": mode,
+        "snnc.family": family_of(model),
+        "snnc.genotype": json.dumps(genotype.to_dict() if genotype is not None else None),
+    }
 
 
-def export_stream(model: nn.Module, step_shape: Sequence[int], path: Path, opset: int = DEFAULT_OPSET) -> dict[str, Any]:
+def export_stream(
+    model: nn.Module, step_shape: Sequence[int], path: Path, opset: int = DEFAULT_OPSET
+) -> dict[str, Any]:
     """Write the one-step streaming graph of ``model`` (eval, folded) for inputs of ``step_shape``.
 
     Returns:
@@ -159,14 +183,17 @@ def export_stream(model: nn.Module, step_shape: Sequence[int], path: Path, opset
     meta = _model_meta(model, "stream")
     meta["snnc.state_names"] = json.dumps(names)
     meta["snnc.state_shapes"] = json.dumps([list(s.shape) for s in state])
-    doc = ("snnc one-step streaming graph: inputs x, state_in_0..; outputs y, state_out_0..; feed state_out_k "
-           "back as state_in_k each step, start from zeros. state_k = metadata snnc.state_names[k].")
+    doc = (
+        "snnc one-step streaming graph: inputs x, state_in_0..; outputs y, state_out_0..; feed state_out_k "
+        "back as state_in_k each step, start from zeros. state_k = metadata snnc.state_names[k]."
+    )
     _export(_Step(model), (x, *state), Path(path), ins, outs, opset, meta, doc)
     return {"inputs": ins, "outputs": outs, "state_names": names}
 
 
-def export_window(model: nn.Module, step_shape: Sequence[int], time_steps: int, path: Path,
-                  opset: int = DEFAULT_OPSET) -> dict[str, Any]:
+def export_window(
+    model: nn.Module, step_shape: Sequence[int], time_steps: int, path: Path, opset: int = DEFAULT_OPSET
+) -> dict[str, Any]:
     """Write the fixed-window graph (classification): image ``x`` -> ``y_mean`` over ``time_steps`` steps.
 
     Raises:
@@ -176,8 +203,10 @@ def export_window(model: nn.Module, step_shape: Sequence[int], time_steps: int, 
 
     family = family_of(model)
     if family == "spikedhs-stereo":
-        raise SnncError("the fixed-window ONNX graph is for classification networks; stream the stereo net "
-                        "(export without --window)")
+        raise SnncError(
+            "the fixed-window ONNX graph is for classification networks; stream the stereo net "
+            "(export without --window)"
+        )
     if time_steps < 1:
         raise SnncError(f"--window must be >= 1 time steps, got {time_steps}")
     model = model.eval()
@@ -188,14 +217,21 @@ def export_window(model: nn.Module, step_shape: Sequence[int], time_steps: int, 
         raise SnncError(f"input shape {tuple(step_shape)} does not fit the network: {err}") from None
     meta = _model_meta(model, "window")
     meta["snnc.time_steps"] = str(time_steps)
-    doc = (f"snnc fixed-window graph: input x (one image, direct coding for {time_steps} steps from rest), "
-           f"output y_mean = mean of the per-step outputs.")
+    doc = (
+        f"snnc fixed-window graph: input x (one image, direct coding for {time_steps} steps from rest), "
+        f"output y_mean = mean of the per-step outputs."
+    )
     _export(_Window(model, shapes, time_steps), (x,), Path(path), ["x"], ["y_mean"], opset, meta, doc)
     return {"inputs": ["x"], "outputs": ["y_mean"], "time_steps": time_steps}
 
 
-def export_graph_stream(gm: nn.Module, example: dict[str, Tensor], path: Path, opset: int = DEFAULT_OPSET,
-                        meta: Optional[dict[str, str]] = None) -> dict[str, Any]:
+def export_graph_stream(
+    gm: nn.Module,
+    example: dict[str, Tensor],
+    path: Path,
+    opset: int = DEFAULT_OPSET,
+    meta: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """One-step streaming ONNX graph of a :class:`~snnc.export.runtime.GraphModule` (a partition's rest).
 
     Inputs are the graph's input names then ``state_in_k``; outputs the graph's
@@ -206,10 +242,19 @@ def export_graph_stream(gm: nn.Module, example: dict[str, Tensor], path: Path, o
     n = len(state)
     ins = list(gm.input_names) + [f"state_in_{k}" for k in range(n)]
     outs = list(gm.output_names) + [f"state_out_{k}" for k in range(n)]
-    props = {"snnc.mode": "stream", "snnc.state_names": json.dumps(gm.state_names()),
-             "snnc.state_shapes": json.dumps([list(s.shape) for s in state]), **(meta or {})}
-    doc = ("snnc one-step streaming graph of a network part: inputs " + ", ".join(gm.input_names)
-           + ", state_in_0..; outputs " + ", ".join(gm.output_names) + ", state_out_0..")
+    props = {
+        "snnc.mode": "stream",
+        "snnc.state_names": json.dumps(gm.state_names()),
+        "snnc.state_shapes": json.dumps([list(s.shape) for s in state]),
+        **(meta or {}),
+    }
+    doc = (
+        "snnc one-step streaming graph of a network part: inputs "
+        + ", ".join(gm.input_names)
+        + ", state_in_0..; outputs "
+        + ", ".join(gm.output_names)
+        + ", state_out_0.."
+    )
     args = tuple(example[n_] for n_ in gm.input_names) + tuple(state)
     _export(_GraphStep(gm, len(gm.input_names)), args, Path(path), ins, outs, opset, props, doc)
     return {"inputs": ins, "outputs": outs, "state_names": gm.state_names()}

@@ -1,12 +1,13 @@
 """onnxruntime session options shared by every place snnc runs an ONNX graph (stream backend, partitions)."""
+
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 __all__ = ["session_options"]
 
 
-def session_options(threads: Optional[int]) -> Any:
+def session_options(threads: int | None) -> Any:
     """onnxruntime session options for ``threads`` intra-op threads (0/None: its default).
 
     With more than one thread the workers' busy-wait spinning is turned off

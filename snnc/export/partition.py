@@ -37,24 +37,33 @@ rest's as explicit ONNX state). A graph NIR expresses entirely gives a
 manifest with the front piece only. :class:`PartitionedNet` runs a manifest
 (snnc's NIR importer for the front, onnxruntime for the rest).
 """
+
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from snnc.errors import SnncError
-from snnc.fileio import file_sha256
 from snnc.export.graph import Graph
 from snnc.export.nir_writer import DEFAULT_DT, nir_blocker
+from snnc.fileio import file_sha256
 
-__all__ = ["PARTITION_FORMAT", "copy_nodes", "split_graph", "partition_paths", "write_partition", "check_partition_set",
-           "PartitionedNet"]
+__all__ = [
+    "PARTITION_FORMAT",
+    "copy_nodes",
+    "split_graph",
+    "partition_paths",
+    "write_partition",
+    "check_partition_set",
+    "PartitionedNet",
+]
 
 #: ``format`` value of the manifest.
 PARTITION_FORMAT = "snnc-partition/1"
@@ -77,7 +86,7 @@ def copy_nodes(dst: Graph, src: Graph, names: Sequence[str]) -> None:
         dst.connect(name, src[name].inputs)
 
 
-def split_graph(graph: Graph) -> tuple[Graph, Optional[Graph], list[str], Optional[str]]:
+def split_graph(graph: Graph) -> tuple[Graph, Graph | None, list[str], str | None]:
     """``(front, rest, cut tensors, first node NIR cannot express)``; ``rest`` is None when all fits NIR.
 
     Raises:
@@ -106,8 +115,10 @@ def split_graph(graph: Graph) -> tuple[Graph, Optional[Graph], list[str], Option
                 front.discard(name)
                 changed = True
     if not any(graph[n].op not in ("input",) for n in front):
-        raise SnncError(f"nothing after the input can be written to NIR: node {blocker!r} is "
-                        f"{nir_blocker(graph, blocker)}; export the whole network to ONNX instead")
+        raise SnncError(
+            f"nothing after the input can be written to NIR: node {blocker!r} is "
+            f"{nir_blocker(graph, blocker)}; export the whole network to ONNX instead"
+        )
     rest_names = [n for n in graph.nodes if n not in front]
     cuts = [n for n in graph.nodes if n in front and any(u not in front for u in consumers[n])]
     meta = dict(graph.meta)
@@ -127,7 +138,7 @@ def split_graph(graph: Graph) -> tuple[Graph, Optional[Graph], list[str], Option
 def partition_paths(manifest: Path) -> tuple[Path, Path]:
     """``(front .nir, rest .onnx)`` written beside ``manifest``: ``<stem>.front.nir``, ``<stem>.rest.onnx``."""
     manifest = Path(manifest)
-    stem = manifest.name[:-len(manifest.suffix)] if manifest.suffix else manifest.name
+    stem = manifest.name[: -len(manifest.suffix)] if manifest.suffix else manifest.name
     return manifest.with_name(f"{stem}.front.nir"), manifest.with_name(f"{stem}.rest.onnx")
 
 
@@ -164,17 +175,24 @@ def write_partition(graph: Graph, manifest: Path, dt: float = DEFAULT_DT, opset:
     front_path, rest_path = partition_paths(manifest)
     finals = [manifest, front_path] + ([rest_path] if rest is not None else [])
     with atomic_output_set(finals) as temps:
-        doc = _write_pieces(graph, (front, rest, cuts, blocker), (front_path.name, rest_path.name), temps[1:], dt,
-                            opset)
-        for piece, tmp in zip(doc["pieces"], temps[1:]):
+        doc = _write_pieces(
+            graph, (front, rest, cuts, blocker), (front_path.name, rest_path.name), temps[1:], dt, opset
+        )
+        for piece, tmp in zip(doc["pieces"], temps[1:], strict=False):
             piece["size"], piece["sha256"] = tmp.stat().st_size, file_sha256(tmp)
         doc["set_id"] = uuid.uuid4().hex
         temps[0].write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     return doc
 
 
-def _write_pieces(graph: Graph, split: tuple[Graph, Optional[Graph], list[str], Optional[str]], names: tuple[str, str],
-                  paths: Sequence[Path], dt: float, opset: int) -> dict[str, Any]:
+def _write_pieces(
+    graph: Graph,
+    split: tuple[Graph, Graph | None, list[str], str | None],
+    names: tuple[str, str],
+    paths: Sequence[Path],
+    dt: float,
+    opset: int,
+) -> dict[str, Any]:
     """Write the front (and rest) to ``paths``; the manifest dict naming them ``names``."""
     from snnc.export.nir_writer import write_nir
     from snnc.export.onnx_writer import export_graph_stream
@@ -183,28 +201,55 @@ def _write_pieces(graph: Graph, split: tuple[Graph, Optional[Graph], list[str], 
     front, rest, cuts, blocker = split
     write_nir(front, paths[0], dt)
     meta = graph.meta
-    pieces: list[dict[str, Any]] = [{
-        "name": "front", "format": "nir", "file": names[0], "inputs": front.inputs,
-        "outputs": front.outputs, "nodes": len(front)}]
+    pieces: list[dict[str, Any]] = [
+        {
+            "name": "front",
+            "format": "nir",
+            "file": names[0],
+            "inputs": front.inputs,
+            "outputs": front.outputs,
+            "nodes": len(front),
+        }
+    ]
     connections = []
     if rest is not None:
         assert blocker is not None
         example = _example_inputs(graph, front, cuts)
-        info = export_graph_stream(GraphModule(rest), example, paths[1], opset,
-                                   meta={"snnc.family": str(meta.get("family")), "snnc.piece": "rest"})
+        info = export_graph_stream(
+            GraphModule(rest),
+            example,
+            paths[1],
+            opset,
+            meta={"snnc.family": str(meta.get("family")), "snnc.piece": "rest"},
+        )
         n_state = len(info["state_names"])
-        pieces.append({
-            "name": "rest", "format": "onnx", "file": names[1], "opset": opset, "inputs": list(cuts),
-            "outputs": rest.outputs, "state_inputs": [f"state_in_{k}" for k in range(n_state)],
-            "state_outputs": [f"state_out_{k}" for k in range(n_state)], "state_names": info["state_names"],
-            "nodes": len(rest), "reason": f"{blocker}: {nir_blocker(graph, blocker)} has no NIR node type"})
+        pieces.append(
+            {
+                "name": "rest",
+                "format": "onnx",
+                "file": names[1],
+                "opset": opset,
+                "inputs": list(cuts),
+                "outputs": rest.outputs,
+                "state_inputs": [f"state_in_{k}" for k in range(n_state)],
+                "state_outputs": [f"state_out_{k}" for k in range(n_state)],
+                "state_names": info["state_names"],
+                "nodes": len(rest),
+                "reason": f"{blocker}: {nir_blocker(graph, blocker)} has no NIR node type",
+            }
+        )
         connections = [{"from": f"front:out.{c}", "to": f"rest:{c}"} for c in cuts]
     return {
-        "format": PARTITION_FORMAT, "family": meta.get("family"), "genotype": meta.get("genotype"),
-        "input_shape": meta.get("input_shape"), "input_layout": meta.get("input_layout"), "dt": dt,
-        "pieces": pieces, "connections": connections,
+        "format": PARTITION_FORMAT,
+        "family": meta.get("family"),
+        "genotype": meta.get("genotype"),
+        "input_shape": meta.get("input_shape"),
+        "input_layout": meta.get("input_layout"),
+        "dt": dt,
+        "pieces": pieces,
+        "connections": connections,
         "schedule": "every time step: run front (NIR, its own neuron state), then rest (ONNX: feed "
-                    "state_out_k back as state_in_k); the network output is the last piece's 'y'",
+        "state_out_k back as state_in_k); the network output is the last piece's 'y'",
     }
 
 
@@ -217,8 +262,11 @@ def check_partition_set(manifest: Path, doc: dict[str, Any]) -> None:
         SnncError: naming the piece: missing, or size / SHA-256 differ (a stale or partial set).
     """
     pieces = doc.get("pieces")
-    if not isinstance(pieces, list) or not pieces or not all(isinstance(p, dict) and isinstance(p.get("file"), str)
-                                                             for p in pieces):
+    if (
+        not isinstance(pieces, list)
+        or not pieces
+        or not all(isinstance(p, dict) and isinstance(p.get("file"), str) for p in pieces)
+    ):
         raise SnncError("partition manifest has no valid 'pieces' list", manifest)
     names = [p.get("name") for p in pieces]
     if "front" not in names:
@@ -226,13 +274,19 @@ def check_partition_set(manifest: Path, doc: dict[str, Any]) -> None:
     for piece in pieces:
         path = manifest.with_name(Path(piece["file"]).name)
         if not path.is_file():
-            raise SnncError(f"piece {piece.get('name')!r} of partition manifest {manifest.name} is missing: "
-                            f"the set is partial; export it again", path)
+            raise SnncError(
+                f"piece {piece.get('name')!r} of partition manifest {manifest.name} is missing: "
+                f"the set is partial; export it again",
+                path,
+            )
         if "sha256" not in piece:
             continue
         if path.stat().st_size != piece.get("size") or file_sha256(path) != piece["sha256"]:
-            raise SnncError(f"is not the {piece.get('name')!r} piece written with manifest {manifest.name} "
-                            f"(size or SHA-256 differ): the set is stale or partial; export it again", path)
+            raise SnncError(
+                f"is not the {piece.get('name')!r} piece written with manifest {manifest.name} "
+                f"(size or SHA-256 differ): the set is stale or partial; export it again",
+                path,
+            )
 
 
 class PartitionedNet:
@@ -260,8 +314,11 @@ class PartitionedNet:
             from snnc.export.ort_options import session_options
 
             self.rest_piece = pieces["rest"]
-            self.rest = ort.InferenceSession(str(manifest.with_name(self.rest_piece["file"])),
-                                             session_options(threads), providers=["CPUExecutionProvider"])
+            self.rest = ort.InferenceSession(
+                str(manifest.with_name(self.rest_piece["file"])),
+                session_options(threads),
+                providers=["CPUExecutionProvider"],
+            )
         self.family = self.doc.get("family")
 
     def init_state(self, x_t: Tensor) -> tuple[tuple[Tensor, ...], list[np.ndarray]]:
@@ -285,7 +342,7 @@ class PartitionedNet:
         if self.rest is None:
             return outs[self.front.output_names[0]], (front_state, rest_state)
         feed = {c: outs[f"out.{c}"].numpy() for c in self.rest_piece["inputs"]}
-        feed.update({n: s for n, s in zip(self.rest_piece["state_inputs"], rest_state)})
+        feed.update(dict(zip(self.rest_piece["state_inputs"], rest_state, strict=False)))
         res = self.rest.run(None, feed)
         n_out = len(self.rest_piece["outputs"])
         return torch.from_numpy(res[0]), (front_state, list(res[n_out:]))

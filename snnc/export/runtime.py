@@ -16,9 +16,11 @@ ALIF; nothing for ReLU), a delay node of ``steps`` n contributes ``<node>.d0``
 (the value it outputs now) .. ``<node>.d<n-1>`` (:meth:`GraphModule.state_names`).
 Delay nodes take the batch size of the first graph input.
 """
+
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -96,8 +98,9 @@ class GraphModule(nn.Module):
                 raise SnncError(f"graph inputs missing: {', '.join(missing)} (inputs: {', '.join(self.input_names)})")
             return {n: x[n] for n in self.input_names}
         if len(self.input_names) != 1:
-            raise SnncError(f"graph has {len(self.input_names)} inputs ({', '.join(self.input_names)}): "
-                            f"pass a dict of tensors")
+            raise SnncError(
+                f"graph has {len(self.input_names)} inputs ({', '.join(self.input_names)}): pass a dict of tensors"
+            )
         return {self.input_names[0]: x}
 
     def init_state(self, x: Any) -> FlatState:
@@ -116,13 +119,13 @@ class GraphModule(nn.Module):
         if len(state) != sum(sizes):
             raise SnncError(f"graph state has {len(state)} tensors, expected {sum(sizes)} (use init_state)")
         out, i = {}, 0
-        for name, size in zip(self._stateful, sizes):
-            out[name] = tuple(state[i:i + size])
+        for name, size in zip(self._stateful, sizes, strict=False):
+            out[name] = tuple(state[i : i + size])
             i += size
         return out
 
     # ------------------------------------------------------------------ stepping
-    def step_nodes(self, x: Any, state: Optional[FlatState]) -> tuple[dict[str, Tensor], FlatState]:
+    def step_nodes(self, x: Any, state: FlatState | None) -> tuple[dict[str, Tensor], FlatState]:
         """One step returning the value of **every** node (``state=None``: resting state)."""
         return self._evaluate(self._inputs_dict(x), state)
 
@@ -138,7 +141,7 @@ class GraphModule(nn.Module):
         outs, new_state = self.step_all(x, state)
         return outs[self.output_names[0]], new_state
 
-    def run(self, x_seq: Tensor, state: Optional[FlatState] = None) -> tuple[Tensor, FlatState]:
+    def run(self, x_seq: Tensor, state: FlatState | None = None) -> tuple[Tensor, FlatState]:
         """Steps over the leading time axis of a single-input, single-output graph."""
         if state is None:
             state = self.init_state(x_seq[0])
@@ -148,7 +151,7 @@ class GraphModule(nn.Module):
             ys.append(y)
         return torch.stack(ys), state
 
-    def forward(self, x_seq: Tensor, state: Optional[FlatState] = None) -> Tensor:
+    def forward(self, x_seq: Tensor, state: FlatState | None = None) -> Tensor:
         """Fixed window: ``(T, B, ...) -> (T, B, ...)``, a loop of :meth:`step`."""
         return self.run(x_seq, state)[0]
 
@@ -156,7 +159,7 @@ class GraphModule(nn.Module):
     def _param(self, name: str, key: str) -> Tensor:
         return getattr(self, self._buffers_of[name][key])
 
-    def _evaluate(self, inputs: dict[str, Tensor], state: Optional[FlatState]) -> tuple[dict[str, Tensor], FlatState]:
+    def _evaluate(self, inputs: dict[str, Tensor], state: FlatState | None) -> tuple[dict[str, Tensor], FlatState]:
         graph = self.graph
         states = self.split_state(tuple(state)) if state is not None else None
         first = next(iter(inputs.values()))
@@ -168,8 +171,11 @@ class GraphModule(nn.Module):
                 values[name] = inputs[name]
                 continue
             if node.op == "delay":
-                buf = states[name] if states is not None else tuple(
-                    first.new_zeros((first.shape[0], *node.shape)) for _ in range(int(node.params["steps"])))
+                buf = (
+                    states[name]
+                    if states is not None
+                    else tuple(first.new_zeros((first.shape[0], *node.shape)) for _ in range(int(node.params["steps"])))
+                )
                 new_states[name] = buf
                 values[name] = buf[0]
                 continue
@@ -194,7 +200,7 @@ class GraphModule(nn.Module):
                 total = values[node.inputs[0]]
                 for src in node.inputs[1:]:
                     total = total + values[src]
-                new_states[name] = tuple(new_states[name][1:]) + (total,)
+                new_states[name] = (*tuple(new_states[name][1:]), total)
         flat: list[Tensor] = []
         for name in self._stateful:
             flat.extend(new_states[name])

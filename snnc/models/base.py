@@ -18,9 +18,11 @@ State shapes are found without computing anything: :meth:`SpikingNet.init_state`
 runs :meth:`step_with` once on ``meta`` tensors (shapes only) and records the
 shape of every neuron's input current; the result is cached per input shape.
 """
+
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -41,7 +43,7 @@ class StepContext:
         states: ``id(neuron) -> state`` for this step (``None``: record shapes only).
     """
 
-    def __init__(self, states: Optional[dict[int, State]] = None) -> None:
+    def __init__(self, states: dict[int, State] | None = None) -> None:
         self._states = states
         self.new_states: dict[int, State] = {}
         self.shapes: dict[int, torch.Size] = {}
@@ -62,7 +64,7 @@ class StepContext:
 class _Probe(nn.Module):
     """Calls ``net.step_with`` through ``forward`` so ``functional_call`` can swap in meta tensors."""
 
-    def __init__(self, net: "SpikingNet") -> None:
+    def __init__(self, net: SpikingNet) -> None:
         super().__init__()
         self.net = net
 
@@ -102,8 +104,10 @@ class SpikingNet(nn.Module):
         key = tuple(x_t.shape)
         if key not in self._shape_cache:
             probe = _Probe(self)
-            tensors = {f"net.{n}": torch.empty_like(t, device="meta")
-                       for n, t in list(self.named_parameters()) + list(self.named_buffers())}
+            tensors = {
+                f"net.{n}": torch.empty_like(t, device="meta")
+                for n, t in list(self.named_parameters()) + list(self.named_buffers())
+            }
             ctx = StepContext(None)
             modes = [(m, m.training) for m in self.modules()]
             self.eval()  # shapes do not depend on the mode; eval keeps BN from reading meta counters
@@ -167,8 +171,8 @@ class SpikingNet(nn.Module):
                 f"({len(neurons)} neuron layers; build it with init_state)"
             )
         out, i = {}, 0
-        for (name, _), size in zip(neurons, sizes):
-            out[name] = tuple(state[i:i + size])
+        for (name, _), size in zip(neurons, sizes, strict=False):
+            out[name] = tuple(state[i : i + size])
             i += size
         return out
 
@@ -187,7 +191,7 @@ class SpikingNet(nn.Module):
             new_state.extend(ctx.new_states[id(m)])
         return y, tuple(new_state)
 
-    def run(self, x_seq: Tensor, state: Optional[FlatState] = None) -> tuple[Tensor, FlatState]:
+    def run(self, x_seq: Tensor, state: FlatState | None = None) -> tuple[Tensor, FlatState]:
         """Steps over the leading time axis: ``(T, B, ...) -> ((T, B, ...), final state)``."""
         if x_seq.dim() < 2 or x_seq.shape[0] < 1:
             raise SnncError(f"expected a sequence shaped (T, B, ...) with T >= 1, got {tuple(x_seq.shape)}")
@@ -199,6 +203,6 @@ class SpikingNet(nn.Module):
             outputs.append(y)
         return torch.stack(outputs), state
 
-    def forward(self, x_seq: Tensor, state: Optional[FlatState] = None) -> Tensor:
+    def forward(self, x_seq: Tensor, state: FlatState | None = None) -> Tensor:
         """Fixed-window mode: ``(T, B, ...) -> (T, B, ...)``, exactly a loop of :meth:`step`."""
         return self.run(x_seq, state)[0]

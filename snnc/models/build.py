@@ -4,10 +4,11 @@ Dispatches through the family registry (:mod:`snnc.models.families`): ``spikedhs
 ``spikedhs-stereo`` -> :class:`~snnc.models.stereo.SpikeDHSStereo`, ``snasnet`` ->
 ``snnc.models.snasnet.build_snasnet``, ``sequential`` -> ``snnc.models.sequential.build_sequential``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from snnc.errors import SnncError
 from snnc.models.base import SpikingNet
@@ -17,7 +18,7 @@ from snnc.models.genotype import load_genotype
 __all__ = ["build_model"]
 
 
-def build_model(genotype: Union[Any, str, Path], **overrides: Any) -> SpikingNet:
+def build_model(genotype: Any | str | Path, **overrides: Any) -> SpikingNet:
     """Build the network described by ``genotype``.
 
     Args:

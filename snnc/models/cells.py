@@ -32,10 +32,11 @@ Trellis
     ``i`` runs at level ``path[i]`` on ``(s0, s1)``; the first cell gets the
     stems' outputs and each cell passes its own ``s1`` on as the next ``s0``.
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -75,7 +76,7 @@ class SpikingConv(nn.Module):
         kernel_size: int = 3,
         stride: int = 1,
         dims: int = 2,
-        spec: Optional[NeuronSpec] = None,
+        spec: NeuronSpec | None = None,
     ) -> None:
         super().__init__()
         self.conv = ConvBN(in_channels, out_channels, kernel_size, stride=stride, dims=dims)
@@ -104,7 +105,7 @@ class SpikingCell(nn.Module):
         c_prev: int,
         c_node: int,
         mixing: str = "mm",
-        spec: Optional[NeuronSpec] = None,
+        spec: NeuronSpec | None = None,
     ) -> None:
         super().__init__()
         spec = NeuronSpec() if spec is None else spec
@@ -132,7 +133,7 @@ class SpikingCell(nn.Module):
         states = [resize_nearest(s0, size), resize_nearest(s1, size)]
         edges = self.genotype.edges
         for j, node in enumerate(self.nodes):
-            current: Optional[Tensor] = None
+            current: Tensor | None = None
             for k in self._inputs[j]:
                 out = self.ops[k](states[edges[k].src])
                 if str(k) in self.edge_neurons:
@@ -162,7 +163,7 @@ class Trellis(nn.Module):
         c_stem0: int,
         c_stem1: int,
         mixing: str = "mm",
-        spec: Optional[NeuronSpec] = None,
+        spec: NeuronSpec | None = None,
     ) -> None:
         super().__init__()
         self.path = tuple(path)
@@ -170,7 +171,7 @@ class Trellis(nn.Module):
         self.cells = nn.ModuleList()
         c_pp, c_p = c_stem0, c_stem1
         for level in self.path:
-            c = SpikingCell(cell, c_pp, c_p, filter_multiplier * 2 ** level, mixing, spec)
+            c = SpikingCell(cell, c_pp, c_p, filter_multiplier * 2**level, mixing, spec)
             self.cells.append(c)
             c_pp, c_p = c_p, c.out_channels
         self.out_channels = c_p
@@ -179,7 +180,7 @@ class Trellis(nn.Module):
     def forward(self, s0: Tensor, s1: Tensor, ctx: StepContext) -> Tensor:
         """Output of the last cell; level 0 has the spatial size of ``s1``."""
         size0 = s1.shape[2:]
-        for cell, level in zip(self.cells, self.path):
+        for cell, level in zip(self.cells, self.path, strict=False):
             s0, s1 = s1, cell(s0, s1, level_size(size0, level), ctx)
         return s1
 
@@ -193,7 +194,7 @@ class Upsampler(nn.Module):
     Channels go ``c_top -> c_top/2 -> ... `` (halved per level).
     """
 
-    def __init__(self, from_level: int, c_top: int, dims: int = 2, spec: Optional[NeuronSpec] = None) -> None:
+    def __init__(self, from_level: int, c_top: int, dims: int = 2, spec: NeuronSpec | None = None) -> None:
         super().__init__()
         self.from_level = from_level
         self.layers = nn.ModuleList()

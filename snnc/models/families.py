@@ -16,16 +16,27 @@ To add a family: write its genotype dataclass (``family``, ``time_steps``,
 builder, then add one :class:`Family` entry here (and, to export it, its
 lowering in :mod:`snnc.export.lower`).
 """
+
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from snnc.errors import PathLike, SnncError
 
-__all__ = ["Genotype", "Family", "FAMILIES", "family", "family_names", "genotype_class", "build",
-           "family_of_model", "default_step_shape"]
+__all__ = [
+    "Genotype",
+    "Family",
+    "FAMILIES",
+    "family",
+    "family_names",
+    "genotype_class",
+    "build",
+    "family_of_model",
+    "default_step_shape",
+]
 
 
 @runtime_checkable
@@ -67,17 +78,43 @@ def _resolve(ref: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
-FAMILIES: dict[str, Family] = {f.name: f for f in (
-    Family("spikedhs-cla", "snnc.models.genotype:SpikeDHSClassifierGenotype", "snnc.models.spikedhs:build_spikedhs_classifier",
-           "snnc.models.spikedhs:SpikeDHSClassifier", "classification", ("filter_multiplier",)),
-    Family("spikedhs-stereo", "snnc.models.genotype:SpikeDHSStereoGenotype", "snnc.models.stereo:build_spikedhs_stereo",
-           "snnc.models.stereo:SpikeDHSStereo", "stereo", ("feature_filter_multiplier", "matching_filter_multiplier"),
-           stereo_input=True),
-    Family("snasnet", "snnc.models.snasnet:SNASNetGenotype", "snnc.models.snasnet:build_snasnet",
-           "snnc.models.snasnet:SNASNet", "classification", ("channels",)),
-    Family("sequential", "snnc.models.sequential:SequentialGenotype", "snnc.models.sequential:build_sequential",
-           "snnc.models.sequential:SequentialNet", "classification"),
-)}
+FAMILIES: dict[str, Family] = {
+    f.name: f
+    for f in (
+        Family(
+            "spikedhs-cla",
+            "snnc.models.genotype:SpikeDHSClassifierGenotype",
+            "snnc.models.spikedhs:build_spikedhs_classifier",
+            "snnc.models.spikedhs:SpikeDHSClassifier",
+            "classification",
+            ("filter_multiplier",),
+        ),
+        Family(
+            "spikedhs-stereo",
+            "snnc.models.genotype:SpikeDHSStereoGenotype",
+            "snnc.models.stereo:build_spikedhs_stereo",
+            "snnc.models.stereo:SpikeDHSStereo",
+            "stereo",
+            ("feature_filter_multiplier", "matching_filter_multiplier"),
+            stereo_input=True,
+        ),
+        Family(
+            "snasnet",
+            "snnc.models.snasnet:SNASNetGenotype",
+            "snnc.models.snasnet:build_snasnet",
+            "snnc.models.snasnet:SNASNet",
+            "classification",
+            ("channels",),
+        ),
+        Family(
+            "sequential",
+            "snnc.models.sequential:SequentialGenotype",
+            "snnc.models.sequential:build_sequential",
+            "snnc.models.sequential:SequentialNet",
+            "classification",
+        ),
+    )
+}
 
 
 def family_names() -> list[str]:
@@ -85,7 +122,7 @@ def family_names() -> list[str]:
     return list(FAMILIES)
 
 
-def family(name: Any, path: Optional[PathLike] = None) -> Family:
+def family(name: Any, path: PathLike | None = None) -> Family:
     """The registered family ``name``.
 
     Raises:

@@ -7,6 +7,7 @@ statistics: ``w' = w * gamma / sqrt(var + eps)``, ``b' = (b - mean) * gamma /
 sqrt(var + eps) + beta``). In eval mode the copy computes the same currents
 (to rounding), hence the same spikes.
 """
+
 from __future__ import annotations
 
 import copy
@@ -37,8 +38,11 @@ def fold_bn(model: M) -> M:
             or has no running statistics.
     """
     owned = {id(m.bn) for m in model.modules() if isinstance(m, ConvBN) and m.bn is not None}
-    stray = [name for name, m in model.named_modules()
-             if isinstance(m, nn.modules.batchnorm._BatchNorm) and id(m) not in owned]
+    stray = [
+        name
+        for name, m in model.named_modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and id(m) not in owned
+    ]
     if stray:
         raise SnncError(f"cannot fold BatchNorm outside a ConvBN: {', '.join(stray)}")
     for name, m in model.named_modules():

@@ -44,14 +44,16 @@ Neurons
     make one layer ``relu`` or TPS give it its own ``tau``. Names are checked
     when the network is built.
 """
+
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any, ClassVar, Iterable, Mapping, Optional, Sequence, Union
+from typing import Any, ClassVar
 
 from snnc.errors import PathLike, SnncError, list_items, short_repr
 from snnc.models import limits
@@ -106,9 +108,7 @@ def edge_endpoints(index: int, nodes: int) -> tuple[int, int]:
         SnncError: ``index`` is not in ``0 .. edge_count(nodes) - 1``.
     """
     if not 0 <= index < edge_count(nodes):
-        raise SnncError(
-            f"edge index {index} out of range for a {nodes}-node cell (valid 0..{edge_count(nodes) - 1})"
-        )
+        raise SnncError(f"edge index {index} out of range for a {nodes}-node cell (valid 0..{edge_count(nodes) - 1})")
     node = 0
     while _node_offset(node + 1) <= index:
         node += 1
@@ -162,9 +162,7 @@ def _op_name(op: Any, where: str) -> str:
         raise SnncError(f"{where}: op must be a name or an index, got {short_repr(op)}")
     if isinstance(op, int):
         if not 0 <= op < len(PRIMITIVES):
-            raise SnncError(
-                f"{where}: op index {op} out of range (0..{len(PRIMITIVES) - 1} = {', '.join(PRIMITIVES)})"
-            )
+            raise SnncError(f"{where}: op index {op} out of range (0..{len(PRIMITIVES) - 1} = {', '.join(PRIMITIVES)})")
         return PRIMITIVES[op]
     if not isinstance(op, str) or op not in PRIMITIVES:
         raise SnncError(f"{where}: unknown op {short_repr(op)} (expected one of {', '.join(PRIMITIVES)})")
@@ -175,8 +173,9 @@ def _check_keys(d: Mapping[str, Any], known: Iterable[str], what: str, required:
     known = list(known)
     unknown = [str(k) for k in d if k not in known]
     if unknown:
-        raise SnncError(f"{what}: unknown key(s) {list_items(unknown, fmt=repr, sort=True)} "
-                        f"(expected {', '.join(known)})")
+        raise SnncError(
+            f"{what}: unknown key(s) {list_items(unknown, fmt=repr, sort=True)} (expected {', '.join(known)})"
+        )
     missing = [k for k in required if k not in d]
     if missing:
         raise SnncError(f"{what}: missing key(s) {list_items(missing, fmt=repr)}")
@@ -189,7 +188,7 @@ def _mapping(d: Any, what: str) -> Mapping[str, Any]:
 
 
 # --------------------------------------------------------------------------- cell
-def _find_cycle(nodes: int, edges: Sequence[CellEdge]) -> Optional[list[int]]:
+def _find_cycle(nodes: int, edges: Sequence[CellEdge]) -> list[int] | None:
     """A node cycle as ``[n0, n1, ..., n0]`` if the node graph has one, else ``None``."""
     succ: dict[int, list[int]] = {k: [] for k in range(nodes)}
     for e in edges:
@@ -198,12 +197,12 @@ def _find_cycle(nodes: int, edges: Sequence[CellEdge]) -> Optional[list[int]]:
     color = [0] * nodes  # 0 new, 1 on stack, 2 done
     stack: list[int] = []
 
-    def visit(n: int) -> Optional[list[int]]:
+    def visit(n: int) -> list[int] | None:
         color[n] = 1
         stack.append(n)
         for m in succ[n]:
             if color[m] == 1:
-                return stack[stack.index(m):] + [m]
+                return [*stack[stack.index(m):], m]
             if color[m] == 0:
                 found = visit(m)
                 if found:
@@ -250,9 +249,7 @@ class CellGenotype:
                 raise SnncError(f"cell: edges must be CellEdge, got {type(e).__name__}")
             _op_name(e.op, f"cell: edge {e.src}->{e.dst}")
             if not 0 <= e.dst < nodes:
-                raise SnncError(
-                    f"cell: edge into node {e.dst}, but the cell has {nodes} node(s) (0..{nodes - 1})"
-                )
+                raise SnncError(f"cell: edge into node {e.dst}, but the cell has {nodes} node(s) (0..{nodes - 1})")
             if not 0 <= e.src < 2 + nodes:
                 raise SnncError(
                     f"cell: edge from state {e.src} into node {e.dst}, but the cell has states 0..{nodes + 1} "
@@ -283,7 +280,7 @@ class CellGenotype:
 
     # ------------------------------------------------------------------ I/O
     @classmethod
-    def from_rows(cls, rows: Sequence[Sequence[Any]], nodes: int = 3, dims: int = 2) -> "CellGenotype":
+    def from_rows(cls, rows: Sequence[Sequence[Any]], nodes: int = 3, dims: int = 2) -> CellGenotype:
         """Build from the published ``[[edge_index, op], ...]`` rows (op as index or name)."""
         return cls.from_dict({"nodes": nodes, "dims": dims, "edges": [list(r) for r in rows]})
 
@@ -292,7 +289,7 @@ class CellGenotype:
         return {"nodes": self.nodes, "dims": self.dims, "edges": [[e.index, e.op] for e in self.edges]}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], path: Optional[PathLike] = None, where: str = "cell") -> "CellGenotype":
+    def from_dict(cls, d: Mapping[str, Any], path: PathLike | None = None, where: str = "cell") -> CellGenotype:
         """Parse and validate a cell; errors name ``path`` and the field ``where``.
 
         Raises:
@@ -317,8 +314,7 @@ class CellGenotype:
             if len(bad) == 1:
                 raise bad[0]
             if bad:
-                shown = list_items(str(e)[len(where) + 2:] if str(e).startswith(f"{where}: ") else str(e)
-                                   for e in bad)
+                shown = list_items(str(e)[len(where) + 2 :] if str(e).startswith(f"{where}: ") else str(e) for e in bad)
                 raise SnncError(f"{where}: {len(bad)} of {len(rows)} edges invalid: {shown}")
             cell = cls(nodes=nodes, edges=tuple(edges), dims=d.get("dims", 2))
         except SnncError as err:
@@ -343,13 +339,13 @@ def _parse_edge(row: Any, i: int, nodes: int, where: str) -> CellEdge:
     return CellEdge(src, dst, _op_name(row[1], at))
 
 
-def _with_context(err: SnncError, where: str, path: Optional[PathLike]) -> SnncError:
+def _with_context(err: SnncError, where: str, path: PathLike | None) -> SnncError:
     """``err`` with the field context ``where`` (replacing the generic ``cell:``) and the file path."""
     if err.path is not None:
         return err
     msg = str(err)
     if msg.startswith("cell: "):
-        msg = msg[len("cell: "):]
+        msg = msg[len("cell: ") :]
     if not msg.startswith(where):
         msg = f"{where}: {msg}"
     return SnncError(msg, path)
@@ -396,9 +392,14 @@ def _coerce_layers(value: Any) -> dict[str, NeuronSpec]:
 
 #: Which bound of :mod:`snnc.models.limits` caps each integer field of the SpikeDHS genotypes.
 _FIELD_LIMITS: dict[str, str] = {
-    "filter_multiplier": "MAX_CHANNELS", "feature_filter_multiplier": "MAX_CHANNELS",
-    "matching_filter_multiplier": "MAX_CHANNELS", "in_channels": "MAX_CHANNELS", "num_classes": "MAX_CLASSES",
-    "time_steps": "MAX_TIME_STEPS", "disparities": "MAX_DISPARITIES", "feature_stride": "MAX_STRIDE",
+    "filter_multiplier": "MAX_CHANNELS",
+    "feature_filter_multiplier": "MAX_CHANNELS",
+    "matching_filter_multiplier": "MAX_CHANNELS",
+    "in_channels": "MAX_CHANNELS",
+    "num_classes": "MAX_CLASSES",
+    "time_steps": "MAX_TIME_STEPS",
+    "disparities": "MAX_DISPARITIES",
+    "feature_stride": "MAX_STRIDE",
 }
 
 
@@ -431,9 +432,7 @@ class _GenotypeIO:
         out: dict[str, Any] = {"family": self.family}
         for f in fields(self):  # type: ignore[arg-type]
             value = getattr(self, f.name)
-            if isinstance(value, CellGenotype):
-                value = value.to_dict()
-            elif isinstance(value, NeuronSpec):
+            if isinstance(value, (CellGenotype, NeuronSpec)):
                 value = value.to_dict()
             elif f.name == "neuron_layers":
                 value = {k: v.to_dict() for k, v in value.items()}
@@ -443,13 +442,13 @@ class _GenotypeIO:
         return out
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], path: Optional[PathLike] = None):  # type: ignore[no-untyped-def]
+    def from_dict(cls, d: Mapping[str, Any], path: PathLike | None = None):  # type: ignore[no-untyped-def]
         """Parse and validate; every problem is a one-line :class:`SnncError` naming ``path``."""
         try:
             d = _mapping(d, "genotype")
             names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
             required = [f.name for f in fields(cls) if f.name in cls._cell_fields + cls._path_fields]  # type: ignore[arg-type]
-            _check_keys(d, ["family"] + names, f"{cls.family} genotype", required=required)
+            _check_keys(d, ["family", *names], f"{cls.family} genotype", required=required)
             family = d.get("family", cls.family)
             if family != cls.family:
                 raise SnncError(f"genotype family is {family!r}, expected {cls.family!r}")
@@ -548,8 +547,14 @@ class SpikeDHSStereoGenotype(_GenotypeIO):
             raise SnncError(f"feature_cell must be 2-D (dims 2), got dims {self.feature_cell.dims}")
         if self.matching_cell.dims != 3:
             raise SnncError(f"matching_cell must be 3-D (dims 3), got dims {self.matching_cell.dims}")
-        for name in ("feature_filter_multiplier", "matching_filter_multiplier", "in_channels",
-                     "disparities", "time_steps", "feature_stride"):
+        for name in (
+            "feature_filter_multiplier",
+            "matching_filter_multiplier",
+            "in_channels",
+            "disparities",
+            "time_steps",
+            "feature_stride",
+        ):
             object.__setattr__(self, name, check_limit(_int(getattr(self, name), name), _FIELD_LIMITS[name], name))
         object.__setattr__(self, "disp_step", _number(self.disp_step, "disp_step"))
         shifts = _int(self.volume_disparities, "volume_disparities", minimum=0)
@@ -566,8 +571,10 @@ class SpikeDHSStereoGenotype(_GenotypeIO):
 
 
 #: Presets defined in Python by other modules: (module, dict of name -> genotype).
-_EXTERNAL_PRESETS: tuple[tuple[str, str], ...] = (("snnc.models.snasnet", "SNASNET_PRESETS"),
-                                                  ("snnc.models.sequential", "SEQUENTIAL_PRESETS"))
+_EXTERNAL_PRESETS: tuple[tuple[str, str], ...] = (
+    ("snnc.models.snasnet", "SNASNET_PRESETS"),
+    ("snnc.models.sequential", "SEQUENTIAL_PRESETS"),
+)
 
 
 def _external_presets() -> dict[str, Genotype]:
@@ -582,7 +589,7 @@ def _external_presets() -> dict[str, Genotype]:
     return found
 
 
-def genotype_from_dict(d: Mapping[str, Any], path: Optional[PathLike] = None) -> Genotype:
+def genotype_from_dict(d: Mapping[str, Any], path: PathLike | None = None) -> Genotype:
     """The genotype of ``d["family"]``'s class (:mod:`snnc.models.families`).
 
     Raises:
@@ -611,7 +618,7 @@ def _json_preset_names() -> list[str]:
     return sorted(p.name[:-5] for p in directory.iterdir() if p.name.endswith(".json"))
 
 
-def genotype_time_steps(genotype: Any) -> Optional[int]:
+def genotype_time_steps(genotype: Any) -> int | None:
     """A genotype's time steps T (every family's ``time_steps``); None for an object without one."""
     value = getattr(genotype, "time_steps", None)
     return None if value is None else int(value)
@@ -640,10 +647,14 @@ def _read_json(text: str, path: PathLike) -> Any:
     """Parse a genotype JSON document within :data:`~snnc.models.limits.MAX_GENOTYPE_JSON_BYTES` and
     :data:`~snnc.models.limits.MAX_JSON_DEPTH`; every failure is a one-line SnncError naming ``path``."""
     if len(text) > limits.MAX_GENOTYPE_JSON_BYTES:
-        raise SnncError(f"genotype JSON of {len(text)} characters exceeds the limit {limits.MAX_GENOTYPE_JSON_BYTES} "
-                        f"(snnc.models.limits.MAX_GENOTYPE_JSON_BYTES)", path)
-    too_deep = SnncError(f"JSON nested deeper than the limit {limits.MAX_JSON_DEPTH} "
-                         f"(snnc.models.limits.MAX_JSON_DEPTH)", path)
+        raise SnncError(
+            f"genotype JSON of {len(text)} characters exceeds the limit {limits.MAX_GENOTYPE_JSON_BYTES} "
+            f"(snnc.models.limits.MAX_GENOTYPE_JSON_BYTES)",
+            path,
+        )
+    too_deep = SnncError(
+        f"JSON nested deeper than the limit {limits.MAX_JSON_DEPTH} (snnc.models.limits.MAX_JSON_DEPTH)", path
+    )
     try:
         value = json.loads(text)
     except json.JSONDecodeError as err:
@@ -658,7 +669,7 @@ def _read_json(text: str, path: PathLike) -> Any:
     return value
 
 
-def load_genotype(name_or_path: Union[str, PathLike]) -> Genotype:
+def load_genotype(name_or_path: str | PathLike) -> Genotype:
     """Resolve a preset name (``spikedhs-cla``, ``spikedhs-stereo``, ``snasnet-cifar10``, ``snasnet-cifar100``) or a JSON file.
 
     A value ending in ``.json`` (or a :class:`~pathlib.Path`) is read as a file;
@@ -680,9 +691,11 @@ def load_genotype(name_or_path: Union[str, PathLike]) -> Genotype:
         except (OSError, UnicodeDecodeError) as err:
             raise SnncError(f"cannot read genotype file: {err}", candidate) from None
         if len(text) > limits.MAX_GENOTYPE_JSON_BYTES:
-            raise SnncError(f"genotype file of {candidate.stat().st_size} bytes exceeds the limit "
-                            f"{limits.MAX_GENOTYPE_JSON_BYTES} characters (snnc.models.limits.MAX_GENOTYPE_JSON_BYTES)",
-                            candidate)
+            raise SnncError(
+                f"genotype file of {candidate.stat().st_size} bytes exceeds the limit "
+                f"{limits.MAX_GENOTYPE_JSON_BYTES} characters (snnc.models.limits.MAX_GENOTYPE_JSON_BYTES)",
+                candidate,
+            )
         return genotype_from_dict(_read_json(text, candidate), candidate)
     name = str(name_or_path)
     if name not in _json_preset_names():
@@ -691,8 +704,11 @@ def load_genotype(name_or_path: Union[str, PathLike]) -> Genotype:
             return external[name]
         names = preset_names()
         if candidate.exists() or "/" in name:
-            raise SnncError("is not a preset name, and a genotype file must end in .json (snnc decides a "
-                            "file's type by its extension)", name)
+            raise SnncError(
+                "is not a preset name, and a genotype file must end in .json (snnc decides a "
+                "file's type by its extension)",
+                name,
+            )
         raise SnncError(
             f"unknown genotype preset {name!r} (valid presets: {', '.join(names) or 'none installed'}; "
             f"or pass a .json file)"

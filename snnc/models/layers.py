@@ -4,14 +4,15 @@ Every convolution that is followed by a BatchNorm in an snnc network is a
 :class:`ConvBN`. That is the single pattern :func:`snnc.models.fold.fold_bn`
 merges, so after folding no BatchNorm is left anywhere.
 """
+
 from __future__ import annotations
 
-from typing import Optional, Tuple, Union
+from typing import Union
 
 import torch
 from torch import nn
 
-IntOrTuple = Union[int, Tuple[int, ...]]
+IntOrTuple = Union[int, tuple[int, ...]]
 
 
 class ConvBN(nn.Module):
@@ -31,7 +32,7 @@ class ConvBN(nn.Module):
         out_channels: int,
         kernel_size: IntOrTuple,
         stride: IntOrTuple = 1,
-        padding: Optional[IntOrTuple] = None,
+        padding: IntOrTuple | None = None,
         dilation: IntOrTuple = 1,
         groups: int = 1,
         dims: int = 2,
@@ -48,7 +49,7 @@ class ConvBN(nn.Module):
         bn_cls = nn.BatchNorm2d if dims == 2 else nn.BatchNorm3d
         self.dims = dims
         self.conv = conv_cls(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias=bias)
-        self.bn: Optional[nn.Module] = bn_cls(out_channels) if bn else None
+        self.bn: nn.Module | None = bn_cls(out_channels) if bn else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the convolution, then the BatchNorm if it is still there."""
@@ -64,7 +65,9 @@ class ConvBN(nn.Module):
         if self.bn is None:
             return
         bn = self.bn
-        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps) if bn.affine else 1.0 / torch.sqrt(bn.running_var + bn.eps)
+        scale = (
+            bn.weight / torch.sqrt(bn.running_var + bn.eps) if bn.affine else 1.0 / torch.sqrt(bn.running_var + bn.eps)
+        )
         shift = bn.bias if bn.affine else torch.zeros_like(bn.running_mean)
         conv = self.conv
         w = conv.weight
@@ -91,7 +94,7 @@ class Conv3d(nn.Conv3d):
     compiling or exporting it is exactly ``nn.Conv3d``.
     """
 
-    def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+    def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         if _use_mkldnn(self, input):
             return torch.ops.aten.mkldnn_convolution(
                 input, weight, bias, list(self.padding), list(self.stride), list(self.dilation), self.groups
@@ -106,8 +109,14 @@ def _use_mkldnn(conv: nn.Conv3d, x: torch.Tensor) -> bool:
     compiler = getattr(torch, "compiler", None)
     if compiler is not None and (compiler.is_compiling() or getattr(compiler, "is_exporting", lambda: False)()):
         return False
-    if not (x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 5 and x.shape[0] == 1
-            and conv.padding_mode == "zeros" and isinstance(conv.padding, tuple)):
+    if not (
+        x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and x.dim() == 5
+        and x.shape[0] == 1
+        and conv.padding_mode == "zeros"
+        and isinstance(conv.padding, tuple)
+    ):
         return False
     if x.shape[1] * x.shape[2] * x.shape[3] > 20480:  # PyTorch already uses oneDNN
         return False

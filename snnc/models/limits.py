@@ -16,9 +16,11 @@ bounded by :data:`MAX_PARAMETERS`, :data:`MAX_DENSE_OPS` and
 :data:`MAX_ACTIVATIONS`, so that e.g. 200 layers of 4096 channels are refused
 before allocation even though each field is allowed on its own.
 """
+
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from snnc.errors import SnncError
 
@@ -157,8 +159,9 @@ def check_step_input(shape: Sequence[int], what: str = "input shape", spatial_di
         total *= int(s)
     shown = "x".join(str(int(s)) for s in shape[:8]) + ("x..." if len(shape) > 8 else "")
     if total > MAX_INPUT_ELEMENTS:
-        raise SnncError(f"{what} {shown} has {format_count(total)} elements, more than the limit "
-                        f"{MAX_INPUT_ELEMENTS} (snnc.models.limits.MAX_INPUT_ELEMENTS)")
+        raise SnncError(
+            f"{what} {shown} has {format_count(total)} elements, more than the limit "
+            f"{MAX_INPUT_ELEMENTS} (snnc.models.limits.MAX_INPUT_ELEMENTS)"
+        )
     for s in shape[-spatial_dims:]:
         check_limit(int(s), "MAX_IMAGE_SIZE", f"{what} {shown}: side")
-

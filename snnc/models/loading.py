@@ -20,12 +20,14 @@ the genotype dict, the ``state_dict`` (of the BN-folded network when
 the network was trained on, which ``export``, ``info``, ``energy`` and
 ``stream`` default to.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any
 
 import torch
 from torch import nn
@@ -34,13 +36,24 @@ from snnc.checkpoint import SUFFIXES as CHECKPOINT_SUFFIXES
 from snnc.checkpoint import read_checkpoint, write_checkpoint
 from snnc.errors import SnncError
 
-__all__ = ["MODEL_RULE", "ModelRef", "OpenedModel", "resolve_model", "save_network", "network_from_checkpoint",
-           "load_network_checkpoint", "open_model", "CHECKPOINT_SUFFIXES"]
+__all__ = [
+    "MODEL_RULE",
+    "ModelRef",
+    "OpenedModel",
+    "resolve_model",
+    "save_network",
+    "network_from_checkpoint",
+    "load_network_checkpoint",
+    "open_model",
+    "CHECKPOINT_SUFFIXES",
+]
 
 #: One line for ``--help`` texts: how a MODEL argument is read.
-MODEL_RULE = ("MODEL is a file, typed by its extension (.pt/.pth/.ckpt checkpoint, .json genotype, .nir NIR), "
-              "or a name: a preset (snnc info --list) or a shipped model (snnc models); a preset name always "
-              "means the preset.")
+MODEL_RULE = (
+    "MODEL is a file, typed by its extension (.pt/.pth/.ckpt checkpoint, .json genotype, .nir NIR), "
+    "or a name: a preset (snnc info --list) or a shipped model (snnc models); a preset name always "
+    "means the preset."
+)
 _GENOTYPE_SUFFIXES = (".json",)
 _NIR_SUFFIXES = (".nir",)
 
@@ -57,7 +70,7 @@ class ModelRef:
 
     kind: str
     spec: str
-    path: Optional[Path] = None
+    path: Path | None = None
 
 
 def _zoo_names() -> list[str]:
@@ -74,8 +87,9 @@ def _zoo_path(name: str) -> Path:
     return Path(zoo_path(name))
 
 
-def resolve_model(spec: Union[str, Path], allowed: Sequence[str] = ("checkpoint", "genotype", "nir", "preset", "zoo")
-                  ) -> ModelRef:
+def resolve_model(
+    spec: str | Path, allowed: Sequence[str] = ("checkpoint", "genotype", "nir", "preset", "zoo")
+) -> ModelRef:
     """Classify ``spec`` by the rule in the module docstring (files must exist).
 
     Args:
@@ -93,11 +107,21 @@ def resolve_model(spec: Union[str, Path], allowed: Sequence[str] = ("checkpoint"
     ref: ModelRef
     if suffix in CHECKPOINT_SUFFIXES + _GENOTYPE_SUFFIXES + _NIR_SUFFIXES or isinstance(spec, Path):
         path = Path(text)
-        kind = ("checkpoint" if suffix in CHECKPOINT_SUFFIXES else "genotype" if suffix in _GENOTYPE_SUFFIXES
-                else "nir" if suffix in _NIR_SUFFIXES else "")
+        kind = (
+            "checkpoint"
+            if suffix in CHECKPOINT_SUFFIXES
+            else "genotype"
+            if suffix in _GENOTYPE_SUFFIXES
+            else "nir"
+            if suffix in _NIR_SUFFIXES
+            else ""
+        )
         if not kind:
-            raise SnncError(f"has no model file extension ({', '.join(CHECKPOINT_SUFFIXES + _GENOTYPE_SUFFIXES + _NIR_SUFFIXES)}); "
-                            f"snnc decides a file's type by its extension", path)
+            raise SnncError(
+                f"has no model file extension ({', '.join(CHECKPOINT_SUFFIXES + _GENOTYPE_SUFFIXES + _NIR_SUFFIXES)}); "
+                f"snnc decides a file's type by its extension",
+                path,
+            )
         if not path.exists():
             raise SnncError(f"{kind} file not found" if kind != "nir" else "NIR file not found", path)
         if not path.is_file():
@@ -111,23 +135,40 @@ def resolve_model(spec: Union[str, Path], allowed: Sequence[str] = ("checkpoint"
         presets = ", ".join(preset_names())
         shipped = ", ".join(_zoo_names()) or "none installed"
         if os.sep in text or "/" in text or Path(text).exists():
-            raise SnncError(f"has no model file extension; snnc decides a file's type by its extension "
-                            f"(.pt/.pth/.ckpt checkpoint, .json genotype, .nir NIR), and a bare name must be a "
-                            f"preset ({presets}) or a shipped model ({shipped})", text)
-        raise SnncError(f"unknown model {text!r}: not a preset ({presets}), not a shipped model ({shipped}), "
-                        f"and not a file name ending in .pt, .pth, .ckpt, .json or .nir")
+            raise SnncError(
+                f"has no model file extension; snnc decides a file's type by its extension "
+                f"(.pt/.pth/.ckpt checkpoint, .json genotype, .nir NIR), and a bare name must be a "
+                f"preset ({presets}) or a shipped model ({shipped})",
+                text,
+            )
+        raise SnncError(
+            f"unknown model {text!r}: not a preset ({presets}), not a shipped model ({shipped}), "
+            f"and not a file name ending in .pt, .pth, .ckpt, .json or .nir"
+        )
     if ref.kind not in allowed:
-        raise SnncError(f"is a {_KIND_WORDS[ref.kind]}, but this command takes "
-                        f"{' or '.join(_KIND_WORDS[k] for k in allowed)}", text)
+        raise SnncError(
+            f"is a {_KIND_WORDS[ref.kind]}, but this command takes {' or '.join(_KIND_WORDS[k] for k in allowed)}", text
+        )
     return ref
 
 
-_KIND_WORDS = {"checkpoint": "checkpoint", "genotype": "genotype JSON file", "nir": "NIR file",
-               "preset": "preset name", "zoo": "shipped model name"}
+_KIND_WORDS = {
+    "checkpoint": "checkpoint",
+    "genotype": "genotype JSON file",
+    "nir": "NIR file",
+    "preset": "preset name",
+    "zoo": "shipped model name",
+}
 
 
-def save_network(model: nn.Module, path: Union[str, Path], *, folded: bool = False,
-                 input_shape: Optional[Sequence[int]] = None, **meta: Any) -> None:
+def save_network(
+    model: nn.Module,
+    path: str | Path,
+    *,
+    folded: bool = False,
+    input_shape: Sequence[int] | None = None,
+    **meta: Any,
+) -> None:
     """Write ``model`` (an snnc network with a ``genotype``) as a network checkpoint.
 
     Args:
@@ -141,8 +182,13 @@ def save_network(model: nn.Module, path: Union[str, Path], *, folded: bool = Fal
     genotype = getattr(model, "genotype", None)
     if genotype is None:
         raise SnncError("cannot save a checkpoint of a network without a genotype", path)
-    payload: dict[str, Any] = {"genotype": genotype.to_dict(), "family": genotype.family,
-                               "model": model.state_dict(), "folded": bool(folded), **meta}
+    payload: dict[str, Any] = {
+        "genotype": genotype.to_dict(),
+        "family": genotype.family,
+        "model": model.state_dict(),
+        "folded": bool(folded),
+        **meta,
+    }
     if input_shape is not None:
         payload["input_shape"] = [int(s) for s in input_shape]
     write_checkpoint(path, "network", payload)
@@ -151,8 +197,9 @@ def save_network(model: nn.Module, path: Union[str, Path], *, folded: bool = Fal
 def _describe_mismatch(err: RuntimeError, expected: Mapping[str, torch.Tensor], got: Mapping[str, Any]) -> str:
     missing = [k for k in expected if k not in got]
     unexpected = [k for k in got if k not in expected]
-    shaped = [k for k in expected if k in got and hasattr(got[k], "shape")
-              and tuple(got[k].shape) != tuple(expected[k].shape)]
+    shaped = [
+        k for k in expected if k in got and hasattr(got[k], "shape") and tuple(got[k].shape) != tuple(expected[k].shape)
+    ]
     parts = []
     if missing:
         parts.append(f"{len(missing)} missing (e.g. {missing[0]!r})")
@@ -160,14 +207,16 @@ def _describe_mismatch(err: RuntimeError, expected: Mapping[str, torch.Tensor], 
         parts.append(f"{len(unexpected)} unexpected (e.g. {str(unexpected[0])[:80]!r})")
     if shaped:
         k = shaped[0]
-        parts.append(f"{len(shaped)} of another shape (e.g. {k!r}: {tuple(got[k].shape)} vs {tuple(expected[k].shape)})")
+        parts.append(
+            f"{len(shaped)} of another shape (e.g. {k!r}: {tuple(got[k].shape)} vs {tuple(expected[k].shape)})"
+        )
     if not parts:
         first = str(err).strip().splitlines()[0] if str(err).strip() else "load_state_dict failed"
         parts.append(first[:200])
     return "; ".join(parts)
 
 
-def network_from_checkpoint(doc: Mapping[str, Any], path: Union[str, Path]) -> tuple[nn.Module, Any]:
+def network_from_checkpoint(doc: Mapping[str, Any], path: str | Path) -> tuple[nn.Module, Any]:
     """``(model, genotype)`` rebuilt from a read checkpoint (network or training), in eval mode.
 
     The network is built from the stored genotype, BN-folded first when the
@@ -182,8 +231,11 @@ def network_from_checkpoint(doc: Mapping[str, Any], path: Union[str, Path]) -> t
 
     missing = [k for k in ("genotype", "model") if k not in doc]
     if missing:
-        raise SnncError(f"checkpoint lacks {', '.join(map(repr, missing))} (a network checkpoint holds "
-                        f"'genotype' (genotype.to_dict()) and 'model' (state_dict))", path)
+        raise SnncError(
+            f"checkpoint lacks {', '.join(map(repr, missing))} (a network checkpoint holds "
+            f"'genotype' (genotype.to_dict()) and 'model' (state_dict))",
+            path,
+        )
     if not isinstance(doc["model"], Mapping):
         raise SnncError("checkpoint 'model' must be a state_dict (a dict of tensors)", path)
     genotype = genotype_from_dict(doc["genotype"], path)
@@ -194,13 +246,16 @@ def network_from_checkpoint(doc: Mapping[str, Any], path: Union[str, Path]) -> t
     try:
         model.load_state_dict(doc["model"], strict=True)
     except (RuntimeError, TypeError, ValueError) as err:
-        raise SnncError(f"checkpoint weights do not fit its genotype (family {genotype.family!r}): "
-                        f"{_describe_mismatch(err, expected, doc['model'])}; the weights belong to another "
-                        f"architecture", path) from None
+        raise SnncError(
+            f"checkpoint weights do not fit its genotype (family {genotype.family!r}): "
+            f"{_describe_mismatch(err, expected, doc['model'])}; the weights belong to another "
+            f"architecture",
+            path,
+        ) from None
     return model.eval(), genotype
 
 
-def load_network_checkpoint(path: Union[str, Path]) -> tuple[nn.Module, Any, dict[str, Any]]:
+def load_network_checkpoint(path: str | Path) -> tuple[nn.Module, Any, dict[str, Any]]:
     """``(model, genotype, checkpoint dict)`` of a network or training checkpoint, model in eval mode.
 
     Raises:
@@ -228,12 +283,13 @@ class OpenedModel:
     genotype: Any
     ref: ModelRef
     trained: bool
-    input_shape: Optional[tuple[int, ...]] = None
+    input_shape: tuple[int, ...] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def open_model(spec: Union[str, Path, ModelRef], *, seed: int = 0, overrides: Optional[Mapping[str, Any]] = None
-               ) -> OpenedModel:
+def open_model(
+    spec: str | Path | ModelRef, *, seed: int = 0, overrides: Mapping[str, Any] | None = None
+) -> OpenedModel:
     """Open a checkpoint, shipped model, genotype file or preset as a network.
 
     Presets and genotypes get seeded random weights: ``seed`` seeds a forked RNG,
@@ -253,15 +309,16 @@ def open_model(spec: Union[str, Path, ModelRef], *, seed: int = 0, overrides: Op
     if ref.kind in ("checkpoint", "zoo"):
         assert ref.path is not None
         if overrides:
-            raise SnncError(f"a checkpoint's architecture is fixed by its weights; cannot change "
-                            f"{', '.join(sorted(overrides))}", ref.spec)
+            raise SnncError(
+                f"a checkpoint's architecture is fixed by its weights; cannot change {', '.join(sorted(overrides))}",
+                ref.spec,
+            )
         model, genotype, doc = load_network_checkpoint(ref.path)
         shape = doc.get("input_shape")
         meta = {k: v for k, v in doc.items() if k not in ("model", "optimizer", "scheduler", "rng")}
         return OpenedModel(model, genotype, ref, True, tuple(int(s) for s in shape) if shape else None, meta)
     if ref.kind == "nir":
-        raise SnncError("is a NIR graph; this command needs an snnc network (checkpoint, genotype or preset)",
-                        ref.spec)
+        raise SnncError("is a NIR graph; this command needs an snnc network (checkpoint, genotype or preset)", ref.spec)
     genotype = load_genotype(ref.path if ref.path is not None else ref.spec)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

@@ -26,10 +26,12 @@ Genotype JSON example::
                 {"type": "dense", "features": 10}],
      "neuron": {"type": "lif", "tau": 0.5, "vth": 0.5}}
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -38,8 +40,8 @@ from snnc.models.base import SpikingNet, StepContext
 from snnc.models.layers import ConvBN
 from snnc.models.limits import check_count, check_limit
 from snnc.models.size import check_size
-from snnc.serial import dataclass_from_dict
 from snnc.neurons import Neuron, NeuronSpec
+from snnc.serial import dataclass_from_dict
 
 __all__ = [
     "LAYER_TYPES",
@@ -97,7 +99,7 @@ class LayerSpec:
         return {k: getattr(self, k) for k in _LAYER_KEYS[self.type]}
 
     @classmethod
-    def from_dict(cls, d: Any, where: str) -> "LayerSpec":
+    def from_dict(cls, d: Any, where: str) -> LayerSpec:
         """Parse one layer dict; SnncError names ``where`` (e.g. ``layers[2]``)."""
         if isinstance(d, LayerSpec):
             return d
@@ -105,18 +107,23 @@ class LayerSpec:
             raise SnncError(f"{where} must be an object like {{'type': 'conv', 'channels': 8}}, got {short_repr(d)}")
         kind = d.get("type")
         if kind not in LAYER_TYPES:
-            raise SnncError(f"{where}: unknown layer type {short_repr(kind)} (expected one of {', '.join(LAYER_TYPES)})")
+            raise SnncError(
+                f"{where}: unknown layer type {short_repr(kind)} (expected one of {', '.join(LAYER_TYPES)})"
+            )
         unknown = [str(k) for k in d if k not in _LAYER_KEYS[kind]]
         if unknown:
-            raise SnncError(f"{where}: unknown key(s) {list_items(unknown, fmt=repr, sort=True)} for a {kind} layer "
-                            f"(expected {', '.join(_LAYER_KEYS[kind])})")
+            raise SnncError(
+                f"{where}: unknown key(s) {list_items(unknown, fmt=repr, sort=True)} for a {kind} layer "
+                f"(expected {', '.join(_LAYER_KEYS[kind])})"
+            )
         kw: dict[str, Any] = {"type": kind}
         if kind == "conv":
             kw["channels"] = _positive_int(d.get("channels"), f"{where}.channels", "MAX_CHANNELS")
             kw["kernel_size"] = _positive_int(d.get("kernel_size", 3), f"{where}.kernel_size", "MAX_KERNEL_SIZE")
             if kw["kernel_size"] % 2 == 0:
-                raise SnncError(f"{where}.kernel_size must be odd (padding k // 2 keeps the size), "
-                                f"got {kw['kernel_size']}")
+                raise SnncError(
+                    f"{where}.kernel_size must be odd (padding k // 2 keeps the size), got {kw['kernel_size']}"
+                )
             kw["stride"] = _positive_int(d.get("stride", 1), f"{where}.stride", "MAX_STRIDE")
             kw["bn"] = d.get("bn", True)
         elif kind == "pool":
@@ -143,8 +150,10 @@ def layer_shapes(layers: Sequence[LayerSpec], in_channels: int, image_size: int)
             shape = (layer.channels, size, size)
         elif layer.type == "pool":
             if shape[1] % layer.kernel_size:
-                raise SnncError(f"sequential genotype: {where}: size {shape[1]} is not divisible by "
-                                f"the pooling kernel {layer.kernel_size}")
+                raise SnncError(
+                    f"sequential genotype: {where}: size {shape[1]} is not divisible by "
+                    f"the pooling kernel {layer.kernel_size}"
+                )
             shape = (shape[0], shape[1] // layer.kernel_size, shape[2] // layer.kernel_size)
         elif layer.type == "flatten":
             if len(shape) != 3:
@@ -152,8 +161,7 @@ def layer_shapes(layers: Sequence[LayerSpec], in_channels: int, image_size: int)
             shape = (shape[0] * shape[1] * shape[2],)
         else:
             if len(shape) != 1:
-                raise SnncError(f"sequential genotype: {where} needs a flat input: add "
-                                f"{{'type': 'flatten'}} before it")
+                raise SnncError(f"sequential genotype: {where} needs a flat input: add {{'type': 'flatten'}} before it")
             shape = (layer.features,)
         out.append(shape)
     return out
@@ -188,20 +196,30 @@ class SequentialGenotype:
         check_count(self.layers, "MAX_LAYERS", "sequential genotype: layers")
         layers = tuple(LayerSpec.from_dict(d, f"layers[{i}]") for i, d in enumerate(self.layers))
         object.__setattr__(self, "layers", layers)
-        for name, limit in (("in_channels", "MAX_CHANNELS"), ("image_size", "MAX_IMAGE_SIZE"),
-                            ("time_steps", "MAX_TIME_STEPS")):
+        for name, limit in (
+            ("in_channels", "MAX_CHANNELS"),
+            ("image_size", "MAX_IMAGE_SIZE"),
+            ("time_steps", "MAX_TIME_STEPS"),
+        ):
             object.__setattr__(self, name, _positive_int(getattr(self, name), f"sequential genotype: {name}", limit))
         if layers[-1].type not in ("conv", "dense"):
-            raise SnncError(f"sequential genotype: the last layer must be conv or dense (its spikes are the "
-                            f"output), got {layers[-1].type}")
+            raise SnncError(
+                f"sequential genotype: the last layer must be conv or dense (its spikes are the "
+                f"output), got {layers[-1].type}"
+            )
         layer_shapes(layers, self.in_channels, self.image_size)
         check_size(self, what="sequential genotype")
         object.__setattr__(self, "neuron", NeuronSpec.coerce(self.neuron, "sequential genotype: neuron"))
         if not isinstance(self.neuron_layers, Mapping):
             raise SnncError("sequential genotype: neuron_layers must map neuron layer names to specs")
-        object.__setattr__(self, "neuron_layers",
-                           {str(k): NeuronSpec.coerce(v, f"sequential genotype: neuron_layers[{short_repr(k)}]")
-                            for k, v in self.neuron_layers.items()})
+        object.__setattr__(
+            self,
+            "neuron_layers",
+            {
+                str(k): NeuronSpec.coerce(v, f"sequential genotype: neuron_layers[{short_repr(k)}]")
+                for k, v in self.neuron_layers.items()
+            },
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable dict, ``family`` first."""
@@ -216,7 +234,7 @@ class SequentialGenotype:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], path: Optional[PathLike] = None) -> "SequentialGenotype":
+    def from_dict(cls, d: Mapping[str, Any], path: PathLike | None = None) -> SequentialGenotype:
         """Parse and validate; every problem is a one-line SnncError naming ``path``."""
         return dataclass_from_dict(cls, d, "sequential genotype", path)
 
@@ -246,7 +264,7 @@ class SequentialNet(SpikingNet):
         shapes = layer_shapes(g.layers, g.in_channels, g.image_size)
         self.blocks = nn.ModuleList()
         shape: tuple[int, ...] = (g.in_channels, g.image_size, g.image_size)
-        for layer, out_shape in zip(g.layers, shapes):
+        for layer, out_shape in zip(g.layers, shapes, strict=False):
             if layer.type == "conv":
                 block: nn.Module = _ConvBlock(shape[0], layer, g.neuron)
             elif layer.type == "pool":
@@ -265,8 +283,9 @@ class SequentialNet(SpikingNet):
         g = self.genotype
         want = (g.in_channels, g.image_size, g.image_size)
         if x_t.dim() != 4 or tuple(x_t.shape[1:]) != want:
-            raise SnncError(f"sequential net expects one step shaped (B, {want[0]}, {want[1]}, {want[2]}), "
-                            f"got {tuple(x_t.shape)}")
+            raise SnncError(
+                f"sequential net expects one step shaped (B, {want[0]}, {want[1]}, {want[2]}), got {tuple(x_t.shape)}"
+            )
 
     def step_with(self, x_t: Tensor, ctx: StepContext) -> Tensor:
         """Spikes of the last layer for one step."""
@@ -292,8 +311,9 @@ def build_sequential(genotype: SequentialGenotype, **overrides: Any) -> Sequenti
     known = {f.name for f in fields(SequentialGenotype)} - {"family"}
     unknown = sorted(k for k in overrides if k not in known)
     if unknown:
-        raise SnncError(f"sequential: unknown override(s) {list_items(unknown, fmt=repr)} "
-                        f"(expected {', '.join(sorted(known))})")
+        raise SnncError(
+            f"sequential: unknown override(s) {list_items(unknown, fmt=repr)} (expected {', '.join(sorted(known))})"
+        )
     return SequentialNet(replace(genotype, **overrides) if overrides else genotype)
 
 

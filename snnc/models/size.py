@@ -18,11 +18,13 @@ network; it leaves out the parameter-free work (pooling, resampling, the cost
 volume's concatenation), so it is a lower bound on activations and exact for
 parameters (tests compare it with the built presets).
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any
 
 from snnc.errors import SnncError
 from snnc.models.limits import LIMITS, format_count
@@ -53,10 +55,19 @@ class _Tally:
         self.dense_ops = 0
         self.activations = 0
 
-    def conv(self, c_in: int, c_out: int, k: int, dims: int, out_size: Sequence[int], bn: bool = True,
-             bias: bool = False, copies: int = 1) -> None:
+    def conv(
+        self,
+        c_in: int,
+        c_out: int,
+        k: int,
+        dims: int,
+        out_size: Sequence[int],
+        bn: bool = True,
+        bias: bool = False,
+        copies: int = 1,
+    ) -> None:
         """A (ConvBN) convolution producing ``c_out x out_size``, run ``copies`` times per step."""
-        fan_in = c_in * k ** dims
+        fan_in = c_in * k**dims
         self.parameters += fan_in * c_out + (2 * c_out if bn else 0) + (c_out if bias else 0)
         out = c_out * math.prod(out_size) * copies
         self.dense_ops += out * fan_in
@@ -80,12 +91,13 @@ def _level_size(size0: Sequence[int], level: int) -> tuple[int, ...]:
     return size
 
 
-def _trellis(t: _Tally, cell: Any, path: Sequence[int], fm: int, c_pp: int, c_p: int,
-             size0: Sequence[int], copies: int = 1) -> int:
+def _trellis(
+    t: _Tally, cell: Any, path: Sequence[int], fm: int, c_pp: int, c_p: int, size0: Sequence[int], copies: int = 1
+) -> int:
     """Cells of a SpikeDHS trellis (cells.Trellis); returns the output channels."""
     dims = cell.dims
     for level in path:
-        c_node = fm * 2 ** level
+        c_node = fm * 2**level
         size = _level_size(size0, level)
         inputs = {0: c_pp, 1: c_p}
         for edge in cell.edges:
@@ -181,8 +193,7 @@ def _sequential(g: Any, spatial: Sequence[int]) -> SizeEstimate:
     return t.result()
 
 
-_ESTIMATORS = {"spikedhs-cla": _classifier, "spikedhs-stereo": _stereo, "snasnet": _snasnet,
-               "sequential": _sequential}
+_ESTIMATORS = {"spikedhs-cla": _classifier, "spikedhs-stereo": _stereo, "snasnet": _snasnet, "sequential": _sequential}
 
 
 def default_spatial(genotype: Any) -> tuple[int, int]:
@@ -196,7 +207,7 @@ def default_spatial(genotype: Any) -> tuple[int, int]:
     return (size, size)
 
 
-def estimate_size(genotype: Any, spatial: Optional[Sequence[int]] = None) -> SizeEstimate:
+def estimate_size(genotype: Any, spatial: Sequence[int] | None = None) -> SizeEstimate:
     """Parameters, dense ops and activations of ``genotype``'s network for one step and one example.
 
     Args:
@@ -212,7 +223,7 @@ def estimate_size(genotype: Any, spatial: Optional[Sequence[int]] = None) -> Siz
     return _ESTIMATORS[family](genotype, default_spatial(genotype) if spatial is None else tuple(spatial))
 
 
-def check_size(genotype: Any, spatial: Optional[Sequence[int]] = None, batch: int = 1, what: str = "") -> SizeEstimate:
+def check_size(genotype: Any, spatial: Sequence[int] | None = None, batch: int = 1, what: str = "") -> SizeEstimate:
     """:func:`estimate_size`, refusing a network over :data:`MAX_PARAMETERS`, :data:`MAX_DENSE_OPS`
     or :data:`MAX_ACTIVATIONS` (the last two times ``batch``).
 
@@ -222,16 +233,20 @@ def check_size(genotype: Any, spatial: Optional[Sequence[int]] = None, batch: in
     """
     size = estimate_size(genotype, spatial)
     where = what or f"{genotype.family} genotype"
-    for value, name, noun in ((size.parameters, "MAX_PARAMETERS", "parameters"),
-                              (size.dense_ops * batch, "MAX_DENSE_OPS", "dense synaptic ops per time step"),
-                              (size.activations * batch, "MAX_ACTIVATIONS", "activations per time step")):
+    for value, name, noun in (
+        (size.parameters, "MAX_PARAMETERS", "parameters"),
+        (size.dense_ops * batch, "MAX_DENSE_OPS", "dense synaptic ops per time step"),
+        (size.activations * batch, "MAX_ACTIVATIONS", "activations per time step"),
+    ):
         if value > LIMITS[name]:
-            raise SnncError(f"{where}: {format_count(value)} {noun} (estimated from the genotype) exceed "
-                            f"the limit {LIMITS[name]} (snnc.models.limits.{name})")
+            raise SnncError(
+                f"{where}: {format_count(value)} {noun} (estimated from the genotype) exceed "
+                f"the limit {LIMITS[name]} (snnc.models.limits.{name})"
+            )
     return size
 
 
-def check_step_shape(genotype: Any, shape: Sequence[int], what: str = "input shape") -> Optional[SizeEstimate]:
+def check_step_shape(genotype: Any, shape: Sequence[int], what: str = "input shape") -> SizeEstimate | None:
     """Bound one time step's input ``shape`` (batch first) for ``genotype``'s network, before a tensor exists.
 
     Checks the element count and the spatial sides (:func:`snnc.models.limits.check_step_input`),

@@ -38,12 +38,14 @@ charges ``H = (1 - 1/tau_m) v + x / tau_m`` and hard-resets to 0. With
 input scale moves into the threshold, so no weight changes (see
 :func:`snasnet_neuron`).
 """
+
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -117,7 +119,7 @@ def snasnet_neuron(tau_m: float = 4.0 / 3.0, theta: float = 1.0, b: float = 3.0)
 SNASNET_NEURON: NeuronSpec = snasnet_neuron()
 
 
-def parse_cell(cell: Union[str, Sequence[Any]], path: Optional[PathLike] = None) -> Matrix:
+def parse_cell(cell: str | Sequence[Any], path: PathLike | None = None) -> Matrix:
     """Parse and validate a SNASNet connection matrix.
 
     Args:
@@ -159,14 +161,13 @@ def parse_cell(cell: Union[str, Sequence[Any]], path: Optional[PathLike] = None)
         else:
             raise SnncError(f"snasnet cell {shown}: row {r} is not a string or list", path)
         if len(entries) != NUM_NODES:
-            raise SnncError(
-                f"snasnet cell {shown}: row {r} has {len(entries)} entries, expected {NUM_NODES}", path
-            )
+            raise SnncError(f"snasnet cell {shown}: row {r} has {len(entries)} entries, expected {NUM_NODES}", path)
         values = []
         for c, e in enumerate(entries):
             if isinstance(e, bool) or not (isinstance(e, int) or (isinstance(e, str) and e.isdigit())):
-                raise SnncError(f"snasnet cell {shown}: entry at row {r}, column {c} is {short_repr(e)}, not an op code",
-                                path)
+                raise SnncError(
+                    f"snasnet cell {shown}: entry at row {r}, column {c} is {short_repr(e)}, not an op code", path
+                )
             v = int(e)
             if v not in OP_NAMES:
                 raise SnncError(
@@ -207,9 +208,15 @@ def backward_edges(matrix: Matrix) -> list[Edge]:
 
 #: Integer fields and the bound of :mod:`snnc.models.limits` that caps each.
 _INT_FIELDS: dict[str, str] = {
-    "time_steps": "MAX_TIME_STEPS", "channels": "MAX_CHANNELS", "in_channels": "MAX_CHANNELS",
-    "image_size": "MAX_IMAGE_SIZE", "num_classes": "MAX_CLASSES", "vote": "MAX_CHANNELS",
-    "fc_hidden": "MAX_CHANNELS", "final_pool": "MAX_STRIDE", "stem_stride": "MAX_STRIDE",
+    "time_steps": "MAX_TIME_STEPS",
+    "channels": "MAX_CHANNELS",
+    "in_channels": "MAX_CHANNELS",
+    "image_size": "MAX_IMAGE_SIZE",
+    "num_classes": "MAX_CLASSES",
+    "vote": "MAX_CHANNELS",
+    "fc_hidden": "MAX_CHANNELS",
+    "final_pool": "MAX_STRIDE",
+    "stem_stride": "MAX_STRIDE",
 }
 
 
@@ -284,8 +291,9 @@ class SNASNetGenotype:
         coerced = {}
         for name, spec in layers.items():
             if not isinstance(name, str) or not name:
-                raise SnncError(f"snasnet genotype: neuron_layers names must be non-empty strings, got {short_repr(name)}",
-                                path)
+                raise SnncError(
+                    f"snasnet genotype: neuron_layers names must be non-empty strings, got {short_repr(name)}", path
+                )
             coerced[name] = NeuronSpec.coerce(spec, f"snasnet genotype: neuron_layers[{short_repr(name)}]", path)
         object.__setattr__(self, "neuron_layers", coerced)
         shrink = self.stem_stride * 2 * self.final_pool
@@ -320,7 +328,7 @@ class SNASNetGenotype:
         return {"family": d.pop("family"), **d}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], path: Optional[PathLike] = None) -> "SNASNetGenotype":
+    def from_dict(cls, d: Mapping[str, Any], path: PathLike | None = None) -> SNASNetGenotype:
         """Build a genotype from a dict (missing keys take their defaults).
 
         Raises:
@@ -336,9 +344,7 @@ class SNASNetGenotype:
 #: Published SNASNet-Bw cells (authors' README) with the paper's settings:
 #: CIFAR-10 C = 256, CIFAR-100 C = 128 (Sec. 5.1), T = 5, AvgPool(2), FC 1024.
 SNASNET_PRESETS: dict[str, SNASNetGenotype] = {
-    "snasnet-cifar10": SNASNetGenotype(
-        cell="0303 0030 2002 0200", time_steps=5, channels=256, num_classes=10, vote=10
-    ),
+    "snasnet-cifar10": SNASNetGenotype(cell="0303 0030 2002 0200", time_steps=5, channels=256, num_classes=10, vote=10),
     "snasnet-cifar100": SNASNetGenotype(
         cell="0302 0030 3003 0000", time_steps=5, channels=128, num_classes=100, vote=5
     ),
@@ -358,7 +364,7 @@ class _CarryContext(StepContext):
         return self.carry_in.pop(0)
 
 
-def _carry(ctx: StepContext, x: Tensor) -> Optional[_CarryContext]:
+def _carry(ctx: StepContext, x: Tensor) -> _CarryContext | None:
     """The carrying context, or ``None`` during the base class's meta-tensor shape probe."""
     if isinstance(ctx, _CarryContext):
         return ctx
@@ -392,9 +398,9 @@ class CellOp(nn.Module):
         if op not in (1, 2, 3, 4):
             raise ValueError(f"CellOp needs op code 1-4, got {op}")
         self.op = op
-        self.neuron: Optional[Neuron] = None
-        self.conv: Optional[ConvBN] = None
-        self.pool: Optional[nn.AvgPool2d] = None
+        self.neuron: Neuron | None = None
+        self.conv: ConvBN | None = None
+        self.pool: nn.AvgPool2d | None = None
         if op in (2, 3):
             self.neuron = Neuron(spec)
             k = 1 if op == 2 else 3
@@ -430,16 +436,16 @@ class SNASNetCell(nn.Module):
         self.feedback_nodes: list[int] = sorted({j for _, j, _ in self.bwd_edges})
 
     def step_with(
-        self, x_in: Tensor, ctx: StepContext, feedback: Optional[Sequence[Tensor]]
+        self, x_in: Tensor, ctx: StepContext, feedback: Sequence[Tensor] | None
     ) -> tuple[Tensor, tuple[Tensor, ...]]:
         """One step: ``(cell input, ctx, fb from t-1) -> (cell output h_3, fb for t+1)``.
 
         ``feedback=None`` means zeros (the first step, or a shape probe).
         """
-        fb = dict(zip(self.feedback_nodes, feedback)) if feedback is not None else {}
+        fb = dict(zip(self.feedback_nodes, feedback, strict=False)) if feedback is not None else {}
         h: dict[int, Tensor] = {0: x_in + fb[0] if 0 in fb else x_in}
         for j in range(1, NUM_NODES):
-            total: Optional[Tensor] = None
+            total: Tensor | None = None
             for i, jj, _ in self.fwd_edges:
                 if jj == j:
                     y = self.fwd[f"{i}_{j}"].step_with(h[i], ctx)
@@ -529,9 +535,7 @@ class SNASNet(SpikingNet):
         g = self.genotype
         want = (g.in_channels, g.image_size, g.image_size)
         if x_t.dim() != 4 or tuple(x_t.shape[1:]) != want:
-            raise SnncError(
-                f"snasnet step input must be (B, {want[0]}, {want[1]}, {want[2]}), got {tuple(x_t.shape)}"
-            )
+            raise SnncError(f"snasnet step input must be (B, {want[0]}, {want[1]}, {want[2]}), got {tuple(x_t.shape)}")
 
     # ------------------------------------------------------------------ carried (non-neuron) state
     def carry_names(self) -> list[str]:
@@ -567,7 +571,7 @@ class SNASNet(SpikingNet):
             raise SnncError(f"snasnet state has {len(state)} tensors, expected {self.state_len()}")
         n = sum(self.state_sizes())
         out = super().split_state(tuple(state[:n]))
-        out.update({name: (t,) for name, t in zip(self.carry_names(), state[n:])})
+        out.update({name: (t,) for name, t in zip(self.carry_names(), state[n:], strict=False)})
         return out
 
     def step(self, x_t: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]]:
@@ -575,18 +579,14 @@ class SNASNet(SpikingNet):
         self.check_input(x_t)
         by_name = self.split_state(tuple(state))
         neurons = self.neurons()
-        ctx = _CarryContext(
-            {id(m): by_name[name] for name, m in neurons}, [by_name[c][0] for c in self.carry_names()]
-        )
+        ctx = _CarryContext({id(m): by_name[name] for name, m in neurons}, [by_name[c][0] for c in self.carry_names()])
         y = self.step_with(x_t, ctx)
         new_state: list[Tensor] = []
-        for name, m in neurons:
+        for _name, m in neurons:
             new_state.extend(ctx.new_states[id(m)])
         return y, tuple(new_state) + tuple(ctx.carry_out)
 
-    def run(
-        self, x_seq: Tensor, state: Optional[tuple[Tensor, ...]] = None
-    ) -> tuple[Tensor, tuple[Tensor, ...]]:
+    def run(self, x_seq: Tensor, state: tuple[Tensor, ...] | None = None) -> tuple[Tensor, tuple[Tensor, ...]]:
         """Steps over ``x_seq`` (T, B, C, H, W): ``((T, B, num_classes), final state)``."""
         if x_seq.dim() != 5:
             raise SnncError(f"snasnet input sequence must be (T, B, C, H, W), got {tuple(x_seq.shape)}")
@@ -605,7 +605,7 @@ class SNASNet(SpikingNet):
         carry = _carry(ctx, x_t)
         g = self.genotype
 
-        def fb(cell: SNASNetCell) -> Optional[list[Tensor]]:
+        def fb(cell: SNASNetCell) -> list[Tensor] | None:
             return None if carry is None else [carry.take() for _ in cell.feedback_nodes]
 
         x = self.stem(x_t)

@@ -17,9 +17,10 @@ The classifier sees the pooled spike counts (a linear map of spikes), so the
 head is multiplication-free up to the final scaling; it carries no BatchNorm,
 which keeps :func:`snnc.models.fold.fold_bn` complete.
 """
+
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -57,7 +58,7 @@ class SpikeDHSClassifier(SpikingNet):
         out = self.trellis(s, s, ctx)
         return self.fc(self.pool(out).flatten(1))
 
-    def classify(self, images: Tensor, time_steps: Optional[int] = None) -> Tensor:
+    def classify(self, images: Tensor, time_steps: int | None = None) -> Tensor:
         """Direct coding: feed ``images (B, C, H, W)`` for T steps, return the mean logits ``(B, classes)``.
 
         ``time_steps`` defaults to the genotype's (6).

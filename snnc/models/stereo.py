@@ -52,10 +52,12 @@ state)`` one SBT stack per depth frame with the state carried across frames.
 ``forward`` is a loop of ``step``, so both give identical outputs for the same
 frames from the same state.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -91,7 +93,7 @@ def auto_volume_shifts(disparities: int, disp_step: float, scale: float, stride:
     ``--volume-shifts auto``.
     """
     largest = (int(disparities) - 1) * float(disp_step)
-    return max(2, int(math.ceil(largest / (float(scale) * int(stride)) - 1e-9)) + 1)
+    return max(2, math.ceil(largest / (float(scale) * int(stride)) - 1e-9) + 1)
 
 
 def feature_stems(in_channels: int, c: int, stride: int, spec: NeuronSpec) -> tuple[SpikingConv, SpikingConv]:
@@ -104,8 +106,13 @@ def feature_stems(in_channels: int, c: int, stride: int, spec: NeuronSpec) -> tu
     return SpikingConv(in_channels, half, 3, spec=spec), SpikingConv(half, c, 3, stride=stride, spec=spec)
 
 
-def stereo_cost(x_t: Tensor, features: Callable[[Tensor], Tensor], matching: Callable[[Tensor], Tensor],
-                volume_shifts: int, disparities: int) -> Tensor:
+def stereo_cost(
+    x_t: Tensor,
+    features: Callable[[Tensor], Tensor],
+    matching: Callable[[Tensor], Tensor],
+    volume_shifts: int,
+    disparities: int,
+) -> Tensor:
     """One stereo step shared by the derived net and the supernet: views -> cost ``(B, D, H, W)``.
 
     Both views run through ``features`` as one batch of 2B, the concatenation volume
@@ -121,8 +128,16 @@ def stereo_cost(x_t: Tensor, features: Callable[[Tensor], Tensor], matching: Cal
 class FeatureNet(nn.Module):
     """2-D spiking feature net: two stems, trellis cells, upsampling to 1/s resolution (s = stem1 stride)."""
 
-    def __init__(self, cell: CellGenotype, path: Sequence[int], filter_multiplier: int, in_channels: int,
-                 mixing: str, spec: NeuronSpec, stride: int = 3) -> None:
+    def __init__(
+        self,
+        cell: CellGenotype,
+        path: Sequence[int],
+        filter_multiplier: int,
+        in_channels: int,
+        mixing: str,
+        spec: NeuronSpec,
+        stride: int = 3,
+    ) -> None:
         super().__init__()
         c = cell.nodes * filter_multiplier
         self.stem0, self.stem1 = feature_stems(in_channels, c, stride, spec)
@@ -142,8 +157,15 @@ class FeatureNet(nn.Module):
 class MatchingNet(nn.Module):
     """3-D spiking matching net; returns the last layer's membrane potential ``(B, 1, D, h, w)``."""
 
-    def __init__(self, cell: CellGenotype, path: Sequence[int], filter_multiplier: int, in_channels: int,
-                 mixing: str, spec: NeuronSpec) -> None:
+    def __init__(
+        self,
+        cell: CellGenotype,
+        path: Sequence[int],
+        filter_multiplier: int,
+        in_channels: int,
+        mixing: str,
+        spec: NeuronSpec,
+    ) -> None:
         super().__init__()
         c = cell.nodes * filter_multiplier
         self.stem0 = SpikingConv(in_channels, c, 3, dims=3, spec=spec)
@@ -172,11 +194,12 @@ def cost_volume(left: Tensor, right: Tensor, disparities: int) -> Tensor:
         convention), so binary spikes stay binary.
     """
     if left.shape != right.shape or left.dim() != 4:
-        raise SnncError(f"cost_volume needs two (B, C, h, w) maps of equal shape, got "
-                        f"{tuple(left.shape)} and {tuple(right.shape)}")
+        raise SnncError(
+            f"cost_volume needs two (B, C, h, w) maps of equal shape, got {tuple(left.shape)} and {tuple(right.shape)}"
+        )
     w = left.shape[-1]
     padded = F.pad(right, (disparities - 1, 0))
-    shifted = torch.stack([padded[..., disparities - 1 - d: disparities - 1 - d + w] for d in range(disparities)], 2)
+    shifted = torch.stack([padded[..., disparities - 1 - d : disparities - 1 - d + w] for d in range(disparities)], 2)
     cols = torch.arange(w, device=left.device)
     mask = (cols[None, :] >= torch.arange(disparities, device=left.device)[:, None]).to(left.dtype)  # (D, w)
     lefts = left.unsqueeze(2) * mask[:, None, :]
@@ -197,23 +220,39 @@ class SpikeDHSStereo(SpikingNet):
         self.disparities = g.disparities
         self.volume_shifts = g.volume_shifts
         self.disp_step = g.disp_step
-        self.feature = FeatureNet(g.feature_cell, g.feature_path, g.feature_filter_multiplier, g.in_channels,
-                                  g.mixing, g.neuron, stride=g.feature_stride)
-        self.matching = MatchingNet(g.matching_cell, g.matching_path, g.matching_filter_multiplier,
-                                    2 * self.feature.out_channels, g.mixing, g.neuron)
+        self.feature = FeatureNet(
+            g.feature_cell,
+            g.feature_path,
+            g.feature_filter_multiplier,
+            g.in_channels,
+            g.mixing,
+            g.neuron,
+            stride=g.feature_stride,
+        )
+        self.matching = MatchingNet(
+            g.matching_cell,
+            g.matching_path,
+            g.matching_filter_multiplier,
+            2 * self.feature.out_channels,
+            g.mixing,
+            g.neuron,
+        )
         self.set_neuron_specs(g.neuron_layers)
 
     def check_input(self, x_t: Tensor) -> None:
         """``x_t`` must be ``(B, 2, in_channels, H, W)``."""
         c = self.genotype.in_channels
         if x_t.dim() != 5 or x_t.shape[1] != 2 or x_t.shape[2] != c:
-            raise SnncError(f"SpikeDHS-Stereo expects one step shaped (B, 2, {c}, H, W) "
-                            f"(left/right SBT stacks), got {tuple(x_t.shape)}")
+            raise SnncError(
+                f"SpikeDHS-Stereo expects one step shaped (B, 2, {c}, H, W) "
+                f"(left/right SBT stacks), got {tuple(x_t.shape)}"
+            )
 
     def step_with(self, x_t: Tensor, ctx: StepContext) -> Tensor:
         """Matching cost ``(B, D, H, W)`` of one step."""
-        return stereo_cost(x_t, lambda x: self.feature(x, ctx), lambda v: self.matching(v, ctx),
-                           self.volume_shifts, self.disparities)
+        return stereo_cost(
+            x_t, lambda x: self.feature(x, ctx), lambda v: self.matching(v, ctx), self.volume_shifts, self.disparities
+        )
 
     def estimate(self, cost: Tensor, delta: int = 2) -> Tensor:
         """:func:`estimate_disparity` with this network's ``disp_step``."""
@@ -278,8 +317,10 @@ def subpixel_cross_entropy(
     _check_cost(cost)
     expected = cost.shape[:-3] + cost.shape[-2:]
     if gt_disp.shape != expected or valid.shape != expected:
-        raise SnncError(f"gt_disp and valid must be shaped {tuple(expected)} for cost {tuple(cost.shape)}, "
-                        f"got {tuple(gt_disp.shape)} and {tuple(valid.shape)}")
+        raise SnncError(
+            f"gt_disp and valid must be shaped {tuple(expected)} for cost {tuple(cost.shape)}, "
+            f"got {tuple(gt_disp.shape)} and {tuple(valid.shape)}"
+        )
     if b <= 0:
         raise SnncError(f"Laplace diversity b must be positive, got {b}")
     d = torch.arange(cost.shape[-3], device=cost.device, dtype=cost.dtype).view(-1, 1, 1) * disp_step

@@ -18,11 +18,12 @@ Beta (layer level, AutoDeepLab / LEAStereo trellis)
     probabilities: the same normalisation is used in the forward pass and by
     the Viterbi decoder (:mod:`snnc.nas.decode`).
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 from torch import Tensor

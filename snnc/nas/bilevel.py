@@ -26,12 +26,14 @@ BatchNorms use global-batch statistics (:mod:`snnc.train.syncbn`) and rank 0
 evaluates. Weights, alphas and betas are then the same on every rank after
 every step, and equal to one process's up to float summation order.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -64,8 +66,9 @@ class BilevelConfig:
         if self.epochs < 1:
             raise SnncError(f"--epochs must be >= 1, got {self.epochs}")
         if not 0 <= self.warmup <= self.epochs:
-            raise SnncError(f"--warmup must be in 0..epochs ({self.epochs}), got {self.warmup}: "
-                            f"lower --warmup or raise --epochs")
+            raise SnncError(
+                f"--warmup must be in 0..epochs ({self.epochs}), got {self.warmup}: lower --warmup or raise --epochs"
+            )
         if self.batch_size < 1:
             raise SnncError(f"--batch-size must be >= 1, got {self.batch_size}")
         for name in ("lr", "arch_lr"):
@@ -85,7 +88,7 @@ def only_grad(train: Sequence[nn.Parameter], frozen: Sequence[nn.Parameter]) -> 
     try:
         yield
     finally:
-        for p, flag in zip(frozen, saved):
+        for p, flag in zip(frozen, saved, strict=False):
             p.requires_grad_(flag)
 
 
@@ -108,8 +111,9 @@ class BilevelSearch:
             raise SnncError("the supernet has no architecture parameters")
         c = config
         self.w_opt = torch.optim.SGD(self.weight_params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
-        self.a_opt = torch.optim.Adam(self.arch_params, lr=c.arch_lr, betas=c.arch_betas,
-                                      weight_decay=c.arch_weight_decay)
+        self.a_opt = torch.optim.Adam(
+            self.arch_params, lr=c.arch_lr, betas=c.arch_betas, weight_decay=c.arch_weight_decay
+        )
         self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.w_opt, T_max=c.epochs, eta_min=c.lr_min)
         self.epoch = 0  # completed epochs
         self.shard = distributed.current().shard()
@@ -166,7 +170,7 @@ class BilevelSearch:
             self.a_opt.step()
         return self._global(loss)
 
-    def in_warmup(self, epoch: Optional[int] = None) -> bool:
+    def in_warmup(self, epoch: int | None = None) -> bool:
         """Whether (0-based) ``epoch`` (default: the next one) is a warm-up epoch."""
         return (self.epoch if epoch is None else epoch) < self.config.warmup
 
@@ -174,7 +178,7 @@ class BilevelSearch:
         """Batches of ``A`` per epoch (each search step also uses one batch of ``B``)."""
         return self.task.n_batches("A", self.config.batch_size)
 
-    def run_epoch(self, on_step: Optional[Callable[[float], None]] = None) -> dict[str, Any]:
+    def run_epoch(self, on_step: Callable[[float], None] | None = None) -> dict[str, Any]:
         """Train one epoch, step the lr schedule, evaluate; returns the epoch's numbers."""
         c, epoch = self.config, self.epoch
         warm = self.in_warmup()

@@ -8,9 +8,10 @@ cell's resolution by nearest interpolation, node ``j`` receives an edge from
 sum of its incoming edges (NeurIPS eq. 3), and the output is the concatenation
 of all nodes (``nodes * c_node`` channels).
 """
+
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -36,8 +37,16 @@ class SearchCell(nn.Module):
         spec: node neuron spec.
     """
 
-    def __init__(self, nodes: int, c_prev_prev: int, c_prev: int, c_node: int, dims: int = 2,
-                 mixing: str = "mm", spec: Optional[NeuronSpec] = None) -> None:
+    def __init__(
+        self,
+        nodes: int,
+        c_prev_prev: int,
+        c_prev: int,
+        c_node: int,
+        dims: int = 2,
+        mixing: str = "mm",
+        spec: NeuronSpec | None = None,
+    ) -> None:
         super().__init__()
         spec = NeuronSpec() if spec is None else spec
         self.n_nodes = nodes
@@ -56,7 +65,7 @@ class SearchCell(nn.Module):
         """One step; ``weights`` = softmax(alpha), shape ``(edge_count(nodes), n_ops)``."""
         states = [resize_nearest(s0, size), resize_nearest(s1, size)]
         for dst, node in enumerate(self.nodes):
-            current: Optional[Tensor] = None
+            current: Tensor | None = None
             for src in range(2 + dst):
                 k = edge_index(src, dst)
                 out = self.edges[k](states[src], weights[k], ctx)

@@ -23,9 +23,11 @@ Path (NeurIPS §3.3 "maximum probability path", LEAStereo ``viterbi_decode``)
     probable sequence (max-product dynamic programming and backtracking; ties
     go to the lower level / the earlier direction in up, same, down order).
 """
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -49,6 +51,7 @@ __all__ = [
     "decode_classifier",
     "decode_stereo",
 ]
+
 
 def _as_tensor(x: Any) -> Tensor:
     return x.detach().float().cpu() if isinstance(x, Tensor) else torch.as_tensor(x, dtype=torch.float32)
@@ -86,8 +89,9 @@ def cell_rows(alphas: Any, nodes: int, rank_exclude: Sequence[str] = ("skip_conn
     return rows
 
 
-def decode_cell(alphas: Any, nodes: int, dims: int = 2,
-                rank_exclude: Sequence[str] = ("skip_connect",)) -> CellGenotype:
+def decode_cell(
+    alphas: Any, nodes: int, dims: int = 2, rank_exclude: Sequence[str] = ("skip_connect",)
+) -> CellGenotype:
     """:class:`CellGenotype` of :func:`cell_rows`."""
     return CellGenotype.from_rows(cell_rows(alphas, nodes, rank_exclude), nodes=nodes, dims=dims)
 

@@ -1,8 +1,9 @@
 """Atomic file writes for search outputs (genotype, logs, plots, resumable state)."""
+
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from snnc.checkpoint import read_checkpoint, write_checkpoint
 from snnc.errors import SnncError
@@ -25,8 +26,9 @@ def load_search_state(path: Path) -> dict[str, Any]:
     return read_checkpoint(path, kinds=("search",))
 
 
-def prepare_search_output(paths: dict[str, Path], method: str, version: int, force: bool,
-                          resume: bool) -> Optional[dict[str, Any]]:
+def prepare_search_output(
+    paths: dict[str, Path], method: str, version: int, force: bool, resume: bool
+) -> dict[str, Any] | None:
     """Check a search's ``--out`` / ``--force`` / ``--resume`` rules; the stored state when resuming.
 
     Args:
@@ -51,8 +53,7 @@ def prepare_search_output(paths: dict[str, Path], method: str, version: int, for
         raise SnncError("exists; pass --force to overwrite it", out)
     if not resume:
         if state.exists() and not force:
-            raise SnncError("a search state exists here; pass --resume to continue it or --force to start over",
-                            state)
+            raise SnncError("a search state exists here; pass --resume to continue it or --force to start over", state)
         return None
     if not state.exists():
         raise SnncError("no search state to resume (run without --resume to start a search)", state)

@@ -23,10 +23,10 @@ Mixing position (``mixing``):
   Dspike temperature is the op's ``b`` (3 or 5); the edge returns
   ``y_bar = sum_k w_k y_k`` (eq. 8) and the node neuron (b = 3) fires on the sum.
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
 
 from torch import Tensor, nn
 
@@ -56,8 +56,9 @@ class MixedEdge(nn.Module):
         spec: node neuron spec; MS candidate neurons use it with ``b`` replaced by the op's.
     """
 
-    def __init__(self, c_in: int, c_out: int, dims: int = 2, mixing: str = "mm",
-                 spec: Optional[NeuronSpec] = None) -> None:
+    def __init__(
+        self, c_in: int, c_out: int, dims: int = 2, mixing: str = "mm", spec: NeuronSpec | None = None
+    ) -> None:
         super().__init__()
         if mixing not in MIXINGS:
             raise SnncError(f"mixing must be one of {', '.join(MIXINGS)}, got {mixing!r}")
@@ -66,9 +67,11 @@ class MixedEdge(nn.Module):
         self.c_out = c_out
         self.conv = ConvBN(c_in, len(CONV_OPS) * c_out, 3, dims=dims)
         self.skip: nn.Module = nn.Identity() if c_in == c_out else ConvBN(c_in, c_out, 1, dims=dims)
-        self.candidates = nn.ModuleList(
-            Neuron(dataclasses.replace(spec, b=OP_SURROGATE_B[op])) for op in CONV_OPS
-        ) if mixing == "ms" else nn.ModuleList()
+        self.candidates = (
+            nn.ModuleList(Neuron(dataclasses.replace(spec, b=OP_SURROGATE_B[op])) for op in CONV_OPS)
+            if mixing == "ms"
+            else nn.ModuleList()
+        )
 
     def forward(self, x: Tensor, weights: Tensor, ctx: StepContext) -> Tensor:
         """Mixed output for one step; ``weights`` = softmax(alpha) of this edge, shape ``(len(PRIMITIVES),)``."""

@@ -1,10 +1,12 @@
 """Search logs (JSON lines) and plots (PNG, matplotlib Agg)."""
+
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from snnc.models.genotype import PRIMITIVES, edge_endpoints
 from snnc.nas.files import atomic_output, write_text_atomic
@@ -62,15 +64,16 @@ def plot_arch_history(entries: Sequence[Mapping[str, Any]], path: Path, title: s
     for group in entries[0].get("levels", {}) or {}:
         table = entries[0]["levels"][group]
         for layer in range(len(table)):
-            series = {f"level {lv}": [e["levels"][group][layer][lv] for e in entries]
-                      for lv in range(len(table[layer]))}
+            series = {
+                f"level {lv}": [e["levels"][group][layer][lv] for e in entries] for lv in range(len(table[layer]))
+            }
             panels.append((f"{group} layer {layer}: level share", series))
     ncols = min(7, len(panels))
     nrows = -(-len(panels) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 2.1 * nrows), squeeze=False)
-    for ax in axes.flat[len(panels):]:
+    for ax in axes.flat[len(panels) :]:
         ax.axis("off")
-    for ax, (name, series) in zip(axes.flat, panels):
+    for ax, (name, series) in zip(axes.flat, panels, strict=False):
         for label, ys in series.items():
             ax.plot(epochs, ys, marker="." if len(epochs) < 30 else None, label=label, color=colors.get(label))
         ax.set_title(name, fontsize=7)
@@ -80,7 +83,7 @@ def plot_arch_history(entries: Sequence[Mapping[str, Any]], path: Path, title: s
     handles: list[Any] = []
     labels: list[str] = []
     for ax in axes.flat[: len(panels)]:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=False):
             if lab not in labels:
                 handles.append(h)
                 labels.append(lab)

@@ -55,12 +55,14 @@ Search (:func:`run_snasnet_search`)
     index``), not on the rank, so the log and the winner are those of one
     process. Rank 0 reads the state, prints and writes the files.
 """
+
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -99,7 +101,7 @@ def _reach(matrix: np.ndarray) -> np.ndarray:
     """Transitive closure of the directed graph ``i -> j`` where ``M[i][j] != 0``."""
     reach = matrix != 0
     for k in range(NUM_NODES):
-        reach = reach | (reach[:, k:k + 1] & reach[k:k + 1, :])
+        reach = reach | (reach[:, k : k + 1] & reach[k : k + 1, :])
     return reach
 
 
@@ -122,7 +124,7 @@ def sample_cell(rng: np.random.Generator, backward: bool = True, max_tries: int 
         fwd = rng.integers(0, _N_OPS, size=len(upper[0]))
         bwd = rng.integers(0, _N_OPS, size=len(upper[0]))
         forward = rng.integers(0, 2, size=len(upper[0])) == 1 if backward else np.ones(len(upper[0]), bool)
-        for k, (i, j) in enumerate(zip(*upper)):
+        for k, (i, j) in enumerate(zip(*upper, strict=False)):
             if forward[k]:
                 m[i, j] = fwd[k]
             else:
@@ -158,7 +160,7 @@ class KernelCollector:
     def __init__(self, model: nn.Module, alpha: float = SAH_ALPHA) -> None:
         self.model = model
         self.alpha = alpha
-        self.kernel: Optional[Tensor] = None
+        self.kernel: Tensor | None = None
         self.calls = 0
         self._handles: list[Any] = []
 
@@ -168,7 +170,7 @@ class KernelCollector:
         self.kernel = k if self.kernel is None else self.kernel + k
         self.calls += 1
 
-    def __enter__(self) -> "KernelCollector":
+    def __enter__(self) -> KernelCollector:
         self._handles = [m.register_forward_hook(self._hook) for m in self.model.modules() if isinstance(m, Neuron)]
         return self
 
@@ -196,16 +198,18 @@ def score_network(model: nn.Module, x_seq: Tensor, reduce: str = "sum", alpha: f
     return _logdet(k)
 
 
-def score_cell(cell: Any, batches: Sequence[Tensor], genotype: SNASNetGenotype, reduce: str = "sum",
-               seed: int = 0) -> float:
+def score_cell(
+    cell: Any, batches: Sequence[Tensor], genotype: SNASNetGenotype, reduce: str = "sum", seed: int = 0
+) -> float:
     """Mean score of the untrained SNASNet with ``cell`` over the image ``batches`` (N, C, S, S).
 
     The network is ``genotype`` with the cell replaced and dropout off, initialised
     from ``seed``, in train mode (BatchNorm on batch statistics, like the authors).
     """
     torch.manual_seed(seed)
-    model = build_snasnet(genotype, cell=format_cell(parse_cell(cell)) if not isinstance(cell, str) else cell,
-                          dropout=0.0)
+    model = build_snasnet(
+        genotype, cell=format_cell(parse_cell(cell)) if not isinstance(cell, str) else cell, dropout=0.0
+    )
     model.train()
     t = genotype.time_steps
     scores = [score_network(model, images.unsqueeze(0).expand(t, *images.shape), reduce) for images in batches]
@@ -216,24 +220,42 @@ def score_cell(cell: Any, batches: Sequence[Tensor], genotype: SNASNetGenotype, 
 class SNASNetSearchConfig(dict):
     """Plain-dict configuration of an SNASNet search (stored in the state)."""
 
-    DEFAULTS: dict[str, Any] = dict(
-        task="cls", data="digits", candidates=5000, batch_size=64, repeat=1, time_steps=5,
-        width=16, fc_hidden=128, retrain_width=64, backward=True, reduce="sum", seed=0, conv_edges=None,
-    )
+    DEFAULTS: dict[str, Any] = {
+        "task": "cls",
+        "data": "digits",
+        "candidates": 5000,
+        "batch_size": 64,
+        "repeat": 1,
+        "time_steps": 5,
+        "width": 16,
+        "fc_hidden": 128,
+        "retrain_width": 64,
+        "backward": True,
+        "reduce": "sum",
+        "seed": 0,
+        "conv_edges": None,
+    }
 
     @classmethod
-    def resolve(cls, given: Mapping[str, Any], stored: Optional[Mapping[str, Any]] = None) -> "SNASNetSearchConfig":
+    def resolve(cls, given: Mapping[str, Any], stored: Mapping[str, Any] | None = None) -> SNASNetSearchConfig:
         """Defaults + given (fresh) or stored + given (resume; every given value must match, except candidates)."""
         unknown = sorted(k for k in given if k not in cls.DEFAULTS)
         if unknown:
-            raise SnncError(f"option(s) {', '.join('--' + k.replace('_', '-') for k in unknown)} "
-                            f"do not apply to --method snasnet")
+            raise SnncError(
+                f"option(s) {', '.join('--' + k.replace('_', '-') for k in unknown)} do not apply to --method snasnet"
+            )
         if stored is not None:
-            conflicts = [f"--{k.replace('_', '-')} {v!r} (search state has {stored.get(k)!r})"
-                         for k, v in given.items() if k != "candidates" and stored.get(k) != v]
+            conflicts = [
+                f"--{k.replace('_', '-')} {v!r} (search state has {stored.get(k)!r})"
+                for k, v in given.items()
+                if k != "candidates" and stored.get(k) != v
+            ]
             if conflicts:
-                raise SnncError("--resume: options differ from the stored search: " + "; ".join(conflicts)
-                                + " (omit them to use the stored values, or start over with --force)")
+                raise SnncError(
+                    "--resume: options differ from the stored search: "
+                    + "; ".join(conflicts)
+                    + " (omit them to use the stored values, or start over with --force)"
+                )
             cfg = cls({**stored, **({"candidates": given["candidates"]} if "candidates" in given else {})})
         else:
             cfg = cls({**cls.DEFAULTS, **given})
@@ -256,13 +278,29 @@ class SNASNetSearchConfig(dict):
 
     def search_genotype(self) -> SNASNetGenotype:
         """The small network every candidate is scored in (8x8 one-channel digits)."""
-        return SNASNetGenotype(time_steps=self["time_steps"], channels=self["width"], in_channels=1, image_size=8,
-                               num_classes=10, vote=10, fc_hidden=self["fc_hidden"], final_pool=2)
+        return SNASNetGenotype(
+            time_steps=self["time_steps"],
+            channels=self["width"],
+            in_channels=1,
+            image_size=8,
+            num_classes=10,
+            vote=10,
+            fc_hidden=self["fc_hidden"],
+            final_pool=2,
+        )
 
     def output_genotype(self, cell: str) -> SNASNetGenotype:
         """The winner for retraining on digits (retrain width, the paper's FC 1024)."""
-        return SNASNetGenotype(cell=cell, time_steps=self["time_steps"], channels=self["retrain_width"],
-                               in_channels=1, image_size=8, num_classes=10, vote=10, final_pool=2)
+        return SNASNetGenotype(
+            cell=cell,
+            time_steps=self["time_steps"],
+            channels=self["retrain_width"],
+            in_channels=1,
+            image_size=8,
+            num_classes=10,
+            vote=10,
+            final_pool=2,
+        )
 
 
 def conv_edge_count(cell: Any) -> int:
@@ -277,7 +315,7 @@ def check_conv_edges(edges: Any) -> None:
         raise SnncError(f"--conv-edges must be in 0..{pairs} (one edge per node pair), got {edges!r}")
 
 
-def candidate_cells(n: int, seed: int, backward: bool = True, conv_edges: Optional[int] = None) -> list[str]:
+def candidate_cells(n: int, seed: int, backward: bool = True, conv_edges: int | None = None) -> list[str]:
     """The first ``n`` candidates of the search with ``seed`` (the same list on every call).
 
     ``conv_edges`` keeps only cells with exactly that many conv edges (a
@@ -299,8 +337,9 @@ def candidate_cells(n: int, seed: int, backward: bool = True, conv_edges: Option
         if conv_edge_count(cell) == conv_edges:
             cells.append(cell)
     if len(cells) < n:
-        raise SnncError(f"only {len(cells)} of {n} random cells have exactly {conv_edges} conv edges; "
-                        f"choose another --conv-edges")
+        raise SnncError(
+            f"only {len(cells)} of {n} random cells have exactly {conv_edges} conv edges; choose another --conv-edges"
+        )
     return cells
 
 
@@ -330,7 +369,7 @@ def run_snasnet_search(
     force: bool = False,
     progress: bool = True,
     echo: Callable[[str], None] = print,
-    stop_after: Optional[int] = None,
+    stop_after: int | None = None,
     save_every_s: float = 20.0,
     plot: bool = True,
 ) -> dict[str, Any]:
@@ -355,12 +394,16 @@ def run_snasnet_search(
         echo, progress = (lambda _: None), False
     paths = output_paths(out)
     out = paths["out"]
-    stored = distributed.broadcast_object(distributed.agree(
-        lambda: prepare_search_output(paths, "snasnet", STATE_VERSION, force, resume) if main else None))
+    stored = distributed.broadcast_object(
+        distributed.agree(
+            lambda: prepare_search_output(paths, "snasnet", STATE_VERSION, force, resume) if main else None
+        )
+    )
     cfg = distributed.agree(lambda: SNASNetSearchConfig.resolve(given, stored["config"] if stored else None))
     dev = rank.device if rank.active else torch.device(device)
-    cells = distributed.agree(lambda: candidate_cells(cfg["candidates"], cfg["seed"], cfg["backward"],
-                                                      cfg.get("conv_edges")))
+    cells = distributed.agree(
+        lambda: candidate_cells(cfg["candidates"], cfg["seed"], cfg["backward"], cfg.get("conv_edges"))
+    )
     batches = distributed.agree(lambda: score_batches(cfg, dev))
     net = cfg.search_genotype()
     log: list[dict[str, Any]] = list(stored["log"]) if stored else []
@@ -369,8 +412,17 @@ def run_snasnet_search(
     def save() -> None:
         if not main:
             return
-        save_search_state({"state_version": STATE_VERSION, "method": "snasnet", "config": dict(cfg), "out": out.name,
-                           "log": log, "seconds": seconds}, paths["state"])
+        save_search_state(
+            {
+                "state_version": STATE_VERSION,
+                "method": "snasnet",
+                "config": dict(cfg),
+                "out": out.name,
+                "log": log,
+                "seconds": seconds,
+            },
+            paths["state"],
+        )
         write_jsonl(paths["log"], log)
 
     def score(index: int) -> dict[str, Any]:
@@ -390,8 +442,9 @@ def run_snasnet_search(
             stop = min(len(cells), len(log) + (step if stop_after is None else min(step, stop_after - ran)))
             if rank.active:  # this rank's share of the round, then everyone's in index order
                 mine = [score(i) for i in range(len(log), stop) if i % rank.world == rank.rank]
-                entries = sorted((e for part in distributed.all_gather_objects(mine) for e in part),
-                                 key=lambda e: e["index"])
+                entries = sorted(
+                    (e for part in distributed.all_gather_objects(mine) for e in part), key=lambda e: e["index"]
+                )
                 seconds += time.perf_counter() - t0  # wall time: the ranks score at the same time
             else:
                 entries = [score(i) for i in range(len(log), stop)]
@@ -413,8 +466,10 @@ def run_snasnet_search(
     best = max(log, key=lambda e: e["score"])
     finished = len(log) >= len(cells)
     rate = len(log) / seconds if seconds > 0 else float("nan")
-    echo(f"scored {len(log)}/{len(cells)} candidates ({rate:.1f}/s); best {best['cell']} "
-         f"score {best['score']:.3f} (candidate {best['index']})")
+    echo(
+        f"scored {len(log)}/{len(cells)} candidates ({rate:.1f}/s); best {best['cell']} "
+        f"score {best['score']:.3f} (candidate {best['index']})"
+    )
     genotype = cfg.output_genotype(best["cell"])
 
     def write() -> None:
@@ -427,5 +482,12 @@ def run_snasnet_search(
                 save_genotype(genotype, tmp)
 
     distributed.agree(write, "rank 0 writing the genotype")
-    return {"genotype": genotype, "paths": paths, "finished": finished, "best": best, "scored": len(log),
-            "seconds": seconds, "candidates_per_second": rate}
+    return {
+        "genotype": genotype,
+        "paths": paths,
+        "finished": finished,
+        "best": best,
+        "scored": len(log),
+        "seconds": seconds,
+        "candidates_per_second": rate,
+    }

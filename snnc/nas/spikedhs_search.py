@@ -24,13 +24,15 @@ search is data-parallel (:mod:`snnc.nas.bilevel`): ``batch_size`` is the global
 batch, rank 0 reads the state, evaluates, prints and writes every file, and the
 supernet (weights, alphas, betas, BatchNorm statistics) is the same on every rank.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Union
+from typing import Any
 
 import torch
 
@@ -60,8 +62,8 @@ STATE_VERSION = 1
 
 #: Paper recipes (NeurIPS §4.1.1, §4.2.1), per task.
 TASK_DEFAULTS: dict[str, dict[str, Any]] = {
-    "cls": dict(nodes=4, width=8, time_steps=6, epochs=50, warmup=15, batch_size=50, lr=0.025),
-    "stereo": dict(nodes=3, width=4, time_steps=8, burn_in=2, epochs=12, warmup=3, batch_size=1, lr=0.002),
+    "cls": {"nodes": 4, "width": 8, "time_steps": 6, "epochs": 50, "warmup": 15, "batch_size": 50, "lr": 0.025},
+    "stereo": {"nodes": 3, "width": 4, "time_steps": 8, "burn_in": 2, "epochs": 12, "warmup": 3, "batch_size": 1, "lr": 0.002},
 }
 
 
@@ -96,7 +98,7 @@ class SpikeDHSConfig:
     batch_size: int
     lr: float
     mixing: str = "mm"
-    retrain_width: Optional[int] = None
+    retrain_width: int | None = None
     layers: int = 8
     aux_weight: float = 0.4
     levels: int = 4
@@ -111,7 +113,7 @@ class SpikeDHSConfig:
     arch_lr: float = 3e-3
     seed: int = 0
     feature_stride: int = 3
-    volume_shifts: Optional[Union[int, str]] = None
+    volume_shifts: int | str | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASK_DEFAULTS:
@@ -133,17 +135,29 @@ class SpikeDHSConfig:
             raise SnncError(f"--retrain-width must be >= 1, got {self.retrain_width}")
         if not 1 <= int(self.feature_stride) <= 8:
             raise SnncError(f"--feature-stride must be in 1..8, got {self.feature_stride}")
-        if self.volume_shifts is not None and self.volume_shifts != "auto" and not (
-                isinstance(self.volume_shifts, int) and not isinstance(self.volume_shifts, bool)
-                and 2 <= self.volume_shifts <= 1024):
+        if (
+            self.volume_shifts is not None
+            and self.volume_shifts != "auto"
+            and not (
+                isinstance(self.volume_shifts, int)
+                and not isinstance(self.volume_shifts, bool)
+                and 2 <= self.volume_shifts <= 1024
+            )
+        ):
             raise SnncError(f"--volume-shifts must be 'auto' or an integer in 2..1024, got {self.volume_shifts!r}")
         object.__setattr__(self, "crop", tuple(int(c) for c in self.crop))
         self.bilevel()  # validates the optimisation values
 
     def bilevel(self) -> BilevelConfig:
         """The optimisation part."""
-        return BilevelConfig(epochs=self.epochs, warmup=self.warmup, batch_size=self.batch_size, lr=self.lr,
-                             arch_lr=self.arch_lr, seed=self.seed)
+        return BilevelConfig(
+            epochs=self.epochs,
+            warmup=self.warmup,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            arch_lr=self.arch_lr,
+            seed=self.seed,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (stored in the state)."""
@@ -152,7 +166,7 @@ class SpikeDHSConfig:
         return d
 
 
-def resolve_config(given: Mapping[str, Any], stored: Optional[Mapping[str, Any]] = None) -> SpikeDHSConfig:
+def resolve_config(given: Mapping[str, Any], stored: Mapping[str, Any] | None = None) -> SpikeDHSConfig:
     """Config from explicitly given values, task defaults and (on resume) the stored config.
 
     On resume every given value must equal the stored one.
@@ -172,8 +186,11 @@ def resolve_config(given: Mapping[str, Any], stored: Optional[Mapping[str, Any]]
             if key in stored and old_cmp != new_cmp:
                 conflicts.append(f"--{key.replace('_', '-')} {value!r} (search state has {old!r})")
         if conflicts:
-            raise SnncError("--resume: options differ from the stored search: " + "; ".join(conflicts)
-                            + " (omit them to use the stored values, or start over with --force)")
+            raise SnncError(
+                "--resume: options differ from the stored search: "
+                + "; ".join(conflicts)
+                + " (omit them to use the stored values, or start over with --force)"
+            )
         values = dict(stored)
     else:
         task = given.get("task", "cls")
@@ -194,7 +211,7 @@ def scaled_warmup(task: str, epochs: int) -> int:
     """The default warm-up for ``epochs`` search epochs: the paper recipe's share of the epochs
     (cls 15 of 50, stereo 3 of 12), rounded, so ``--epochs`` alone never makes the warm-up too long."""
     recipe = TASK_DEFAULTS[task]
-    return max(0, min(epochs, int(round(epochs * recipe["warmup"] / recipe["epochs"]))))
+    return max(0, min(epochs, round(epochs * recipe["warmup"] / recipe["epochs"])))
 
 
 def output_paths(out: Path) -> dict[str, Path]:
@@ -209,7 +226,7 @@ def output_paths(out: Path) -> dict[str, Path]:
     }
 
 
-def volume_shifts(cfg: SpikeDHSConfig) -> Optional[int]:
+def volume_shifts(cfg: SpikeDHSConfig) -> int | None:
     """The stereo supernet's volume shifts V for ``cfg`` (None: V = D)."""
     if cfg.volume_shifts == "auto":
         from snnc.data.layout import DISPARITY_SCALE
@@ -226,16 +243,43 @@ def _build(cfg: SpikeDHSConfig, device: torch.device, progress: bool) -> tuple[t
     if cfg.task == "cls":
         task: SearchTask = DigitsTask(cfg.time_steps, cfg.aux_weight, device)
         model: torch.nn.Module = ClassifierSupernet(
-            nodes=cfg.nodes, layers=cfg.layers, width=cfg.width, in_channels=1, num_classes=10,
-            mixing=cfg.mixing, stem_spec=stem, aux=cfg.aux_weight > 0, generator=gen)
+            nodes=cfg.nodes,
+            layers=cfg.layers,
+            width=cfg.width,
+            in_channels=1,
+            num_classes=10,
+            mixing=cfg.mixing,
+            stem_spec=stem,
+            aux=cfg.aux_weight > 0,
+            generator=gen,
+        )
     else:
-        task = StereoTask(cfg.data, cfg.crop, cfg.disparities, cfg.disp_step, cfg.time_steps, cfg.burn_in,
-                          cfg.max_frames, device=device, progress=progress)
+        task = StereoTask(
+            cfg.data,
+            cfg.crop,
+            cfg.disparities,
+            cfg.disp_step,
+            cfg.time_steps,
+            cfg.burn_in,
+            cfg.max_frames,
+            device=device,
+            progress=progress,
+        )
         model = StereoSupernet(
-            nodes=cfg.nodes, feature_layers=cfg.feature_layers, matching_layers=cfg.matching_layers,
-            levels=cfg.levels, feature_width=cfg.width, matching_width=cfg.width, in_channels=5,
-            disparities=cfg.disparities, mixing=cfg.mixing, stem_spec=stem, generator=gen,
-            feature_stride=cfg.feature_stride, volume_shifts=volume_shifts(cfg))
+            nodes=cfg.nodes,
+            feature_layers=cfg.feature_layers,
+            matching_layers=cfg.matching_layers,
+            levels=cfg.levels,
+            feature_width=cfg.width,
+            matching_width=cfg.width,
+            in_channels=5,
+            disparities=cfg.disparities,
+            mixing=cfg.mixing,
+            stem_spec=stem,
+            generator=gen,
+            feature_stride=cfg.feature_stride,
+            volume_shifts=volume_shifts(cfg),
+        )
     return model.to(device), task
 
 
@@ -245,18 +289,28 @@ def decode(model: torch.nn.Module, cfg: SpikeDHSConfig) -> Any:
         width = cfg.retrain_width or cfg.width
         return decode_classifier(model, filter_multiplier=width, time_steps=cfg.time_steps, mixing=cfg.mixing)
     width = cfg.retrain_width or 2 * cfg.width
-    return decode_stereo(model, feature_filter_multiplier=width, matching_filter_multiplier=width,
-                         disp_step=cfg.disp_step, time_steps=cfg.time_steps, mixing=cfg.mixing)
+    return decode_stereo(
+        model,
+        feature_filter_multiplier=width,
+        matching_filter_multiplier=width,
+        disp_step=cfg.disp_step,
+        time_steps=cfg.time_steps,
+        mixing=cfg.mixing,
+    )
 
 
 def _arch_snapshot(model: torch.nn.Module, cfg: SpikeDHSConfig) -> dict[str, Any]:
     if cfg.task == "cls":
         alphas = {"cell": model.alphas}
-        return {"alpha_entropy": {k: alpha_entropy(v) for k, v in alphas.items()},
-                "alphas": {k: torch.softmax(v.detach().cpu(), -1).tolist() for k, v in alphas.items()}}
+        return {
+            "alpha_entropy": {k: alpha_entropy(v) for k, v in alphas.items()},
+            "alphas": {k: torch.softmax(v.detach().cpu(), -1).tolist() for k, v in alphas.items()},
+        }
     alphas = {"feature": model.feature_alphas, "matching": model.matching_alphas}
-    betas = {"feature": (model.feature_betas, model.feature_geometry),
-             "matching": (model.matching_betas, model.matching_geometry)}
+    betas = {
+        "feature": (model.feature_betas, model.feature_geometry),
+        "matching": (model.matching_betas, model.matching_geometry),
+    }
     return {
         "alpha_entropy": {k: alpha_entropy(v) for k, v in alphas.items()},
         "beta_entropy": {k: beta_entropy(b, g) for k, (b, g) in betas.items()},
@@ -274,7 +328,7 @@ def run_spikedhs_search(
     force: bool = False,
     progress: bool = True,
     echo: Callable[[str], None] = print,
-    stop_after: Optional[int] = None,
+    stop_after: int | None = None,
     plot: bool = True,
 ) -> dict[str, Any]:
     """Run (or resume) a SpikeDHS search and write its outputs (see module docstring).
@@ -307,8 +361,11 @@ def run_spikedhs_search(
         echo, progress = (lambda _: None), False
     paths = output_paths(out)
     out = paths["out"]
-    stored = distributed.broadcast_object(distributed.agree(
-        lambda: prepare_search_output(paths, "spikedhs", STATE_VERSION, force, resume) if main else None))
+    stored = distributed.broadcast_object(
+        distributed.agree(
+            lambda: prepare_search_output(paths, "spikedhs", STATE_VERSION, force, resume) if main else None
+        )
+    )
     cfg = distributed.agree(lambda: resolve_config(given, stored["config"] if stored else None))
     dev = rank.device if rank.active else torch.device(device)
     model, task = distributed.agree(lambda: _build(cfg, dev, progress), "loading the search data")
@@ -326,8 +383,14 @@ def run_spikedhs_search(
     from tqdm import tqdm
 
     per_epoch = search.steps_per_epoch()
-    bar = tqdm(total=cfg.epochs * per_epoch, initial=search.epoch * per_epoch, desc=f"spikedhs {cfg.task}",
-               unit="step", disable=not progress, leave=False)
+    bar = tqdm(
+        total=cfg.epochs * per_epoch,
+        initial=search.epoch * per_epoch,
+        desc=f"spikedhs {cfg.task}",
+        unit="step",
+        disable=not progress,
+        leave=False,
+    )
     ran = 0
     try:
         while search.epoch < cfg.epochs and (stop_after is None or ran < stop_after):
@@ -341,9 +404,18 @@ def run_spikedhs_search(
 
             def save(seconds: float = seconds) -> None:
                 if main:
-                    save_search_state({"state_version": STATE_VERSION, "method": "spikedhs", "config": cfg.to_dict(),
-                                       "out": out.name, "search": search.state_dict(), "log": log,
-                                       "seconds": seconds}, paths["state"])
+                    save_search_state(
+                        {
+                            "state_version": STATE_VERSION,
+                            "method": "spikedhs",
+                            "config": cfg.to_dict(),
+                            "out": out.name,
+                            "search": search.state_dict(),
+                            "log": log,
+                            "seconds": seconds,
+                        },
+                        paths["state"],
+                    )
                     write_jsonl(paths["log"], log)
 
             distributed.agree(save, "rank 0 saving the search state")
@@ -351,8 +423,10 @@ def run_spikedhs_search(
             metric = entry["val"].get(task.metric, float("nan"))
             arch = "" if entry["arch_loss"] is None else f" arch_loss {entry['arch_loss']:.4f}"
             ent = " ".join(f"H({k}) {v:.3f}" for k, v in entry["alpha_entropy"].items())
-            echo(f"epoch {entry['epoch']}/{cfg.epochs} [{entry['phase']}] loss {entry['train_loss']:.4f}{arch} "
-                 f"{task.metric} {metric:.4g} {ent} ({entry['seconds']:.1f} s)")
+            echo(
+                f"epoch {entry['epoch']}/{cfg.epochs} [{entry['phase']}] loss {entry['train_loss']:.4f}{arch} "
+                f"{task.metric} {metric:.4g} {ent} ({entry['seconds']:.1f} s)"
+            )
     finally:
         bar.close()
     genotype = decode(model, cfg)
@@ -368,5 +442,12 @@ def run_spikedhs_search(
                 save_genotype(genotype, tmp)
 
     distributed.agree(write, "rank 0 writing the genotype")
-    return {"genotype": genotype, "paths": paths, "epochs_done": search.epoch, "finished": finished,
-            "seconds": seconds, "last": log[-1] if log else None, "metric": task.metric}
+    return {
+        "genotype": genotype,
+        "paths": paths,
+        "epochs_done": search.epoch,
+        "finished": finished,
+        "seconds": seconds,
+        "last": log[-1] if log else None,
+        "metric": task.metric,
+    }

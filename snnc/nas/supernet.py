@@ -44,9 +44,10 @@ Trellis cells (:class:`TrellisSupernet`)
     reachable one, resampled by nearest interpolation; the stems act as
     layers -2 (stem0) and -1 (stem1), both at level 0.
 """
+
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -119,10 +120,19 @@ class ClassifierSupernet(_Searchable):
         generator: RNG for the alpha initialisation.
     """
 
-    def __init__(self, nodes: int = 4, layers: int = 8, width: int = 16, in_channels: int = 3,
-                 num_classes: int = 10, mixing: str = "mm", spec: Optional[NeuronSpec] = None,
-                 stem_spec: NeuronSpec = SEARCH_STEM_SPEC, aux: bool = True,
-                 generator: Optional[torch.Generator] = None) -> None:
+    def __init__(
+        self,
+        nodes: int = 4,
+        layers: int = 8,
+        width: int = 16,
+        in_channels: int = 3,
+        num_classes: int = 10,
+        mixing: str = "mm",
+        spec: NeuronSpec | None = None,
+        stem_spec: NeuronSpec = SEARCH_STEM_SPEC,
+        aux: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> None:
         super().__init__()
         spec = NeuronSpec() if spec is None else spec
         self.nodes_per_cell = nodes
@@ -137,13 +147,14 @@ class ClassifierSupernet(_Searchable):
         self.cells = nn.ModuleList()
         c_pp, c_p = c_stem, c_stem
         for level in self.path:
-            cell = SearchCell(nodes, c_pp, c_p, width * 2 ** level, 2, mixing, spec)
+            cell = SearchCell(nodes, c_pp, c_p, width * 2**level, 2, mixing, spec)
             self.cells.append(cell)
             c_pp, c_p = c_p, cell.out_channels
-        self.aux_index: Optional[int] = 2 * layers // 3 if aux and layers >= 3 else None
+        self.aux_index: int | None = 2 * layers // 3 if aux and layers >= 3 else None
         self.fc = nn.Linear(c_p, num_classes)
-        self.aux_fc = (nn.Linear(self.cells[self.aux_index].out_channels, num_classes)
-                       if self.aux_index is not None else None)
+        self.aux_fc = (
+            nn.Linear(self.cells[self.aux_index].out_channels, num_classes) if self.aux_index is not None else None
+        )
 
     @property
     def heads(self) -> int:
@@ -153,8 +164,9 @@ class ClassifierSupernet(_Searchable):
     def check_input(self, x_t: Tensor) -> None:
         """``x_t`` must be ``(B, in_channels, H, W)``."""
         if x_t.dim() != 4 or x_t.shape[1] != self.in_channels:
-            raise SnncError(f"classifier supernet expects one step shaped (B, {self.in_channels}, H, W), "
-                            f"got {tuple(x_t.shape)}")
+            raise SnncError(
+                f"classifier supernet expects one step shaped (B, {self.in_channels}, H, W), got {tuple(x_t.shape)}"
+            )
 
     def step_with(self, x_t: Tensor, ctx: StepContext) -> Tensor:
         """Logits ``(B, heads, classes)`` of one step."""
@@ -163,7 +175,7 @@ class ClassifierSupernet(_Searchable):
         size0 = s.shape[2:]
         s0, s1 = s, s
         heads = []
-        for i, (cell, level) in enumerate(zip(self.cells, self.path)):
+        for i, (cell, level) in enumerate(zip(self.cells, self.path, strict=False)):
             s0, s1 = s1, cell(s0, s1, level_size(size0, level), weights, ctx)
             if i == self.aux_index:
                 heads.append(s1)
@@ -184,8 +196,17 @@ class TrellisSupernet(nn.Module):
         mixing, spec: as for :class:`~snnc.nas.cells.SearchCell`.
     """
 
-    def __init__(self, geometry: TrellisGeometry, nodes: int, width: int, c_stem0: int, c_stem1: int,
-                 dims: int = 2, mixing: str = "mm", spec: Optional[NeuronSpec] = None) -> None:
+    def __init__(
+        self,
+        geometry: TrellisGeometry,
+        nodes: int,
+        width: int,
+        c_stem0: int,
+        c_stem1: int,
+        dims: int = 2,
+        mixing: str = "mm",
+        spec: NeuronSpec | None = None,
+    ) -> None:
         super().__init__()
         self.geometry = geometry
         self.nodes = nodes
@@ -198,7 +219,8 @@ class TrellisSupernet(nn.Module):
                     c_pp = self.channels(layer - 2, self.s0_level(layer, dst))
                     c_p = self.channels(layer - 1, src)
                     self.cells[self.key(layer, dst, direction)] = SearchCell(
-                        nodes, c_pp, c_p, width * 2 ** dst, dims, mixing, spec)
+                        nodes, c_pp, c_p, width * 2**dst, dims, mixing, spec
+                    )
 
     @staticmethod
     def key(layer: int, dst: int, direction: int) -> str:
@@ -209,7 +231,7 @@ class TrellisSupernet(nn.Module):
         """Output channels of ``layer`` at ``level`` (layers -2/-1: the stems)."""
         if layer < 0:
             return self._stem_channels[layer + 2]
-        return self.nodes * self.width * 2 ** level
+        return self.nodes * self.width * 2**level
 
     def s0_level(self, layer: int, dst: int) -> int:
         """Level of the ``s0`` input of cell (layer, dst): same level if reachable two layers back."""
@@ -219,8 +241,9 @@ class TrellisSupernet(nn.Module):
         """Channels of the last layer's output at ``level``."""
         return self.channels(self.geometry.layers - 1, level)
 
-    def forward(self, stem0: Tensor, stem1: Tensor, weights: Tensor, betas: Tensor,
-                ctx: StepContext) -> dict[int, Tensor]:
+    def forward(
+        self, stem0: Tensor, stem1: Tensor, weights: Tensor, betas: Tensor, ctx: StepContext
+    ) -> dict[int, Tensor]:
         """Outputs of the last layer by level; ``weights`` = softmax(alpha), ``betas`` normalised."""
         size0 = stem1.shape[2:]
         prev2: dict[int, Tensor] = {0: stem0}
@@ -232,7 +255,7 @@ class TrellisSupernet(nn.Module):
             for dst in g.reachable(layer):
                 size = size_cache.setdefault(dst, level_size(size0, dst))
                 s0 = prev2[self.s0_level(layer, dst)]
-                total: Optional[Tensor] = None
+                total: Tensor | None = None
                 for src, direction in g.incoming(layer, dst):
                     out = self.cells[self.key(layer, dst, direction)](s0, prev[src], size, weights, ctx)
                     out = betas[layer, src, direction] * out
@@ -249,12 +272,13 @@ class _LevelMerge(nn.Module):
     def __init__(self, trellis: TrellisSupernet, dims: int, spec: NeuronSpec) -> None:
         super().__init__()
         levels = list(trellis.geometry.reachable(trellis.geometry.layers - 1))
-        self.ups = nn.ModuleDict({str(lv): Upsampler(lv, trellis.out_channels(lv), dims=dims, spec=spec)
-                                  for lv in levels})
+        self.ups = nn.ModuleDict(
+            {str(lv): Upsampler(lv, trellis.out_channels(lv), dims=dims, spec=spec) for lv in levels}
+        )
         self.out_channels = trellis.nodes * trellis.width
 
     def forward(self, outs: dict[int, Tensor], size0: Sequence[int], ctx: StepContext) -> Tensor:
-        total: Optional[Tensor] = None
+        total: Tensor | None = None
         for level, x in outs.items():
             y = self.ups[str(level)](x, size0, ctx)
             total = y if total is None else total + y
@@ -283,11 +307,23 @@ class StereoSupernet(_Searchable):
         generator: RNG for the alpha/beta initialisation.
     """
 
-    def __init__(self, nodes: int = 3, feature_layers: int = 2, matching_layers: int = 4, levels: int = 4,
-                 feature_width: int = 4, matching_width: int = 4, in_channels: int = 5, disparities: int = 33,
-                 mixing: str = "mm", spec: Optional[NeuronSpec] = None,
-                 stem_spec: NeuronSpec = SEARCH_STEM_SPEC, generator: Optional[torch.Generator] = None,
-                 feature_stride: int = 3, volume_shifts: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        nodes: int = 3,
+        feature_layers: int = 2,
+        matching_layers: int = 4,
+        levels: int = 4,
+        feature_width: int = 4,
+        matching_width: int = 4,
+        in_channels: int = 5,
+        disparities: int = 33,
+        mixing: str = "mm",
+        spec: NeuronSpec | None = None,
+        stem_spec: NeuronSpec = SEARCH_STEM_SPEC,
+        generator: torch.Generator | None = None,
+        feature_stride: int = 3,
+        volume_shifts: int | None = None,
+    ) -> None:
         super().__init__()
         spec = NeuronSpec() if spec is None else spec
         self.nodes_per_cell = nodes
@@ -304,8 +340,9 @@ class StereoSupernet(_Searchable):
         self.matching_betas = nn.Parameter(init_betas(self.matching_geometry, generator))
         c = nodes * feature_width
         self.f_stem0, self.f_stem1 = feature_stems(in_channels, c, self.feature_stride, stem_spec)
-        self.f_trellis = TrellisSupernet(self.feature_geometry, nodes, feature_width, max(c // 2, 1), c, 2,
-                                         mixing, spec)
+        self.f_trellis = TrellisSupernet(
+            self.feature_geometry, nodes, feature_width, max(c // 2, 1), c, 2, mixing, spec
+        )
         self.f_merge = _LevelMerge(self.f_trellis, 2, spec)
         self.f_last = SpikingConv(self.f_merge.out_channels, c, 1, spec=spec)
         cm = nodes * matching_width

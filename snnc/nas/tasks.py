@@ -29,19 +29,20 @@ search sees exactly the batches an uninterrupted one would.
     disparity error in pixels (plus MDE and 1PA) on the last step of each
     validation sample, via :class:`snnc.data.metrics.MetricAccumulator`.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from snnc.errors import SnncError
 from snnc.data.images import digits_arrays, stratified_split
+from snnc.errors import SnncError
 
 __all__ = ["SearchTask", "DigitsTask", "StereoTask", "digits_split", "part_order"]
 
@@ -93,7 +94,7 @@ def digits_split(labels: np.ndarray, val_fraction: float = 0.2, test_fraction: f
     """
     train, test = stratified_split(labels, test_fraction, 0, "digits")
     train = train[np.random.default_rng(0).permutation(len(train))]
-    n_val = int(round(len(train) * val_fraction))
+    n_val = round(len(train) * val_fraction)
     rest = train[n_val:]
     return {"A": rest[0::2], "B": rest[1::2], "val": train[:n_val], "test": np.sort(test)}
 
@@ -127,7 +128,7 @@ class DigitsTask(SearchTask):
     def batches(self, part: str, batch_size: int, seed: int, epoch: int) -> Iterator[Batch]:
         idx = self.parts[part][part_order(self.size(part), seed, epoch, part).to(self.device)]
         for i in range(0, idx.numel(), batch_size):
-            j = idx[i:i + batch_size]
+            j = idx[i : i + batch_size]
             yield self.images[j], self.labels[j]
 
     def _logits(self, model: nn.Module, images: Tensor) -> Tensor:
@@ -183,9 +184,19 @@ class StereoTask(SearchTask):
     metric = "mean_disparity_error"
     higher_is_better = False
 
-    def __init__(self, data_path: str | Path, crop: Sequence[int] = (200, 280), disparities: int = 33,
-                 disp_step: float = 2.0, time_steps: int = 8, burn_in: int = 2, max_frames: int = 400,
-                 val_fraction: float = 0.2, device: str | torch.device = "cpu", progress: bool = False) -> None:
+    def __init__(
+        self,
+        data_path: str | Path,
+        crop: Sequence[int] = (200, 280),
+        disparities: int = 33,
+        disp_step: float = 2.0,
+        time_steps: int = 8,
+        burn_in: int = 2,
+        max_frames: int = 400,
+        val_fraction: float = 0.2,
+        device: str | torch.device = "cpu",
+        progress: bool = False,
+    ) -> None:
         from snnc.data.disparity import depth_to_disparity
         from snnc.data.mvsec import MVSECRecording
         from snnc.data.sbt import sbt_pair
@@ -208,8 +219,11 @@ class StereoTask(SearchTask):
                 raise SnncError("stereo search needs ground-truth depth (a *_gt.hdf5 beside the data file)", data_path)
             n = min(rec.n_depth, max_frames)
             if n < time_steps + 2:
-                raise SnncError(f"recording has {rec.n_depth} depth frames; the stereo search needs at least "
-                                f"time_steps + 2 = {time_steps + 2}", data_path)
+                raise SnncError(
+                    f"recording has {rec.n_depth} depth frames; the stereo search needs at least "
+                    f"time_steps + 2 = {time_steps + 2}",
+                    data_path,
+                )
             from tqdm import tqdm
 
             sbt = np.zeros((n, 2, 5, rec.height, rec.width), dtype=np.int8)
@@ -225,17 +239,20 @@ class StereoTask(SearchTask):
         self.valid = torch.from_numpy(valid)
         self.height, self.width = int(depth.shape[1]), int(depth.shape[2])
         ends = np.arange(time_steps - 1, n)
-        n_val = max(1, int(round(len(ends) * val_fraction)))
+        n_val = max(1, round(len(ends) * val_fraction))
         train = ends[:-n_val]
         if len(train) < 2:
-            raise SnncError(f"only {len(ends)} samples of {time_steps} frames; need at least {n_val + 2} "
-                            f"(use a longer recording or fewer --time-steps)", data_path)
+            raise SnncError(
+                f"only {len(ends)} samples of {time_steps} frames; need at least {n_val + 2} "
+                f"(use a longer recording or fewer --time-steps)",
+                data_path,
+            )
         self.parts = {"A": train[0::2], "B": train[1::2], "val": ends[-n_val:]}
 
     def size(self, part: str) -> int:
-        return int(len(self.parts[part]))
+        return len(self.parts[part])
 
-    def _window(self, part: str, rng: Optional[torch.Generator]) -> tuple[slice, slice]:
+    def _window(self, part: str, rng: torch.Generator | None) -> tuple[slice, slice]:
         ch, cw = min(self.crop[0], self.height), min(self.crop[1], self.width)
         if rng is None:
             y0, x0 = (self.height - ch) // 2, (self.width - cw) // 2
@@ -246,10 +263,10 @@ class StereoTask(SearchTask):
 
     def _batch(self, ends: np.ndarray, ys: slice, xs: slice) -> Batch:
         frames = torch.from_numpy(np.stack([np.arange(e - self.time_steps + 1, e + 1) for e in ends], 1))  # (T, B)
-        x = self.sbt[frames][..., ys, xs].float()            # (T, B, 2, 5, h, w)
-        gt = self.disp[frames][..., ys, xs]                   # (T, B, h, w)
+        x = self.sbt[frames][..., ys, xs].float()  # (T, B, 2, 5, h, w)
+        gt = self.disp[frames][..., ys, xs]  # (T, B, h, w)
         valid = self.valid[frames][..., ys, xs]
-        depth = self.depth[frames[-1]][..., ys, xs]           # (B, h, w)
+        depth = self.depth[frames[-1]][..., ys, xs]  # (B, h, w)
         return tuple(t.to(self.device) for t in (x, gt, valid, depth))
 
     def batches(self, part: str, batch_size: int, seed: int, epoch: int) -> Iterator[Batch]:
@@ -257,15 +274,17 @@ class StereoTask(SearchTask):
         rng = None if part == "val" else torch.Generator().manual_seed(seed * 7919 + epoch * 31 + len(part))
         for i in range(0, len(ends), batch_size):
             ys, xs = self._window(part, rng)
-            yield self._batch(ends[i:i + batch_size], ys, xs)
+            yield self._batch(ends[i : i + batch_size], ys, xs)
 
     def loss(self, model: nn.Module, batch: Batch) -> Tensor:
         from snnc.models.stereo import subpixel_cross_entropy
 
         x, gt, valid, _ = batch
-        cost = model(x)                                       # (T, B, D, h, w)
-        losses = [subpixel_cross_entropy(cost[t], gt[t], valid[t], b=2.0, disp_step=self.disp_step)
-                  for t in range(self.burn_in, self.time_steps)]
+        cost = model(x)  # (T, B, D, h, w)
+        losses = [
+            subpixel_cross_entropy(cost[t], gt[t], valid[t], b=2.0, disp_step=self.disp_step)
+            for t in range(self.burn_in, self.time_steps)
+        ]
         return torch.stack(losses).mean()
 
     @torch.no_grad()

@@ -4,6 +4,7 @@ Pure step functions with explicit state (:mod:`.dynamics`), a validated
 hyper-parameter record (:mod:`.spec`), the surrogate-gradient spike function
 (:mod:`.surrogate`) and an ``nn.Module`` wrapper (:mod:`.module`).
 """
+
 from snnc.neurons.dynamics import (
     STATE_FIELDS,
     State,

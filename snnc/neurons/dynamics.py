@@ -15,9 +15,8 @@ Equations (SpikeDHS eq. 1, spatial-temporal search eqs. 3-8, hard reset)::
 with the leak ``tau`` of :func:`leak_factor` (1 for ``if``, 0 for ``binary``: ``u' = I``), and
 ``H`` the surrogate-gradient spike function :func:`~snnc.neurons.surrogate.spike_fn`.
 """
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import torch
 from torch import Tensor
@@ -26,14 +25,27 @@ from snnc.errors import SnncError
 from snnc.neurons.spec import NeuronSpec
 from snnc.neurons.surrogate import spike_fn
 
-__all__ = ["State", "STATE_FIELDS", "init_state", "leak_factor", "neuron_step", "neuron_sequence", "state_fields",
-           "state_size"]
+__all__ = [
+    "State",
+    "STATE_FIELDS",
+    "init_state",
+    "leak_factor",
+    "neuron_step",
+    "neuron_sequence",
+    "state_fields",
+    "state_size",
+]
 
 State = tuple[Tensor, ...]
 
 #: The names of each neuron type's state tensors, in state order.
-STATE_FIELDS: dict[str, tuple[str, ...]] = {"lif": ("u", "y"), "if": ("u", "y"), "binary": (),
-                                            "alif": ("u", "y", "a"), "relu": ()}
+STATE_FIELDS: dict[str, tuple[str, ...]] = {
+    "lif": ("u", "y"),
+    "if": ("u", "y"),
+    "binary": (),
+    "alif": ("u", "y", "a"),
+    "relu": (),
+}
 _STATE_SIZE = {kind: len(names) for kind, names in STATE_FIELDS.items()}
 
 
@@ -78,9 +90,7 @@ def neuron_step(spec: NeuronSpec, current: Tensor, state: State) -> tuple[Tensor
     """
     kind = spec.type
     if len(state) != _STATE_SIZE[kind]:
-        raise SnncError(
-            f"neuron state for type {kind!r} must hold {_STATE_SIZE[kind]} tensors, got {len(state)}"
-        )
+        raise SnncError(f"neuron state for type {kind!r} must hold {_STATE_SIZE[kind]} tensors, got {len(state)}")
     if kind == "relu":
         return torch.relu(current), ()
     if kind == "binary":
@@ -95,9 +105,7 @@ def neuron_step(spec: NeuronSpec, current: Tensor, state: State) -> tuple[Tensor
     return y, (u, y)
 
 
-def neuron_sequence(
-    spec: NeuronSpec, currents: Tensor, state: Optional[State] = None
-) -> tuple[Tensor, State]:
+def neuron_sequence(spec: NeuronSpec, currents: Tensor, state: State | None = None) -> tuple[Tensor, State]:
     """Run :func:`neuron_step` over the leading time axis.
 
     Args:

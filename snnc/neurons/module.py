@@ -1,7 +1,6 @@
 """``torch.nn.Module`` wrapper around the pure neuron dynamics."""
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import torch
 from torch import Tensor
@@ -22,11 +21,11 @@ class Neuron(torch.nn.Module):
 
     spec: NeuronSpec
 
-    def __init__(self, spec: Optional[NeuronSpec] = None) -> None:
+    def __init__(self, spec: NeuronSpec | None = None) -> None:
         super().__init__()
         self.spec = NeuronSpec() if spec is None else spec
 
-    def forward(self, current: Tensor, state: Optional[State] = None) -> tuple[Tensor, State]:
+    def forward(self, current: Tensor, state: State | None = None) -> tuple[Tensor, State]:
         """One step: ``(current, state) -> (output, new_state)``; ``state=None`` = resting."""
         if state is None:
             state = init_state(self.spec, current)

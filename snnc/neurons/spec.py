@@ -24,15 +24,17 @@ strong enough to halve the rate of a neuron that LIF would fire at every step
 no input in the useful range is silenced for long, keeping surrogate gradients
 (whose width scales with the threshold) alive during training.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping, Optional
+from typing import Any
 
 from snnc.errors import PathLike, SnncError, short_repr
-from snnc.serial import dataclass_from_dict
 from snnc.neurons.surrogate import SURROGATES
+from snnc.serial import dataclass_from_dict
 
 __all__ = ["NEURON_TYPES", "NeuronSpec"]
 
@@ -72,7 +74,7 @@ class NeuronSpec:
         return asdict(self)
 
     @classmethod
-    def coerce(cls, value: Any, what: str, path: Optional[PathLike] = None) -> "NeuronSpec":
+    def coerce(cls, value: Any, what: str, path: PathLike | None = None) -> NeuronSpec:
         """A spec from a :class:`NeuronSpec` or its dict form (genotype fields use this).
 
         Raises:
@@ -88,7 +90,7 @@ class NeuronSpec:
         raise SnncError(f"{what} must be a neuron spec object, got {type(value).__name__}", path)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], path: Optional[PathLike] = None) -> "NeuronSpec":
+    def from_dict(cls, d: Mapping[str, Any], path: PathLike | None = None) -> NeuronSpec:
         """Build a spec from a dict (missing keys take their defaults).
 
         Args:
@@ -103,18 +105,16 @@ class NeuronSpec:
         return dataclass_from_dict(cls, d, "neuron spec", path)
 
 
-def _validate(spec: NeuronSpec, path: Optional[PathLike]) -> None:
+def _validate(spec: NeuronSpec, path: PathLike | None) -> None:
     """Check every field, coercing ints to float in place (frozen-safe)."""
     if spec.type not in NEURON_TYPES:
         raise SnncError(
-            f"neuron spec: unknown neuron type {short_repr(spec.type)} "
-            f"(expected one of {', '.join(NEURON_TYPES)})",
+            f"neuron spec: unknown neuron type {short_repr(spec.type)} (expected one of {', '.join(NEURON_TYPES)})",
             path,
         )
     if spec.surrogate not in SURROGATES:
         raise SnncError(
-            f"neuron spec: unknown surrogate {short_repr(spec.surrogate)} "
-            f"(expected one of {', '.join(SURROGATES)})",
+            f"neuron spec: unknown surrogate {short_repr(spec.surrogate)} (expected one of {', '.join(SURROGATES)})",
             path,
         )
     for name in _FLOAT_FIELDS:

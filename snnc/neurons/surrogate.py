@@ -24,10 +24,12 @@ requires grad (the ALIF adaptive threshold), the threshold receives the
 derivative of the same smooth approximation ``G(u / (2 vth))``:
 ``dy/dvth = -g'(x) * x / vth``.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Optional, Union
+from collections.abc import Callable
+from typing import Any, Union
 
 import torch
 from torch import Tensor
@@ -80,9 +82,7 @@ _DERIVATIVES: dict[str, Callable[[Tensor, float], Tensor]] = {
 def check_surrogate(name: str, b: float) -> None:
     """Raise :class:`SnncError` unless ``name`` is a known surrogate and ``b > 0``."""
     if name not in _DERIVATIVES:
-        raise SnncError(
-            f"unknown surrogate {name!r} (expected one of {', '.join(SURROGATES)})"
-        )
+        raise SnncError(f"unknown surrogate {name!r} (expected one of {', '.join(SURROGATES)})")
     if not isinstance(b, (int, float)) or isinstance(b, bool) or not math.isfinite(b) or b <= 0:
         raise SnncError(f"surrogate temperature b must be a positive number, got {b!r}")
 
@@ -125,7 +125,7 @@ class _SpikeFunction(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: Any, grad_out: Tensor) -> tuple[Optional[Tensor], ...]:  # type: ignore[override]
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
         derivative = _DERIVATIVES[ctx.surrogate]
         if not ctx.vth_is_tensor:
             (u,) = ctx.saved_tensors
@@ -166,9 +166,7 @@ def spike_fn(u: Tensor, vth: Threshold, surrogate: str = "dspike", b: float = 3.
     check_surrogate(surrogate, b)
     if not isinstance(vth, Tensor) and not vth > 0:
         raise SnncError(f"spike threshold vth must be positive, got {vth!r}")
-    needs_grad = torch.is_grad_enabled() and (
-        u.requires_grad or (isinstance(vth, Tensor) and vth.requires_grad)
-    )
+    needs_grad = torch.is_grad_enabled() and (u.requires_grad or (isinstance(vth, Tensor) and vth.requires_grad))
     # Fast path: inference, tracing and ONNX export see a comparison + cast only.
     if not needs_grad or torch.onnx.is_in_onnx_export() or torch.jit.is_tracing():
         return (u > vth).to(u.dtype)

@@ -7,6 +7,7 @@
 * :mod:`.engine` — the loop (estimator, energy per frame, metrics);
 * :mod:`.results` / :mod:`.pngs` — ``results.h5`` and per-frame pictures.
 """
+
 from __future__ import annotations
 
 from typing import Any

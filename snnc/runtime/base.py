@@ -18,10 +18,12 @@ directly. Other backends leave it ``None`` and the engine counts ops on the
 reference torch network fed the same frames (a separate pass, not timed as
 inference).
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -38,7 +40,7 @@ class Backend(ABC):
     """One way of running the network frame by frame (see module docstring)."""
 
     name: str = "?"
-    live_model: Optional[nn.Module] = None
+    live_model: nn.Module | None = None
     device: torch.device = torch.device("cpu")
     latency: int = 0
 
@@ -47,7 +49,7 @@ class Backend(ABC):
         """Put the network state at rest for frames shaped like ``x0``."""
 
     @abstractmethod
-    def step(self, x: Tensor) -> Optional[Tensor]:
+    def step(self, x: Tensor) -> Tensor | None:
         """One frame: SBT ``(1, 2, C, H, W)`` -> cost ``(1, D, H, W)`` (of ``latency`` frames ago, or None)."""
 
     def flush(self) -> list[Tensor]:
@@ -67,11 +69,19 @@ class Backend(ABC):
         """Release resources (temporary files, sessions)."""
 
 
-def energy_by_part(report: EnergyReport, part_of: Callable[[LayerEnergy], str],
-                   runs_on: dict[str, str]) -> list[dict[str, Any]]:
+def energy_by_part(
+    report: EnergyReport, part_of: Callable[[LayerEnergy], str], runs_on: dict[str, str]
+) -> list[dict[str, Any]]:
     """Per part of a partitioned network: layers, dense ops, ACs, MACs and energy per frame (papers' rule),
     plus ``dense_energy_j``: the energy if the part ran densely (every dense op a MAC, as a CPU/GPU does)."""
     parts = report.by_part(part_of)
-    return [{"part": name, "runs_on": runs_on.get(name, "?"), **parts[name],
-             "dense_energy_j": parts[name]["dense_ops"] * report.costs.mac_j}
-            for name in runs_on if name in parts]
+    return [
+        {
+            "part": name,
+            "runs_on": runs_on.get(name, "?"),
+            **parts[name],
+            "dense_energy_j": parts[name]["dense_ops"] * report.costs.mac_j,
+        }
+        for name in runs_on
+        if name in parts
+    ]

@@ -14,12 +14,14 @@ counting pass on the reference network, for backends whose computation torch
 hooks cannot see; 0 when counted live or disabled). ``fps`` counts all three,
 ``infer_fps`` the backend alone.
 """
+
 from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -62,13 +64,13 @@ class FrameResult:
     ac: float
     mac: float
     energy_j: float
-    metrics: Optional[dict[str, Any]]
-    gt_depth: Optional[np.ndarray]
-    gt_index: Optional[int]
+    metrics: dict[str, Any] | None
+    gt_depth: np.ndarray | None
+    gt_index: int | None
     read_s: float
     infer_s: float
     energy_s: float
-    left_events: Optional[np.ndarray] = None  # (H, W) left camera's SBT stack summed over its bins
+    left_events: np.ndarray | None = None  # (H, W) left camera's SBT stack summed over its bins
 
 
 @dataclass
@@ -83,7 +85,7 @@ class StreamSummary:
     mac: float = 0.0
     energy_j: float = 0.0
     metrics: dict[str, Any] = field(default_factory=dict)
-    energy: Optional[EnergyReport] = None
+    energy: EnergyReport | None = None
 
     @property
     def fps(self) -> float:
@@ -105,12 +107,16 @@ class StreamSummary:
 def check_stereo_network(net: LoadedNetwork, n_frames: int) -> None:
     """Raise a one-line :class:`SnncError` if ``net`` cannot take SBT stacks of ``n_frames`` per camera."""
     if net.family != "spikedhs-stereo":
-        raise SnncError(f"{net.source}: a {net.family} network cannot stream stereo recordings "
-                        f"(snnc stream needs a spikedhs-stereo network)")
+        raise SnncError(
+            f"{net.source}: a {net.family} network cannot stream stereo recordings "
+            f"(snnc stream needs a spikedhs-stereo network)"
+        )
     c = int(getattr(net.genotype, "in_channels", n_frames))
     if c != n_frames:
-        raise SnncError(f"{net.source}: the network takes {c} SBT frames per camera (in_channels), but the "
-                        f"stream encodes {n_frames} (5 x 10 ms windows per the MVSEC SBT encoding)")
+        raise SnncError(
+            f"{net.source}: the network takes {c} SBT frames per camera (in_channels), but the "
+            f"stream encodes {n_frames} (5 x 10 ms windows per the MVSEC SBT encoding)"
+        )
 
 
 class StreamEngine:
@@ -128,9 +134,17 @@ class StreamEngine:
         window, n_frames: SBT encoding.
     """
 
-    def __init__(self, net: LoadedNetwork, backend: Backend, *, energy: bool = True,
-                 costs: EnergyCosts = DEFAULT_COSTS, count: str = "rate",
-                 window: float = 0.05, n_frames: int = 5) -> None:
+    def __init__(
+        self,
+        net: LoadedNetwork,
+        backend: Backend,
+        *,
+        energy: bool = True,
+        costs: EnergyCosts = DEFAULT_COSTS,
+        count: str = "rate",
+        window: float = 0.05,
+        n_frames: int = 5,
+    ) -> None:
         check_stereo_network(net, n_frames)
         self.net = net
         self.backend = backend
@@ -139,10 +153,10 @@ class StreamEngine:
         self.disp_step = float(getattr(net.model, "disp_step", 2.0))
         self.count = count
         self.summary = StreamSummary()
-        self.window_stats: Optional[WindowStats] = None  # empty windows / dropped events of the last run
-        self._meter: Optional[EnergyMeter] = None
+        self.window_stats: WindowStats | None = None  # empty windows / dropped events of the last run
+        self._meter: EnergyMeter | None = None
         self._shadow = False
-        self._meter_args: Optional[tuple[torch.nn.Module, EnergyCosts]] = None
+        self._meter_args: tuple[torch.nn.Module, EnergyCosts] | None = None
         if energy:
             target = backend.live_model if backend.live_model is not None else net.model
             self._shadow = backend.live_model is None
@@ -150,7 +164,7 @@ class StreamEngine:
             self._meter = self._new_meter()
         self._shadow_state: tuple[torch.Tensor, ...] = ()
 
-    def _new_meter(self) -> Optional[EnergyMeter]:
+    def _new_meter(self) -> EnergyMeter | None:
         if self._meter_args is None:
             return None
         target, costs = self._meter_args
@@ -170,8 +184,9 @@ class StreamEngine:
                 self._shadow_state = model.init_state(x)
             _, self._shadow_state = model.step(x, self._shadow_state)
 
-    def _finish(self, frame: Frame, x: torch.Tensor, cost: torch.Tensor, read_s: float, infer_s: float,
-                acc: MetricAccumulator) -> FrameResult:
+    def _finish(
+        self, frame: Frame, x: torch.Tensor, cost: torch.Tensor, read_s: float, infer_s: float, acc: MetricAccumulator
+    ) -> FrameResult:
         """Estimator, energy and metrics of one frame whose cost is known."""
         t1 = time.perf_counter()
         disp = estimate_disparity(cost.float(), disp_step=self.disp_step)[0]
@@ -199,12 +214,31 @@ class StreamEngine:
             s.ac += ac
             s.mac += mac
             s.energy_j += energy_j
-        return FrameResult(frame.index, frame.t, disparity, frame.events, ac, mac, energy_j, metrics,
-                           frame.gt_depth, frame.gt_index, read_s, infer_s, energy_s,
-                           x[0, 0].sum(dim=0).numpy().astype(np.float32))
+        return FrameResult(
+            frame.index,
+            frame.t,
+            disparity,
+            frame.events,
+            ac,
+            mac,
+            energy_j,
+            metrics,
+            frame.gt_depth,
+            frame.gt_index,
+            read_s,
+            infer_s,
+            energy_s,
+            x[0, 0].sum(dim=0).numpy().astype(np.float32),
+        )
 
-    def run(self, recording: MVSECRecording, times: np.ndarray, *, with_gt: bool,
-            metric_kwargs: Optional[dict[str, Any]] = None) -> Iterator[FrameResult]:
+    def run(
+        self,
+        recording: MVSECRecording,
+        times: np.ndarray,
+        *,
+        with_gt: bool,
+        metric_kwargs: dict[str, Any] | None = None,
+    ) -> Iterator[FrameResult]:
         """Yield a :class:`FrameResult` per frame time, in order; :attr:`summary` is updated as frames pass.
 
         With a pipelined backend (``latency`` > 0) a frame's result comes once the
@@ -216,8 +250,9 @@ class StreamEngine:
         self._shadow_state = ()
         acc = MetricAccumulator(**(metric_kwargs or {}))
         self.window_stats = WindowStats(recording.data_path)
-        frames = iter_frames(recording, times, with_gt=with_gt, window=self.window, n_frames=self.n_frames,
-                             stats=self.window_stats)
+        frames = iter_frames(
+            recording, times, with_gt=with_gt, window=self.window, n_frames=self.n_frames, stats=self.window_stats
+        )
         pending: deque[tuple[Frame, torch.Tensor, float, float]] = deque()
         meter = self._meter
         if meter is not None:
@@ -226,7 +261,7 @@ class StreamEngine:
             started = False
             while True:
                 t0 = time.perf_counter()
-                frame: Optional[Frame] = next(frames, None)
+                frame: Frame | None = next(frames, None)
                 if frame is None:
                     break
                 x = torch.from_numpy(frame.x).to(torch.float32).unsqueeze(0)
@@ -245,8 +280,10 @@ class StreamEngine:
                 rest = self.backend.flush()
                 flush_s = (time.perf_counter() - t1) / max(len(rest), 1)
                 if len(rest) != len(pending):
-                    raise RuntimeError(f"backend {self.backend.name} returned {len(rest)} costs at the end for "
-                                       f"{len(pending)} frames in flight")
+                    raise RuntimeError(
+                        f"backend {self.backend.name} returned {len(rest)} costs at the end for "
+                        f"{len(pending)} frames in flight"
+                    )
                 for cost in rest:
                     f, xf, r_s, i_s = pending.popleft()
                     yield self._finish(f, xf, cost, r_s, i_s + flush_s, acc)

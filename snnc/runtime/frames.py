@@ -16,11 +16,12 @@ counted by a :class:`~snnc.data.windows.WindowStats`, which stops a stream
 with a run of empty windows (or one whose every window is empty) and counts
 the events dropped off the sensor or by the rectification maps.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, Optional
 
 import numpy as np
 
@@ -53,12 +54,18 @@ class Frame:
     t: float
     x: np.ndarray
     events: tuple[int, int]
-    gt_depth: Optional[np.ndarray] = None
-    gt_index: Optional[int] = None
+    gt_depth: np.ndarray | None = None
+    gt_index: int | None = None
 
 
-def frame_times(recording: MVSECRecording, *, limit: Optional[int] = None, hz: float = STREAM_HZ,
-                window: float = DEFAULT_WINDOW, use_gt: bool = True) -> tuple[np.ndarray, str]:
+def frame_times(
+    recording: MVSECRecording,
+    *,
+    limit: int | None = None,
+    hz: float = STREAM_HZ,
+    window: float = DEFAULT_WINDOW,
+    use_gt: bool = True,
+) -> tuple[np.ndarray, str]:
     """Frame end times and the clock's name (``gt`` or ``20 Hz``), at most ``limit`` of them.
 
     Raises:
@@ -77,15 +84,21 @@ def frame_times(recording: MVSECRecording, *, limit: Optional[int] = None, hz: f
     if not (math.isfinite(t_first) and math.isfinite(t_last)):
         raise SnncError("recording has no events (and no ground truth): nothing to stream", recording.data_path)
     start = min(t_first + window, t_last)
-    count = int(math.floor((t_last - start) * hz + 1e-9)) + 1
+    count = math.floor((t_last - start) * hz + 1e-9) + 1
     if limit is not None:
         count = min(count, int(limit))
     return start + np.arange(count, dtype=np.float64) / hz, f"{hz:g} Hz"
 
 
-def iter_frames(recording: MVSECRecording, times: np.ndarray, *, with_gt: bool,
-                window: float = DEFAULT_WINDOW, n_frames: int = DEFAULT_N_FRAMES,
-                stats: Optional[WindowStats] = None) -> Iterator[Frame]:
+def iter_frames(
+    recording: MVSECRecording,
+    times: np.ndarray,
+    *,
+    with_gt: bool,
+    window: float = DEFAULT_WINDOW,
+    n_frames: int = DEFAULT_N_FRAMES,
+    stats: WindowStats | None = None,
+) -> Iterator[Frame]:
     """Yield one :class:`Frame` per time, reading and encoding each window on demand.
 
     ``with_gt``: ``times`` are the gt depth timestamps in order, so frame ``k``
@@ -103,8 +116,16 @@ def iter_frames(recording: MVSECRecording, times: np.ndarray, *, with_gt: bool,
         counts = []
         for c, cam in enumerate(layout.CAMERAS):
             ev = recording.events_between(cam, t - window, t)
-            x[c], n = encode_sbt_counted(ev, t, window=window, n_frames=n_frames, height=h, width=w,
-                                         rect_maps=maps[cam], source=recording.data_path)
+            x[c], n = encode_sbt_counted(
+                ev,
+                t,
+                window=window,
+                n_frames=n_frames,
+                height=h,
+                width=w,
+                rect_maps=maps[cam],
+                source=recording.data_path,
+            )
             counts.append(n)
         stats.add(t, counts)
         depth = recording.depth(k) if with_gt else None

@@ -20,12 +20,13 @@ one counting pass by piece: ACs/MACs by the papers' rule, plus the energy the
 host would spend if it ran its part densely (every dense op a MAC, which is
 what a CPU/GPU does with spikes).
 """
+
 from __future__ import annotations
 
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -55,18 +56,21 @@ class HybridBackend(Backend):
 
     name = "hybrid"
 
-    def __init__(self, model: SpikingNet, device: torch.device, *, threads: int = 0,
-                 manifest: Optional[Path] = None) -> None:
+    def __init__(
+        self, model: SpikingNet, device: torch.device, *, threads: int = 0, manifest: Path | None = None
+    ) -> None:
         if torch.device(device).type != "cpu":
-            raise SnncError("--backend hybrid runs its front in snnc's NIR runtime and its rest in onnxruntime on "
-                            "the CPU; use --device cpu (or --backend torch/onnx for CUDA)")
+            raise SnncError(
+                "--backend hybrid runs its front in snnc's NIR runtime and its rest in onnxruntime on "
+                "the CPU; use --device cpu (or --backend torch/onnx for CUDA)"
+            )
         self.model = model
         self.device = torch.device("cpu")
         self._threads = threads or 1
-        self._tmp: Optional[str] = None
+        self._tmp: str | None = None
         self._manifest = Path(manifest) if manifest is not None else None
         self._net: Any = None
-        self._shape: Optional[tuple[int, ...]] = None
+        self._shape: tuple[int, ...] | None = None
         self._state: Any = None
         self.front_nodes: set[str] = set()
         self.doc: dict[str, Any] = {}
@@ -117,11 +121,22 @@ class HybridBackend(Backend):
         pieces = self._pieces()
         out = []
         if "front" in pieces:
-            out.append({"part": "front", "runs_on": "neuromorphic target (NIR graph; simulated by snnc's NIR "
-                        "runtime on CPU)", "nodes": pieces["front"]["nodes"]})
+            out.append(
+                {
+                    "part": "front",
+                    "runs_on": "neuromorphic target (NIR graph; simulated by snnc's NIR runtime on CPU)",
+                    "nodes": pieces["front"]["nodes"],
+                }
+            )
         if "rest" in pieces:
-            out.append({"part": "rest", "runs_on": "host CPU (onnxruntime)", "nodes": pieces["rest"]["nodes"],
-                        "cut_after": pieces["rest"]["reason"]})
+            out.append(
+                {
+                    "part": "rest",
+                    "runs_on": "host CPU (onnxruntime)",
+                    "nodes": pieces["rest"]["nodes"],
+                    "cut_after": pieces["rest"]["reason"],
+                }
+            )
         return out
 
     def energy_parts(self, report: EnergyReport) -> list[dict[str, Any]]:

@@ -32,12 +32,14 @@ first step Lava's neuron integrates its bias once before the first frame
 arrives. The layer's spikes therefore differ from torch's on a small fraction
 of positions, and the difference propagates through the rest of the network.
 """
+
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -45,8 +47,8 @@ from torch import Tensor
 
 from snnc.energy.report import EnergyReport, LayerEnergy
 from snnc.errors import SnncError
-from snnc.models.base import SpikingNet
 from snnc.export.lava_env import import_lava
+from snnc.models.base import SpikingNet
 from snnc.runtime.base import Backend, energy_by_part
 
 __all__ = ["LavaBackend", "netx_prefix"]
@@ -67,9 +69,14 @@ def netx_prefix(graph: Any) -> list[str]:
         if len(users) != 1:
             break
         conv = graph[users[0]]
-        if conv.op != "conv" or len(conv.inputs) != 1 or conv.params["weight"].ndim != 4 \
-                or conv.params["groups"] != 1 or any(d != 1 for d in conv.params["dilation"]) \
-                or any(s != 1 for s in conv.params["stride"]):
+        if (
+            conv.op != "conv"
+            or len(conv.inputs) != 1
+            or conv.params["weight"].ndim != 4
+            or conv.params["groups"] != 1
+            or any(d != 1 for d in conv.params["dilation"])
+            or any(s != 1 for s in conv.params["stride"])
+        ):
             break
         nxt = consumers[users[0]]
         if len(nxt) != 1:
@@ -98,19 +105,21 @@ class LavaBackend(Backend):
     name = "lava"
     latency = 1
 
-    def __init__(self, model: SpikingNet, device: torch.device, *, threads: int = 0,
-                 workdir: Optional[Path] = None) -> None:
+    def __init__(
+        self, model: SpikingNet, device: torch.device, *, threads: int = 0, workdir: Path | None = None
+    ) -> None:
         if torch.device(device).type != "cpu":
-            raise SnncError("--backend lava simulates Loihi on the CPU (Lava's fixed-point simulator); "
-                            "use --device cpu")
+            raise SnncError(
+                "--backend lava simulates Loihi on the CPU (Lava's fixed-point simulator); use --device cpu"
+            )
         if getattr(model.genotype, "family", None) != "spikedhs-stereo":
             raise SnncError("--backend lava streams stereo networks only")
         import_lava()
         self.model = model
         self.device = torch.device("cpu")
-        self._tmp: Optional[str] = None
+        self._tmp: str | None = None
         self._workdir = Path(workdir) if workdir is not None else None
-        self._shape: Optional[tuple[int, ...]] = None
+        self._shape: tuple[int, ...] | None = None
         self._lava: Any = None
         self.lava_nodes: list[str] = []
         self.export_s = 0.0
@@ -132,8 +141,9 @@ class LavaBackend(Backend):
         graph = lower(self.model, shape)
         chain = netx_prefix(graph)
         if not chain:
-            raise SnncError("no layer of this network can run in Lava: netx needs a chain of 2-D conv + LIF "
-                            "layers from the input")
+            raise SnncError(
+                "no layer of this network can run in Lava: netx needs a chain of 2-D conv + LIF layers from the input"
+            )
         self.lava_nodes = chain
         cut = chain[-1]
         c_in, h, w = graph[graph.inputs[0]].shape
@@ -181,8 +191,10 @@ class LavaBackend(Backend):
         ext = Extractor(shape=net.out.shape)
         inj.out_port.connect(net.inp)
         net.out.connect(ext.in_port)
-        cfg = Loihi2SimCfg(select_tag="fixed_pt",
-                           exception_proc_model_map={Injector: PyLoihiInjectorModel, Extractor: PyLoihiExtractorModel})
+        cfg = Loihi2SimCfg(
+            select_tag="fixed_pt",
+            exception_proc_model_map={Injector: PyLoihiInjectorModel, Extractor: PyLoihiExtractorModel},
+        )
         net.create_runtime(run_cfg=cfg)
         self._lava = (net, inj, ext)
 
@@ -192,10 +204,8 @@ class LavaBackend(Backend):
             try:
                 net.stop()
             finally:
-                try:
+                with contextlib.suppress(Exception):
                     net.net_config.f.close()
-                except Exception:  # noqa: BLE001 - the file may already be closed
-                    pass
             self._lava = None
 
     # ------------------------------------------------------------------ stepping
@@ -210,7 +220,7 @@ class LavaBackend(Backend):
         self._rest_state = self._rest.init_state({self._cut: torch.zeros(cut_shape)})
         self._given = 0
 
-    def _lava_step(self, x: Optional[Tensor]) -> np.ndarray:
+    def _lava_step(self, x: Tensor | None) -> np.ndarray:
         """Inject one frame (None: zeros) and run one Lava step; the spikes it emits (C, H, 2W+pad)."""
         from lava.magma.core.run_conditions import RunSteps
 
@@ -221,8 +231,8 @@ class LavaBackend(Backend):
         if x is not None:
             sbt = x[0].numpy()  # (2 cameras, C, H, W)
             for cam, col in ((0, 0), (1, w + pad)):
-                frame[:c_in, :, col:col + w] = sbt[cam] > 0
-                frame[c_in:, :, col:col + w] = sbt[cam] < 0
+                frame[:c_in, :, col : col + w] = sbt[cam] > 0
+                frame[c_in:, :, col : col + w] = sbt[cam] < 0
         inj.send(frame.transpose(2, 1, 0))  # netx order (W, H, C)
         net.run(condition=RunSteps(num_steps=1))
         return np.asarray(ext.receive()).transpose(2, 1, 0)
@@ -230,12 +240,12 @@ class LavaBackend(Backend):
     def _rest_step(self, spikes: np.ndarray) -> Tensor:
         """The CPU rest on one frame's Lava spikes: cost ``(1, D, H, W)``."""
         w, pad = self._width, self._pad
-        both = np.stack([spikes[:, :, :w], spikes[:, :, w + pad:w + pad + w]]).astype(np.float32)
+        both = np.stack([spikes[:, :, :w], spikes[:, :, w + pad : w + pad + w]]).astype(np.float32)
         with torch.no_grad():
             cost, self._rest_state = self._rest.step({self._cut: torch.from_numpy(both)}, self._rest_state)
         return cost
 
-    def step(self, x: Tensor) -> Optional[Tensor]:
+    def step(self, x: Tensor) -> Tensor | None:
         """Inject frame k; returns frame k-1's cost (None for the first frame)."""
         spikes = self._lava_step(x.cpu())
         self._given += 1
@@ -261,12 +271,19 @@ class LavaBackend(Backend):
         layers = [n for n in self.lava_nodes if not n.endswith(".neuron")] if self.lava_nodes else []
         q = self.quant.get("layers", []) if self.quant else []
         return [
-            {"part": "lava", "runs_on": "Lava (lava-dl netx, Loihi2SimCfg fixed_pt, simulated on CPU)",
-             "layers": layers, "quantisation": [{k: v for k, v in d.items() if k != "name"} for d in q],
-             "input": "SBT as binary ON/OFF channels, left|gap|right side by side"},
-            {"part": "cpu", "runs_on": "CPU (snnc export-graph runtime, torch)",
-             "detail": "everything after the Lava chain: feature cells, up-sampling, cost volume, "
-                       "3-D matching net (no 3-D conv in netx), read-out"},
+            {
+                "part": "lava",
+                "runs_on": "Lava (lava-dl netx, Loihi2SimCfg fixed_pt, simulated on CPU)",
+                "layers": layers,
+                "quantisation": [{k: v for k, v in d.items() if k != "name"} for d in q],
+                "input": "SBT as binary ON/OFF channels, left|gap|right side by side",
+            },
+            {
+                "part": "cpu",
+                "runs_on": "CPU (snnc export-graph runtime, torch)",
+                "detail": "everything after the Lava chain: feature cells, up-sampling, cost volume, "
+                "3-D matching net (no 3-D conv in netx), read-out",
+            },
         ]
 
     def energy_parts(self, report: EnergyReport) -> list[dict[str, Any]]:

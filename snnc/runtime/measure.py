@@ -9,10 +9,11 @@ Both run the torch network under one :class:`~snnc.energy.meter.EnergyMeter`
 * images: each image is one frame presented for the network's ``T`` steps
   (direct coding), from the resting state; counts are per image.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Union
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -29,9 +30,16 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["measure_stereo", "measure_images"]
 
 
-def measure_stereo(net: "LoadedNetwork", data_file: Union[Path, "MVSECRecording"], *, frames: Optional[int] = 20,
-                   gt_file: Optional[Path] = None, costs: EnergyCosts = DEFAULT_COSTS,
-                   count: str = "rate", stats: Optional["WindowStats"] = None) -> EnergyReport:
+def measure_stereo(
+    net: LoadedNetwork,
+    data_file: Path | MVSECRecording,
+    *,
+    frames: int | None = 20,
+    gt_file: Path | None = None,
+    costs: EnergyCosts = DEFAULT_COSTS,
+    count: str = "rate",
+    stats: WindowStats | None = None,
+) -> EnergyReport:
     """Energy per frame of a stereo network streamed over ``frames`` frames of ``data_file``.
 
     ``data_file`` is a path or an open :class:`~snnc.data.mvsec.MVSECRecording` (then ``gt_file`` is
@@ -49,8 +57,13 @@ def measure_stereo(net: "LoadedNetwork", data_file: Union[Path, "MVSECRecording"
         return _measure_recording(net.model, meter, rec, frames, stats)
 
 
-def _measure_recording(model: torch.nn.Module, meter: EnergyMeter, rec: "MVSECRecording", frames: Optional[int],
-                       stats: Optional["WindowStats"]) -> EnergyReport:
+def _measure_recording(
+    model: torch.nn.Module,
+    meter: EnergyMeter,
+    rec: MVSECRecording,
+    frames: int | None,
+    stats: WindowStats | None,
+) -> EnergyReport:
     """Stream ``frames`` frames of the open ``rec`` through ``model`` under ``meter``."""
     from snnc.runtime.frames import frame_times, iter_frames
 
@@ -66,8 +79,14 @@ def _measure_recording(model: torch.nn.Module, meter: EnergyMeter, rec: "MVSECRe
     return meter.total()
 
 
-def measure_images(net: "LoadedNetwork", images: torch.Tensor, *, costs: EnergyCosts = DEFAULT_COSTS,
-                   count: str = "rate", batch_size: int = 100) -> EnergyReport:
+def measure_images(
+    net: LoadedNetwork,
+    images: torch.Tensor,
+    *,
+    costs: EnergyCosts = DEFAULT_COSTS,
+    count: str = "rate",
+    batch_size: int = 100,
+) -> EnergyReport:
     """Energy per image of a classification network, each image presented for ``T`` steps.
 
     ``images`` is ``(N, C, H, W)``; N is cut to a multiple of the batch size so that
@@ -88,12 +107,13 @@ def measure_images(net: "LoadedNetwork", images: torch.Tensor, *, costs: EnergyC
     try:
         model.init_state(images[:1])
     except SnncError as err:
-        raise SnncError(f"{net.source}: images shaped {tuple(images.shape[1:])} do not fit the network: {err}") \
-            from None
+        raise SnncError(
+            f"{net.source}: images shaped {tuple(images.shape[1:])} do not fit the network: {err}"
+        ) from None
     meter = EnergyMeter(model, costs=costs, count=count, steps_per_frame=float(steps), neurons=True)
     with meter, torch.no_grad():
         for b in range(batches):
-            x = images[b * bs:(b + 1) * bs]
+            x = images[b * bs : (b + 1) * bs]
             model(x.unsqueeze(0).expand(steps, *x.shape).contiguous())
             meter.frame()
     return meter.total()

@@ -12,11 +12,11 @@ Every network is returned BN-folded (:func:`snnc.models.fold.fold_bn`) in
 eval mode: the deployed form every backend runs, so all backends start from
 identical weights.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import torch
 
@@ -44,7 +44,7 @@ class LoadedNetwork:
     kind: str
     source: str
     trained: bool
-    input_shape: Optional[tuple[int, ...]] = None
+    input_shape: tuple[int, ...] | None = None
 
     @property
     def family(self) -> str:
@@ -64,8 +64,9 @@ def network_time_steps(genotype: Any) -> int:
     return genotype_time_steps(genotype) or 1
 
 
-def load_network(spec: str, *, overrides: Optional[dict[str, Any]] = None, seed: int = 0,
-                 device: str | torch.device = "cpu") -> LoadedNetwork:
+def load_network(
+    spec: str, *, overrides: dict[str, Any] | None = None, seed: int = 0, device: str | torch.device = "cpu"
+) -> LoadedNetwork:
     """Build or load ``spec`` (preset name, genotype JSON path or checkpoint path), folded and in eval mode.
 
     Args:

@@ -6,12 +6,13 @@ with :func:`snnc.export.onnx_writer.export_stream` (inputs ``x``,
 temporary folder (or ``onnx_path`` to keep it). Every frame runs the session
 once and feeds ``state_out_k`` back as ``state_in_k``.
 """
+
 from __future__ import annotations
 
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,8 +37,9 @@ class OnnxBackend(Backend):
 
     name = "onnx"
 
-    def __init__(self, model: SpikingNet, device: torch.device, *, threads: int = 0,
-                 onnx_path: Optional[Path] = None) -> None:
+    def __init__(
+        self, model: SpikingNet, device: torch.device, *, threads: int = 0, onnx_path: Path | None = None
+    ) -> None:
         import onnxruntime as ort
 
         self.model = model
@@ -45,15 +47,17 @@ class OnnxBackend(Backend):
         providers = ["CPUExecutionProvider"]
         if torch.device(device).type == "cuda":
             if "CUDAExecutionProvider" not in ort.get_available_providers():
-                raise SnncError("--backend onnx --device cuda needs onnxruntime with the CUDA execution provider "
-                                f"(installed providers: {', '.join(ort.get_available_providers())})")
+                raise SnncError(
+                    "--backend onnx --device cuda needs onnxruntime with the CUDA execution provider "
+                    f"(installed providers: {', '.join(ort.get_available_providers())})"
+                )
             providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
         self._providers = providers
         self._threads = threads
-        self._tmp: Optional[str] = None
+        self._tmp: str | None = None
         self._path = Path(onnx_path) if onnx_path is not None else None
         self._session: Any = None
-        self._shape: Optional[tuple[int, ...]] = None
+        self._shape: tuple[int, ...] | None = None
         self._state: list[np.ndarray] = []
         self.export_s = 0.0
 
@@ -70,8 +74,7 @@ class OnnxBackend(Backend):
             self._path = Path(self._tmp) / "stream.onnx"
         start = time.perf_counter()
         info = export_stream(self.model, shape, self._path)
-        self._session = ort.InferenceSession(str(self._path), session_options(self._threads),
-                                             providers=self._providers)
+        self._session = ort.InferenceSession(str(self._path), session_options(self._threads), providers=self._providers)
         self.export_s = time.perf_counter() - start
         self._state_in = [n for n in info["inputs"] if n != "x"]
         meta = self._session.get_modelmeta().custom_metadata_map
@@ -90,16 +93,21 @@ class OnnxBackend(Backend):
     def step(self, x: Tensor) -> Tensor:
         """Run the one-step graph; feed the state outputs back."""
         feed = {"x": x.detach().cpu().numpy().astype(np.float32, copy=False)}
-        feed.update(zip(self._state_in, self._state))
+        feed.update(zip(self._state_in, self._state, strict=False))
         out = self._session.run(None, feed)
         self._state = out[1:]
         return torch.from_numpy(out[0])
 
     def placement(self) -> list[dict[str, Any]]:
         """The whole network as one ONNX graph."""
-        return [{"part": "network", "runs_on": f"onnxruntime ({self._providers[0]})",
-                 "detail": f"one-step graph {self._path.name if self._path else '(not exported yet)'}, "
-                           f"{len(self._state_in) if self._session else '?'} state tensors fed back"}]
+        return [
+            {
+                "part": "network",
+                "runs_on": f"onnxruntime ({self._providers[0]})",
+                "detail": f"one-step graph {self._path.name if self._path else '(not exported yet)'}, "
+                f"{len(self._state_in) if self._session else '?'} state tensors fed back",
+            }
+        ]
 
     def close(self) -> None:
         """Drop the session and the temporary folder."""

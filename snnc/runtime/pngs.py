@@ -1,8 +1,8 @@
 """PNG of one streamed frame: predicted disparity next to ground truth (and the error) on one colour scale."""
+
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -12,8 +12,15 @@ from snnc.fileio import atomic_output
 __all__ = ["save_frame_png"]
 
 
-def save_frame_png(path: Path, disparity: np.ndarray, gt_depth: Optional[np.ndarray], *, title: str,
-                   fb: float = layout.FB_INDOOR_FLYING, vmax: Optional[float] = None) -> None:
+def save_frame_png(
+    path: Path,
+    disparity: np.ndarray,
+    gt_depth: np.ndarray | None,
+    *,
+    title: str,
+    fb: float = layout.FB_INDOOR_FLYING,
+    vmax: float | None = None,
+) -> None:
     """Write ``path``: predicted disparity (px), and with ``gt_depth`` the GT disparity ``fB/depth`` and |error|.
 
     Pixels without ground truth are blank in the GT and error panels. The PNG is
@@ -34,10 +41,13 @@ def save_frame_png(path: Path, disparity: np.ndarray, gt_depth: Optional[np.ndar
         gt[ok] = fb / gt_depth[ok]
         panels.append(("ground-truth disparity (px)", gt, "magma"))
         panels.append(("|error| (px)", np.abs(disparity - gt), "viridis"))
-    top = vmax if vmax is not None else float(np.nanmax([np.nanmax(p[1]) if np.isfinite(p[1]).any() else 0.0
-                                                        for p in panels[:2]] + [1e-3]))
+    top = (
+        vmax
+        if vmax is not None
+        else float(np.nanmax([np.nanmax(p[1]) if np.isfinite(p[1]).any() else 0.0 for p in panels[:2]] + [1e-3]))
+    )
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
-    for ax, (name, img, cmap) in zip(axes[0], panels):
+    for ax, (name, img, cmap) in zip(axes[0], panels, strict=False):
         im = ax.imshow(img, cmap=cmap, vmin=0, vmax=top if cmap == "magma" else None)
         ax.set_title(name, fontsize=9)
         ax.axis("off")

@@ -21,11 +21,12 @@ Root attributes: ``disparity_units``, ``model``, ``backend``, ``device``, ``cloc
 ``data_file``, ``gt_file``, ``fb``, ``disparity_scale``, ``energy_costs`` and,
 when the stream ends, ``summary`` (JSON of the overall numbers).
 """
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -54,13 +55,20 @@ class ResultsWriter:
         self.with_gt = with_gt
         self.n = 0
         try:
-            f.create_dataset("disparity", shape=(0, height, width), maxshape=(None, height, width),
-                             dtype=np.float32, chunks=(1, height, width), compression="gzip",
-                             compression_opts=1, shuffle=True)
+            f.create_dataset(
+                "disparity",
+                shape=(0, height, width),
+                maxshape=(None, height, width),
+                dtype=np.float32,
+                chunks=(1, height, width),
+                compression="gzip",
+                compression_opts=1,
+                shuffle=True,
+            )
             f["disparity"].attrs["units"] = DISPARITY_UNITS
             scalars = {"timestamps": np.float64, "ac": np.float64, "mac": np.float64, "energy_j": np.float64}
             if with_gt:
-                scalars.update({name: np.float64 for name in METRIC_NAMES})
+                scalars.update(dict.fromkeys(METRIC_NAMES, np.float64))
                 scalars.update({"n_valid": np.int64, "gt_index": np.int64})
             for name, dtype in scalars.items():
                 f.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(1024,))
@@ -101,7 +109,7 @@ class ResultsWriter:
         self.n += 1
         self._out.check()
 
-    def finish(self, summary: Optional[dict[str, Any]]) -> None:
+    def finish(self, summary: dict[str, Any] | None) -> None:
         """Store the summary attribute and close the file.
 
         Raises:

@@ -1,4 +1,5 @@
 """Torch eager backend: ``model.step`` on CPU or CUDA with the explicit state carried across frames."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -36,6 +37,7 @@ class TorchBackend(Backend):
 
     def placement(self) -> list[dict[str, Any]]:
         """Everything on one torch device."""
-        layers = sum(1 for m in self.model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d,
-                                                                       torch.nn.Linear)))
+        layers = sum(
+            1 for m in self.model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.Linear))
+        )
         return [{"part": "network", "runs_on": f"torch eager ({self.device})", "synaptic_layers": layers}]

@@ -13,6 +13,7 @@ a per-frame palette GIF for ``.gif``), so memory stays bounded by one frame
 however long the stream is. The file is written to a temporary name beside the
 target and renamed when the video is complete; an error leaves no partial file.
 """
+
 from __future__ import annotations
 
 import math
@@ -86,13 +87,23 @@ class StreamVideo:
         title: text above the panels (the model, the recording).
     """
 
-    def __init__(self, path: Path, height: int, width: int, *, max_disparity_px: float, fps: float = 20.0,
-                 fb: float = layout.FB_INDOOR_FLYING, title: str = "") -> None:
+    def __init__(
+        self,
+        path: Path,
+        height: int,
+        width: int,
+        *,
+        max_disparity_px: float,
+        fps: float = 20.0,
+        fb: float = layout.FB_INDOOR_FLYING,
+        title: str = "",
+    ) -> None:
         self.path = Path(path)
         self.container = check_video_path(self.path)
         if not (max_disparity_px > 0 and math.isfinite(max_disparity_px)):
-            raise SnncError(f"video disparity scale must be a positive number of pixels, got {max_disparity_px}",
-                            self.path)
+            raise SnncError(
+                f"video disparity scale must be a positive number of pixels, got {max_disparity_px}", self.path
+            )
         if not fps > 0:
             raise SnncError(f"video fps must be positive, got {fps}", self.path)
         self.height, self.width = int(height), int(width)
@@ -195,10 +206,12 @@ class StreamVideo:
             return [left / fig_w, bottom / fig_h, width / fig_w, ph / fig_h]
 
         blank = np.zeros((self.height, self.width), dtype=np.float32)
-        specs = [("left events (signed count)", "gray", -_EVENTS_CLIP, _EVENTS_CLIP),
-                 ("predicted disparity", "magma", 0.0, self.vmax),
-                 ("ground truth (fB / depth)", "magma", 0.0, self.vmax),
-                 ("|error| (px)", "viridis", 0.0, ERROR_MAX_PX)]
+        specs = [
+            ("left events (signed count)", "gray", -_EVENTS_CLIP, _EVENTS_CLIP),
+            ("predicted disparity", "magma", 0.0, self.vmax),
+            ("ground truth (fB / depth)", "magma", 0.0, self.vmax),
+            ("|error| (px)", "viridis", 0.0, ERROR_MAX_PX),
+        ]
         for left, (name, cmap, lo, hi) in zip(lefts, specs, strict=True):
             ax = fig.add_axes(box(left, pw))
             colours = matplotlib.colormaps[cmap].with_extremes(bad="#303030")  # no ground truth: dark grey
@@ -242,20 +255,34 @@ class StreamVideo:
 
         if self.container == "gif":
             kwargs: dict[str, Any] = {
-                "codec": "gif", "pix_fmt_out": "pal8",
-                "output_params": ["-vf", "split[a][b];[a]palettegen=stats_mode=single[p];[b][p]paletteuse=new=1",
-                                  "-loop", "0", "-f", "gif"]}
+                "codec": "gif",
+                "pix_fmt_out": "pal8",
+                "output_params": [
+                    "-vf",
+                    "split[a][b];[a]palettegen=stats_mode=single[p];[b][p]paletteuse=new=1",
+                    "-loop",
+                    "0",
+                    "-f",
+                    "gif",
+                ],
+            }
         else:
-            kwargs = {"codec": "libx264", "pix_fmt_out": "yuv420p", "quality": 7,
-                      "output_params": ["-movflags", "+faststart", "-f", "mp4"]}
-        writer = imageio_ffmpeg.write_frames(str(self._tmp), (width, height), fps=self.fps, macro_block_size=2,
-                                             ffmpeg_log_level="error", **kwargs)
+            kwargs = {
+                "codec": "libx264",
+                "pix_fmt_out": "yuv420p",
+                "quality": 7,
+                "output_params": ["-movflags", "+faststart", "-f", "mp4"],
+            }
+        writer = imageio_ffmpeg.write_frames(
+            str(self._tmp), (width, height), fps=self.fps, macro_block_size=2, ffmpeg_log_level="error", **kwargs
+        )
         writer.send(None)  # start ffmpeg
         self._writer = writer
         self.size = (width, height)
 
-    def add(self, disparity: np.ndarray, gt_depth: np.ndarray | None, left_events: np.ndarray | None,
-            caption: str = "") -> None:
+    def add(
+        self, disparity: np.ndarray, gt_depth: np.ndarray | None, left_events: np.ndarray | None, caption: str = ""
+    ) -> None:
         """Append one frame: predicted disparity (H, W) px, ground-truth depth (H, W) m or None, left events.
 
         Raises:

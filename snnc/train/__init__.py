@@ -7,6 +7,7 @@
 * :mod:`.dgs`, :mod:`.tps`, :mod:`.hns` - the searches (:mod:`.mixsearch`, :mod:`.mixed` for TPS/HNS);
 * :mod:`.checkpoint` - the checkpoint format and :func:`load_model`.
 """
+
 from snnc.train.checkpoint import load_checkpoint, load_model
 from snnc.train.config import TrainConfig
 from snnc.train.trainer import Trainer, train

@@ -21,10 +21,11 @@ NumPy, torch CPU/CUDA generator states, as tensors and numbers), ``search``
 (unfolded vs folded outputs). Both are read weights-only (never unpickled) and
 written atomically.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import torch
 
@@ -38,7 +39,7 @@ FOLDED_NAME = "folded.pt"
 REQUIRED = ("genotype", "model", "config", "epoch", "folded")
 
 
-def save_checkpoint(path: Union[str, Path], payload: dict[str, Any]) -> None:
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     """Write a run's ``payload`` atomically: kind ``network`` when folded, else ``training``."""
     missing = [k for k in REQUIRED if k not in payload]
     if missing:
@@ -46,7 +47,7 @@ def save_checkpoint(path: Union[str, Path], payload: dict[str, Any]) -> None:
     write_checkpoint(path, "network" if payload["folded"] else "training", payload)
 
 
-def load_checkpoint(path: Union[str, Path]) -> dict[str, Any]:
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a run's ``checkpoint.pt`` (kind ``training``, weights-only) and check its fields.
 
     Raises:
@@ -59,7 +60,7 @@ def load_checkpoint(path: Union[str, Path]) -> dict[str, Any]:
     return payload
 
 
-def load_model(path: Union[str, Path], map_location: Union[str, torch.device] = "cpu") -> torch.nn.Module:
+def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> torch.nn.Module:
     """The trained network of a run's ``checkpoint.pt`` or ``folded.pt``, in eval mode."""
     from snnc.models.loading import load_network_checkpoint
 

@@ -12,12 +12,14 @@ batch 50, T = 6; stereo Adam (0.9, 0.999) lr 1e-3 halved at 25/50/75 % of the
 epochs (the paper's 50/100/150 of 200), batch 2, windows of 2 burn-in + 6
 labelled SBT stacks.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, Mapping, Optional
+from typing import Any
 
 from snnc.data.layout import DEFAULT_MAX_WINDOW_EVENTS
 from snnc.errors import SnncError, list_items
@@ -36,10 +38,10 @@ BN_SYNC = ("batch", "running")
 RESUME_MUTABLE = ("epochs", "device", "quiet", "stop_after", "max_window_events")
 
 _TASK_DEFAULTS: dict[str, dict[str, Any]] = {
-    "classification": dict(epochs=100, steps=6, batch_size=50, lr=0.025, optimizer="sgd", schedule="cosine",
-                           weight_decay=3e-4),
-    "stereo": dict(epochs=200, steps=6, batch_size=2, lr=1e-3, optimizer="adam", schedule="step",
-                   weight_decay=0.0),
+    "classification": {
+        "epochs": 100, "steps": 6, "batch_size": 50, "lr": 0.025, "optimizer": "sgd", "schedule": "cosine", "weight_decay": 3e-4
+    },
+    "stereo": {"epochs": 200, "steps": 6, "batch_size": 2, "lr": 1e-3, "optimizer": "adam", "schedule": "step", "weight_decay": 0.0},
 }
 
 
@@ -50,21 +52,21 @@ class TrainConfig:
     arch: str = ""
     data: list[str] = field(default_factory=list)
     out: str = ""
-    task: Optional[str] = None
-    epochs: Optional[int] = None
-    steps: Optional[int] = None
+    task: str | None = None
+    epochs: int | None = None
+    steps: int | None = None
     burn_in: int = 2
-    batch_size: Optional[int] = None
+    batch_size: int | None = None
     eval_batch_size: int = 256
-    lr: Optional[float] = None
-    optimizer: Optional[str] = None
-    schedule: Optional[str] = None
-    weight_decay: Optional[float] = None
+    lr: float | None = None
+    optimizer: str | None = None
+    schedule: str | None = None
+    weight_decay: float | None = None
     momentum: float = 0.9
     device: str = "cpu"
     seed: int = 0
     threads: int = 0
-    width: Optional[int] = None
+    width: int | None = None
     eval_every: int = 1
     freeze_bn_epochs: int = 0
     bn_sync: str = "batch"
@@ -73,16 +75,16 @@ class TrainConfig:
     test_fraction: float = 0.2
     # stereo data
     split: str = "auto"
-    crop: Optional[list[int]] = None
-    augment_crop: Optional[list[int]] = None
+    crop: list[int] | None = None
+    augment_crop: list[int] | None = None
     augment_shift: int = 0
-    feature_stride: Optional[int] = None
-    volume_shifts: Optional[str] = None
+    feature_stride: int | None = None
+    volume_shifts: str | None = None
     downscale: int = 1
-    max_disparity: Optional[float] = None
-    fb: Optional[float] = None
+    max_disparity: float | None = None
+    fb: float | None = None
     cache_gb: float = 2.0
-    rect_dir: Optional[str] = None
+    rect_dir: str | None = None
     max_window_events: int = DEFAULT_MAX_WINDOW_EVENTS
     # DGS
     dgs: bool = False
@@ -104,12 +106,12 @@ class TrainConfig:
     search_layers: list[str] = field(default_factory=list)
     search_every: int = 100
     search_warmup: int = 5
-    search_epochs: Optional[int] = None
+    search_epochs: int | None = None
     search_eps: float = 1e-3
     arch_lr: float = 3e-3
     # per invocation
     quiet: bool = False
-    stop_after: Optional[int] = None
+    stop_after: int | None = None
 
     # ------------------------------------------------------------------ JSON
     def to_dict(self) -> dict[str, Any]:
@@ -117,7 +119,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: Mapping[str, Any]) -> TrainConfig:
         """Rebuild from :meth:`to_dict` output (unknown keys raise :class:`SnncError`)."""
         known = {f.name for f in fields(cls)}
         unknown = [str(k) for k in d if k not in known]
@@ -128,6 +130,7 @@ class TrainConfig:
     # ------------------------------------------------------------------ checks
     def validate(self) -> None:
         """Raise :class:`SnncError` for any out-of-range setting (call after :func:`resolve_defaults`)."""
+
         def positive_int(name: str, minimum: int = 1) -> None:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
@@ -137,16 +140,27 @@ class TrainConfig:
             v = getattr(self, name)
             ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
             if not ok or v < 0 or (v == 0 and not allow_zero):
-                raise SnncError(f"--{name.replace('_', '-')} must be a {'non-negative' if allow_zero else 'positive'} "
-                                f"number, got {v!r}")
+                raise SnncError(
+                    f"--{name.replace('_', '-')} must be a {'non-negative' if allow_zero else 'positive'} "
+                    f"number, got {v!r}"
+                )
 
         if self.task not in TASKS:
             raise SnncError(f"unknown task {self.task!r} (expected one of {', '.join(TASKS)})")
-        for name in ("epochs", "steps", "batch_size", "eval_batch_size", "eval_every", "downscale",
-                     "dgs_every", "dgs_iters", "dgs_candidates", "search_every"):
+        for name in (
+            "epochs",
+            "steps",
+            "batch_size",
+            "eval_batch_size",
+            "eval_every",
+            "downscale",
+            "dgs_every",
+            "dgs_iters",
+            "dgs_candidates",
+            "search_every",
+        ):
             positive_int(name)
-        for name in ("burn_in", "threads", "search_warmup", "seed", "split_seed", "augment_shift",
-                     "freeze_bn_epochs"):
+        for name in ("burn_in", "threads", "search_warmup", "seed", "split_seed", "augment_shift", "freeze_bn_epochs"):
             positive_int(name, 0)
         positive_int("max_window_events")
         if self.freeze_bn_epochs > self.epochs:
@@ -157,8 +171,17 @@ class TrainConfig:
             positive_int("stop_after")
         if self.search_epochs is not None:
             positive_int("search_epochs")
-        for name in ("lr", "dgs_db", "dgs_eps", "dgs_alpha_lr", "tps_dtau", "search_eps", "arch_lr", "rho_relu",
-                     "cache_gb"):
+        for name in (
+            "lr",
+            "dgs_db",
+            "dgs_eps",
+            "dgs_alpha_lr",
+            "tps_dtau",
+            "search_eps",
+            "arch_lr",
+            "rho_relu",
+            "cache_gb",
+        ):
             positive_float(name)
         for name in ("weight_decay", "momentum", "energy_lambda"):
             positive_float(name, allow_zero=True)
@@ -178,22 +201,36 @@ class TrainConfig:
             raise SnncError("--tps and --hns cannot be combined in one run (run HNS on a TPS result instead)")
         search_end = min(self.search_epochs or self.epochs, self.epochs)
         if (self.tps or self.hns) and self.search_warmup >= search_end:
-            raise SnncError(f"the TPS/HNS search would never start: --search-warmup {self.search_warmup} epochs "
-                            f"but the search ends after {search_end} (--epochs/--search-epochs)")
+            raise SnncError(
+                f"the TPS/HNS search would never start: --search-warmup {self.search_warmup} epochs "
+                f"but the search ends after {search_end} (--epochs/--search-epochs)"
+            )
         if self.dgs_candidates % 2 != 1:
-            raise SnncError(f"--dgs-candidates must be odd (b + k*db, k = -(N-1)/2 .. (N-1)/2), got {self.dgs_candidates}")
-        if self.crop is not None:
-            if len(self.crop) != 4 or any(isinstance(v, bool) or not isinstance(v, int) for v in self.crop) \
-                    or self.crop[0] < 0 or self.crop[1] < 0 or self.crop[2] < 1 or self.crop[3] < 1:
-                raise SnncError(f"--crop must be TOP,LEFT,HEIGHT,WIDTH (non-negative offsets, positive size), "
-                                f"got {self.crop!r}")
-        if self.augment_crop is not None and (len(self.augment_crop) != 2 or any(
-                isinstance(v, bool) or not isinstance(v, int) or v < 16 for v in self.augment_crop)):
+            raise SnncError(
+                f"--dgs-candidates must be odd (b + k*db, k = -(N-1)/2 .. (N-1)/2), got {self.dgs_candidates}"
+            )
+        if self.crop is not None and (
+            len(self.crop) != 4
+            or any(isinstance(v, bool) or not isinstance(v, int) for v in self.crop)
+            or self.crop[0] < 0
+            or self.crop[1] < 0
+            or self.crop[2] < 1
+            or self.crop[3] < 1
+        ):
+            raise SnncError(
+                f"--crop must be TOP,LEFT,HEIGHT,WIDTH (non-negative offsets, positive size), got {self.crop!r}"
+            )
+        if self.augment_crop is not None and (
+            len(self.augment_crop) != 2
+            or any(isinstance(v, bool) or not isinstance(v, int) or v < 16 for v in self.augment_crop)
+        ):
             raise SnncError(f"--augment-crop must be HEIGHT,WIDTH (each >= 16), got {self.augment_crop!r}")
         if self.feature_stride is not None:
             positive_int("feature_stride")
-        if self.volume_shifts is not None and not (self.volume_shifts == "auto" or (
-                isinstance(self.volume_shifts, str) and self.volume_shifts.isdigit() and int(self.volume_shifts) >= 2)):
+        if self.volume_shifts is not None and not (
+            self.volume_shifts == "auto"
+            or (isinstance(self.volume_shifts, str) and self.volume_shifts.isdigit() and int(self.volume_shifts) >= 2)
+        ):
             raise SnncError(f"--volume-shifts must be 'auto' or an integer >= 2, got {self.volume_shifts!r}")
         if self.max_disparity is not None:
             positive_float("max_disparity")

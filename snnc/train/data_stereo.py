@@ -27,11 +27,12 @@ Optional ``crop`` (top, left, height, width in sensor pixels) and integer
 ``downscale`` f (SBT: sign of the sum over f x f blocks; depth: the block's
 centre sample; disparities and ``fB`` scale by 1/f) make CPU training practical.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -42,8 +43,8 @@ from snnc.data import layout
 from snnc.data.disparity import depth_to_disparity
 from snnc.data.mvsec import MVSECRecording
 from snnc.data.sbt import sbt_pair_counted
-from snnc.data.windows import WindowStats
 from snnc.data.splits import SPLITS, TRAIN_FILTERS, split_indices
+from snnc.data.windows import WindowStats
 from snnc.errors import SnncError
 
 __all__ = ["FrameTransform", "Window", "StereoBatch", "StereoData", "choose_split", "random_crop", "shift_disparity"]
@@ -60,8 +61,9 @@ class FrameTransform:
     factor: int
 
     @classmethod
-    def make(cls, sensor: tuple[int, int], crop: Optional[Sequence[int]], factor: int,
-             source: Optional[str] = None) -> "FrameTransform":
+    def make(
+        cls, sensor: tuple[int, int], crop: Sequence[int] | None, factor: int, source: str | None = None
+    ) -> FrameTransform:
         """Validate ``crop`` against the sensor size; trim it to a multiple of ``factor``."""
         h, w = sensor
         top, left, ch, cw = (0, 0, h, w) if crop is None else (int(v) for v in crop)
@@ -79,7 +81,7 @@ class FrameTransform:
 
     def sbt(self, stack: np.ndarray) -> np.ndarray:
         """int8 ``(n, H, W)`` -> int8 ``(n, h, w)``."""
-        x = stack[:, self.top:self.top + self.height, self.left:self.left + self.width]
+        x = stack[:, self.top : self.top + self.height, self.left : self.left + self.width]
         f = self.factor
         if f == 1:
             return np.ascontiguousarray(x)
@@ -89,9 +91,9 @@ class FrameTransform:
 
     def depth(self, depth: np.ndarray) -> np.ndarray:
         """float32 ``(H, W)`` -> ``(h, w)`` (centre sample of each block)."""
-        x = depth[self.top:self.top + self.height, self.left:self.left + self.width]
+        x = depth[self.top : self.top + self.height, self.left : self.left + self.width]
         f = self.factor
-        return np.ascontiguousarray(x[f // 2::f, f // 2::f], dtype=np.float32)
+        return np.ascontiguousarray(x[f // 2 :: f, f // 2 :: f], dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -122,12 +124,15 @@ def random_crop(batch: StereoBatch, size: Sequence[int], generator: torch.Genera
     top = int(torch.randint(0, full_h - h + 1, (1,), generator=generator))
     left = int(torch.randint(0, full_w - w + 1, (1,), generator=generator))
     rows, cols = slice(top, top + h), slice(left, left + w)
-    return StereoBatch(x=batch.x[..., rows, cols].contiguous(), disparity=batch.disparity[..., rows, cols].contiguous(),
-                       valid=batch.valid[..., rows, cols].contiguous(), depth=batch.depth[..., rows, cols].contiguous())
+    return StereoBatch(
+        x=batch.x[..., rows, cols].contiguous(),
+        disparity=batch.disparity[..., rows, cols].contiguous(),
+        valid=batch.valid[..., rows, cols].contiguous(),
+        depth=batch.depth[..., rows, cols].contiguous(),
+    )
 
 
-def shift_disparity(batch: StereoBatch, s: int, scale: float, fb: float,
-                    max_disparity: Optional[float]) -> StereoBatch:
+def shift_disparity(batch: StereoBatch, s: int, scale: float, fb: float, max_disparity: float | None) -> StereoBatch:
     """Move the right camera's input by ``s`` pixels (content to the left for ``s > 0``): disparity + ``s``.
 
     For rectified stereo ``d = x_left - x_right``, so ``right'(x) = right(x + s)`` gives
@@ -197,14 +202,26 @@ class StereoData:
     used and any empty windows.
     """
 
-    def __init__(self, paths: Sequence[str], *, burn_in: int, steps: int, split: str = "auto",
-                 test_fraction: float = 0.2, crop: Optional[Sequence[int]] = None, downscale: int = 1,
-                 max_disparity: Optional[float] = None, fb: Optional[float] = None, cache_gb: float = 2.0,
-                 progress: bool = True, rect_dir: Optional[str] = None,
-                 max_window_events: int = layout.DEFAULT_MAX_WINDOW_EVENTS) -> None:
+    def __init__(
+        self,
+        paths: Sequence[str],
+        *,
+        burn_in: int,
+        steps: int,
+        split: str = "auto",
+        test_fraction: float = 0.2,
+        crop: Sequence[int] | None = None,
+        downscale: int = 1,
+        max_disparity: float | None = None,
+        fb: float | None = None,
+        cache_gb: float = 2.0,
+        progress: bool = True,
+        rect_dir: str | None = None,
+        max_window_events: int = layout.DEFAULT_MAX_WINDOW_EVENTS,
+    ) -> None:
         self.burn_in, self.steps = int(burn_in), int(steps)
         self.recordings: list[MVSECRecording] = []
-        self._stats: Optional[dict[int, WindowStats]] = None
+        self._stats: dict[int, WindowStats] | None = None
         self._window_notes: list[str] = []
         try:
             for p in paths:
@@ -213,8 +230,11 @@ class StereoData:
                 if not rec.has_gt:
                     raise SnncError("recording has no ground-truth depth (the *_gt.hdf5 file beside it)", p)
                 if rec.n_depth <= self.burn_in:
-                    raise SnncError(f"recording has {rec.n_depth} depth frames; at least {self.burn_in + 1} "
-                                    f"needed for {self.burn_in} burn-in stacks", p)
+                    raise SnncError(
+                        f"recording has {rec.n_depth} depth frames; at least {self.burn_in + 1} "
+                        f"needed for {self.burn_in} burn-in stacks",
+                        p,
+                    )
             sizes = {(r.height, r.width) for r in self.recordings}
             if len(sizes) != 1:
                 raise SnncError(f"recordings differ in sensor size: {sorted(sizes)}", paths[0])
@@ -228,14 +248,19 @@ class StereoData:
             self.test_windows = self._test_windows(test)
             self._train_frames = train
             if not self.train_windows:
-                raise SnncError(f"no training window of {self.burn_in} + {self.steps} stacks fits the training "
-                                f"frames (use fewer --steps or a longer recording)", paths[0])
+                raise SnncError(
+                    f"no training window of {self.burn_in} + {self.steps} stacks fits the training "
+                    f"frames (use fewer --steps or a longer recording)",
+                    paths[0],
+                )
             if not self.test_windows:
-                raise SnncError("no test frame with burn-in stacks before it (use a longer recording or a larger "
-                                "--test-fraction)", paths[0])
+                raise SnncError(
+                    "no test frame with burn-in stacks before it (use a longer recording or a larger --test-fraction)",
+                    paths[0],
+                )
             self._cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
             self._cache_bytes = 0
-            self._cache_limit = int(cache_gb * 2 ** 30)
+            self._cache_limit = int(cache_gb * 2**30)
             self._fill_cache(progress)
         except BaseException:
             self.close()
@@ -249,7 +274,7 @@ class StereoData:
         test: list[list[int]] = [[] for _ in range(n)]
         if self.split == "tail":
             for i, rec in enumerate(self.recordings):
-                n_test = max(1, int(round(rec.n_depth * test_fraction)))
+                n_test = max(1, round(rec.n_depth * test_fraction))
                 cut = rec.n_depth - n_test
                 train[i] = list(range(self.burn_in, cut))
                 test[i] = list(range(max(cut, self.burn_in), rec.n_depth))
@@ -258,9 +283,11 @@ class StereoData:
         test_seq, train_seqs = SPLITS[split]
         by_name = {rec.sequence_name: i for i, rec in enumerate(self.recordings)}
         if test_seq not in by_name or not set(train_seqs) & set(by_name):
-            raise SnncError(f"split {split} needs {test_seq} (test) and at least one of {', '.join(train_seqs)} "
-                            f"(train) among the --data recordings; got {', '.join(sorted(by_name))}",
-                            self.recordings[0].data_path)
+            raise SnncError(
+                f"split {split} needs {test_seq} (test) and at least one of {', '.join(train_seqs)} "
+                f"(train) among the --data recordings; got {', '.join(sorted(by_name))}",
+                self.recordings[0].data_path,
+            )
         for part, target in (("train", train), ("test", test)):
             for seq, k in split_indices(split, part):
                 i = by_name.get(seq)
@@ -268,8 +295,11 @@ class StereoData:
                     target[i].append(k)
         for seq in train_seqs:
             if seq in by_name and not train[by_name[seq]]:
-                raise SnncError(f"{seq} has {self.recordings[by_name[seq]].n_depth} depth frames, none in the "
-                                f"split's training range {TRAIN_FILTERS[seq]}", self.recordings[by_name[seq]].data_path)
+                raise SnncError(
+                    f"{seq} has {self.recordings[by_name[seq]].n_depth} depth frames, none in the "
+                    f"split's training range {TRAIN_FILTERS[seq]}",
+                    self.recordings[by_name[seq]].data_path,
+                )
         return train, test
 
     def _train_windows(self, frames: list[list[int]]) -> list[Window]:
@@ -343,8 +373,7 @@ class StereoData:
 
     def disparity(self, depth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Scaled ground-truth disparity and validity of a (transformed) depth frame."""
-        return depth_to_disparity(depth, fb=self.fb, scale=self.scale, rounding=True,
-                                  max_disparity=self.max_disparity)
+        return depth_to_disparity(depth, fb=self.fb, scale=self.scale, rounding=True, max_disparity=self.max_disparity)
 
     # ------------------------------------------------------------------ batches
     def batch(self, windows: Sequence[Window]) -> StereoBatch:
@@ -356,18 +385,22 @@ class StereoData:
         for w in windows:
             frames = [self.frame(w.rec, k) for k in range(w.start - self.burn_in, w.start + w.length)]
             xs.append(np.stack([f[0] for f in frames]))
-            labelled = [f[1] for f in frames[self.burn_in:]]
+            labelled = [f[1] for f in frames[self.burn_in :]]
             dv = [self.disparity(d) for d in labelled]
             disps.append(np.stack([d[0] for d in dv]))
             valids.append(np.stack([d[1] for d in dv]))
             depths.append(np.stack(labelled))
         to = torch.from_numpy
-        return StereoBatch(x=to(np.stack(xs, axis=1).astype(np.float32)),
-                           disparity=to(np.stack(disps, axis=1)), valid=to(np.stack(valids, axis=1)),
-                           depth=to(np.stack(depths, axis=1)))
+        return StereoBatch(
+            x=to(np.stack(xs, axis=1).astype(np.float32)),
+            disparity=to(np.stack(disps, axis=1)),
+            valid=to(np.stack(valids, axis=1)),
+            depth=to(np.stack(depths, axis=1)),
+        )
 
-    def train_batches(self, batch_size: int, generator: torch.Generator,
-                      crop: Optional[Sequence[int]] = None, shift: int = 0) -> Iterator[StereoBatch]:
+    def train_batches(
+        self, batch_size: int, generator: torch.Generator, crop: Sequence[int] | None = None, shift: int = 0
+    ) -> Iterator[StereoBatch]:
         """Shuffled training windows in batches (order from ``generator``; last partial batch kept).
 
         Augmentations (random values from ``generator``, one per batch):
@@ -380,7 +413,7 @@ class StereoData:
         """
         order = torch.randperm(len(self.train_windows), generator=generator).tolist()
         for i in range(0, len(order), batch_size):
-            batch = self.batch([self.train_windows[j] for j in order[i:i + batch_size]])
+            batch = self.batch([self.train_windows[j] for j in order[i : i + batch_size]])
             if crop is not None:
                 batch = random_crop(batch, crop, generator)
             if shift:
@@ -400,7 +433,7 @@ class StereoData:
         for length in sorted(by_len, reverse=True):
             group = by_len[length]
             for i in range(0, len(group), batch_size):
-                yield self.batch(group[i:i + batch_size])
+                yield self.batch(group[i : i + batch_size])
 
     def median_train_disparity(self) -> float:
         """Median scaled ground-truth disparity over the valid pixels of all training frames."""
@@ -413,7 +446,7 @@ class StereoData:
                     add = np.bincount(values)
                     if add.size > counts.size:
                         counts = np.pad(counts, (0, add.size - counts.size))
-                    counts[:add.size] += add
+                    counts[: add.size] += add
         total = int(counts.sum())
         if total == 0:
             raise SnncError("no valid ground-truth disparity in the training frames", self.recordings[0].data_path)
@@ -428,13 +461,14 @@ class StereoData:
         n_train = sum(len(f) for f in self._train_frames)
         rect = " | ".join(sorted({r.rectification_text() for r in self.recordings}))
         notes = "".join(f"; {note}" for note in self._window_notes)
-        return (f"split {self.split}: {n_train} train frames ({len(self.train_windows)} windows), "
-                f"{self.test_frames} test frames; input {h}x{w}, {self.burn_in} burn-in + {self.steps} labelled; "
-                f"rectification: {rect}{notes}")
+        return (
+            f"split {self.split}: {n_train} train frames ({len(self.train_windows)} windows), "
+            f"{self.test_frames} test frames; input {h}x{w}, {self.burn_in} burn-in + {self.steps} labelled; "
+            f"rectification: {rect}{notes}"
+        )
 
     def close(self) -> None:
         """Close every recording."""
         for rec in self.recordings:
             rec.close()
         self.recordings = []
-

@@ -26,10 +26,12 @@ Layers: ``s1`` (the first stem layer, the paper's default) and/or ``c5`` (the
 first node of cell 5) or any neuron layer name fed by a convolution.
 Each layer's round is logged as one JSON line in ``run_dir/dgs.jsonl``.
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 from torch.func import functional_call
@@ -65,8 +67,18 @@ class DGSearch:
         every, iters, candidates, db, eps, alpha_lr: ``e_D``, ``I_g``, N, db, eps, lr of alpha.
     """
 
-    def __init__(self, model: SpikingNet, *, layers: list[str], every: int, iters: int, candidates: int,
-                 db: float, eps: float, alpha_lr: float) -> None:
+    def __init__(
+        self,
+        model: SpikingNet,
+        *,
+        layers: list[str],
+        every: int,
+        iters: int,
+        candidates: int,
+        db: float,
+        eps: float,
+        alpha_lr: float,
+    ) -> None:
         resolved: list[str] = []
         for name in layers:
             layer = resolve_layer(model, name)
@@ -84,8 +96,9 @@ class DGSearch:
         """Whether a search round follows epoch number ``epochs_done`` (1-based)."""
         return epochs_done > 0 and epochs_done % self.every == 0
 
-    def run(self, model: SpikingNet, task: Any, *, epoch: int, lr: float,
-            batches: Callable[[int], Iterator[Any]]) -> list[dict[str, Any]]:
+    def run(
+        self, model: SpikingNet, task: Any, *, epoch: int, lr: float, batches: Callable[[int], Iterator[Any]]
+    ) -> list[dict[str, Any]]:
         """One search round after ``epoch`` (0-based) on every layer; returns the new log records.
 
         ``batches(cycle)`` yields training batches (a fresh, reproducible pass per cycle).
@@ -98,8 +111,9 @@ class DGSearch:
             new.append(record)
         return new
 
-    def _search_layer(self, model: SpikingNet, task: Any, layer: str, lr: float,
-                      batches: Callable[[int], Iterator[Any]]) -> dict[str, Any]:
+    def _search_layer(
+        self, model: SpikingNet, task: Any, layer: str, lr: float, batches: Callable[[int], Iterator[Any]]
+    ) -> dict[str, Any]:
         neuron = model.get_submodule(layer)
         weights = synaptic_weights(model, layer)
         names, params = list(weights), list(weights.values())
@@ -123,7 +137,7 @@ class DGSearch:
                     set_surrogate_b(neuron, b)
                     loss, _ = task.loss(model, batch)
                     grads = self.mean_over_ranks(list(torch.autograd.grad(loss, params)))
-                    stepped.append([p.detach() - lr * g for p, g in zip(params, grads)])
+                    stepped.append([p.detach() - lr * g for p, g in zip(params, grads, strict=False)])
                 set_surrogate_b(neuron, b0)
                 alpha = torch.full((len(cands),), self.eps, device=params[0].device, requires_grad=True)
                 mix = torch.softmax(alpha, dim=0)
@@ -140,8 +154,15 @@ class DGSearch:
         mean = alpha_sum / self.iters
         best = int(torch.argmax(mean))
         set_surrogate_b(neuron, cands[best])
-        return {"layer": layer, "previous_b": b0, "candidates": cands, "alpha_mean": [float(v) for v in mean],
-                "chosen_b": cands[best], "iterations": self.iters, "weights": names}
+        return {
+            "layer": layer,
+            "previous_b": b0,
+            "candidates": cands,
+            "alpha_mean": [float(v) for v in mean],
+            "chosen_b": cands[best],
+            "iterations": self.iters,
+            "weights": names,
+        }
 
     def summary(self) -> dict[str, float]:
         """The latest chosen ``b`` per layer."""

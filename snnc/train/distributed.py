@@ -23,12 +23,14 @@ user error on any rank becomes the same one-line :class:`SnncError` on every
 rank (printed by rank 0 only) instead of a rank waiting forever in the next
 collective. Every collective has the process group's timeout (``--dist-timeout``).
 """
+
 from __future__ import annotations
 
 import datetime
 import os
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Optional, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -36,9 +38,25 @@ from torch import Tensor
 
 from snnc.errors import SnncError
 
-__all__ = ["DistContext", "Shard", "current", "init", "shutdown", "launched", "is_main", "agree", "barrier",
-           "broadcast_object", "all_gather_objects", "average_gradients", "mean_over_ranks", "all_reduce_sum",
-           "check_batch_split", "CollectiveError", "DEFAULT_TIMEOUT_S"]
+__all__ = [
+    "DistContext",
+    "Shard",
+    "current",
+    "init",
+    "shutdown",
+    "launched",
+    "is_main",
+    "agree",
+    "barrier",
+    "broadcast_object",
+    "all_gather_objects",
+    "average_gradients",
+    "mean_over_ranks",
+    "all_reduce_sum",
+    "check_batch_split",
+    "CollectiveError",
+    "DEFAULT_TIMEOUT_S",
+]
 
 #: Default seconds a collective may wait for the other ranks (a hung or dead rank fails the run after it).
 DEFAULT_TIMEOUT_S = 600.0
@@ -66,7 +84,7 @@ class DistContext:
         """Rank 0: the one that writes files and prints."""
         return self.rank == 0
 
-    def shard(self) -> "Shard":
+    def shard(self) -> Shard:
         """This rank's :class:`Shard`."""
         return Shard(self.rank, self.world)
 
@@ -122,11 +140,14 @@ def init(device: str = "cpu", timeout_s: float = DEFAULT_TIMEOUT_S) -> DistConte
         backend, dev = "gloo", torch.device("cpu")
     elif name == "cuda" or name.startswith("cuda:"):
         if name != "cuda":
-            raise SnncError(f"--device {device} with several processes: use --device cuda "
-                            f"(each rank takes GPU LOCAL_RANK)")
+            raise SnncError(
+                f"--device {device} with several processes: use --device cuda (each rank takes GPU LOCAL_RANK)"
+            )
         if not torch.cuda.is_available() or torch.cuda.device_count() <= local:
-            raise SnncError(f"--device cuda: rank {rank} needs GPU {local} but torch sees "
-                            f"{torch.cuda.device_count() if torch.cuda.is_available() else 0} GPU(s)")
+            raise SnncError(
+                f"--device cuda: rank {rank} needs GPU {local} but torch sees "
+                f"{torch.cuda.device_count() if torch.cuda.is_available() else 0} GPU(s)"
+            )
         backend, dev = "nccl", torch.device("cuda", local)
         torch.cuda.set_device(dev)
     else:
@@ -181,8 +202,10 @@ class Shard:
     def check_batch(self, batch_size: int) -> None:
         """Raise :class:`SnncError` unless the global ``batch_size`` splits evenly over the ranks."""
         if self.world > 1 and batch_size % self.world:
-            raise SnncError(f"--batch-size {batch_size} is the global batch and must split evenly over the "
-                            f"{self.world} processes (use a multiple of {self.world})")
+            raise SnncError(
+                f"--batch-size {batch_size} is the global batch and must split evenly over the "
+                f"{self.world} processes (use a multiple of {self.world})"
+            )
 
 
 # --------------------------------------------------------------------------- collectives
@@ -223,8 +246,8 @@ def agree(step: Callable[[], T], what: str = "") -> T:
     if not _CONTEXT.active:
         return step()
     result: Any = None
-    failure: Optional[str] = None
-    own: Optional[BaseException] = None
+    failure: str | None = None
+    own: BaseException | None = None
     try:
         result = step()
     except SnncError as err:
@@ -272,7 +295,7 @@ def average_gradients(params: Iterable[torch.nn.Parameter]) -> None:
     """
     if not _CONTEXT.active:
         return
-    params = [p for p in params]
+    params = list(params)
     has = torch.tensor([float(p.grad is not None) for p in params], device=_collective_device())
     dist.all_reduce(has)
     live = [p for p, h in zip(params, has.tolist(), strict=True) if h > 0]
@@ -289,7 +312,7 @@ def average_gradients(params: Iterable[torch.nn.Parameter]) -> None:
     offset = 0
     for g in grads:
         n = g.numel()
-        g.copy_(flat[offset:offset + n].view_as(g))
+        g.copy_(flat[offset : offset + n].view_as(g))
         offset += n
 
 
@@ -302,7 +325,7 @@ def mean_over_ranks(tensors: list[Tensor]) -> list[Tensor]:
     flat /= _CONTEXT.world
     out, offset = [], 0
     for t in tensors:
-        out.append(flat[offset:offset + t.numel()].view_as(t).clone())
+        out.append(flat[offset : offset + t.numel()].view_as(t).clone())
         offset += t.numel()
     return out
 

@@ -15,6 +15,7 @@ in the other, and that flip propagates. The check therefore has two parts:
   difference and the fraction of output elements that agree to 1e-4 of the
   output scale (1.0 unless a rounding-induced spike flip happened).
 """
+
 from __future__ import annotations
 
 import copy
@@ -67,8 +68,9 @@ def fold_and_check(model: SpikingNet, x_seq: torch.Tensor) -> tuple[SpikingNet, 
     exact = bool(outputs_close(a64, b64, EXACT_TOL).all())
     exact_diff = float((a64 - b64).abs().max()) if a64.numel() else 0.0
     if not exact:
-        raise SnncError(f"BN folding changed the network's outputs in float64 (max |diff| {exact_diff:.3g}); "
-                        f"folded.pt not written")
+        raise SnncError(
+            f"BN folding changed the network's outputs in float64 (max |diff| {exact_diff:.3g}); folded.pt not written"
+        )
     dtype = next(model.parameters()).dtype
     folded = folded64.to(dtype).eval()  # folded weights computed in float64, rounded once
     a = _eval_outputs(model, x_seq)

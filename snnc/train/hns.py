@@ -21,10 +21,11 @@ streaming stereo: 1, since an ANN also runs once per frame), so
 The result is a hybrid genotype: ``neuron_layers[name].type = 'relu'`` for the
 layers that chose ReLU; :func:`snnc.models.build.build_model` accepts it.
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -51,7 +52,7 @@ def relu_energy_factor(firing_rate: float, steps: int) -> float:
     return MAC_PJ / (max(firing_rate, MIN_RATE) * steps * AC_PJ)
 
 
-def spike_rate(model: torch.nn.Module, x_seq: Tensor) -> Optional[float]:
+def spike_rate(model: torch.nn.Module, x_seq: Tensor) -> float | None:
     """Ops-weighted mean input firing rate of the spike-driven synaptic layers (None if there are none)."""
     report = count_ops(model, x_seq)
     spiking = [layer for layer in report.layers if layer.input_is_binary and layer.dense_ops > 0]
@@ -75,9 +76,23 @@ class HNSearch(MixingSearch):
 
     name = "hns"
 
-    def __init__(self, model: SpikingNet, *, layers: list[str], energy_lambda: float, rho: str, rho_relu: float,
-                 alif: bool, steps_per_prediction: int, every: int, warmup: int, eps: float, arch_lr: float,
-                 device: torch.device, candidates: Optional[dict[str, list[NeuronSpec]]] = None) -> None:
+    def __init__(
+        self,
+        model: SpikingNet,
+        *,
+        layers: list[str],
+        energy_lambda: float,
+        rho: str,
+        rho_relu: float,
+        alif: bool,
+        steps_per_prediction: int,
+        every: int,
+        warmup: int,
+        eps: float,
+        arch_lr: float,
+        device: torch.device,
+        candidates: dict[str, list[NeuronSpec]] | None = None,
+    ) -> None:
         if candidates is None:
             eligible = [n for n, m in model.neurons() if m.spec.type != "relu"]
             specs = {n: m.spec for n, m in model.neurons()}
@@ -92,7 +107,7 @@ class HNSearch(MixingSearch):
         self.rho_mode = rho
         self.rho_relu = float(rho_relu)
         self.steps = int(steps_per_prediction)
-        self.measured_rate: Optional[float] = None
+        self.measured_rate: float | None = None
         super().__init__(candidates, every=every, warmup=warmup, eps=eps, arch_lr=arch_lr, device=device)
 
     def _rho(self, layer: str) -> Tensor:
@@ -115,7 +130,7 @@ class HNSearch(MixingSearch):
         if rate is not None:
             self.rho_relu = relu_energy_factor(rate, self.steps)
 
-    def extra_loss(self) -> Optional[Tensor]:
+    def extra_loss(self) -> Tensor | None:
         """``lambda * sum_l softmax(a_l) . rho_l`` (None when lambda is 0)."""
         if self.energy_lambda == 0.0:
             return None

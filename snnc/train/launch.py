@@ -9,6 +9,7 @@ stops the others; the rank's own one-line ``snnc: error:`` (rank 0 prints the
 errors all ranks agree on) is the report, and a rank that died without one
 (killed, crashed) is named in one line here.
 """
+
 from __future__ import annotations
 
 import logging
@@ -16,7 +17,8 @@ import os
 import socket
 import sys
 import uuid
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import click
 
@@ -83,8 +85,11 @@ def _failure_line(err: Any) -> str:
 
 def _quiet_launcher_logs() -> None:
     """The launcher's own log lines off: a failing rank reports itself in one line, and so does :func:`launch_ranks`."""
-    names = [n for n in logging.root.manager.loggerDict if n.startswith(("torch.distributed.elastic",
-                                                                           "torch.distributed.launcher"))]
+    names = [
+        n
+        for n in logging.root.manager.loggerDict
+        if n.startswith(("torch.distributed.elastic", "torch.distributed.launcher"))
+    ]
     for name in {"torch.distributed.elastic", "torch.distributed.launcher", *names}:
         logging.getLogger(name).setLevel(logging.CRITICAL + 1)
 
@@ -108,14 +113,25 @@ def launch_ranks(nproc: int, command: Sequence[str]) -> None:
 
     _quiet_launcher_logs()
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # as torchrun does for several ranks; --threads overrides
-    config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=uuid.uuid4().hex,
-                          rdzv_backend="c10d", rdzv_endpoint=f"127.0.0.1:{free_port()}", max_restarts=0,
-                          monitor_interval=0.2, start_method="spawn", local_addr="127.0.0.1")
+    config = LaunchConfig(
+        min_nodes=1,
+        max_nodes=1,
+        nproc_per_node=nproc,
+        run_id=uuid.uuid4().hex,
+        rdzv_backend="c10d",
+        rdzv_endpoint=f"127.0.0.1:{free_port()}",
+        max_restarts=0,
+        monitor_interval=0.2,
+        start_method="spawn",
+        local_addr="127.0.0.1",
+    )
     try:
         elastic_launch(config, sys.executable)("-m", "snnc", *command)
     except ChildFailedError as err:
         line = _failure_line(err)
         if line:
-            raise SnncError(f"distributed run failed: {line}; the others were stopped "
-                            f"(a training run continues from rank 0's checkpoint with --resume)") from None
+            raise SnncError(
+                f"distributed run failed: {line}; the others were stopped "
+                f"(a training run continues from rank 0's checkpoint with --resume)"
+            ) from None
         raise SystemExit(USER_ERROR_EXIT) from None

@@ -8,6 +8,7 @@ SpikeDHS-Stereo) and ``c5`` the first node of cell 5 (cells counted from 0,
 so with the 8-cell path ``[0,0,1,1,1,2,2,2]`` it is the second reduction
 cell, where the paper puts its auxiliary head).
 """
+
 from __future__ import annotations
 
 from torch import Tensor, nn

@@ -18,9 +18,10 @@ slots at zero. So candidate ``s``'s own state is ``(u[s], y[s])`` (LIF) or
 form. :attr:`spec` is the widest stateful candidate's spec, which is what
 :class:`~snnc.models.base.SpikingNet` uses to count the layer's state tensors.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -57,7 +58,7 @@ class MixedNeuron(Neuron):
         self._stateful = [k for k, c in enumerate(candidates) if state_size(c) > 0]
         self._fields = state_size(widest)
         self._weights = weights
-        self.fixed: Optional[int] = None
+        self.fixed: int | None = None
 
     def set_candidates(self, candidates: Sequence[NeuronSpec]) -> None:
         """Replace the candidates by specs of the same types, in the same order (state layout unchanged)."""
@@ -79,7 +80,7 @@ class MixedNeuron(Neuron):
         shape = (len(self._stateful), *like.shape)
         return tuple(like.new_zeros(shape) for _ in range(self._fields))
 
-    def forward(self, current: Tensor, state: Optional[State] = None) -> tuple[Tensor, State]:
+    def forward(self, current: Tensor, state: State | None = None) -> tuple[Tensor, State]:
         """One step of every candidate on ``current``; returns ``(sum_k w_k y_k, new state)``."""
         if state is None:
             state = self.init_state(current)
@@ -87,7 +88,7 @@ class MixedNeuron(Neuron):
             raise SnncError(f"mixed neuron state must hold {self._fields} tensors, got {len(state)}")
         weights = self.mixing_weights().to(current.dtype)
         new_fields: list[list[Tensor]] = [[] for _ in range(self._fields)]
-        out: Optional[Tensor] = None
+        out: Tensor | None = None
         s = 0
         for k, spec in enumerate(self.candidates):
             n = state_size(spec)
@@ -104,6 +105,8 @@ class MixedNeuron(Neuron):
         return out, tuple(torch.stack(f) for f in new_fields)
 
     def extra_repr(self) -> str:
-        return "candidates=[" + "; ".join(
-            ", ".join(f"{k}={v!r}" for k, v in c.to_dict().items()) for c in self.candidates
-        ) + "]"
+        return (
+            "candidates=["
+            + "; ".join(", ".join(f"{k}={v!r}" for k, v in c.to_dict().items()) for c in self.candidates)
+            + "]"
+        )

@@ -18,9 +18,10 @@ every mixed layer is replaced by a plain neuron with the decided spec.
 Decisions are logged (one JSON line per decision step, all layers) in
 ``run_dir/<name>.jsonl`` from the search state, which lives in the checkpoint.
 """
+
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -48,8 +49,16 @@ class MixingSearch:
 
     name = "mixing"
 
-    def __init__(self, candidates: dict[str, list[NeuronSpec]], *, every: int, warmup: int, eps: float,
-                 arch_lr: float, device: torch.device) -> None:
+    def __init__(
+        self,
+        candidates: dict[str, list[NeuronSpec]],
+        *,
+        every: int,
+        warmup: int,
+        eps: float,
+        arch_lr: float,
+        device: torch.device,
+    ) -> None:
         if not candidates:
             raise SnncError(f"{self.name.upper()}: no neuron layer to search")
         self.layers = list(candidates)
@@ -57,8 +66,7 @@ class MixingSearch:
         self.every, self.warmup, self.eps = int(every), int(warmup), float(eps)
         self.device = device
         self.alphas = {k: nn.Parameter(torch.full((len(v),), self.eps, device=device)) for k, v in candidates.items()}
-        self.optimizer = torch.optim.Adam(list(self.alphas.values()), lr=arch_lr, betas=(0.5, 0.999),
-                                          weight_decay=1e-3)
+        self.optimizer = torch.optim.Adam(list(self.alphas.values()), lr=arch_lr, betas=(0.5, 0.999), weight_decay=1e-3)
         self.sums = {k: torch.zeros(len(v), device=device) for k, v in candidates.items()}
         self.count = 0
         self.iteration = 0
@@ -76,7 +84,7 @@ class MixingSearch:
         """The spec the layer gets if the search ended now."""
         raise NotImplementedError
 
-    def extra_loss(self) -> Optional[Tensor]:
+    def extra_loss(self) -> Tensor | None:
         """A loss term on ``a`` (HNS energy), or None."""
         return None
 
@@ -154,13 +162,20 @@ class MixingSearch:
             self._decision_step(model, epoch)
 
     def _decision_step(self, model: SpikingNet, epoch: int) -> None:
-        record: dict[str, Any] = {"epoch": epoch, "iteration": self.iteration, "averaged_iterations": self.count,
-                                  "layers": {}}
+        record: dict[str, Any] = {
+            "epoch": epoch,
+            "iteration": self.iteration,
+            "averaged_iterations": self.count,
+            "layers": {},
+        }
         for layer in self.layers:
             mean = (self.sums[layer] / self.count).cpu()
             index = int(torch.argmax(mean))
-            entry = {"candidates": [self.describe_candidate(c) for c in self.candidates[layer]],
-                     "alpha_mean": [round(float(v), 6) for v in mean], "chosen": index}
+            entry = {
+                "candidates": [self.describe_candidate(c) for c in self.candidates[layer]],
+                "alpha_mean": [round(float(v), 6) for v in mean],
+                "chosen": index,
+            }
             self.decide(model, layer, index)
             entry["result"] = self.describe_candidate(self.decided_spec(layer))
             record["layers"][layer] = entry
@@ -230,8 +245,9 @@ def searched_layers(model: SpikingNet, requested: list[str], eligible: list[str]
     for name in requested:
         layer = resolve_layer(model, name)
         if layer not in eligible:
-            raise SnncError(f"{method}: neuron layer {layer!r} cannot be searched (type "
-                            f"{model.get_submodule(layer).spec.type!r})")
+            raise SnncError(
+                f"{method}: neuron layer {layer!r} cannot be searched (type {model.get_submodule(layer).spec.type!r})"
+            )
         if layer not in out:
             out.append(layer)
     return out

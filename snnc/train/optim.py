@@ -1,7 +1,8 @@
 """Optimizer and learning-rate schedule of a run (methods.md §3 retrain recipes)."""
+
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 from torch import nn

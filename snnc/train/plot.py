@@ -1,8 +1,10 @@
 """The learning-curve figure of a run (matplotlib, Agg backend: no display needed)."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 from snnc.fileio import atomic_output
 
@@ -15,8 +17,13 @@ _LABELS = {
 }
 
 
-def plot_learning_curve(history: Sequence[dict[str, Any]], path: Path, primary: str,
-                        baseline: Optional[dict[str, Any]] = None, title: str = "") -> None:
+def plot_learning_curve(
+    history: Sequence[dict[str, Any]],
+    path: Path,
+    primary: str,
+    baseline: dict[str, Any] | None = None,
+    title: str = "",
+) -> None:
     """Loss (train, test) and the task's metrics per epoch; baseline values as dashed lines."""
     import matplotlib
 
@@ -30,18 +37,18 @@ def plot_learning_curve(history: Sequence[dict[str, Any]], path: Path, primary: 
     ax.plot(epochs, [r.get("train_loss") for r in history], "o-", label="train loss")
     test = [(r["epoch"], r["test_loss"]) for r in history if r.get("test_loss") is not None]
     if test:
-        ax.plot(*zip(*test), "s-", label="test loss")
+        ax.plot(*zip(*test, strict=False), "s-", label="test loss")
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax.legend()
-    for ax, name in zip(axes[1:], metrics):
+    for ax, name in zip(axes[1:], metrics, strict=False):
         points = [(r["epoch"], r[name]) for r in history if r.get(name) is not None]
         if points:
-            ax.plot(*zip(*points), "o-", label="network")
+            ax.plot(*zip(*points, strict=False), "o-", label="network")
         if name == "test_accuracy":
             train = [(r["epoch"], r["train_accuracy"]) for r in history if r.get("train_accuracy") is not None]
             if train:
-                ax.plot(*zip(*train), "^--", label="train accuracy")
+                ax.plot(*zip(*train, strict=False), "^--", label="train accuracy")
         if baseline and baseline.get(name) is not None:
             ax.axhline(baseline[name], color="gray", linestyle="--", label="constant-median baseline")
         ax.set_xlabel("epoch")

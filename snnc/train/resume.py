@@ -1,8 +1,10 @@
 """The config of a resumed run: the saved one, with only harmless settings changeable."""
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from snnc.errors import SnncError
 from snnc.train.checkpoint import CHECKPOINT_NAME, load_checkpoint
@@ -31,9 +33,12 @@ def resumed_config(run_dir: Path, given: Mapping[str, Any]) -> TrainConfig:
         if key in RESUME_MUTABLE:
             setattr(config, key, value)
         elif key != "out" and value != getattr(config, key):
-            raise SnncError(f"--{key.replace('_', '-')} {value!r} differs from the run's saved setting "
-                            f"{getattr(config, key)!r}; a resumed run keeps its settings (only "
-                            f"{', '.join('--' + k.replace('_', '-') for k in RESUME_MUTABLE)} may change)", path)
+            raise SnncError(
+                f"--{key.replace('_', '-')} {value!r} differs from the run's saved setting "
+                f"{getattr(config, key)!r}; a resumed run keeps its settings (only "
+                f"{', '.join('--' + k.replace('_', '-') for k in RESUME_MUTABLE)} may change)",
+                path,
+            )
     config.out = str(run_dir)
     done = int(ckpt["epoch"])
     if config.epochs is not None and config.epochs < done:

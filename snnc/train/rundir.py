@@ -10,23 +10,44 @@ ledger ``.snnc-outputs.json`` records the run files snnc wrote (``--force``
 replaces only those), and ``.NAME.snnc-lock`` beside the folder marks a run
 in progress (:func:`run_folder`, :mod:`snnc.outputs`).
 """
+
 from __future__ import annotations
 
 import csv
 import io
 import json
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any
 
 from snnc.errors import PathLike, SnncError
 from snnc.fileio import json_safe, write_text_atomic
 from snnc.outputs import OutputPlan, check_outputs, remove_recorded, snnc_files
 
-__all__ = ["RUN_FILES", "check_run_dir", "prepare_run_dir", "run_folder", "write_text", "write_json", "write_jsonl",
-           "write_history"]
+__all__ = [
+    "RUN_FILES",
+    "check_run_dir",
+    "prepare_run_dir",
+    "run_folder",
+    "write_text",
+    "write_json",
+    "write_jsonl",
+    "write_history",
+]
 
-RUN_FILES = ("checkpoint.pt", "folded.pt", "config.json", "genotype.json", "metrics.csv", "metrics.jsonl",
-             "metrics.json", "learning_curve.png", "dgs.jsonl", "tps.jsonl", "hns.jsonl")
+RUN_FILES = (
+    "checkpoint.pt",
+    "folded.pt",
+    "config.json",
+    "genotype.json",
+    "metrics.csv",
+    "metrics.jsonl",
+    "metrics.json",
+    "learning_curve.png",
+    "dgs.jsonl",
+    "tps.jsonl",
+    "hns.jsonl",
+)
 
 
 def _user_files(path: Path) -> list[str]:
@@ -48,8 +69,7 @@ def check_run_dir(path: Path, resume: bool, force: bool) -> Path:
             raise SnncError("no checkpoint.pt to resume from", path)
     elif _user_files(path):
         if not force:
-            raise SnncError("run folder is not empty; pass --resume to continue its run or --force to start over",
-                            path)
+            raise SnncError("run folder is not empty; pass --resume to continue its run or --force to start over", path)
         check_outputs(derived=[path / name for name in RUN_FILES], force=True)
     return path
 
@@ -80,7 +100,7 @@ def prepare_run_dir(path: Path, resume: bool, force: bool) -> Path:
     return path
 
 
-def run_folder(path: Path, inputs: Iterable[Optional[PathLike]] = ()) -> OutputPlan:
+def run_folder(path: Path, inputs: Iterable[PathLike | None] = ()) -> OutputPlan:
     """The output plan of a training run in ``path``: locked while it runs (a second run on the same
     folder fails at once), inputs that are run files refused, and the run files recorded in the
     folder's ledger when it ends (so a later ``--force`` may replace them).
@@ -88,8 +108,9 @@ def run_folder(path: Path, inputs: Iterable[Optional[PathLike]] = ()) -> OutputP
     The clobbering rules are :func:`check_run_dir`'s (the trainer applies them).
     """
     path = Path(path)
-    return OutputPlan(derived=[path / name for name in RUN_FILES], inputs=list(inputs), lock=[path], ledger=path,
-                      check=False)
+    return OutputPlan(
+        derived=[path / name for name in RUN_FILES], inputs=list(inputs), lock=[path], ledger=path, check=False
+    )
 
 
 def write_text(path: Path, text: str) -> None:

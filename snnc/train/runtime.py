@@ -1,4 +1,5 @@
 """Device selection, thread count, seeding and RNG state capture (for bit-exact resume)."""
+
 from __future__ import annotations
 
 import random
@@ -24,8 +25,10 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cpu")
     if text == "cuda" or text.startswith("cuda:"):
         if not torch.cuda.is_available():
-            raise SnncError(f"--device {name} requested but CUDA is not available "
-                            f"(torch {torch.__version__} sees no GPU); use --device cpu")
+            raise SnncError(
+                f"--device {name} requested but CUDA is not available "
+                f"(torch {torch.__version__} sees no GPU); use --device cpu"
+            )
         device = torch.device(text)
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise SnncError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) present")
@@ -42,7 +45,7 @@ def set_threads(threads: int) -> None:
 def seed_everything(seed: int, device: torch.device) -> None:
     """Seed Python, NumPy and torch (CPU and CUDA); make cuDNN deterministic."""
     random.seed(seed)
-    np.random.seed(seed % (2 ** 32))
+    np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
     if device.type == "cuda":
         torch.cuda.manual_seed_all(seed)
@@ -66,9 +69,15 @@ def set_rng_state(state: dict[str, Any]) -> None:
     """Restore what :func:`rng_state` captured."""
     random.setstate(state["python"])
     numpy_state = state["numpy"]
-    np.random.set_state((numpy_state["name"], np.asarray(numpy_state["keys"], dtype=np.uint32),
-                         int(numpy_state["pos"]), int(numpy_state["has_gauss"]),
-                         float(numpy_state["cached_gaussian"])))
+    np.random.set_state(
+        (
+            numpy_state["name"],
+            np.asarray(numpy_state["keys"], dtype=np.uint32),
+            int(numpy_state["pos"]),
+            int(numpy_state["has_gauss"]),
+            float(numpy_state["cached_gaussian"]),
+        )
+    )
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -77,5 +86,5 @@ def set_rng_state(state: dict[str, Any]) -> None:
 def epoch_generator(seed: int, epoch: int, stream: int = 0) -> torch.Generator:
     """A CPU generator that depends only on (seed, epoch, stream): data order is reproducible on resume."""
     g = torch.Generator()
-    g.manual_seed((int(seed) * 1_000_003 + int(epoch) * 7919 + int(stream) * 104_729) % (2 ** 63))
+    g.manual_seed((int(seed) * 1_000_003 + int(epoch) * 7919 + int(stream) * 104_729) % (2**63))
     return g

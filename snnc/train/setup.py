@@ -1,4 +1,5 @@
 """From a config to a task and a network: data loading, genotype overrides, model building."""
+
 from __future__ import annotations
 
 import math
@@ -15,6 +16,7 @@ from snnc.train.config import TrainConfig
 
 __all__ = ["task_for_family", "width_overrides", "make_task", "make_model"]
 
+
 def task_for_family(family: str) -> str:
     """The training task of ``family`` (:mod:`snnc.models.families`): ``stereo`` or ``classification``."""
     return FAMILIES[family].task if family in FAMILIES else "classification"
@@ -30,7 +32,7 @@ def width_overrides(family: str, width: Any) -> dict[str, int]:
 def _disparity_bins(genotype: Any, max_disparity: Any) -> int:
     if max_disparity is None:
         return int(genotype.disparities)
-    return int(math.floor(float(max_disparity) / float(genotype.disp_step))) + 1
+    return math.floor(float(max_disparity) / float(genotype.disp_step)) + 1
 
 
 def make_task(config: TrainConfig, genotype: Any, device: torch.device) -> Any:
@@ -44,7 +46,9 @@ def make_task(config: TrainConfig, genotype: Any, device: torch.device) -> Any:
         from snnc.train.task_cls import ClassificationTask
 
         if len(config.data) != 1:
-            raise SnncError(f"classification takes one --data ('digits' or a folder of .npz files), got {len(config.data)}")
+            raise SnncError(
+                f"classification takes one --data ('digits' or a folder of .npz files), got {len(config.data)}"
+            )
         source = config.data[0]
         if source.endswith((".hdf5", ".h5")):
             raise SnncError(f"{source}: an event recording needs a stereo architecture (e.g. --arch spikedhs-stereo)")
@@ -58,16 +62,29 @@ def make_task(config: TrainConfig, genotype: Any, device: torch.device) -> Any:
             raise SnncError(f"{source}: a stereo network trains on MVSEC-layout *_data.hdf5 recordings")
     bins = _disparity_bins(genotype, config.max_disparity)
     if bins < 2:
-        raise SnncError(f"--max-disparity {config.max_disparity} leaves fewer than 2 disparity bins "
-                        f"(bin width {genotype.disp_step})")
-    data = StereoData(config.data, burn_in=config.burn_in, steps=config.steps, split=config.split,
-                      test_fraction=config.test_fraction, crop=config.crop, downscale=config.downscale,
-                      max_disparity=(bins - 1) * float(genotype.disp_step), fb=config.fb,
-                      cache_gb=config.cache_gb, progress=not config.quiet, rect_dir=config.rect_dir,
-                      max_window_events=config.max_window_events)
+        raise SnncError(
+            f"--max-disparity {config.max_disparity} leaves fewer than 2 disparity bins "
+            f"(bin width {genotype.disp_step})"
+        )
+    data = StereoData(
+        config.data,
+        burn_in=config.burn_in,
+        steps=config.steps,
+        split=config.split,
+        test_fraction=config.test_fraction,
+        crop=config.crop,
+        downscale=config.downscale,
+        max_disparity=(bins - 1) * float(genotype.disp_step),
+        fb=config.fb,
+        cache_gb=config.cache_gb,
+        progress=not config.quiet,
+        rect_dir=config.rect_dir,
+        max_window_events=config.max_window_events,
+    )
     try:
-        return StereoTask(data, bins, float(genotype.disp_step), config.batch_size, device, config.augment_crop,
-                          config.augment_shift)
+        return StereoTask(
+            data, bins, float(genotype.disp_step), config.batch_size, device, config.augment_crop, config.augment_shift
+        )
     except BaseException:
         data.close()
         raise

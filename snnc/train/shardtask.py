@@ -12,11 +12,13 @@ up to the ranks' different valid-pixel counts). A global batch with fewer
 samples than ranks is skipped (one process would train on it). Everything
 else is the wrapped task's.
 """
+
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -47,9 +49,14 @@ def _take(batch: Any, shard: Shard) -> Any:
     if isinstance(batch, (tuple, list)):
         return type(batch)(shard.take(t) if isinstance(t, Tensor) and t.shape[:1] == (n,) else t for t in batch)
     start, stop = shard.bounds(n)
-    return dataclasses.replace(batch, **{f.name: getattr(batch, f.name)[:, start:stop]
-                                         for f in dataclasses.fields(batch)
-                                         if isinstance(getattr(batch, f.name), Tensor)})
+    return dataclasses.replace(
+        batch,
+        **{
+            f.name: getattr(batch, f.name)[:, start:stop]
+            for f in dataclasses.fields(batch)
+            if isinstance(getattr(batch, f.name), Tensor)
+        },
+    )
 
 
 class ShardedTask:
@@ -69,8 +76,9 @@ class ShardedTask:
             if self.shard.usable(n):
                 yield ShardBatch(_take(batch, self.shard), self.shard.weight(n))
 
-    def loss(self, model: torch.nn.Module, batch: Any,
-             forward: Optional[Forward] = None) -> tuple[Tensor, dict[str, float]]:
+    def loss(
+        self, model: torch.nn.Module, batch: Any, forward: Forward | None = None
+    ) -> tuple[Tensor, dict[str, float]]:
         """The task's loss of this rank's part, weighted; statistics of the part unweighted."""
         if not isinstance(batch, ShardBatch):
             return self.task.loss(model, batch, forward)

@@ -25,6 +25,7 @@ replaces every rank's running mean and variance by their mean over the ranks
 every rank. The averaged variance leaves out the spread of the ranks' batch
 means, so it is slightly below the global batch variance.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -35,8 +36,14 @@ from torch import Tensor, nn
 
 from snnc.train import distributed
 
-__all__ = ["GlobalBatchNorm2d", "GlobalBatchNorm3d", "sync_batchnorm", "plain_batchnorm", "global_batch_norm",
-           "average_running_stats"]
+__all__ = [
+    "GlobalBatchNorm2d",
+    "GlobalBatchNorm3d",
+    "sync_batchnorm",
+    "plain_batchnorm",
+    "global_batch_norm",
+    "average_running_stats",
+]
 
 
 class _SumOverRanks(torch.autograd.Function):
@@ -61,14 +68,14 @@ def _all_reduce(t: Tensor) -> Tensor:
 
 def global_batch_norm(bn: nn.modules.batchnorm._BatchNorm, x: Tensor) -> Tensor:
     """``bn(x)`` in training mode with the statistics of ``x`` over all ranks (see module docstring)."""
-    dims = [0] + list(range(2, x.dim()))
+    dims = [0, *list(range(2, x.dim()))]
     count = torch.tensor([x.numel() / x.shape[1]], dtype=torch.float64, device=x.device)
     stats = torch.cat([count, x.sum(dims, dtype=torch.float64), (x * x).sum(dims, dtype=torch.float64)])
     stats = _all_reduce(stats)  # float64 sums: the global moments lose nothing to float32 cancellation
     n = stats[0]
     c = x.shape[1]
-    mean64 = stats[1:1 + c] / n
-    var64 = (stats[1 + c:] / n - mean64 * mean64).clamp_min(0.0)
+    mean64 = stats[1 : 1 + c] / n
+    var64 = (stats[1 + c :] / n - mean64 * mean64).clamp_min(0.0)
     mean, var = mean64.to(x.dtype), var64.to(x.dtype)
     if bn.track_running_stats and bn.running_mean is not None and bn.running_var is not None:
         with torch.no_grad():
@@ -125,13 +132,17 @@ def plain_batchnorm(model: nn.Module) -> None:
             m.__class__ = cls
 
 
-
 @torch.no_grad()
 def average_running_stats(model: nn.Module) -> int:
     """Replace every BatchNorm's running mean and variance by the mean over the ranks (one all-reduce)."""
     ctx = distributed.current()
-    bufs = [b for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
-            for b in (m.running_mean, m.running_var) if b is not None]
+    bufs = [
+        b
+        for m in model.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm)
+        for b in (m.running_mean, m.running_var)
+        if b is not None
+    ]
     if not ctx.active or not bufs:
         return 0
     for b, mean in zip(bufs, distributed.mean_over_ranks(bufs), strict=True):

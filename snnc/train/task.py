@@ -4,9 +4,11 @@ A task owns its data and knows how to turn a batch into a loss, how to
 evaluate a network on held-out data and which genotype fields the data fixes
 (input channels, classes, disparity bins, time steps).
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Optional, Protocol
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
@@ -34,7 +36,9 @@ class Task(Protocol):
     def train_batches(self, generator: torch.Generator) -> Iterator[Any]:
         """One epoch of training batches in the order given by ``generator``."""
 
-    def loss(self, model: torch.nn.Module, batch: Any, forward: Optional[Forward] = None) -> tuple[Tensor, dict[str, float]]:
+    def loss(
+        self, model: torch.nn.Module, batch: Any, forward: Forward | None = None
+    ) -> tuple[Tensor, dict[str, float]]:
         """Training loss of ``batch`` and summable statistics (``forward`` defaults to ``model``)."""
 
     def train_metrics(self, sums: dict[str, float]) -> dict[str, float]:
@@ -43,7 +47,7 @@ class Task(Protocol):
     def evaluate(self, model: torch.nn.Module) -> dict[str, Any]:
         """Held-out metrics of ``model`` (eval mode, no gradients)."""
 
-    def baseline(self) -> Optional[dict[str, Any]]:
+    def baseline(self) -> dict[str, Any] | None:
         """Metrics of a trivial predictor on the same held-out data, if the task defines one."""
 
     def example_input(self, train: bool = False) -> Tensor:

@@ -3,16 +3,18 @@
 Loss: cross-entropy of the mean logits over T (the prediction), as in the
 SpikeDHS retraining. Metric: ``test_accuracy`` (a fraction in [0, 1]).
 """
+
 from __future__ import annotations
 
-from typing import Any, Iterator, Optional
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from snnc.errors import SnncError
 from snnc.data.images import ImageSet
+from snnc.errors import SnncError
 from snnc.train.task import Forward
 
 __all__ = ["ClassificationTask"]
@@ -25,8 +27,9 @@ class ClassificationTask:
     primary = "test_accuracy"
     higher_is_better = True
 
-    def __init__(self, data: ImageSet, time_steps: int, batch_size: int, eval_batch_size: int,
-                 device: torch.device) -> None:
+    def __init__(
+        self, data: ImageSet, time_steps: int, batch_size: int, eval_batch_size: int, device: torch.device
+    ) -> None:
         self.data = data
         self.time_steps = int(time_steps)
         self.batch_size = int(batch_size)
@@ -43,10 +46,16 @@ class ClassificationTask:
             h, w = d.image_size
             if h != w:
                 raise SnncError(f"SNASNet needs square images, the data has {h}x{w}")
-            return {"in_channels": d.in_channels, "num_classes": d.num_classes, "image_size": h,
-                    "time_steps": self.time_steps}
-        raise SnncError(f"architecture family {family!r} is not a classifier; use a spikedhs-cla or snasnet genotype "
-                        f"with classification data")
+            return {
+                "in_channels": d.in_channels,
+                "num_classes": d.num_classes,
+                "image_size": h,
+                "time_steps": self.time_steps,
+            }
+        raise SnncError(
+            f"architecture family {family!r} is not a classifier; use a spikedhs-cla or snasnet genotype "
+            f"with classification data"
+        )
 
     @property
     def steps_per_prediction(self) -> int:
@@ -68,19 +77,23 @@ class ClassificationTask:
         """Shuffled ``(images, labels)`` batches."""
         order = torch.randperm(int(self.data.x_train.shape[0]), generator=generator)
         for i in range(self.num_train_batches()):
-            idx = order[i * self.batch_size:(i + 1) * self.batch_size]
+            idx = order[i * self.batch_size : (i + 1) * self.batch_size]
             yield self.data.x_train[idx], self.data.y_train[idx]
 
-    def loss(self, model: torch.nn.Module, batch: tuple[Tensor, Tensor],
-             forward: Optional[Forward] = None) -> tuple[Tensor, dict[str, float]]:
+    def loss(
+        self, model: torch.nn.Module, batch: tuple[Tensor, Tensor], forward: Forward | None = None
+    ) -> tuple[Tensor, dict[str, float]]:
         """Cross-entropy of the mean logits; stats ``loss_sum``, ``correct``, ``count``."""
         x, y = batch
         y = y.to(self.device)
         logits = (forward or model)(self._sequence(x)).mean(0)
         loss = F.cross_entropy(logits, y)
         n = int(y.shape[0])
-        return loss, {"loss_sum": float(loss.detach()) * n, "correct": float((logits.argmax(1) == y).sum()),
-                      "count": float(n)}
+        return loss, {
+            "loss_sum": float(loss.detach()) * n,
+            "correct": float((logits.argmax(1) == y).sum()),
+            "count": float(n),
+        }
 
     def train_metrics(self, sums: dict[str, float]) -> dict[str, float]:
         """``train_loss`` and ``train_accuracy``."""
@@ -94,8 +107,10 @@ class ClassificationTask:
         was = model.training
         model.eval()
         try:
-            out = [model(self._sequence(x[i:i + self.eval_batch_size])).mean(0).cpu()
-                   for i in range(0, int(x.shape[0]), self.eval_batch_size)]
+            out = [
+                model(self._sequence(x[i : i + self.eval_batch_size])).mean(0).cpu()
+                for i in range(0, int(x.shape[0]), self.eval_batch_size)
+            ]
         finally:
             model.train(was)
         return torch.cat(out)
@@ -104,10 +119,12 @@ class ClassificationTask:
         """``test_accuracy`` (fraction) and ``test_loss`` on the test set."""
         logits = self.predict_logits(model, self.data.x_test)
         y = self.data.y_test
-        return {"test_accuracy": float((logits.argmax(1) == y).float().mean()),
-                "test_loss": float(F.cross_entropy(logits, y))}
+        return {
+            "test_accuracy": float((logits.argmax(1) == y).float().mean()),
+            "test_loss": float(F.cross_entropy(logits, y)),
+        }
 
-    def baseline(self) -> Optional[dict[str, Any]]:
+    def baseline(self) -> dict[str, Any] | None:
         """None: classification has no baseline predictor in the metrics."""
         return None
 
@@ -120,8 +137,10 @@ class ClassificationTask:
         """One line about the data."""
         d = self.data
         h, w = d.image_size
-        return (f"{d.name}: {d.x_train.shape[0]} train / {d.x_test.shape[0]} test images, {d.in_channels}x{h}x{w}, "
-                f"{d.num_classes} classes, direct coding over T = {self.time_steps}")
+        return (
+            f"{d.name}: {d.x_train.shape[0]} train / {d.x_test.shape[0]} test images, {d.in_channels}x{h}x{w}, "
+            f"{d.num_classes} classes, direct coding over T = {self.time_steps}"
+        )
 
     def close(self) -> None:
         """Nothing to release."""

@@ -10,9 +10,11 @@ predicts, everywhere, the median ground-truth disparity of the training frames.
 Ground truth above the largest representable disparity ``(D - 1) * disp_step``
 is ignored in loss and metrics alike.
 """
+
 from __future__ import annotations
 
-from typing import Any, Iterator, Optional, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,16 +36,25 @@ class StereoTask:
     primary = "one_pixel_accuracy"
     higher_is_better = True
 
-    def __init__(self, data: StereoData, disparities: int, disp_step: float, batch_size: int,
-                 device: torch.device, augment_crop: Optional[Sequence[int]] = None, augment_shift: int = 0) -> None:
+    def __init__(
+        self,
+        data: StereoData,
+        disparities: int,
+        disp_step: float,
+        batch_size: int,
+        device: torch.device,
+        augment_crop: Sequence[int] | None = None,
+        augment_shift: int = 0,
+    ) -> None:
         self.data = data
         self.augment_shift = int(augment_shift)
         self.augment_crop = None if augment_crop is None else tuple(int(v) for v in augment_crop)
         if self.augment_crop is not None:
             h, w = data.frame_size
             if self.augment_crop[0] > h or self.augment_crop[1] > w:
-                raise SnncError(f"--augment-crop {self.augment_crop[0]}x{self.augment_crop[1]} is larger than the "
-                                f"{h}x{w} input")
+                raise SnncError(
+                    f"--augment-crop {self.augment_crop[0]}x{self.augment_crop[1]} is larger than the {h}x{w} input"
+                )
         self.disparities = int(disparities)
         self.disp_step = float(disp_step)
         self.batch_size = int(batch_size)
@@ -53,11 +64,16 @@ class StereoTask:
     def model_overrides(self, family: str) -> dict[str, Any]:
         """SBT frames per stack, disparity bins, window length."""
         if family != "spikedhs-stereo":
-            raise SnncError(f"architecture family {family!r} is not a stereo network; use a spikedhs-stereo genotype "
-                            f"with event-stereo data")
+            raise SnncError(
+                f"architecture family {family!r} is not a stereo network; use a spikedhs-stereo genotype "
+                f"with event-stereo data"
+            )
         n_frames = 5
-        return {"in_channels": n_frames, "disparities": self.disparities,
-                "time_steps": self.data.burn_in + self.data.steps}
+        return {
+            "in_channels": n_frames,
+            "disparities": self.disparities,
+            "time_steps": self.data.burn_in + self.data.steps,
+        }
 
     @property
     def steps_per_prediction(self) -> int:
@@ -73,16 +89,18 @@ class StereoTask:
         """Shuffled training windows (augmented with ``augment_crop`` / ``augment_shift``)."""
         return self.data.train_batches(self.batch_size, generator, self.augment_crop, self.augment_shift)
 
-    def _cost(self, model: torch.nn.Module, batch: StereoBatch, forward: Optional[Forward]) -> Tensor:
+    def _cost(self, model: torch.nn.Module, batch: StereoBatch, forward: Forward | None) -> Tensor:
         cost = (forward or model)(batch.x.to(self.device))
-        return cost[self.data.burn_in:]
+        return cost[self.data.burn_in :]
 
-    def loss(self, model: torch.nn.Module, batch: StereoBatch,
-             forward: Optional[Forward] = None) -> tuple[Tensor, dict[str, float]]:
+    def loss(
+        self, model: torch.nn.Module, batch: StereoBatch, forward: Forward | None = None
+    ) -> tuple[Tensor, dict[str, float]]:
         """Sub-pixel cross-entropy over the labelled steps; stats ``loss_sum``, ``count``."""
         cost = self._cost(model, batch, forward)
-        loss = subpixel_cross_entropy(cost, batch.disparity.to(self.device), batch.valid.to(self.device),
-                                      b=2.0, disp_step=self.disp_step)
+        loss = subpixel_cross_entropy(
+            cost, batch.disparity.to(self.device), batch.valid.to(self.device), b=2.0, disp_step=self.disp_step
+        )
         n = float(batch.x.shape[1])
         return loss, {"loss_sum": float(loss.detach()) * n, "count": n}
 
@@ -97,8 +115,14 @@ class StereoTask:
     @staticmethod
     def _summary(acc: MetricAccumulator) -> dict[str, Any]:
         r = acc.result()
-        keys = ("mean_disparity_error", "mean_depth_error", "median_depth_error", "one_pixel_accuracy",
-                "frames_used", "n_valid_pixels")
+        keys = (
+            "mean_disparity_error",
+            "mean_depth_error",
+            "median_depth_error",
+            "one_pixel_accuracy",
+            "frames_used",
+            "n_valid_pixels",
+        )
         return {k: r[k] for k in keys}
 
     @torch.no_grad()
@@ -113,8 +137,9 @@ class StereoTask:
                 cost = self._cost(model, batch, None)
                 valid = batch.valid.to(self.device)
                 if bool(valid.any()):
-                    loss = subpixel_cross_entropy(cost, batch.disparity.to(self.device), valid, b=2.0,
-                                                  disp_step=self.disp_step)
+                    loss = subpixel_cross_entropy(
+                        cost, batch.disparity.to(self.device), valid, b=2.0, disp_step=self.disp_step
+                    )
                     loss_sum += float(loss) * int(valid.sum())
                     count += int(valid.sum())
                 pred = estimate_disparity(cost, delta=2, disp_step=self.disp_step).cpu().numpy()
@@ -128,7 +153,7 @@ class StereoTask:
         out["test_loss"] = loss_sum / count if count else float("nan")
         return out
 
-    def baseline(self) -> Optional[dict[str, Any]]:
+    def baseline(self) -> dict[str, Any] | None:
         """Constant predictor: the median training disparity at every pixel of every test frame."""
         median = self.data.median_train_disparity()
         acc = self._accumulator()

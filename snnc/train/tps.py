@@ -11,10 +11,11 @@ so over many steps ``tau`` can travel far from its start. The decided ``tau``
 (``tau_a``) of every layer is written into the genotype's ``neuron_layers``.
 ``dtau`` is not given in the paper; snnc uses 0.1 by default (``--tps-dtau``).
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Optional
+from typing import Any
 
 import torch
 
@@ -46,16 +47,27 @@ class TPSearch(MixingSearch):
 
     name = "tps"
 
-    def __init__(self, model: SpikingNet, *, layers: list[str], dtau: float, every: int, warmup: int, eps: float,
-                 arch_lr: float, device: torch.device,
-                 candidates: Optional[dict[str, list[NeuronSpec]]] = None) -> None:
+    def __init__(
+        self,
+        model: SpikingNet,
+        *,
+        layers: list[str],
+        dtau: float,
+        every: int,
+        warmup: int,
+        eps: float,
+        arch_lr: float,
+        device: torch.device,
+        candidates: dict[str, list[NeuronSpec]] | None = None,
+    ) -> None:
         """``candidates`` (a resumed search's) replaces the ones built from ``model``'s layers."""
         self.dtau = float(dtau)
         if candidates is None:
             eligible = [n for n, m in model.neurons() if m.spec.type in TPS_TYPES]
             specs = dict(model.neurons())
-            candidates = {n: tps_candidates(specs[n].spec, self.dtau)
-                          for n in searched_layers(model, layers, eligible, "TPS")}
+            candidates = {
+                n: tps_candidates(specs[n].spec, self.dtau) for n in searched_layers(model, layers, eligible, "TPS")
+            }
         super().__init__(candidates, every=every, warmup=warmup, eps=eps, arch_lr=arch_lr, device=device)
 
     def _centre(self, layer: str) -> int:

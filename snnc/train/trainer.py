@@ -23,13 +23,15 @@ identical on every rank. Rank 0 alone reads the checkpoint (sent to the
 others), evaluates, prints and writes every file; the others wait for it.
 ``metrics.json`` records ``world_size``.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import torch
 from tqdm import tqdm
@@ -70,13 +72,12 @@ class Trainer:
         log: where progress lines go.
     """
 
-    def __init__(self, config: TrainConfig, *, resume: bool = False, force: bool = False,
-                 log: Log = print) -> None:
+    def __init__(self, config: TrainConfig, *, resume: bool = False, force: bool = False, log: Log = print) -> None:
         self.dist = ctx = distributed.current()
         self.log = log if ctx.main else _silent
         run_dir = Path(config.out)
 
-        def read() -> Optional[dict[str, Any]]:
+        def read() -> dict[str, Any] | None:
             check_run_dir(run_dir, resume, force)
             return load_checkpoint(run_dir / CHECKPOINT_NAME) if resume else None  # on the CPU: RNG states stay
 
@@ -87,15 +88,16 @@ class Trainer:
         try:
             genotype = distributed.agree(lambda: self._configure(config, ckpt, run_dir), "setting up the run")
             distributed.agree(lambda: self._build(genotype, ckpt, run_dir), "building the network")
-            self.run_dir = distributed.agree(lambda: prepare_run_dir(run_dir, resume, force) if ctx.main else run_dir,
-                                             "preparing the run folder")
+            self.run_dir = distributed.agree(
+                lambda: prepare_run_dir(run_dir, resume, force) if ctx.main else run_dir, "preparing the run folder"
+            )
             self._wrap()
         except BaseException:
             if self.task is not None:
                 self.task.close()
             raise
 
-    def _configure(self, config: TrainConfig, ckpt: Optional[dict[str, Any]], run_dir: Path) -> Any:
+    def _configure(self, config: TrainConfig, ckpt: dict[str, Any] | None, run_dir: Path) -> Any:
         """Device, threads, genotype, the resolved config, seeds and the task (loads the data); the genotype."""
         ctx = self.dist
         self.device = ctx.device if ctx.active else resolve_device(config.device)
@@ -104,7 +106,9 @@ class Trainer:
             genotype = genotype_from_dict(ckpt["genotype"], run_dir / CHECKPOINT_NAME)
         else:
             genotype = load_genotype(config.arch)
-            config = dataclasses.replace(config, task=task_for_family(getattr(genotype, "family", "")))  # caller's stays
+            config = dataclasses.replace(
+                config, task=task_for_family(getattr(genotype, "family", ""))
+            )  # caller's stays
         self.config = config = resolve_defaults(config, genotype)
         config.validate()
         ctx.shard().check_batch(int(config.batch_size))
@@ -115,7 +119,7 @@ class Trainer:
     def _wrap(self) -> None:
         """Several ranks: global-batch BatchNorm, DDP around the network, the task seen through this rank's shard."""
         ctx = self.dist
-        self.ddp: Optional[torch.nn.Module] = None
+        self.ddp: torch.nn.Module | None = None
         self.train_task: Any = self.task
         if not ctx.active:
             return
@@ -125,14 +129,15 @@ class Trainer:
             sync_batchnorm(self.model)
         # one-channel first convolutions: a (C, 1, k, k) gradient's stride of the size-1 dim differs, harmlessly
         warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
-        self.ddp = DistributedDataParallel(self.model, device_ids=[ctx.local_rank] if ctx.backend == "nccl" else None,
-                                           forward_sync_buffers=False)
+        self.ddp = DistributedDataParallel(
+            self.model, device_ids=[ctx.local_rank] if ctx.backend == "nccl" else None, forward_sync_buffers=False
+        )
         self.train_task = ShardedTask(self.task, ctx.shard())
         if self.dgs is not None:
             self.dgs.mean_over_ranks = distributed.mean_over_ranks
 
     # ------------------------------------------------------------------ construction
-    def _build(self, genotype: Any, ckpt: Optional[dict[str, Any]], run_dir: Path) -> None:
+    def _build(self, genotype: Any, ckpt: dict[str, Any] | None, run_dir: Path) -> None:
         config = self.config
         if ckpt is not None:
             from snnc.models.build import build_model
@@ -156,8 +161,9 @@ class Trainer:
         try:
             self.model.load_state_dict(ckpt["model"])
         except RuntimeError as err:
-            raise SnncError(f"checkpoint weights do not fit its genotype: {str(err).splitlines()[0]}",
-                            run_dir / CHECKPOINT_NAME) from None
+            raise SnncError(
+                f"checkpoint weights do not fit its genotype: {str(err).splitlines()[0]}", run_dir / CHECKPOINT_NAME
+            ) from None
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         extend_schedule(self.scheduler, config)
@@ -174,21 +180,43 @@ class Trainer:
 
     def _make_dgs(self) -> DGSearch:
         c = self.config
-        return DGSearch(self.model, layers=c.dgs_layers, every=c.dgs_every, iters=c.dgs_iters,
-                        candidates=c.dgs_candidates, db=c.dgs_db, eps=c.dgs_eps, alpha_lr=c.dgs_alpha_lr)
+        return DGSearch(
+            self.model,
+            layers=c.dgs_layers,
+            every=c.dgs_every,
+            iters=c.dgs_iters,
+            candidates=c.dgs_candidates,
+            db=c.dgs_db,
+            eps=c.dgs_eps,
+            alpha_lr=c.dgs_alpha_lr,
+        )
 
-    def _make_mix(self, state: Optional[dict[str, Any]]) -> MixingSearch:
+    def _make_mix(self, state: dict[str, Any] | None) -> MixingSearch:
         """A new TPS/HNS search, or (``state`` from a checkpoint) one with the saved layers and candidates."""
         c = self.config
         candidates = None
         if state is not None:
             candidates = {k: [NeuronSpec.from_dict(d) for d in v] for k, v in state["candidates"].items()}
-        common = dict(layers=c.search_layers, every=c.search_every, warmup=c.search_warmup, eps=c.search_eps,
-                      arch_lr=c.arch_lr, device=self.device, candidates=candidates)
+        common = {
+            "layers": c.search_layers,
+            "every": c.search_every,
+            "warmup": c.search_warmup,
+            "eps": c.search_eps,
+            "arch_lr": c.arch_lr,
+            "device": self.device,
+            "candidates": candidates,
+        }
         if c.tps:
             return TPSearch(self.model, dtau=c.tps_dtau, **common)
-        return HNSearch(self.model, energy_lambda=c.energy_lambda, rho=c.rho, rho_relu=c.rho_relu, alif=c.hns_alif,
-                        steps_per_prediction=self.task.steps_per_prediction, **common)
+        return HNSearch(
+            self.model,
+            energy_lambda=c.energy_lambda,
+            rho=c.rho,
+            rho_relu=c.rho_relu,
+            alif=c.hns_alif,
+            steps_per_prediction=self.task.steps_per_prediction,
+            **common,
+        )
 
     # ------------------------------------------------------------------ genotype
     def effective_specs(self) -> dict[str, NeuronSpec]:
@@ -219,17 +247,23 @@ class Trainer:
         extra_sum, steps = 0.0, 0
         t0 = time.perf_counter()
         shard_task = self.train_task
-        bar = tqdm(shard_task.train_batches(epoch_generator(config.seed, epoch)), total=task.num_train_batches(),
-                   desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", disable=config.quiet or not self.dist.main,
-                   leave=False)
+        bar = tqdm(
+            shard_task.train_batches(epoch_generator(config.seed, epoch)),
+            total=task.num_train_batches(),
+            desc=f"epoch {epoch + 1}/{config.epochs}",
+            unit="batch",
+            disable=config.quiet or not self.dist.main,
+            leave=False,
+        )
         for i, batch in enumerate(bar):
             loss, stats = shard_task.loss(self.ddp or model, batch)
             finite = bool(torch.isfinite(loss))
             if self.dist.active:  # every rank stops together, with the same message
                 finite = distributed.all_reduce_sum([0.0 if finite else 1.0])[0] == 0.0
             if not finite:
-                raise distributed.CollectiveError(f"training diverged: loss is not finite at epoch {epoch + 1}, "
-                                                  f"batch {i + 1} (try a lower --lr)", 0)
+                raise distributed.CollectiveError(
+                    f"training diverged: loss is not finite at epoch {epoch + 1}, batch {i + 1} (try a lower --lr)", 0
+                )
             total = loss
             if self.mix is not None and self.mix.active(epoch):
                 extra = self.mix.extra_loss()
@@ -280,13 +314,16 @@ class Trainer:
             self.log(f"{self.mix.name.upper()} search finished: {self.mix.summary()}")
         if self.dgs is not None and self.dgs.due(epoch + 1):
             t0 = time.perf_counter()
-            new = self.dgs.run(self.model, self.train_task, epoch=epoch, lr=extra["lr"],
-                               batches=self._dgs_batches(epoch))
+            new = self.dgs.run(
+                self.model, self.train_task, epoch=epoch, lr=extra["lr"], batches=self._dgs_batches(epoch)
+            )
             if self.dist.active:
                 new = self._adopt_dgs_decision(len(new))
             for r in new:
-                self.log(f"DGS after epoch {epoch + 1}: {r['layer']} b {r['previous_b']:g} -> {r['chosen_b']:g} "
-                         f"(alpha mean {', '.join(f'{a:.6f}' for a in r['alpha_mean'])})")
+                self.log(
+                    f"DGS after epoch {epoch + 1}: {r['layer']} b {r['previous_b']:g} -> {r['chosen_b']:g} "
+                    f"(alpha mean {', '.join(f'{a:.6f}' for a in r['alpha_mean'])})"
+                )
             extra["dgs_time_s"] = time.perf_counter() - t0
             if self.mix is not None:
                 self.mix.sync(self.model)
@@ -300,9 +337,9 @@ class Trainer:
 
         records = distributed.broadcast_object(self.dgs.records)
         self.dgs.records = list(records)
-        for record in records[len(records) - count:]:
+        for record in records[len(records) - count :]:
             set_surrogate_b(self.model.get_submodule(record["layer"]), record["chosen_b"])
-        return records[len(records) - count:]
+        return records[len(records) - count :]
 
     def _checkpoint(self, epochs_done: int) -> None:
         search: dict[str, Any] = {}
@@ -311,22 +348,25 @@ class Trainer:
         if self.mix is not None:
             search["mixing"] = self.mix.state_dict()
         genotype = self.genotype()
-        save_checkpoint(self.run_dir / CHECKPOINT_NAME, {
-            "genotype": genotype.to_dict(),
-            "base_genotype": self.base_genotype.to_dict(),
-            "family": genotype.family,
-            "task": self.config.task,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "epoch": epochs_done,
-            "rng": rng_state(),
-            "config": self.config.to_dict(),
-            "input_shape": self.input_shape(),
-            "folded": False,
-            "search": search,
-            "history": self.history,
-        })
+        save_checkpoint(
+            self.run_dir / CHECKPOINT_NAME,
+            {
+                "genotype": genotype.to_dict(),
+                "base_genotype": self.base_genotype.to_dict(),
+                "family": genotype.family,
+                "task": self.config.task,
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "epoch": epochs_done,
+                "rng": rng_state(),
+                "config": self.config.to_dict(),
+                "input_shape": self.input_shape(),
+                "folded": False,
+                "search": search,
+                "history": self.history,
+            },
+        )
         write_history(self.run_dir, self.history)
         write_json(self.run_dir / "config.json", self.config.to_dict())
         if self.dgs is not None:
@@ -350,7 +390,7 @@ class Trainer:
         parts.append(f"{record['train_time_s']:.1f} s")
         return ", ".join(parts)
 
-    def run(self) -> Optional[dict[str, Any]]:
+    def run(self) -> dict[str, Any] | None:
         """Train to ``config.epochs`` (or ``stop_after`` epochs of this call), then finish the run.
 
         Returns the final metrics, or None when stopped early by ``stop_after``.
@@ -358,8 +398,10 @@ class Trainer:
         config = self.config
         try:
             self.log(f"{self.task.describe()}")
-            self.log(f"{self.base_genotype.family} network, {sum(p.numel() for p in self.model.parameters()):,} "
-                     f"parameters, device {self.device}{self._ranks_text()}; run folder {self.run_dir}")
+            self.log(
+                f"{self.base_genotype.family} network, {sum(p.numel() for p in self.model.parameters()):,} "
+                f"parameters, device {self.device}{self._ranks_text()}; run folder {self.run_dir}"
+            )
             if self.start_epoch:
                 self.log(f"resuming after epoch {self.start_epoch}")
             done_now = 0
@@ -398,11 +440,13 @@ class Trainer:
         ctx = self.dist
         if not ctx.active:
             return ""
-        return (f" x {ctx.world} ranks ({ctx.backend}; global batch {self.config.batch_size}, "
-                f"{int(self.config.batch_size) // ctx.world} per rank)")
+        return (
+            f" x {ctx.world} ranks ({ctx.backend}; global batch {self.config.batch_size}, "
+            f"{int(self.config.batch_size) // ctx.world} per rank)"
+        )
 
     # ------------------------------------------------------------------ end of run
-    def _finish(self) -> Optional[dict[str, Any]]:
+    def _finish(self) -> dict[str, Any] | None:
         config = self.config
         if self.mix is not None and not self.mix.finished:
             # a resumed run whose search had not ended when its last epoch was trained
@@ -416,8 +460,9 @@ class Trainer:
 
             distributed.agree(again, "rank 0 saving")
         self.check_ranks_agree()
-        return distributed.agree(lambda: self._write_results() if self.dist.main else None,
-                                 "rank 0 folding and writing the results")
+        return distributed.agree(
+            lambda: self._write_results() if self.dist.main else None, "rank 0 folding and writing the results"
+        )
 
     def _write_results(self) -> dict[str, Any]:
         config, task = self.config, self.task
@@ -429,28 +474,36 @@ class Trainer:
             final = dict(final, **task.evaluate(self.model))
         folded, check = fold_and_check(self.model, task.example_input())
         folded_metrics = task.evaluate(folded)
-        save_checkpoint(self.run_dir / FOLDED_NAME, {
-            "genotype": genotype.to_dict(),
-            "family": genotype.family,
+        save_checkpoint(
+            self.run_dir / FOLDED_NAME,
+            {
+                "genotype": genotype.to_dict(),
+                "family": genotype.family,
+                "task": config.task,
+                "model": folded.state_dict(),
+                "config": config.to_dict(),
+                "epoch": config.epochs,
+                "input_shape": self.input_shape(),
+                "folded": True,
+                "fold_check": check,
+            },
+        )
+        metrics: dict[str, Any] = {
             "task": config.task,
-            "model": folded.state_dict(),
-            "config": config.to_dict(),
-            "epoch": config.epochs,
-            "input_shape": self.input_shape(),
-            "folded": True,
-            "fold_check": check,
-        })
-        metrics: dict[str, Any] = {"task": config.task, "epochs": config.epochs, "world_size": self.dist.world,
-                                   "batch_size": config.batch_size,
-                                   "batch_size_per_rank": int(config.batch_size) // self.dist.world}
+            "epochs": config.epochs,
+            "world_size": self.dist.world,
+            "batch_size": config.batch_size,
+            "batch_size_per_rank": int(config.batch_size) // self.dist.world,
+        }
         metrics.update({k: final[k] for k in final if k in _EVAL_KEYS})
         baseline = task.baseline()
         if baseline is not None:
             metrics["baseline"] = baseline
         metrics["folded"] = {k: folded_metrics[k] for k in folded_metrics if k in _EVAL_KEYS}
         metrics["fold_check"] = check
-        metrics["train_time_s"] = sum(float(r.get("train_time_s", 0.0)) + float(r.get("dgs_time_s", 0.0))
-                                      for r in self.history)
+        metrics["train_time_s"] = sum(
+            float(r.get("train_time_s", 0.0)) + float(r.get("dgs_time_s", 0.0)) for r in self.history
+        )
         metrics["parameters"] = sum(p.numel() for p in self.model.parameters())
         metrics["time_steps"] = config.steps if config.task == "classification" else config.burn_in + config.steps
         metrics["genotype"] = "genotype.json"
@@ -464,8 +517,13 @@ class Trainer:
         if searches:
             metrics["searches"] = searches
         write_json(self.run_dir / "metrics.json", metrics)
-        plot_learning_curve(self.history, self.run_dir / "learning_curve.png", task.primary, baseline,
-                            title=f"{genotype.family} on {', '.join(Path(d).name for d in config.data)}")
+        plot_learning_curve(
+            self.history,
+            self.run_dir / "learning_curve.png",
+            task.primary,
+            baseline,
+            title=f"{genotype.family} on {', '.join(Path(d).name for d in config.data)}",
+        )
         self.log(_final_line(metrics, task.primary))
         return metrics
 
@@ -474,20 +532,34 @@ def _silent(_: str) -> None:
     """The log of ranks other than 0."""
 
 
-_EVAL_KEYS = ("test_accuracy", "mean_disparity_error", "mean_depth_error", "median_depth_error",
-              "one_pixel_accuracy", "frames_used", "n_valid_pixels", "test_loss")
+_EVAL_KEYS = (
+    "test_accuracy",
+    "mean_disparity_error",
+    "mean_depth_error",
+    "median_depth_error",
+    "one_pixel_accuracy",
+    "frames_used",
+    "n_valid_pixels",
+    "test_loss",
+)
 
 
 def _final_line(metrics: dict[str, Any], primary: str) -> str:
     if primary == "test_accuracy":
-        return (f"final: test accuracy {metrics['test_accuracy']:.4f} (folded {metrics['folded']['test_accuracy']:.4f}), "
-                f"{metrics['train_time_s']:.0f} s training")
+        return (
+            f"final: test accuracy {metrics['test_accuracy']:.4f} (folded {metrics['folded']['test_accuracy']:.4f}), "
+            f"{metrics['train_time_s']:.0f} s training"
+        )
     b = metrics.get("baseline", {})
-    return (f"final: 1PA {metrics['one_pixel_accuracy']:.4f} vs baseline {b.get('one_pixel_accuracy', float('nan')):.4f}, "
-            f"mean disparity error {metrics['mean_disparity_error']:.3f} px vs {b.get('mean_disparity_error', float('nan')):.3f}, "
-            f"MDE {100 * metrics['mean_depth_error']:.1f} cm vs {100 * b.get('mean_depth_error', float('nan')):.1f} cm")
+    return (
+        f"final: 1PA {metrics['one_pixel_accuracy']:.4f} vs baseline {b.get('one_pixel_accuracy', float('nan')):.4f}, "
+        f"mean disparity error {metrics['mean_disparity_error']:.3f} px vs {b.get('mean_disparity_error', float('nan')):.3f}, "
+        f"MDE {100 * metrics['mean_depth_error']:.1f} cm vs {100 * b.get('mean_depth_error', float('nan')):.1f} cm"
+    )
 
 
-def train(config: TrainConfig, *, resume: bool = False, force: bool = False, log: Log = print) -> Optional[dict[str, Any]]:
+def train(
+    config: TrainConfig, *, resume: bool = False, force: bool = False, log: Log = print
+) -> dict[str, Any] | None:
     """Run (or continue) a training run; returns the final metrics (None if stopped by ``stop_after``)."""
     return Trainer(config, resume=resume, force=force, log=log).run()

@@ -23,6 +23,7 @@ model can be traced and reproduced (``tools/train_zoo.sh``)::
 
 The functions here only read the package folder; they never load torch.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,14 +33,38 @@ from typing import Any
 from snnc.errors import SnncError
 from snnc.fileio import file_sha256
 
-__all__ = ["ZOO_DIR", "REQUIRED_FIELDS", "DEFAULT_STEREO", "DEFAULT_DIGITS", "zoo_names", "zoo_entry", "zoo_path",
-           "verify_entry", "default_model", "default_stereo_model", "default_model_note"]
+__all__ = [
+    "ZOO_DIR",
+    "REQUIRED_FIELDS",
+    "DEFAULT_STEREO",
+    "DEFAULT_DIGITS",
+    "zoo_names",
+    "zoo_entry",
+    "zoo_path",
+    "verify_entry",
+    "default_model",
+    "default_stereo_model",
+    "default_model_note",
+]
 
 #: The folder holding the shipped ``.pt`` / ``.json`` pairs.
 ZOO_DIR = Path(__file__).resolve().parent
 #: Sidecar fields every shipped model has.
-REQUIRED_FIELDS = ("name", "family", "task", "summary", "file", "sha256", "bytes", "parameters", "snnc_version",
-                   "seed", "training_command", "data", "metrics")
+REQUIRED_FIELDS = (
+    "name",
+    "family",
+    "task",
+    "summary",
+    "file",
+    "sha256",
+    "bytes",
+    "parameters",
+    "snnc_version",
+    "seed",
+    "training_command",
+    "data",
+    "metrics",
+)
 #: The shipped stereo model ``snnc stream`` and ``snnc energy`` use when no model is given.
 DEFAULT_STEREO = "stereo-synth"
 #: The shipped classifier ``snnc energy --data digits`` uses when no model is given.
@@ -97,8 +122,11 @@ def verify_entry(name: str) -> None:
     path = zoo_path(name)
     size = path.stat().st_size
     if size != entry["bytes"] or file_sha256(path) != entry["sha256"]:
-        raise SnncError(f"checkpoint does not match its sidecar {name}.json (size {size} vs {entry['bytes']} "
-                        f"bytes or SHA-256 differs): reinstall snnc or rebuild it with tools/train_zoo.sh", path)
+        raise SnncError(
+            f"checkpoint does not match its sidecar {name}.json (size {size} vs {entry['bytes']} "
+            f"bytes or SHA-256 differs): reinstall snnc or rebuild it with tools/train_zoo.sh",
+            path,
+        )
 
 
 def default_model(task: str = "stereo") -> str:
@@ -113,8 +141,10 @@ def default_model(task: str = "stereo") -> str:
         raise SnncError(f"no default shipped model for task {task!r} (expected stereo or classification)")
     name = names[task]
     if name not in zoo_names():
-        raise SnncError(f"no model given and the shipped {task} model {name!r} is not installed "
-                        f"(snnc/zoo/{name}.pt); give a model (checkpoint, shipped model or preset)")
+        raise SnncError(
+            f"no model given and the shipped {task} model {name!r} is not installed "
+            f"(snnc/zoo/{name}.pt); give a model (checkpoint, shipped model or preset)"
+        )
     return name
 
 
