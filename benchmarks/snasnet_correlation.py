@@ -183,7 +183,9 @@ def stratified_tau(
 
     def weighted(a: np.ndarray) -> float:
         taus = [kendalltau(scores[m], a[m])[0] for m in members]
-        return float(np.nansum([t * len(m) for t, m in zip(taus, members, strict=False)]) / sum(len(m) for m in members))
+        return float(
+            np.nansum([t * len(m) for t, m in zip(taus, members, strict=False)]) / sum(len(m) for m in members)
+        )
 
     observed = weighted(acc)
     rng = np.random.default_rng(seed)

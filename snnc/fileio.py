@@ -201,7 +201,8 @@ def atomic_output_set(paths: Sequence[str | Path]) -> Iterator[list[Path]]:
         for tmp in temps:
             _discard(tmp)
         failed = next(
-            ((t, f) for t, f in zip(temps, finals, strict=False) if str(t) in str(exc) or t.name in str(exc)), (None, finals[0])
+            ((t, f) for t, f in zip(temps, finals, strict=False) if str(t) in str(exc) or t.name in str(exc)),
+            (None, finals[0]),
         )
         _raise_write_error(exc, failed[1], failed[0])
         raise

@@ -23,7 +23,16 @@ TPS_DGS = {
     "dgs_iters": 2,
     "dgs_candidates": 3,
 }
-HNS = {"epochs": 2, "steps": 2, "batch_size": 50, "lr": 0.1, "hns": True, "energy_lambda": 0.01, "search_warmup": 1, "search_every": 2}
+HNS = {
+    "epochs": 2,
+    "steps": 2,
+    "batch_size": 50,
+    "lr": 0.1,
+    "hns": True,
+    "energy_lambda": 0.01,
+    "search_warmup": 1,
+    "search_every": 2,
+}
 PLAIN = {"epochs": 2, "steps": 2, "batch_size": 50, "lr": 0.1}
 
 
@@ -96,7 +105,15 @@ def bilevel_steps(folder: Path, epochs: int = 1) -> dict[str, Any]:
 
     cfg = resolve_config(
         {
-            "task": "cls", "data": "digits", "epochs": epochs, "warmup": 0, "layers": 2, "width": 4, "time_steps": 2, "batch_size": 100, "nodes": 3
+            "task": "cls",
+            "data": "digits",
+            "epochs": epochs,
+            "warmup": 0,
+            "layers": 2,
+            "width": 4,
+            "time_steps": 2,
+            "batch_size": 100,
+            "nodes": 3,
         }
     )
     model, task = _build(cfg, torch.device("cpu"), False)

@@ -44,7 +44,15 @@ def digits_subset(folder: Path, n_train: int = 300, n_test: int = 100) -> Path:
 def config(arch: Path, data: Any, out: Path, **kw: Any) -> TrainConfig:
     """A quiet single-thread config for tests."""
     base: dict[str, Any] = {
-        "arch": str(arch), "data": [str(data)], "out": str(out), "epochs": 1, "steps": 2, "batch_size": 50, "lr": 0.1, "threads": 1, "quiet": True
+        "arch": str(arch),
+        "data": [str(data)],
+        "out": str(out),
+        "epochs": 1,
+        "steps": 2,
+        "batch_size": 50,
+        "lr": 0.1,
+        "threads": 1,
+        "quiet": True,
     }
     base.update(kw)
     return TrainConfig(**base)

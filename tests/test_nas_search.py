@@ -79,7 +79,15 @@ def test_cli_errors(tmp_path: Path) -> None:
 
 def test_resume_continues_to_the_same_result(tmp_path: Path) -> None:
     given = {
-        "task": "cls", "data": "digits", "nodes": 3, "width": 2, "layers": 3, "time_steps": 2, "epochs": 2, "warmup": 1, "batch_size": 256
+        "task": "cls",
+        "data": "digits",
+        "nodes": 3,
+        "width": 2,
+        "layers": 3,
+        "time_steps": 2,
+        "epochs": 2,
+        "warmup": 1,
+        "batch_size": 256,
     }
     quiet = {"progress": False, "echo": lambda s: None, "plot": False}
     (tmp_path / "full").mkdir()

@@ -112,7 +112,9 @@ def test_forward_is_a_loop_of_step_and_state_is_explicit(make, x):
         for t in range(x.shape[0]):
             y_t, new_state = net.step(x[t], state)
             assert len(new_state) == len(state)
-            for (name, _), (u, s) in zip(net.neurons(), zip(new_state[::2], new_state[1::2], strict=False), strict=False):
+            for (name, _), (u, s) in zip(
+                net.neurons(), zip(new_state[::2], new_state[1::2], strict=False), strict=False
+            ):
                 assert u.shape == shapes[name] and s.shape == shapes[name]
                 assert set(s.unique().tolist()) <= {0.0, 1.0}
             outs.append(y_t)

@@ -305,9 +305,7 @@ def test_stereo_at_256_disparities_and_a_deep_classifier_are_allowed():
     from snnc.models.genotype import genotype_from_dict
 
     genotype_from_dict({**STEREO, "disparities": 256})
-    genotype_from_dict(
-        {**CLA, "path": ([0, 0, 1, 1, 1, 2, 2, 2, 2, 2, 1, 1, 1, 0, 0, 0]) * 2, "filter_multiplier": 64}
-    )
+    genotype_from_dict({**CLA, "path": ([0, 0, 1, 1, 1, 2, 2, 2, 2, 2, 1, 1, 1, 0, 0, 0]) * 2, "filter_multiplier": 64})
 
 
 def test_every_bound_is_documented():

@@ -60,7 +60,21 @@ _SNASNET_KEYS = (
 
 #: SpikeDHS options that only one task uses.
 _TASK_ONLY = {
-    **dict.fromkeys(("levels", "feature_layers", "matching_layers", "crop", "disparities", "disp_step", "burn_in", "max_frames", "feature_stride", "volume_shifts"), "stereo"),
+    **dict.fromkeys(
+        (
+            "levels",
+            "feature_layers",
+            "matching_layers",
+            "crop",
+            "disparities",
+            "disp_step",
+            "burn_in",
+            "max_frames",
+            "feature_stride",
+            "volume_shifts",
+        ),
+        "stereo",
+    ),
     **dict.fromkeys(("layers", "aux_weight"), "cls"),
 }
 
@@ -293,7 +307,11 @@ def _run_search(
 
         torch.set_num_threads(threads)
     common = {
-        "device": device, "resume": opts["resume"], "force": opts["force"], "progress": not opts["quiet"], "echo": click.echo
+        "device": device,
+        "resume": opts["resume"],
+        "force": opts["force"],
+        "progress": not opts["quiet"],
+        "echo": click.echo,
     }
     if method == "snasnet":
         from snnc.nas.snasnet_search import run_snasnet_search

@@ -13,9 +13,7 @@ from snnc.data.sbt import sbt_pair
 from snnc.errors import SnncError
 
 
-def plot_recording(
-    recording: MVSECRecording, summary: dict[str, Any], out_png: Path, frame: int | None = None
-) -> Path:
+def plot_recording(recording: MVSECRecording, summary: dict[str, Any], out_png: Path, frame: int | None = None) -> Path:
     """Write a PNG with, for depth frame ``frame`` (default: the middle one), the scaled GT
     disparity (titled with the frame's depth range), the left and right cameras' SBT (sum over
     the 5 sub-frames, red = ON, blue = OFF), and the recording's disparity histogram from

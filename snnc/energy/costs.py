@@ -69,9 +69,7 @@ COST_TABLE: dict[str, EnergyCosts] = {
 DEFAULT_COSTS: EnergyCosts = COST_TABLE["45nm-fp32"]
 
 
-def resolve_costs(
-    name: str | None = None, ac_pj: float | None = None, mac_pj: float | None = None
-) -> EnergyCosts:
+def resolve_costs(name: str | None = None, ac_pj: float | None = None, mac_pj: float | None = None) -> EnergyCosts:
     """A table entry (default ``45nm-fp32``) with ``ac_pj`` / ``mac_pj`` overriding it when given.
 
     Raises:

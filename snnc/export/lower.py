@@ -104,7 +104,9 @@ class _Walker:
             if cur == size:
                 out.append(piece)
             elif all(c % s == 0 for c, s in zip(cur, size, strict=False)):
-                out.append(Piece(piece.node, tuple(k * (c // s) for k, c, s in zip(piece.sub, cur, size, strict=False))))
+                out.append(
+                    Piece(piece.node, tuple(k * (c // s) for k, c, s in zip(piece.sub, cur, size, strict=False)))
+                )
             else:
                 label = f"{name}.resize" if len(value) == 1 else f"{name}.resize{i}"
                 node = self._resize_node(label, self.materialize(piece), size)

@@ -63,7 +63,16 @@ STATE_VERSION = 1
 #: Paper recipes (NeurIPS §4.1.1, §4.2.1), per task.
 TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     "cls": {"nodes": 4, "width": 8, "time_steps": 6, "epochs": 50, "warmup": 15, "batch_size": 50, "lr": 0.025},
-    "stereo": {"nodes": 3, "width": 4, "time_steps": 8, "burn_in": 2, "epochs": 12, "warmup": 3, "batch_size": 1, "lr": 0.002},
+    "stereo": {
+        "nodes": 3,
+        "width": 4,
+        "time_steps": 8,
+        "burn_in": 2,
+        "epochs": 12,
+        "warmup": 3,
+        "batch_size": 1,
+        "lr": 0.002,
+    },
 }
 
 

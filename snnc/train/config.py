@@ -39,9 +39,23 @@ RESUME_MUTABLE = ("epochs", "device", "quiet", "stop_after", "max_window_events"
 
 _TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     "classification": {
-        "epochs": 100, "steps": 6, "batch_size": 50, "lr": 0.025, "optimizer": "sgd", "schedule": "cosine", "weight_decay": 3e-4
+        "epochs": 100,
+        "steps": 6,
+        "batch_size": 50,
+        "lr": 0.025,
+        "optimizer": "sgd",
+        "schedule": "cosine",
+        "weight_decay": 3e-4,
     },
-    "stereo": {"epochs": 200, "steps": 6, "batch_size": 2, "lr": 1e-3, "optimizer": "adam", "schedule": "step", "weight_decay": 0.0},
+    "stereo": {
+        "epochs": 200,
+        "steps": 6,
+        "batch_size": 2,
+        "lr": 1e-3,
+        "optimizer": "adam",
+        "schedule": "step",
+        "weight_decay": 0.0,
+    },
 }
 
 

@@ -558,8 +558,6 @@ def _final_line(metrics: dict[str, Any], primary: str) -> str:
     )
 
 
-def train(
-    config: TrainConfig, *, resume: bool = False, force: bool = False, log: Log = print
-) -> dict[str, Any] | None:
+def train(config: TrainConfig, *, resume: bool = False, force: bool = False, log: Log = print) -> dict[str, Any] | None:
     """Run (or continue) a training run; returns the final metrics (None if stopped by ``stop_after``)."""
     return Trainer(config, resume=resume, force=force, log=log).run()
