@@ -39,7 +39,7 @@ import re
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -71,7 +71,7 @@ _LEGACY_NETWORK_FORMAT = "snnc-checkpoint/1"
 _HEADER = ("format", "version", "kind", "snnc_version")
 _GLOBAL = re.compile(r"GLOBAL ([A-Za-z_][\w.]*)")
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 
 
 def plain(value: Any, where: str = "checkpoint") -> Any:

@@ -20,11 +20,11 @@ import re
 import reprlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 __all__ = ["MAX_LISTED_ITEMS", "MAX_MESSAGE_CHARS", "PathLike", "SnncError", "list_items", "short_repr"]
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 
 #: Longest error message (characters, path included); longer ones are cut.
 MAX_MESSAGE_CHARS = 500

@@ -34,7 +34,7 @@ from collections.abc import Iterable, Sequence
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from snnc.errors import SnncError
 from snnc.fileio import file_sha256, write_json_atomic
@@ -52,7 +52,7 @@ __all__ = [
     "snnc_files",
 ]
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 
 #: The ledger of files snnc wrote in a folder.
 LEDGER_NAME = ".snnc-outputs.json"

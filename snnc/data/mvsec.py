@@ -11,8 +11,8 @@ bounded-memory binary search on the HDF5 dataset and reads only that slice.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Union
 
 import h5py
 import numpy as np
@@ -28,7 +28,7 @@ from snnc.data.rectmaps import find_rect_map_txt, load_rect_map_txt
 from snnc.data.sanity import MAX_ABS_TIME_S, DataCheck, inspect_recording, time_resolution
 from snnc.errors import SnncError
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 RectMaps = tuple[np.ndarray, np.ndarray]
 
 #: Event arrays with at most this many rows are checked for sortedness exactly on open.
@@ -307,10 +307,8 @@ class MVSECRecording:
         """Close the HDF5 files (idempotent)."""
         for f in (self._data, self._gt):
             if f is not None:
-                try:
+                with contextlib.suppress(Exception):  # closing a half-opened file must not mask the real error
                     f.close()
-                except Exception:  # closing a half-opened file must not mask the real error
-                    pass
         self._data = self._gt = None
 
     def __enter__(self) -> MVSECRecording:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -34,7 +34,7 @@ from snnc.errors import SnncError
 if TYPE_CHECKING:  # pragma: no cover
     from snnc.data.mvsec import MVSECRecording
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 RectMaps = tuple[np.ndarray, np.ndarray]
 
 DEFAULT_WINDOW: float = 0.05

@@ -7,12 +7,10 @@ merges, so after folding no BatchNorm is left anywhere.
 
 from __future__ import annotations
 
-from typing import Union
-
 import torch
 from torch import nn
 
-IntOrTuple = Union[int, tuple[int, ...]]
+IntOrTuple = int | tuple[int, ...]
 
 
 class ConvBN(nn.Module):

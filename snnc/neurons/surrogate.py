@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, Union
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -42,7 +42,7 @@ __all__ = ["SURROGATES", "surrogate_derivative", "spike_fn", "check_surrogate"]
 #: Names of the supported surrogate gradients (``NeuronSpec.surrogate``).
 SURROGATES: tuple[str, ...] = ("dspike", "triangle", "superspike", "arctan")
 
-Threshold = Union[float, Tensor]
+Threshold = float | Tensor
 
 
 # Each g'(x) below starts with one out-of-place op (so the caller's ``x`` is never
