@@ -234,7 +234,7 @@ def test_nir_files_that_are_not_ours(tmp_path):
         import_nir(foreign)
     gm = import_nir(foreign, dt=1e-4)  # tau = 2 dt -> leak 0.5, r dt / tau = 1
     spec = gm.graph[gm.neuron_nodes()[0]].params["spec"]
-    assert spec.tau == pytest.approx(0.5) and spec.vth == 1.0
+    assert spec.decay == pytest.approx(0.5) and spec.vth == 1.0
     state = gm.init_state(torch.ones(1, 3))
     outs = []
     for _ in range(3):

@@ -58,7 +58,7 @@ def test_presets_hold_the_published_genotypes():
     assert isinstance(cla, SpikeDHSClassifierGenotype) and cla.family == "spikedhs-cla"
     assert cla.cell == CellGenotype.from_rows(CLA_ROWS, nodes=3)
     assert cla.path == (0, 0, 1, 1, 1, 2, 2, 2)
-    assert cla.neuron == NeuronSpec(type="lif", tau=0.2, vth=0.5, surrogate="dspike", b=3.0)
+    assert cla.neuron == NeuronSpec(type="lif", decay=0.2, vth=0.5, surrogate="dspike", b=3.0)
     # node2 <- node0 (edge 7) and node1 (edge 8)
     assert [(e.src, e.op) for e in cla.cell.inputs_of(2)] == [(2, "snn_b3"), (3, "snn_b3")]
     stereo = load_genotype("spikedhs-stereo")

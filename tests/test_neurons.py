@@ -43,7 +43,7 @@ SEQ = [0.45, 0.45, 0.45, 0.3, 0.6, 0.5]
 
 # ---------------------------------------------------------------- dynamics
 def test_lif_hand_computed() -> None:
-    ys, us, _ = run(NeuronSpec(type="lif", tau=0.2, vth=0.5), SEQ)
+    ys, us, _ = run(NeuronSpec(type="lif", decay=0.2, vth=0.5), SEQ)
     # u = 0.2*u*(1-y) + I
     assert us == pytest.approx([0.45, 0.54, 0.45, 0.39, 0.678, 0.5])
     # last step: u == vth exactly -> no spike (strictly greater)
@@ -52,14 +52,14 @@ def test_lif_hand_computed() -> None:
 
 def test_if_hand_computed_ignores_tau() -> None:
     for tau in (0.2, 0.9):  # "if" means tau = 1 whatever the spec says
-        ys, us, _ = run(NeuronSpec(type="if", tau=tau), SEQ)
+        ys, us, _ = run(NeuronSpec(type="if", decay=tau), SEQ)
         assert us == pytest.approx([0.45, 0.9, 0.45, 0.75, 0.6, 0.5])
         assert ys == [0, 1, 0, 1, 1, 0]
 
 
 def test_binary_hand_computed_ignores_tau() -> None:
     for tau in (0.2, 1.0):  # "binary" means tau = 0: no memory, so no state at all
-        spec = NeuronSpec(type="binary", tau=tau)
+        spec = NeuronSpec(type="binary", decay=tau)
         state = init_state(spec, torch.zeros(1, dtype=F64))
         assert state == ()
         ys = []
@@ -77,23 +77,23 @@ def test_state_fields_are_named_in_one_place() -> None:
         spec = NeuronSpec(type=kind)
         assert state_fields(spec) == names and state_size(spec) == len(names)
         assert len(init_state(spec, torch.zeros(2))) == len(names)
-    assert leak_factor(NeuronSpec(type="if", tau=0.3)) == 1.0
-    assert leak_factor(NeuronSpec(type="binary", tau=0.3)) == 0.0
-    assert leak_factor(NeuronSpec(type="lif", tau=0.3)) == pytest.approx(0.3)
+    assert leak_factor(NeuronSpec(type="if", decay=0.3)) == 1.0
+    assert leak_factor(NeuronSpec(type="binary", decay=0.3)) == 0.0
+    assert leak_factor(NeuronSpec(type="lif", decay=0.3)) == pytest.approx(0.3)
 
 
 def test_lif_tau_one_equals_if_and_tau_zero_equals_binary() -> None:
     x = torch.rand(7, 3, 5, generator=torch.Generator().manual_seed(0), dtype=F64)
     assert torch.equal(
-        neuron_sequence(NeuronSpec(type="lif", tau=1.0), x)[0], neuron_sequence(NeuronSpec(type="if"), x)[0]
+        neuron_sequence(NeuronSpec(type="lif", decay=1.0), x)[0], neuron_sequence(NeuronSpec(type="if"), x)[0]
     )
     assert torch.equal(
-        neuron_sequence(NeuronSpec(type="lif", tau=0.0), x)[0], neuron_sequence(NeuronSpec(type="binary"), x)[0]
+        neuron_sequence(NeuronSpec(type="lif", decay=0.0), x)[0], neuron_sequence(NeuronSpec(type="binary"), x)[0]
     )
 
 
 def test_alif_hand_computed_threshold_adaptation() -> None:
-    spec = NeuronSpec(type="alif", tau=0.2, tau_a=0.2, vth=0.5, beta_a=0.2)
+    spec = NeuronSpec(type="alif", decay=0.2, decay_a=0.2, vth=0.5, beta_a=0.2)
     ys, us, states = run(spec, [0.6] * 5)
     a = [s[2].item() for s in states]
     thresholds = [spec.vth + spec.beta_a * ai for ai in a]
@@ -205,7 +205,7 @@ def test_wrong_state_size_raises() -> None:
 # ---------------------------------------------------------------- module
 @pytest.mark.parametrize("kind", NEURON_TYPES)
 def test_module_equals_pure_function(kind: str) -> None:
-    spec = NeuronSpec(type=kind, tau=0.3, b=4.0)
+    spec = NeuronSpec(type=kind, decay=0.3, b=4.0)
     mod = Neuron(spec)
     x = torch.rand(4, 6, generator=torch.Generator().manual_seed(4))
     s_mod, s_fn = mod.init_state(x[0]), init_state(spec, x[0])
@@ -276,22 +276,22 @@ def test_spike_fn_used_by_dynamics_has_surrogate_gradient() -> None:
 # ---------------------------------------------------------------- spec
 def test_spec_defaults() -> None:
     s = NeuronSpec()
-    assert (s.type, s.tau, s.vth, s.tau_a, s.beta_a, s.surrogate, s.b) == ("lif", 0.2, 0.5, 0.2, 0.2, "dspike", 3.0)
+    assert (s.type, s.decay, s.vth, s.decay_a, s.beta_a, s.surrogate, s.b) == ("lif", 0.2, 0.5, 0.2, 0.2, "dspike", 3.0)
     with pytest.raises(dataclasses.FrozenInstanceError):
-        s.tau = 0.5  # type: ignore[misc]
+        s.decay = 0.5  # type: ignore[misc]
 
 
 def test_spec_round_trip() -> None:
     for kind in NEURON_TYPES:
-        s = NeuronSpec(type=kind, tau=0.7, vth=1.0, tau_a=0.9, beta_a=1.8, surrogate="arctan", b=2.5)
+        s = NeuronSpec(type=kind, decay=0.7, vth=1.0, decay_a=0.9, beta_a=1.8, surrogate="arctan", b=2.5)
         d = s.to_dict()
-        assert set(d) == {"type", "tau", "vth", "tau_a", "beta_a", "surrogate", "b"}
+        assert set(d) == {"type", "decay", "vth", "decay_a", "beta_a", "surrogate", "b"}
         assert NeuronSpec.from_dict(d) == s
         assert NeuronSpec.from_dict(json.loads(json.dumps(d))) == s
     assert NeuronSpec.from_dict({}) == NeuronSpec()
     partial = NeuronSpec.from_dict({"type": "alif", "vth": 1})
-    assert partial.vth == 1.0 and isinstance(partial.vth, float) and partial.tau == 0.2
-    assert NeuronSpec.from_dict({"tau": 0, "b": 5}).to_dict()["tau"] == 0.0
+    assert partial.vth == 1.0 and isinstance(partial.vth, float) and partial.decay == 0.2
+    assert NeuronSpec.from_dict({"decay": 0, "b": 5}).to_dict()["decay"] == 0.0
 
 
 @pytest.mark.parametrize(
@@ -305,13 +305,14 @@ def test_spec_round_trip() -> None:
         ({"taus": 0.3}, "unknown key(s) 'taus'"),
         ({"vth": 0.0}, "vth must be positive, got 0.0"),
         ({"vth": -0.5}, "vth must be positive, got -0.5"),
-        ({"tau": 1.5}, "tau must be in [0, 1], got 1.5"),
-        ({"tau": -0.1}, "tau must be in [0, 1], got -0.1"),
-        ({"tau_a": 2}, "tau_a must be in [0, 1], got 2.0"),
+        ({"decay": 1.5}, "decay must be in [0, 1], got 1.5"),
+        ({"tau": -0.1}, "decay must be in [0, 1], got -0.1"),
+        ({"decay_a": 2}, "decay_a must be in [0, 1], got 2.0"),
         ({"b": 0}, "b must be positive, got 0.0"),
         ({"beta_a": -1}, "beta_a must be >= 0, got -1.0"),
         ({"vth": "0.5"}, "vth must be a finite number, got '0.5'"),
-        ({"tau": True}, "tau must be a finite number, got True"),
+        ({"decay": True}, "decay must be a finite number, got True"),
+        ({"tau": 0.3, "decay": 0.3}, "both 'tau' (the old name) and 'decay' given"),
         ({"b": float("nan")}, "b must be a finite number, got nan"),
     ],
 )
@@ -325,8 +326,8 @@ def test_spec_from_dict_errors(bad: dict, message: str) -> None:
 
 
 def test_spec_validated_on_construction_and_replace() -> None:
-    with pytest.raises(SnncError, match="tau must be in"):
-        NeuronSpec(tau=3.0)
+    with pytest.raises(SnncError, match="decay must be in"):
+        NeuronSpec(decay=3.0)
     with pytest.raises(SnncError, match="unknown neuron type"):
         dataclasses.replace(NeuronSpec(), type="LIF")
     with pytest.raises(SnncError, match="must be a mapping, got list"):
@@ -334,3 +335,10 @@ def test_spec_validated_on_construction_and_replace() -> None:
     with pytest.raises(SnncError) as err:
         NeuronSpec.from_dict({"b": -1})
     assert str(err.value) == "neuron spec: b must be positive, got -1.0"
+
+
+def test_old_tau_names_read_as_decay() -> None:
+    """snnc 0.1 files spell the decay factor ``tau`` / ``tau_a``: they read as ``decay`` / ``decay_a``."""
+    old = NeuronSpec.from_dict({"type": "alif", "tau": 0.3, "tau_a": 0.7, "vth": 1.0})
+    assert old == NeuronSpec(type="alif", decay=0.3, decay_a=0.7, vth=1.0)
+    assert "tau" not in old.to_dict() and old.to_dict()["decay"] == 0.3

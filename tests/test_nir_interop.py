@@ -146,7 +146,7 @@ def test_feedback_that_nirtorch_cannot_delay_is_refused(tmp_path):
     from snnc.export.graph import Graph
     from snnc.neurons import NeuronSpec
 
-    spec = NeuronSpec(type="lif", tau=0.5, vth=0.5)
+    spec = NeuronSpec(type="lif", decay=0.5, vth=0.5)
     g = Graph({"family": "sequential"})
     g.add("x", "input", shape=(3,))
     g.add("fc", "affine", ["x"], weight=torch.eye(3).numpy(), bias=None)

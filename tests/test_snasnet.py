@@ -110,7 +110,7 @@ def test_genotype_json_round_trip_and_validation():
         ({**d, "neuron_layers": {"fc_neuron": 3}}, "neuron_layers['fc_neuron'] must be a neuron spec"),
         ({**d, "image_size": 18}, "image_size 18 must be divisible by"),
         ({**d, "dropout": 1.0}, "dropout must be in [0, 1)"),
-        ({**d, "neuron": {"type": "lif", "tau": 2}}, "tau must be in [0, 1]"),
+        ({**d, "neuron": {"type": "lif", "decay": 2}}, "decay must be in [0, 1]"),
         ({**d, "cell": "0303 0030 2002 0201"}, "self-connection at node 3"),
     ]
     for bad_dict, words in bad:
@@ -124,11 +124,11 @@ def test_genotype_json_round_trip_and_validation():
 
 def test_per_layer_neuron_specs():
     relu = {"type": "relu"}
-    g = small(CIFAR10, neuron_layers={"fc_neuron": relu, "cell1.bwd.2_0.neuron": {"tau": 0.5, "vth": 1.0}})
+    g = small(CIFAR10, neuron_layers={"fc_neuron": relu, "cell1.bwd.2_0.neuron": {"decay": 0.5, "vth": 1.0}})
     assert SNASNetGenotype.from_dict(json.loads(json.dumps(g.to_dict()))) == g
     net = lively(build_snasnet(g))
     specs = dict(net.neurons())
-    assert specs["fc_neuron"].spec.type == "relu" and specs["cell1.bwd.2_0.neuron"].spec.tau == 0.5
+    assert specs["fc_neuron"].spec.type == "relu" and specs["cell1.bwd.2_0.neuron"].spec.decay == 0.5
     assert specs["final_neuron"].spec == SNASNET_NEURON
     x = images(3, 2, 3, 16)
     assert len(net.init_state(x[0])) == net.state_len() == len(build_snasnet(small(CIFAR10)).init_state(x[0])) - 2
@@ -149,8 +149,8 @@ def test_overrides_and_unknown_override():
 
 
 def test_snasnet_lif_matches_spikingjelly_formulation():
-    """snnc LIF(tau=0.25, vth=4/3) == SpikingJelly H = H + (x - H)/tau_m, fire H >= 1, reset to 0."""
-    assert NeuronSpec(type="lif", tau=0.25, vth=4.0 / 3.0, surrogate="arctan", b=3.0) == SNASNET_NEURON
+    """snnc LIF(decay=0.25, vth=4/3) == SpikingJelly H = H + (x - H)/tau_m, fire H >= 1, reset to 0."""
+    assert NeuronSpec(type="lif", decay=0.25, vth=4.0 / 3.0, surrogate="arctan", b=3.0) == SNASNET_NEURON
     x = torch.randn(40, 500, generator=torch.Generator().manual_seed(3)) * 1.5 + 0.6
     tau_m, v = 4.0 / 3.0, torch.zeros(500)
     ref = []

@@ -29,7 +29,7 @@ def small(tmp_path_factory):
 
 # ---------------------------------------------------------------------------- mixed neuron
 def test_mixed_neuron_is_the_weighted_sum_of_candidates_with_own_state():
-    specs = [NeuronSpec(tau=0.1), NeuronSpec(tau=0.9), NeuronSpec(type="relu"), NeuronSpec(type="alif")]
+    specs = [NeuronSpec(decay=0.1), NeuronSpec(decay=0.9), NeuronSpec(type="relu"), NeuronSpec(type="alif")]
     w = torch.tensor([0.1, 0.2, 0.3, 0.4])
     mixed = MixedNeuron(specs, lambda: w)
     torch.manual_seed(0)
@@ -51,10 +51,14 @@ def test_mixed_neuron_is_the_weighted_sum_of_candidates_with_own_state():
 
 
 def test_candidate_sets():
-    assert [c.tau for c in tps_candidates(NeuronSpec(tau=0.2), 0.1)] == [0.3, 0.2, 0.1]
-    assert [c.tau for c in tps_candidates(NeuronSpec(tau=0.95), 0.1)] == [1.0, 0.95, 0.85]
-    alif = tps_candidates(NeuronSpec(type="alif", tau=0.5, tau_a=0.3), 0.2)
-    assert len(alif) == 9 and (alif[4].tau, alif[4].tau_a) == (0.5, 0.3) and (alif[0].tau, alif[0].tau_a) == (0.7, 0.5)
+    assert [c.decay for c in tps_candidates(NeuronSpec(decay=0.2), 0.1)] == [0.3, 0.2, 0.1]
+    assert [c.decay for c in tps_candidates(NeuronSpec(decay=0.95), 0.1)] == [1.0, 0.95, 0.85]
+    alif = tps_candidates(NeuronSpec(type="alif", decay=0.5, decay_a=0.3), 0.2)
+    assert (
+        len(alif) == 9
+        and (alif[4].decay, alif[4].decay_a) == (0.5, 0.3)
+        and (alif[0].decay, alif[0].decay_a) == (0.7, 0.5)
+    )
     assert dgs_candidates(3.0, 5, 0.2) == [2.6, 2.8, 3.0, 3.2, 3.4]
     assert dgs_candidates(0.3, 5, 0.2) == [0.1, 0.3, 0.5, 0.7]  # b - 0.4 < 0 dropped
     assert relu_energy_factor(0.2, 6) == pytest.approx(4.26, abs=0.01)
@@ -130,14 +134,14 @@ def test_tps_moves_time_constants_and_applies_them(small):
     records = [json.loads(line) for line in (out / "tps.jsonl").read_text().splitlines()]
     assert len(records) >= 2 and all(r["epoch"] == 1 for r in records)  # nothing during the warm-up epoch
     taus = {
-        name: spec["tau"] for name, spec in json.loads((out / "genotype.json").read_text())["neuron_layers"].items()
+        name: spec["decay"] for name, spec in json.loads((out / "genotype.json").read_text())["neuron_layers"].items()
     }
     assert taus and all(t != 0.2 for t in taus.values())  # some leaks moved, and only those are listed
     assert all(round(t * 10) == t * 10 for t in taus.values())  # on the 0.1 grid
-    assert metrics["searches"]["tps"] == {n: {"tau": taus.get(n, 0.2)} for n in metrics["searches"]["tps"]}
+    assert metrics["searches"]["tps"] == {n: {"decay": taus.get(n, 0.2)} for n in metrics["searches"]["tps"]}
     model = build_model(load_genotype(out / "genotype.json"))
     model.load_state_dict(load(out / "checkpoint.pt")["model"])
-    assert all(dict(model.neurons())[n].spec.tau == t for n, t in taus.items())
+    assert all(dict(model.neurons())[n].spec.decay == t for n, t in taus.items())
     assert not any(isinstance(m, MixedNeuron) for m in model.modules())
 
 
@@ -189,7 +193,16 @@ def test_hns_measured_rho_comes_from_the_op_counter(small):
 def test_resume_inside_a_search_is_exact(small):
     """HNS with decisions (some ReLU) before the stop: resuming rebuilds the mixed layers and continues exactly."""
     arch, data, root = small
-    settings = {"epochs": 2, "steps": 1, "hns": True, "search_every": 3, "search_warmup": 0, "dgs": True, "dgs_every": 1, "dgs_iters": 1}
+    settings = {
+        "epochs": 2,
+        "steps": 1,
+        "hns": True,
+        "search_every": 3,
+        "search_warmup": 0,
+        "dgs": True,
+        "dgs_every": 1,
+        "dgs_iters": 1,
+    }
     straight, split = root / "hns_straight", root / "hns_split"
     train(config(arch, data, straight, **settings), log=quiet_log)
     train(config(arch, data, split, stop_after=1, **settings), log=quiet_log)

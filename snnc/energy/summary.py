@@ -121,7 +121,7 @@ def format_table(desc: dict[str, Any]) -> str:
         for n in desc["neurons"]:
             s = n["spec"]
             out.append(
-                f"  {n['name'].ljust(width)}  {n['type']}  tau={s['tau']:g} vth={s['vth']:g} "
+                f"  {n['name'].ljust(width)}  {n['type']}  decay={s['decay']:g} vth={s['vth']:g} "
                 f"{s['surrogate']} b={s['b']:g}"
             )
     return "\n".join(out)

@@ -77,7 +77,7 @@ class NetxLayer:
         weight: float weight (conv (O, I, kh, kw); dense (O, I)); pooling folded in.
         bias: float bias per output channel / neuron, or None.
         shape: output shape (C, H, W) or (N,).
-        beta: leak factor (``NeuronSpec.tau``; 1 for IF, 0 for binary).
+        beta: leak factor (``NeuronSpec.decay``; 1 for IF, 0 for binary).
         vth: threshold; flatten_before: a flatten precedes this dense layer.
         stride, padding: conv geometry (y, x).
     """

@@ -159,7 +159,7 @@ def _neuron_spec(name: str, node: Any, dt: float, path: Path) -> tuple[NeuronSpe
             pass
     if beta >= 1.0:
         return NeuronSpec(type="if", vth=vth), gain
-    return NeuronSpec(type="lif", tau=beta, vth=vth), gain
+    return NeuronSpec(type="lif", decay=beta, vth=vth), gain
 
 
 def read_nir(path: str | Path, dt: float | None = None) -> Graph:

@@ -23,7 +23,7 @@ repeated edge a -> b (n times)   ``a -> Scale(n) -> b``
 ===============================  ==============================================================
 
 The discrete snnc LIF ``u <- beta u (1 - s) + I`` (hard reset, ``beta`` =
-``NeuronSpec.tau``) is NIR's ``tau du/dt = (v_leak - u) + r I`` under forward
+``NeuronSpec.decay``) is NIR's ``tau du/dt = (v_leak - u) + r I`` under forward
 Euler with step ``dt``; ``dt`` (default 1e-4 s) is stored in the graph metadata
 as ``dt`` and implied by every unit-gain neuron (``r = tau / dt``; IF ``r = 1 / dt``).
 Neuron parameters stay per-neuron arrays (of one value): nir 1.0.8 infers a neuron's

@@ -39,9 +39,9 @@ Path (layer level, AutoDeepLab / LEAStereo trellis)
 
 Neurons
     ``neuron`` is the default :class:`~snnc.neurons.NeuronSpec` of every neuron
-    layer (LIF tau 0.2, vth 0.5, Dspike b 3); ``neuron_layers`` maps neuron
+    layer (LIF decay 0.2, vth 0.5, Dspike b 3); ``neuron_layers`` maps neuron
     layer names (those of ``model.neurons()``) to replacement specs, so HNS can
-    make one layer ``relu`` or TPS give it its own ``tau``. Names are checked
+    make one layer ``relu`` or TPS give it its own ``decay``. Names are checked
     when the network is built.
 """
 
@@ -202,7 +202,7 @@ def _find_cycle(nodes: int, edges: Sequence[CellEdge]) -> list[int] | None:
         stack.append(n)
         for m in succ[n]:
             if color[m] == 1:
-                return [*stack[stack.index(m):], m]
+                return [*stack[stack.index(m) :], m]
             if color[m] == 0:
                 found = visit(m)
                 if found:

@@ -24,7 +24,7 @@ Genotype JSON example::
                 {"type": "pool", "kernel_size": 2},
                 {"type": "flatten"},
                 {"type": "dense", "features": 10}],
-     "neuron": {"type": "lif", "tau": 0.5, "vth": 0.5}}
+     "neuron": {"type": "lif", "decay": 0.5, "vth": 0.5}}
 """
 
 from __future__ import annotations
@@ -332,6 +332,6 @@ SEQUENTIAL_PRESETS: dict[str, SequentialGenotype] = {
         in_channels=2,
         image_size=32,
         time_steps=8,
-        neuron=NeuronSpec(type="lif", tau=0.5, vth=0.5),
+        neuron=NeuronSpec(type="lif", decay=0.5, vth=0.5),
     ),
 }

@@ -33,8 +33,8 @@ The two BatchNorms that follow no convolution are :func:`channel_bn` layers
 
 Neuron: SNASNet's SpikingJelly ``LIFNode(tau=4/3, v_threshold=1, v_reset=0)``
 charges ``H = (1 - 1/tau_m) v + x / tau_m`` and hard-resets to 0. With
-``u = tau_m * H`` this is exactly snnc's LIF ``u' = tau u (1 - y) + x`` with
-``tau = 1 - 1/tau_m = 0.25`` and ``vth = tau_m * theta = 4/3``: the 1/tau_m
+``u = tau_m * H`` this is exactly snnc's LIF ``u' = decay u (1 - y) + x`` with
+``decay = 1 - 1/tau_m = 0.25`` and ``vth = tau_m * theta = 4/3``: the 1/tau_m
 input scale moves into the threshold, so no weight changes (see
 :func:`snasnet_neuron`).
 """
@@ -92,7 +92,7 @@ def snasnet_neuron(tau_m: float = 4.0 / 3.0, theta: float = 1.0, b: float = 3.0)
     SpikingJelly (``decay_input=True``, ``v_reset=0``):
     ``H[t] = (1 - 1/tau_m) H[t-1] (1 - s[t-1]) + x[t] / tau_m``,
     ``s[t] = H[t] >= theta``. Multiplying by ``tau_m`` gives snnc's LIF on
-    ``u = tau_m H`` with leak ``tau = 1 - 1/tau_m`` and threshold
+    ``u = tau_m H`` with decay factor ``decay = 1 - 1/tau_m`` and threshold
     ``vth = tau_m * theta`` (spikes identical except exactly at threshold:
     snnc fires on ``u > vth``, SpikingJelly on ``>=``).
 
@@ -112,10 +112,10 @@ def snasnet_neuron(tau_m: float = 4.0 / 3.0, theta: float = 1.0, b: float = 3.0)
     """
     if not (isinstance(tau_m, (int, float)) and math.isfinite(tau_m) and tau_m >= 1.0):
         raise SnncError(f"snasnet neuron: tau_m must be >= 1, got {tau_m!r}")
-    return NeuronSpec(type="lif", tau=1.0 - 1.0 / tau_m, vth=tau_m * theta, surrogate="arctan", b=b)
+    return NeuronSpec(type="lif", decay=1.0 - 1.0 / tau_m, vth=tau_m * theta, surrogate="arctan", b=b)
 
 
-#: SNASNet's LIF: tau_m = 4/3, theta = 1 (snnc tau 0.25, vth 4/3), arctan surrogate.
+#: SNASNet's LIF: tau_m = 4/3, theta = 1 (snnc decay 0.25, vth 4/3), arctan surrogate.
 SNASNET_NEURON: NeuronSpec = snasnet_neuron()
 
 

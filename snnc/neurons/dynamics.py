@@ -9,10 +9,10 @@ State layouts (all tensors shaped like one step's input current), named in
 
 Equations (SpikeDHS eq. 1, spatial-temporal search eqs. 3-8, hard reset)::
 
-    u' = tau * u * (1 - y) + I                     y' = H(u' - vth)
-    ALIF: a' = tau_a * a + y ; A = vth + beta_a * a' ; y' = H(u' - A)
+    u' = decay * u * (1 - y) + I                     y' = H(u' - vth)
+    ALIF: a' = decay_a * a + y ; A = vth + beta_a * a' ; y' = H(u' - A)
 
-with the leak ``tau`` of :func:`leak_factor` (1 for ``if``, 0 for ``binary``: ``u' = I``), and
+with the decay factor ``decay`` of :func:`leak_factor` (1 for ``if``, 0 for ``binary``: ``u' = I``), and
 ``H`` the surrogate-gradient spike function :func:`~snnc.neurons.surrogate.spike_fn`.
 """
 
@@ -60,12 +60,12 @@ def state_fields(spec: NeuronSpec) -> tuple[str, ...]:
 
 
 def leak_factor(spec: NeuronSpec) -> float:
-    """The membrane's per-step decay factor: 1 for ``if``, 0 for ``binary`` (and ``relu``), ``spec.tau`` otherwise."""
+    """The membrane's per-step decay factor: 1 for ``if``, 0 for ``binary`` (and ``relu``), ``spec.decay`` otherwise."""
     if spec.type == "if":
         return 1.0
     if spec.type in ("binary", "relu"):
         return 0.0
-    return float(spec.tau)
+    return float(spec.decay)
 
 
 def init_state(spec: NeuronSpec, like: Tensor) -> State:
@@ -98,7 +98,7 @@ def neuron_step(spec: NeuronSpec, current: Tensor, state: State) -> tuple[Tensor
     u_prev, y_prev = state[0], state[1]
     u = leak_factor(spec) * u_prev * (1.0 - y_prev) + current
     if kind == "alif":
-        a = spec.tau_a * state[2] + state[1]
+        a = spec.decay_a * state[2] + state[1]
         y = spike_fn(u, spec.vth + spec.beta_a * a, spec.surrogate, spec.b)
         return y, (u, y, a)
     y = spike_fn(u, spec.vth, spec.surrogate, spec.b)

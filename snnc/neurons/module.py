@@ -15,7 +15,7 @@ class Neuron(torch.nn.Module):
     """A parameter-free neuron layer; ``forward`` is :func:`neuron_step`.
 
     ``spec`` is a plain attribute: search methods replace it between steps
-    (DGS sets a new ``b``, TPS a new ``tau``, HNS a new ``type``). State is
+    (DGS sets a new ``b``, TPS a new ``decay``, HNS a new ``type``). State is
     explicit: the caller passes it in and gets the new state back.
     """
 

@@ -2,23 +2,23 @@
 
 ``NeuronSpec`` names the neuron type and its constants. It is frozen so that
 search methods swap it whole (``dataclasses.replace``): DGS changes ``b``,
-TPS changes ``tau``/``tau_a``, HNS changes ``type``. Every construction is
+TPS changes ``decay``/``decay_a``, HNS changes ``type``. Every construction is
 validated, so an invalid spec cannot exist.
 
 Types (methods.md §1):
 
-* ``lif``    leaky integrate-and-fire, hard reset, leak ``tau``.
-* ``if``     integrate-and-fire: ``tau`` is taken as 1 by the dynamics.
-* ``binary`` memory-less spiking neuron: ``tau`` is taken as 0 by the dynamics.
+* ``lif``    leaky integrate-and-fire, hard reset, membrane decay factor ``decay``.
+* ``if``     integrate-and-fire: ``decay`` is taken as 1 by the dynamics.
+* ``binary`` memory-less spiking neuron: ``decay`` is taken as 0 by the dynamics.
 * ``alif``   LIF with adaptive threshold ``A = vth + beta_a * a``,
-  ``a <- tau_a * a + y_prev``.
+  ``a <- decay_a * a + y_prev``.
 * ``relu``   float ("ANN") activation for hybrid networks.
 
 ALIF scale ``beta_a`` (the papers leave it open): **0.2**. With the default
-``tau_a = 0.2`` and ``vth = 0.5`` one spike raises the next step's threshold
-by 0.2 (to 0.7, +40 %), the increment decays by ``tau_a`` per step (under 1 %
+``decay_a = 0.2`` and ``vth = 0.5`` one spike raises the next step's threshold
+by 0.2 (to 0.7, +40 %), the increment decays by ``decay_a`` per step (under 1 %
 of ``vth`` after three silent steps), and a neuron firing at every step
-saturates at ``vth + beta_a / (1 - tau_a) = 0.75 = 1.5 vth``. So adaptation is
+saturates at ``vth + beta_a / (1 - decay_a) = 0.75 = 1.5 vth``. So adaptation is
 strong enough to halve the rate of a neuron that LIF would fire at every step
 (constant input 0.6: LIF 1,1,1,1..., ALIF 1,0,1,0...), yet weak enough that
 no input in the useful range is silenced for long, keeping surrogate gradients
@@ -36,12 +36,16 @@ from snnc.errors import PathLike, SnncError, short_repr
 from snnc.neurons.surrogate import SURROGATES
 from snnc.serial import dataclass_from_dict
 
-__all__ = ["NEURON_TYPES", "NeuronSpec"]
+__all__ = ["NEURON_TYPES", "LEGACY_FIELD_NAMES", "NeuronSpec"]
 
 #: Supported neuron types (``NeuronSpec.type``).
 NEURON_TYPES: tuple[str, ...] = ("lif", "if", "binary", "alif", "relu")
 
-_FLOAT_FIELDS = ("tau", "vth", "tau_a", "beta_a", "b")
+_FLOAT_FIELDS = ("decay", "vth", "decay_a", "beta_a", "b")
+
+#: Field names of snnc 0.1 files, read as their new names: ``tau`` was never a time
+#: constant but the per-step decay factor (``u <- tau * u + x``), hence the rename.
+LEGACY_FIELD_NAMES: dict[str, str] = {"tau": "decay", "tau_a": "decay_a"}
 
 
 @dataclass(frozen=True)
@@ -50,18 +54,19 @@ class NeuronSpec:
 
     Attributes:
         type: one of :data:`NEURON_TYPES`.
-        tau: membrane leak factor in [0, 1] (ignored by ``if``/``binary``/``relu``).
+        decay: membrane decay factor per step in [0, 1], ``u <- decay * u + x`` (a factor,
+            not a time constant: ``decay = exp(-dt / tau_mem)``; ignored by ``if``/``binary``/``relu``).
         vth: firing threshold (> 0).
-        tau_a: ALIF threshold-adaptation decay in [0, 1].
+        decay_a: ALIF threshold-adaptation decay factor per step in [0, 1].
         beta_a: ALIF threshold-adaptation scale (>= 0), default 0.2.
         surrogate: one of :data:`snnc.neurons.surrogate.SURROGATES`.
         b: surrogate temperature (> 0).
     """
 
     type: str = "lif"
-    tau: float = 0.2
+    decay: float = 0.2
     vth: float = 0.5
-    tau_a: float = 0.2
+    decay_a: float = 0.2
     beta_a: float = 0.2
     surrogate: str = "dspike"
     b: float = 3.0
@@ -100,8 +105,18 @@ class NeuronSpec:
         Raises:
             SnncError: not a mapping, unknown key, unknown type or surrogate,
                 non-numeric value, ``vth <= 0``, ``b <= 0``, ``beta_a < 0``,
-                ``tau`` or ``tau_a`` outside [0, 1].
+                ``decay`` or ``decay_a`` outside [0, 1], or an old name given with its new one.
+
+        The snnc 0.1 names ``tau`` / ``tau_a`` (:data:`LEGACY_FIELD_NAMES`) read as
+        ``decay`` / ``decay_a``; a dict giving both spellings of one field is refused.
         """
+        if isinstance(d, Mapping):
+            d = dict(d)
+            for old, new in LEGACY_FIELD_NAMES.items():
+                if old in d:
+                    if new in d:
+                        raise SnncError(f"neuron spec: both {old!r} (the old name) and {new!r} given", path)
+                    d[new] = d.pop(old)
         return dataclass_from_dict(cls, d, "neuron spec", path)
 
 
@@ -122,7 +137,7 @@ def _validate(spec: NeuronSpec, path: PathLike | None) -> None:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise SnncError(f"neuron spec: {name} must be a finite number, got {short_repr(value)}", path)
         object.__setattr__(spec, name, float(value))
-    for name in ("tau", "tau_a"):
+    for name in ("decay", "decay_a"):
         if not 0.0 <= getattr(spec, name) <= 1.0:
             raise SnncError(f"neuron spec: {name} must be in [0, 1], got {short_repr(getattr(spec, name))}", path)
     for name in ("vth", "b"):

@@ -5,7 +5,7 @@
 
 * ``genotype``: the genotype as a dict (``snnc.models.genotype.genotype_from_dict``),
   including every training override and the searched neuron parameters
-  (DGS ``b``, TPS ``tau``, HNS ``relu`` layers in ``neuron_layers``);
+  (DGS ``b``, TPS ``decay``, HNS ``relu`` layers in ``neuron_layers``);
 * ``model``: the network's ``state_dict`` (for ``folded.pt`` the BN-folded
   network's: convs with bias, no BatchNorm);
 * ``config``: the :class:`~snnc.train.config.TrainConfig` dict;

@@ -1,7 +1,7 @@
 """A neuron layer that mixes candidate neurons: ``y_bar = sum_k softmax(a)_k y_k`` (TPS, HNS).
 
 Every candidate is the one snnc neuron, :func:`snnc.neurons.neuron_step`, with
-its own :class:`~snnc.neurons.NeuronSpec` (another ``tau`` for TPS, another
+its own :class:`~snnc.neurons.NeuronSpec` (another ``decay`` for TPS, another
 type for HNS) and its own explicit state; all candidates receive the same
 input current. The mixing weights come from a callable (the search owns the
 architecture parameters ``a``; the layer holds no parameters, so the

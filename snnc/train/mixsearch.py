@@ -10,7 +10,7 @@ weight decay 1e-3 as DARTS' architecture optimizer). During the first
 ``every`` iterations each layer takes the candidate with the largest mean
 ``a`` over those iterations (``argmax <a>``), and ``a`` (and its optimizer
 state) is reset to ``eps``. What "taking" a candidate means is the
-subclass's business: TPS re-centres its ``tau`` candidates on it, HNS records
+subclass's business: TPS re-centres its ``decay`` candidates on it, HNS records
 the neuron type. When the search ends (:meth:`MixingSearch.finalize`) a last
 decision is made from the iterations since the previous one (if any), and
 every mixed layer is replaced by a plain neuron with the decided spec.

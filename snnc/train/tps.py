@@ -1,14 +1,15 @@
 """TPS: temporal parameter search (spatial-temporal search paper, §4.3, Algorithm 3).
 
-Every LIF layer searches its leak over ``{tau + dtau, tau, tau - dtau}``
-(clipped to [0, 1]); an ALIF layer searches ``tau`` and ``tau_a`` jointly
+Every LIF layer searches its membrane decay factor over ``{decay + dtau, decay,
+decay - dtau}`` (clipped to [0, 1]; the paper calls this factor tau); an ALIF layer
+searches ``decay`` and ``decay_a`` jointly
 over the 3 x 3 grid of both. The candidates are mixed at the layer output
 (``y_bar = sum softmax(a)_k y_k``, each candidate the one snnc neuron with its
 own state, see :class:`~snnc.train.mixed.MixedNeuron`); at every decision
-step (:class:`~snnc.train.mixsearch.MixingSearch`) ``tau`` moves to the
+step (:class:`~snnc.train.mixsearch.MixingSearch`) ``decay`` moves to the
 candidate with the largest mean ``a`` and the candidates are re-centred on it,
-so over many steps ``tau`` can travel far from its start. The decided ``tau``
-(``tau_a``) of every layer is written into the genotype's ``neuron_layers``.
+so over many steps ``decay`` can travel far from its start. The decided ``decay``
+(``decay_a``) of every layer is written into the genotype's ``neuron_layers``.
 ``dtau`` is not given in the paper; snnc uses 0.1 by default (``--tps-dtau``).
 """
 
@@ -34,12 +35,12 @@ def _clip(v: float) -> float:
 
 
 def tps_candidates(spec: NeuronSpec, dtau: float) -> list[NeuronSpec]:
-    """``tau + dtau, tau, tau - dtau`` (ALIF: x the same for ``tau_a``); the centre is ``spec`` itself."""
-    taus = [_clip(spec.tau + dtau), spec.tau, _clip(spec.tau - dtau)]
+    """``decay + dtau, decay, decay - dtau`` (ALIF: x the same for ``decay_a``); the centre is ``spec`` itself."""
+    taus = [_clip(spec.decay + dtau), spec.decay, _clip(spec.decay - dtau)]
     if spec.type != "alif":
-        return [dataclasses.replace(spec, tau=t) for t in taus]
-    tas = [_clip(spec.tau_a + dtau), spec.tau_a, _clip(spec.tau_a - dtau)]
-    return [dataclasses.replace(spec, tau=t, tau_a=a) for t in taus for a in tas]
+        return [dataclasses.replace(spec, decay=t) for t in taus]
+    tas = [_clip(spec.decay_a + dtau), spec.decay_a, _clip(spec.decay_a - dtau)]
+    return [dataclasses.replace(spec, decay=t, decay_a=a) for t in taus for a in tas]
 
 
 class TPSearch(MixingSearch):
@@ -74,15 +75,15 @@ class TPSearch(MixingSearch):
         return len(self.candidates[layer]) // 2
 
     def decide(self, model: SpikingNet, layer: str, index: int) -> None:
-        """Move ``tau`` (``tau_a``) to candidate ``index`` and re-centre the candidates on it."""
+        """Move ``decay`` (``decay_a``) to candidate ``index`` and re-centre the candidates on it."""
         super().decide(model, layer, index)
         chosen = self.candidates[layer][index]
         self.set_candidates(model, layer, tps_candidates(chosen, self.dtau))
 
     def decided_spec(self, layer: str) -> NeuronSpec:
-        """The centre candidate (the current ``tau``)."""
+        """The centre candidate (the current ``decay``)."""
         return self.candidates[layer][self._centre(layer)]
 
     def describe_candidate(self, spec: NeuronSpec) -> Any:
-        """``tau`` (and ``tau_a`` for ALIF)."""
-        return {"tau": spec.tau, "tau_a": spec.tau_a} if spec.type == "alif" else {"tau": spec.tau}
+        """``decay`` (and ``decay_a`` for ALIF)."""
+        return {"decay": spec.decay, "decay_a": spec.decay_a} if spec.type == "alif" else {"decay": spec.decay}
