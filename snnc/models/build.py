@@ -1,8 +1,8 @@
 """``build_model``: genotype (or preset name / JSON file) -> network.
 
-Dispatches through the family registry (:mod:`snnc.models.families`): ``spikedhs-cla`` -> :class:`~snnc.models.spikedhs.SpikeDHSClassifier`,
-``spikedhs-stereo`` -> :class:`~snnc.models.stereo.SpikeDHSStereo`, ``snasnet`` ->
-``snnc.models.snasnet.build_snasnet``, ``sequential`` -> ``snnc.models.sequential.build_sequential``.
+Dispatches through the family registry (:mod:`snnc.models.families`): ``spikedhs-cla`` ->
+:class:`~snnc.models.spikedhs.SpikeDHSClassifier`, ``spikedhs-stereo`` -> :class:`~snnc.models.stereo.SpikeDHSStereo`,
+``snasnet`` -> ``snnc.models.snasnet.build_snasnet``, ``sequential`` -> ``snnc.models.sequential.build_sequential``.
 """
 
 from __future__ import annotations

@@ -62,7 +62,7 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -220,7 +220,7 @@ def score_cell(
 class SNASNetSearchConfig(dict):
     """Plain-dict configuration of an SNASNet search (stored in the state)."""
 
-    DEFAULTS: dict[str, Any] = {
+    DEFAULTS: ClassVar[dict[str, Any]] = {
         "task": "cls",
         "data": "digits",
         "candidates": 5000,

@@ -65,7 +65,7 @@ class Backend(ABC):
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (a no-op default: a backend holding no resources need not override it)
         """Release resources (temporary files, sessions)."""
 
 

@@ -142,7 +142,7 @@ class DGSearch:
                 alpha = torch.full((len(cands),), self.eps, device=params[0].device, requires_grad=True)
                 mix = torch.softmax(alpha, dim=0)
                 mixed = {n: sum(mix[i] * stepped[i][j] for i in range(len(cands))) for j, n in enumerate(names)}
-                loss, _ = task.loss(model, batch, forward=lambda x: functional_call(model, mixed, (x,)))
+                loss, _ = task.loss(model, batch, forward=lambda x, m=mixed: functional_call(model, m, (x,)))
                 (grad,) = self.mean_over_ranks(list(torch.autograd.grad(loss, alpha)))
                 alpha_sum += self.eps - self.alpha_lr * grad.detach().double().cpu()  # alpha after its step
         finally:

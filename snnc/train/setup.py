@@ -109,7 +109,8 @@ def geometry_overrides(genotype: Any, config: TrainConfig, disparities: int, sca
 
 
 def make_model(genotype: Any, task: Any, config: TrainConfig) -> SpikingNet:
-    """Build the network for ``task``: the data's fields, ``--width`` and the stereo geometry override the genotype's."""
+    """Build the network for ``task``: the data's fields, ``--width`` and the stereo geometry override the
+    genotype's."""
     family = getattr(genotype, "family", "")
     overrides = {**task.model_overrides(family), **width_overrides(family, config.width)}
     if family == "spikedhs-stereo":

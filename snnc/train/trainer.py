@@ -404,8 +404,7 @@ class Trainer:
             )
             if self.start_epoch:
                 self.log(f"resuming after epoch {self.start_epoch}")
-            done_now = 0
-            for epoch in range(self.start_epoch, config.epochs):
+            for done_now, epoch in enumerate(range(self.start_epoch, config.epochs)):
                 if config.stop_after is not None and done_now >= config.stop_after:
                     self.log(f"stopped after {done_now} epoch(s) (--stop-after); continue with --resume")
                     return None
@@ -413,7 +412,6 @@ class Trainer:
                 record.update(self._train_epoch(epoch))
                 record.update(self._after_epoch(epoch))
                 distributed.agree(lambda e=epoch, r=record: self._end_epoch(e, r), "rank 0 evaluating and saving")
-                done_now += 1
             return self._finish()
         finally:
             self.task.close()
@@ -551,10 +549,11 @@ def _final_line(metrics: dict[str, Any], primary: str) -> str:
             f"{metrics['train_time_s']:.0f} s training"
         )
     b = metrics.get("baseline", {})
+    nan = float("nan")
     return (
-        f"final: 1PA {metrics['one_pixel_accuracy']:.4f} vs baseline {b.get('one_pixel_accuracy', float('nan')):.4f}, "
-        f"mean disparity error {metrics['mean_disparity_error']:.3f} px vs {b.get('mean_disparity_error', float('nan')):.3f}, "
-        f"MDE {100 * metrics['mean_depth_error']:.1f} cm vs {100 * b.get('mean_depth_error', float('nan')):.1f} cm"
+        f"final: 1PA {metrics['one_pixel_accuracy']:.4f} vs baseline {b.get('one_pixel_accuracy', nan):.4f}, "
+        f"mean disparity error {metrics['mean_disparity_error']:.3f} px vs {b.get('mean_disparity_error', nan):.3f}, "
+        f"MDE {100 * metrics['mean_depth_error']:.1f} cm vs {100 * b.get('mean_depth_error', nan):.1f} cm"
     )
 
 
