@@ -106,8 +106,8 @@ def main() -> None:
     with torch.no_grad():
         net.step(x_win[0], net.init_state(x_win[0]))  # warm-up (shape probe, kernels)
     rows = [
-        ("forward, fixed window T=%d" % args.window, window_forward(net, x_win)),
-        ("forward, streaming (%d frames)" % args.frames, stream_forward(net, x_str)),
+        (f"forward, fixed window T={args.window}", window_forward(net, x_win)),
+        (f"forward, streaming ({args.frames} frames)", stream_forward(net, x_str)),
     ]
     folded = fold_bn(net)
     rows.append(("forward, streaming, BN folded", stream_forward(folded, x_str)))
@@ -117,7 +117,7 @@ def main() -> None:
         valid = torch.rand(gt.shape) > 0.3
         rows.append(
             (
-                "forward+backward, fixed window T=%d" % args.window,
+                f"forward+backward, fixed window T={args.window}",
                 window_backward(net, x_win, gt[: args.window], valid[: args.window]),
             )
         )

@@ -51,8 +51,8 @@ Budgeted candidates (``--conv-edges K``, confirmatory run)
     budgeted search space instead (``snnc search --conv-edges K``: only cells
     with exactly K conv edges), leaving everything else as above. The
     confirmatory run was fixed before it ran: K = 3, ``--seed 1`` (a fresh
-    candidate list; it shares no cell with the first run), 24 candidates, 3 seeds x 8 epochs, eval-mode accuracy, the paper's
-    summed score as the acceptance variant. Result
+    candidate list; it shares no cell with the first run), 24 candidates, 3 seeds x 8 epochs, eval-mode accuracy,
+    the paper's summed score as the acceptance variant. Result
     (``benchmarks/results/snasnet_correlation_digits_conv3.*``, 1103 s):
     Kendall tau +0.222 (p = 0.13; permutation p = 0.066 one-sided), the
     selected cell 97.33 % (rank 2/24) vs the median 95.41 %; seed-to-seed

@@ -10,8 +10,8 @@ To behave like a fresh process it runs with the working directory at :data:`ROOT
 ``SNNC_DEBUG`` unset, an empty stdin, Python's default warning filters with warnings
 printed to the captured stderr (so a stray warning still breaks a "one stderr line"
 assertion), file descriptors 1 and 2 captured too (what native libraries print), an
-uncaught exception printed as a traceback with exit 1, and it restores afterwards the global state a command may change: the
-working directory, ``os.environ``, torch's thread count and RNG, numpy's and Python's
+uncaught exception printed as a traceback with exit 1, and it restores afterwards the global state a command
+may change: the working directory, ``os.environ``, torch's thread count and RNG, numpy's and Python's
 global RNGs, logging levels and handlers, signal handlers, and open matplotlib figures.
 
 ``run_snnc(ARGS, subprocess=True)`` (or :func:`run_snnc_process`) runs
@@ -196,7 +196,7 @@ def _isolated_state(env: dict[str, str]) -> Iterator[None]:
     environ = dict(os.environ)
     threads = torch.get_num_threads()
     torch_rng = torch.random.get_rng_state()
-    np_rng = np.random.get_state()
+    np_rng = np.random.get_state()  # noqa: NPY002 (the global RNG a command may draw from)
     py_rng = random.getstate()
     handlers = {sig: signal.getsignal(sig) for sig in _SIGNALS}
     log_state = _logging_state()
@@ -212,7 +212,7 @@ def _isolated_state(env: dict[str, str]) -> Iterator[None]:
         os.environ.update(environ)
         torch.set_num_threads(threads)
         torch.random.set_rng_state(torch_rng)
-        np.random.set_state(np_rng)
+        np.random.set_state(np_rng)  # noqa: NPY002 (the global RNG a command may draw from)
         random.setstate(py_rng)
         for sig, handler in handlers.items():
             if handler is not None:  # None: installed outside Python, cannot be set back from here

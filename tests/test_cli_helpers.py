@@ -26,7 +26,8 @@ def test_in_process_and_subprocess_agree_on_output_and_exit_codes() -> None:
 def test_global_state_is_restored(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("SNNC_DEBUG", "1")
     threads, cwd = torch.get_num_threads(), os.getcwd()
-    rng = torch.random.get_rng_state(), np.random.get_state()[1].copy(), random.getstate()
+    # NumPy's global RNG on purpose (NPY002): the helper must restore exactly that one.
+    rng = torch.random.get_rng_state(), np.random.get_state()[1].copy(), random.getstate()  # noqa: NPY002
     handler = signal.getsignal(signal.SIGTERM)
     log = logging.getLogger("snnc.test_helper")
     level = log.level
@@ -34,7 +35,7 @@ def test_global_state_is_restored(tmp_path, monkeypatch) -> None:
         assert os.getcwd() == str(ROOT) and "SNNC_DEBUG" not in os.environ and os.environ["SNNC_EXTRA"] == "x"
         torch.set_num_threads(1 if threads != 1 else 2)
         torch.manual_seed(123)
-        np.random.seed(123)
+        np.random.seed(123)  # noqa: NPY002
         random.seed(123)
         os.environ["SNNC_LEAK"] = "1"
         os.chdir(tmp_path)
@@ -43,7 +44,7 @@ def test_global_state_is_restored(tmp_path, monkeypatch) -> None:
         log.addHandler(logging.NullHandler())
     assert torch.get_num_threads() == threads and os.getcwd() == cwd
     assert torch.equal(torch.random.get_rng_state(), rng[0])
-    assert np.array_equal(np.random.get_state()[1], rng[1]) and random.getstate() == rng[2]
+    assert np.array_equal(np.random.get_state()[1], rng[1]) and random.getstate() == rng[2]  # noqa: NPY002
     assert os.environ["SNNC_DEBUG"] == "1" and "SNNC_LEAK" not in os.environ and "SNNC_EXTRA" not in os.environ
     assert signal.getsignal(signal.SIGTERM) is handler
     assert log.level == level and not log.handlers

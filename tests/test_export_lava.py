@@ -103,7 +103,7 @@ def test_pool_folding_is_exact():
 def test_dags_are_refused_naming_the_first_non_sequential_node(tmp_path):
     overrides, shape = SMALL_CLASSIFIERS["spikedhs-cla"]
     net, _ = folded_small("spikedhs-cla", shape, 2, **overrides)
-    with pytest.raises(SnncError, match="node 'stem.neuron' feeds .* not sequential"):
+    with pytest.raises(SnncError, match=r"node 'stem.neuron' feeds .* not sequential"):
         write_netx(lower(net, shape), tmp_path / "dag.h5")
     overrides, shape = SMALL_CLASSIFIERS["snasnet-cifar10"]
     net, _ = folded_small("snasnet-cifar10", shape, 2, **overrides)

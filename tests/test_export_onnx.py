@@ -29,7 +29,9 @@ def session(path):
 
 
 def stream_and_compare(net, x, path):
-    """Stream ``x`` through torch and onnxruntime side by side; returns (spike mismatches, spikes, max |dy|, max |du|)."""
+    """Stream ``x`` through torch and onnxruntime side by side.
+
+    Returns (spike mismatches, spikes, max |dy|, max |du|)."""
     info = export_stream(net, tuple(x.shape[1:]), path)
     proto = onnx.load(str(path))
     onnx.checker.check_model(proto, full_check=True)

@@ -37,7 +37,7 @@ def test_stereo_default_shape_is_a_davis346_pair():
 
 
 def test_unknown_or_missing_family_is_one_line():
-    with pytest.raises(SnncError, match="unknown genotype family 'nope' .expected one of spikedhs-cla"):
+    with pytest.raises(SnncError, match=r"unknown genotype family 'nope' .expected one of spikedhs-cla"):
         genotype_from_dict({"family": "nope"})
     with pytest.raises(SnncError, match="has no 'family'"):
         genotype_from_dict({})

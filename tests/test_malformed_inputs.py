@@ -1,4 +1,5 @@
-"""Malformed inputs as a user meets them: every one is a one-line ``snnc: error:`` with exit 2, or a documented fallback.
+"""Malformed inputs as a user meets them: every one is a one-line ``snnc: error:`` with exit 2, or a documented
+fallback.
 
 Subprocess calls (``run_snnc(..., subprocess=True)``) cover one representative per command; the many
 variants go through :func:`snnc.cli.main` in-process (same error path, no

@@ -81,7 +81,7 @@ def test_conv_edge_budget_filters_the_same_generator(tmp_path: Path) -> None:
         expected = [c for c in free if conv_edge_count(c) == k][:6]  # same draws, filtered in order
         assert len(expected) < 6 or budget == expected
     assert len({conv_edge_count(c) for c in free}) >= 4  # the unconstrained space mixes sizes
-    with pytest.raises(SnncError, match="--conv-edges must be in 0..6"):
+    with pytest.raises(SnncError, match=r"--conv-edges must be in 0..6"):
         candidate_cells(3, seed=0, conv_edges=7)
     proc = run_snnc(
         "search", "--method", "snasnet", "--data", "digits", "--out", tmp_path / "s.json", "--conv-edges", "9"

@@ -130,7 +130,7 @@ def test_nonfinite_events_raise(bad, col):
     ev = np.array([[1, 1, 0.5, 1], [2, 2, 0.6, 1]], dtype=np.float64)
     ev[1, col] = bad
     for fn in (encode_sbt, encode_sbt_reference):
-        with pytest.raises(SnncError, match="NaN or inf.*row 1"):
+        with pytest.raises(SnncError, match=r"NaN or inf.*row 1"):
             fn(ev, 1.0, height=3, width=3, source="rec_data.hdf5")
 
 

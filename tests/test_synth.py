@@ -270,12 +270,12 @@ def test_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
     small = {"frames": 1, "seed": 3, "height": 16, "width": 24, "progress": False}
     data_path, gt_path = synthesize(tmp_path / "a_data.hdf5", **small)
     before = data_path.read_bytes()
-    with pytest.raises(SnncError, match="a_data.hdf5"):
+    with pytest.raises(SnncError, match=r"a_data.hdf5"):
         synthesize(data_path, **small)
     gt_path.unlink()
     other = tmp_path / "b_data.hdf5"
     (tmp_path / "b_gt.hdf5").write_bytes(b"precious")
-    with pytest.raises(SnncError, match="b_gt.hdf5"):
+    with pytest.raises(SnncError, match=r"b_gt.hdf5"):
         synthesize(other, **small)
     assert (tmp_path / "b_gt.hdf5").read_bytes() == b"precious" and not other.exists()
     synthesize(data_path, force=True, **small)

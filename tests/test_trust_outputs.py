@@ -317,7 +317,7 @@ def test_a_synth_pair_renamed_half_way_is_refused_on_open(tmp_path, monkeypatch)
         real_replace(src, dst)
 
     monkeypatch.setattr(os, "replace", failing_replace)
-    with pytest.raises(SnncError, match="p_data.hdf5: cannot write: No space left on device"):
+    with pytest.raises(SnncError, match=r"p_data.hdf5: cannot write: No space left on device"):
         synthesize(data, seed=1, force=True, **small)
     monkeypatch.setattr(os, "replace", real_replace)
     assert not _temps(tmp_path)
