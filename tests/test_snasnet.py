@@ -175,7 +175,7 @@ def test_backward_edge_uses_previous_step_output():
     fwd_only = SNASNetCell(parse_cell("0100 0001 0000 0000"), 2, SNASNET_NEURON)
     assert cell.feedback_nodes == [0] and fwd_only.feedback_nodes == []
     x = torch.randn(5, 1, 2, 3, 3)
-    fb, fb_f, outs, outs_f = None, None, [], []
+    fb, fb_f, outs, outs_f = (torch.zeros_like(x[0]),), (), [], []  # the resting carry: zeros
     for t in range(5):  # identity ops have no neurons: an empty context suffices
         y, fb = cell.step_with(x[t], StepContext({}), fb)
         yf, fb_f = fwd_only.step_with(x[t], StepContext({}), fb_f)
@@ -237,7 +237,7 @@ def test_cell_matches_the_authors_backward_cell(cell_str):
     xs = torch.rand(6, 2, 4, 5, 5) * 3.0
     neurons = [m for m in cell.modules() if isinstance(m, Neuron)]
     states = {id(n): n.init_state(xs[0]) for n in neurons}
-    fb = None
+    fb = tuple(torch.zeros_like(xs[0]) for _ in cell.feedback_nodes)  # the resting carry
     with torch.no_grad():
         for t in range(xs.shape[0]):
             ctx = StepContext(states)

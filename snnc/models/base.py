@@ -10,13 +10,19 @@ collects the new one, so the public API is pure (Norse style)::
     y_seq = net(x_seq)                     # (T, B, ...) -> (T, B, ...), a loop of step()
 
 State layout: the concatenation, in :meth:`SpikingNet.neurons` order (module
-registration order), of every neuron layer's state (``(u, y)`` for LIF/IF/
-binary, ``(u, y, a)`` for ALIF, ``()`` for ReLU; see :mod:`snnc.neurons`).
-:meth:`SpikingNet.split_state` maps a flat state back to neuron names.
+registration order), of every neuron layer's state (``(u, y, a)`` for ALIF,
+``(u, y)`` for LIF/IF, ``()`` for binary and ReLU; see :mod:`snnc.neurons`), then
+the network's *carried* (non-neuron) state in :meth:`SpikingNet.carry_names`
+order: one tensor per name that a network declares with
+:meth:`SpikingNet.register_carry` (SNASNet's backward-edge values, a dropout
+code), read in a step as ``ctx.carry(name, like)`` and written as
+``ctx.put(name, value)``. :meth:`SpikingNet.split_state` maps a flat state back
+to neuron and carry names.
 
 State shapes are found without computing anything: :meth:`SpikingNet.init_state`
 runs :meth:`step_with` once on ``meta`` tensors (shapes only) and records the
-shape of every neuron's input current; the result is cached per input shape.
+shape of every neuron's input current and of every carried value; the result is
+cached per input shape.
 """
 
 from __future__ import annotations
@@ -37,16 +43,20 @@ FlatState = tuple[Tensor, ...]
 
 
 class StepContext:
-    """Runs neurons for one step of a :class:`SpikingNet` with explicit state.
+    """Runs neurons and carried state for one step of a :class:`SpikingNet`, with explicit state.
 
     Args:
         states: ``id(neuron) -> state`` for this step (``None``: record shapes only).
+        carries: ``carry name -> tensor`` for this step (ignored when ``states`` is ``None``).
     """
 
-    def __init__(self, states: dict[int, State] | None = None) -> None:
+    def __init__(self, states: dict[int, State] | None = None, carries: Mapping[str, Tensor] | None = None) -> None:
         self._states = states
+        self._carries = dict(carries or {})
         self.new_states: dict[int, State] = {}
         self.shapes: dict[int, torch.Size] = {}
+        self.new_carries: dict[str, Tensor] = {}
+        self.carry_shapes: dict[str, torch.Size] = {}
 
     def __call__(self, neuron: Neuron, current: Tensor) -> Tensor:
         """Apply ``neuron`` to ``current`` with its state; return its output (spikes)."""
@@ -59,6 +69,34 @@ class StepContext:
         y, new_state = neuron(current, self._states[key])
         self.new_states[key] = new_state
         return y
+
+    def carry(self, name: str, like: Tensor) -> Tensor:
+        """This step's value of the carried state ``name`` (shaped like ``like``; zeros at rest).
+
+        In a shape probe it records ``like``'s shape and returns zeros.
+        """
+        if name in self.carry_shapes:
+            raise RuntimeError(f"carried state {name!r} was read twice in one step")
+        self.carry_shapes[name] = like.shape
+        if self._states is None:
+            return torch.zeros_like(like)
+        if name not in self._carries:
+            raise RuntimeError(f"carried state {name!r} is not in this step's context: use step()/forward()")
+        value = self._carries[name]
+        if value.shape != like.shape:
+            raise SnncError(
+                f"carried state {name!r} has shape {tuple(value.shape)}, expected {tuple(like.shape)} "
+                "(build the state with init_state)"
+            )
+        return value
+
+    def put(self, name: str, value: Tensor) -> None:
+        """Set the carried state ``name`` for the next step (exactly once per step, after :meth:`carry`)."""
+        if name not in self.carry_shapes:
+            raise RuntimeError(f"carried state {name!r} was written before it was read")
+        if name in self.new_carries:
+            raise RuntimeError(f"carried state {name!r} was written twice in one step")
+        self.new_carries[name] = value
 
 
 class _Probe(nn.Module):
@@ -84,6 +122,7 @@ class SpikingNet(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self._shape_cache: dict[tuple[Any, ...], dict[str, torch.Size]] = {}
+        self._carry_names: list[str] = []
 
     # ------------------------------------------------------------------ to implement
     def step_with(self, x_t: Tensor, ctx: StepContext) -> Tensor:
@@ -97,6 +136,23 @@ class SpikingNet(nn.Module):
     def neurons(self) -> list[tuple[str, Neuron]]:
         """Named neuron layers in state order (module registration order)."""
         return [(name, m) for name, m in self.named_modules() if isinstance(m, Neuron)]
+
+    def register_carry(self, name: str) -> None:
+        """Declare a carried (non-neuron) state tensor ``name``; the state holds them in declaration order.
+
+        ``step_with`` must read it (``ctx.carry(name, like)``) and write it (``ctx.put``) once per step.
+        """
+        if name in self._carry_names or name in dict(self.neurons()):
+            raise ValueError(f"state name {name!r} is declared twice")
+        self._carry_names.append(name)
+
+    def carry_names(self) -> list[str]:
+        """Names of the carried state tensors, in state order (after every neuron layer's state)."""
+        return list(self._carry_names)
+
+    def state_len(self) -> int:
+        """Number of tensors in the flat state (depends on the current neuron specs)."""
+        return sum(self.state_sizes()) + len(self._carry_names)
 
     def neuron_shapes(self, x_t: Tensor) -> dict[str, torch.Size]:
         """Shape of each neuron layer's input current for one-step input ``x_t`` (no compute)."""
@@ -119,9 +175,16 @@ class SpikingNet(nn.Module):
                     m.training = mode
             by_id = {id(m): name for name, m in self.neurons()}
             missing = [name for key_, name in by_id.items() if key_ not in ctx.shapes]
-            if missing:
-                raise RuntimeError(f"neuron layers never called by step_with: {', '.join(missing)}")
-            self._shape_cache[key] = {by_id[k]: s for k, s in ctx.shapes.items()}
+            missing += [name for name in self._carry_names if name not in ctx.new_carries]
+            undeclared = sorted(set(ctx.carry_shapes) - set(self._carry_names))
+            if missing or undeclared:
+                raise RuntimeError(
+                    f"step_with never ran neuron layers / wrote carried state: {', '.join(missing) or '-'}; "
+                    f"undeclared carried state: {', '.join(undeclared) or '-'}"
+                )
+            shapes = {by_id[k]: s for k, s in ctx.shapes.items()}
+            shapes.update(ctx.carry_shapes)
+            self._shape_cache[key] = shapes
         return self._shape_cache[key]
 
     def set_neuron_specs(self, specs: Mapping[str, NeuronSpec]) -> None:
@@ -155,25 +218,30 @@ class SpikingNet(nn.Module):
         state: list[Tensor] = []
         for name, neuron in self.neurons():
             state.extend(neuron.init_state(zero.expand(shapes[name])))
+        state.extend(x_t.new_zeros(shapes[name]) for name in self._carry_names)
         return tuple(state)
 
     def split_state(self, state: FlatState) -> dict[str, State]:
-        """Map a flat state to ``{neuron layer name: its state tuple}``.
+        """Map a flat state to ``{neuron layer or carry name: its state tuple}`` (a carry: one tensor).
 
         Raises:
             SnncError: ``state`` does not hold the expected number of tensors.
         """
         neurons = self.neurons()
         sizes = [state_size(n.spec) for _, n in neurons]
-        if len(state) != sum(sizes):
+        carries = self._carry_names
+        if len(state) != sum(sizes) + len(carries):
+            carried = f" and {len(carries)} carried tensors" if carries else ""
             raise SnncError(
-                f"network state has {len(state)} tensors, expected {sum(sizes)} "
-                f"({len(neurons)} neuron layers; build it with init_state)"
+                f"network state has {len(state)} tensors, expected {sum(sizes) + len(carries)} "
+                f"({len(neurons)} neuron layers{carried}; build it with init_state)"
             )
         out, i = {}, 0
-        for (name, _), size in zip(neurons, sizes, strict=False):
+        for (name, _), size in zip(neurons, sizes, strict=True):
             out[name] = tuple(state[i : i + size])
             i += size
+        for name, t in zip(carries, state[i:], strict=True):
+            out[name] = (t,)
         return out
 
     # ------------------------------------------------------------------ stepping
@@ -182,13 +250,18 @@ class SpikingNet(nn.Module):
         self.check_input(x_t)
         neurons = self.neurons()
         by_name = self.split_state(tuple(state))
-        ctx = StepContext({id(m): by_name[name] for name, m in neurons})
+        carries = {name: by_name[name][0] for name in self._carry_names}
+        ctx = StepContext({id(m): by_name[name] for name, m in neurons}, carries)
         y = self.step_with(x_t, ctx)
         new_state: list[Tensor] = []
         for name, m in neurons:
             if id(m) not in ctx.new_states:
                 raise RuntimeError(f"neuron layer {name} was not called by step_with")
             new_state.extend(ctx.new_states[id(m)])
+        for name in self._carry_names:
+            if name not in ctx.new_carries:
+                raise RuntimeError(f"carried state {name} was not written by step_with")
+            new_state.append(ctx.new_carries[name])
         return y, tuple(new_state)
 
     def run(self, x_seq: Tensor, state: FlatState | None = None) -> tuple[Tensor, FlatState]:

@@ -55,7 +55,7 @@ from snnc.models.base import SpikingNet, StepContext
 from snnc.models.layers import ConvBN
 from snnc.models.limits import check_limit
 from snnc.models.size import check_size
-from snnc.neurons import Neuron, NeuronSpec, State
+from snnc.neurons import Neuron, NeuronSpec
 from snnc.serial import dataclass_from_dict
 
 __all__ = [
@@ -351,28 +351,6 @@ SNASNET_PRESETS: dict[str, SNASNetGenotype] = {
 }
 
 
-class _CarryContext(StepContext):
-    """Step context that also carries SNASNet's non-neuron state (see :class:`SNASNet`)."""
-
-    def __init__(self, states: dict[int, State], carry: Sequence[Tensor]) -> None:
-        super().__init__(states)
-        self.carry_in: list[Tensor] = list(carry)
-        self.carry_out: list[Tensor] = []
-
-    def take(self) -> Tensor:
-        """Next carried tensor, in state order."""
-        return self.carry_in.pop(0)
-
-
-def _carry(ctx: StepContext, x: Tensor) -> _CarryContext | None:
-    """The carrying context, or ``None`` during the base class's meta-tensor shape probe."""
-    if isinstance(ctx, _CarryContext):
-        return ctx
-    if x.device.type == "meta":
-        return None
-    raise RuntimeError("SNASNet carries backward-connection state besides its neurons: use step()/forward()")
-
-
 def channel_bn(channels: int) -> ConvBN:
     """A stand-alone ``BatchNorm2d`` as a foldable :class:`ConvBN`.
 
@@ -423,7 +401,8 @@ class SNASNetCell(nn.Module):
 
     The edges' neurons are stepped through the :class:`StepContext`; the
     pending backward contributions ``fb_l`` (one tensor per node ``l`` in
-    :attr:`feedback_nodes`, ascending) are passed in and out explicitly.
+    :attr:`feedback_nodes`, ascending) are passed in and out explicitly (the
+    network carries them as named state).
     """
 
     def __init__(self, matrix: Matrix, channels: int, spec: NeuronSpec) -> None:
@@ -436,13 +415,10 @@ class SNASNetCell(nn.Module):
         self.feedback_nodes: list[int] = sorted({j for _, j, _ in self.bwd_edges})
 
     def step_with(
-        self, x_in: Tensor, ctx: StepContext, feedback: Sequence[Tensor] | None
+        self, x_in: Tensor, ctx: StepContext, feedback: Sequence[Tensor]
     ) -> tuple[Tensor, tuple[Tensor, ...]]:
-        """One step: ``(cell input, ctx, fb from t-1) -> (cell output h_3, fb for t+1)``.
-
-        ``feedback=None`` means zeros (the first step, or a shape probe).
-        """
-        fb = dict(zip(self.feedback_nodes, feedback, strict=False)) if feedback is not None else {}
+        """One step: ``(cell input, ctx, fb from t-1) -> (cell output h_3, fb for t+1)``."""
+        fb = dict(zip(self.feedback_nodes, feedback, strict=True))
         h: dict[int, Tensor] = {0: x_in + fb[0] if 0 in fb else x_in}
         for j in range(1, NUM_NODES):
             total: Tensor | None = None
@@ -476,7 +452,9 @@ class SNASNet(SpikingNet):
     1 = dropped, 2 = kept. The mask is drawn at the first training step and
     reused for the whole sequence (SpikingJelly's ``layer.Dropout``); in eval
     mode dropout is the identity and the code passes through unchanged.
-    :meth:`split_state` names the carry ``cell1.feedback.<node>``,
+    The carry is declared with :meth:`~snnc.models.base.SpikingNet.register_carry`
+    and stepped through the :class:`~snnc.models.base.StepContext` like neuron
+    state; :meth:`split_state` names it ``cell1.feedback.<node>``,
     ``cell2.feedback.<node>`` and ``dropout.code``.
 
     The encoder conv runs at every step on the same image (the authors
@@ -511,6 +489,11 @@ class SNASNet(SpikingNet):
         self.fc2 = nn.Linear(g.fc_hidden, g.num_classes * g.vote, bias=True)
         self._init_weights()
         self.set_neuron_specs(g.neuron_layers)
+        for cell in ("cell1", "cell2"):
+            for node in getattr(self, cell).feedback_nodes:
+                self.register_carry(f"{cell}.feedback.{node}")
+        if g.dropout > 0:
+            self.register_carry("dropout.code")
 
     def _init_weights(self) -> None:
         """The authors' initialisation: convs kaiming-uniform (a=2), BN (1, 0), linear N(0, 0.01), bias 0.
@@ -537,55 +520,6 @@ class SNASNet(SpikingNet):
         if x_t.dim() != 4 or tuple(x_t.shape[1:]) != want:
             raise SnncError(f"snasnet step input must be (B, {want[0]}, {want[1]}, {want[2]}), got {tuple(x_t.shape)}")
 
-    # ------------------------------------------------------------------ carried (non-neuron) state
-    def carry_names(self) -> list[str]:
-        """Names of the carried tensors, in state order (after the neuron states)."""
-        names = [f"cell1.feedback.{n}" for n in self.cell1.feedback_nodes]
-        names += [f"cell2.feedback.{n}" for n in self.cell2.feedback_nodes]
-        return names + (["dropout.code"] if self.genotype.dropout > 0 else [])
-
-    def _init_carry(self, x_t: Tensor) -> tuple[Tensor, ...]:
-        b = x_t.shape[0]
-        c1, c2 = self.genotype.channels, 2 * self.genotype.channels
-        carry = [x_t.new_zeros(b, c1, self.size1, self.size1) for _ in self.cell1.feedback_nodes]
-        carry += [x_t.new_zeros(b, c2, self.size2, self.size2) for _ in self.cell2.feedback_nodes]
-        if self.genotype.dropout > 0:
-            carry.append(x_t.new_zeros(b, self.features))
-        return tuple(carry)
-
-    def state_len(self) -> int:
-        """Number of tensors in the flat state (depends on the current neuron specs)."""
-        return sum(self.state_sizes()) + len(self.carry_names())
-
-    def init_state(self, x_t: Tensor) -> tuple[Tensor, ...]:
-        """Zero state for one step's input ``x_t``: neuron states, then the carry (class docstring)."""
-        return super().init_state(x_t) + self._init_carry(x_t)
-
-    def split_state(self, state: tuple[Tensor, ...]) -> dict[str, State]:
-        """``{neuron layer or carry name: its tensors}`` (see the class docstring).
-
-        Raises:
-            SnncError: ``state`` does not hold :meth:`state_len` tensors.
-        """
-        if len(state) != self.state_len():
-            raise SnncError(f"snasnet state has {len(state)} tensors, expected {self.state_len()}")
-        n = sum(self.state_sizes())
-        out = super().split_state(tuple(state[:n]))
-        out.update({name: (t,) for name, t in zip(self.carry_names(), state[n:], strict=False)})
-        return out
-
-    def step(self, x_t: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]]:
-        """One time step: image ``x_t`` -> voting logits (B, num_classes), new state."""
-        self.check_input(x_t)
-        by_name = self.split_state(tuple(state))
-        neurons = self.neurons()
-        ctx = _CarryContext({id(m): by_name[name] for name, m in neurons}, [by_name[c][0] for c in self.carry_names()])
-        y = self.step_with(x_t, ctx)
-        new_state: list[Tensor] = []
-        for _name, m in neurons:
-            new_state.extend(ctx.new_states[id(m)])
-        return y, tuple(new_state) + tuple(ctx.carry_out)
-
     def run(self, x_seq: Tensor, state: tuple[Tensor, ...] | None = None) -> tuple[Tensor, tuple[Tensor, ...]]:
         """Steps over ``x_seq`` (T, B, C, H, W): ``((T, B, num_classes), final state)``."""
         if x_seq.dim() != 5:
@@ -601,25 +535,25 @@ class SNASNet(SpikingNet):
         return z * (code == 2).to(z.dtype) / (1.0 - p), code
 
     def step_with(self, x_t: Tensor, ctx: StepContext) -> Tensor:
-        """One time step through ``ctx`` (use :meth:`step`; a plain context is only for shape probes)."""
-        carry = _carry(ctx, x_t)
+        """One time step: image ``x_t`` -> voting logits (B, num_classes); neurons and carries through ``ctx``."""
         g = self.genotype
 
-        def fb(cell: SNASNetCell) -> list[Tensor] | None:
-            return None if carry is None else [carry.take() for _ in cell.feedback_nodes]
+        def cell_step(name: str, cell: SNASNetCell, x: Tensor) -> Tensor:
+            fb_in = [ctx.carry(f"{name}.feedback.{n}", x) for n in cell.feedback_nodes]
+            out, fb_out = cell.step_with(x, ctx, fb_in)
+            for n, value in zip(cell.feedback_nodes, fb_out, strict=True):
+                ctx.put(f"{name}.feedback.{n}", value)
+            return out
 
-        x = self.stem(x_t)
-        x, fb1 = self.cell1.step_with(x, ctx, fb(self.cell1))
+        x = cell_step("cell1", self.cell1, self.stem(x_t))
         x = ctx(self.reduce_neuron, self.reduce_bn(x))
         x = self.reduce_pool(self.reduce_conv(x))
-        x, fb2 = self.cell2.step_with(x, ctx, fb(self.cell2))
+        x = cell_step("cell2", self.cell2, x)
         x = ctx(self.final_neuron, self.final_bn(x))
         z = self.final_pool(x).flatten(1)
-        if carry is not None:
-            carry.carry_out.extend(fb1 + fb2)
-            if g.dropout > 0:
-                z, code = self._dropout(z, carry.take())
-                carry.carry_out.append(code)
+        if g.dropout > 0:
+            z, code = self._dropout(z, ctx.carry("dropout.code", z))
+            ctx.put("dropout.code", code)
         h = ctx(self.fc_neuron, self.fc1(z))
         return self.fc2(h).view(x_t.shape[0], g.num_classes, g.vote).mean(dim=2)
 
