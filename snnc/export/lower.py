@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -36,8 +36,14 @@ from torch import Tensor, nn
 
 from snnc.errors import SnncError
 from snnc.export.graph import Graph
+from snnc.models.base import SpikingNet
+from snnc.models.cells import SpikingCell, SpikingConv, Trellis, Upsampler
 from snnc.models.fold import batchnorm_layers
 from snnc.models.layers import ConvBN
+from snnc.models.sequential import SequentialNet
+from snnc.models.snasnet import CellOp, SNASNet, SNASNetCell
+from snnc.models.spikedhs import SpikeDHSClassifier
+from snnc.models.stereo import SpikeDHSStereo
 from snnc.neurons import Neuron
 
 __all__ = ["lower", "graph_inputs", "input_layout", "family_of"]
@@ -56,7 +62,7 @@ class Piece:
 Value = tuple[Piece, ...]  # channel concatenation of pieces
 
 
-def _array(t: Tensor) -> np.ndarray:
+def _array(t: Tensor) -> np.ndarray[Any, Any]:
     return t.detach().cpu().numpy().copy()
 
 
@@ -190,15 +196,18 @@ class _Walker:
             raise SnncError(f"{name}: node has no inputs; it cannot be exported")
         return terms[0] if len(terms) == 1 else self.g.add(name, "sum", terms)
 
-    def spiking_conv(self, prefix: str, module: nn.Module, value: Value) -> Value:
-        """``SpikingConv``-like module (``.conv`` ConvBN, ``.neuron``)."""
+    def spiking_conv(self, prefix: str, module: SpikingConv, value: Value) -> Value:
+        """A ``SpikingConv`` (``.conv`` ConvBN, ``.neuron``)."""
         currents = self.conv(f"{prefix}.conv", module.conv, value)
         return self.value(self.neuron(f"{prefix}.neuron", module.neuron, currents))
 
     def avgpool(self, name: str, pool: nn.AvgPool2d, inputs: Sequence[str]) -> str:
         if pool.ceil_mode or not pool.count_include_pad or pool.divisor_override:
             raise SnncError(f"{name}: only AvgPool2d with ceil_mode=False and count_include_pad=True is exported")
-        pair = lambda v: (v, v) if isinstance(v, int) else tuple(v)  # noqa: E731
+
+        def pair(v: int | Sequence[int]) -> tuple[int, ...]:
+            return (v, v) if isinstance(v, int) else tuple(v)
+
         stride = pool.stride if pool.stride is not None else pool.kernel_size
         return self.g.add(
             name, "avgpool", inputs, kernel=pair(pool.kernel_size), stride=pair(stride), padding=pair(pool.padding)
@@ -210,7 +219,7 @@ class _Walker:
         return self.g.add(name, "affine", value, weight=w, bias=b)
 
     # ------------------------------------------------------------------ SpikeDHS blocks
-    def cell(self, prefix: str, cell: nn.Module, s0: Value, s1: Value, size: Size) -> Value:
+    def cell(self, prefix: str, cell: SpikingCell, s0: Value, s1: Value, size: Size) -> Value:
         states = [self.resize(s0, size, f"{prefix}.s0"), self.resize(s1, size, f"{prefix}.s1")]
         edges = cell.genotype.edges
         c_node = cell.out_channels // cell.genotype.nodes
@@ -225,36 +234,37 @@ class _Walker:
                 else:
                     out = self.conv(f"{prefix}.ops.{k}", op, src)
                 if str(k) in cell.edge_neurons:
-                    out = [self.neuron(f"{prefix}.edge_neurons.{k}", cell.edge_neurons[str(k)], out)]
+                    edge_neuron = cast(Neuron, cell.edge_neurons[str(k)])
+                    out = [self.neuron(f"{prefix}.edge_neurons.{k}", edge_neuron, out)]
                 currents += out
-            states.append(self.value(self.neuron(f"{prefix}.nodes.{j}", node, currents)))
+            states.append(self.value(self.neuron(f"{prefix}.nodes.{j}", cast(Neuron, node), currents)))
         return sum(states[2:], ())
 
-    def trellis(self, prefix: str, trellis: nn.Module, s0: Value, s1: Value) -> Value:
+    def trellis(self, prefix: str, trellis: Trellis, s0: Value, s1: Value) -> Value:
         from snnc.models.cells import level_size
 
         size0 = self.size(s1)
         for i, (cell, level) in enumerate(zip(trellis.cells, trellis.path, strict=False)):
-            s0, s1 = s1, self.cell(f"{prefix}.cells.{i}", cell, s0, s1, level_size(size0, level))
+            s0, s1 = s1, self.cell(f"{prefix}.cells.{i}", cast(SpikingCell, cell), s0, s1, level_size(size0, level))
         return s1
 
-    def upsampler(self, prefix: str, up: nn.Module, x: Value, size0: Size) -> Value:
+    def upsampler(self, prefix: str, up: Upsampler, x: Value, size0: Size) -> Value:
         from snnc.models.cells import level_size
 
         level = up.from_level
         for i, layer in enumerate(up.layers):
-            x = self.spiking_conv(f"{prefix}.layers.{i}", layer, x)
+            x = self.spiking_conv(f"{prefix}.layers.{i}", cast(SpikingConv, layer), x)
             level -= 1
             x = self.resize(x, level_size(size0, level), f"{prefix}.layers.{i}")
         return x
 
 
 # --------------------------------------------------------------------------- families
-def _lower_spikedhs_classifier(w: _Walker, model: nn.Module) -> None:
+def _lower_spikedhs_classifier(w: _Walker, model: SpikeDHSClassifier) -> None:
     s = w.spiking_conv("stem", model.stem, w.value("x"))
     out = w.trellis("trellis", model.trellis, s, s)
     terms, c0 = [], 0
-    weight, bias = _array(model.fc.weight), _array(model.fc.bias)
+    weight, bias = _array(model.fc.weight), _array(model.fc.bias)  # nn.Linear(bias=True)
     for i, piece in enumerate(out):
         node = w.materialize(piece)
         h, wd = w.g[node].shape[1:]
@@ -274,7 +284,7 @@ def _lower_spikedhs_classifier(w: _Walker, model: nn.Module) -> None:
     w.g.add("y", "output", [w.junction("fc", terms)])
 
 
-def _lower_stereo(w: _Walker, model: nn.Module, height: int, width: int) -> None:
+def _lower_stereo(w: _Walker, model: SpikeDHSStereo, height: int, width: int) -> None:
     f, m = model.feature, model.matching
     stem0 = w.spiking_conv("feature.stem0", f.stem0, w.value("x"))
     stem1 = w.spiking_conv("feature.stem1", f.stem1, stem0)
@@ -291,8 +301,8 @@ def _lower_stereo(w: _Walker, model: nn.Module, height: int, width: int) -> None
     w.g.add("y", "output", [w.g.add("select", "select", [interp], index=0)])
 
 
-def _snasnet_op(w: _Walker, prefix: str, op: nn.Module, h: str) -> list[str]:
-    if op.neuron is not None:
+def _snasnet_op(w: _Walker, prefix: str, op: CellOp, h: str) -> list[str]:
+    if op.neuron is not None and op.conv is not None:
         spikes = w.neuron(f"{prefix}.neuron", op.neuron, [h])
         return w.conv(f"{prefix}.conv", op.conv, w.value(spikes))
     if op.pool is not None:
@@ -300,7 +310,7 @@ def _snasnet_op(w: _Walker, prefix: str, op: nn.Module, h: str) -> list[str]:
     return [h]
 
 
-def _snasnet_cell(w: _Walker, prefix: str, cell: nn.Module, x_in: str) -> str:
+def _snasnet_cell(w: _Walker, prefix: str, cell: SNASNetCell, x_in: str) -> str:
     shape = w.g[x_in].shape
     fb = {j: w.g.add(f"{prefix}.feedback.{j}", "delay", [], shape=shape, steps=1) for j in cell.feedback_nodes}
     h = {0: w.junction(f"{prefix}.h0", [x_in] + ([fb[0]] if 0 in fb else []))}
@@ -308,19 +318,19 @@ def _snasnet_cell(w: _Walker, prefix: str, cell: nn.Module, x_in: str) -> str:
         terms: list[str] = []
         for i, jj, _ in cell.fwd_edges:
             if jj == j:
-                terms += _snasnet_op(w, f"{prefix}.fwd.{i}_{j}", cell.fwd[f"{i}_{j}"], h[i])
+                terms += _snasnet_op(w, f"{prefix}.fwd.{i}_{j}", cast(CellOp, cell.fwd[f"{i}_{j}"]), h[i])
         if j in fb:
             terms.append(fb[j])
         h[j] = w.junction(f"{prefix}.h{j}", terms)
     back: dict[int, list[str]] = {j: [] for j in fb}
     for i, j, _ in cell.bwd_edges:
-        back[j] += _snasnet_op(w, f"{prefix}.bwd.{i}_{j}", cell.bwd[f"{i}_{j}"], h[i])
+        back[j] += _snasnet_op(w, f"{prefix}.bwd.{i}_{j}", cast(CellOp, cell.bwd[f"{i}_{j}"]), h[i])
     for j, terms in back.items():
         w.g.connect(fb[j], terms)
     return h[3]
 
 
-def _lower_snasnet(w: _Walker, model: nn.Module) -> None:
+def _lower_snasnet(w: _Walker, model: SNASNet) -> None:
     g = model.genotype
     x = w.junction("stem", w.conv("stem", model.stem, w.value("x")))
     h = _snasnet_cell(w, "cell1", model.cell1, x)
@@ -336,13 +346,15 @@ def _lower_snasnet(w: _Walker, model: nn.Module) -> None:
     w.g.add("y", "output", [w.affine("fc2", model.fc2, [y], weight=weight, bias=bias)])
 
 
-def _lower_sequential(w: _Walker, model: nn.Module) -> None:
+def _lower_sequential(w: _Walker, model: SequentialNet) -> None:
     x = "x"
     for i, block in enumerate(model.blocks):
         if hasattr(block, "conv"):
-            x = w.neuron(f"blocks.{i}.neuron", block.neuron, w.conv(f"blocks.{i}.conv", block.conv, w.value(x)))
+            neuron, conv = cast(Neuron, block.neuron), cast(nn.Module, block.conv)
+            x = w.neuron(f"blocks.{i}.neuron", neuron, w.conv(f"blocks.{i}.conv", conv, w.value(x)))
         elif hasattr(block, "fc"):
-            x = w.neuron(f"blocks.{i}.neuron", block.neuron, [w.affine(f"blocks.{i}.fc", block.fc, [x])])
+            neuron, fc = cast(Neuron, block.neuron), cast(nn.Linear, block.fc)
+            x = w.neuron(f"blocks.{i}.neuron", neuron, [w.affine(f"blocks.{i}.fc", fc, [x])])
         elif isinstance(block, nn.AvgPool2d):
             x = w.avgpool(f"blocks.{i}.pool", block, [x])
         else:
@@ -401,7 +413,7 @@ def lower(model: nn.Module, step_shape: Sequence[int]) -> Graph:
         raise SnncError(f"cannot export with BatchNorm left ({left[0]}...): fold it first (snnc.models.fold.fold_bn)")
     step_shape = tuple(int(s) for s in step_shape)
     try:
-        model.check_input(torch.zeros(step_shape, device="meta"))
+        cast(SpikingNet, model).check_input(torch.zeros(step_shape, device="meta"))  # family_of: a SpikingNet
     except SnncError as err:
         raise SnncError(f"input shape {step_shape} does not fit the network: {err}") from None
     genotype = getattr(model, "genotype", None)
@@ -415,11 +427,14 @@ def lower(model: nn.Module, step_shape: Sequence[int]) -> Graph:
     w = _Walker(graph)
     if family == "spikedhs-stereo":
         graph.add("x", "input", shape=step_shape[2:])
-        _lower_stereo(w, model, step_shape[3], step_shape[4])
+        _lower_stereo(w, cast(SpikeDHSStereo, model), step_shape[3], step_shape[4])
     else:
         graph.add("x", "input", shape=step_shape[1:])
-        {"spikedhs-cla": _lower_spikedhs_classifier, "snasnet": _lower_snasnet, "sequential": _lower_sequential}[
-            family
-        ](w, model)
+        if family == "spikedhs-cla":
+            _lower_spikedhs_classifier(w, cast(SpikeDHSClassifier, model))
+        elif family == "snasnet":
+            _lower_snasnet(w, cast(SNASNet, model))
+        else:
+            _lower_sequential(w, cast(SequentialNet, model))
     graph.check()
     return graph
