@@ -46,8 +46,18 @@ class ConvBN(nn.Module):
         conv_cls = nn.Conv2d if dims == 2 else Conv3d
         bn_cls = nn.BatchNorm2d if dims == 2 else nn.BatchNorm3d
         self.dims = dims
-        self.conv = conv_cls(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias=bias)
-        self.bn: nn.Module | None = bn_cls(out_channels) if bn else None
+        # torch types 2-D and 3-D sizes as fixed-length tuples; ConvBN takes either (checked by the layer itself)
+        self.conv = conv_cls(
+            in_channels,
+            out_channels,
+            kernel_size,  # type: ignore[arg-type]
+            stride,  # type: ignore[arg-type]
+            padding,  # type: ignore[arg-type]
+            dilation,  # type: ignore[arg-type]
+            groups,
+            bias=bias,
+        )
+        self.bn: nn.BatchNorm2d | nn.BatchNorm3d | None = bn_cls(out_channels) if bn else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the convolution, then the BatchNorm if it is still there."""
@@ -63,15 +73,16 @@ class ConvBN(nn.Module):
         if self.bn is None:
             return
         bn = self.bn
-        scale = (
-            bn.weight / torch.sqrt(bn.running_var + bn.eps) if bn.affine else 1.0 / torch.sqrt(bn.running_var + bn.eps)
-        )
-        shift = bn.bias if bn.affine else torch.zeros_like(bn.running_mean)
+        mean, var = bn.running_mean, bn.running_var
+        if mean is None or var is None:
+            raise ValueError("ConvBN.fold needs BatchNorm running statistics (track_running_stats=True)")
+        scale = bn.weight / torch.sqrt(var + bn.eps) if bn.affine else 1.0 / torch.sqrt(var + bn.eps)
+        shift = bn.bias if bn.affine else torch.zeros_like(mean)
         conv = self.conv
         w = conv.weight
         conv.weight.copy_(w * scale.reshape(-1, *([1] * (w.dim() - 1))))
-        old_bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
-        new_bias = (old_bias - bn.running_mean) * scale + shift
+        old_bias = conv.bias if conv.bias is not None else torch.zeros_like(mean)
+        new_bias = (old_bias - mean) * scale + shift
         if conv.bias is None:
             conv.bias = nn.Parameter(new_bias.clone())
         else:
@@ -94,15 +105,18 @@ class Conv3d(nn.Conv3d):
 
     def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         if _use_mkldnn(self, input):
-            return torch.ops.aten.mkldnn_convolution(
+            out: torch.Tensor = torch.ops.aten.mkldnn_convolution(  # torch.ops is untyped
                 input, weight, bias, list(self.padding), list(self.stride), list(self.dilation), self.groups
             )
-        return super()._conv_forward(input, weight, bias)
+            return out
+        plain: torch.Tensor = super()._conv_forward(input, weight, bias)  # untyped in torch
+        return plain
 
 
 def _use_mkldnn(conv: nn.Conv3d, x: torch.Tensor) -> bool:
     """Whether :class:`Conv3d` should bypass PyTorch's kernel choice (see its docstring)."""
-    if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export():
+    tracing = torch.jit.is_tracing()  # type: ignore[no-untyped-call]  # torch leaves it untyped
+    if tracing or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export():
         return False
     compiler = getattr(torch, "compiler", None)
     if compiler is not None and (compiler.is_compiling() or getattr(compiler, "is_exporting", lambda: False)()):
@@ -118,4 +132,4 @@ def _use_mkldnn(conv: nn.Conv3d, x: torch.Tensor) -> bool:
         return False
     if x.shape[1] * x.shape[2] * x.shape[3] > 20480:  # PyTorch already uses oneDNN
         return False
-    return torch.backends.mkldnn.is_available() and bool(torch.backends.mkldnn.enabled)
+    return torch.backends.mkldnn.is_available() and bool(torch.backends.mkldnn.enabled)  # type: ignore[no-untyped-call]
