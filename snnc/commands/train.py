@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -306,7 +307,8 @@ def train_command(ctx: click.Context, **opts: Any) -> None:
     with distributed_run(opts["device"], dist_timeout) as rank:  # a no-op unless torchrun / --nproc started us
         config = distributed.broadcast_object(distributed.agree(make_config if rank.main else lambda: None))
         if rank.active:
-            config.device = opts["device"]  # the process group's device (cpu: gloo, cuda: NCCL, GPU LOCAL_RANK)
+            # the process group's device (cpu: gloo, cuda: NCCL, GPU LOCAL_RANK)
+            config = dataclasses.replace(config, device=opts["device"])
         inputs = [d for d in (config.data or []) if d != "digits"] + ([config.arch] if config.arch else [])
         # rank 0 owns the run folder: locked, run files recorded at the end
         lock = run_folder(out, inputs=[p for p in inputs if Path(p).exists()]) if rank.main else nullcontext()

@@ -59,9 +59,13 @@ _TASK_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
-    """Settings of one run (see the module docstring and ``snnc train --help``)."""
+    """Settings of one run (see the module docstring and ``snnc train --help``).
+
+    Frozen: a derived setting is a new config (``dataclasses.replace``), so nothing that
+    takes a config changes its caller's object.
+    """
 
     arch: str = ""
     data: list[str] = field(default_factory=list)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,10 +29,10 @@ def resumed_config(run_dir: Path, given: Mapping[str, Any]) -> TrainConfig:
     path = Path(run_dir) / CHECKPOINT_NAME
     ckpt = load_checkpoint(path)
     config = TrainConfig.from_dict(ckpt["config"])
-    config.stop_after, config.quiet = None, False  # per invocation, never inherited
+    changes: dict[str, Any] = {"stop_after": None, "quiet": False}  # per invocation, never inherited
     for key, value in given.items():
         if key in RESUME_MUTABLE:
-            setattr(config, key, value)
+            changes[key] = value
         elif key != "out" and value != getattr(config, key):
             raise SnncError(
                 f"--{key.replace('_', '-')} {value!r} differs from the run's saved setting "
@@ -39,7 +40,7 @@ def resumed_config(run_dir: Path, given: Mapping[str, Any]) -> TrainConfig:
                 f"{', '.join('--' + k.replace('_', '-') for k in RESUME_MUTABLE)} may change)",
                 path,
             )
-    config.out = str(run_dir)
+    config = dataclasses.replace(config, **changes, out=str(run_dir))
     done = int(ckpt["epoch"])
     if config.epochs is not None and config.epochs < done:
         raise SnncError(f"--epochs {config.epochs} is less than the {done} epochs already trained", path)
