@@ -60,7 +60,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -206,10 +206,11 @@ def score_cell(
     The network is ``genotype`` with the cell replaced and dropout off, initialised
     from ``seed``, in train mode (BatchNorm on batch statistics, like the authors).
     """
-    torch.manual_seed(seed)
-    model = build_snasnet(
-        genotype, cell=format_cell(parse_cell(cell)) if not isinstance(cell, str) else cell, dropout=0.0
-    )
+    with torch.random.fork_rng(devices=[]):  # the caller's global RNG stays untouched
+        torch.manual_seed(seed)
+        model = build_snasnet(
+            genotype, cell=format_cell(parse_cell(cell)) if not isinstance(cell, str) else cell, dropout=0.0
+        )
     model.train()
     t = genotype.time_steps
     scores = [score_network(model, images.unsqueeze(0).expand(t, *images.shape), reduce) for images in batches]
@@ -217,8 +218,11 @@ def score_cell(
 
 
 # --------------------------------------------------------------------------- search driver
-class SNASNetSearchConfig(dict):
-    """Plain-dict configuration of an SNASNet search (stored in the state)."""
+class SNASNetSearchConfig(Mapping[str, Any]):
+    """Read-only mapping configuration of an SNASNet search (``dict(cfg)`` is stored in the state).
+
+    Immutable: :meth:`resolve` builds a new one; nothing can change a config after it is validated.
+    """
 
     DEFAULTS: ClassVar[dict[str, Any]] = {
         "task": "cls",
@@ -235,6 +239,21 @@ class SNASNetSearchConfig(dict):
         "seed": 0,
         "conv_edges": None,
     }
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self._values: dict[str, Any] = dict(values)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"SNASNetSearchConfig({self._values!r})"
 
     @classmethod
     def resolve(cls, given: Mapping[str, Any], stored: Mapping[str, Any] | None = None) -> SNASNetSearchConfig:
