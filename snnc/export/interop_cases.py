@@ -85,10 +85,18 @@ def _genotype(preset: str, **overrides: Any) -> Any:
 
 
 def interop_case(name: str, batch: int = 2, steps: int = 8, seed: int = 0) -> InteropCase:
-    """Build case ``name`` (:data:`CASES`) with ``batch`` samples over ``steps`` steps."""
+    """Build case ``name`` (:data:`CASES`) with ``batch`` samples over ``steps`` steps.
+
+    Deterministic in ``seed``; the caller's global torch RNG is left as it was.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return _build_case(name, batch, steps, seed)
+
+
+def _build_case(name: str, batch: int, steps: int, seed: int) -> InteropCase:
     from snnc.models.build import build_model
 
-    torch.manual_seed(seed)
     if name == "digits":
         from snnc.data.images import digits_arrays
 
