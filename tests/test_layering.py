@@ -22,6 +22,7 @@ LAYERS = (
     "models",
     "energy",
     "export",
+    "quant",
     "runtime",
     "train",
     "nas",

@@ -29,11 +29,17 @@ from torch import Tensor, nn
 
 from snnc.errors import SnncError
 from snnc.export.graph import Graph
-from snnc.neurons import NeuronSpec, init_state, neuron_step, state_fields, state_size
+from snnc.neurons import NeuronSpec, init_state, neuron_step, state_fields
+from snnc.neurons.integer import int_init_state, int_neuron_step, int_state_fields
 
 __all__ = ["GraphModule"]
 
 FlatState = tuple[Tensor, ...]
+
+
+def _neuron_fields(params: dict[str, Any]) -> tuple[str, ...]:
+    """State names of a neuron node: its integer neuron's (``v``, ``y``) or its NeuronSpec's."""
+    return int_state_fields(params["int"]) if "int" in params else state_fields(params["spec"])
 
 
 class GraphModule(nn.Module):
@@ -78,7 +84,7 @@ class GraphModule(nn.Module):
 
     def _state_len(self, name: str) -> int:
         node = self.graph.nodes[name]
-        return int(node.params["steps"]) if node.op == "delay" else state_size(node.params["spec"])
+        return int(node.params["steps"]) if node.op == "delay" else len(_neuron_fields(node.params))
 
     def state_names(self) -> list[str]:
         """Name of every tensor of the flat state, in order (module docstring)."""
@@ -88,7 +94,7 @@ class GraphModule(nn.Module):
             if node.op == "delay":
                 names += [f"{name}.d{i}" for i in range(int(node.params["steps"]))]
             else:
-                names += [f"{name}.{s}" for s in state_fields(node.params["spec"])]
+                names += [f"{name}.{s}" for s in _neuron_fields(node.params)]
         return names
 
     def _inputs_dict(self, x: Any) -> dict[str, Tensor]:
@@ -189,8 +195,12 @@ class GraphModule(nn.Module):
                 spec: NeuronSpec = node.params["spec"]
                 gain = float(node.params.get("gain", 1.0))
                 current = x if gain == 1.0 else x * gain
-                st = states[name] if states is not None else init_state(spec, current)
-                y, new_states[name] = neuron_step(spec, current, st)
+                if "int" in node.params:  # integer neuron (snnc.neurons.integer); gain is its float relaxation's
+                    st = states[name] if states is not None else int_init_state(node.params["int"], x)
+                    y, new_states[name] = int_neuron_step(node.params["int"], x, st)
+                else:
+                    st = states[name] if states is not None else init_state(spec, current)
+                    y, new_states[name] = neuron_step(spec, current, st)
                 values[name] = y
             else:
                 values[name] = self._apply(name, node.op, node.params, x)
@@ -213,10 +223,12 @@ class GraphModule(nn.Module):
             w = self._param(name, "weight")
             b = self._param(name, "bias") if "bias" in self._buffers_of[name] else None
             conv = F.conv2d if w.dim() == 4 else F.conv3d
-            return conv(x, w, b, tuple(p["stride"]), tuple(p["padding"]), tuple(p["dilation"]), int(p["groups"]))
+            out = conv(x, w, b, tuple(p["stride"]), tuple(p["padding"]), tuple(p["dilation"]), int(p["groups"]))
+            return torch.round(out) if p.get("integer") else out  # integer graph: exact sums, any conv algorithm
         if op == "affine":
             b = self._param(name, "bias") if "bias" in self._buffers_of[name] else None
-            return F.linear(x, self._param(name, "weight"), b)
+            out = F.linear(x, self._param(name, "weight"), b)
+            return torch.round(out) if p.get("integer") else out
         if op == "avgpool":
             return F.avg_pool2d(x, tuple(p["kernel"]), tuple(p["stride"]), tuple(p["padding"]))
         if op == "sumpool":
