@@ -28,23 +28,42 @@ def session(path):
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
-def stream_and_compare(net, x, path):
-    """Stream ``x`` through torch and onnxruntime side by side.
+def torch_state_by_name(net, state):
+    """The torch network's flat state keyed by the export Graph's names (``<neuron layer>.u`` / ``.y`` / ``.a``)."""
+    from snnc.neurons import state_fields
 
-    Returns (spike mismatches, spikes, max |dy|, max |du|)."""
+    neurons = dict(net.neurons())
+    out = {}
+    for layer, tensors in net.split_state(state).items():
+        if layer in neurons:
+            out.update({f"{layer}.{f}": t for f, t in zip(state_fields(neurons[layer].spec), tensors, strict=True)})
+    return out
+
+
+def stream_and_compare(net, x, path):
+    """Stream ``x`` through torch and onnxruntime side by side; returns (spike mismatches, spikes, max |dy|, max |du|).
+
+    The ONNX state is the export Graph's (snnc-onnx/2); every neuron layer of the torch network is
+    compared by name (its spikes ``<layer>.y`` and membrane ``<layer>.u``).
+    """
     info = export_stream(net, tuple(x.shape[1:]), path)
     proto = onnx.load(str(path))
     onnx.checker.check_model(proto, full_check=True)
     assert proto.opset_import[0].version == 17
     meta = {p.key: p.value for p in proto.metadata_props}
+    assert meta["snnc.format"] == "snnc-onnx/2"
     names = json.loads(meta["snnc.state_names"])
     assert names == info["state_names"] == state_names(net, x[0])
     assert [i.name for i in proto.graph.input] == ["x"] + [f"state_in_{k}" for k in range(len(names))]
     assert [o.name for o in proto.graph.output] == ["y"] + [f"state_out_{k}" for k in range(len(names))]
+    modes = [a.s for n in proto.graph.node if n.op_type == "Resize" for a in n.attribute if a.name == "mode"]
+    assert b"nearest" not in modes  # nearest resampling is spelled as Slice / Gather / Expand
 
     sess = session(path)
+    ort_state = [np.zeros(s, dtype=np.float32) for s in json.loads(meta["snnc.state_shapes"])]
     state = net.init_state(x[0])
-    ort_state = [s.numpy() for s in state]
+    compared = set(torch_state_by_name(net, state))
+    assert compared <= set(names)  # every torch neuron tensor has its Graph namesake
     mismatches = spikes = 0
     dy = du = 0.0
     with torch.no_grad():
@@ -53,12 +72,16 @@ def stream_and_compare(net, x, path):
             out = sess.run(None, {"x": x[t].numpy(), **{f"state_in_{k}": s for k, s in enumerate(ort_state)}})
             ort_y, ort_state = out[0], out[1:]
             dy = max(dy, float(np.abs(ort_y - y.numpy()).max()))
-            for name, a, b in zip(names, ort_state, state, strict=False):
+            ref = torch_state_by_name(net, state)
+            for name, a in zip(names, ort_state, strict=True):
+                if name not in ref:
+                    continue
+                b = ref[name].numpy()
                 if name.endswith(".y"):
-                    mismatches += int((a != b.numpy()).sum())
+                    mismatches += int((a != b).sum())
                     spikes += int(b.sum())
                 else:
-                    du = max(du, float(np.abs(a - b.numpy()).max()))
+                    du = max(du, float(np.abs(a - b).max()))
     return mismatches, spikes, dy, du
 
 
@@ -105,3 +128,24 @@ def test_cli_onnx_export(tmp_path):
     assert_user_error(
         run_snnc("export", genotype, "--to", "nir", "--window", "4", "--out", tmp_path / "w.nir"), "--window"
     )
+
+
+@pytest.mark.parametrize(
+    ("src", "dst"), [((4, 6), (8, 12)), ((8, 12), (4, 6)), ((33, 7), (65, 3)), ((5, 9), (5, 9)), ((3, 4, 5), (6, 7, 5))]
+)
+def test_nearest_resize_is_torch_interpolate_in_torch_and_onnxruntime(src, dst, tmp_path):
+    """GraphModule spells nearest resampling as slices / repeats / gathers: the result is F.interpolate's exactly."""
+    from snnc.export.graph import Graph
+    from snnc.export.onnx_writer import export_graph_stream
+    from snnc.export.runtime import GraphModule
+
+    g = Graph()
+    g.add("x", "input", shape=(3, *src))
+    g.add("y", "output", [g.add("r", "resize", ["x"], size=dst)])
+    gm = GraphModule(g)
+    x = torch.randn(2, 3, *src)
+    want = torch.nn.functional.interpolate(x, size=dst, mode="nearest")
+    got, _ = gm.step(x, ())
+    assert torch.equal(got, want)
+    export_graph_stream(gm, {"x": x}, tmp_path / "r.onnx")
+    assert np.array_equal(session(tmp_path / "r.onnx").run(None, {"x": x.numpy()})[0], want.numpy())

@@ -1,6 +1,10 @@
 """ONNX export (opset 17 by default, ``torch.onnx.export(..., dynamo=False)``), checked with onnx.checker.
 
-Two graphs:
+Every graph is written from the export :class:`~snnc.export.graph.Graph`: the
+folded network is lowered (:func:`snnc.export.lower.lower`) and its
+:class:`~snnc.export.runtime.GraphModule` is traced, so NIR, ONNX and the
+partition pieces of one network share node names and structure. This module
+is the only place that calls ``torch.onnx.export``.
 
 **Streaming (one step)** — :func:`export_stream`: one time step of the folded
 network with its state as explicit inputs and outputs, for frame-by-frame
@@ -11,23 +15,26 @@ from zeros)::
              state_in_0 .. state_in_{N-1}
     outputs  y            the step's output (classification logits / last-layer spikes;
                           stereo matching cost (B, D, H, W), lower = better)
+             tap.<node> .. values of graph nodes asked for with ``taps`` (none by default)
              state_out_0 .. state_out_{N-1}
 
-The state is the network's flat state (``model.init_state``): for every
-neuron layer in ``model.neurons()`` order its membrane potential ``u`` and last
-spikes ``y`` (ALIF also ``a``), then SNASNet's carried backward-edge values and
-dropout code. The file's metadata property ``snnc.state_names`` lists what
-each ``state_in_k`` is (``stem.neuron.u``, ``stem.neuron.y``, ...), and
-``snnc.state_shapes`` their shapes; spikes of layer L at this step are the
-``<L>.y`` entries of the state outputs.
+The state is the Graph's (:meth:`GraphModule.state_names`): for every stateful
+node in graph order, a neuron's ``<node>.u`` / ``<node>.y`` (ALIF also
+``<node>.a``; ReLU and binary neurons have none) and a delay's ``<node>.d0``..
+(SNASNet's feedback edges). Neuron nodes carry the network's neuron layer
+names, so the spikes of layer L at this step are the ``<L>.y`` state output.
+The file's metadata property ``snnc.state_names`` lists what each
+``state_in_k`` is and ``snnc.state_shapes`` their shapes.
 
 **Fixed window** — :func:`export_window` (classification): input ``x`` one
 image (B, C, H, W), direct coding for ``T`` steps from the resting state,
 output ``y_mean`` = the mean of the per-step outputs (the prediction scores).
 
 Shapes are static (the exported input shape, batch included). The metadata
-properties also hold ``snnc.format`` (``snnc-onnx/1``), ``snnc.mode``,
-``snnc.family``, ``snnc.genotype`` (JSON) and ``snnc.opset``.
+properties also hold ``snnc.format`` (:data:`ONNX_FORMAT`, ``snnc-onnx/2``:
+Graph state layout; ``snnc-onnx/1`` files traced the torch network's own state
+layout), ``snnc.mode``, ``snnc.family``, ``snnc.genotype`` (JSON),
+``snnc.input_layout`` and ``snnc.opset``.
 """
 
 from __future__ import annotations
@@ -42,67 +49,115 @@ import torch
 from torch import Tensor, nn
 
 from snnc.errors import SnncError
+from snnc.export.runtime import GraphModule
 
-__all__ = ["DEFAULT_OPSET", "ONNX_FORMAT", "state_names", "export_stream", "export_window", "export_graph_stream"]
+__all__ = [
+    "DEFAULT_OPSET",
+    "ONNX_FORMAT",
+    "READABLE_FORMATS",
+    "check_format",
+    "state_names",
+    "export_stream",
+    "export_window",
+    "export_graph_stream",
+]
 
-#: Opset of the exported graphs (Greater/Cast spikes, Resize for interpolation).
+#: Opset of the exported graphs (Greater/Cast spikes, Slice/Gather/Expand for resampling).
 DEFAULT_OPSET = 17
-#: ``snnc.format`` metadata value.
-ONNX_FORMAT = "snnc-onnx/1"
+#: ``snnc.format`` metadata value of files written now (Graph state layout).
+ONNX_FORMAT = "snnc-onnx/2"
+#: Formats whose state layout matches what :func:`export_stream` describes (``/1``: traced network state).
+READABLE_FORMATS: tuple[str, ...] = (ONNX_FORMAT,)
+
+
+def check_format(meta: dict[str, str], path: Path) -> None:
+    """Refuse a streaming file whose ``snnc.format`` is not :data:`ONNX_FORMAT` (one line naming file and version).
+
+    Raises:
+        SnncError: an older layout (``snnc-onnx/1``: the torch network's state order) or a file snnc did not write.
+    """
+    fmt = meta.get("snnc.format")
+    if fmt not in READABLE_FORMATS:
+        raise SnncError(
+            f"ONNX file of format {fmt!r}: this snnc reads {ONNX_FORMAT} (Graph state layout); export it again",
+            path,
+        )
+
+
+def _lowered(model: nn.Module, step_shape: Sequence[int]) -> tuple[GraphModule, str]:
+    """``(GraphModule of the model's export Graph, family)`` for one-step inputs of ``step_shape``."""
+    from snnc.export.lower import lower
+
+    graph = lower(model.eval(), step_shape)
+    return GraphModule(graph), str(graph.meta["family"])
 
 
 def state_names(model: nn.Module, x_t: Tensor) -> list[str]:
-    """Name of each tensor of ``model.init_state(x_t)`` (``<neuron layer>.u`` / ``.y`` / ``.a``, carry names)."""
-    from snnc.neurons import state_fields
-
-    parts = model.split_state(model.init_state(x_t))
-    neurons = dict(model.neurons())
-    names: list[str] = []
-    for name, tensors in parts.items():
-        if name not in neurons:  # non-neuron state (SNASNet feedback): one tensor named after its layer
-            names += [name] if len(tensors) == 1 else [f"{name}.{i}" for i in range(len(tensors))]
-        else:
-            names += [f"{name}.{s}" for s in state_fields(neurons[name].spec)]
-    return names
+    """Name of each state tensor of the streaming graph of ``model`` for one step's input ``x_t`` (the Graph's)."""
+    gm, _ = _lowered(model, tuple(x_t.shape))
+    return list(gm.state_names())
 
 
-class _Step(nn.Module):
-    def __init__(self, model: nn.Module) -> None:
+class _NetStep(nn.Module):
+    """One step of a network's GraphModule taking the network's own input ``x`` (stereo: (B, 2, C, H, W))."""
+
+    def __init__(self, gm: GraphModule, family: str, outputs: Sequence[str]) -> None:
         super().__init__()
-        self.model = model
+        self.gm = gm
+        self.family = family
+        self.outputs = list(outputs)
 
     def forward(self, x: Tensor, *state: Tensor) -> tuple[Tensor, ...]:
-        y, new_state = self.model.step(x, tuple(state))
-        return (y, *new_state)
+        from snnc.export.lower import graph_inputs
+
+        values, new_state = self.gm.step_nodes(graph_inputs(self.family, x), tuple(state))
+        return (*[values[n] for n in self.outputs], *new_state)
 
 
-class _Window(nn.Module):
-    def __init__(self, model: nn.Module, shapes: Sequence[torch.Size], steps: int) -> None:
+class _NetWindow(nn.Module):
+    """``time_steps`` steps of a GraphModule from rest; the mean of its output ``y``."""
+
+    def __init__(self, gm: GraphModule, family: str, shapes: Sequence[torch.Size], steps: int) -> None:
         super().__init__()
-        self.model = model
+        self.gm = gm
+        self.family = family
         self.shapes = [tuple(s) for s in shapes]
         self.steps = steps
 
     def forward(self, x: Tensor) -> Tensor:
+        from snnc.export.lower import graph_inputs
+
+        inputs = graph_inputs(self.family, x)
         state = tuple(x.new_zeros(s) for s in self.shapes)
         total: Tensor | None = None
         for _ in range(self.steps):
-            y, state = self.model.step(x, state)
+            y, state = self.gm.step(inputs, state)
             total = y if total is None else total + y
         assert total is not None
         return total / self.steps
 
 
 class _GraphStep(nn.Module):
-    def __init__(self, gm: nn.Module, n_inputs: int) -> None:
+    def __init__(self, gm: GraphModule, n_inputs: int, outputs: Sequence[str]) -> None:
         super().__init__()
         self.gm = gm
         self.n_inputs = n_inputs
+        self.outputs = list(outputs)
 
     def forward(self, *args: Tensor) -> tuple[Tensor, ...]:
         inputs = dict(zip(self.gm.input_names, args[: self.n_inputs], strict=False))
-        outs, new_state = self.gm.step_all(inputs, tuple(args[self.n_inputs :]))
-        return (*[outs[n] for n in self.gm.output_names], *new_state)
+        values, new_state = self.gm.step_nodes(inputs, tuple(args[self.n_inputs :]))
+        return (*[values[n] for n in self.outputs], *new_state)
+
+
+def _tap_outputs(gm: GraphModule, taps: Sequence[str], path: Path) -> tuple[list[str], list[str]]:
+    """``(graph nodes to output, their ONNX names)``: the graph outputs, then ``tap.<node>`` per tap."""
+    nodes = gm.graph.nodes
+    unknown = [t for t in taps if t not in nodes]
+    if unknown:
+        raise SnncError(f"internal: tapped graph nodes {unknown} do not exist", path)
+    taps = [t for t in dict.fromkeys(taps) if t not in gm.output_names]
+    return list(gm.output_names) + taps, list(gm.output_names) + [f"tap.{t}" for t in taps]
 
 
 def _export(
@@ -148,47 +203,59 @@ def _export(
     onnx.save(proto, str(path))
 
 
-def _model_meta(model: nn.Module, mode: str) -> dict[str, str]:
-    from snnc.export.lower import family_of
-
-    genotype = getattr(model, "genotype", None)
+def _graph_meta(graph: Any, mode: str) -> dict[str, str]:
+    meta = graph.meta
     return {
         "snnc.mode": mode,
-        "snnc.family": family_of(model),
-        "snnc.genotype": json.dumps(genotype.to_dict() if genotype is not None else None),
+        "snnc.family": str(meta.get("family")),
+        "snnc.genotype": json.dumps(meta.get("genotype")),
+        "snnc.input_layout": str(meta.get("input_layout") or ""),
     }
 
 
 def export_stream(
-    model: nn.Module, step_shape: Sequence[int], path: Path, opset: int = DEFAULT_OPSET
+    model: nn.Module,
+    step_shape: Sequence[int],
+    path: Path,
+    opset: int = DEFAULT_OPSET,
+    taps: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Write the one-step streaming graph of ``model`` (eval, folded) for inputs of ``step_shape``.
 
+    The network is lowered to its export Graph and the Graph's
+    :class:`~snnc.export.runtime.GraphModule` is traced (module docstring).
+
+    Args:
+        taps: graph nodes whose values this step become extra outputs ``tap.<node>``
+            (after ``y``, before the state), e.g. what energy counting needs beyond the spikes.
+
     Returns:
-        ``{"inputs": [...], "outputs": [...], "state_names": [...]}``.
+        ``{"inputs": [...], "outputs": [...], "state_names": [...], "taps": [...]}``.
 
     Raises:
         SnncError: the input shape does not fit, or export / checking fails.
     """
-    model = model.eval()
-    x = torch.zeros(tuple(step_shape))
-    try:
-        state = model.init_state(x)
-    except SnncError as err:
-        raise SnncError(f"input shape {tuple(step_shape)} does not fit the network: {err}") from None
-    names = state_names(model, x)
+    path = Path(path)
+    step_shape = tuple(int(s) for s in step_shape)
+    gm, family = _lowered(model, step_shape)
+    x = torch.zeros(step_shape)
+    from snnc.export.lower import graph_inputs
+
+    state = gm.init_state(graph_inputs(family, x))
+    names = list(gm.state_names())
+    nodes, value_names = _tap_outputs(gm, taps, path)
     n = len(state)
     ins = ["x"] + [f"state_in_{k}" for k in range(n)]
-    outs = ["y"] + [f"state_out_{k}" for k in range(n)]
-    meta = _model_meta(model, "stream")
+    outs = value_names + [f"state_out_{k}" for k in range(n)]
+    meta = _graph_meta(gm.graph, "stream")
     meta["snnc.state_names"] = json.dumps(names)
     meta["snnc.state_shapes"] = json.dumps([list(s.shape) for s in state])
     doc = (
         "snnc one-step streaming graph: inputs x, state_in_0..; outputs y, state_out_0..; feed state_out_k "
         "back as state_in_k each step, start from zeros. state_k = metadata snnc.state_names[k]."
     )
-    _export(_Step(model), (x, *state), Path(path), ins, outs, opset, meta, doc)
-    return {"inputs": ins, "outputs": outs, "state_names": names}
+    _export(_NetStep(gm, family, nodes), (x, *state), path, ins, outs, opset, meta, doc)
+    return {"inputs": ins, "outputs": outs, "state_names": names, "taps": value_names[len(gm.output_names) :]}
 
 
 def export_window(
@@ -199,7 +266,7 @@ def export_window(
     Raises:
         SnncError: not a classification network, ``time_steps < 1``, or export failure.
     """
-    from snnc.export.lower import family_of
+    from snnc.export.lower import family_of, graph_inputs
 
     family = family_of(model)
     if family == "spikedhs-stereo":
@@ -209,39 +276,40 @@ def export_window(
         )
     if time_steps < 1:
         raise SnncError(f"--window must be >= 1 time steps, got {time_steps}")
-    model = model.eval()
-    x = torch.zeros(tuple(step_shape))
-    try:
-        shapes = [s.shape for s in model.init_state(x)]
-    except SnncError as err:
-        raise SnncError(f"input shape {tuple(step_shape)} does not fit the network: {err}") from None
-    meta = _model_meta(model, "window")
+    step_shape = tuple(int(s) for s in step_shape)
+    gm, family = _lowered(model, step_shape)
+    x = torch.zeros(step_shape)
+    shapes = [s.shape for s in gm.init_state(graph_inputs(family, x))]
+    meta = _graph_meta(gm.graph, "window")
     meta["snnc.time_steps"] = str(time_steps)
     doc = (
         f"snnc fixed-window graph: input x (one image, direct coding for {time_steps} steps from rest), "
         f"output y_mean = mean of the per-step outputs."
     )
-    _export(_Window(model, shapes, time_steps), (x,), Path(path), ["x"], ["y_mean"], opset, meta, doc)
+    _export(_NetWindow(gm, family, shapes, time_steps), (x,), Path(path), ["x"], ["y_mean"], opset, meta, doc)
     return {"inputs": ["x"], "outputs": ["y_mean"], "time_steps": time_steps}
 
 
 def export_graph_stream(
-    gm: nn.Module,
+    gm: GraphModule,
     example: dict[str, Tensor],
     path: Path,
     opset: int = DEFAULT_OPSET,
     meta: dict[str, str] | None = None,
+    taps: Sequence[str] = (),
 ) -> dict[str, Any]:
     """One-step streaming ONNX graph of a :class:`~snnc.export.runtime.GraphModule` (a partition's rest).
 
     Inputs are the graph's input names then ``state_in_k``; outputs the graph's
-    output names then ``state_out_k``; ``snnc.state_names`` lists the state.
+    output names, ``tap.<node>`` per tap, then ``state_out_k``; ``snnc.state_names`` lists the state.
     """
+    path = Path(path)
     gm = gm.eval()
     state = gm.init_state(example)
     n = len(state)
+    nodes, value_names = _tap_outputs(gm, taps, path)
     ins = list(gm.input_names) + [f"state_in_{k}" for k in range(n)]
-    outs = list(gm.output_names) + [f"state_out_{k}" for k in range(n)]
+    outs = value_names + [f"state_out_{k}" for k in range(n)]
     props = {
         "snnc.mode": "stream",
         "snnc.state_names": json.dumps(gm.state_names()),
@@ -256,5 +324,10 @@ def export_graph_stream(
         + ", state_out_0.."
     )
     args = tuple(example[n_] for n_ in gm.input_names) + tuple(state)
-    _export(_GraphStep(gm, len(gm.input_names)), args, Path(path), ins, outs, opset, props, doc)
-    return {"inputs": ins, "outputs": outs, "state_names": gm.state_names()}
+    _export(_GraphStep(gm, len(gm.input_names), nodes), args, path, ins, outs, opset, props, doc)
+    return {
+        "inputs": ins,
+        "outputs": outs,
+        "state_names": gm.state_names(),
+        "taps": value_names[len(gm.output_names) :],
+    }

@@ -66,6 +66,10 @@ class GraphModule(nn.Module):
             self._buffers_of[name] = names
         self._stateful = [n for n, node in graph.nodes.items() if node.op in ("neuron", "delay")]
         self._shape_cache: dict[tuple[Any, ...], FlatState] = {}
+        self._nearest: dict[str, list[tuple[str, Any]]] = {}
+        for i, (name, node) in enumerate(graph.nodes.items()):
+            if node.op == "resize":
+                self._nearest[name] = self._nearest_plan(i, graph[node.inputs[0]].shape[1:], node.shape[1:])
 
     # ------------------------------------------------------------------ names and state
     @property
@@ -163,7 +167,8 @@ class GraphModule(nn.Module):
 
     # ------------------------------------------------------------------ evaluation
     def _param(self, name: str, key: str) -> Tensor:
-        return getattr(self, self._buffers_of[name][key])
+        value: Tensor = getattr(self, self._buffers_of[name][key])
+        return value
 
     def _evaluate(self, inputs: dict[str, Tensor], state: FlatState | None) -> tuple[dict[str, Tensor], FlatState]:
         graph = self.graph
@@ -203,7 +208,7 @@ class GraphModule(nn.Module):
                     y, new_states[name] = neuron_step(spec, current, st)
                 values[name] = y
             else:
-                values[name] = self._apply(name, node.op, node.params, x)
+                values[name] = self._apply_op(name, node.op, node.params, x)
         for name in self._stateful:  # delays take this step's input sums last
             node = graph.nodes[name]
             if node.op == "delay":
@@ -216,7 +221,54 @@ class GraphModule(nn.Module):
             flat.extend(new_states[name])
         return values, tuple(flat)
 
-    def _apply(self, name: str, op: str, p: dict[str, Any], x: Tensor) -> Tensor:
+    def _nearest_plan(self, i: int, src: tuple[int, ...], dst: tuple[int, ...]) -> list[tuple[str, Any]]:
+        """Per spatial axis, how nearest resampling from ``src`` to ``dst`` picks its source indices.
+
+        The indices are torch's own (``F.interpolate`` of an index ramp, so the result is exactly
+        ``F.interpolate(x, size=dst, mode="nearest")``), spelled as cheaply as they allow:
+        ``same``, ``repeat k`` (every source element k times: one Expand + Reshape in ONNX),
+        ``every k`` (a strided Slice) or a general ``index`` (Gather).
+        """
+        plan: list[tuple[str, Any]] = []
+        for axis, (n, m) in enumerate(zip(src, dst, strict=True)):
+            ramp = torch.arange(n, dtype=torch.float64).reshape(1, 1, n)
+            idx = F.interpolate(ramp, size=m, mode="nearest").reshape(m).round().long()
+            if n == m and torch.equal(idx, torch.arange(n)):
+                plan.append(("same", None))
+            elif m % n == 0 and torch.equal(idx, torch.arange(n).repeat_interleave(m // n)):
+                plan.append(("repeat", m // n))
+            elif n % m == 0 and torch.equal(idx, torch.arange(0, n, n // m)):
+                plan.append(("every", n // m))
+            else:
+                buf = f"n{i}_nearest{axis}"
+                self.register_buffer(buf, idx, persistent=False)
+                plan.append(("index", buf))
+        return plan
+
+    def _resize(self, name: str, x: Tensor) -> Tensor:
+        """Nearest resampling of node ``name`` by its index plan (:meth:`_nearest_plan`)."""
+        plan = self._nearest[name]
+        for axis, (kind, arg) in enumerate(plan):
+            dim = 2 + axis
+            if kind == "every":
+                x = x[(slice(None),) * dim + (slice(None, None, int(arg)),)]
+            elif kind == "index":
+                x = x.index_select(dim, getattr(self, arg))
+        if any(kind == "repeat" for kind, _ in plan):
+            shape = tuple(int(s) for s in x.shape)  # static sizes: constants in an exported graph
+            view: list[int] = [shape[0], shape[1]]
+            grown: list[int] = [shape[0], shape[1]]
+            out: list[int] = [shape[0], shape[1]]
+            for axis, (kind, arg) in enumerate(plan):
+                size = shape[2 + axis]
+                k = int(arg) if kind == "repeat" else 1
+                view += [size, 1]
+                grown += [size, k]
+                out.append(size * k)
+            x = x.reshape(view).expand(grown).reshape(out)
+        return x
+
+    def _apply_op(self, name: str, op: str, p: dict[str, Any], x: Tensor) -> Tensor:
         if op in ("output", "sum"):
             return x
         if op == "conv":
@@ -240,7 +292,7 @@ class GraphModule(nn.Module):
         if op == "scale":
             return x * self._param(name, "scale")
         if op == "resize":
-            return F.interpolate(x, size=tuple(p["size"]), mode="nearest")
+            return self._resize(name, x)
         if op == "interp":
             return F.interpolate(x, size=tuple(p["size"]), mode=str(p["mode"]), align_corners=False)
         if op == "cost_volume":
