@@ -8,12 +8,21 @@ accumulate (AC, spike-driven synaptic op) is 0.9 pJ and a multiply-accumulate
 45 nm process; they are offered as alternatives (``--costs``). No other
 process node is listed because we have no published per-op numbers for one
 that we could cite; pass explicit ``ac_pj`` / ``mac_pj`` for your own.
+
+Published per-op energies of neuromorphic chips ship as package data
+(``snnc/energy/cost_tables.json``, each entry with its citation) and join the
+table: ``loihi`` (Davies et al., IEEE Micro 2018, Table 2: synaptic op
+23.6 pJ, neuron update 52 pJ, or 81 pJ in a step where the neuron fires).
+A table may give a neuron update energy; otherwise a neuron update is
+costed from its operations (:data:`snnc.energy.models.NEURON_OPS`).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass
+from importlib import resources
 from typing import Any
 
 from snnc.errors import SnncError
@@ -32,15 +41,28 @@ class EnergyCosts:
         ac_pj: energy of one AC (an add).
         mac_pj: energy of one MAC (a multiply plus an add).
         source: where the numbers come from.
+        neuron_update_pj: energy of one neuron update (leak, compare, reset) in a step
+            where the neuron does not fire; ``None``: costed from its ops at AC/MAC.
+        neuron_spike_pj: energy of a neuron update in a step where it fires
+            (``None``: ``neuron_update_pj``).
     """
 
     name: str
     ac_pj: float
     mac_pj: float
     source: str
+    neuron_update_pj: float | None = None
+    neuron_spike_pj: float | None = None
 
     def __post_init__(self) -> None:
-        for what, v in (("AC", self.ac_pj), ("MAC", self.mac_pj)):
+        for what, v in (
+            ("AC", self.ac_pj),
+            ("MAC", self.mac_pj),
+            ("neuron update", self.neuron_update_pj),
+            ("neuron spike", self.neuron_spike_pj),
+        ):
+            if v is None and what.startswith("neuron"):
+                continue
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                 raise SnncError(f"{what} energy must be a non-negative number of pJ, got {v!r}")
 
@@ -69,6 +91,26 @@ COST_TABLE: dict[str, EnergyCosts] = {
 DEFAULT_COSTS: EnergyCosts = COST_TABLE["45nm-fp32"]
 
 
+def _packaged_tables() -> dict[str, EnergyCosts]:
+    """The cost tables shipped as package data (``cost_tables.json``), by name."""
+    text = (resources.files("snnc.energy") / "cost_tables.json").read_text(encoding="utf-8")
+    out: dict[str, EnergyCosts] = {}
+    for entry in json.loads(text)["tables"]:
+        costs = EnergyCosts(
+            str(entry["name"]),
+            float(entry["ac_pj"]),
+            float(entry["mac_pj"]),
+            str(entry["source"]),
+            entry.get("neuron_update_pj"),
+            entry.get("neuron_spike_pj"),
+        )
+        out[costs.name] = costs
+    return out
+
+
+COST_TABLE.update(_packaged_tables())
+
+
 def resolve_costs(name: str | None = None, ac_pj: float | None = None, mac_pj: float | None = None) -> EnergyCosts:
     """A table entry (default ``45nm-fp32``) with ``ac_pj`` / ``mac_pj`` overriding it when given.
 
@@ -86,4 +128,6 @@ def resolve_costs(name: str | None = None, ac_pj: float | None = None, mac_pj: f
         base.ac_pj if ac_pj is None else float(ac_pj),
         base.mac_pj if mac_pj is None else float(mac_pj),
         f"user-given AC/MAC energies over {base.name}",
+        base.neuron_update_pj,
+        base.neuron_spike_pj,
     )

@@ -16,6 +16,7 @@ from typing import Any
 from torch import nn
 
 from snnc.energy.costs import DEFAULT_COSTS, EnergyCosts
+from snnc.energy.models import check_energy_model
 from snnc.energy.ops import OpsRecorder, OpsReport
 from snnc.energy.report import EnergyReport, energy_report
 
@@ -32,6 +33,9 @@ class EnergyMeter:
         steps_per_frame: time steps per frame (1 for stereo streaming).
         neurons: also record each neuron layer's firing rate.
         mac_layers: layer names forced to count as real-valued input.
+        energy_model: ``paper``, ``memory`` or ``lemaire`` (:mod:`snnc.energy.models`);
+            ``memory`` records fan-out events (its weight reads), and every model other than
+            ``paper`` records the neuron layers (their updates and state traffic).
     """
 
     def __init__(
@@ -43,14 +47,19 @@ class EnergyMeter:
         steps_per_frame: float = 1.0,
         neurons: bool = False,
         mac_layers: Iterable[str] = (),
+        energy_model: str = "paper",
     ) -> None:
+        self.energy_model = check_energy_model(energy_model)
         self.model = model
         self.costs = costs
         self.count = count
         self.steps_per_frame = steps_per_frame
         self.mac_layers = tuple(mac_layers)
         self.frames = 0
-        self._recorder = OpsRecorder(model, fanout="input" if count == "events" else None, neurons=neurons)
+        events = count == "events" or energy_model == "memory"
+        self._recorder = OpsRecorder(
+            model, fanout="input" if events else None, neurons=neurons or energy_model != "paper"
+        )
         self._last: OpsReport | None = None
         self._active = False
 
@@ -71,6 +80,7 @@ class EnergyMeter:
             costs=self.costs,
             count=self.count,
             mac_layers=self.mac_layers,
+            energy_model=self.energy_model,
         )
 
     def frame(self) -> EnergyReport:

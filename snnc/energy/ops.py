@@ -29,6 +29,17 @@ axis of the layer's input; unbatched conv input counts as one example):
 * ``active_ops``: sum over calls of ``dense ops of the call x fraction of
   nonzero inputs of the call`` = ``input_rate x steps x dense ops`` (the
   papers' AC formula, exact even when the rate varies from call to call).
+* ``input_count`` / ``active_inputs`` / ``output_count``: per-example
+  element counts summed over calls, and the layer's geometry
+  (:class:`LayerGeometry`): what the memory and Lemaire energy models
+  (:mod:`snnc.energy.models`) need beyond the op counts.
+
+**Examples.** While an snnc network's ``step`` runs (``forward`` is a loop
+of ``step``), the number of examples is the batch of the network's input
+``x_t``, not the first axis of each layer's input: the stereo net runs its
+feature net on both views stacked as one batch of ``2B``, which is two
+views' worth of work per example (SpikingJelly's counters agree,
+``tests/test_energy_spikingjelly.py``). Other modules count per layer batch.
 
 :meth:`OpsRecorder.snapshot` copies the counts so far and
 :meth:`OpsReport.minus` subtracts two snapshots: the counts of one frame of a
@@ -51,7 +62,7 @@ from torch import Tensor, nn
 
 from snnc.errors import SnncError
 
-__all__ = ["FANOUT_MODES", "LayerOps", "NeuronActivity", "OpsReport", "OpsRecorder", "count_ops"]
+__all__ = ["FANOUT_MODES", "LayerGeometry", "LayerOps", "NeuronActivity", "OpsReport", "OpsRecorder", "count_ops"]
 
 #: Accepted values of the ``fanout`` option (``None`` = do not count events).
 FANOUT_MODES: tuple[str | None, ...] = (None, "input", "ones")
@@ -61,6 +72,36 @@ _CONVT = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 _POOL = (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d, nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)
 _CONV_FN = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _CONVT_FN = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
+
+
+@dataclass(frozen=True)
+class LayerGeometry:
+    """Static shape facts of one synaptic layer (for the Lemaire model's fan-out terms).
+
+    Attributes:
+        fan_out: synapses one input element reaches at most: ``C_out / groups x
+            kernel volume`` for a conv, ``out_features`` for a dense layer.
+        reach: output channels per group x ``prod(ceil(k / s))``, the outputs one
+            input of a strided conv updates on average (Lemaire et al.'s
+            synaptic-op count; ``out_features`` for a dense layer).
+        out_channels_per_group: ``C_out / groups`` (``out_features`` for a dense layer).
+        kernel_volume: weights per output channel and input channel (1 for dense).
+        out_channels: ``C_out`` (``out_features``).
+        has_bias: the layer adds a bias.
+        transposed: a transposed convolution.
+    """
+
+    fan_out: int = 1
+    reach: int = 1
+    out_channels_per_group: int = 1
+    kernel_volume: int = 1
+    out_channels: int = 1
+    has_bias: bool = False
+    transposed: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable dict."""
+        return asdict(self)
 
 
 @dataclass
@@ -82,6 +123,10 @@ class LayerOps:
         input_is_binary: every input element seen was 0 or 1.
         input_is_ternary: every input element seen was -1, 0 or 1.
         active_ops: ``sum over calls of dense ops x nonzero input fraction``.
+        input_count: input elements per example, summed over calls.
+        active_inputs: nonzero input elements per example, summed over calls.
+        output_count: output elements per example, summed over calls.
+        geometry: the layer's :class:`LayerGeometry`.
     """
 
     name: str
@@ -97,6 +142,10 @@ class LayerOps:
     input_is_binary: bool = True
     input_is_ternary: bool = True
     active_ops: float = 0.0
+    input_count: float = 0.0
+    active_inputs: float = 0.0
+    output_count: float = 0.0
+    geometry: LayerGeometry = field(default_factory=LayerGeometry)
     _nonzero: int = field(default=0, repr=False)
     _elements: int = field(default=0, repr=False)
 
@@ -131,6 +180,9 @@ class LayerOps:
         out.dense_ops -= before.dense_ops
         out.bias_ops -= before.bias_ops
         out.active_ops -= before.active_ops
+        out.input_count -= before.input_count
+        out.active_inputs -= before.active_inputs
+        out.output_count -= before.output_count
         if out.fanout_events is not None:
             out.fanout_events -= before.fanout_events or 0.0
         out._nonzero -= before._nonzero
@@ -150,6 +202,9 @@ class NeuronActivity:
         elements: output elements seen (batch included).
         nonzero: nonzero output elements (spikes, for spiking types).
         total: sum of the outputs (equal to ``nonzero`` for 0/1 spikes).
+        updates: neuron updates per example (output elements per example, summed over
+            calls: one membrane update per neuron and step).
+        spikes: nonzero outputs per example, summed over calls.
     """
 
     name: str
@@ -158,6 +213,8 @@ class NeuronActivity:
     elements: int = 0
     nonzero: int = 0
     total: float = 0.0
+    updates: float = 0.0
+    spikes: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -174,6 +231,8 @@ class NeuronActivity:
             elements=self.elements - before.elements,
             nonzero=self.nonzero - before.nonzero,
             total=self.total - before.total,
+            updates=self.updates - before.updates,
+            spikes=self.spikes - before.spikes,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -307,6 +366,22 @@ def _dense_ops(module: nn.Module, x: Tensor, y: Tensor) -> tuple[int, int]:
     return y.numel() * k, 0
 
 
+def _geometry(module: nn.Module) -> LayerGeometry:
+    """The :class:`LayerGeometry` of a counted module (pooling: kernel volume only)."""
+    if isinstance(module, nn.Linear):
+        n = module.out_features
+        return LayerGeometry(n, n, n, 1, n, module.bias is not None, False)
+    if isinstance(module, _CONV + _CONVT):
+        k = math.prod(module.kernel_size)
+        cpg = module.out_channels // module.groups
+        reach = cpg * math.prod(-(-kk // ss) for kk, ss in zip(module.kernel_size, module.stride, strict=True))
+        return LayerGeometry(
+            cpg * k, reach, cpg, k, module.out_channels, module.bias is not None, isinstance(module, _CONVT)
+        )
+    k = math.prod(_tuple(module.kernel_size, _dims_of(module)))
+    return LayerGeometry(1, 1, 1, k, 1, False, False)
+
+
 def _fanout_events(module: nn.Module, x: Tensor, ones: bool) -> float:
     """Synapses reached by the nonzero inputs of one call, padding excluded (whole batch).
 
@@ -383,10 +458,37 @@ class OpsRecorder:
         self._layers: dict[str, LayerOps] = {}
         self._neurons: dict[str, NeuronActivity] = {}
         self._handles: list[Any] = []
+        self._batch: int | None = None
+        self._step_wrapped = False
+
+    def _wrap_step(self) -> None:
+        """While active, take the number of examples from each ``step`` input of an snnc network.
+
+        The wrapper is an instance attribute over the class's ``step`` (removed on exit);
+        ``forward`` and ``run`` call ``self.step``, so they pass through it too.
+        """
+        from snnc.models.base import SpikingNet
+
+        if not isinstance(self.model, SpikingNet) or "step" in vars(self.model):
+            return
+        net = self.model
+        step = type(net).step
+
+        def counted_step(x_t: Tensor, state: Any) -> Any:
+            outer = self._batch
+            self._batch = int(x_t.shape[0]) if isinstance(x_t, Tensor) and x_t.dim() >= 1 else None
+            try:
+                return step(net, x_t, state)
+            finally:
+                self._batch = outer
+
+        object.__setattr__(net, "step", counted_step)
+        self._step_wrapped = True
 
     def __enter__(self) -> OpsRecorder:
         from snnc.neurons import Neuron
 
+        self._wrap_step()
         for name, module in self.model.named_modules():
             if _is_counted(module, self.include_pooling):
                 self._handles.append(module.register_forward_hook(self._hook(name or type(module).__name__)))
@@ -402,11 +504,15 @@ class OpsRecorder:
             act = self._neurons.get(name)
             if act is None:
                 act = self._neurons[name] = NeuronActivity(name, str(getattr(module.spec, "type", "?")))
+            n = self._batch or (y.shape[0] if y.dim() >= 2 else 1)
             with torch.no_grad():
+                nonzero = int(torch.count_nonzero(y).item())
                 act.calls += 1
                 act.elements += y.numel()
-                act.nonzero += int(torch.count_nonzero(y).item())
+                act.nonzero += nonzero
                 act.total += float(y.detach().sum().item())
+                act.updates += y.numel() / n
+                act.spikes += nonzero / n
 
         return hook
 
@@ -414,6 +520,9 @@ class OpsRecorder:
         for h in self._handles:
             h.remove()
         self._handles.clear()
+        if self._step_wrapped:
+            del self.model.__dict__["step"]
+            self._step_wrapped = False
 
     def _hook(self, name: str) -> Callable[[nn.Module, tuple[Any, ...], Any], None]:
         def hook(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
@@ -437,9 +546,10 @@ class OpsRecorder:
                 input_shape=list(x.shape),
                 output_shape=list(y.shape),
                 parameters=sum(p.numel() for p in module.parameters(recurse=False)),
+                geometry=_geometry(module),
             )
             self._layers[name] = layer
-        n = _examples(x, module)
+        n = self._batch or _examples(x, module)
         macs, bias = _dense_ops(module, x, y)
         layer.calls += 1
         layer.dense_ops += macs // n
@@ -450,6 +560,9 @@ class OpsRecorder:
             events = _fanout_events(module, x, ones=self.fanout == "ones") / n
             layer.fanout_events = (layer.fanout_events or 0.0) + events
         nonzero = int(torch.count_nonzero(x).item())
+        layer.input_count += x.numel() / n
+        layer.active_inputs += nonzero / n
+        layer.output_count += y.numel() / n
         layer._nonzero += nonzero
         layer._elements += x.numel()
         layer.input_rate = layer._nonzero / layer._elements if layer._elements else 0.0

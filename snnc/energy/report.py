@@ -26,6 +26,12 @@ For the stereo net streamed one step per frame the two coincide.
 A layer whose input happens to be all zeros and ones but is real-valued in
 principle (a ReLU layer that only output 0/1 on the data) is indistinguishable
 from spikes by its values; name it in ``mac_layers`` to force MACs.
+
+``energy_model`` (:mod:`snnc.energy.models`): ``paper`` is the above; ``memory``
+and ``lemaire`` add neuron updates and memory traffic. Every report splits
+energy per layer into synaptic compute (``compute_j``), memory (``memory_j``)
+and, on the neuron rows (:class:`~snnc.energy.models.NeuronEnergy`), neuron
+updates; ``paper`` keeps the neuron updates out of its total.
 """
 
 from __future__ import annotations
@@ -38,6 +44,15 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from snnc.energy.costs import DEFAULT_COSTS, EnergyCosts
+from snnc.energy.models import (
+    LemaireConfig,
+    MemoryConfig,
+    NeuronEnergy,
+    ann_energy,
+    check_energy_model,
+    neuron_energy,
+    synaptic_energy,
+)
 from snnc.energy.ops import OpsReport
 from snnc.errors import SnncError
 
@@ -59,8 +74,11 @@ class LayerEnergy:
         dense_ops: dense synaptic ops per frame (all steps of the frame).
         input_rate: fraction of nonzero inputs (the firing rate for spike input).
         ac, mac: accumulates and multiply-accumulates per frame.
-        energy_j: ``ac * E_AC + mac * E_MAC`` in joules.
+        energy_j: ``compute_j + memory_j`` in joules (``paper``: ``ac * E_AC + mac * E_MAC``).
         fanout_events: fan-out synaptic events per frame, when recorded.
+        compute_j: synaptic compute energy.
+        memory_j: energy of the layer's memory traffic (0 for ``paper``).
+        memory_bytes: that traffic per frame, by kind.
     """
 
     name: str
@@ -72,6 +90,9 @@ class LayerEnergy:
     mac: float
     energy_j: float
     fanout_events: float | None = None
+    compute_j: float = 0.0
+    memory_j: float = 0.0
+    memory_bytes: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable dict."""
@@ -89,6 +110,9 @@ class EnergyReport:
         costs: the per-op energies used.
         count: ``rate`` or ``events``.
         neuron_rates: output firing rate per neuron layer, when recorded.
+        energy_model: ``paper``, ``memory`` or ``lemaire``.
+        neurons: neuron-update rows (one per recorded neuron layer).
+        ann: the ANN comparison under ``energy_model`` (``None``: the papers' MACs only).
     """
 
     layers: list[LayerEnergy]
@@ -97,6 +121,9 @@ class EnergyReport:
     costs: EnergyCosts
     count: str = "rate"
     neuron_rates: dict[str, float] = field(default_factory=dict)
+    energy_model: str = "paper"
+    neurons: list[NeuronEnergy] = field(default_factory=list)
+    ann: dict[str, float] | None = None
 
     @property
     def ac(self) -> float:
@@ -110,8 +137,28 @@ class EnergyReport:
 
     @property
     def energy_j(self) -> float:
-        """Energy per frame in joules."""
-        return float(sum(layer.energy_j for layer in self.layers))
+        """Energy per frame in joules under the model (``paper``: synaptic compute only)."""
+        return float(sum(layer.energy_j for layer in self.layers) + sum(n.energy_j for n in self.neurons if n.counted))
+
+    @property
+    def compute_j(self) -> float:
+        """Synaptic compute energy per frame."""
+        return float(sum(layer.compute_j for layer in self.layers))
+
+    @property
+    def neuron_j(self) -> float:
+        """Neuron-update compute energy per frame (outside the total for ``paper``)."""
+        return float(sum(n.compute_j for n in self.neurons))
+
+    @property
+    def memory_j(self) -> float:
+        """Memory-traffic energy per frame (synaptic and neuron layers)."""
+        return float(sum(layer.memory_j for layer in self.layers) + sum(n.memory_j for n in self.neurons))
+
+    @property
+    def neuron_updates(self) -> float:
+        """Neuron updates per frame (neurons x steps)."""
+        return float(sum(n.updates for n in self.neurons))
 
     @property
     def dense_ops(self) -> float:
@@ -125,7 +172,9 @@ class EnergyReport:
 
     @property
     def ann_energy_j(self) -> float:
-        """Energy per frame of the ANN comparison."""
+        """Energy per frame of the ANN comparison (under the same energy model)."""
+        if self.ann is not None:
+            return float(self.ann["energy_j"])
         return self.ann_mac * self.costs.mac_j
 
     @property
@@ -169,16 +218,23 @@ class EnergyReport:
             "frames": self.frames,
             "steps_per_frame": self.steps_per_frame,
             "count": self.count,
+            "energy_model": self.energy_model,
             "costs": self.costs.to_dict(),
             "layers": [layer.to_dict() for layer in self.layers],
+            "neurons": [n.to_dict() for n in self.neurons],
             "total": {
                 "dense_ops": self.dense_ops,
                 "ac": self.ac,
                 "mac": self.mac,
                 "energy_j": self.energy_j,
+                "synaptic_j": self.compute_j,
+                "neuron_j": self.neuron_j,
+                "neuron_updates": self.neuron_updates,
+                "neuron_in_total": self.energy_model != "paper",
+                "memory_j": self.memory_j,
                 "spike_input_rate": self.spike_input_rate,
             },
-            "ann_total": {"mac": self.ann_mac, "energy_j": self.ann_energy_j},
+            "ann_total": {"mac": self.ann_mac, "energy_j": self.ann_energy_j, **(self.ann or {})},
             "snn_vs_ann_energy": (self.energy_j / self.ann_energy_j) if self.ann_energy_j else None,
             "silent": self.silent,
             "neuron_rates": dict(self.neuron_rates),
@@ -220,31 +276,50 @@ class EnergyReport:
         return buf.getvalue()
 
     def format_table(self, max_layers: int | None = None) -> str:
-        """Human-readable per-layer table (M ops, %, uJ) with totals and the ANN row."""
+        """Human-readable per-layer table (M ops, %, uJ split into synaptic / neuron / memory), totals, ANN row.
+
+        Synaptic layers first, then one row per neuron layer (``input`` column ``neuron``:
+        ``dense M`` holds its updates, ``AC M`` / ``MAC M`` the updates' ops).
+        """
         rows = self.layers if max_layers is None else self.layers[:max_layers]
-        width = max([len("layer")] + [len(layer.name) for layer in rows])
+        nrows = self.neurons if max_layers is None else self.neurons[:max_layers]
+        width = max([len("layer")] + [len(layer.name) for layer in rows] + [len(n.name) for n in nrows])
         head = (
             f"{'layer':<{width}}  {'input':6s} {'dense M':>10s} {'rate %':>7s} {'AC M':>10s} {'MAC M':>10s} "
-            f"{'energy uJ':>10s}"
+            f"{'synapt uJ':>10s} {'neuron uJ':>10s} {'memory uJ':>10s} {'energy uJ':>10s}"
         )
         lines = [head, "-" * len(head)]
         for layer in rows:
             lines.append(
                 f"{layer.name:<{width}}  {layer.input_kind:6s} {layer.dense_ops / 1e6:10.3f} "
                 f"{100 * layer.input_rate:7.2f} {layer.ac / 1e6:10.3f} {layer.mac / 1e6:10.3f} "
-                f"{layer.energy_j * 1e6:10.3f}"
+                f"{layer.compute_j * 1e6:10.3f} {'':10s} {layer.memory_j * 1e6:10.3f} {layer.energy_j * 1e6:10.3f}"
             )
-        if max_layers is not None and len(self.layers) > max_layers:
-            lines.append(f"... {len(self.layers) - max_layers} more layers (use --format json or csv for all)")
+        for n in nrows:
+            rate = n.spikes / n.updates if n.updates else 0.0
+            shown = n.energy_j if n.counted else 0.0
+            lines.append(
+                f"{n.name:<{width}}  {'neuron':6s} {n.updates / 1e6:10.3f} {100 * rate:7.2f} {n.ac / 1e6:10.3f} "
+                f"{n.mac / 1e6:10.3f} {'':10s} {n.compute_j * 1e6:10.3f} {n.memory_j * 1e6:10.3f} {shown * 1e6:10.3f}"
+            )
+        hidden = len(self.layers) - len(rows) + len(self.neurons) - len(nrows)
+        if hidden:
+            lines.append(f"... {hidden} more layers (use --format json or csv for all)")
         lines.append("-" * len(head))
+        neuron_total = f"{self.neuron_j * 1e6:10.3f}" if self.neurons else f"{'':10s}"
         lines.append(
             f"{'total':<{width}}  {'':6s} {self.dense_ops / 1e6:10.3f} {100 * self.spike_input_rate:7.2f} "
-            f"{self.ac / 1e6:10.3f} {self.mac / 1e6:10.3f} {self.energy_j * 1e6:10.3f}"
+            f"{self.ac / 1e6:10.3f} {self.mac / 1e6:10.3f} {self.compute_j * 1e6:10.3f} {neuron_total} "
+            f"{self.memory_j * 1e6:10.3f} {self.energy_j * 1e6:10.3f}"
         )
+        ann = self.ann or {"compute_j": self.ann_energy_j, "neuron_j": 0.0, "memory_j": 0.0}
         lines.append(
             f"{'as an ANN':<{width}}  {'real':6s} {self.ann_mac / 1e6:10.3f} {'':7s} {0.0:10.3f} "
-            f"{self.ann_mac / 1e6:10.3f} {self.ann_energy_j * 1e6:10.3f}"
+            f"{self.ann_mac / 1e6:10.3f} {ann['compute_j'] * 1e6:10.3f} {ann['neuron_j'] * 1e6:10.3f} "
+            f"{ann['memory_j'] * 1e6:10.3f} {self.ann_energy_j * 1e6:10.3f}"
         )
+        if self.neurons and self.energy_model == "paper":
+            lines.append("(paper model: neuron updates are shown but not in the total, as in the papers)")
         return "\n".join(lines)
 
 
@@ -262,6 +337,9 @@ def energy_report(
     costs: EnergyCosts = DEFAULT_COSTS,
     count: str = "rate",
     mac_layers: Iterable[str] = (),
+    energy_model: str = "paper",
+    memory: MemoryConfig | None = None,
+    lemaire: LemaireConfig | None = None,
 ) -> EnergyReport:
     """Turn one counting pass into ACs, MACs and energy per frame (see module docstring).
 
@@ -274,6 +352,8 @@ def energy_report(
         count: ``rate`` (papers) or ``events`` (fan-out synaptic events; the pass
             must have been recorded with ``fanout="input"``).
         mac_layers: layer names whose input is real-valued whatever its values.
+        energy_model: ``paper``, ``memory`` or ``lemaire`` (:mod:`snnc.energy.models`).
+        memory, lemaire: the constants of those models (defaults documented there).
 
     Raises:
         SnncError: bad ``frames`` / ``steps_per_frame`` / ``count``, or ``events``
@@ -286,6 +366,10 @@ def energy_report(
         raise SnncError(f"unknown count mode {count!r} (expected one of {', '.join(COUNT_MODES)})")
     if count == "events" and ops.fanout != "input":
         raise SnncError("count='events' needs a pass recorded with fanout='input'")
+    model = check_energy_model(energy_model)
+    if model == "memory" and ops.fanout != "input":
+        raise SnncError("energy_model='memory' needs a pass recorded with fanout='input' (weight reads per event)")
+    has_neurons = bool(ops.neurons)
     forced = set(mac_layers)
     layers: list[LayerEnergy] = []
     for lo in ops.layers:
@@ -297,6 +381,18 @@ def energy_report(
             mac = 0.0
         else:
             ac, mac = 0.0, float(dense)
+        e = synaptic_energy(
+            lo,
+            spikes=spikes,
+            ac=float(ac),
+            mac=mac,
+            model=model,
+            costs=costs,
+            frames=frames,
+            memory=memory,
+            lemaire=lemaire,
+            has_neurons=has_neurons,
+        )
         layers.append(
             LayerEnergy(
                 name=lo.name,
@@ -304,11 +400,29 @@ def energy_report(
                 input_kind="spikes" if spikes else "real",
                 dense_ops=float(dense),
                 input_rate=lo.input_rate,
-                ac=float(ac),
-                mac=mac,
-                energy_j=ac * costs.ac_j + mac * costs.mac_j,
+                ac=float(e.ac),
+                mac=float(e.mac),
+                energy_j=e.compute_j + e.memory_j,
                 fanout_events=events,
+                compute_j=e.compute_j,
+                memory_j=e.memory_j,
+                memory_bytes=e.memory_bytes,
             )
         )
     rates = {a.name: a.rate for a in ops.neurons}
-    return EnergyReport(layers, frames, steps, costs, count, rates)
+    neurons = [
+        neuron_energy(a, model=model, costs=costs, frames=frames, memory=memory, lemaire=lemaire) for a in ops.neurons
+    ]
+    ann = None
+    if model != "paper":
+        ann = ann_energy(
+            ops.layers,
+            ops.neurons,
+            model=model,
+            costs=costs,
+            frames=frames,
+            steps_per_frame=steps,
+            memory=memory,
+            lemaire=lemaire,
+        )
+    return EnergyReport(layers, frames, steps, costs, count, rates, model, neurons, ann)

@@ -22,6 +22,21 @@ rate of the first spiking candidate, so that candidate stays at 1 and
 ``rho(ReLU) = E_MAC / (fr * T * E_AC)`` — the same value as
 :func:`snnc.train.hns.relu_energy_factor`. Rates below :data:`MIN_RATE` are
 clamped (a silent network would make rho infinite).
+
+``energy_model`` (:mod:`snnc.energy.models`) prices one consumer dense op the
+way that model does, so HNS trades ReLU against spikes under the same model
+as ``snnc energy``:
+
+* ``paper``: as above (``E_AC`` per spike-driven op, ``E_MAC`` per real one);
+* ``memory``: each op also reads its weight (``word_bytes x pj_per_byte``):
+  spiking ``r T (E_AC + W)``, ReLU ``relu_steps (E_MAC + W)``;
+* ``lemaire``: spiking ``r T (2 E_add + 3 W)`` (the synaptic op, its address
+  add, the weight read and the membrane read and write), ReLU ``relu_steps
+  (E_MAC + E_add + 2 W)`` (the MAC, its address add, the weight and input reads),
+  with ``W`` the word at the 1 MB SRAM cost of :data:`~snnc.energy.models.LEMAIRE_BREAKPOINTS`.
+
+Neuron updates and state traffic are per neuron, not per op; with a fan-out of
+tens to hundreds of synapses per neuron they are left out of ``rho``.
 """
 
 from __future__ import annotations
@@ -32,12 +47,14 @@ from typing import Any
 from torch import nn
 
 from snnc.energy.costs import DEFAULT_COSTS, EnergyCosts
+from snnc.energy.models import LEMAIRE_BREAKPOINTS, MemoryConfig, check_energy_model, lemaire_pj_per_byte
 from snnc.energy.ops import OpsReport, count_ops
 from snnc.errors import SnncError
 from snnc.neurons import NEURON_TYPES
 
 __all__ = [
     "RHO_MODES",
+    "dense_op_pj",
     "PAPER_RATE",
     "PAPER_STEPS",
     "neuron_type_rho",
@@ -63,6 +80,7 @@ def neuron_type_rho(
     reference_rate: float = PAPER_RATE,
     relu_steps: int = 1,
     costs: EnergyCosts = DEFAULT_COSTS,
+    energy_model: str = "paper",
 ) -> float:
     """``rho`` of one neuron type (see module docstring); ``rate`` defaults to ``reference_rate``.
 
@@ -75,13 +93,26 @@ def neuron_type_rho(
         raise SnncError(f"steps and relu_steps must be >= 1, got {steps}, {relu_steps}")
     if not 0 < reference_rate <= 1:
         raise SnncError(f"reference firing rate must be in (0, 1], got {reference_rate!r}")
-    e_ref = reference_rate * steps * costs.ac_pj
+    spike_op, real_op = dense_op_pj(costs, check_energy_model(energy_model))
+    e_ref = reference_rate * steps * spike_op
     if neuron_type == "relu":
-        return costs.mac_pj * relu_steps / e_ref
+        return real_op * relu_steps / e_ref
     r = reference_rate if rate is None else float(rate)
     if not 0 <= r <= 1:
         raise SnncError(f"firing rate must be in [0, 1], got {rate!r}")
-    return r * steps * costs.ac_pj / e_ref
+    return r * steps * spike_op / e_ref
+
+
+def dense_op_pj(costs: EnergyCosts, energy_model: str = "paper") -> tuple[float, float]:
+    """Energy (pJ) of one consumer synaptic op driven by a spike, and by a real value, under ``energy_model``."""
+    if energy_model == "memory":
+        cfg = MemoryConfig()
+        w = cfg.word_bytes * cfg.pj_per_byte
+        return costs.ac_pj + w, costs.mac_pj + w
+    if energy_model == "lemaire":
+        w = 4 * lemaire_pj_per_byte(LEMAIRE_BREAKPOINTS[-1][0])
+        return 2 * costs.ac_pj + 3 * w, costs.mac_pj + costs.ac_pj + 2 * w
+    return costs.ac_pj, costs.mac_pj
 
 
 def type_rates(ops: OpsReport) -> dict[str, float]:
@@ -117,6 +148,7 @@ def rho_table(
     relu_steps: int = 1,
     rho_relu: float | None = None,
     costs: EnergyCosts = DEFAULT_COSTS,
+    energy_model: str = "paper",
 ) -> dict[str, float]:
     """``{type: rho}`` for the candidate types of an HNS search.
 
@@ -127,6 +159,7 @@ def rho_table(
         rates: measured rate per type (:func:`type_rates`); required for ``measured``;
             a type without a measured rate falls back to ``reference_rate``.
         rho_relu: override the computed ReLU value (e.g. the training config's ``--rho-relu``).
+        energy_model: how one consumer op is priced (see the module docstring).
 
     Raises:
         SnncError: unknown mode or type, or ``measured`` without ``rates``.
@@ -155,5 +188,6 @@ def rho_table(
             reference_rate=min(reference_rate, 1.0),
             relu_steps=relu_steps,
             costs=costs,
+            energy_model=energy_model,
         )
     return out

@@ -130,7 +130,7 @@ class StreamEngine:
         net: the loaded reference network (its genotype gives ``disp_step``).
         backend: the backend that computes each frame.
         energy: count ops and energy per frame.
-        costs, count: energy model (see :mod:`snnc.energy.report`).
+        costs, count, energy_model: energy counting (see :mod:`snnc.energy.report`, :mod:`snnc.energy.models`).
         window, n_frames: SBT encoding.
     """
 
@@ -142,6 +142,7 @@ class StreamEngine:
         energy: bool = True,
         costs: EnergyCosts = DEFAULT_COSTS,
         count: str = "rate",
+        energy_model: str = "paper",
         window: float = 0.05,
         n_frames: int = 5,
     ) -> None:
@@ -152,6 +153,7 @@ class StreamEngine:
         self.n_frames = n_frames
         self.disp_step = float(getattr(net.model, "disp_step", 2.0))
         self.count = count
+        self.energy_model = energy_model
         self.summary = StreamSummary()
         self.window_stats: WindowStats | None = None  # empty windows / dropped events of the last run
         self._meter: EnergyMeter | None = None
@@ -168,7 +170,7 @@ class StreamEngine:
         if self._meter_args is None:
             return None
         target, costs = self._meter_args
-        return EnergyMeter(target, costs=costs, count=self.count, steps_per_frame=1.0)
+        return EnergyMeter(target, costs=costs, count=self.count, steps_per_frame=1.0, energy_model=self.energy_model)
 
     @property
     def energy_mode(self) -> str:

@@ -39,6 +39,7 @@ def measure_stereo(
     costs: EnergyCosts = DEFAULT_COSTS,
     count: str = "rate",
     stats: WindowStats | None = None,
+    energy_model: str = "paper",
 ) -> EnergyReport:
     """Energy per frame of a stereo network streamed over ``frames`` frames of ``data_file``.
 
@@ -50,7 +51,9 @@ def measure_stereo(
     from snnc.runtime.engine import check_stereo_network
 
     check_stereo_network(net, 5)
-    meter = EnergyMeter(net.model, costs=costs, count=count, steps_per_frame=1.0, neurons=True)
+    meter = EnergyMeter(
+        net.model, costs=costs, count=count, steps_per_frame=1.0, neurons=True, energy_model=energy_model
+    )
     if isinstance(data_file, MVSECRecording):
         return _measure_recording(net.model, meter, data_file, frames, stats)
     with MVSECRecording(data_file, gt_path=gt_file) as rec:
@@ -86,6 +89,7 @@ def measure_images(
     costs: EnergyCosts = DEFAULT_COSTS,
     count: str = "rate",
     batch_size: int = 100,
+    energy_model: str = "paper",
 ) -> EnergyReport:
     """Energy per image of a classification network, each image presented for ``T`` steps.
 
@@ -110,7 +114,9 @@ def measure_images(
         raise SnncError(
             f"{net.source}: images shaped {tuple(images.shape[1:])} do not fit the network: {err}"
         ) from None
-    meter = EnergyMeter(model, costs=costs, count=count, steps_per_frame=float(steps), neurons=True)
+    meter = EnergyMeter(
+        model, costs=costs, count=count, steps_per_frame=float(steps), neurons=True, energy_model=energy_model
+    )
     with meter, torch.no_grad():
         for b in range(batches):
             x = images[b * bs : (b + 1) * bs]

@@ -121,6 +121,7 @@ class TrainConfig:
     energy_lambda: float = 0.0
     rho: str = "paper"
     rho_relu: float = 4.26
+    hns_energy_model: str = "paper"
     search_layers: list[str] = field(default_factory=list)
     search_every: int = 100
     search_warmup: int = 5
@@ -211,6 +212,8 @@ class TrainConfig:
             raise SnncError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if self.rho not in RHO_MODES:
             raise SnncError(f"--rho must be one of {', '.join(RHO_MODES)}, got {self.rho!r}")
+        if self.hns_energy_model not in ("paper", "memory", "lemaire"):
+            raise SnncError(f"--hns-energy-model must be paper, memory or lemaire, got {self.hns_energy_model!r}")
         if self.bn_sync not in BN_SYNC:
             raise SnncError(f"--bn-sync must be one of {', '.join(BN_SYNC)}, got {self.bn_sync!r}")
         if self.split not in SPLITS:

@@ -30,8 +30,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from snnc.energy.costs import DEFAULT_COSTS
+from snnc.energy.costs import COST_TABLE, DEFAULT_COSTS
 from snnc.energy.ops import count_ops
+from snnc.energy.rho import PAPER_RATE, dense_op_pj
 from snnc.models.base import SpikingNet
 from snnc.neurons import NeuronSpec
 from snnc.train.mixsearch import MixingSearch, searched_layers
@@ -47,9 +48,15 @@ PAPER_RHO_RELU = 4.26
 MIN_RATE = 1e-3
 
 
-def relu_energy_factor(firing_rate: float, steps: int) -> float:
-    """``rho_relu = MAC / (fr * T * AC)``: energy of a ReLU layer relative to a LIF layer (LIF = 1)."""
-    return MAC_PJ / (max(firing_rate, MIN_RATE) * steps * AC_PJ)
+def relu_energy_factor(firing_rate: float, steps: int, energy_model: str = "paper") -> float:
+    """``rho_relu = MAC / (fr * T * AC)``: energy of a ReLU layer relative to a LIF layer (LIF = 1).
+
+    ``energy_model`` ``memory`` / ``lemaire`` price each op with its memory traffic
+    (:func:`snnc.energy.rho.dense_op_pj`); ``paper`` is the formula above.
+    """
+    costs = COST_TABLE["45nm-int32"] if energy_model == "lemaire" else DEFAULT_COSTS  # Lemaire: 32-bit integers
+    spike_op, real_op = dense_op_pj(costs, energy_model)
+    return real_op / (max(firing_rate, MIN_RATE) * steps * spike_op)
 
 
 def spike_rate(model: torch.nn.Module, x_seq: Tensor) -> float | None:
@@ -71,6 +78,8 @@ class HNSearch(MixingSearch):
         rho_relu: the ReLU factor for ``'paper'``.
         alif: add an ALIF candidate to each non-ALIF layer.
         steps_per_prediction: T of the energy model (see module docstring).
+        energy_model: ``paper``, ``memory`` or ``lemaire``: how rho prices an op
+            (:func:`relu_energy_factor`; with ``rho='paper'`` at the paper's rate 0.2 and T = 6).
         candidates: a resumed search's candidates (instead of building them from ``model``).
     """
 
@@ -92,6 +101,7 @@ class HNSearch(MixingSearch):
         arch_lr: float,
         device: torch.device,
         candidates: dict[str, list[NeuronSpec]] | None = None,
+        energy_model: str = "paper",
     ) -> None:
         if candidates is None:
             eligible = [n for n, m in model.neurons() if m.spec.type != "relu"]
@@ -105,8 +115,10 @@ class HNSearch(MixingSearch):
                 candidates[n] = cands
         self.energy_lambda = float(energy_lambda)
         self.rho_mode = rho
-        self.rho_relu = float(rho_relu)
+        self.energy_model = energy_model
         self.steps = int(steps_per_prediction)
+        # rho='paper' under another energy model: the paper's firing rate, priced by that model
+        self.rho_relu = float(rho_relu) if energy_model == "paper" else relu_energy_factor(PAPER_RATE, 6, energy_model)
         self.measured_rate: float | None = None
         super().__init__(candidates, every=every, warmup=warmup, eps=eps, arch_lr=arch_lr, device=device)
 
@@ -128,7 +140,7 @@ class HNSearch(MixingSearch):
                 layer.fixed = None
         self.measured_rate = rate
         if rate is not None:
-            self.rho_relu = relu_energy_factor(rate, self.steps)
+            self.rho_relu = relu_energy_factor(rate, self.steps, self.energy_model)
 
     def extra_loss(self) -> Tensor | None:
         """``lambda * sum_l softmax(a_l) . rho_l`` (None when lambda is 0)."""

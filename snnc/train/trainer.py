@@ -215,6 +215,7 @@ class Trainer:
             rho_relu=c.rho_relu,
             alif=c.hns_alif,
             steps_per_prediction=self.task.steps_per_prediction,
+            energy_model=c.hns_energy_model,
             **common,
         )
 
