@@ -4,7 +4,8 @@
 #   - every pip step with `-c constraints.txt`, the exact tested set (pyproject.toml
 #     only declares ranges), so no step can pull another torch (the torch guard);
 #   - torch first, the build constraints.txt names;
-#   - snnc itself (editable) with the test tools and its lava / interop extras;
+#   - snnc itself (editable) with the test tools and its lava / interop / openvino extras
+#     (openvino: `snnc stream --backend openvino`, ~60 MB, no torch);
 #   - lava-nc / lava-dl with --no-deps --ignore-requires-python (they declare
 #     Python < 3.11) and the one Python 3.11 source fix (tools/patch_lava.py).
 #   - the NIR consumers the interop tests run (spikingjelly, snntorch, norse,
@@ -24,7 +25,7 @@ fi
 
 STAMP=.venv/.snnc-installed
 HASH=$(cat pyproject.toml constraints.txt tools/install.sh tools/patch_lava.py | sha256sum | cut -d' ' -f1)
-if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$HASH" ] && .venv/bin/python -c 'import snnc, torch, lava.magma.compiler.var_model, lava.lib.dl.netx, spikingjelly, snntorch, norse, nirtorch, sinabs, rockpool' 2>/dev/null; then
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$HASH" ] && .venv/bin/python -c 'import snnc, torch, openvino, lava.magma.compiler.var_model, lava.lib.dl.netx, spikingjelly, snntorch, norse, nirtorch, sinabs, rockpool' 2>/dev/null; then
   echo "install: .venv is up to date"
   exit 0
 fi
@@ -36,8 +37,8 @@ pip_quiet() { "${PIP[@]}" "$@" 2>&1 | { grep -v "is ignored: it is neither" || t
 TORCH=$(sed -n 's/^torch==//p' constraints.txt)
 echo "install: torch $TORCH / torchvision $(sed -n 's/^torchvision==//p' constraints.txt) (constraints.txt)"
 pip_quiet torch torchvision
-echo "install: snnc with its test tools and lava / interop extras (constraints.txt)"
-pip_quiet -e ".[test,lava,interop]"
+echo "install: snnc with its test tools and lava / interop / openvino extras (constraints.txt)"
+pip_quiet -e ".[test,lava,interop,openvino]"
 echo "install: lava-nc 0.10.0 / lava-dl 0.6.0 (--no-deps --ignore-requires-python)"
 pip_quiet --no-deps --ignore-requires-python lava-nc==0.10.0 lava-dl==0.6.0
 .venv/bin/python tools/patch_lava.py
@@ -55,6 +56,7 @@ echo "install: NIR consumers spikingjelly 2.0.0 / sinabs 3.1.3 (--no-deps)"
 .venv/bin/python - "$TORCH" <<'PY'
 import sys
 import numpy, torch
+import openvino  # noqa: F401  (snnc stream --backend openvino)
 import lava.magma.compiler.var_model  # noqa: F401  (fails without the source fix)
 import lava.lib.dl.netx  # noqa: F401
 # interop consumers: their stock NIR importers must import

@@ -97,7 +97,9 @@ def _plan_outputs(
     "typed by its extension (.pt/.pth/.ckpt, .json); a bare name is a preset (always) or a shipped "
     "model. Default: the shipped stereo model (snnc models).",
 )
-@click.option("--backend", type=click.Choice(["torch", "onnx", "lava", "hybrid"]), default="torch", show_default=True)
+@click.option(
+    "--backend", type=click.Choice(["torch", "onnx", "openvino", "lava", "hybrid"]), default="torch", show_default=True
+)
 @click.option(
     "--gt",
     "gt_file",
@@ -143,6 +145,20 @@ def _plan_outputs(
     "per frame, colour bar in pixels and metres.",
 )
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda (torch, onnx, hybrid backends).")
+@click.option(
+    "--dtype",
+    type=click.Choice(["fp32", "fp16", "bf16"]),
+    default="fp32",
+    show_default=True,
+    help="torch backend: run the synaptic layers under autocast at this type (neuron state stays fp32; "
+    "spikes may differ from fp32).",
+)
+@click.option(
+    "--cuda-graph",
+    is_flag=True,
+    help="torch backend on --device cuda: capture the step once as a CUDA graph and replay it per frame "
+    "(batch-1 latency; needs --no-energy).",
+)
 @click.option("--frames", "max_frames", type=click.IntRange(min=1), default=None, help="Stream at most N frames.")
 @click.option("--no-energy", is_flag=True, help="Do not count ops / energy per frame.")
 @click.option(
@@ -156,9 +172,23 @@ def _plan_outputs(
     "--costs",
     default="45nm-fp32",
     show_default=True,
-    help="Energy per op table: 45nm-fp32 (AC 0.9, MAC 4.6 pJ), 45nm-fp16, 45nm-int32, 45nm-int8.",
+    help="Energy per op table: 45nm-fp32 (AC 0.9, MAC 4.6 pJ), 45nm-fp16, 45nm-int32, 45nm-int8, loihi.",
 )
-@click.option("--threads", default=0, type=click.IntRange(min=0), help="CPU threads (0: library default).")
+@click.option(
+    "--energy-model",
+    "energy_model",
+    type=click.Choice(["paper", "memory", "lemaire"]),
+    default="paper",
+    show_default=True,
+    help="Per-frame energy model (see snnc energy --help): paper (compute only), memory, lemaire.",
+)
+@click.option(
+    "--threads",
+    default=0,
+    type=click.IntRange(min=0),
+    help="CPU threads of the backend: torch intra-op, onnxruntime intra-op (spinning off above 1), "
+    "OpenVINO INFERENCE_NUM_THREADS (0: library default).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no per-frame rows.")
 @click.option("--force", is_flag=True, help="Overwrite --out and PNGs.")
@@ -182,6 +212,9 @@ def stream_command(
     quiet: bool,
     force: bool,
     video_file: Path | None = None,
+    dtype: str = "fp32",
+    cuda_graph: bool = False,
+    energy_model: str = "paper",
 ) -> None:
     """Stream DATA_FILE (an MVSEC-layout *_data.hdf5) through a stereo network, one step per frame.
 
@@ -196,6 +229,7 @@ def stream_command(
     Backends:
       torch   eager PyTorch on --device
       onnx    the one-step ONNX graph in onnxruntime, state fed back each frame
+      openvino  the same ONNX graph compiled by OpenVINO for the CPU (optional package: snnc[openvino])
       lava    the Lava-expressible spiking layers simulated in Lava, the rest on CPU
       hybrid  NIR-expressible spiking front vs ONNX rest (export partition), energy per part
     \b
@@ -209,6 +243,7 @@ def stream_command(
     from snnc.data import layout
     from snnc.data.mvsec import MVSECRecording
 
+    options = _backend_options(backend, threads=threads, dtype=dtype, cuda_graph=cuda_graph, energy=not no_energy)
     model_spec = _default_model(model_spec, as_json)
     if video_file is not None:
         _check_video(video_file, force)
@@ -238,9 +273,8 @@ def stream_command(
         if png_dir is not None:
             _prepare_png_dir(png_dir, force)
         check_stereo_network(net, 5)
-        options: dict[str, Any] = {"threads": threads} if backend in ("onnx", "hybrid", "lava") else {}
         be = make_backend(backend, net, dev, **options)
-        engine = StreamEngine(net, be, energy=not no_energy, costs=energy_costs, count=count)
+        engine = StreamEngine(net, be, energy=not no_energy, costs=energy_costs, count=count, energy_model=energy_model)
         attrs = {
             "disparity_units": DISPARITY_UNITS,
             "model": net.describe(),
@@ -253,6 +287,7 @@ def stream_command(
             "disparity_scale": layout.DISPARITY_SCALE,
             "energy_costs": energy_costs.to_dict(),
             "energy_count": "off" if no_energy else count,
+            "energy_model": energy_model,
         }
         show_rows = not (as_json or quiet)
         if show_rows:
@@ -323,6 +358,21 @@ def stream_command(
         click.echo(json.dumps(json_safe(summary)))
         return
     _print_summary(summary, engine)
+
+
+def _backend_options(backend: str, *, threads: int, dtype: str, cuda_graph: bool, energy: bool) -> dict[str, Any]:
+    """The backend constructor's options for the CLI's --threads / --dtype / --cuda-graph (refused where they do
+    not apply, in one line)."""
+    if backend != "torch" and (dtype != "fp32" or cuda_graph):
+        given = "--cuda-graph" if cuda_graph else f"--dtype {dtype}"
+        raise SnncError(f"{given} applies to --backend torch only (not {backend})")
+    if cuda_graph and energy:
+        raise SnncError(
+            "--cuda-graph replays recorded GPU work, which the per-layer energy hooks cannot see; add --no-energy"
+        )
+    if backend == "torch":
+        return {"dtype": dtype, "cuda_graph": cuda_graph}
+    return {"threads": threads}
 
 
 def _default_model(model_spec: str | None, as_json: bool) -> str:
@@ -414,6 +464,7 @@ def _summary(
         "t_last": float(times[-1]) if len(times) else None,
         "energy_count": engine.energy_mode,
         "ac_count": engine.count if engine.energy_mode != "off" else None,
+        "energy_model": engine.energy_model,
         "energy_costs": costs.name,
         "read_s": s.read_s,
         "infer_s": s.infer_s,

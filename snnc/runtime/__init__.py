@@ -3,7 +3,7 @@
 * :mod:`.frames` — frame clock and on-the-fly SBT encoding (bounded memory);
 * :mod:`.model` — load a preset / genotype / checkpoint as a folded network;
 * :mod:`.base` and one module per backend: :mod:`.torch_backend`,
-  :mod:`.onnx_backend`, :mod:`.lava_backend`, :mod:`.hybrid_backend`;
+  :mod:`.onnx_backend`, :mod:`.openvino_backend`, :mod:`.lava_backend`, :mod:`.hybrid_backend`;
 * :mod:`.engine` — the loop (estimator, energy per frame, metrics);
 * :mod:`.results` / :mod:`.pngs` — ``results.h5`` and per-frame pictures.
 """
@@ -30,11 +30,15 @@ def make_backend(name: str, net: LoadedNetwork, device: torch.device, **options:
     if name == "torch":
         from snnc.runtime.torch_backend import TorchBackend
 
-        return TorchBackend(net.model, device)
+        return TorchBackend(net.model, device, **options)
     if name == "onnx":
         from snnc.runtime.onnx_backend import OnnxBackend
 
         return OnnxBackend(net.model, device, **options)
+    if name == "openvino":
+        from snnc.runtime.openvino_backend import OpenVinoBackend
+
+        return OpenVinoBackend(net.model, device, **options)
     if name == "lava":
         from snnc.runtime.lava_backend import LavaBackend
 

@@ -33,7 +33,7 @@ from snnc.energy.report import EnergyReport, LayerEnergy
 __all__ = ["Backend", "BACKENDS", "energy_by_part"]
 
 #: Backend names accepted by ``snnc stream --backend``.
-BACKENDS: tuple[str, ...] = ("torch", "onnx", "lava", "hybrid")
+BACKENDS: tuple[str, ...] = ("torch", "onnx", "openvino", "lava", "hybrid")
 
 
 class Backend(ABC):

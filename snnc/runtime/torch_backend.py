@@ -1,4 +1,14 @@
-"""Torch eager backend: ``model.step`` on CPU or CUDA with the explicit state carried across frames."""
+"""Torch backend: ``model.step`` on CPU or CUDA with the explicit state carried across frames.
+
+Eager by default. Options:
+
+* ``dtype`` ``fp16`` / ``bf16``: the synaptic layers run under :func:`torch.autocast` at that type
+  (neuron state stays float32; spikes may then differ from float32: ``benchmarks/gpu_stream.sh``
+  counts the mismatches);
+* ``cuda_graph``: the step is captured once as a CUDA graph and replayed per frame
+  (:class:`snnc.runtime.cuda_graph.CudaGraphStep`; CUDA devices only). The energy hooks cannot run
+  inside a replayed graph, so a graphed backend has no ``live_model``: stream it with energy off.
+"""
 
 from __future__ import annotations
 
@@ -7,37 +17,80 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from snnc.errors import SnncError
 from snnc.models.base import SpikingNet
 from snnc.runtime.base import Backend
+from snnc.runtime.cuda_graph import AUTOCAST_DTYPES, CudaGraphStep, autocast_context
 
-__all__ = ["TorchBackend"]
+__all__ = ["DTYPES", "TorchBackend"]
+
+#: ``--dtype`` choices of the torch backend.
+DTYPES: tuple[str, ...] = tuple(AUTOCAST_DTYPES)
 
 
 class TorchBackend(Backend):
-    """Runs the folded network eagerly; ``live_model`` is the network itself (energy hooks attach to it)."""
+    """Runs the folded network with PyTorch; ``live_model`` is the network itself (energy hooks attach to it).
+
+    Args:
+        model: the folded, eval-mode network (moved to ``device``).
+        device: ``cpu`` or a CUDA device.
+        dtype: ``fp32`` (default), ``fp16`` or ``bf16`` (autocast of the synaptic layers).
+        cuda_graph: capture the step as a CUDA graph (needs a CUDA device).
+
+    Raises:
+        SnncError: unknown ``dtype``, or ``cuda_graph`` on a device that is not CUDA.
+    """
 
     name = "torch"
 
-    def __init__(self, model: SpikingNet, device: torch.device) -> None:
+    def __init__(
+        self, model: SpikingNet, device: torch.device, *, dtype: str = "fp32", cuda_graph: bool = False
+    ) -> None:
         self.device = torch.device(device)
+        if dtype not in AUTOCAST_DTYPES:
+            raise SnncError(f"unknown --dtype {dtype!r} (expected one of {', '.join(DTYPES)})")
+        if cuda_graph and self.device.type != "cuda":
+            raise SnncError(f"--cuda-graph needs --device cuda (CUDA graphs record GPU work), not {self.device}")
+        self.dtype = dtype
+        self._autocast = AUTOCAST_DTYPES[dtype]
+        self.cuda_graph = bool(cuda_graph)
         self.model = model.to(self.device).eval()
-        self.live_model = self.model
+        self.live_model = None if self.cuda_graph else self.model
         self._state: tuple[Tensor, ...] = ()
+        self._graph: CudaGraphStep | None = None
+        self._graph_shape: tuple[int, ...] | None = None
 
     def reset(self, x0: Tensor) -> None:
-        """Zero state for frames shaped like ``x0``."""
+        """Zero state for frames shaped like ``x0`` (with ``cuda_graph``: captured on the first reset per shape)."""
+        x0 = x0.to(self.device)
         with torch.no_grad():
-            self._state = self.model.init_state(x0.to(self.device))
+            self._state = self.model.init_state(x0)
+        if self.cuda_graph:
+            shape = tuple(int(s) for s in x0.shape)
+            if self._graph is None or shape != self._graph_shape:
+                self._graph = CudaGraphStep(self.model, x0, self._state, self._autocast)
+                self._graph_shape = shape
+            else:
+                self._graph.reset(self._state)
 
     def step(self, x: Tensor) -> Tensor:
-        """One network step on the device; returns the cost on the device."""
-        with torch.no_grad():
+        """One network step on the device; returns the cost (float32) on the device."""
+        if self._graph is not None:
+            return self._graph(x.to(self.device, non_blocking=True)).clone()
+        with torch.no_grad(), autocast_context(self.device, self._autocast):
             cost, self._state = self.model.step(x.to(self.device, non_blocking=True), self._state)
-        return cost
+        return cost.float()
+
+    @property
+    def state(self) -> tuple[Tensor, ...]:
+        """The network state after the last step (flat, in the network's state order)."""
+        return self._graph.static.state if self._graph is not None else self._state
 
     def placement(self) -> list[dict[str, Any]]:
         """Everything on one torch device."""
         layers = sum(
             1 for m in self.model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.Linear))
         )
-        return [{"part": "network", "runs_on": f"torch eager ({self.device})", "synaptic_layers": layers}]
+        mode = "CUDA graph" if self.cuda_graph else "eager"
+        dtype = "" if self.dtype == "fp32" else f", {self.dtype} autocast"
+        return [{"part": "network", "runs_on": f"torch {mode} ({self.device}{dtype})", "synaptic_layers": layers}]

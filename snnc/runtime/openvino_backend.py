@@ -1,0 +1,180 @@
+"""OpenVINO backend: the same one-step streaming ONNX file as the onnx backend, compiled by OpenVINO for the CPU.
+
+At start the folded network is exported once for the stream's frame shape
+with :func:`snnc.export.onnx_writer.export_stream` (the very file
+``--backend onnx`` runs) into a temporary folder (or ``onnx_path`` to keep
+it), read by OpenVINO and compiled for its CPU plugin at fp32
+(``INFERENCE_PRECISION_HINT`` f32: on CPUs with bf16/AMX units OpenVINO's
+default would otherwise run in bf16 and change spike decisions). Every frame
+runs one inference and feeds the state outputs back as the state inputs,
+exactly as :mod:`snnc.runtime.onnx_backend` does; the state names and shapes
+come from the file's metadata (``snnc.state_names``, ``snnc.state_shapes``),
+never from assumptions about the network.
+
+OpenVINO is an optional package (``pip install -c constraints.txt
+'snnc[openvino]'``; ``tools/install.sh`` installs it): without it the backend
+refuses in one line.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from snnc.errors import SnncError
+from snnc.models.base import SpikingNet
+from snnc.runtime.base import Backend
+
+__all__ = ["OpenVinoBackend", "openvino_config", "require_openvino"]
+
+#: The pip requirement named when OpenVINO is missing (the extra that installs the pinned release).
+INSTALL_HINT = "pip install -c constraints.txt 'snnc[openvino]' (tools/install.sh installs it)"
+
+
+def require_openvino() -> Any:
+    """The ``openvino`` module.
+
+    Raises:
+        SnncError: the package is not installed (one line naming it and how to install it).
+    """
+    try:
+        import openvino
+    except ImportError:
+        raise SnncError(
+            f"--backend openvino needs the openvino package, which is not installed: {INSTALL_HINT}"
+        ) from None
+    return openvino
+
+
+def openvino_config(threads: int) -> dict[str, Any]:
+    """CPU-plugin properties: fp32 inference, latency mode (one stream), ``threads`` threads (0: OpenVINO's default).
+
+    fp32 is explicit because the plugin's default precision is bf16 on CPUs that have bf16/AMX units,
+    which would change spike decisions against onnxruntime and torch.
+    """
+    config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = int(threads)
+    return config
+
+
+def _file_metadata(path: Path) -> dict[str, str]:
+    """The ONNX file's metadata properties (read with the ``onnx`` package; weights not loaded)."""
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    return {p.key: p.value for p in proto.metadata_props}
+
+
+class OpenVinoBackend(Backend):
+    """The one-step ONNX graph in OpenVINO on the CPU, state fed back each frame.
+
+    Args:
+        model: the folded reference network (exported on :meth:`reset`).
+        device: must be ``cpu`` (OpenVINO's CPU plugin; a CUDA device is refused).
+        threads: OpenVINO ``INFERENCE_NUM_THREADS`` (0: its default, all cores).
+        onnx_path: where to write the graph (default: a temporary folder removed on :meth:`close`).
+
+    Raises:
+        SnncError: openvino is not installed, or a non-CPU device was asked for.
+    """
+
+    name = "openvino"
+
+    def __init__(
+        self, model: SpikingNet, device: torch.device, *, threads: int = 0, onnx_path: Path | None = None
+    ) -> None:
+        if torch.device(device).type != "cpu":
+            raise SnncError(
+                f"--backend openvino runs on the CPU (OpenVINO's CPU plugin), not --device {device}; "
+                "use --backend torch or onnx for CUDA"
+            )
+        self._ov = require_openvino()
+        self.model = model
+        self.device = torch.device("cpu")
+        self._threads = int(threads)
+        self._tmp: str | None = None
+        self._path = Path(onnx_path) if onnx_path is not None else None
+        self._request: Any = None
+        self._compiled: Any = None
+        self._shape: tuple[int, ...] | None = None
+        self._state_in: list[str] = []
+        self._state_out: list[str] = []
+        self._state_shapes: list[tuple[int, ...]] = []
+        #: state names (the file's ``snnc.state_names``): entry k names ``state_in_k`` / ``state_out_k``
+        self.state_names: list[str] = []
+        self._state: list[np.ndarray] = []
+        self.export_s = 0.0
+
+    def _export(self, shape: tuple[int, ...]) -> None:
+        from snnc.export.onnx_writer import export_stream
+
+        if self._path is None:
+            self._tmp = tempfile.mkdtemp(prefix="snnc-stream-openvino-")
+            self._path = Path(self._tmp) / "stream.onnx"
+        start = time.perf_counter()
+        info = export_stream(self.model, shape, self._path)
+        meta = _file_metadata(self._path)
+        core = self._ov.Core()
+        try:
+            self._compiled = core.compile_model(core.read_model(str(self._path)), "CPU", openvino_config(self._threads))
+        except RuntimeError as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise SnncError(f"OpenVINO cannot compile the streaming graph: {first}", self._path) from None
+        self._request = self._compiled.create_infer_request()
+        self.export_s = time.perf_counter() - start
+        self._output_y = info["outputs"][0]
+        self._state_in = list(info["inputs"][1:])
+        self._state_out = list(info["outputs"][1:])
+        self.state_names = list(json.loads(meta["snnc.state_names"]))
+        self._state_shapes = [tuple(int(d) for d in s) for s in json.loads(meta["snnc.state_shapes"])]
+        self._input_x = info["inputs"][0]
+        self._shape = shape
+
+    def reset(self, x0: Tensor) -> None:
+        """Export and compile for ``x0``'s shape (once) and zero the state."""
+        shape = tuple(int(s) for s in x0.shape)
+        if self._compiled is None or shape != self._shape:
+            self._export(shape)
+        self._state = [np.zeros(s, dtype=np.float32) for s in self._state_shapes]
+
+    def step(self, x: Tensor) -> Tensor:
+        """One inference; the state outputs become the next frame's state inputs."""
+        feed = {self._input_x: np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)}
+        feed.update(zip(self._state_in, self._state, strict=True))
+        self._request.infer(feed)
+        self._state = [self._request.get_tensor(name).data.copy() for name in self._state_out]
+        return torch.from_numpy(self._request.get_tensor(self._output_y).data.copy())
+
+    @property
+    def state(self) -> list[np.ndarray]:
+        """The state after the last step (entry k is :attr:`state_names` [k]); spikes are the ``*.y`` entries."""
+        return self._state
+
+    def placement(self) -> list[dict[str, Any]]:
+        """The whole network as one OpenVINO-compiled ONNX graph."""
+        threads = self._threads or "default"
+        return [
+            {
+                "part": "network",
+                "runs_on": f"OpenVINO {self._ov.__version__.split('-')[0]} (CPU plugin, fp32, threads {threads})",
+                "detail": f"one-step graph {self._path.name if self._path else '(not exported yet)'}, "
+                f"{len(self._state_in) if self._compiled is not None else '?'} state tensors fed back",
+            }
+        ]
+
+    def close(self) -> None:
+        """Drop the compiled model and the temporary folder."""
+        self._request = None
+        self._compiled = None
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None

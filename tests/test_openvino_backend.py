@@ -1,0 +1,135 @@
+"""``--backend openvino``: the streaming ONNX file compiled by OpenVINO, proved against stock onnxruntime."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from snnc.data.mvsec import MVSECRecording
+from snnc.data.synth import synthesize
+from snnc.errors import SnncError
+from snnc.runtime import make_backend
+from snnc.runtime.engine import StreamEngine
+from snnc.runtime.frames import frame_times
+from snnc.runtime.model import load_network
+
+from _export_util import SMALL_STEREO, folded_small
+from _stream_util import active_checkpoint
+from cli_helpers import assert_user_error, expect_ok, run_snnc
+
+pytest.importorskip("openvino")
+ort = pytest.importorskip("onnxruntime")
+
+CPU = torch.device("cpu")
+STEPS = 5
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("openvino")
+    data, _ = synthesize(tmp / "tiny_data.hdf5", frames=5, height=48, width=64, progress=False)
+    return {"data": data, "ckpt": active_checkpoint(tmp), "tmp": tmp}
+
+
+def test_spikes_per_layer_equal_onnxruntime_on_the_same_file(tmp_path):
+    """Every layer's spikes at every step: OpenVINO == onnxruntime running the file the backend wrote."""
+    from snnc.runtime.openvino_backend import OpenVinoBackend
+
+    net, x = folded_small("spikedhs-stereo", (1, 2, 5, 32, 48), STEPS, **SMALL_STEREO)
+    path = tmp_path / "stream.onnx"
+    be = OpenVinoBackend(net, CPU, threads=1, onnx_path=path)
+    be.reset(x[0])
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    meta = sess.get_modelmeta().custom_metadata_map
+    names = json.loads(meta["snnc.state_names"])
+    assert be.state_names == names  # read from the file, not assumed
+    ins = [i.name for i in sess.get_inputs()]
+    state = [np.zeros(s, dtype=np.float32) for s in json.loads(meta["snnc.state_shapes"])]
+    spike_layers = [k for k, n in enumerate(names) if n.endswith(".y")]
+    assert len(spike_layers) >= 10
+    mismatches, spikes, dy, du = 0, 0, 0.0, 0.0
+    for t in range(STEPS):
+        y_ov = be.step(x[t]).numpy()
+        out = sess.run(None, {ins[0]: x[t].numpy(), **dict(zip(ins[1:], state, strict=True))})
+        y_ort, state = out[0], out[1:]
+        dy = max(dy, float(np.abs(y_ov - y_ort).max()))
+        for k, (a, b) in enumerate(zip(be.state, state, strict=True)):
+            if k in spike_layers:
+                mismatches += int((a != b).sum())
+                spikes += int(b.sum())
+            else:
+                du = max(du, float(np.abs(a - b).max()))
+    be.close()
+    assert spikes > 10_000, "the test net must fire"
+    assert mismatches == 0
+    assert dy < 1e-5 and du < 1e-5
+
+
+def test_disparity_and_energy_equal_the_onnx_backend(files):
+    runs = {}
+    for name in ("onnx", "openvino"):
+        net = load_network(str(files["ckpt"]))
+        be = make_backend(name, net, CPU, threads=1)
+        engine = StreamEngine(net, be)
+        try:
+            with MVSECRecording(files["data"]) as rec:
+                times, clock = frame_times(rec)
+                runs[name] = (list(engine.run(rec, times, with_gt=clock == "gt")), engine.summary, be.placement())
+        finally:
+            be.close()
+    (ref, s_ref, _), (got, s_got, placement) = runs["onnx"], runs["openvino"]
+    assert len(got) == len(ref) == 5
+    for a, b in zip(ref, got, strict=True):
+        assert np.abs(a.disparity - b.disparity).max() <= 1e-5
+        assert b.ac == pytest.approx(a.ac) and b.ac > 0
+    assert s_got.metrics["one_pixel_accuracy"] == pytest.approx(s_ref.metrics["one_pixel_accuracy"])
+    assert "OpenVINO" in placement[0]["runs_on"] and "fp32" in placement[0]["runs_on"]
+
+
+def test_threads_and_fp32_reach_the_compiled_model(files):
+    """--threads is OpenVINO's INFERENCE_NUM_THREADS; precision is pinned to f32 (bf16 is the default on AMX CPUs)."""
+    import openvino as ov
+
+    net = load_network(str(files["ckpt"]))
+    be = make_backend("openvino", net, CPU, threads=2)
+    try:
+        be.reset(torch.zeros(1, 2, 5, 48, 64))
+        assert int(be._compiled.get_property("INFERENCE_NUM_THREADS")) == 2
+        assert be._compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32
+    finally:
+        be.close()
+
+
+def test_cli_streams_with_openvino(files):
+    out = expect_ok(
+        run_snnc("stream", files["data"], "--model", files["ckpt"], "--backend", "openvino", "--threads", "1", "--json")
+    )
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["backend"] == "openvino" and summary["frames"] == 5
+    assert "OpenVINO" in summary["placement"][0]["runs_on"] and "threads 1" in summary["placement"][0]["runs_on"]
+
+
+def test_missing_openvino_is_refused_in_one_line(files, monkeypatch):
+    monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino -> ImportError
+    assert_user_error(
+        run_snnc("stream", files["data"], "--model", files["ckpt"], "--backend", "openvino", "--frames", "1"),
+        "needs the openvino package",
+    )
+
+
+def test_cuda_device_is_refused_for_openvino():
+    net = load_network("spikedhs-stereo")
+    with pytest.raises(SnncError, match="runs on the CPU"):
+        make_backend("openvino", net, torch.device("cuda"))
