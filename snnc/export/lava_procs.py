@@ -62,9 +62,10 @@ from snnc.errors import SnncError
 from snnc.export.graph import Graph
 
 __all__ = [
-    "IntNeuron",
+    "LavaNeuron",
     "LavaPlan",
     "LavaProcNet",
+    "input_peak_of",
     "int_neuron",
     "lava_part",
     "plan_lava",
@@ -83,7 +84,7 @@ _PART_OPS = ("input", "conv", "neuron", "resize", "sum")
 
 
 @dataclass(frozen=True)
-class IntNeuron:
+class LavaNeuron:
     """One integer neuron layer (Lava's LIF parameters).
 
     Attributes:
@@ -104,35 +105,34 @@ def _integral(values: Any, what: str, name: str) -> npt.NDArray[np.int64]:
     return np.rint(arr).astype(np.int64)
 
 
-def int_neuron(graph: Graph, name: str, terms: Sequence[str]) -> IntNeuron:
-    """The integer parameters of neuron node ``name`` whose currents are the conv nodes ``terms``.
+def int_neuron(graph: Graph, name: str, terms: Sequence[str]) -> LavaNeuron:
+    """The LIF parameters of neuron node ``name`` whose currents are the conv nodes ``terms``.
 
-    Reads the neuron's ``int`` parameters (``vth``, ``dv``: see ``docs/INT8.md``)
-    and sums the integer biases of its conv terms (activation units; ``v`` gets
-    ``bias << 6`` like the activation).
+    Reads the neuron's integer neuron (``params["int"]``, a
+    :class:`snnc.neurons.integer.IntNeuron`: ``type``, ``vth``, ``dv``; see
+    ``docs/INT8.md``) and sums the integer biases of its conv terms (activation
+    units; ``v`` gets ``bias << 6`` like the activation).
 
     Raises:
-        SnncError: the neuron carries no integer parameters, or they leave Loihi's ranges.
+        SnncError: the neuron carries no integer neuron, is not lif/if, or leaves Loihi's ranges.
     """
     node = graph[name]
     q = node.params.get("int")
-    if not isinstance(q, dict) or "vth" not in q or "dv" not in q:
-        raise SnncError(f"cannot build Lava processes: neuron {name!r} has no integer parameters (export with int8)")
-    if node.params["spec"].type not in ("lif", "if"):
-        raise SnncError(
-            f"cannot build Lava processes: neuron {name!r} is {node.params['spec'].type}; Loihi's LIF is lif/if"
-        )
-    vth, dv = int(q["vth"]), int(q["dv"])
+    if q is None or not all(hasattr(q, k) for k in ("type", "vth", "dv")):
+        raise SnncError(f"cannot build Lava processes: neuron {name!r} has no integer neuron (use --precision int8)")
+    if q.type not in ("lif", "if"):
+        raise SnncError(f"cannot build Lava processes: neuron {name!r} is an integer {q.type}; Loihi's LIF is lif/if")
+    vth, dv = int(q.vth), int(q.dv)
     if not 0 <= vth <= VTH_MAX:
         raise SnncError(f"cannot build Lava processes: threshold {vth} of {name!r} leaves Loihi's 17 bits")
-    if not 0 <= dv <= DECAY_MAX:
-        raise SnncError(f"cannot build Lava processes: decay {dv} of {name!r} is not a 12-bit decay (0..4096)")
+    if not 0 <= dv < DECAY_MAX:
+        raise SnncError(f"cannot build Lava processes: decay {dv} of {name!r} is not a 12-bit decay (0..4095)")
     bias = np.zeros(node.shape[0], dtype=np.int64)
     for term in terms:
         b = graph[term].params.get("bias")
         if b is not None:
             bias += _integral(b, "bias", term)
-    return IntNeuron(vth=vth, dv=dv, bias=bias << 6)
+    return LavaNeuron(vth=vth, dv=dv, bias=bias << 6)
 
 
 def bias_mant_exp(bias: npt.NDArray[np.int64], name: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
@@ -155,6 +155,12 @@ def bias_mant_exp(bias: npt.NDArray[np.int64], name: str) -> tuple[npt.NDArray[n
     return mant, exp
 
 
+def input_peak_of(graph: Graph) -> int:
+    """The largest input magnitude of an integer graph (``meta["int8"]["input_max"]``; 1 without it)."""
+    meta = graph.meta.get("int8") or {}
+    return int(meta.get("input_max", 1))
+
+
 def lava_part(graph: Graph) -> tuple[list[str], list[str]]:
     """``(nodes, cut neurons)``: the 2-D spiking part from the input that Lava's processes run.
 
@@ -174,7 +180,10 @@ def lava_part(graph: Graph) -> tuple[list[str], list[str]]:
             continue
         if node.op == "conv" and (node.params["weight"].ndim != 4 or len(node.inputs) != 1):
             continue
-        if node.op == "neuron" and node.params["spec"].type not in ("lif", "if"):
+        if node.op == "neuron" and getattr(node.params.get("int"), "type", node.params["spec"].type) not in (
+            "lif",
+            "if",
+        ):
             continue
         if node.op == "resize" and (len(node.inputs) != 1 or len(node.shape) != 3):
             continue
@@ -228,7 +237,7 @@ class LavaPlan:
         reads: conv term -> ``(spike view, latency)``: the view is a neuron,
             the input, or a ``resize`` node; latency the Lava latency at which it reads it.
         latency: spike source (input / neuron) -> its latency ``L``.
-        ints: neuron -> its :class:`IntNeuron`.
+        ints: neuron -> its :class:`LavaNeuron`.
         views: ``(view, latency)`` pairs realised by a relay (a delay line or a resize).
     """
 
@@ -237,7 +246,7 @@ class LavaPlan:
     terms: dict[str, list[str]] = field(default_factory=dict)
     reads: dict[str, tuple[str, int]] = field(default_factory=dict)
     latency: dict[str, int] = field(default_factory=dict)
-    ints: dict[str, IntNeuron] = field(default_factory=dict)
+    ints: dict[str, LavaNeuron] = field(default_factory=dict)
     views: list[tuple[str, int]] = field(default_factory=list)
 
     def base(self, graph: Graph, view: str) -> str:
@@ -258,17 +267,19 @@ def _flat_terms(graph: Graph, names: Sequence[str]) -> list[str]:
     return out
 
 
-def plan_lava(graph: Graph, input_peak: int = 1) -> LavaPlan:
+def plan_lava(graph: Graph, input_peak: int | None = None) -> LavaPlan:
     """Plan the Lava process network of the graph's 2-D spiking part (module docstring).
 
-    ``input_peak`` bounds the magnitude of the graded input (SBT frames: 1), for the
-    worst-case activation check.
+    ``input_peak`` bounds the magnitude of the graded input (default: the integer
+    graph's ``meta["int8"]["input_max"]``, else 1), for the worst-case activation check.
 
     Raises:
         SnncError: a layer's integer parameters leave Loihi's ranges (named), or a neuron's
             worst-case input leaves Lava's 24-bit current.
     """
     nodes, cut = lava_part(graph)
+    if input_peak is None:
+        input_peak = input_peak_of(graph)
     plan = LavaPlan(nodes=nodes, cut=cut)
     x = graph.inputs[0]
     plan.latency[x] = 0
@@ -345,7 +356,7 @@ class LavaProcNet:
         graph: the (integer) export graph.
         batch: samples run side by side as channel groups (2 for a stereo pair).
         read: neuron layers to read back (default: the cut).
-        input_peak: the largest input magnitude (SBT: 1); graded spikes carry it.
+        input_peak: the largest input magnitude (default :func:`input_peak_of`); graded spikes carry it.
 
     ``start()`` compiles and launches Lava; ``step(x)`` injects one step's input
     ``(B, C, H, W)`` (integers) and returns ``{layer: spikes (B, C, H, W)}`` that
