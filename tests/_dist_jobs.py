@@ -147,6 +147,11 @@ def search_jobs(folder: Path) -> dict[str, Any]:
     return {"snasnet": snasnet_run(folder, "snas", 10), "bilevel": bilevel_steps(folder)}
 
 
+def every_job(folder: Path, runs: list[tuple[str, dict[str, Any]]], recording: str) -> dict[str, Any]:
+    """:func:`train_jobs`, :func:`search_jobs` and :func:`stereo_run` in one process group (one start)."""
+    return {"train": train_jobs(folder, runs), "search": search_jobs(folder), "stereo": stereo_run(folder, recording)}
+
+
 def stereo_run(folder: Path, recording: str) -> dict[str, Any]:
     """One epoch of a tiny stereo net (global batch 2: one window per rank) on ``recording``; its state."""
     from snnc.train.config import TrainConfig

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from _dist_jobs import HNS, PLAIN, TPS_DGS, search_jobs, train_jobs
+from _dist_jobs import HNS, PLAIN, TPS_DGS, _inputs, every_job, search_jobs, train_jobs
 from _dist_util import run_ranks
 from snnc.errors import SnncError
 from snnc.train.distributed import Shard
 
-from cli_helpers import ROOT, run_snnc_process
+from cli_helpers import ROOT, run_snnc
 
 #: Tests that start 2 processes (~20-90 s each on the shared 2 cores, more under load).
 slow = pytest.mark.slow
@@ -58,15 +58,28 @@ def test_failure_line_names_the_rank_that_was_killed_not_the_ones_stopped():
     assert _failure_line(failed(r0=2, r1=2)) == ""  # they printed their own line
 
 
+# --------------------------------------------------------------------------- one process group for every rank check
+@pytest.fixture(scope="module")
+def on_two_ranks(tmp_path_factory):
+    """One start of two ranks (a start is ~10 s of imports per rank) for the training, search and stereo jobs:
+    :func:`_dist_jobs.every_job`. The data is written here, before the ranks start."""
+    from snnc.data.synth import synthesize
+
+    root = tmp_path_factory.mktemp("ddp")
+    _inputs(root / "two")
+    recording = root / "tiny_data.hdf5"
+    synthesize(recording, frames=14, height=32, width=48, progress=False)
+    runs = [("plain", PLAIN), ("tps", TPS_DGS), ("hns", HNS)]
+    return root, run_ranks(every_job, root / "two", runs, str(recording))
+
+
 # --------------------------------------------------------------------------- training
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(on_two_ranks, tmp_path_factory):
     """Two ranks train three runs (plain, TPS + DGS, HNS); one process trains the plain and TPS + DGS runs."""
-    root = tmp_path_factory.mktemp("ddp")
-    runs = [("plain", PLAIN), ("tps", TPS_DGS), ("hns", HNS)]
-    ranks = run_ranks(train_jobs, root / "two", runs)
-    single = train_jobs(root / "one", runs[:2])
-    return root, ranks, single
+    root, ranks = on_two_ranks
+    single = train_jobs(tmp_path_factory.mktemp("ddp_one"), [("plain", PLAIN), ("tps", TPS_DGS)])
+    return root, [r["train"] for r in ranks], single
 
 
 @slow
@@ -118,12 +131,11 @@ def test_two_ranks_match_one_process_at_the_same_global_batch(trained):
 
 # --------------------------------------------------------------------------- search
 @pytest.fixture(scope="module")
-def searched(tmp_path_factory):
+def searched(on_two_ranks, tmp_path_factory):
     """Two ranks and one process run the same SNASNet search (10 candidates) and bi-level steps."""
-    root = tmp_path_factory.mktemp("search")
-    ranks = run_ranks(search_jobs, root / "two")
-    single = search_jobs(root / "one")
-    return ranks, single
+    _, ranks = on_two_ranks
+    single = search_jobs(tmp_path_factory.mktemp("search_one"))
+    return [r["search"] for r in ranks], single
 
 
 @slow
@@ -147,15 +159,13 @@ def test_bilevel_alphas_agree_on_every_rank_after_every_step(searched):
 
 # --------------------------------------------------------------------------- the CLI: --nproc and torchrun
 def _subset(tmp_path):
-    from _dist_jobs import _inputs
-
     return _inputs(tmp_path)
 
 
 @slow
 def test_nproc_batch_that_does_not_split_is_one_error_line(tmp_path):
     arch, data = _subset(tmp_path)
-    r = run_snnc_process(
+    r = run_snnc(
         "train",
         "--arch",
         arch,
@@ -174,7 +184,6 @@ def test_nproc_batch_that_does_not_split_is_one_error_line(tmp_path):
         "2",
         "--out",
         tmp_path / "run",
-        timeout=600,
     )
     assert r.returncode == 2, r.stderr
     assert r.stderr.strip().splitlines() == [
@@ -254,7 +263,7 @@ def test_kill_of_a_rank_then_resume_finishes_the_run(tmp_path):
     ), err
     done = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])["epoch"]
     assert 1 <= done < 6
-    r = run_snnc_process("train", "--out", out, "--resume", "--nproc", "2", "--quiet", timeout=600)
+    r = run_snnc("train", "--out", out, "--resume", "--nproc", "2", "--quiet")  # in-process launcher
     assert r.returncode == 0, r.stderr
     assert f"resuming after epoch {done}" in r.stdout
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
@@ -311,14 +320,9 @@ def test_torchrun_runs_python_m_snnc_train(tmp_path):
 
 
 @slow
-def test_stereo_training_on_two_ranks_keeps_them_equal(tmp_path):
+def test_stereo_training_on_two_ranks_keeps_them_equal(on_two_ranks):
     """Stereo batches split along their window dimension (x is (T, B, ...)); one window per rank."""
-    from _dist_jobs import stereo_run
-    from snnc.data.synth import synthesize
-
-    recording = tmp_path / "tiny_data.hdf5"
-    synthesize(recording, frames=14, height=32, width=48, progress=False)
-    ranks = run_ranks(stereo_run, tmp_path / "two", str(recording))
+    ranks = [r["stereo"] for r in on_two_ranks[1]]
     assert ranks[0]["world"] == 2 and ranks[1]["metrics"] is None
     _same_state(ranks[0]["state"], ranks[1]["state"])
     assert ranks[0]["metrics"]["world_size"] == 2 and "one_pixel_accuracy" in ranks[0]["metrics"]

@@ -31,6 +31,9 @@ Operations (``Node.op``) and their ``params``:
 ``interp``     ``size``, ``mode`` (``trilinear``): linear resampling (align_corners False)
 ``cost_volume`` ``disparities``: stereo concatenation volume; the input holds the left
                maps in the first half of the batch and the right maps in the second
+``cost_conv``  ``disparities``, ``weight`` (O, 2C, k, k, k), ``bias`` or None: ``cost_volume``
+               followed by a stride-1 3-D convolution (odd ``k``, zero padding ``k//2``),
+               fused: run as the exact factorisation :func:`snnc.models.stereo.cost_conv`
 ``select``     ``index``: take one channel, dropping the channel axis
 ``concat``     channel concatenation of the ordered inputs
 =============  =======================================================================
@@ -64,6 +67,7 @@ OPS: tuple[str, ...] = (
     "resize",
     "interp",
     "cost_volume",
+    "cost_conv",
     "select",
     "concat",
 )
@@ -143,6 +147,14 @@ def infer_shape(op: str, params: dict[str, Any], in_shapes: Sequence[Shape], nam
         return (x[0], *params["size"])
     if op == "cost_volume":
         return (2 * x[0], params["disparities"], *x[1:])
+    if op == "cost_conv":
+        w = params["weight"]
+        k = w.shape[-1]
+        if len(x) != 3 or w.ndim != 5 or w.shape[1:] != (2 * x[0], k, k, k) or k % 2 != 1:
+            raise fail(
+                f"weight {tuple(w.shape)} does not fit a cost volume of input {x} (needs (O, 2C, k, k, k), odd k)"
+            )
+        return (w.shape[0], params["disparities"], *x[1:])
     if op == "select":
         return x[1:]
     raise fail("unknown operation")

@@ -21,7 +21,10 @@ Rewrites that keep the computation exact (to float rounding):
 * SpikeDHS-Stereo: the graph input ``x`` holds both cameras in the batch (left
   frames first), as the network's shared feature net does:
   ``x_t (B, 2, C, H, W) -> x_t.transpose(0, 1).reshape(2B, C, H, W)``
-  (:func:`graph_inputs`); ``cost_volume`` splits the batch again.
+  (:func:`graph_inputs`); ``cost_volume`` splits the batch again. The volume and
+  ``matching.stem0``'s 3-D convolution are one ``cost_conv`` node (named ``cost_volume``,
+  run as the exact factorisation :func:`snnc.models.stereo.cost_conv`); a network with
+  ``literal_matching`` set lowers to the ``cost_volume`` node and the ``conv`` node instead.
 """
 
 from __future__ import annotations
@@ -291,14 +294,45 @@ def _lower_stereo(w: _Walker, model: SpikeDHSStereo, height: int, width: int) ->
     out = w.trellis("feature.trellis", f.trellis, stem0, stem1)
     out = w.upsampler("feature.up", f.up, out, w.size(stem1))
     feats = w.spiking_conv("feature.last", f.last, out)
-    volume = w.g.add("cost_volume", "cost_volume", [w.materialize(feats[0])], disparities=int(model.volume_shifts))
-    s0 = w.spiking_conv("matching.stem0", m.stem0, w.value(volume))
+    if getattr(model, "literal_matching", False):
+        volume = w.g.add("cost_volume", "cost_volume", [w.materialize(feats[0])], disparities=int(model.volume_shifts))
+        s0 = w.spiking_conv("matching.stem0", m.stem0, w.value(volume))
+    else:
+        s0 = w.value(w.neuron("matching.stem0.neuron", m.stem0.neuron, [_cost_conv(w, model, feats)]))
     s1 = w.spiking_conv("matching.stem1", m.stem1, s0)
     out = w.trellis("matching.trellis", m.trellis, s0, s1)
     out = w.upsampler("matching.up", m.up, out, w.size(s1))
     cost = w.conv("matching.out", m.out, out)
     interp = w.g.add("interp", "interp", cost, size=(int(model.disparities), height, width), mode="trilinear")
     w.g.add("y", "output", [w.g.add("select", "select", [interp], index=0)])
+
+
+def _cost_conv(w: _Walker, model: Any, feats: Value) -> str:
+    """The fused ``cost_conv`` node (named ``cost_volume``): the volume and ``matching.stem0``'s convolution."""
+    conv = model.matching.stem0.conv
+    if not isinstance(conv, ConvBN) or conv.bn is not None:
+        raise SnncError("matching.stem0.conv: BatchNorm not folded (fold_bn the model first)")
+    c = conv.conv
+    assert isinstance(c, nn.Conv3d)
+    k = c.kernel_size
+    if (
+        len(set(k)) != 1
+        or k[0] % 2 != 1
+        or tuple(c.stride) != (1, 1, 1)
+        or tuple(c.dilation) != (1, 1, 1)
+        or tuple(c.padding) != (k[0] // 2,) * 3
+        or c.groups != 1
+        or c.padding_mode != "zeros"
+    ):
+        raise SnncError("matching.stem0.conv: only a stride-1 odd cubic 'same' convolution fuses with the cost volume")
+    return w.g.add(
+        "cost_volume",
+        "cost_conv",
+        [w.materialize(feats[0])],
+        disparities=int(model.volume_shifts),
+        weight=_array(c.weight),
+        bias=None if c.bias is None else _array(c.bias),
+    )
 
 
 def _snasnet_op(w: _Walker, prefix: str, op: CellOp, h: str) -> list[str]:

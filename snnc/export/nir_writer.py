@@ -31,7 +31,8 @@ type from its parameter shape, so scalars fail ``nir.read``'s type check.
 ``to_nir(..., consumer=...)`` also checks the graph against one library's stock
 importer (:mod:`snnc.export.nir_targets`). Concatenations and skip connections are already summed edges in the
 export graph. Everything else has no NIR node type (3-D convolutions, the cost
-volume, resampling, interpolation, ALIF and ReLU neurons): :func:`to_nir`
+volume and the fused cost volume + 3-D convolution ``cost_conv``, resampling,
+interpolation, ALIF and ReLU neurons): :func:`to_nir`
 refuses it naming the first such node, and :mod:`snnc.export.partition` writes
 the NIR-expressible front instead.
 
@@ -83,6 +84,7 @@ def nir_blocker(graph: Graph, name: str) -> str | None:
     return {
         "interp": f"{node.params.get('mode', 'linear')} interpolation",
         "cost_volume": "the stereo cost volume",
+        "cost_conv": "the stereo cost volume (fused with its 3-D convolution)",
         "select": "a channel selection",
         "concat": "a concatenation",
     }.get(op, f"a {op} operation")

@@ -208,7 +208,9 @@ class GraphModule(nn.Module):
                     y, new_states[name] = neuron_step(spec, current, st)
                 values[name] = y
             else:
-                values[name] = self._apply_op(name, node.op, node.params, x)
+                out = self._apply_op(name, node.op, node.params, x)
+                # integer graph (snnc.quant): synaptic sums rounded, exact for any conv algorithm
+                values[name] = torch.round(out) if node.params.get("integer") else out
         for name in self._stateful:  # delays take this step's input sums last
             node = graph.nodes[name]
             if node.op == "delay":
@@ -275,12 +277,10 @@ class GraphModule(nn.Module):
             w = self._param(name, "weight")
             b = self._param(name, "bias") if "bias" in self._buffers_of[name] else None
             conv = F.conv2d if w.dim() == 4 else F.conv3d
-            out = conv(x, w, b, tuple(p["stride"]), tuple(p["padding"]), tuple(p["dilation"]), int(p["groups"]))
-            return torch.round(out) if p.get("integer") else out  # integer graph: exact sums, any conv algorithm
+            return conv(x, w, b, tuple(p["stride"]), tuple(p["padding"]), tuple(p["dilation"]), int(p["groups"]))
         if op == "affine":
             b = self._param(name, "bias") if "bias" in self._buffers_of[name] else None
-            out = F.linear(x, self._param(name, "weight"), b)
-            return torch.round(out) if p.get("integer") else out
+            return F.linear(x, self._param(name, "weight"), b)
         if op == "avgpool":
             return F.avg_pool2d(x, tuple(p["kernel"]), tuple(p["stride"]), tuple(p["padding"]))
         if op == "sumpool":
@@ -300,6 +300,12 @@ class GraphModule(nn.Module):
 
             half = x.shape[0] // 2
             return cost_volume(x[:half], x[half:], int(p["disparities"]))
+        if op == "cost_conv":
+            from snnc.models.stereo import cost_conv
+
+            half = x.shape[0] // 2
+            b = self._param(name, "bias") if "bias" in self._buffers_of[name] else None
+            return cost_conv(x[:half], x[half:], self._param(name, "weight"), b, int(p["disparities"]))
         if op == "select":
             return x[:, int(p["index"])]
         raise SnncError(f"graph node {name!r}: cannot execute operation {op!r}")

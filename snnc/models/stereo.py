@@ -55,6 +55,7 @@ frames from the same state.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -79,6 +80,7 @@ __all__ = [
     "SpikeDHSStereo",
     "build_spikedhs_stereo",
     "cost_volume",
+    "cost_conv",
     "estimate_disparity",
     "subpixel_cross_entropy",
 ]
@@ -109,19 +111,19 @@ def feature_stems(in_channels: int, c: int, stride: int, spec: NeuronSpec) -> tu
 def stereo_cost(
     x_t: Tensor,
     features: Callable[[Tensor], Tensor],
-    matching: Callable[[Tensor], Tensor],
-    volume_shifts: int,
+    matching: Callable[[Tensor, Tensor], Tensor],
     disparities: int,
 ) -> Tensor:
     """One stereo step shared by the derived net and the supernet: views -> cost ``(B, D, H, W)``.
 
-    Both views run through ``features`` as one batch of 2B, the concatenation volume
-    takes ``volume_shifts`` shifts, ``matching`` maps it to a cost potential
-    ``(B, 1, V, h, w)``, which is resampled trilinearly to ``(D, H, W)``.
+    Both views run through ``features`` as one batch of 2B; ``matching`` maps the left and
+    right feature maps (the concatenation volume and the 3-D net, :func:`cost_volume` or
+    :func:`cost_conv`) to a cost potential ``(B, 1, V, h, w)``, which is resampled
+    trilinearly to ``(D, H, W)``.
     """
     b, _, _, h, w = x_t.shape
     feats = features(x_t.transpose(0, 1).reshape(2 * b, *x_t.shape[2:]))
-    cost = matching(cost_volume(feats[:b], feats[b:], volume_shifts))
+    cost = matching(feats[:b], feats[b:])
     return F.interpolate(cost, size=(disparities, h, w), mode="trilinear", align_corners=False)[:, 0]
 
 
@@ -175,11 +177,42 @@ class MatchingNet(nn.Module):
         self.out = ConvBN(self.up.out_channels, 1, 3, dims=3, bn=False, bias=True)
 
     def forward(self, volume: Tensor, ctx: StepContext) -> Tensor:
-        """``(B, 2c, D, h, w)`` feature volume -> cost potential ``(B, 1, D, h, w)``."""
-        s0 = self.stem0(volume, ctx)
+        """``(B, 2c, D, h, w)`` feature volume -> cost potential ``(B, 1, D, h, w)`` (the literal form)."""
+        return self._after_stem0(self.stem0(volume, ctx), ctx)
+
+    def from_views(self, left: Tensor, right: Tensor, shifts: int, ctx: StepContext, literal: bool = False) -> Tensor:
+        """Left/right feature maps ``(B, c, h, w)`` -> cost potential ``(B, 1, V, h, w)``.
+
+        By default the volume and ``stem0``'s convolution are one :func:`cost_conv`; with
+        ``literal`` (or while a hook watches ``stem0`` or its convolution, e.g. op counting,
+        which must see the volume it counts) the volume is built and convolved as written.
+        Both give the same currents to float rounding.
+        """
+        conv = self.stem0.conv
+        if literal or _hooked(self.stem0) or _hooked(conv) or _hooked(conv.conv):
+            return self.forward(cost_volume(left, right, shifts), ctx)
+        current = cost_conv(left, right, conv.conv.weight, conv.conv.bias, shifts)
+        if conv.bn is not None:
+            current = conv.bn(current)
+        return self._after_stem0(ctx(self.stem0.neuron, current), ctx)
+
+    def _after_stem0(self, s0: Tensor, ctx: StepContext) -> Tensor:
         s1 = self.stem1(s0, ctx)
         out = self.trellis(s0, s1, ctx)
-        return self.out(self.up(out, s1.shape[2:], ctx))
+        cost: Tensor = self.out(self.up(out, s1.shape[2:], ctx))
+        return cost
+
+
+def _hooked(module: nn.Module) -> bool:
+    """Whether forward hooks (the module's or global ones) would observe a call of ``module``."""
+    from torch.nn.modules import module as module_mod
+
+    return bool(
+        module._forward_hooks
+        or module._forward_pre_hooks
+        or module_mod._global_forward_hooks
+        or module_mod._global_forward_pre_hooks
+    )
 
 
 def cost_volume(left: Tensor, right: Tensor, disparities: int) -> Tensor:
@@ -206,12 +239,165 @@ def cost_volume(left: Tensor, right: Tensor, disparities: int) -> Tensor:
     return torch.cat([lefts, shifted], dim=1)
 
 
+def _columns(x: Tensor, weight: Tensor, offset: int, lo: int, hi: int) -> Tensor:
+    """``out[..., t - lo] = sum_{ky,m} weight[:, :, ky, m] x[:, :, y + ky - k//2, t + m - offset]``, t in [lo, hi).
+
+    A 2-D correlation with zero padding ``k//2`` over rows and a window of output columns of an
+    input that is zero outside its own columns (no bias).
+    """
+    w, kw, ph = x.shape[-1], weight.shape[-1], weight.shape[-2] // 2
+    a, b = lo - offset, hi - offset + kw - 1  # input columns read
+    ca, cb = max(a, 0), min(b, w)
+    if cb <= ca:
+        return F.conv2d(x.new_zeros(*x.shape[:-1], b - a), weight, None, 1, (ph, 0))
+    pad = max(ca - a, b - cb)  # the convolution's own (symmetric) zero padding, then crop
+    out = F.conv2d(x[..., ca:cb], weight, None, 1, (ph, pad))
+    first = pad - (ca - a)
+    return out[..., first : first + hi - lo]
+
+
+def cost_conv(left: Tensor, right: Tensor, weight: Tensor, bias: Tensor | None, shifts: int) -> Tensor:
+    """``conv3d(cost_volume(left, right, shifts), weight, bias, padding=k//2)`` without building the volume.
+
+    The exact factorisation of :func:`cost_volume` followed by a stride-1 ``k x k x k``
+    convolution (odd ``k``, zero padding ``k//2``): output row ``d`` sums the 2-D
+    convolutions of each view with the kernel's depth taps ``kd`` that read volume rows
+    ``d' = d + kd - k//2`` inside ``[0, shifts)``. The left view's taps are the same 2-D
+    maps for every row (the volume's zeros where ``x' < d'`` only cut the taps near the
+    diagonal ``x ~ d``, summed separately over the taps that stay); the right view's taps
+    merge into one 2-D convolution of width ``2k - 1`` read at column ``x - d`` (the
+    volume's zeros past the last column cut the last ``k//2`` columns, summed separately).
+    Same result as the literal form to float rounding, with ``shifts`` times fewer
+    multiply-accumulates.
+
+    Args:
+        left, right: feature maps ``(B, C, h, w)``.
+        weight: ``(O, 2C, k, k, k)`` (left channels first, as the volume).
+        bias: ``(O,)`` or ``None``.
+        shifts: volume shifts V.
+
+    Returns:
+        ``(B, O, V, h, w)``.
+    """
+    b, c, h, w = left.shape
+    o, k = weight.shape[0], weight.shape[-1]
+    p = k // 2
+    if weight.shape != (o, 2 * c, k, k, k) or k % 2 != 1 or right.shape != left.shape:
+        raise SnncError(
+            f"cost_conv needs views (B, C, h, w) and an odd cubic kernel (O, 2C, k, k, k), "
+            f"got {tuple(left.shape)}, {tuple(right.shape)} and {tuple(weight.shape)}"
+        )
+    wl, wr = weight[:, :c], weight[:, c:]
+    # one 2-D map per depth tap and view; the right one over u = x - d' in [p - 2k + 2, w + p)
+    per_kd_l = _columns(left, wl.permute(2, 0, 1, 3, 4).reshape(k * o, c, k, k), p, 0, w).reshape(b, k, o, h, -1)
+    u0 = p - 2 * k + 2
+    per_kd_r = _columns(right, wr.permute(2, 0, 1, 3, 4).reshape(k * o, c, k, k), p, u0, w + p).reshape(b, k, o, h, -1)
+    # single-column maps (tap kd, kx) of each view for the cut rows/columns
+    cols_l = wl.permute(2, 4, 0, 1, 3).reshape(k * k * o, c, k, 1)
+    cols_r = wr.permute(2, 4, 0, 1, 3).reshape(k * k * o, c, k, 1)
+    zero = left.new_zeros(())
+    bias_v = bias.view(1, o, 1, 1) if bias is not None else None
+    classes: dict[tuple[int, ...], list[int]] = {}
+    for d in range(shifts):
+        classes.setdefault(tuple(kd for kd in range(k) if 0 <= d + kd - p < shifts), []).append(d)
+    rows: list[Tensor] = [zero] * shifts
+    for taps, ds in classes.items():
+        d0, d1, n = ds[0], ds[-1], len(ds)
+        full = per_kd_l[:, taps[0]]
+        right_map = per_kd_r[:, taps[0], ..., k - 1 - taps[0] : k - 1 - taps[0] + w + k - 1]
+        for kd in taps[1:]:
+            full = full + per_kd_l[:, kd]
+            right_map = right_map + per_kd_r[:, kd, ..., k - 1 - kd : k - 1 - kd + w + k - 1]
+        if bias_v is not None:
+            full = full + bias_v
+        # left taps near the diagonal: band[..., r, j + k - 1] = sum over taps kd - kx <= j at x = d + j
+        band = None
+        if k > 1:
+            x0, x1 = d0 - (k - 1), d1 + k - 1  # columns of the band, zero outside [0, w)
+            ycols = _columns(left, cols_l, 0, x0 - p, x1 + p).reshape(b, k, k, o, h, -1)
+            sums = []
+            for j in range(-(k - 1), k - 1):
+                m = None
+                for kd in taps:
+                    for kx in range(k):
+                        if kd - kx <= j:
+                            t = ycols[:, kd, kx, ..., j + k - 1 + kx : j + k - 1 + kx + n]
+                            m = t if m is None else m + t
+                sums.append(m if m is not None else left.new_zeros(b, o, h, n))
+            band = torch.stack(sums, -1)
+            if bias_v is not None:
+                band = band + bias_v.unsqueeze(-1)
+        # right taps past the last column: edge[..., r, i - 1] = sum over taps kx <= k - 1 - i
+        edge = None
+        if p > 0:
+            z0 = w - p - d1 - k + 1
+            zcols = _columns(right, cols_r, 0, z0, w + k - 2 - d0).reshape(b, k, k, o, h, -1)
+            sums = []
+            for i in range(1, p + 1):
+                m = None
+                for kd in taps:
+                    for kx in range(k - i):
+                        base = w - 1 - p + i - kd + kx - d0 - z0  # column read for row d0
+                        t = zcols[:, kd, kx, ..., base - (n - 1) : base + 1].flip(-1)
+                        m = t if m is None else m + t
+                sums.append(m if m is not None else left.new_zeros(b, o, h, n))
+            edge = torch.stack(sums, -1)
+        for r, d in enumerate(ds):
+            rows[d] = _cost_row(d, r, w, k, full, right_map, band, edge, bias_v, (b, o, h))
+    return torch.stack(rows, 2)
+
+
+def _cost_row(
+    d: int,
+    r: int,
+    w: int,
+    k: int,
+    full: Tensor,
+    right_map: Tensor,
+    band: Tensor | None,
+    edge: Tensor | None,
+    bias_v: Tensor | None,
+    bohw: tuple[int, int, int],
+) -> Tensor:
+    """Row ``d`` (index ``r`` in its tap class) of :func:`cost_conv` from the class's maps."""
+    p = k // 2
+    start = min(max(0, d - (k - 1)), w)
+    diag_end, edge_start = min(w, d + k - 1), max(start, w - p)
+    cuts = sorted({start, max(start, diag_end), edge_start, w})
+    pieces: list[Tensor] = []
+    if start > 0:
+        b, o, h = bohw
+        prefix = bias_v if bias_v is not None else full.new_zeros(1, o, 1, 1)
+        pieces.append(prefix.expand(b, o, h, start))
+    for a, c in itertools.pairwise(cuts):
+        if c <= a:
+            continue
+        if a < diag_end:
+            assert band is not None  # k > 1 whenever a row has diagonal columns
+            lp = band[..., r, a - d + k - 1 : c - d + k - 1]
+        else:
+            lp = full[..., a:c]
+        if a < w - p:
+            rp = right_map[..., a - d + k - 1 : c - d + k - 1]
+        else:
+            assert edge is not None  # k > 1 whenever a row has cut last columns
+            rp = edge[..., r, a - (w - p) : c - (w - p)]
+        pieces.append(lp + rp)
+    return torch.cat(pieces, -1) if len(pieces) > 1 else pieces[0]
+
+
 class SpikeDHSStereo(SpikingNet):
     """SpikeDHS-Stereo built from a :class:`SpikeDHSStereoGenotype` (see module docstring).
 
     One step: ``x_t (B, 2, in_channels, H, W)`` (index 0 = left camera) ->
     cost ``(B, D, H, W)``, lower = better match.
+
+    ``literal_matching`` (default False): build the feature volume and run
+    ``matching.stem0``'s 3-D convolution on it as written, instead of the exact
+    factorisation :func:`cost_conv` (for proofs of equality; the export graph follows it).
     """
+
+    literal_matching: bool = False
 
     def __init__(self, genotype: SpikeDHSStereoGenotype) -> None:
         super().__init__()
@@ -250,9 +436,12 @@ class SpikeDHSStereo(SpikingNet):
 
     def step_with(self, x_t: Tensor, ctx: StepContext) -> Tensor:
         """Matching cost ``(B, D, H, W)`` of one step."""
-        return stereo_cost(
-            x_t, lambda x: self.feature(x, ctx), lambda v: self.matching(v, ctx), self.volume_shifts, self.disparities
-        )
+        shifts = self.volume_shifts
+
+        def matching(left: Tensor, right: Tensor) -> Tensor:
+            return self.matching.from_views(left, right, shifts, ctx, literal=self.literal_matching)
+
+        return stereo_cost(x_t, lambda x: self.feature(x, ctx), matching, self.disparities)
 
     def estimate(self, cost: Tensor, delta: int = 2) -> Tensor:
         """:func:`estimate_disparity` with this network's ``disp_step``."""

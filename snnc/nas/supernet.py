@@ -56,7 +56,7 @@ from snnc.errors import SnncError
 from snnc.models.base import SpikingNet, StepContext
 from snnc.models.cells import SpikingConv, Upsampler, level_size
 from snnc.models.layers import ConvBN
-from snnc.models.stereo import feature_stems, stereo_cost
+from snnc.models.stereo import cost_volume, feature_stems, stereo_cost
 from snnc.nas.arch import TrellisGeometry, init_alphas, init_betas, normalized_betas
 from snnc.nas.cells import SearchCell
 from snnc.neurons import NeuronSpec
@@ -370,9 +370,9 @@ class StereoSupernet(_Searchable):
             s1 = self.f_stem1(s0, ctx)
             return self.f_last(self.f_merge(self.f_trellis(s0, s1, fw, fb, ctx), s1.shape[2:], ctx), ctx)
 
-        def matching(volume: Tensor) -> Tensor:
-            m0 = self.m_stem0(volume, ctx)
+        def matching(left: Tensor, right: Tensor) -> Tensor:
+            m0 = self.m_stem0(cost_volume(left, right, self.volume_shifts), ctx)
             m1 = self.m_stem1(m0, ctx)
             return self.m_out(self.m_merge(self.m_trellis(m0, m1, mw, mb, ctx), m1.shape[2:], ctx))
 
-        return stereo_cost(x_t, features, matching, self.volume_shifts, self.disparities)
+        return stereo_cost(x_t, features, matching, self.disparities)
