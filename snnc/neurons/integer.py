@@ -9,7 +9,8 @@ The semantics are those of ``lava.proc.lif.models.PyLifModelBitAcc`` (its
     p   = v_{t-1} * (4096 - dv)
     v_t = clip(sign(p) * (|p| >> 12) + u_t, -(2**23 - 1), 2**23 - 1)     12-bit decay, rounded toward zero
     s_t = v_t > (vth << 6)                        strict, Lava's vth_shift
-    v_t = 0 where s_t                             hard reset
+    v_t = 0 where s_t                             hard reset (kept as the state (v, y) and applied
+                                                  at the start of the next step, like snnc's float LIF)
 
 ``IF`` is ``dv = 0``; ``binary`` is memory-less (``v_t = u_t``, no state). The
 bias is part of ``a`` here (Lava adds it to ``v`` as ``bias_mant << bias_exp``
@@ -74,7 +75,8 @@ BIAS_MAX = (1 << 12) - 1
 
 #: Neuron types with an integer form.
 INT_NEURON_TYPES: tuple[str, ...] = ("lif", "if", "binary")
-#: State tensors per type: ``v`` the membrane after reset, ``y`` this step's spikes.
+#: State tensors per type: ``v`` the membrane before this step's reset, ``y`` this step's spikes
+#: (Lava's ``v`` is ``v * (1 - y)``: the reset is applied at the start of the next step, as snnc's float LIF does).
 INT_STATE_FIELDS: dict[str, tuple[str, ...]] = {"lif": ("v", "y"), "if": ("v", "y"), "binary": ()}
 
 
@@ -183,7 +185,6 @@ def int_neuron_step(spec: IntNeuron, a: Tensor, state: tuple[Tensor, ...]) -> tu
     u = a * float(1 << ACT_SHIFT)
     if spec.type == "binary":
         return (u > spec.threshold).to(a.dtype), ()
-    v = torch.clamp(exact_decay(state[0], spec.keep) + u, -V_MAX, V_MAX)
+    v = torch.clamp(exact_decay(state[0] * (1.0 - state[1]), spec.keep) + u, -V_MAX, V_MAX)
     y = (v > spec.threshold).to(a.dtype)
-    v = v * (1.0 - y)
     return y, (v, y)

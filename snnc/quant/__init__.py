@@ -14,7 +14,7 @@ from snnc.quant.bounds import check_int_graph, value_bounds
 from snnc.quant.calibrate import calibrate_input, int8_graph, quantize_network
 from snnc.quant.fields import INT8_FORMAT, QuantFields, quantize_input
 from snnc.quant.head import apply_head
-from snnc.quant.int8 import apply_int8, float_relaxation, int_neuron_of, quantize_graph
+from snnc.quant.int8 import apply_int8, float_relaxation, int_neuron_of, nir_form, quantize_graph
 
 __all__ = [
     "INT8_FORMAT",
@@ -26,6 +26,7 @@ __all__ = [
     "float_relaxation",
     "int8_graph",
     "int_neuron_of",
+    "nir_form",
     "quantize_graph",
     "quantize_input",
     "quantize_network",

@@ -55,7 +55,7 @@ def value_bounds(graph: Graph) -> dict[str, np.ndarray]:
             bound[name] = np.array(in_max)
         elif op == "neuron":
             bound[name] = np.array(1.0)
-        elif op in ("conv", "affine"):
+        elif op in ("conv", "affine", "cost_conv"):
             w = _int_array(name, "weight", node.params["weight"])
             if w.size and np.abs(w).max() > W_MAX:
                 raise SnncError(f"int8: layer {name!r} has a weight beyond +-{W_MAX}")
@@ -115,6 +115,6 @@ def _synapses(graph: Graph, name: str) -> list[str]:
     for src in graph[name].inputs:
         if graph[src].op == "sum":
             out += _synapses(graph, src)
-        elif graph[src].op in ("conv", "affine"):
+        elif graph[src].op in ("conv", "affine", "cost_conv"):
             out.append(src)
     return out

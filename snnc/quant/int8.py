@@ -37,7 +37,15 @@ from snnc.neurons import NeuronSpec, leak_factor
 from snnc.neurons.integer import A_MAX, ACT_SHIFT, BIAS_MAX, DECAY_UNITY, VTH_MAX, W_MAX, IntNeuron
 from snnc.quant.fields import QuantFields
 
-__all__ = ["SUPPORTED_OPS", "quantize_graph", "apply_int8", "int_neuron_of", "float_relaxation"]
+__all__ = [
+    "SUPPORTED_OPS",
+    "SYNAPTIC_OPS",
+    "nir_form",
+    "quantize_graph",
+    "apply_int8",
+    "int_neuron_of",
+    "float_relaxation",
+]
 
 #: Export-graph operations an int8 network may hold (``interp``/``select`` only as the stereo head).
 SUPPORTED_OPS = (
@@ -52,10 +60,13 @@ SUPPORTED_OPS = (
     "sum",
     "resize",
     "cost_volume",
+    "cost_conv",
     "concat",
     "interp",
     "select",
 )
+#: Operations with integer weights (a synaptic sum feeding a neuron or the output).
+SYNAPTIC_OPS = ("conv", "affine", "cost_conv")
 _PASS_OPS = ("flatten", "resize", "cost_volume", "concat", "output", "select", "interp")
 
 
@@ -121,11 +132,11 @@ def _groups(graph: Graph) -> dict[str, list[str]]:
     consumers = graph.consumers()
     groups: dict[str, list[str]] = {}
     for name, node in graph.nodes.items():
-        if node.op in ("conv", "affine"):
+        if node.op in SYNAPTIC_OPS:
             groups.setdefault(_sink(graph, consumers, name), []).append(name)
     for sink in groups:
         if graph[sink].op == "neuron":
-            direct = [s for s in graph[sink].inputs if graph[s].op not in ("conv", "affine", "sum")]
+            direct = [s for s in graph[sink].inputs if graph[s].op not in (*SYNAPTIC_OPS, "sum")]
             if direct:
                 raise SnncError(f"int8: neuron {sink!r} reads {direct[0]!r} without a synaptic layer")
     return groups
@@ -166,7 +177,7 @@ def quantize_graph(
         op = node.op
         if op == "input":
             scale[name] = fields.input_scale
-        elif op in ("conv", "affine", "sum"):
+        elif op in SYNAPTIC_OPS or op == "sum":
             continue
         elif op == "avgpool":
             k = node.params["kernel"]
@@ -237,7 +248,7 @@ def apply_int8(graph: Graph, fields: QuantFields) -> Graph:
             src = inputs[0] if len(inputs) == 1 else out.add(f"{name}.sum", "sum", inputs)
             drop[name] = src
             continue
-        if op in ("conv", "affine"):
+        if op in SYNAPTIC_OPS:
             if name not in fields.weights:
                 raise SnncError(f"int8: the integer fields have no weight for node {name!r}")
             w = fields.weights[name]
@@ -263,4 +274,49 @@ def apply_int8(graph: Graph, fields: QuantFields) -> Graph:
     }
     out.check()
     check_int_graph(out)
+    return out
+
+
+def nir_form(graph: Graph) -> Graph:
+    """The float graph a NIR file of an integer graph is written from (``docs/INT8.md``).
+
+    Every neuron becomes its float relaxation with unit gain, the gain ``64`` (``u = a << 6``)
+    moving into the synaptic weights and biases feeding it (still integers, below ``2**24``
+    in every sum), so stock importers that take no input gain run the same numbers; a sum
+    pool becomes an average pool with its window moved into the next synaptic weights
+    (SpikingJelly's importer has no SumPool2d).
+
+    Raises:
+        SnncError: ``graph`` is not an integer graph.
+    """
+    if graph.meta.get("precision") != "int8":
+        raise SnncError("nir_form needs an integer graph (snnc.quant.apply_int8)")
+    consumers = graph.consumers()
+    gain: dict[str, float] = {}
+    for name, node in graph.nodes.items():
+        if node.op in SYNAPTIC_OPS:
+            sink = _sink(graph, consumers, name)
+            gain[name] = float(graph[sink].params["gain"]) if graph[sink].op == "neuron" else 1.0
+    out = Graph({**graph.meta, "precision": "int8-nir"})
+    pooled: dict[str, int] = {}  # node -> the sum pool window its value is an average over
+    for name, node in graph.nodes.items():
+        p = dict(node.params)
+        op = node.op
+        window = max((pooled.get(s, 1) for s in node.inputs), default=1)
+        if op in SYNAPTIC_OPS:
+            p["weight"] = p["weight"] * np.float32(gain[name] * window)
+            p["bias"] = None if p.get("bias") is None else p["bias"] * np.float32(gain[name])
+            p.pop("integer", None)
+        elif op == "neuron":
+            p.pop("int", None)
+            p["gain"] = 1.0
+        elif op == "sumpool":  # several importers lack SumPool2d: average, times the window in the next weights
+            op = "avgpool"
+            pooled[name] = window * int(p["kernel"][0]) * int(p["kernel"][1])
+        elif op == "flatten":
+            pooled[name] = window
+        if window != 1 and op not in (*SYNAPTIC_OPS, "flatten"):
+            raise SnncError(f"int8: NIR form: the sum pool before {name!r} does not feed a synaptic layer")
+        out.add(name, op, node.inputs, shape=node.shape, **p)
+    out.check()
     return out
