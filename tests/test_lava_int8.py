@@ -222,3 +222,48 @@ def test_lava_latency():
     # channel 2's spike of step 0 (delay path, arrives 4) meets its spike of step 2 (conv path, arrives 4): 1 + 1 > 1
     assert [t for t in range(7) if seen[t][1][2]] == [4]
     assert not any(seen[t][1][:2].any() for t in range(7))  # a single input never exceeds vth 1
+
+
+# --------------------------------------------------------------------------- the trained stereo feature net
+@pytest.fixture(scope="module")
+def stereo_int8():
+    """stereo-synth (trained, zoo) quantised to int8 at 16x24, and a few SBT-like frames (both cameras)."""
+    from snnc.quant import int8_graph, quantize_network
+    from snnc.runtime.model import load_network
+
+    net = load_network("stereo-synth")
+    shape = (1, 2, 5, 16, 24)
+    rng = np.random.default_rng(3)
+    frames = [
+        torch.from_numpy(rng.choice([-1, 0, 1], size=shape, p=[0.15, 0.7, 0.15]).astype(np.float32)) for _ in range(5)
+    ]
+    fields = quantize_network(net.model, shape, frames[:2])
+    return net, int8_graph(net.model, shape, fields), frames
+
+
+@pytest.mark.slow
+def test_lava_runs_the_whole_stereo_feature_net_bit_exact(stereo_int8):
+    """Every 2-D spiking layer of the trained stereo net (9 layers: stems, both cells, the 1x1 over the
+    concatenation) in Lava == the int64 spec == snnc's integer GraphModule, 5 steps, both cameras."""
+    from snnc.export.lower import graph_inputs
+    from snnc.export.runtime import GraphModule
+
+    _, g, frames = stereo_int8
+    nodes, cut = lava_part(g)
+    neurons = [n for n in nodes if g[n].op == "neuron"]
+    assert len(neurons) == 9 and cut == ["feature.last.neuron"]
+    assert all(g[n].op != "neuron" or n.startswith("feature.") for n in nodes)  # matching (3-D) stays on the host
+    xs = [graph_inputs("spikedhs-stereo", x)["x"].numpy() for x in frames]
+    ref = int_reference(g, xs)
+    gm = GraphModule(g)
+    state = gm.init_state(graph_inputs("spikedhs-stereo", frames[0]))
+    with torch.no_grad():
+        for t, x in enumerate(frames):
+            values, state = gm.step_nodes(graph_inputs("spikedhs-stereo", x), state)
+            for n in neurons:
+                assert torch.equal(values[n], torch.from_numpy(ref[n][t])), (n, t)
+    got, net = run_lava(g, xs, batch=2)
+    assert assert_same(ref, got) > 10_000
+    assert net.plan.latency["feature.last.neuron"] == 8
+    rates = {n: float(np.mean(ref[n])) for n in neurons}
+    assert min(rates.values()) > 0.05, rates  # every layer fires: the comparison is not of silent layers
