@@ -267,3 +267,38 @@ def test_lava_runs_the_whole_stereo_feature_net_bit_exact(stereo_int8):
     assert net.plan.latency["feature.last.neuron"] == 8
     rates = {n: float(np.mean(ref[n])) for n in neurons}
     assert min(rates.values()) > 0.05, rates  # every layer fires: the comparison is not of silent layers
+
+
+@pytest.mark.slow
+def test_lava_backend_int8_cost_identical_to_cpu(stereo_int8):
+    """--backend lava with int8 fields: feature net in Lava, matching on the host; every frame's cost
+    (and so disparity) is identical to the CPU integer graph's, and the boundary and parts are recorded."""
+    from snnc.export.lower import graph_inputs
+    from snnc.export.runtime import GraphModule
+    from snnc.quant import apply_head, quantize_network
+    from snnc.runtime.lava_backend import LavaBackend
+
+    net, g, frames = stereo_int8
+    fields = quantize_network(net.model, tuple(frames[0].shape), frames[:2])
+    gm = GraphModule(g)
+    state = gm.init_state(graph_inputs("spikedhs-stereo", frames[0]))
+    want = []
+    with torch.no_grad():
+        for x in frames:
+            y, state = gm.step(graph_inputs("spikedhs-stereo", x), state)
+            want.append(apply_head(g.meta["int8"], y))
+    be = LavaBackend(net.model, torch.device("cpu"), fields=fields)
+    try:
+        be.reset(frames[0])
+        got = [c for c in (be.step(x) for x in frames) if c is not None]
+        assert got == [] and be.latency == 8  # 5 frames < the 8-step pipeline
+        got += be.flush()
+        place = be.placement()
+    finally:
+        be.close()
+    assert len(got) == len(frames)
+    for t, (a, b) in enumerate(zip(want, got, strict=True)):
+        assert torch.equal(a, b), f"frame {t}: {int((a != b).sum())} cost values differ"
+        assert torch.equal(a.argmin(1), b.argmin(1))
+    assert place[0]["part"] == "lava" and len(place[0]["layers"]) == 9
+    assert place[0]["boundary"]["cut"] == ["feature.last.neuron"]

@@ -375,6 +375,7 @@ class LavaProcNet:
             raise SnncError(f"cannot read {unknown[0]!r} from Lava: not a neuron layer of the Lava part")
         self._procs: list[Any] = []
         self._runtime: Any = None
+        self._steps = 0
         self.process_count = 0
 
     # ------------------------------------------------------------------ building
@@ -549,6 +550,11 @@ class LavaProcNet:
             spikes = np.asarray(ext.receive()).transpose(2, 1, 0).reshape(self.batch, ch, hh, ww)
             out[name] = spikes.astype(np.float32)
         return out
+
+    @property
+    def steps(self) -> int:
+        """Lava steps run since :meth:`start`."""
+        return self._steps
 
     def stop(self) -> None:
         """Stop Lava's runtime (idempotent)."""

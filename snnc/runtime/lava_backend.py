@@ -25,7 +25,21 @@ the layer's membrane is carried across frames inside Lava. Lava's synapse
 delivers one step late, so the backend has a latency of one frame
 (``latency = 1``); the last frame is flushed with one extra step.
 
-Differences from the float network (stated tolerance): weights, bias and
+**int8** (``fields``: the network's :class:`snnc.quant.QuantFields`, ``--precision int8``):
+the **whole 2-D spiking feature net** runs in Lava instead, built from lava-nc
+processes by :mod:`snnc.export.lava_procs` (a ``Conv`` per convolution, a
+``LIF`` per neuron layer summing all its convolutions at one InPort, relays for
+the up-sampling and the delay lines that keep paths of different lengths aligned
+with the CPU's step); both cameras run as channel groups, the SBT frames enter
+as graded spikes. The boundary is the feature net's last neuron layer
+(``feature.last.neuron``): its spikes go to the host, where the cost volume and
+the 3-D matching net run in snnc's integer graph runtime (torch) and the float
+head (:func:`snnc.quant.apply_head`) resamples the integer cost, as on every
+int8 backend. Lava's spikes are the CPU int8 run's bit for bit; the backend's
+latency is the cut's Lava latency (8 frames for SpikeDHS-Stereo), flushed at
+the end.
+
+Differences from the float network (fp32 path, stated tolerance): weights, bias and
 threshold are quantised to Loihi's 8-bit / 13-bit / 17-bit fixed point and the
 leak to 12 bits (:func:`snnc.export.lava_writer.quantize_layer`), and at the
 first step Lava's neuron integrates its bias once before the first frame
@@ -100,13 +114,21 @@ class LavaBackend(Backend):
         device: must be CPU.
         threads: unused (Lava's simulator and the CPU rest use the process's threads).
         workdir: keep the netx file here instead of a temporary folder.
+        fields: the int8 network's :class:`snnc.quant.QuantFields`: run the whole integer
+            feature net in Lava processes (module docstring); None: the fp32 netx path.
     """
 
     name = "lava"
     latency = 1
 
     def __init__(
-        self, model: SpikingNet, device: torch.device, *, threads: int = 0, workdir: Path | None = None
+        self,
+        model: SpikingNet,
+        device: torch.device,
+        *,
+        threads: int = 0,
+        workdir: Path | None = None,
+        fields: Any = None,
     ) -> None:
         if torch.device(device).type != "cpu":
             raise SnncError(
@@ -124,6 +146,9 @@ class LavaBackend(Backend):
         self.lava_nodes: list[str] = []
         self.export_s = 0.0
         self.quant: dict[str, Any] = {}
+        self.fields = fields
+        self._procnet: Any = None
+        self.boundary: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ building
     def _build(self, shape: tuple[int, ...]) -> None:
@@ -179,6 +204,75 @@ class LavaBackend(Backend):
         self._shape = shape
         self.export_s = time.perf_counter() - start
 
+    def _build_int8(self, shape: tuple[int, ...]) -> None:
+        """The integer graph: its 2-D spiking part as Lava processes, the rest (integer) on the host."""
+        import time
+
+        from snnc.export.graph import Graph
+        from snnc.export.lava_procs import LavaProcNet, lava_part
+        from snnc.export.partition import copy_nodes
+        from snnc.export.runtime import GraphModule
+        from snnc.quant import int8_graph
+
+        start = time.perf_counter()
+        if shape[0] != 1:
+            raise SnncError(f"--backend lava streams one recording at a time (batch 1), got input {shape}")
+        graph = int8_graph(self.model, shape, self.fields)
+        nodes, cut = lava_part(graph)
+        self._stop_lava()
+        self._procnet = LavaProcNet(graph, batch=2, read=cut)
+        self.lava_nodes = [n for n in nodes if n not in graph.inputs]
+        part = set(nodes)
+        rest = Graph(dict(graph.meta))
+        for c in cut:
+            rest.add(c, "input", shape=graph[c].shape)
+        copy_nodes(rest, graph, [n for n in graph.nodes if n not in part])
+        rest.check()
+        self._rest = GraphModule(rest).eval()
+        self._cuts = cut
+        self._int8_meta = graph.meta["int8"]
+        lat = self._procnet.plan.latency
+        self.latency = max(lat[c] for c in cut)
+        self.boundary = {
+            "cut": list(cut),
+            "lava_latency_steps": {c: lat[c] for c in cut},
+            "lava_processes": None,
+            "relays": self._procnet.plan.relay_count(),
+        }
+        self._shape = shape
+        self._procnet.start()
+        self.boundary["lava_processes"] = self._procnet.process_count
+        self.export_s = time.perf_counter() - start
+
+    def _reset_int8(self, x0: Tensor) -> None:
+        shape = tuple(int(s) for s in x0.shape)
+        if self._procnet is None or shape != self._shape:
+            self._build_int8(shape)
+        else:
+            self._procnet.start()  # a fresh runtime: every membrane, buffer and delay line at rest
+        cut = {c: torch.zeros((2, *self._rest.graph[c].shape)) for c in self._cuts}
+        self._rest_state = self._rest.init_state(cut)
+        self._given = 0
+        self._answered = 0
+
+    def _int8_step(self, x: Tensor | None) -> Tensor | None:
+        """One Lava step (frame ``x`` or zeros); the head's cost of the frame it completes, if any."""
+        from snnc.export.lower import graph_inputs
+        from snnc.quant import apply_head, quantize_input
+
+        frame = None
+        if x is not None:
+            frame = graph_inputs("spikedhs-stereo", quantize_input(x.cpu(), self.fields))["x"].numpy()
+            self._given += 1
+        spikes = self._procnet.step(frame)
+        if self._procnet.steps <= self.latency:  # Lava's output answers no frame yet
+            return None
+        feed = {c: torch.from_numpy(spikes[c]) for c in self._cuts}
+        with torch.no_grad():
+            y, self._rest_state = self._rest.step(feed, self._rest_state)
+        self._answered += 1
+        return apply_head(self._int8_meta, y)
+
     def _start_lava(self, net_path: Path) -> None:
         from lava.lib.dl.netx import hdf5
         from lava.magma.core.run_configs import Loihi2SimCfg
@@ -211,6 +305,9 @@ class LavaBackend(Backend):
     # ------------------------------------------------------------------ stepping
     def reset(self, x0: Tensor) -> None:
         """Build the Lava part and the CPU rest for ``x0``'s shape; start Lava at rest."""
+        if self.fields is not None:
+            self._reset_int8(x0)
+            return
         shape = tuple(int(s) for s in x0.shape)
         if self._lava is None or shape != self._shape:
             self._build(shape)
@@ -246,7 +343,9 @@ class LavaBackend(Backend):
         return cost
 
     def step(self, x: Tensor) -> Tensor | None:
-        """Inject frame k; returns frame k-1's cost (None for the first frame)."""
+        """Inject frame k; returns frame k-latency's cost (None while the pipeline fills)."""
+        if self.fields is not None:
+            return self._int8_step(x)
         spikes = self._lava_step(x.cpu())
         self._given += 1
         if self._given == 1:
@@ -254,7 +353,14 @@ class LavaBackend(Backend):
         return self._rest_step(spikes)
 
     def flush(self) -> list[Tensor]:
-        """One more Lava step (zero input) for the last frame's spikes."""
+        """More Lava steps (zero input) for the frames still in the pipeline."""
+        if self.fields is not None:
+            out = []
+            while self._answered < self._given:
+                cost = self._int8_step(None)
+                if cost is not None:
+                    out.append(cost)
+            return out
         if self._given == 0:
             return []
         return [self._rest_step(self._lava_step(None))]
@@ -264,10 +370,14 @@ class LavaBackend(Backend):
         """``lava`` or ``cpu`` for a counted layer."""
         from snnc.runtime.hybrid_backend import layer_node
 
-        return "lava" if layer_node(layer.name) in self.lava_nodes else "cpu"
+        node = layer_node(layer.name)
+        inside = node in self.lava_nodes or any(n.startswith(node + ".part") for n in self.lava_nodes)
+        return "lava" if inside else "cpu"
 
     def placement(self) -> list[dict[str, Any]]:
-        """The Lava chain and the CPU rest."""
+        """The Lava part and the CPU rest, with the boundary between them."""
+        if self.fields is not None:
+            return self._placement_int8()
         layers = [n for n in self.lava_nodes if not n.endswith(".neuron")] if self.lava_nodes else []
         q = self.quant.get("layers", []) if self.quant else []
         return [
@@ -286,6 +396,23 @@ class LavaBackend(Backend):
             },
         ]
 
+    def _placement_int8(self) -> list[dict[str, Any]]:
+        layers = [n for n in self.lava_nodes if self._procnet is not None and self._procnet.graph[n].op == "neuron"]
+        return [
+            {
+                "part": "lava",
+                "runs_on": "Lava processes (lava-nc Conv/LIF/Sparse, Loihi2SimCfg fixed_pt, simulated on CPU)",
+                "layers": layers,
+                "boundary": self.boundary,
+                "input": "integer SBT frames as graded spikes; both cameras as channel groups",
+            },
+            {
+                "part": "cpu",
+                "runs_on": "CPU (snnc integer graph runtime, torch) + float head",
+                "detail": "from the boundary's spikes: cost volume, 3-D matching net (integer), head resampling",
+            },
+        ]
+
     def energy_parts(self, report: EnergyReport) -> list[dict[str, Any]]:
         """Energy per frame of the Lava part and the CPU part (see :func:`energy_by_part`)."""
         return energy_by_part(report, self.part_of, {p["part"]: p["runs_on"] for p in self.placement()})
@@ -293,6 +420,8 @@ class LavaBackend(Backend):
     def close(self) -> None:
         """Stop Lava and remove temporary files."""
         self._stop_lava()
+        if self._procnet is not None:
+            self._procnet.stop()
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
