@@ -65,3 +65,80 @@ def test_energy_table_notes_silence_and_digits_csv(files):
 def test_energy_bad_input_gives_one_line_errors(files, tmp_path):
     assert_user_error(run_snnc("energy", files["ckpt"], "--data", "digits"), "stereo network")
     assert_user_error(run_snnc("energy", files["ckpt"], "--data", tmp_path / "none_data.hdf5"), "not found")
+
+
+def test_energy_models_split_and_compare(files):
+    common = ("--data", files["data"], "--frames", "2", "--threads", "1")
+    runs = {
+        m: json.loads(expect_ok(run_snnc("energy", files["ckpt"], *common, "--format", "json", "--energy-model", m)))
+        for m in ("paper", "memory", "lemaire")
+    }
+    paper, memory, lemaire = runs["paper"], runs["memory"], runs["lemaire"]
+    # paper: the papers' total (compute only); neuron updates counted on their own line, outside it
+    assert paper["total"]["energy_j"] == pytest.approx(paper["total"]["ac"] * 0.9e-12)
+    assert paper["total"]["neuron_updates"] > 0 and paper["total"]["neuron_in_total"] is False
+    assert paper["total"]["memory_j"] == 0 and paper["costs"]["name"] == "45nm-fp32"
+    for d in (memory, lemaire):
+        t = d["total"]
+        assert t["energy_j"] == pytest.approx(t["synaptic_j"] + t["neuron_j"] + t["memory_j"])
+        assert t["memory_j"] > t["synaptic_j"] > 0  # memory dominates
+        assert d["ann_total"]["memory_j"] > 0 and d["snn_vs_ann_energy"] == pytest.approx(
+            t["energy_j"] / d["ann_total"]["energy_j"]
+        )
+        assert {"weights", "bias", "activations"} <= set(d["layers"][1]["memory_bytes"]) or d is lemaire
+    assert lemaire["costs"]["name"] == "45nm-int32"  # Lemaire's 32-bit integer ops unless --costs says otherwise
+    assert memory["neurons"] and all(n["memory_j"] > 0 for n in memory["neurons"] if n["type"] != "relu")
+    out = expect_ok(run_snnc("energy", files["ckpt"], *common, "--compare", "paper", "memory"))
+    assert "[paper]" in out and "[memory]" in out and "memory (mJ)" in out and "SNN/ANN" in out
+    csv = expect_ok(run_snnc("energy", files["ckpt"], *common, "--compare", "paper", "lemaire", "--format", "csv"))
+    assert csv.splitlines()[0].startswith("quantity,") and len(csv.splitlines()) == 11
+    table = expect_ok(run_snnc("energy", files["ckpt"], *common, "--costs", "loihi"))
+    assert "Davies" in table and "neuron uJ" in table and "split: synaptic compute" in table
+    assert_user_error(run_snnc("energy", files["ckpt"], *common, "--costs", "nope"), "unknown energy cost table")
+
+
+def test_stacked_plot_parts_add_up_to_the_total():
+    import torch
+
+    from snnc.energy import count_ops, energy_report
+    from snnc.energy.plot import stacked_parts
+    from snnc.models.build import build_model
+
+    torch.manual_seed(0)
+    net = build_model("sequential-dvs", image_size=8).eval()
+    x = (torch.rand(3, 1, 2, 8, 8) < 0.3).float()
+    ops = count_ops(net, x, fanout="input", neurons=True)
+    for model in ("paper", "memory", "lemaire"):
+        rep = energy_report(ops, energy_model=model, steps_per_frame=3.0)
+        names, parts = stacked_parts(rep)
+        assert len(names) == len(rep.layers) + len(rep.neurons) and len(parts) == 3
+        assert sum(map(sum, parts)) == pytest.approx(rep.energy_j)
+        assert (sum(parts[2]) > 0) == (model != "paper")
+
+
+def test_stream_energy_model_per_frame_matches_energy(files):
+    common = ("--frames", "2", "--threads", "1")
+    for model in ("memory", "lemaire"):
+        stream = json.loads(
+            expect_ok(
+                run_snnc("stream", files["data"], "--model", files["ckpt"], *common, "--json", "--energy-model", model)
+            )
+        )
+        energy = json.loads(
+            expect_ok(
+                run_snnc(
+                    "energy",
+                    files["ckpt"],
+                    "--data",
+                    files["data"],
+                    *common,
+                    "--format",
+                    "json",
+                    "--energy-model",
+                    model,
+                )
+            )
+        )
+        assert stream["energy_model"] == model
+        assert stream["energy_j_per_frame"] == pytest.approx(energy["total"]["energy_j"], rel=1e-9)
+        assert stream["ann_energy_j_per_frame"] == pytest.approx(energy["ann_total"]["energy_j"], rel=1e-9)

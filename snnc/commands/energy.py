@@ -72,9 +72,26 @@ def _digit_overrides(genotype: Any) -> dict[str, Any]:
 )
 @click.option(
     "--costs",
-    default="45nm-fp32",
+    default=None,
+    help="Energy per op: 45nm-fp32 (AC 0.9, MAC 4.6 pJ; the papers'; default), 45nm-fp16, 45nm-int32 "
+    "(default of --energy-model lemaire), 45nm-int8, loihi (Davies et al. 2018: synaptic op 23.6 pJ, "
+    "neuron update 52 / 81 pJ).",
+)
+@click.option(
+    "--energy-model",
+    "energy_model",
+    type=click.Choice(["paper", "memory", "lemaire"]),
+    default="paper",
     show_default=True,
-    help="Energy per op: 45nm-fp32 (AC 0.9, MAC 4.6 pJ; the papers'), 45nm-fp16, 45nm-int32, 45nm-int8.",
+    help="paper: AC/MAC compute only (the papers' numbers); memory: plus neuron updates and weight, "
+    "membrane-state and spike traffic; lemaire: Lemaire et al. 2022's analytical model.",
+)
+@click.option(
+    "--compare",
+    nargs=2,
+    default=None,
+    metavar="A B",
+    help="Print two energy models (e.g. paper memory) of MODEL, or two MODELs, side by side.",
 )
 @click.option("--ac-pj", type=float, default=None, help="Override the AC energy (pJ).")
 @click.option("--mac-pj", type=float, default=None, help="Override the MAC energy (pJ).")
@@ -96,7 +113,9 @@ def energy_command(
     frames: int | None,
     fmt: str,
     count: str,
-    costs: str,
+    costs: str | None,
+    energy_model: str,
+    compare: tuple[str, str] | None,
     ac_pj: float | None,
     mac_pj: float | None,
     plot_png: Path | None,
@@ -135,47 +154,26 @@ def energy_command(
         click.echo(default_model_note(model_spec, "MODEL"), err=fmt != "table")
 
     from snnc.energy.costs import resolve_costs
-    from snnc.models.genotype import load_genotype
-    from snnc.runtime.measure import measure_images, measure_stereo
-    from snnc.runtime.model import load_network
+    from snnc.energy.models import ENERGY_MODELS
 
     if threads:
         import torch
 
         torch.set_num_threads(threads)
-    energy_costs = resolve_costs(costs, ac_pj, mac_pj)
+    if compare is not None:
+        sides = []
+        for side in compare:
+            spec, model_name = (model_spec, side) if side in ENERGY_MODELS else (side, energy_model)
+            side_costs = resolve_costs(costs or _default_costs(model_name), ac_pj, mac_pj)
+            m = _measure(spec, data, frames, side_costs, count, model_name, gt_file, rect_dir, max_window_events)
+            sides.append((f"{m[0].describe()} [{model_name}]", m[1]))
+        _print_compare(sides, fmt)
+        return
+    energy_costs = resolve_costs(costs or _default_costs(energy_model), ac_pj, mac_pj)
     rect_line, stats = "", None
-    if data == "digits":
-        from snnc.data.images import load_digits_set
-
-        overrides: dict[str, Any] = {}
-        from snnc.models.loading import resolve_model
-
-        ref = resolve_model(model_spec)
-        if ref.kind in ("genotype", "preset"):
-            overrides = _digit_overrides(load_genotype(ref.path if ref.path is not None else model_spec))
-        net = load_network(model_spec, overrides=overrides)
-        if net.family == "spikedhs-stereo":
-            raise SnncError(
-                f"{model_spec}: a stereo network cannot run on digits images; give an MVSEC recording with --data"
-            )
-        images = load_digits_set().x_test
-        images = images[: frames or images.shape[0]]
-        report = measure_images(net, images, costs=energy_costs, count=count)
-        data_desc = f"digits ({images.shape[0]} test images, T = {report.steps_per_frame:g} steps each)"
-    else:
-        from snnc.data.mvsec import MVSECRecording
-        from snnc.data.windows import WindowStats
-
-        data_path = Path(data)
-        with MVSECRecording(
-            data_path, gt_path=gt_file, rect_dir=rect_dir, max_window_events=max_window_events
-        ) as rec:  # bad data fails before torch loads
-            rect_line = rec.rectification_line()
-            net = load_network(model_spec)
-            stats = WindowStats(data_path)
-            report = measure_stereo(net, rec, frames=frames or 20, costs=energy_costs, count=count, stats=stats)
-        data_desc = f"{data_path} ({report.frames} frames, one step each, state carried)"
+    net, report, data_desc, rect_line, stats = _measure(
+        model_spec, data, frames, energy_costs, count, energy_model, gt_file, rect_dir, max_window_events
+    )
     if plot_png is not None:
         from snnc.energy.plot import plot_energy
 
@@ -203,8 +201,8 @@ def energy_command(
     if stats is not None and stats.summary_line():
         click.echo(f"input windows: {stats.summary_line()}")
     click.echo(
-        f"energy model: {energy_costs.name} (AC {energy_costs.ac_pj:g} pJ, MAC {energy_costs.mac_pj:g} pJ; "
-        f"{energy_costs.source}); AC count: {count}; all numbers per frame"
+        f"energy model: {energy_model}; costs: {energy_costs.name} (AC {energy_costs.ac_pj:g} pJ, "
+        f"MAC {energy_costs.mac_pj:g} pJ; {energy_costs.source}); AC count: {count}; all numbers per frame"
     )
     click.echo(report.format_table())
     click.echo("")
@@ -214,6 +212,11 @@ def energy_command(
         f"per frame; as an ANN {report.ann_mac / 1e6:.1f} M MAC = {report.ann_energy_j * 1e3:.4f} mJ "
         f"(SNN/ANN = {ratio:.4f})"
     )
+    click.echo(
+        f"split: synaptic compute {report.compute_j * 1e3:.4f} mJ, neuron updates {report.neuron_j * 1e3:.4f} mJ "
+        f"({report.neuron_updates / 1e6:.3g} M updates{'' if energy_model != 'paper' else ', not in the total'}), "
+        f"memory {report.memory_j * 1e3:.4f} mJ"
+    )
     click.echo(f"mean input firing rate of spike layers: {100 * report.spike_input_rate:.3f} %")
     if net.family == "spikedhs-stereo":
         click.echo(_PAPER)
@@ -221,3 +224,101 @@ def energy_command(
         click.echo(f"note: {_SILENT_NOTE}")
     if plot_png is not None:
         click.echo(f"wrote {plot_png}")
+
+
+def _default_costs(energy_model: str) -> str:
+    """The cost table an energy model uses unless ``--costs`` says otherwise (Lemaire: 32-bit integer ops)."""
+    return "45nm-int32" if energy_model == "lemaire" else "45nm-fp32"
+
+
+def _measure(
+    model_spec: str,
+    data: str,
+    frames: int | None,
+    energy_costs: Any,
+    count: str,
+    energy_model: str,
+    gt_file: Path | None,
+    rect_dir: Path | None,
+    max_window_events: int,
+) -> tuple[Any, Any, str, str, Any]:
+    """``(network, report, data description, rectification line, window stats)`` of an snnc MODEL on ``data``."""
+    from snnc.models.genotype import load_genotype
+    from snnc.runtime.measure import measure_images, measure_stereo
+    from snnc.runtime.model import load_network
+
+    if data == "digits":
+        from snnc.data.images import load_digits_set
+        from snnc.models.loading import resolve_model
+
+        overrides: dict[str, Any] = {}
+        ref = resolve_model(model_spec)
+        if ref.kind in ("genotype", "preset"):
+            overrides = _digit_overrides(load_genotype(ref.path if ref.path is not None else model_spec))
+        net = load_network(model_spec, overrides=overrides)
+        if net.family == "spikedhs-stereo":
+            raise SnncError(
+                f"{model_spec}: a stereo network cannot run on digits images; give an MVSEC recording with --data"
+            )
+        images = load_digits_set().x_test
+        images = images[: frames or images.shape[0]]
+        report = measure_images(net, images, costs=energy_costs, count=count, energy_model=energy_model)
+        return (
+            net,
+            report,
+            f"digits ({images.shape[0]} test images, T = {report.steps_per_frame:g} steps each)",
+            "",
+            None,
+        )
+    from snnc.data.mvsec import MVSECRecording
+    from snnc.data.windows import WindowStats
+
+    data_path = Path(data)
+    with MVSECRecording(
+        data_path, gt_path=gt_file, rect_dir=rect_dir, max_window_events=max_window_events
+    ) as rec:  # bad data fails before torch loads
+        rect_line = rec.rectification_line()
+        net = load_network(model_spec)
+        stats = WindowStats(data_path)
+        report = measure_stereo(
+            net, rec, frames=frames or 20, costs=energy_costs, count=count, stats=stats, energy_model=energy_model
+        )
+    return net, report, f"{data_path} ({report.frames} frames, one step each, state carried)", rect_line, stats
+
+
+def _compare_rows(report: Any) -> dict[str, float | None]:
+    """The per-frame figures ``--compare`` puts side by side."""
+    return {
+        "synaptic compute (mJ)": report.compute_j * 1e3,
+        "neuron updates (mJ)": report.neuron_j * 1e3,
+        "memory (mJ)": report.memory_j * 1e3,
+        "total (mJ)": report.energy_j * 1e3,
+        "as an ANN (mJ)": report.ann_energy_j * 1e3,
+        "SNN/ANN": report.energy_j / report.ann_energy_j if report.ann_energy_j else None,
+        "AC (M)": report.ac / 1e6,
+        "MAC (M)": report.mac / 1e6,
+        "neuron updates (M)": report.neuron_updates / 1e6,
+        "spike input rate (%)": 100 * report.spike_input_rate,
+    }
+
+
+def _print_compare(sides: list[tuple[str, Any]], fmt: str) -> None:
+    """Two reports side by side: a table, or JSON / CSV with one column per side."""
+    rows = [_compare_rows(rep) for _, rep in sides]
+    if fmt == "json":
+        click.echo(json.dumps({"compare": [{"label": lab, **rep.to_dict()} for lab, rep in sides]}, indent=2))
+        return
+    if fmt == "csv":
+        click.echo("quantity," + ",".join(f'"{lab}"' for lab, _ in sides))
+        for key in rows[0]:
+            click.echo(f'"{key}",' + ",".join("" if r[key] is None else f"{r[key]:.6g}" for r in rows))
+        return
+    width = max(len(k) for k in rows[0])
+    cols = [max(len(lab), 12) for lab, _ in sides]
+    click.echo(f"{'per frame':<{width}}  " + "  ".join(f"{lab:>{w}}" for (lab, _), w in zip(sides, cols, strict=True)))
+    for key in rows[0]:
+        cells = ["-" if r[key] is None else f"{r[key]:.4g}" for r in rows]
+        click.echo(f"{key:<{width}}  " + "  ".join(f"{c:>{w}}" for c, w in zip(cells, cols, strict=True)))
+    for lab, rep in sides:
+        if rep.energy_model == "paper":
+            click.echo(f"note: {lab}: the paper model's total leaves the neuron updates out (the papers' numbers)")

@@ -170,9 +170,9 @@ def _plan_outputs(
 )
 @click.option(
     "--costs",
-    default="45nm-fp32",
-    show_default=True,
-    help="Energy per op table: 45nm-fp32 (AC 0.9, MAC 4.6 pJ), 45nm-fp16, 45nm-int32, 45nm-int8, loihi.",
+    default=None,
+    help="Energy per op table: 45nm-fp32 (AC 0.9, MAC 4.6 pJ; default), 45nm-fp16, 45nm-int32 (default of "
+    "--energy-model lemaire), 45nm-int8, loihi.",
 )
 @click.option(
     "--energy-model",
@@ -206,7 +206,7 @@ def stream_command(
     max_frames: int | None,
     no_energy: bool,
     count: str,
-    costs: str,
+    costs: str | None,
     threads: int,
     as_json: bool,
     quiet: bool,
@@ -264,7 +264,7 @@ def stream_command(
         from snnc.runtime.results import DISPARITY_UNITS, ResultsWriter
         from snnc.train.runtime import resolve_device, set_threads
 
-        energy_costs = resolve_costs(costs)
+        energy_costs = resolve_costs(costs or ("45nm-int32" if energy_model == "lemaire" else "45nm-fp32"))
         dev = resolve_device(device)
         set_threads(threads)
         times, clock = frame_times(rec, limit=max_frames)

@@ -187,6 +187,13 @@ def _arch(value: str) -> str:
     help="HNS ReLU energy factor: the paper's 4.26 or from measured firing rates (snnc.energy).",
 )
 @click.option("--rho-relu", type=float, default=4.26, show_default=True, help="ReLU factor for --rho paper.")
+@click.option(
+    "--hns-energy-model",
+    type=click.Choice(["paper", "memory", "lemaire"]),
+    default="paper",
+    show_default=True,
+    help="HNS energy loss priced like snnc energy --energy-model (memory/lemaire add weight and state traffic).",
+)
 @click.option("--search-layers", default="", help="TPS/HNS layers (names or s1/c5), comma-separated [all].")
 @click.option("--search-every", type=int, default=100, show_default=True, help="TPS/HNS decision every s iterations.")
 @click.option("--search-warmup", type=int, default=5, show_default=True, help="TPS/HNS warm-up epochs with fixed a.")
