@@ -285,7 +285,8 @@ class GraphModule(nn.Module):
             return F.avg_pool2d(x, tuple(p["kernel"]), tuple(p["stride"]), tuple(p["padding"]))
         if op == "sumpool":
             k = tuple(p["kernel"])
-            return F.avg_pool2d(x, k, tuple(p["stride"]), tuple(p["padding"]), divisor_override=1)
+            # average times the window: torch.onnx drops divisor_override (ONNX AveragePool has none)
+            return F.avg_pool2d(x, k, tuple(p["stride"]), tuple(p["padding"])) * float(k[0] * k[1])
         if op == "flatten":
             end = int(p["end_dim"])
             return x.flatten(int(p["start_dim"]) + 1, end + 1 if end >= 0 else -1)

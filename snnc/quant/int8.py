@@ -265,6 +265,8 @@ def apply_int8(graph: Graph, fields: QuantFields) -> Graph:
             p["spec"], p["gain"] = float_relaxation(neuron, node.params["spec"])
         elif op == "avgpool":
             op = "sumpool"
+        if op == "sumpool":
+            p["integer"] = True  # (average * window) rounded: the exact integer sum
         out.add(name, op, inputs, shape=node.shape if op == "input" else None, **p)
     out.meta["int8"] = {
         "input_scale": fields.input_scale,
@@ -312,6 +314,7 @@ def nir_form(graph: Graph) -> Graph:
             p["gain"] = 1.0
         elif op == "sumpool":  # several importers lack SumPool2d: average, times the window in the next weights
             op = "avgpool"
+            p.pop("integer", None)
             pooled[name] = window * int(p["kernel"][0]) * int(p["kernel"][1])
         elif op == "flatten":
             pooled[name] = window
