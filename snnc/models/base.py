@@ -66,6 +66,7 @@ class StepContext:
         if self._states is None:  # shape probe on meta tensors
             self.shapes[key] = current.shape
             return torch.zeros_like(current)
+        y: Tensor
         y, new_state = neuron(current, self._states[key])
         self.new_states[key] = new_state
         return y

@@ -34,4 +34,5 @@ def build_model(genotype: Any | str | Path, **overrides: Any) -> SpikingNet:
     family = getattr(genotype, "family", None)
     if family not in FAMILIES:
         raise SnncError(f"cannot build a network from {type(genotype).__name__} (family {family!r})")
-    return build(genotype, overrides)
+    net: SpikingNet = build(genotype, overrides)
+    return net

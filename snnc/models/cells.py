@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -137,10 +138,10 @@ class SpikingCell(nn.Module):
             for k in self._inputs[j]:
                 out = self.ops[k](states[edges[k].src])
                 if str(k) in self.edge_neurons:
-                    out = ctx(self.edge_neurons[str(k)], out)
+                    out = ctx(cast(Neuron, self.edge_neurons[str(k)]), out)
                 current = out if current is None else current + out
             assert current is not None  # every node has an input (validated genotype)
-            states.append(ctx(node, current))
+            states.append(ctx(cast(Neuron, node), current))
         return torch.cat(states[2:], dim=1)
 
 

@@ -148,7 +148,7 @@ def _int(value: Any, what: str, minimum: int = 1) -> int:
             raise SnncError(f"{what} must be an integer, got {short_repr(value)}")
     if value < minimum:
         raise SnncError(f"{what} must be >= {minimum}, got {value}")
-    return value
+    return int(value)
 
 
 def _number(value: Any, what: str) -> float:
@@ -601,7 +601,7 @@ def genotype_from_dict(d: Mapping[str, Any], path: PathLike | None = None) -> Ge
 
     cls: Any = genotype_class(family(d.get("family"), path).name)
     try:
-        return cls.from_dict(d, path)  # type: ignore[no-any-return]
+        return cls.from_dict(d, path)
     except SnncError as err:
         raise (err if err.path is not None else SnncError(str(err), path)) from None
 
@@ -670,7 +670,8 @@ def _read_json(text: str, path: PathLike) -> Any:
 
 
 def load_genotype(name_or_path: str | PathLike) -> Genotype:
-    """Resolve a preset name (``spikedhs-cla``, ``spikedhs-stereo``, ``snasnet-cifar10``, ``snasnet-cifar100``) or a JSON file.
+    """Resolve a preset name (``spikedhs-cla``, ``spikedhs-stereo``, ``snasnet-cifar10``, ``snasnet-cifar100``) or a
+    JSON file.
 
     A value ending in ``.json`` (or a :class:`~pathlib.Path`) is read as a file;
     anything else must be a preset name, even when a file of that name exists

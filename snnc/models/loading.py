@@ -194,7 +194,7 @@ def save_network(
     write_checkpoint(path, "network", payload)
 
 
-def _describe_mismatch(err: RuntimeError, expected: Mapping[str, torch.Tensor], got: Mapping[str, Any]) -> str:
+def _describe_mismatch(err: Exception, expected: Mapping[str, torch.Tensor], got: Mapping[str, Any]) -> str:
     missing = [k for k in expected if k not in got]
     unexpected = [k for k in got if k not in expected]
     shaped = [

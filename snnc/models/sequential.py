@@ -69,7 +69,7 @@ def _positive_int(value: Any, what: str, limit: str) -> int:
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise SnncError(f"{what} must be a positive integer, got {short_repr(value)}")
-    return check_limit(value, limit, what)
+    return int(check_limit(value, limit, what))
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -390,9 +390,11 @@ class CellOp(nn.Module):
         """Apply the op to one step's node value (the edge's neuron runs through ``ctx``)."""
         if self.neuron is not None:
             assert self.conv is not None
-            return self.conv(ctx(self.neuron, x))
+            y: Tensor = self.conv(ctx(self.neuron, x))
+            return y
         if self.pool is not None:
-            return self.pool(x)
+            pooled: Tensor = self.pool(x)
+            return pooled
         return x
 
 
@@ -424,14 +426,14 @@ class SNASNetCell(nn.Module):
             total: Tensor | None = None
             for i, jj, _ in self.fwd_edges:
                 if jj == j:
-                    y = self.fwd[f"{i}_{j}"].step_with(h[i], ctx)
+                    y = cast(CellOp, self.fwd[f"{i}_{j}"]).step_with(h[i], ctx)
                     total = y if total is None else total + y
             if total is None:
                 total = torch.zeros_like(x_in)
             h[j] = total + fb[j] if j in fb else total
         new_fb: dict[int, Tensor] = {}
         for i, j, _ in self.bwd_edges:
-            y = self.bwd[f"{i}_{j}"].step_with(h[i], ctx)
+            y = cast(CellOp, self.bwd[f"{i}_{j}"]).step_with(h[i], ctx)
             new_fb[j] = y if j not in new_fb else new_fb[j] + y
         return h[NUM_NODES - 1], tuple(new_fb[n] for n in self.feedback_nodes)
 
@@ -555,7 +557,8 @@ class SNASNet(SpikingNet):
             z, code = self._dropout(z, ctx.carry("dropout.code", z))
             ctx.put("dropout.code", code)
         h = ctx(self.fc_neuron, self.fc1(z))
-        return self.fc2(h).view(x_t.shape[0], g.num_classes, g.vote).mean(dim=2)
+        votes: Tensor = self.fc2(h)
+        return votes.view(x_t.shape[0], g.num_classes, g.vote).mean(dim=2)
 
 
 def build_snasnet(genotype: SNASNetGenotype, **overrides: Any) -> SNASNet:

@@ -56,7 +56,8 @@ class SpikeDHSClassifier(SpikingNet):
         """Logits ``(B, num_classes)`` of one step."""
         s = self.stem(x_t, ctx)
         out = self.trellis(s, s, ctx)
-        return self.fc(self.pool(out).flatten(1))
+        logits: Tensor = self.fc(self.pool(out).flatten(1))
+        return logits
 
     def classify(self, images: Tensor, time_steps: int | None = None) -> Tensor:
         """Direct coding: feed ``images (B, C, H, W)`` for T steps, return the mean logits ``(B, classes)``.
@@ -66,7 +67,8 @@ class SpikeDHSClassifier(SpikingNet):
         t = self.genotype.time_steps if time_steps is None else int(time_steps)
         if t < 1:
             raise SnncError(f"time_steps must be >= 1, got {t}")
-        return self(images.unsqueeze(0).expand(t, *images.shape)).mean(0)
+        logits: Tensor = self(images.unsqueeze(0).expand(t, *images.shape))
+        return logits.mean(0)
 
 
 def build_spikedhs_classifier(genotype: SpikeDHSClassifierGenotype, **overrides: Any) -> SpikeDHSClassifier:

@@ -111,7 +111,7 @@ class _SpikeFunction(torch.autograd.Function):
     """Heaviside forward, surrogate backward (see module docstring)."""
 
     @staticmethod
-    def forward(ctx: Any, u: Tensor, vth: Threshold, surrogate: str, b: float) -> Tensor:  # type: ignore[override]
+    def forward(ctx: Any, u: Tensor, vth: Threshold, surrogate: str, b: float) -> Tensor:
         vth_is_tensor = isinstance(vth, Tensor)
         if vth_is_tensor:
             ctx.save_for_backward(u, vth)
@@ -125,7 +125,7 @@ class _SpikeFunction(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
         derivative = _DERIVATIVES[ctx.surrogate]
         if not ctx.vth_is_tensor:
             (u,) = ctx.saved_tensors
@@ -168,6 +168,8 @@ def spike_fn(u: Tensor, vth: Threshold, surrogate: str = "dspike", b: float = 3.
         raise SnncError(f"spike threshold vth must be positive, got {vth!r}")
     needs_grad = torch.is_grad_enabled() and (u.requires_grad or (isinstance(vth, Tensor) and vth.requires_grad))
     # Fast path: inference, tracing and ONNX export see a comparison + cast only.
-    if not needs_grad or torch.onnx.is_in_onnx_export() or torch.jit.is_tracing():
+    tracing = torch.jit.is_tracing()  # type: ignore[no-untyped-call]  # torch leaves it untyped
+    if not needs_grad or torch.onnx.is_in_onnx_export() or tracing:
         return (u > vth).to(u.dtype)
-    return _SpikeFunction.apply(u, vth, surrogate, float(b))
+    spikes: Tensor = _SpikeFunction.apply(u, vth, surrogate, float(b))  # Function.apply is untyped
+    return spikes
