@@ -17,7 +17,7 @@ from snnc.errors import SnncError
 from snnc.export.lower import graph_inputs, lower
 from snnc.export.runtime import GraphModule
 from snnc.models.build import build_model
-from snnc.models.stereo import cost_conv, cost_volume
+from snnc.models.stereo import cost_conv, cost_volume, narrow_conv3d, upsampled_conv3d
 
 from _export_util import SMALL_STEREO, record_spikes, small_genotype
 from _spikedhs_util import single_thread  # noqa: F401 (autouse fixture)
@@ -61,6 +61,24 @@ def test_cost_conv_full_resolution_shapes_and_gradients():
     (out * probe).sum().backward()
     (ref * probe).sum().backward()
     assert (w1.grad - w2.grad).abs().max().item() < 1e-3 * w2.grad.abs().max().item()
+
+
+@pytest.mark.parametrize("low", [(1, 1, 1), (2, 3, 4), (3, 2, 5)])
+@pytest.mark.parametrize("odd", [(0, 0, 0), (1, 0, 1), (1, 1, 1), (0, 1, 0)])
+def test_output_conv_forms_equal_conv3d(low, odd):
+    """The 24 -> 1 cost layer: on the nearest x2 up-sampled spikes (odd sizes drop the last copy) and as a tap GEMM."""
+    g = torch.Generator().manual_seed(sum(low) + 10 * sum(odd))
+    size = tuple(2 * m - o for m, o in zip(low, odd, strict=True))
+    s = (torch.rand(2, 3, *low, generator=g) < 0.5).float()
+    weight, bias = torch.randn(2, 3, 3, 3, 3, generator=g), torch.randn(2, generator=g)
+    up = F.interpolate(s, size=size, mode="nearest")
+    ref = F.conv3d(up, weight, bias, padding=1)
+    assert (upsampled_conv3d(s, weight, bias, size) - ref).abs().max().item() < 1e-5
+    assert (narrow_conv3d(up, weight, bias) - ref).abs().max().item() < 1e-5
+    weight = torch.randint(-64, 65, weight.shape, generator=g).float() / 64  # exact sums: equal
+    assert torch.equal(upsampled_conv3d(s, weight, None, size), F.conv3d(up, weight, None, padding=1))
+    with pytest.raises(SnncError, match="upsampled_conv3d needs"):
+        upsampled_conv3d(s, weight, None, tuple(2 * m + 1 for m in low))
 
 
 def _firing_stereo(seed: int = 0, gain: float = 3.0):

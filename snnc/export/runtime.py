@@ -276,6 +276,10 @@ class GraphModule(nn.Module):
         if op == "conv":
             w = self._param(name, "weight")
             b = self._param(name, "bias") if "bias" in self._buffers_of[name] else None
+            if _narrow_3d(w, p):  # e.g. the stereo cost layer 24 -> 1: a GEMM over the taps, then shifted sums
+                from snnc.models.stereo import narrow_conv3d
+
+                return narrow_conv3d(x, w, b)
             conv = F.conv2d if w.dim() == 4 else F.conv3d
             return conv(x, w, b, tuple(p["stride"]), tuple(p["padding"]), tuple(p["dilation"]), int(p["groups"]))
         if op == "affine":
@@ -310,3 +314,18 @@ class GraphModule(nn.Module):
         if op == "select":
             return x[:, int(p["index"])]
         raise SnncError(f"graph node {name!r}: cannot execute operation {op!r}")
+
+
+def _narrow_3d(w: Tensor, p: dict[str, Any]) -> bool:
+    """A 3-D 'same' stride-1 convolution with at most 4 output channels (run as :func:`narrow_conv3d`)."""
+    k = w.shape[-1]
+    return bool(
+        w.dim() == 5
+        and w.shape[0] <= 4
+        and k % 2 == 1
+        and tuple(w.shape[2:]) == (k, k, k)
+        and tuple(p["stride"]) == (1, 1, 1)
+        and tuple(p["dilation"]) == (1, 1, 1)
+        and tuple(p["padding"]) == (k // 2,) * 3
+        and int(p["groups"]) == 1
+    )

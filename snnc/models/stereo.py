@@ -66,7 +66,7 @@ from torch import Tensor, nn
 
 from snnc.errors import SnncError
 from snnc.models.base import SpikingNet, StepContext
-from snnc.models.cells import SpikingConv, Trellis, Upsampler
+from snnc.models.cells import SpikingConv, Trellis, Upsampler, level_size, resize_nearest
 from snnc.models.genotype import CellGenotype, SpikeDHSStereoGenotype, with_overrides
 from snnc.models.layers import ConvBN
 from snnc.neurons import NeuronSpec
@@ -81,6 +81,8 @@ __all__ = [
     "build_spikedhs_stereo",
     "cost_volume",
     "cost_conv",
+    "narrow_conv3d",
+    "upsampled_conv3d",
     "estimate_disparity",
     "subpixel_cross_entropy",
 ]
@@ -183,10 +185,11 @@ class MatchingNet(nn.Module):
     def from_views(self, left: Tensor, right: Tensor, shifts: int, ctx: StepContext, literal: bool = False) -> Tensor:
         """Left/right feature maps ``(B, c, h, w)`` -> cost potential ``(B, 1, V, h, w)``.
 
-        By default the volume and ``stem0``'s convolution are one :func:`cost_conv`; with
-        ``literal`` (or while a hook watches ``stem0`` or its convolution, e.g. op counting,
-        which must see the volume it counts) the volume is built and convolved as written.
-        Both give the same currents to float rounding.
+        By default the volume and ``stem0``'s convolution are one :func:`cost_conv` and the
+        output convolution runs on the last up layer's spikes before their nearest x2
+        up-sampling (:func:`upsampled_conv3d`); with ``literal`` (or while a hook watches
+        those layers, e.g. op counting, which must see the inputs it counts) the volume is
+        built and every layer runs as written. Both give the same currents to float rounding.
         """
         conv = self.stem0.conv
         if literal or _hooked(self.stem0) or _hooked(conv) or _hooked(conv.conv):
@@ -194,13 +197,24 @@ class MatchingNet(nn.Module):
         current = cost_conv(left, right, conv.conv.weight, conv.conv.bias, shifts)
         if conv.bn is not None:
             current = conv.bn(current)
-        return self._after_stem0(ctx(self.stem0.neuron, current), ctx)
+        return self._after_stem0(ctx(self.stem0.neuron, current), ctx, literal=False)
 
-    def _after_stem0(self, s0: Tensor, ctx: StepContext) -> Tensor:
+    def _after_stem0(self, s0: Tensor, ctx: StepContext, literal: bool = True) -> Tensor:
         s1 = self.stem1(s0, ctx)
         out = self.trellis(s0, s1, ctx)
-        cost: Tensor = self.out(self.up(out, s1.shape[2:], ctx))
-        return cost
+        size0 = s1.shape[2:]
+        conv = self.out.conv
+        if literal or not self.up.layers or _hooked(self.out) or _hooked(conv) or self.out.bn is not None:
+            cost: Tensor = self.out(self.up(out, size0, ctx))
+            return cost
+        # the output conv reads the last up layer's spikes nearest-upsampled x2: run it at their resolution
+        level = self.up.from_level
+        for i, layer in enumerate(self.up.layers):
+            out = layer(out, ctx)
+            level -= 1
+            if i + 1 < len(self.up.layers):
+                out = resize_nearest(out, level_size(size0, level))
+        return upsampled_conv3d(out, conv.weight, conv.bias, tuple(size0))
 
 
 def _hooked(module: nn.Module) -> bool:
@@ -345,6 +359,98 @@ def cost_conv(left: Tensor, right: Tensor, weight: Tensor, bias: Tensor | None, 
         for r, d in enumerate(ds):
             rows[d] = _cost_row(d, r, w, k, full, right_map, band, edge, bias_v, (b, o, h))
     return torch.stack(rows, 2)
+
+
+def _taps(x: Tensor, weight: Tensor) -> Tensor:
+    """Every kernel tap's 1x1x1 projection: ``(B, C, *s) -> (B, k**3, O, *s)`` (one matrix product)."""
+    o, c, k = weight.shape[0], weight.shape[1], weight.shape[-1]
+    per_tap = weight.permute(2, 3, 4, 0, 1).reshape(k**3 * o, c)
+    return torch.matmul(per_tap, x.reshape(x.shape[0], c, -1)).view(x.shape[0], k**3, o, *x.shape[2:])
+
+
+def narrow_conv3d(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """``conv3d(x, weight, bias, padding=k//2)`` for few output channels (the cost layer's 24 -> 1).
+
+    One matrix product gives every tap's projection (``k**3 * O`` rows: a well-shaped GEMM
+    where the direct convolution of 1 output channel is not), then the ``k**3`` shifted
+    maps are summed. Same result to float rounding.
+    """
+    k = weight.shape[-1]
+    p = k // 2
+    d, h, w = x.shape[2:]
+    y = F.pad(_taps(x, weight), (p, p, p, p, p, p))
+    out = bias.view(1, -1, 1, 1, 1).expand(x.shape[0], -1, d, h, w) if bias is not None else None
+    t = 0
+    for kd in range(k):
+        for ky in range(k):
+            for kx in range(k):
+                piece = y[:, t, :, kd : kd + d, ky : ky + h, kx : kx + w]
+                out = piece if out is None else out + piece
+                t += 1
+    assert out is not None
+    return out
+
+
+def upsampled_conv3d(s: Tensor, weight: Tensor, bias: Tensor | None, size: Sequence[int]) -> Tensor:
+    """``conv3d(resize_nearest(s, size), weight, bias, padding=1)`` for a 3x3x3 kernel, without up-sampling.
+
+    ``size[i]`` is ``2 m_i`` or ``2 m_i - 1`` for ``s`` of spatial size ``m`` (level 0 from
+    level 1 of a trellis): nearest resampling then repeats every element twice (the last
+    once for an odd size). Each output parity class is a small convolution of ``s`` itself:
+    along an axis, even outputs read taps ``(s[j-1], s[j], s[j])`` and odd ones
+    ``(s[j], s[j], s[j+1])``, where the second copy of the last element is zero for an odd
+    size. The taps are projected at ``s``'s resolution (:func:`_taps`, 1/8 of the
+    positions) and interleaved. Same result to float rounding.
+    """
+    size = tuple(int(n) for n in size)
+    m = tuple(s.shape[2:])
+    if (
+        weight.shape[-3:] != (3, 3, 3)
+        or len(size) != 3
+        or any(n not in (2 * i - 1, 2 * i) for n, i in zip(size, m, strict=True))
+    ):
+        raise SnncError(
+            f"upsampled_conv3d needs a 3x3x3 kernel and size 2m or 2m-1 of {m}, got {tuple(weight.shape)}, {size}"
+        )
+    b, o = s.shape[0], weight.shape[0]
+    y = F.pad(_taps(s, weight), (1, 1, 1, 1, 1, 1))  # (B, 27, O, m+2 ...): index j + 1 holds s[j]
+    # the repeated copy of the last element (index m_i of y) is zero along an odd axis
+    odd = [n % 2 == 1 for n in size]
+    copies: dict[tuple[int, ...], Tensor] = {}
+
+    def source(which: tuple[int, int, int]) -> Tensor:
+        key = tuple(int(c and o) for c, o in zip(which, odd, strict=True))
+        if key not in copies:
+            src = y
+            if any(key):
+                src = y.clone()
+                for axis, zero in enumerate(key):
+                    if zero:
+                        src.select(3 + axis, m[axis]).zero_()
+            copies[key] = src
+        return copies[key]
+
+    # per axis and output parity: for taps 0, 1, 2 the (copy, offset) read at low-res position j
+    reads = {0: ((1, -1), (0, 0), (1, 0)), 1: ((0, 0), (1, 0), (0, 1))}
+    phases = []
+    for pd in (0, 1):
+        for py in (0, 1):
+            for px in (0, 1):
+                acc: Tensor | None = None
+                t = 0
+                for kd in range(3):
+                    for ky in range(3):
+                        for kx in range(3):
+                            (cd, od), (cy, oy), (cx, ox) = reads[pd][kd], reads[py][ky], reads[px][kx]
+                            src = source((cd, cy, cx))
+                            piece = src[:, t, :, 1 + od : 1 + od + m[0], 1 + oy : 1 + oy + m[1], 1 + ox : 1 + ox + m[2]]
+                            acc = piece if acc is None else acc + piece
+                            t += 1
+                assert acc is not None
+                phases.append(acc)
+    out = torch.stack(phases, 2).view(b, o, 2, 2, 2, *m).permute(0, 1, 5, 2, 6, 3, 7, 4)
+    out = out.reshape(b, o, 2 * m[0], 2 * m[1], 2 * m[2])[:, :, : size[0], : size[1], : size[2]]
+    return out if bias is None else out + bias.view(1, o, 1, 1, 1)
 
 
 def _cost_row(
