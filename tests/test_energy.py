@@ -177,3 +177,23 @@ def test_stereo_net_counts_acs_only_like_the_paper():
     assert rep.mac == 0 and rep.ac > 0  # SBT events and spikes everywhere: 0 MAC (paper: 7414 M AC, 0 MAC)
     assert all(layer.input_kind == "spikes" for layer in rep.layers)
     assert rep.ac < rep.dense_ops and rep.ann_mac == rep.dense_ops
+
+
+def test_hns_rho_priced_by_each_energy_model():
+    from snnc.energy.costs import COST_TABLE
+    from snnc.energy.models import MemoryConfig
+    from snnc.energy.rho import dense_op_pj, neuron_type_rho
+    from snnc.train.hns import relu_energy_factor
+
+    assert relu_energy_factor(0.2, 6) == pytest.approx(4.6 / (0.2 * 6 * 0.9))
+    w = MemoryConfig().word_bytes * MemoryConfig().pj_per_byte  # one weight read: 4 B x 25 pJ/B
+    assert dense_op_pj(COST_TABLE["45nm-fp32"], "memory") == pytest.approx((0.9 + w, 4.6 + w))
+    # memory traffic dominates: a ReLU layer's consumer reads each weight once, a LIF layer's r x T times
+    assert relu_energy_factor(0.2, 6, "memory") == pytest.approx((4.6 + w) / (0.2 * 6 * (0.9 + w)))
+    assert relu_energy_factor(0.2, 6, "memory") < 1 < relu_energy_factor(0.02, 6, "memory")
+    for model in ("paper", "memory"):
+        assert neuron_type_rho("relu", reference_rate=0.1, steps=4, energy_model=model) == pytest.approx(
+            relu_energy_factor(0.1, 4, model)
+        )
+    with pytest.raises(SnncError, match="unknown energy model"):
+        neuron_type_rho("relu", energy_model="nope")
