@@ -22,11 +22,14 @@ Spikes are in PyTorch layout: ``(steps, C, H, W)`` or ``(steps, N)``, batch-free
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from numpy.typing import NDArray
 
 from snnc.errors import SnncError
 from snnc.export.graph import Graph
@@ -35,7 +38,7 @@ from snnc.export.lava_env import import_lava
 __all__ = ["simulate_netx", "simulate_fixed_point", "lava_timing_graph", "check_binary"]
 
 
-def check_binary(spikes: np.ndarray) -> np.ndarray:
+def check_binary(spikes: NDArray[Any]) -> NDArray[Any]:
     """The input as an array; SnncError unless it holds only 0 and 1."""
     spikes = np.asarray(spikes)
     if not np.isin(spikes, (0, 1)).all():
@@ -43,7 +46,7 @@ def check_binary(spikes: np.ndarray) -> np.ndarray:
     return spikes
 
 
-def simulate_netx(path: str | Path, spikes: np.ndarray) -> list[np.ndarray]:
+def simulate_netx(path: str | Path, spikes: NDArray[Any]) -> list[NDArray[Any]]:
     """Run the netx network in ``path`` in Lava on ``spikes``; every layer's spikes, ``T + layers`` steps.
 
     Args:
@@ -91,14 +94,27 @@ def simulate_netx(path: str | Path, spikes: np.ndarray) -> list[np.ndarray]:
     ]
 
 
-def _text(ds) -> str:
+def _text(ds: Any) -> str:  # an h5py dataset
     value = ds[()]
     if isinstance(value, np.ndarray) and value.shape:
         value = value[0]
     return value.decode("ascii") if isinstance(value, bytes) else str(value)
 
 
-def simulate_fixed_point(path: str | Path, spikes: np.ndarray) -> list[np.ndarray]:
+@dataclass(frozen=True)
+class _FixedPointLayer:
+    """One conv or dense layer of a netx file, as :func:`simulate_fixed_point` runs it."""
+
+    kind: str
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+    stride: tuple[int, ...]
+    padding: tuple[int, ...]
+    v_decay: int
+    vth: int
+
+
+def simulate_fixed_point(path: str | Path, spikes: NDArray[Any]) -> list[NDArray[Any]]:
     """Bit-exact model of Lava's fixed-point run of a netx file written by snnc (module docstring).
 
     Supports the layer types snnc writes (input, conv, flatten, dense with CUBA
@@ -120,16 +136,17 @@ def simulate_fixed_point(path: str | Path, spikes: np.ndarray) -> list[np.ndarra
             neuron = layer["neuron"]
             if int(neuron["iDecay"][()]) != 4096:
                 raise SnncError("simulate_fixed_point models current decay 4096 only", path)
+            conv = kind == "conv"
             specs.append(
-                {
-                    "kind": kind,
-                    "weight": torch.from_numpy(layer["weight"][()].astype(np.float64)),
-                    "bias": torch.from_numpy(layer["bias"][()].astype(np.float64)) if "bias" in layer else None,
-                    "stride": tuple(int(s) for s in np.atleast_1d(layer["stride"][()])) if kind == "conv" else None,
-                    "padding": tuple(int(s) for s in np.atleast_1d(layer["padding"][()])) if kind == "conv" else None,
-                    "vDecay": int(neuron["vDecay"][()]),
-                    "vth": int(neuron["vThMant"][()]),
-                }
+                _FixedPointLayer(
+                    kind=kind,
+                    weight=torch.from_numpy(layer["weight"][()].astype(np.float64)),
+                    bias=torch.from_numpy(layer["bias"][()].astype(np.float64)) if "bias" in layer else None,
+                    stride=tuple(int(s) for s in np.atleast_1d(layer["stride"][()])) if conv else (),
+                    padding=tuple(int(s) for s in np.atleast_1d(layer["padding"][()])) if conv else (),
+                    v_decay=int(neuron["vDecay"][()]),
+                    vth=int(neuron["vThMant"][()]),
+                )
             )
     total = steps + len(specs)
     s = torch.zeros((total, *spikes.shape[1:]), dtype=torch.float64)
@@ -137,20 +154,21 @@ def simulate_fixed_point(path: str | Path, spikes: np.ndarray) -> list[np.ndarra
     outs = []
     for spec in specs:
         s = torch.cat([torch.zeros_like(s[:1]), s[:-1]])  # the synapse's one-step latency
-        if spec["kind"] == "conv":
-            a = F.conv2d(s, spec["weight"], None, spec["stride"], spec["padding"])
-            bias = 0.0 if spec["bias"] is None else spec["bias"].view(-1, 1, 1)
+        bias: torch.Tensor | float
+        if spec.kind == "conv":
+            a = F.conv2d(s, spec.weight, None, spec.stride, spec.padding)
+            bias = 0.0 if spec.bias is None else spec.bias.view(-1, 1, 1)
         else:
-            a = F.linear(s.reshape(total, -1), spec["weight"])
-            bias = 0.0 if spec["bias"] is None else spec["bias"]
+            a = F.linear(s.reshape(total, -1), spec.weight)
+            bias = 0.0 if spec.bias is None else spec.bias
         v = torch.zeros_like(a[0])
         res = []
-        keep = 4096 - spec["vDecay"]
+        keep = 4096 - spec.v_decay
         for t in range(total):
             decayed = v * keep
             decayed = torch.sign(decayed) * torch.div(decayed.abs(), 4096, rounding_mode="floor")
             v = torch.clamp(decayed + 64 * (a[t] + bias), -(2**23) + 1, 2**23 - 1)
-            spike = (v > 64 * spec["vth"]).to(torch.float64)
+            spike = (v > 64 * spec.vth).to(torch.float64)
             v = v * (1 - spike)
             res.append(spike)
         s = torch.stack(res)
