@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from snnc.errors import SnncError
 from snnc.export.graph import Graph
@@ -84,8 +85,8 @@ class NetxLayer:
 
     kind: str
     name: str
-    weight: np.ndarray
-    bias: np.ndarray | None
+    weight: NDArray[Any]
+    bias: NDArray[Any] | None
     shape: tuple[int, ...]
     beta: float
     vth: float
@@ -96,14 +97,14 @@ class NetxLayer:
 
 
 def _fold_pool_into_conv(
-    w: np.ndarray, stride: tuple[int, int], padding: tuple[int, int], k: int
-) -> tuple[np.ndarray, tuple[int, int], tuple[int, int]]:
+    w: NDArray[Any], stride: tuple[int, int], padding: tuple[int, int], k: int
+) -> tuple[NDArray[Any], tuple[int, int], tuple[int, int]]:
     """``conv(avgpool_k(x))`` as one convolution of ``x`` (module docstring)."""
     big = np.repeat(np.repeat(w, k, axis=2), k, axis=3) / float(k * k)
     return big, (stride[0] * k, stride[1] * k), (padding[0] * k, padding[1] * k)
 
 
-def _fold_pool_into_dense(w: np.ndarray, pooled: tuple[int, int, int], k: int) -> np.ndarray:
+def _fold_pool_into_dense(w: NDArray[Any], pooled: tuple[int, int, int], k: int) -> NDArray[Any]:
     c, h, wd = pooled
     w4 = w.reshape(w.shape[0], c, h, wd)
     big = np.repeat(np.repeat(w4, k, axis=2), k, axis=3) / float(k * k)

@@ -48,6 +48,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from numpy.typing import NDArray
 from torch import Tensor
 
 from snnc.errors import SnncError
@@ -319,14 +320,14 @@ class PartitionedNet:
                 session_options(threads),
                 providers=["CPUExecutionProvider"],
             )
-        self.family = self.doc.get("family")
+        self.family = str(self.doc.get("family", ""))
 
-    def init_state(self, x_t: Tensor) -> tuple[tuple[Tensor, ...], list[np.ndarray]]:
+    def init_state(self, x_t: Tensor) -> tuple[tuple[Tensor, ...], list[NDArray[Any]]]:
         """``(front state, rest state)`` at rest for one step's input ``x_t``."""
         from snnc.export.lower import graph_inputs
 
         front_state = self.front.init_state(graph_inputs(self.family, x_t))
-        rest_state: list[np.ndarray] = []
+        rest_state: list[NDArray[Any]] = []
         if self.rest is not None:
             shapes = json.loads(self.rest.get_modelmeta().custom_metadata_map["snnc.state_shapes"])
             rest_state = [np.zeros(s, dtype=np.float32) for s in shapes]
