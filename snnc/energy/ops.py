@@ -59,6 +59,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.modules.conv import _ConvNd  # the typed common base of every conv and transposed conv
 
 from snnc.errors import SnncError
 
@@ -326,7 +327,8 @@ def _dims_of(module: nn.Module) -> int:
 
 def _exporting() -> bool:
     """Whether the current call is traced for export (its shapes are symbolic; nothing is computed)."""
-    return bool(torch.jit.is_tracing() or torch.onnx.is_in_onnx_export())
+    tracing = torch.jit.is_tracing()  # type: ignore[no-untyped-call]  # torch leaves it untyped
+    return bool(tracing or torch.onnx.is_in_onnx_export())
 
 
 def _is_counted(module: nn.Module, include_pooling: bool) -> bool:
@@ -396,6 +398,8 @@ def _fanout_events(module: nn.Module, x: Tensor, ones: bool) -> float:
     if isinstance(module, nn.Linear):
         active_count = xb.numel() if ones else int(torch.count_nonzero(xb).item())
         return float(active_count * module.out_features)
+    if not isinstance(module, _ConvNd):  # every conv and transposed conv
+        raise TypeError(type(module).__name__)
     active = torch.ones_like(xb, dtype=torch.float64) if ones else (xb != 0).to(torch.float64)
     d = _dims_of(module)
     g = module.groups
@@ -409,6 +413,7 @@ def _fanout_events(module: nn.Module, x: Tensor, ones: bool) -> float:
         else:
             hits = _CONV_FN[d](per_group, ones_k, None, module.stride, module.padding, module.dilation, g)
     else:
+        assert not isinstance(module.padding, str)  # torch allows string padding for Conv*d only
         hits = _CONVT_FN[d](
             per_group, ones_k, None, module.stride, module.padding, module.output_padding, g, module.dilation
         )
