@@ -103,6 +103,14 @@ def _digit_overrides(genotype: Any) -> dict[str, Any]:
     help="Write a bar chart of energy per layer (PNG).",
 )
 @click.option("--threads", default=0, type=click.IntRange(min=0), help="CPU threads (0: PyTorch default).")
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "int8"]),
+    default="fp32",
+    show_default=True,
+    help="int8: price the ops at the 45 nm int8 costs (45nm-int8: 8-bit add 0.03 pJ, 8-bit mult 0.2 pJ, "
+    "Horowitz 2014) unless --costs; the ops are counted on the network's float activity (docs/INT8.md).",
+)
 @click.option("--force", is_flag=True, help="Overwrite --plot.")
 def energy_command(
     model_spec: str | None,
@@ -121,6 +129,7 @@ def energy_command(
     plot_png: Path | None,
     threads: int,
     force: bool,
+    precision: str = "fp32",
 ) -> None:
     """Per-layer and total ACs, MACs and energy per frame of MODEL on real data, with firing
     rates and the same network counted as an ANN.
@@ -164,12 +173,12 @@ def energy_command(
         sides = []
         for side in compare:
             spec, model_name = (model_spec, side) if side in ENERGY_MODELS else (side, energy_model)
-            side_costs = resolve_costs(costs or _default_costs(model_name), ac_pj, mac_pj)
+            side_costs = resolve_costs(costs or _default_costs(model_name, precision), ac_pj, mac_pj)
             m = _measure(spec, data, frames, side_costs, count, model_name, gt_file, rect_dir, max_window_events)
             sides.append((f"{m[0].describe()} [{model_name}]", m[1]))
         _print_compare(sides, fmt)
         return
-    energy_costs = resolve_costs(costs or _default_costs(energy_model), ac_pj, mac_pj)
+    energy_costs = resolve_costs(costs or _default_costs(energy_model, precision), ac_pj, mac_pj)
     rect_line, stats = "", None
     net, report, data_desc, rect_line, stats = _measure(
         model_spec, data, frames, energy_costs, count, energy_model, gt_file, rect_dir, max_window_events
@@ -226,8 +235,11 @@ def energy_command(
         click.echo(f"wrote {plot_png}")
 
 
-def _default_costs(energy_model: str) -> str:
-    """The cost table an energy model uses unless ``--costs`` says otherwise (Lemaire: 32-bit integer ops)."""
+def _default_costs(energy_model: str, precision: str = "fp32") -> str:
+    """The cost table an energy model uses unless ``--costs`` says otherwise (Lemaire: 32-bit integer ops;
+    ``--precision int8``: 45 nm int8 ops)."""
+    if precision == "int8":
+        return "45nm-int8"
     return "45nm-int32" if energy_model == "lemaire" else "45nm-fp32"
 
 

@@ -14,7 +14,7 @@ from snnc.errors import SnncError
 if TYPE_CHECKING:
     import torch
 
-FORMATS = ("nir", "onnx", "lava")
+FORMATS = ("nir", "onnx", "lava", "checkpoint")
 
 
 def _write_partition_atomically(graph, out: Path, dt: float, opset: int) -> dict:
@@ -50,7 +50,7 @@ def _naming(source: str) -> Iterator[None]:
 
 @click.command("export")
 @click.argument("source")
-@click.option("--to", "fmt", required=True, metavar="nir|onnx|lava", help="Target format.")
+@click.option("--to", "fmt", required=True, metavar="nir|onnx|lava|checkpoint", help="Target format.")
 @click.option(
     "--out",
     "out",
@@ -96,6 +96,21 @@ def _naming(source: str) -> Iterator[None]:
     help="NIR: check that this library's stock importer runs the file with snnc's spikes; refuse "
     "(naming the node) what it cannot run.",
 )
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "int8"]),
+    default="fp32",
+    show_default=True,
+    help="int8: write the integer network (docs/INT8.md): a checkpoint's int8 fields, else quantised now "
+    "(post-training); --to checkpoint saves it as a network checkpoint with its integer fields.",
+)
+@click.option(
+    "--calibrate",
+    default=None,
+    metavar="DATA",
+    help="int8 of a classifier: calibrate its input on the first 256 training images of DATA (digits or an "
+    ".npz folder). Stereo nets need none (SBT input is exact).",
+)
 def export_command(
     source: str,
     fmt: str,
@@ -108,6 +123,8 @@ def export_command(
     window: int | None,
     opset: int,
     consumer: str | None,
+    precision: str = "fp32",
+    calibrate: str | None = None,
 ) -> None:
     """Export SOURCE (a checkpoint .pt, a shipped model, a genotype JSON, a preset name, or a NIR file
     for --to onnx|lava) with BatchNorm folded. SOURCE is a file, typed by its extension (.pt/.pth/.ckpt,
@@ -121,6 +138,12 @@ def export_command(
     onnx  one-step streaming graph: inputs x, state_in_0.., outputs y, state_out_0..
           (opset 17; --window T: fixed-window classification graph x -> y_mean).
     lava  lava-dl netx HDF5 of a sequential spiking net (family 'sequential'), fixed point.
+    checkpoint  (--precision int8) the int8 network as one network checkpoint with its integer fields.
+
+    \b
+    --precision int8: the integer network (int8 weights, integer thresholds and biases,
+    Lava's 12-bit decay; docs/INT8.md), identical in torch, onnxruntime, Lava and float32
+    NIR importers; a layer that could overflow is refused, named.
 
     \b
     Examples:
@@ -128,6 +151,7 @@ def export_command(
       snnc export spikedhs-stereo --to nir --partition --out stereo.json --input-shape 1,2,5,48,72
       snnc export run/best.pt --to onnx --out net.onnx
       snnc export sequential-dvs --to lava --out net.h5
+      snnc export digits-cla --precision int8 --calibrate digits --to nir --for spikingjelly --out d8.nir
     """
     from snnc.commands.info import default_step_shape, parse_shape
 
@@ -136,6 +160,16 @@ def export_command(
         raise SnncError(f"unknown export format {fmt!r} for --to (expected one of {', '.join(FORMATS)})")
     if partition and fmt != "nir":
         raise SnncError("--partition splits a network between NIR and ONNX: use it with --to nir")
+    if fmt == "checkpoint" and precision != "int8":
+        raise SnncError("--to checkpoint writes an int8 network: add --precision int8")
+    if precision == "int8" and (partition or window is not None or fmt == "lava"):
+        what = "--partition" if partition else "--window" if window is not None else "--to lava"
+        raise SnncError(
+            f"--precision int8 writes one integer graph (--to nir|onnx|checkpoint); {what} does not apply "
+            f"(Lava runs int8 networks in snnc stream --backend lava --precision int8)"
+        )
+    if calibrate is not None and precision != "int8":
+        raise SnncError("--calibrate is for --precision int8")
     if window is not None and fmt != "onnx":
         raise SnncError("--window is for --to onnx (the fixed-window classification graph)")
     if consumer is not None:
@@ -173,7 +207,13 @@ def export_command(
 
     check_step_shape(genotype, shape, "--input-shape" if input_shape else "input shape")  # before any tensor
     with _naming(source):
-        _export(folded, genotype, shape, fmt, out, partition, window, dt, opset, consumer)
+        if precision == "int8":
+            from snnc.quant.network import network_fields
+
+            fields = network_fields(folded, shape, opened.meta, calibrate, source)
+            _export_int8(folded, genotype, shape, fields, fmt, out, dt, opset, consumer)
+        else:
+            _export(folded, genotype, shape, fmt, out, partition, window, dt, opset, consumer)
 
 
 def _export_nir_file(
@@ -298,4 +338,60 @@ def _export(
     click.echo(
         f"wrote {out}: NIR graph of {family}, {len(ngraph.nodes)} nodes, {len(ngraph.edges)} edges, "
         f"dt = {dt} s (BatchNorm folded){target}"
+    )
+
+
+def _export_int8(
+    folded: torch.nn.Module,
+    genotype: object,
+    shape: tuple[int, ...],
+    fields: object,
+    fmt: str,
+    out: Path,
+    dt: float,
+    opset: int,
+    consumer: str | None,
+) -> None:
+    """Write the int8 network of ``folded`` (``fields``: :class:`snnc.quant.QuantFields`) and print one line."""
+    from snnc.commands.common import atomic_output
+    from snnc.quant import QuantFields, int8_graph
+
+    assert isinstance(fields, QuantFields)
+    family = getattr(genotype, "family", "?")
+    graph = int8_graph(folded, shape, fields)  # refuses overflow, naming the layer
+    inp = (
+        "input x as is (integer)"
+        if fields.input_scale == 1.0
+        else f"input x_int = clamp(round(x / {fields.input_scale:.6g}), +-{fields.input_max})"
+    )
+    what = f"int8 {family} ({fields.method}, {len(fields.neurons)} integer neuron layers; {inp})"
+    if fmt == "checkpoint":
+        from snnc.models.loading import save_network
+
+        with atomic_output(out) as tmp:
+            save_network(folded, tmp, folded=True, input_shape=[1, *shape[1:]], int8=fields.to_checkpoint())
+        click.echo(f"wrote {out}: network checkpoint of {what}")
+        return
+    if fmt == "onnx":
+        from snnc.export.onnx_writer import export_stream
+
+        with atomic_output(out) as tmp:
+            info = export_stream(folded, shape, tmp, opset, graph=graph)
+        n = len(info["state_names"])
+        click.echo(
+            f"wrote {out}: ONNX opset {opset}, one-step streaming graph of {what}: inputs x {tuple(shape)}, "
+            f"state_in_0..{n - 1}; outputs y (integer; float = y * {fields.output_scale:.6g}"
+            f"{', then the host head in metadata snnc.int8' if graph.meta['int8']['head'] else ''}), "
+            f"state_out_0..{n - 1}"
+        )
+        return
+    from snnc.export.nir_writer import write_nir
+    from snnc.quant import nir_form
+
+    with atomic_output(out) as tmp:
+        ngraph = write_nir(nir_form(graph), tmp, dt, consumer)
+    target = f"; checked for {consumer}'s stock importer" if consumer else ""
+    click.echo(
+        f"wrote {out}: NIR graph of {what}, {len(ngraph.nodes)} nodes; integer-valued weights, thresholds "
+        f"vth*64 + 0.5, dt = {dt} s{target}"
     )

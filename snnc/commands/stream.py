@@ -189,6 +189,22 @@ def _plan_outputs(
     help="CPU threads of the backend: torch intra-op, onnxruntime intra-op (spinning off above 1), "
     "OpenVINO INFERENCE_NUM_THREADS (0: library default).",
 )
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "int8"]),
+    default="fp32",
+    show_default=True,
+    help="int8: the integer network (docs/INT8.md; a checkpoint's int8 fields, else quantised now), "
+    "identical on the torch, onnx and lava backends; energy priced at 45nm-int8 unless --costs.",
+)
+@click.option(
+    "--check-against",
+    "check_against",
+    type=click.Choice(["torch", "onnx"]),
+    default=None,
+    help="Also run this backend (same precision) on every frame and report the pixels whose disparity "
+    "differs and the 1PA difference.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no per-frame rows.")
 @click.option("--force", is_flag=True, help="Overwrite --out and PNGs.")
@@ -215,6 +231,8 @@ def stream_command(
     dtype: str = "fp32",
     cuda_graph: bool = False,
     energy_model: str = "paper",
+    precision: str = "fp32",
+    check_against: str | None = None,
 ) -> None:
     """Stream DATA_FILE (an MVSEC-layout *_data.hdf5) through a stereo network, one step per frame.
 
@@ -264,7 +282,8 @@ def stream_command(
         from snnc.runtime.results import DISPARITY_UNITS, ResultsWriter
         from snnc.train.runtime import resolve_device, set_threads
 
-        energy_costs = resolve_costs(costs or ("45nm-int32" if energy_model == "lemaire" else "45nm-fp32"))
+        default_costs = "45nm-int32" if energy_model == "lemaire" else "45nm-fp32"
+        energy_costs = resolve_costs(costs or ("45nm-int8" if precision == "int8" else default_costs))
         dev = resolve_device(device)
         set_threads(threads)
         times, clock = frame_times(rec, limit=max_frames)
@@ -273,8 +292,24 @@ def stream_command(
         if png_dir is not None:
             _prepare_png_dir(png_dir, force)
         check_stereo_network(net, 5)
-        be = make_backend(backend, net, dev, **options)
+        if precision == "int8" or check_against is not None:
+            from snnc.runtime.int8_backend import make_precision_backend
+
+            fields = _int8_fields(net, rec, model_spec) if precision == "int8" else None
+            be = make_precision_backend(backend, net, dev, fields, options)
+            if check_against is not None:
+                from snnc.runtime.check import CheckedBackend
+
+                ref_options = {} if check_against == "torch" else {"threads": threads}
+                be = CheckedBackend(be, make_precision_backend(check_against, net, dev, fields, ref_options))
+        else:
+            be = make_backend(backend, net, dev, **options)
         engine = StreamEngine(net, be, energy=not no_energy, costs=energy_costs, count=count, energy_model=energy_model)
+        agreement = None
+        if check_against is not None:
+            from snnc.runtime.check import Agreement
+
+            agreement = Agreement(check_against, engine.disp_step)
         attrs = {
             "disparity_units": DISPARITY_UNITS,
             "model": net.describe(),
@@ -288,6 +323,7 @@ def stream_command(
             "energy_costs": energy_costs.to_dict(),
             "energy_count": "off" if no_energy else count,
             "energy_model": energy_model,
+            "precision": precision,
         }
         show_rows = not (as_json or quiet)
         if show_rows:
@@ -306,6 +342,8 @@ def stream_command(
                     if show_rows:
                         tqdm.write(_HEADER)
                     for r in engine.run(rec, times, with_gt=with_gt):
+                        if agreement is not None:
+                            agreement.add(r.disparity, be.take_reference(), r.gt_depth, r.metrics)
                         if writer is not None:
                             writer.add(r)
                         if video is not None:
@@ -334,6 +372,8 @@ def stream_command(
                         time.perf_counter() - t_start,
                     )
                     summary.update(
+                        precision=precision,
+                        check=agreement.result() if agreement is not None else None,
                         gt_file=str(rec.gt_path) if rec.gt_path else None,
                         rectification=rec.rectification_line(),
                         windows=engine.window_stats.to_dict() if engine.window_stats else None,
@@ -358,6 +398,14 @@ def stream_command(
         click.echo(json.dumps(json_safe(summary)))
         return
     _print_summary(summary, engine)
+
+
+def _int8_fields(net: Any, rec: Any, model_spec: str) -> Any:
+    """The int8 fields of the stream's network (its checkpoint's, else PTQ: SBT input needs no data)."""
+    from snnc.quant.network import network_fields
+
+    shape = (1, 2, int(getattr(net.genotype, "in_channels", 5)), rec.height, rec.width)
+    return network_fields(net.model, shape, net.meta, None, model_spec)
 
 
 def _backend_options(backend: str, *, threads: int, dtype: str, cuda_graph: bool, energy: bool) -> dict[str, Any]:
@@ -511,6 +559,16 @@ def _print_summary(summary: dict[str, Any], engine: Any) -> None:
         )
     if summary.get("windows_note"):
         click.echo(f"input windows       {summary['windows_note']}")
+    if summary.get("check"):
+        c = summary["check"]
+        line = (
+            f"check vs {c['reference']:<10s}{c['pixels_differing']} of {c['pixels']} pixels differ "
+            f"({_fmt(100 * c['fraction_differing'], 1, 3)} %; {c['pixels_over_half_px']} by > 0.5 px, "
+            f"max {_fmt(c['max_abs_px'], 1, 3)} px)"
+        )
+        if "one_pixel_accuracy_difference" in c:
+            line += f"; 1PA difference {_fmt(100 * c['one_pixel_accuracy_difference'], 1, 3)} points"
+        click.echo(line)
     if summary["frames_with_gt"]:
         click.echo(f"mean depth error    {_fmt(summary['mean_depth_error'], 100)} cm")
         click.echo(f"median depth error  {_fmt(summary['median_depth_error'], 100)} cm")

@@ -210,6 +210,7 @@ def _graph_meta(graph: Any, mode: str) -> dict[str, str]:
         "snnc.family": str(meta.get("family")),
         "snnc.genotype": json.dumps(meta.get("genotype")),
         "snnc.input_layout": str(meta.get("input_layout") or ""),
+        **({"snnc.precision": "int8", "snnc.int8": json.dumps(meta["int8"])} if "int8" in meta else {}),
     }
 
 

@@ -5,7 +5,8 @@
 * :mod:`.bounds` — overflow refusal (worst-case bounds from the weights);
 * :mod:`.calibrate` — input calibration and one-call PTQ of a network;
 * :mod:`.head` — the float head on the host (output scale, stereo resampling);
-* :mod:`.fakequant` — straight-through fake quantisation for ``snnc train --qat``.
+* :mod:`.module` — an int8 network as a torch module (window forward) for evaluation;
+* :mod:`.network` — a command's int8 fields: from the checkpoint, or PTQ now;
 
 The integer neuron itself is :mod:`snnc.neurons.integer`; the specification is ``docs/INT8.md``.
 """
@@ -15,9 +16,11 @@ from snnc.quant.calibrate import calibrate_input, int8_graph, quantize_network
 from snnc.quant.fields import INT8_FORMAT, QuantFields, quantize_input
 from snnc.quant.head import apply_head
 from snnc.quant.int8 import apply_int8, float_relaxation, int_neuron_of, nir_form, quantize_graph
+from snnc.quant.module import Int8Network
 
 __all__ = [
     "INT8_FORMAT",
+    "Int8Network",
     "QuantFields",
     "apply_head",
     "apply_int8",

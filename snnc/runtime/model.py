@@ -15,7 +15,7 @@ identical weights.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -37,6 +37,7 @@ class LoadedNetwork:
         source: the preset name or file path given.
         trained: weights come from a checkpoint (whatever training they had).
         input_shape: one time step's input (batch 1) the checkpoint was trained on, if recorded.
+        meta: the checkpoint's other fields (``int8``: an int8 network's integer fields), empty otherwise.
     """
 
     model: SpikingNet
@@ -45,6 +46,7 @@ class LoadedNetwork:
     source: str
     trained: bool
     input_shape: tuple[int, ...] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
 
     @property
     def family(self) -> str:
@@ -90,4 +92,4 @@ def load_network(
     model = fold_bn(model.eval()).eval().to(device)
     for p in model.parameters():
         p.requires_grad_(False)
-    return LoadedNetwork(model, model.genotype, kind, str(spec), trained, opened.input_shape)
+    return LoadedNetwork(model, model.genotype, kind, str(spec), trained, opened.input_shape, dict(opened.meta))

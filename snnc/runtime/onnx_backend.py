@@ -73,7 +73,7 @@ class OnnxBackend(Backend):
             self._tmp = tempfile.mkdtemp(prefix="snnc-stream-onnx-")
             self._path = Path(self._tmp) / "stream.onnx"
         start = time.perf_counter()
-        info = export_stream(self.model, shape, self._path)
+        info = export_stream(self.model, shape, self._path, graph=self._graph(shape))
         self._session = ort.InferenceSession(str(self._path), session_options(self._threads), providers=self._providers)
         self.export_s = time.perf_counter() - start
         self._state_in = [n for n in info["inputs"] if n != "x"]
@@ -82,6 +82,10 @@ class OnnxBackend(Backend):
 
         self._state_shapes = [tuple(s) for s in json.loads(meta["snnc.state_shapes"])]
         self._shape = shape
+
+    def _graph(self, shape: tuple[int, ...]) -> Any:
+        """The export Graph to trace for ``shape``; None: the folded network's own (int8 backends override it)."""
+        return None
 
     def reset(self, x0: Tensor) -> None:
         """Export for ``x0``'s shape (once) and zero the state."""

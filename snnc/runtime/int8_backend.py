@@ -1,0 +1,126 @@
+"""int8 streaming backends (``snnc stream --precision int8``): the integer graph in torch or onnxruntime.
+
+Both run the same integer export graph (:func:`snnc.quant.int8_graph`) of the
+folded network and its quantisation fields, step by step with the state carried:
+
+* ``torch``: :class:`snnc.export.runtime.GraphModule` eagerly (float32 tensors
+  holding integers, ``docs/INT8.md``);
+* ``onnx``: the graph traced to the one-step ONNX file
+  (:func:`snnc.export.onnx_writer.export_stream` with ``graph=``) in onnxruntime,
+  state fed back each frame (:class:`snnc.runtime.onnx_backend.OnnxBackend`).
+
+The input is quantised on the host (:func:`snnc.quant.quantize_input`; SBT frames
+are unchanged) and the integer output goes through the one host head
+(:func:`snnc.quant.apply_head`: output scale, trilinear resize), so equal
+integers give equal disparities bit for bit. ``live_model`` is None: energy is
+counted on the float reference network fed the same frames (its activity, the
+int8 costs), see ``docs/INT8.md``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from snnc.export.lower import graph_inputs
+from snnc.models.base import SpikingNet
+from snnc.quant import QuantFields, apply_head, int8_graph, quantize_input
+from snnc.runtime.base import Backend
+from snnc.runtime.onnx_backend import OnnxBackend
+
+__all__ = ["Int8TorchBackend", "Int8OnnxBackend", "make_precision_backend"]
+
+
+class Int8TorchBackend(Backend):
+    """The integer graph in torch (see module docstring)."""
+
+    name = "torch"
+
+    def __init__(self, model: SpikingNet, device: torch.device, *, fields: QuantFields) -> None:
+        self.model = model
+        self.fields = fields
+        self.device = torch.device(device)
+        self._gm: Any = None
+        self._shape: tuple[int, ...] | None = None
+        self._state: tuple[Tensor, ...] = ()
+
+    def reset(self, x0: Tensor) -> None:
+        """Build the integer graph for ``x0``'s shape (once) and zero the state."""
+        from snnc.export.runtime import GraphModule
+
+        shape = tuple(int(s) for s in x0.shape)
+        if self._gm is None or shape != self._shape:
+            self._gm = GraphModule(int8_graph(self.model, shape, self.fields)).to(self.device).eval()
+            self._shape = shape
+        with torch.no_grad():
+            self._state = self._gm.init_state(self._inputs(x0))
+
+    def _inputs(self, x: Tensor) -> dict[str, Tensor]:
+        return graph_inputs("spikedhs-stereo", quantize_input(x.to(self.device, torch.float32), self.fields))
+
+    def step(self, x: Tensor) -> Tensor:
+        """One integer step; the cost through the host head."""
+        with torch.no_grad():
+            y, self._state = self._gm.step(self._inputs(x), self._state)
+            return apply_head(self._gm.graph.meta["int8"], y)
+
+    def placement(self) -> list[dict[str, Any]]:
+        """Everything in one torch integer graph."""
+        nodes = len(self._gm.graph) if self._gm is not None else "?"
+        return [{"part": "network", "runs_on": f"torch int8 graph ({self.device})", "detail": f"{nodes} nodes"}]
+
+
+class Int8OnnxBackend(OnnxBackend):
+    """The integer graph traced to ONNX, in onnxruntime (see module docstring)."""
+
+    def __init__(
+        self,
+        model: SpikingNet,
+        device: torch.device,
+        *,
+        fields: QuantFields,
+        threads: int = 0,
+        onnx_path: Path | None = None,
+    ) -> None:
+        super().__init__(model, device, threads=threads, onnx_path=onnx_path)
+        self.fields = fields
+        self._int8_meta: dict[str, Any] = {}
+
+    def _graph(self, shape: tuple[int, ...]) -> Any:
+        """The integer graph for ``shape`` (traced by the parent's export)."""
+        graph = int8_graph(self.model, shape, self.fields)
+        self._int8_meta = dict(graph.meta["int8"])
+        return graph
+
+    def step(self, x: Tensor) -> Tensor:
+        """One integer step in onnxruntime; the cost through the host head."""
+        return apply_head(self._int8_meta, super().step(quantize_input(x.float(), self.fields)))
+
+
+def make_precision_backend(
+    name: str, net: Any, device: torch.device, fields: QuantFields | None, options: dict[str, Any]
+) -> Backend:
+    """The backend ``name`` at the stream's precision: fp32 (``fields`` None) as :func:`snnc.runtime.make_backend`,
+    int8 on torch, onnx (this module) or lava (:class:`snnc.runtime.lava_backend.LavaBackend` with ``fields``).
+
+    Raises:
+        SnncError: int8 with another backend, or with --dtype / --cuda-graph.
+    """
+    from snnc.errors import SnncError
+    from snnc.runtime import make_backend
+
+    if fields is None:
+        return make_backend(name, net, device, **options)
+    if options.get("dtype", "fp32") != "fp32" or options.get("cuda_graph"):
+        raise SnncError("--precision int8 computes in exact integers: --dtype and --cuda-graph do not apply")
+    threads = int(options.get("threads", 0))
+    if name == "torch":
+        return Int8TorchBackend(net.model, device, fields=fields)
+    if name == "onnx":
+        return Int8OnnxBackend(net.model, device, fields=fields, threads=threads)
+    if name == "lava":
+        return make_backend("lava", net, device, fields=fields, threads=threads)
+    raise SnncError(f"--precision int8 runs on --backend torch, onnx or lava (not {name})")
