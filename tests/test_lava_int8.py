@@ -153,6 +153,10 @@ def test_refusals_name_the_layer():
     g["c1"].params["weight"] = g["c1"].params["weight"] * 0 + 127
     with pytest.raises(SnncError, match="'n1' can receive"):
         plan_lava(g, input_peak=127)
+    g = dag_graph()  # a skip from the graded input to n2 would need a relay, which re-emits only 0/1 spikes
+    g["n2"].inputs.append(_conv(g, "c2x", "x", np.ones((4, 2, 3, 3)), stride=2))
+    with pytest.raises(SnncError, match=r"'c2x' reads the graded input 1 step\(s\) late"):
+        plan_lava(g)
     g = dag_graph()
     g["c1"].params["bias"] = np.array([5001.0, 0.0, 1.0], dtype=np.float32)  # 5001 << 6: no 13-bit mantissa
     with pytest.raises(SnncError, match=r"bias .* of 'n1'"):
@@ -160,6 +164,7 @@ def test_refusals_name_the_layer():
 
 
 # --------------------------------------------------------------------------- Lava's timing, measured
+@pytest.mark.slow  # ~3 s alone, much more on a loaded machine (Lava forks a process per Lava process)
 def test_lava_latency():
     """What lava_procs' alignment relies on: Conv/Sparse deliver 1 step late, DelaySparse 1 + d, LIF and
     Injector 0 steps, and several OutPorts into one InPort sum."""

@@ -308,6 +308,12 @@ def plan_lava(graph: Graph, input_peak: int | None = None) -> LavaPlan:
             view = plan.reads[t][0]
             plan.reads[t] = (view, lat - 1)
             if graph[view].op == "resize" or view_latency(view) != lat - 1:
+                if plan.base(graph, view) == x:  # a relay LIF re-emits binary spikes, not graded input
+                    what = "the graded input" if view == x else "a resampling of the graded input"
+                    raise SnncError(
+                        f"cannot build Lava processes: {t!r} reads {what} {lat - 1} step(s) late "
+                        f"(a skip from the input); Lava relays only binary spikes"
+                    )
                 views.add((view, lat - 1))
         plan.terms[name] = terms
         plan.ints[name] = int_neuron(graph, name, [t for t in terms if t in graph.nodes])
@@ -320,8 +326,8 @@ def _check_ranges(graph: Graph, name: str, terms: Sequence[str], plan: LavaPlan,
     """Refuse weights outside int8 and a worst-case activation Lava's 24-bit current cannot hold."""
     worst = np.zeros(graph[name].shape[0], dtype=np.int64)
     for t in terms:
-        if t not in graph.nodes:
-            worst += 1
+        if t not in graph.nodes:  # identity skip
+            worst += input_peak if plan.base(graph, plan.reads[t][0]) == graph.inputs[0] else 1
             continue
         w = _integral(graph[t].params["weight"], "weight", t)
         if w.min(initial=0) < W_MIN or w.max(initial=0) > W_MAX:
@@ -431,9 +437,7 @@ class LavaProcNet:
                 delays.data[:] = delay
                 syn = DelaySparse(weights=matrix.astype(np.int32), delays=delays.astype(np.int64))
             cell = LIF(shape=shape, du=4095, dv=0, vth=0, bias_mant=0, bias_exp=0)
-            lifs[src].s_out.flatten().connect(syn.s_in) if src in lifs else self._inj.out_port.flatten().connect(
-                syn.s_in
-            )
+            lifs[src].s_out.flatten().connect(syn.s_in)
             syn.a_out.reshape(shape).connect(cell.a_in)
             procs.extend([syn, cell])
             return cell.s_out
