@@ -19,7 +19,7 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, TypeVar
 
 from snnc.data.layout import DEFAULT_MAX_WINDOW_EVENTS
 from snnc.errors import SnncError, list_items
@@ -182,7 +182,8 @@ class TrainConfig:
         for name in ("burn_in", "threads", "search_warmup", "seed", "split_seed", "augment_shift", "freeze_bn_epochs"):
             positive_int(name, 0)
         positive_int("max_window_events")
-        if self.freeze_bn_epochs > self.epochs:
+        epochs = resolved(self.epochs, "epochs")
+        if self.freeze_bn_epochs > epochs:
             raise SnncError(f"--freeze-bn-epochs {self.freeze_bn_epochs} exceeds --epochs {self.epochs}")
         if self.width is not None:
             positive_int("width")
@@ -220,7 +221,7 @@ class TrainConfig:
             raise SnncError(f"--split must be one of {', '.join(SPLITS)}, got {self.split!r}")
         if self.tps and self.hns:
             raise SnncError("--tps and --hns cannot be combined in one run (run HNS on a TPS result instead)")
-        search_end = min(self.search_epochs or self.epochs, self.epochs)
+        search_end = min(self.search_epochs or epochs, epochs)
         if (self.tps or self.hns) and self.search_warmup >= search_end:
             raise SnncError(
                 f"the TPS/HNS search would never start: --search-warmup {self.search_warmup} epochs "
@@ -259,6 +260,16 @@ class TrainConfig:
             positive_float("fb")
         if not self.data:
             raise SnncError("no training data given (--data)")
+
+
+_T = TypeVar("_T")
+
+
+def resolved(value: _T | None, name: str) -> _T:
+    """A task-dependent field (``epochs``, ``steps``, ``batch_size``, ...) of a resolved config, never None there."""
+    if value is None:
+        raise ValueError(f"TrainConfig.{name} is unset: pass the config through resolve_defaults first")
+    return value
 
 
 def resolve_defaults(config: TrainConfig, genotype: Any = None) -> TrainConfig:

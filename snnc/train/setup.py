@@ -12,7 +12,8 @@ from snnc.models.base import SpikingNet
 from snnc.models.build import build_model
 from snnc.models.families import FAMILIES
 from snnc.models.stereo import auto_volume_shifts
-from snnc.train.config import TrainConfig
+from snnc.train.config import TrainConfig, resolved
+from snnc.train.task import Task
 
 __all__ = ["task_for_family", "width_overrides", "make_task", "make_model"]
 
@@ -35,7 +36,7 @@ def _disparity_bins(genotype: Any, max_disparity: Any) -> int:
     return math.floor(float(max_disparity) / float(genotype.disp_step)) + 1
 
 
-def make_task(config: TrainConfig, genotype: Any, device: torch.device) -> Any:
+def make_task(config: TrainConfig, genotype: Any, device: torch.device) -> Task:
     """The :class:`~snnc.train.task.Task` of ``config`` (loads the data).
 
     Raises:
@@ -52,8 +53,14 @@ def make_task(config: TrainConfig, genotype: Any, device: torch.device) -> Any:
         source = config.data[0]
         if source.endswith((".hdf5", ".h5")):
             raise SnncError(f"{source}: an event recording needs a stereo architecture (e.g. --arch spikedhs-stereo)")
-        data = load_image_set(source, config.test_fraction, config.split_seed)
-        return ClassificationTask(data, config.steps, config.batch_size, config.eval_batch_size, device)
+        steps, batch = resolved(config.steps, "steps"), resolved(config.batch_size, "batch_size")
+        return ClassificationTask(
+            load_image_set(source, config.test_fraction, config.split_seed),
+            steps,
+            batch,
+            config.eval_batch_size,
+            device,
+        )
     from snnc.train.data_stereo import StereoData
     from snnc.train.task_stereo import StereoTask
 
@@ -66,10 +73,10 @@ def make_task(config: TrainConfig, genotype: Any, device: torch.device) -> Any:
             f"--max-disparity {config.max_disparity} leaves fewer than 2 disparity bins "
             f"(bin width {genotype.disp_step})"
         )
-    data = StereoData(
+    stereo = StereoData(
         config.data,
         burn_in=config.burn_in,
-        steps=config.steps,
+        steps=resolved(config.steps, "steps"),
         split=config.split,
         test_fraction=config.test_fraction,
         crop=config.crop,
@@ -82,11 +89,12 @@ def make_task(config: TrainConfig, genotype: Any, device: torch.device) -> Any:
         max_window_events=config.max_window_events,
     )
     try:
+        batch = resolved(config.batch_size, "batch_size")
         return StereoTask(
-            data, bins, float(genotype.disp_step), config.batch_size, device, config.augment_crop, config.augment_shift
+            stereo, bins, float(genotype.disp_step), batch, device, config.augment_crop, config.augment_shift
         )
     except BaseException:
-        data.close()
+        stereo.close()
         raise
 
 

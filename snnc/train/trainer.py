@@ -27,21 +27,22 @@ others), evaluates, prints and writes every file; the others wait for it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from tqdm import tqdm
 
 from snnc.errors import SnncError
 from snnc.models.genotype import genotype_from_dict, load_genotype, save_genotype, with_overrides
-from snnc.neurons import NeuronSpec
+from snnc.neurons import Neuron, NeuronSpec
 from snnc.train import distributed
 from snnc.train.checkpoint import CHECKPOINT_NAME, FOLDED_NAME, load_checkpoint, save_checkpoint
-from snnc.train.config import TrainConfig, resolve_defaults
+from snnc.train.config import TrainConfig, resolve_defaults, resolved
 from snnc.train.dgs import DGSearch
 from snnc.train.finalize import fold_and_check
 from snnc.train.hns import HNSearch
@@ -54,6 +55,7 @@ from snnc.train.runtime import epoch_generator, resolve_device, rng_state, seed_
 from snnc.train.setup import make_model, make_task, task_for_family
 from snnc.train.shardtask import ShardedTask
 from snnc.train.syncbn import average_running_stats, sync_batchnorm
+from snnc.train.task import Task
 from snnc.train.tps import TPSearch
 
 __all__ = ["Trainer", "train"]
@@ -72,6 +74,8 @@ class Trainer:
         log: where progress lines go.
     """
 
+    task: Task  # set by _configure
+
     def __init__(self, config: TrainConfig, *, resume: bool = False, force: bool = False, log: Log = print) -> None:
         self.dist = ctx = distributed.current()
         self.log = log if ctx.main else _silent
@@ -84,7 +88,6 @@ class Trainer:
         ckpt = distributed.agree(read if ctx.main else lambda: None, "reading the run folder")
         if resume:
             ckpt = distributed.broadcast_object(ckpt)
-        self.task = None
         try:
             genotype = distributed.agree(lambda: self._configure(config, ckpt, run_dir), "setting up the run")
             distributed.agree(lambda: self._build(genotype, ckpt, run_dir), "building the network")
@@ -93,8 +96,9 @@ class Trainer:
             )
             self._wrap()
         except BaseException:
-            if self.task is not None:
-                self.task.close()
+            task = getattr(self, "task", None)  # not set when the setup failed before loading the data
+            if task is not None:
+                task.close()
             raise
 
     def _configure(self, config: TrainConfig, ckpt: dict[str, Any] | None, run_dir: Path) -> Any:
@@ -111,7 +115,7 @@ class Trainer:
             )  # caller's stays
         self.config = config = resolve_defaults(config, genotype)
         config.validate()
-        ctx.shard().check_batch(int(config.batch_size))
+        ctx.shard().check_batch(resolved(config.batch_size, "batch_size"))
         seed_everything(config.seed, self.device)
         self.task = make_task(config, genotype, self.device)
         return genotype
@@ -197,7 +201,7 @@ class Trainer:
         candidates = None
         if state is not None:
             candidates = {k: [NeuronSpec.from_dict(d) for d in v] for k, v in state["candidates"].items()}
-        common = {
+        common: dict[str, Any] = {
             "layers": c.search_layers,
             "every": c.search_every,
             "warmup": c.search_warmup,
@@ -240,7 +244,7 @@ class Trainer:
     def _train_epoch(self, epoch: int) -> dict[str, Any]:
         config, model, task = self.config, self.model, self.task
         model.train()
-        if epoch >= config.epochs - config.freeze_bn_epochs:
+        if epoch >= resolved(config.epochs, "epochs") - config.freeze_bn_epochs:
             freeze_batchnorm(model)
         if self.mix is not None:
             self.mix.begin_epoch(model, task, epoch)
@@ -304,7 +308,8 @@ class Trainer:
 
     def _search_end(self) -> int:
         c = self.config
-        return min(c.search_epochs or c.epochs, c.epochs)
+        epochs = resolved(c.epochs, "epochs")
+        return min(c.search_epochs or epochs, epochs)
 
     def _after_epoch(self, epoch: int) -> dict[str, Any]:
         """Schedule, search bookkeeping; returns extra per-epoch fields."""
@@ -336,10 +341,11 @@ class Trainer:
         """Rank 0's DGS log and chosen temperatures on every rank (they agree already; this makes it certain)."""
         from snnc.train.dgs import set_surrogate_b
 
+        assert self.dgs is not None  # called with DGS on only
         records = distributed.broadcast_object(self.dgs.records)
         self.dgs.records = list(records)
         for record in records[len(records) - count :]:
-            set_surrogate_b(self.model.get_submodule(record["layer"]), record["chosen_b"])
+            set_surrogate_b(cast(Neuron, self.model.get_submodule(record["layer"])), record["chosen_b"])
         return records[len(records) - count :]
 
     def _checkpoint(self, epochs_done: int) -> None:
@@ -405,14 +411,14 @@ class Trainer:
             )
             if self.start_epoch:
                 self.log(f"resuming after epoch {self.start_epoch}")
-            for done_now, epoch in enumerate(range(self.start_epoch, config.epochs)):
+            for done_now, epoch in enumerate(range(self.start_epoch, resolved(config.epochs, "epochs"))):
                 if config.stop_after is not None and done_now >= config.stop_after:
                     self.log(f"stopped after {done_now} epoch(s) (--stop-after); continue with --resume")
                     return None
                 record: dict[str, Any] = {"epoch": epoch + 1}
                 record.update(self._train_epoch(epoch))
                 record.update(self._after_epoch(epoch))
-                distributed.agree(lambda e=epoch, r=record: self._end_epoch(e, r), "rank 0 evaluating and saving")
+                distributed.agree(functools.partial(self._end_epoch, epoch, record), "rank 0 evaluating and saving")
             return self._finish()
         finally:
             self.task.close()
@@ -441,7 +447,7 @@ class Trainer:
             return ""
         return (
             f" x {ctx.world} ranks ({ctx.backend}; global batch {self.config.batch_size}, "
-            f"{int(self.config.batch_size) // ctx.world} per rank)"
+            f"{resolved(self.config.batch_size, 'batch_size') // ctx.world} per rank)"
         )
 
     # ------------------------------------------------------------------ end of run
@@ -449,13 +455,13 @@ class Trainer:
         config = self.config
         if self.mix is not None and not self.mix.finished:
             # a resumed run whose search had not ended when its last epoch was trained
-            self.mix.finalize(self.model, config.epochs - 1)
+            self.mix.finalize(self.model, resolved(config.epochs, "epochs") - 1)
 
             def again() -> None:
                 if self.dist.main:
                     if self.history:
                         self.history[-1].update(self.task.evaluate(self.model))
-                    self._checkpoint(config.epochs)
+                    self._checkpoint(resolved(config.epochs, "epochs"))
 
             distributed.agree(again, "rank 0 saving")
         self.check_ranks_agree()
@@ -492,7 +498,7 @@ class Trainer:
             "epochs": config.epochs,
             "world_size": self.dist.world,
             "batch_size": config.batch_size,
-            "batch_size_per_rank": int(config.batch_size) // self.dist.world,
+            "batch_size_per_rank": resolved(config.batch_size, "batch_size") // self.dist.world,
         }
         metrics.update({k: final[k] for k in final if k in _EVAL_KEYS})
         baseline = task.baseline()
@@ -504,7 +510,8 @@ class Trainer:
             float(r.get("train_time_s", 0.0)) + float(r.get("dgs_time_s", 0.0)) for r in self.history
         )
         metrics["parameters"] = sum(p.numel() for p in self.model.parameters())
-        metrics["time_steps"] = config.steps if config.task == "classification" else config.burn_in + config.steps
+        steps = resolved(config.steps, "steps")
+        metrics["time_steps"] = steps if config.task == "classification" else config.burn_in + steps
         metrics["genotype"] = "genotype.json"
         searches: dict[str, Any] = {}
         if self.dgs is not None:
