@@ -6,21 +6,30 @@ a torch network while frames are processed; after each frame,
 (the difference of two snapshots of the same pass) and :meth:`EnergyMeter.total`
 the report over every frame so far. Nothing is counted twice: per-frame and
 total numbers come from the same hooks.
+
+:class:`ActivityMeter` gives the same reports without hooks, for backends that
+do not run the torch network (onnxruntime, the hybrid partition): the caller
+measures each step's layer inputs (:class:`LayerInput`) and neuron outputs
+(:class:`NeuronOutput`) from the values its step already produced (the spikes in
+the state; :class:`snnc.export.activity.ActivityPlan`) and the meter accumulates
+them exactly as :class:`~snnc.energy.ops.OpsRecorder` accumulates its hooks' counts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
+import torch
 from torch import nn
 
 from snnc.energy.costs import DEFAULT_COSTS, EnergyCosts
 from snnc.energy.models import check_energy_model
-from snnc.energy.ops import OpsRecorder, OpsReport
+from snnc.energy.ops import LayerOps, NeuronActivity, OpsRecorder, OpsReport, _dense_ops, _geometry
 from snnc.energy.report import EnergyReport, energy_report
 
-__all__ = ["EnergyMeter"]
+__all__ = ["EnergyMeter", "ActivityMeter", "LayerInput", "NeuronOutput", "LayerSpec"]
 
 
 class EnergyMeter:
@@ -98,3 +107,187 @@ class EnergyMeter:
     def total(self) -> EnergyReport:
         """Report per frame averaged over every closed frame (at least one frame is assumed)."""
         return self._report(self._recorder.snapshot(), max(self.frames, 1))
+
+
+@dataclass(frozen=True)
+class LayerInput:
+    """One call's input of a counted layer, whole batch: what the hooks count of the tensor itself.
+
+    Attributes:
+        nonzero, elements: nonzero and total input elements.
+        negative: elements < 0; non_ternary: elements outside {-1, 0, 1}.
+        events: fan-out events (padding excluded), ``None`` when not counted.
+    """
+
+    nonzero: int
+    elements: int
+    negative: int = 0
+    non_ternary: int = 0
+    events: float | None = None
+
+
+@dataclass(frozen=True)
+class NeuronOutput:
+    """One call's output of a neuron layer, whole batch: nonzero and total elements, and their sum."""
+
+    nonzero: int
+    elements: int
+    total: float
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """A counted layer as the hooks would first see it: module, torch input and output shapes (batch included)."""
+
+    name: str
+    module: nn.Module
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+
+
+class ActivityMeter:
+    """:class:`EnergyMeter`'s reports from measured layer inputs instead of hooks (module docstring).
+
+    Bind the layers once (:meth:`bind`), then :meth:`record` every step; :meth:`frame`,
+    :meth:`total`, :meth:`ops` and the context manager behave as :class:`EnergyMeter`'s.
+
+    Args:
+        costs, count, steps_per_frame, mac_layers, energy_model: as :class:`EnergyMeter`.
+    """
+
+    def __init__(
+        self,
+        *,
+        costs: EnergyCosts = DEFAULT_COSTS,
+        count: str = "rate",
+        steps_per_frame: float = 1.0,
+        mac_layers: Iterable[str] = (),
+        energy_model: str = "paper",
+    ) -> None:
+        self.energy_model = check_energy_model(energy_model)
+        self.costs = costs
+        self.count = count
+        self.steps_per_frame = steps_per_frame
+        self.mac_layers = tuple(mac_layers)
+        self.frames = 0
+        #: record fan-out events (``events`` counting, the memory model), as EnergyMeter's recorder does
+        self.events = count == "events" or energy_model == "memory"
+        #: record neuron outputs (every model but ``paper``)
+        self.neurons = energy_model != "paper"
+        self._specs: list[LayerSpec] = []
+        self._macs: dict[str, int] = {}
+        self._layers: dict[str, LayerOps] = {}
+        self._neurons: dict[str, NeuronActivity] = {}
+        self._neuron_types: dict[str, str] = {}
+        self._batch = 1
+        self._last: OpsReport | None = None
+
+    def __enter__(self) -> ActivityMeter:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+    @property
+    def bound(self) -> bool:
+        """Whether :meth:`bind` was called."""
+        return bool(self._specs)
+
+    def bind(self, layers: Sequence[LayerSpec], neurons: Mapping[str, str], batch: int) -> None:
+        """The counted layers (in the network's module order), neuron layers ``{name: type}`` and examples per step.
+
+        ``batch`` is the network input's batch (``x_t.shape[0]``), the examples the hooks divide by.
+        """
+        self._specs = list(layers)
+        self._neuron_types = dict(neurons)
+        self._batch = int(batch)
+        self._macs = {}
+        for spec in self._specs:
+            x = torch.empty(spec.input_shape, device="meta")
+            y = torch.empty(spec.output_shape, device="meta")
+            self._macs[spec.name] = _dense_ops(spec.module, x, y)[0]
+
+    def record(self, inputs: Mapping[str, LayerInput], outputs: Mapping[str, NeuronOutput] | None = None) -> None:
+        """Add one step: every bound layer's input (and, when :attr:`neurons`, every neuron layer's output)."""
+        n = self._batch
+        for spec in self._specs:
+            x = inputs[spec.name]
+            layer = self._layers.get(spec.name)
+            if layer is None:
+                module = spec.module
+                layer = self._layers[spec.name] = LayerOps(
+                    name=spec.name,
+                    type=type(module).__name__,
+                    input_shape=list(spec.input_shape),
+                    output_shape=list(spec.output_shape),
+                    parameters=sum(p.numel() for p in module.parameters(recurse=False)),
+                    geometry=_geometry(module),
+                )
+            macs = self._macs[spec.name]
+            out_numel = 1
+            for s in spec.output_shape:
+                out_numel *= int(s)
+            layer.calls += 1
+            layer.dense_ops += macs // n
+            if self.events:
+                if x.events is None:
+                    raise ValueError(f"{spec.name}: fan-out events were not measured")
+                layer.fanout_events = (layer.fanout_events or 0.0) + x.events / n
+            layer.input_count += x.elements / n
+            layer.active_inputs += x.nonzero / n
+            layer.output_count += out_numel / n
+            layer._nonzero += x.nonzero
+            layer._elements += x.elements
+            layer.input_rate = layer._nonzero / layer._elements if layer._elements else 0.0
+            if x.elements:
+                layer.active_ops += (macs // n) * (x.nonzero / x.elements)
+                if layer.input_is_ternary:
+                    layer.input_is_ternary = x.non_ternary == 0
+                    if not layer.input_is_ternary:
+                        layer.input_is_binary = False
+                if layer.input_is_binary:
+                    layer.input_is_binary = x.negative == 0
+        if self.neurons:
+            for name, kind in self._neuron_types.items():
+                y = (outputs or {})[name]
+                act = self._neurons.get(name)
+                if act is None:
+                    act = self._neurons[name] = NeuronActivity(name, kind)
+                act.calls += 1
+                act.elements += y.elements
+                act.nonzero += y.nonzero
+                act.total += y.total
+                act.updates += y.elements / n
+                act.spikes += y.nonzero / n
+
+    def _snapshot(self) -> OpsReport:
+        layers = [self._layers[s.name].copy() for s in self._specs if s.name in self._layers]
+        neurons = [replace(self._neurons[n]) for n in self._neuron_types if n in self._neurons]
+        return OpsReport(layers, False, "input" if self.events else None, False, neurons)
+
+    def _report(self, ops: OpsReport, frames: int) -> EnergyReport:
+        return energy_report(
+            ops,
+            frames=frames,
+            steps_per_frame=self.steps_per_frame,
+            costs=self.costs,
+            count=self.count,
+            mac_layers=self.mac_layers,
+            energy_model=self.energy_model,
+        )
+
+    def frame(self) -> EnergyReport:
+        """Close the current frame: the report of everything recorded since the previous call."""
+        now = self._snapshot()
+        delta = now.minus(self._last)
+        self._last = now
+        self.frames += 1
+        return self._report(delta, 1)
+
+    def ops(self) -> OpsReport:
+        """The counts so far (every frame), as :meth:`EnergyMeter.ops`."""
+        return self._snapshot()
+
+    def total(self) -> EnergyReport:
+        """Report per frame averaged over every closed frame (at least one frame is assumed)."""
+        return self._report(self._snapshot(), max(self.frames, 1))

@@ -15,6 +15,10 @@ Rewrites that keep the computation exact (to float rounding):
   (SpikeDHS cells taking inputs from a finer level): ``conv(x[::k, ::k])`` is
   the same convolution with stride, dilation and padding multiplied by ``k``.
   Any other resampling (up-sampling, non-integer factors) stays a ``resize`` node.
+* Every ``conv`` / ``affine`` node computing (part of) a torch layer records that
+  layer's qualified module name in ``params["layer"]`` (``stem.conv.conv``; every
+  ``.part<i>`` of a split layer names the same layer): energy counting and the hybrid
+  backend map the network's counted layers to graph nodes by it.
 * SNASNet's voting layer (mean of each class's ``vote`` outputs) is folded into
   the last affine layer; its backward (t-1) edges become ``delay`` nodes; its
   summing nodes become ``sum`` junctions. Dropout is the identity (eval).
@@ -72,9 +76,14 @@ def _array(t: Tensor) -> np.ndarray[Any, Any]:
 class _Walker:
     """Graph-building helpers shared by the family walks."""
 
-    def __init__(self, graph: Graph) -> None:
+    def __init__(self, graph: Graph, layers: dict[int, str] | None = None) -> None:
         self.g = graph
         self._resized: dict[tuple[str, Size, Size], str] = {}
+        self._layers = layers or {}  # id(module) -> qualified name: a node's torch layer (energy counting)
+
+    def layer_of(self, module: nn.Module) -> str | None:
+        """The qualified name of the torch layer a node computes (``params["layer"]``), None if unknown."""
+        return self._layers.get(id(module))
 
     # ------------------------------------------------------------------ values
     def value(self, node: str) -> Value:
@@ -158,6 +167,7 @@ class _Walker:
                     padding=tuple(int(p) * k for p, k in zip(conv.padding, piece.sub, strict=False)),
                     dilation=tuple(int(d) * k for d, k in zip(conv.dilation, piece.sub, strict=False)),
                     groups=int(conv.groups),
+                    layer=self.layer_of(conv),
                 )
             )
         return outs
@@ -219,7 +229,7 @@ class _Walker:
     def affine(self, name: str, linear: nn.Linear, value: Sequence[str], weight: Any = None, bias: Any = None) -> str:
         w = _array(linear.weight) if weight is None else weight
         b = (None if linear.bias is None else _array(linear.bias)) if bias is None else bias
-        return self.g.add(name, "affine", value, weight=w, bias=b)
+        return self.g.add(name, "affine", value, weight=w, bias=b, layer=self.layer_of(linear))
 
     # ------------------------------------------------------------------ SpikeDHS blocks
     def cell(self, prefix: str, cell: SpikingCell, s0: Value, s1: Value, size: Size) -> Value:
@@ -281,6 +291,7 @@ def _lower_spikedhs_classifier(w: _Walker, model: SpikeDHSClassifier) -> None:
                 [flat],
                 weight=np.ascontiguousarray(weight[:, c0 : c0 + c]),
                 bias=bias if i == 0 else None,
+                layer=w.layer_of(model.fc),
             )
         )
         c0 += c
@@ -332,6 +343,7 @@ def _cost_conv(w: _Walker, model: Any, feats: Value) -> str:
         disparities=int(model.volume_shifts),
         weight=_array(c.weight),
         bias=None if c.bias is None else _array(c.bias),
+        layer=w.layer_of(c),  # counted as the literal layer on the volume (what the torch hooks see)
     )
 
 
@@ -458,7 +470,7 @@ def lower(model: nn.Module, step_shape: Sequence[int]) -> Graph:
         "input_layout": input_layout(family),
     }
     graph = Graph(meta)
-    w = _Walker(graph)
+    w = _Walker(graph, {id(m): n for n, m in model.named_modules()})
     if family == "spikedhs-stereo":
         graph.add("x", "input", shape=step_shape[2:])
         _lower_stereo(w, cast(SpikeDHSStereo, model), step_shape[3], step_shape[4])

@@ -49,6 +49,7 @@ import torch
 from torch import Tensor, nn
 
 from snnc.errors import SnncError
+from snnc.export.graph import Graph
 from snnc.export.runtime import GraphModule
 
 __all__ = [
@@ -220,6 +221,7 @@ def export_stream(
     path: Path,
     opset: int = DEFAULT_OPSET,
     taps: Sequence[str] = (),
+    graph: Graph | None = None,
 ) -> dict[str, Any]:
     """Write the one-step streaming graph of ``model`` (eval, folded) for inputs of ``step_shape``.
 
@@ -229,16 +231,21 @@ def export_stream(
     Args:
         taps: graph nodes whose values this step become extra outputs ``tap.<node>``
             (after ``y``, before the state), e.g. what energy counting needs beyond the spikes.
+        graph: the model's export Graph for ``step_shape`` when the caller already lowered it.
 
     Returns:
-        ``{"inputs": [...], "outputs": [...], "state_names": [...], "taps": [...]}``.
+        ``{"inputs": [...], "outputs": [...], "state_names": [...], "state_layout": [(node, field)...],
+        "taps": [...]}``.
 
     Raises:
         SnncError: the input shape does not fit, or export / checking fails.
     """
     path = Path(path)
     step_shape = tuple(int(s) for s in step_shape)
-    gm, family = _lowered(model, step_shape)
+    if graph is None:
+        gm, family = _lowered(model, step_shape)
+    else:
+        gm, family = GraphModule(graph), str(graph.meta["family"])
     x = torch.zeros(step_shape)
     from snnc.export.lower import graph_inputs
 
@@ -256,7 +263,13 @@ def export_stream(
         "back as state_in_k each step, start from zeros. state_k = metadata snnc.state_names[k]."
     )
     _export(_NetStep(gm, family, nodes), (x, *state), path, ins, outs, opset, meta, doc)
-    return {"inputs": ins, "outputs": outs, "state_names": names, "taps": value_names[len(gm.output_names) :]}
+    return {
+        "inputs": ins,
+        "outputs": outs,
+        "state_names": names,
+        "state_layout": gm.state_layout(),
+        "taps": value_names[len(gm.output_names) :],
+    }
 
 
 def export_window(
@@ -330,5 +343,6 @@ def export_graph_stream(
         "inputs": ins,
         "outputs": outs,
         "state_names": gm.state_names(),
+        "state_layout": gm.state_layout(),
         "taps": value_names[len(gm.output_names) :],
     }

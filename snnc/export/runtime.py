@@ -90,16 +90,21 @@ class GraphModule(nn.Module):
         node = self.graph.nodes[name]
         return int(node.params["steps"]) if node.op == "delay" else len(_neuron_fields(node.params))
 
-    def state_names(self) -> list[str]:
-        """Name of every tensor of the flat state, in order (module docstring)."""
-        names: list[str] = []
+    def state_layout(self) -> list[tuple[str, str]]:
+        """``(node, field)`` of every tensor of the flat state, in order: a neuron's ``u``/``y``/``a``, a delay's
+        ``d0``.. (``d0`` is what the delay outputs at the step that reads this state)."""
+        layout: list[tuple[str, str]] = []
         for name in self._stateful:
             node = self.graph.nodes[name]
             if node.op == "delay":
-                names += [f"{name}.d{i}" for i in range(int(node.params["steps"]))]
+                layout += [(name, f"d{i}") for i in range(int(node.params["steps"]))]
             else:
-                names += [f"{name}.{s}" for s in _neuron_fields(node.params)]
-        return names
+                layout += [(name, s) for s in _neuron_fields(node.params)]
+        return layout
+
+    def state_names(self) -> list[str]:
+        """Name of every tensor of the flat state, in order: ``<node>.<field>`` of :meth:`state_layout`."""
+        return [f"{node}.{field}" for node, field in self.state_layout()]
 
     def _inputs_dict(self, x: Any) -> dict[str, Tensor]:
         if isinstance(x, Mapping):

@@ -1,0 +1,361 @@
+"""Per-layer input activity of one step, read from values the step already produced (spikes in the state).
+
+Energy counting (:class:`snnc.energy.ops.OpsRecorder`) needs, for every synaptic
+layer of the torch network and every call, the nonzero, element, negative and
+non-ternary counts of the layer's input (and, counting events, its fan-out
+events). A streaming backend that runs the export Graph (onnxruntime, the
+hybrid partition) already has the values those inputs are made of: every
+spiking neuron's output is its ``<node>.y`` state output, the graph input is
+the frame. :class:`ActivityPlan` maps each counted layer to its input **via the
+Graph**: a ``conv`` / ``affine`` node records its torch layer (``params["layer"]``,
+set by :mod:`snnc.export.lower`), and the node's input is followed back through
+the index-only operations that sit between a neuron and a layer in snnc's
+graphs (nearest ``resize``, ``flatten``, ``cost_volume``, and the nearest
+sub-sampling the lowering fused into a convolution's stride) to a **root**: the
+graph input, a neuron node, a delay node, or (for anything else, e.g. a ReLU or
+a pooling output) a node the exporter must output as a tap (:attr:`ActivityPlan.taps`).
+
+:meth:`ActivityPlan.measure` turns the roots' values into
+:class:`~snnc.energy.meter.LayerInput` counts: each root is reduced over its
+channels once (a per-position count map), the index operations are applied to
+those small maps, and the counts come out exactly as the hooks would count the
+layer's real input (checked against :class:`~snnc.energy.ops.OpsRecorder` in
+``tests/test_energy_from_spikes.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from snnc.energy.meter import LayerInput, LayerSpec, NeuronOutput
+from snnc.errors import SnncError
+from snnc.export.graph import Graph
+
+Array = np.ndarray[Any, Any]
+
+__all__ = ["View", "LayerPlan", "ActivityPlan", "SPIKING_TYPES", "step_values"]
+
+#: Neuron types whose output is 0/1 spikes (their count map is just the channel sum).
+SPIKING_TYPES: tuple[str, ...] = ("lif", "if", "alif", "binary")
+#: Operations that only move, repeat or zero-pad values: followed from a layer back to its root.
+_INDEX_OPS: tuple[str, ...] = ("resize", "flatten", "cost_volume")
+#: Conv-like ops whose input the counted torch layer reads through a cost volume.
+_VOLUME_LAYER_OPS: tuple[str, ...] = ("cost_conv",)
+
+
+@dataclass(frozen=True)
+class View:
+    """How one channel block of a layer's input is made from a root value.
+
+    Attributes:
+        root: graph node whose value is read.
+        ops: index operations from the root to the layer, in order: ``("nearest", (src, dst))``
+            per resampling (spatial sizes), ``("cost_volume", D)``, ``("flatten", None)``.
+        channels: channels of this block in the layer's input.
+    """
+
+    root: str
+    ops: tuple[tuple[str, Any], ...]
+    channels: int
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    """One counted torch layer: its module, input blocks (concatenated) and torch shapes."""
+
+    layer: str
+    module: nn.Module
+    views: tuple[View, ...]
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+
+
+def _neuron_type(params: Mapping[str, Any]) -> str:
+    """A neuron node's type (``lif``...; ``?`` for a node without a float spec, e.g. an integer neuron)."""
+    spec = params.get("spec")
+    return str(getattr(spec, "type", "?"))
+
+
+def _nearest_index(n: int, m: int) -> Tensor:
+    """torch's own nearest source index for resampling ``n`` -> ``m`` samples along one axis."""
+    ramp = torch.arange(n, dtype=torch.float64).reshape(1, 1, n)
+    return F.interpolate(ramp, size=m, mode="nearest").reshape(m).round().long()
+
+
+class ActivityPlan:
+    """Counted layer -> input blocks of the export ``graph`` of ``model`` (module docstring).
+
+    Args:
+        graph: the (whole) export graph of ``model``, as :func:`snnc.export.lower.lower` returns it.
+        model: the folded torch network (its counted modules by ``params["layer"]``).
+        batch: batch size of the graph input (stereo: both cameras, ``2B``).
+
+    Raises:
+        SnncError: a layer's input cannot be followed (an operation this plan does not know).
+    """
+
+    def __init__(self, graph: Graph, model: nn.Module, batch: int) -> None:
+        self.graph = graph
+        modules = dict(model.named_modules())
+        order = {name: k for k, name in enumerate(modules)}
+        by_layer: dict[str, list[str]] = {}
+        for name, node in graph.nodes.items():
+            layer = node.params.get("layer")
+            if layer is None:
+                continue
+            if layer not in modules:
+                raise SnncError(f"graph node {name!r} names layer {layer!r}, which the network does not have")
+            by_layer.setdefault(str(layer), []).append(name)
+        self._batch = self._node_batches(batch)
+        self.layers: list[LayerPlan] = []
+        for layer in sorted(by_layer, key=lambda n: order[n]):
+            self.layers.append(self._layer_plan(layer, modules[layer], by_layer[layer], batch))
+        self.roots: list[str] = list(dict.fromkeys(v.root for p in self.layers for v in p.views))
+        from snnc.neurons import Neuron
+
+        #: neuron nodes that are the network's neuron layers ``{name: neuron type}``, in module order
+        self.neurons: dict[str, str] = {
+            name: _neuron_type(graph[name].params)
+            for name in sorted(
+                (n for n, node in graph.nodes.items() if node.op == "neuron" and isinstance(modules.get(n), Neuron)),
+                key=lambda n: order[n],
+            )
+        }
+        self._index: dict[tuple[int, int], Tensor] = {}
+
+    def specs(self) -> list[LayerSpec]:
+        """The counted layers as :meth:`snnc.energy.meter.ActivityMeter.bind` takes them."""
+        return [LayerSpec(p.layer, p.module, p.input_shape, p.output_shape) for p in self.layers]
+
+    # ------------------------------------------------------------------ plan
+    def nodes_of(self) -> dict[str, list[str]]:
+        """``{torch layer: graph nodes computing it}`` (several for a layer split along its input channels)."""
+        out: dict[str, list[str]] = {}
+        for name, node in self.graph.nodes.items():
+            if node.params.get("layer") is not None:
+                out.setdefault(str(node.params["layer"]), []).append(name)
+        return out
+
+    def needed(self, neurons: bool = False) -> list[str]:
+        """Graph nodes whose values :meth:`measure` (and, with ``neurons``, :meth:`measure_neurons`) read."""
+        return list(dict.fromkeys([*self.roots, *(self.neurons if neurons else [])]))
+
+    def taps(self, layout: Sequence[tuple[str, str]], neurons: bool = False) -> list[str]:
+        """Needed nodes whose value is neither a graph input nor in the state ``layout`` (export them as taps)."""
+        have = set(layout)
+        out = []
+        for root in self.needed(neurons):
+            node = self.graph[root]
+            if node.op == "input" or (node.op == "delay" and (root, "d0") in have):
+                continue
+            if node.op == "neuron" and (root, "y") in have:
+                continue
+            out.append(root)
+        return out
+
+    def _trace(self, node_name: str) -> tuple[str, tuple[tuple[str, Any], ...]]:
+        """Root and index operations (root first) of the value ``node_name``."""
+        ops: list[tuple[str, Any]] = []
+        name = node_name
+        while self.graph[name].op in _INDEX_OPS:
+            node = self.graph[name]
+            src = self.graph[node.inputs[0]]
+            if node.op == "resize":
+                ops.append(("nearest", (src.shape[1:], node.shape[1:])))
+            elif node.op == "cost_volume":
+                ops.append(("cost_volume", int(node.params["disparities"])))
+            else:
+                ops.append(("flatten", None))
+            name = node.inputs[0]
+        return name, tuple(reversed(ops))
+
+    def _layer_plan(self, layer: str, module: nn.Module, nodes: list[str], batch: int) -> LayerPlan:
+        views: list[View] = []
+        out_shape: tuple[int, ...] = ()
+        for name in nodes:
+            node = self.graph[name]
+            if len(node.inputs) != 1:
+                raise SnncError(f"graph node {name!r} of layer {layer!r} has {len(node.inputs)} inputs, expected 1")
+            root, ops = self._trace(node.inputs[0])
+            src_shape = self.graph[node.inputs[0]].shape
+            if node.op == "conv":
+                stride = tuple(int(s) for s in getattr(module, "stride", ()))
+                sub = tuple(int(s) // t for s, t in zip(node.params["stride"], stride, strict=True))
+                if any(k != 1 for k in sub):  # the lowering fused a nearest sub-sampling into the stride
+                    dst = tuple(n // k for n, k in zip(src_shape[1:], sub, strict=True))
+                    ops = (*ops, ("nearest", (src_shape[1:], dst)))
+                out_shape = node.shape
+            elif node.op in _VOLUME_LAYER_OPS:
+                ops = (*ops, ("cost_volume", int(node.params["disparities"])))
+                out_shape = node.shape
+            elif node.op == "affine" and isinstance(module, nn.Linear):
+                out_shape = (module.out_features,)
+            else:
+                raise SnncError(f"graph node {name!r} ({node.op}) names layer {layer!r}: cannot count its input")
+            channels = self.graph[root].shape[0] * (2 if any(op == "cost_volume" for op, _ in ops) else 1)
+            views.append(View(root, ops, channels))
+        in_batch, in_spatial = self._view_geometry(views[0], batch)
+        c_in = sum(v.channels for v in views)
+        in_shape = (in_batch, c_in, *in_spatial) if not isinstance(module, nn.Linear) else (in_batch, c_in)
+        if isinstance(module, nn.Linear):
+            in_shape = (in_batch, int(module.in_features))
+        return LayerPlan(layer, module, tuple(views), in_shape, (in_batch, *out_shape))
+
+    def _node_batches(self, batch: int) -> dict[str, int]:
+        """Batch of every node's value: the graph input's, halved by a cost volume (it splits the two views)."""
+        out: dict[str, int] = {}
+        for name in self.graph.order():
+            node = self.graph[name]
+            if node.op in ("input", "delay") or not node.inputs:
+                out[name] = batch
+                continue
+            b = out[node.inputs[0]]
+            out[name] = b // 2 if node.op in ("cost_volume", *_VOLUME_LAYER_OPS) else b
+        return out
+
+    def _view_geometry(self, view: View, batch: int) -> tuple[int, tuple[int, ...]]:
+        batch = self._batch[view.root]
+        spatial = self.graph[view.root].shape[1:]
+        for op, arg in view.ops:
+            if op == "nearest":
+                spatial = tuple(arg[1])
+            elif op == "cost_volume":
+                batch //= 2
+                spatial = (int(arg), *spatial)
+            else:
+                spatial = ()
+        return batch, tuple(spatial)
+
+    # ------------------------------------------------------------------ counting
+    def _maps(self, root: str, value: Tensor) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """Per-position counts summed over channels ``(N, 1, *S)``: nonzero, negative, non-ternary (None: none)."""
+        node = self.graph[root]
+        v = value.detach()
+        if v.dtype != torch.float32:
+            v = v.float()
+        if v.dim() == 2:  # (N, F): one position
+            v = v.unsqueeze(-1)
+        spiking = node.op == "neuron" and _neuron_type(node.params) in SPIKING_TYPES
+        if spiking:
+            return v.sum(dim=1, keepdim=True), None, None
+        nz = (v != 0).sum(dim=1, keepdim=True, dtype=torch.float32)
+        neg = (v < 0).sum(dim=1, keepdim=True, dtype=torch.float32)
+        nt = ((v != 0) & (v.abs() != 1)).sum(dim=1, keepdim=True, dtype=torch.float32)
+        return nz, neg, nt
+
+    def _nearest(self, m: Tensor, src: tuple[int, ...], dst: tuple[int, ...]) -> Tensor:
+        for axis, (n, k) in enumerate(zip(src, dst, strict=True)):
+            if n == k:
+                continue
+            key = (n, k)
+            if key not in self._index:
+                self._index[key] = _nearest_index(n, k)
+            m = m.index_select(2 + axis, self._index[key])
+        return m
+
+    def _view_map(self, m: Tensor, ops: tuple[tuple[str, Any], ...]) -> Tensor:
+        from snnc.models.stereo import cost_volume
+
+        for op, arg in ops:
+            if op == "nearest":
+                m = self._nearest(m, tuple(arg[0]), tuple(arg[1]))
+            elif op == "cost_volume":
+                half = m.shape[0] // 2
+                m = cost_volume(m[:half], m[half:], int(arg)).sum(dim=1, keepdim=True)
+        return m
+
+    def measure(self, values: Mapping[str, Tensor | Array], events: bool = False) -> dict[str, LayerInput]:
+        """This step's :class:`LayerInput` per counted layer from the roots' values (``values[root]``).
+
+        Args:
+            values: every root's value this step (a neuron's spikes, the graph input, a tap).
+            events: also count fan-out events (``count="events"``).
+        """
+        maps: dict[str, tuple[Tensor, Tensor | None, Tensor | None]] = {}
+        for root in self.roots:
+            if root not in values:
+                raise SnncError(f"energy counting needs the value of graph node {root!r}, which the step did not give")
+            value = values[root]
+            t = torch.from_numpy(value) if isinstance(value, np.ndarray) else value
+            maps[root] = self._maps(root, t)
+        out: dict[str, LayerInput] = {}
+        for plan in self.layers:
+            nonzero = negative = non_ternary = 0.0
+            active: Tensor | None = None
+            for view in plan.views:
+                nz, neg, nt = (None if m is None else self._view_map(m, view.ops) for m in maps[view.root])
+                assert nz is not None
+                nonzero += float(nz.sum(dtype=torch.float64))
+                negative += 0.0 if neg is None else float(neg.sum(dtype=torch.float64))
+                non_ternary += 0.0 if nt is None else float(nt.sum(dtype=torch.float64))
+                if events:
+                    active = nz if active is None else active + nz
+            ev = self._events(plan, active) if events and active is not None else None
+            out[plan.layer] = LayerInput(
+                nonzero=int(nonzero),
+                elements=int(np.prod(plan.input_shape)),
+                negative=int(negative),
+                non_ternary=int(non_ternary),
+                events=ev,
+            )
+        return out
+
+    def _events(self, plan: LayerPlan, active: Tensor) -> float:
+        """Fan-out events of the layer's input (whole batch), as :class:`OpsRecorder` counts them."""
+        module = plan.module
+        if isinstance(module, nn.Linear):
+            return float(active.sum(dtype=torch.float64).item()) * module.out_features
+        if not isinstance(module, (nn.Conv2d, nn.Conv3d)) or module.groups != 1:
+            raise SnncError(f"{plan.layer}: fan-out events from spikes need an ungrouped Conv2d/Conv3d layer")
+        conv = F.conv2d if isinstance(module, nn.Conv2d) else F.conv3d
+        per = active.sum(dim=0, keepdim=True).to(torch.float64)
+        ones = torch.ones(1, 1, *module.kernel_size, dtype=torch.float64)
+        hits = conv(per, ones, None, module.stride, module.padding, module.dilation, 1)
+        return float(hits.sum().item()) * module.out_channels
+
+    def measure_neurons(self, values: Mapping[str, Tensor | Array]) -> dict[str, NeuronOutput]:
+        """This step's :class:`~snnc.energy.meter.NeuronOutput` per neuron layer (``values[node]``: its output)."""
+        out: dict[str, NeuronOutput] = {}
+        for name, kind in self.neurons.items():
+            if name not in values:
+                raise SnncError(
+                    f"energy counting needs the output of neuron node {name!r}, which the step did not give"
+                )
+            value = values[name]
+            t = (torch.from_numpy(value) if isinstance(value, np.ndarray) else value).detach()
+            total = float(t.sum(dtype=torch.float64))
+            nonzero = int(total) if kind in SPIKING_TYPES else int(torch.count_nonzero(t))
+            out[name] = NeuronOutput(nonzero=nonzero, elements=t.numel(), total=total)
+        return out
+
+
+def step_values(
+    graph: Graph,
+    inputs: Mapping[str, Tensor | Array],
+    layout: Sequence[tuple[str, str]],
+    state_in: Sequence[Tensor | Array],
+    state_out: Sequence[Tensor | Array],
+    taps: Mapping[str, Tensor | Array] | None = None,
+) -> dict[str, Tensor | Array]:
+    """The values of one streaming step by graph node, from what the step gave.
+
+    Graph inputs, every neuron's spikes (its ``y`` state output), every delay's output
+    this step (its ``d0`` state **input**), and the tapped nodes; ``layout`` is the
+    state's ``(node, field)`` list (:meth:`snnc.export.runtime.GraphModule.state_layout`).
+    """
+    out: dict[str, Tensor | Array] = dict(inputs)
+    for (node, field), before, after in zip(layout, state_in, state_out, strict=True):
+        op = graph[node].op if node in graph.nodes else None
+        if op == "neuron" and field == "y":
+            out[node] = after
+        elif op == "delay" and field == "d0":
+            out[node] = before
+    out.update(taps or {})
+    return out
