@@ -104,6 +104,18 @@ def _digit_overrides(genotype: Any) -> dict[str, Any]:
 )
 @click.option("--threads", default=0, type=click.IntRange(min=0), help="CPU threads (0: PyTorch default).")
 @click.option(
+    "--dt",
+    default=None,
+    type=float,
+    help="MODEL.nir: seconds per time step of its neurons (default: the file's metadata; needed when it has none).",
+)
+@click.option(
+    "--steps",
+    default=None,
+    type=click.IntRange(min=1),
+    help="MODEL.nir on digits: time steps per image (default: the genotype recorded in the file).",
+)
+@click.option(
     "--precision",
     type=click.Choice(["fp32", "int8"]),
     default="fp32",
@@ -129,13 +141,16 @@ def energy_command(
     plot_png: Path | None,
     threads: int,
     force: bool,
+    dt: float | None = None,
+    steps: int | None = None,
     precision: str = "fp32",
 ) -> None:
     """Per-layer and total ACs, MACs and energy per frame of MODEL on real data, with firing
     rates and the same network counted as an ANN.
 
-    MODEL is a checkpoint (.pt), a shipped model, a genotype JSON or a preset: a file
-    is typed by its extension, a bare name is a preset (always) or a shipped model; without
+    MODEL is a checkpoint (.pt), a shipped model, a genotype JSON, a preset or a NIR
+    file (.nir, snnc's or another library's; --dt, --steps): a file is typed by its
+    extension, a bare name is a preset (always) or a shipped model; without
     MODEL, the shipped stereo model (digits: the shipped classifier, see snnc models). A layer whose
     input is spikes (or signed events) does ACs = rate x steps x dense ops; a
     layer with real-valued input (an image, a ReLU layer's output) does
@@ -149,6 +164,7 @@ def energy_command(
       snnc energy spikedhs-stereo --data rec_data.hdf5 --frames 10
       snnc energy run/folded.pt --data rec_data.hdf5 --format json --plot energy.png
       snnc energy snasnet-cifar10 --data digits --format csv
+      snnc energy digits.nir --data digits
     """
     from snnc.commands.common import atomic_output, plan_outputs
 
@@ -180,9 +196,16 @@ def energy_command(
         return
     energy_costs = resolve_costs(costs or _default_costs(energy_model, precision), ac_pj, mac_pj)
     rect_line, stats = "", None
-    net, report, data_desc, rect_line, stats = _measure(
-        model_spec, data, frames, energy_costs, count, energy_model, gt_file, rect_dir, max_window_events
-    )
+    if Path(model_spec).suffix.lower() == ".nir":
+        if energy_model != "paper" or compare is not None:
+            raise SnncError("--energy-model memory|lemaire and --compare take snnc models, not NIR files", model_spec)
+        net, report, data_desc, rect_line, stats = _measure_nir(
+            model_spec, data, dt, steps, frames, energy_costs, count, gt_file, rect_dir, max_window_events
+        )
+    else:
+        net, report, data_desc, rect_line, stats = _measure(
+            model_spec, data, frames, energy_costs, count, energy_model, gt_file, rect_dir, max_window_events
+        )
     if plot_png is not None:
         from snnc.energy.plot import plot_energy
 
@@ -233,6 +256,46 @@ def energy_command(
         click.echo(f"note: {_SILENT_NOTE}")
     if plot_png is not None:
         click.echo(f"wrote {plot_png}")
+
+
+def _measure_nir(
+    model_spec: str,
+    data: str,
+    dt: float | None,
+    steps: int | None,
+    frames: int | None,
+    energy_costs: Any,
+    count: str,
+    gt_file: Path | None,
+    rect_dir: Path | None,
+    max_window_events: int,
+) -> tuple[Any, Any, str, str, Any]:
+    """``(model info, report, data description, rectification line, window stats)`` of a NIR file on ``data``."""
+    from snnc.export.nir_reader import load_nir_model
+    from snnc.models.loading import resolve_model
+    from snnc.runtime.nir_measure import NirNetworkInfo, measure_nir_images, measure_nir_stereo, nir_time_steps
+
+    ref = resolve_model(model_spec, allowed=("nir",))
+    assert ref.path is not None
+    nm = load_nir_model(ref.path, dt)
+    info = NirNetworkInfo(nm)
+    if data == "digits":
+        from snnc.data.images import load_digits_set
+
+        images = load_digits_set().x_test
+        images = images[: frames or images.shape[0]]
+        t = nir_time_steps(nm, steps)
+        report = measure_nir_images(nm, images, t, costs=energy_costs, count=count)
+        return info, report, f"digits ({images.shape[0]} test images, T = {t} steps each)", "", None
+    from snnc.data.mvsec import MVSECRecording
+    from snnc.data.windows import WindowStats
+
+    data_path = Path(data)
+    with MVSECRecording(data_path, gt_path=gt_file, rect_dir=rect_dir, max_window_events=max_window_events) as rec:
+        stats = WindowStats(data_path)
+        report = measure_nir_stereo(nm, rec, frames=frames or 20, costs=energy_costs, count=count, stats=stats)
+        rect_line = rec.rectification_line()
+    return info, report, f"{data_path} ({report.frames} frames, one step each, state carried)", rect_line, stats
 
 
 def _default_costs(energy_model: str, precision: str = "fp32") -> str:

@@ -93,9 +93,10 @@ def _plan_outputs(
     "--model",
     "model_spec",
     default=None,
-    help="Checkpoint (checkpoint.pt / folded.pt), shipped model, genotype JSON or preset name. A file is "
-    "typed by its extension (.pt/.pth/.ckpt, .json); a bare name is a preset (always) or a shipped "
-    "model. Default: the shipped stereo model (snnc models).",
+    help="Checkpoint (checkpoint.pt / folded.pt), shipped model, genotype JSON, partition manifest (a .json "
+    "whose format is snnc-partition/1, from snnc export --partition; runs its pieces, energy not counted) or "
+    "preset name. A file is typed by its extension (.pt/.pth/.ckpt, .json); a bare name is a preset (always) "
+    "or a shipped model. Default: the shipped stereo model (snnc models).",
 )
 @click.option(
     "--backend", type=click.Choice(["torch", "onnx", "openvino", "lava", "hybrid"]), default="torch", show_default=True
@@ -263,6 +264,9 @@ def stream_command(
 
     options = _backend_options(backend, threads=threads, dtype=dtype, cuda_graph=cuda_graph, energy=not no_energy)
     model_spec = _default_model(model_spec, as_json)
+    manifest = _manifest_model(model_spec, backend, precision, check_against)
+    if manifest is not None:
+        backend, no_energy = "hybrid", True  # its pieces run from their files: no torch network to count on
     if video_file is not None:
         _check_video(video_file, force)
     video = None
@@ -288,11 +292,18 @@ def stream_command(
         set_threads(threads)
         times, clock = frame_times(rec, limit=max_frames)
         with_gt = clock == "gt"
-        net = load_network(model_spec)
+        if manifest is not None:
+            from snnc.runtime.manifest_backend import open_manifest
+
+            net, be = open_manifest(manifest, dev, threads)
+        else:
+            net = load_network(model_spec)
         if png_dir is not None:
             _prepare_png_dir(png_dir, force)
         check_stereo_network(net, 5)
-        if precision == "int8" or check_against is not None:
+        if manifest is not None:
+            pass  # be: the manifest's pieces
+        elif precision == "int8" or check_against is not None:
             from snnc.runtime.int8_backend import make_precision_backend
 
             fields = _int8_fields(net, rec, model_spec) if precision == "int8" else None
@@ -421,6 +432,27 @@ def _backend_options(backend: str, *, threads: int, dtype: str, cuda_graph: bool
     if backend == "torch":
         return {"dtype": dtype, "cuda_graph": cuda_graph}
     return {"threads": threads}
+
+
+def _manifest_model(model_spec: str, backend: str, precision: str, check_against: str | None) -> Path | None:
+    """The partition manifest MODEL names (a .json whose format field says so), else None; refuses
+    options a manifest cannot take (it runs its own pieces, front NIR + rest ONNX, in fp32)."""
+    from click.core import ParameterSource
+
+    from snnc.runtime.manifest_backend import is_partition_manifest
+
+    if not is_partition_manifest(model_spec):
+        return None
+    explicit = click.get_current_context().get_parameter_source("backend") is not ParameterSource.DEFAULT
+    if explicit and backend != "hybrid":
+        raise SnncError(
+            f"is a partition manifest: it streams its own pieces (front NIR + rest ONNX), not --backend {backend}; "
+            f"drop --backend or pass --backend hybrid",
+            model_spec,
+        )
+    if precision != "fp32" or check_against is not None:
+        raise SnncError("is a partition manifest: --precision int8 and --check-against take snnc networks", model_spec)
+    return Path(model_spec)
 
 
 def _default_model(model_spec: str | None, as_json: bool) -> str:

@@ -13,7 +13,9 @@ by :mod:`snnc.export.nir_writer`) restores its surrogate settings when it agrees
 with the NIR parameters.
 
 Several edges into a node are summed; an Output with several edges gets a
-``sum`` node in front. Cycles must pass through a Delay node.
+``sum`` node in front, and an identity ``Linear`` that feeds only Outputs (how
+:mod:`snnc.export.nir_writer` spells a summing junction there) is read as that
+``sum`` node (no matrix product, no ops counted). Cycles must pass through a Delay node.
 """
 
 from __future__ import annotations
@@ -194,8 +196,17 @@ def read_nir(path: str | Path, dt: float | None = None) -> Graph:
     if not dt > 0:
         raise SnncError(f"dt must be positive, got {dt!r}", path)
     preds: dict[str, list[str]] = {name: [] for name in ngraph.nodes}
+    succs: dict[str, list[str]] = {name: [] for name in ngraph.nodes}
     for src, dst in ngraph.edges:
         preds[dst].append(src)
+        succs[src].append(dst)
+    output_junctions = {
+        name
+        for name, node in ngraph.nodes.items()
+        if succs[name]
+        and all(type(ngraph.nodes[d]).__name__ == "Output" for d in succs[name])
+        and _is_identity_linear(node)
+    }
 
     def as_json(key: str) -> Any:
         try:
@@ -240,7 +251,10 @@ def read_nir(path: str | Path, dt: float | None = None) -> Graph:
         if not ready:
             raise SnncError(f"NIR graph has a cycle without a Delay node through {pending[0]!r}", path)
         for name in ready:
-            _add_node(graph, name, ngraph.nodes[name], preds[name], dt, path)
+            if name in output_junctions:  # snnc's spelling of a summing junction in front of an Output
+                graph.add(name, "sum", preds[name])
+            else:
+                _add_node(graph, name, ngraph.nodes[name], preds[name], dt, path)
             added.add(name)
         pending = [n for n in pending if n not in added]
     for name in delays:
@@ -250,6 +264,14 @@ def read_nir(path: str | Path, dt: float | None = None) -> Graph:
     except SnncError as err:
         raise SnncError(str(err), path) from None
     return graph
+
+
+def _is_identity_linear(node: Any) -> bool:
+    """A ``Linear`` whose weight is the identity matrix (it only sums its incoming edges)."""
+    if type(node).__name__ != "Linear":
+        return False
+    w = np.asarray(node.weight)
+    return w.ndim == 2 and w.shape[0] == w.shape[1] and bool(np.array_equal(w, np.eye(w.shape[0], dtype=w.dtype)))
 
 
 def _add_node(graph: Graph, name: str, node: Any, inputs: list[str], dt: float, path: Path) -> None:
