@@ -35,6 +35,7 @@ from torch import nn
 from snnc.checkpoint import SUFFIXES as CHECKPOINT_SUFFIXES
 from snnc.checkpoint import read_checkpoint, write_checkpoint
 from snnc.errors import SnncError
+from snnc.models.base import SpikingNet
 
 __all__ = [
     "MODEL_RULE",
@@ -216,7 +217,7 @@ def _describe_mismatch(err: Exception, expected: Mapping[str, torch.Tensor], got
     return "; ".join(parts)
 
 
-def network_from_checkpoint(doc: Mapping[str, Any], path: str | Path) -> tuple[nn.Module, Any]:
+def network_from_checkpoint(doc: Mapping[str, Any], path: str | Path) -> tuple[SpikingNet, Any]:
     """``(model, genotype)`` rebuilt from a read checkpoint (network or training), in eval mode.
 
     The network is built from the stored genotype, BN-folded first when the
@@ -255,7 +256,7 @@ def network_from_checkpoint(doc: Mapping[str, Any], path: str | Path) -> tuple[n
     return model.eval(), genotype
 
 
-def load_network_checkpoint(path: str | Path) -> tuple[nn.Module, Any, dict[str, Any]]:
+def load_network_checkpoint(path: str | Path) -> tuple[SpikingNet, Any, dict[str, Any]]:
     """``(model, genotype, checkpoint dict)`` of a network or training checkpoint, model in eval mode.
 
     Raises:
@@ -279,7 +280,7 @@ class OpenedModel:
         meta: the checkpoint's other fields (empty for presets and genotypes).
     """
 
-    model: nn.Module
+    model: SpikingNet
     genotype: Any
     ref: ModelRef
     trained: bool
