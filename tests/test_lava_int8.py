@@ -307,3 +307,31 @@ def test_lava_backend_int8_cost_identical_to_cpu(stereo_int8):
         assert torch.equal(a.argmin(1), b.argmin(1))
     assert place[0]["part"] == "lava" and len(place[0]["layers"]) == 9
     assert place[0]["boundary"]["cut"] == ["feature.last.neuron"]
+
+
+@pytest.mark.slow
+@pytest.mark.lava
+def test_stream_lava_int8_disparity_identical_to_torch(tmp_path):
+    """snnc stream --backend lava --precision int8 on the trained stereo-synth: the feature net in Lava, the
+    matching on the host; 0 pixels differ from the torch int8 run; boundary and energy per part recorded."""
+    import json
+
+    import h5py
+
+    from snnc.data.synth import synthesize
+
+    from cli_helpers import expect_ok, run_snnc
+
+    data, _ = synthesize(tmp_path / "t_data.hdf5", frames=3, height=16, width=24, progress=False)
+    out = {}
+    for backend in ("lava", "torch"):
+        args = ["stream", data, "--model", "stereo-synth", "--backend", backend, "--precision", "int8"]
+        summary = json.loads(expect_ok(run_snnc(*args, "--out", tmp_path / f"{backend}.h5", "--json")))
+        with h5py.File(tmp_path / f"{backend}.h5", "r") as f:
+            out[backend] = (summary, f["disparity"][()])
+    (lava, disp_lava), (_, disp_torch) = out["lava"], out["torch"]
+    assert disp_lava.shape == (3, 16, 24) and np.array_equal(disp_lava, disp_torch)
+    assert lava["placement"][0]["boundary"]["cut"] == ["feature.last.neuron"]
+    assert len(lava["placement"][0]["layers"]) == 9
+    parts = {p["part"]: p for p in lava["energy_parts"]}
+    assert set(parts) == {"lava", "cpu"} and parts["lava"]["ac"] > 0 and parts["cpu"]["ac"] > 0
