@@ -167,7 +167,7 @@ def test_stereo_without_partition_names_the_node(tmp_path):
         write_nir(lower(net, (1, 2, 5, 48, 64)), tmp_path / "s.nir")  # 64 -> 11 columns: not a stride
     # with the whole feature net expressible, the first refusal is the cost volume
     net, _ = folded_small("spikedhs-stereo", (1, 2, 5, 24, 36), 1, feature_path=(0, 0), **SMALL_STEREO)
-    with pytest.raises(SnncError, match="'cost_volume'.*cost volume"):
+    with pytest.raises(SnncError, match=r"'cost_volume'.*cost volume"):
         write_nir(lower(net, (1, 2, 5, 24, 36)), tmp_path / "t.nir")
 
 

@@ -134,7 +134,7 @@ def test_per_layer_neuron_specs():
     assert len(net.init_state(x[0])) == net.state_len() == len(build_snasnet(small(CIFAR10)).init_state(x[0])) - 2
     y = net(x)
     assert y.shape == (3, 2, 10)
-    with pytest.raises(SnncError, match="unknown neuron layer.*'nope'"):
+    with pytest.raises(SnncError, match=r"unknown neuron layer.*'nope'"):
         build_snasnet(small(CIFAR10, neuron_layers={"nope": relu}))
 
 

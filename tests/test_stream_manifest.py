@@ -26,11 +26,7 @@ def files(tmp_path_factory):
     data, _ = synthesize(tmp / "tiny_data.hdf5", frames=4, height=48, width=64, progress=False)
     ckpt = active_checkpoint(tmp)
     manifest = tmp / "part.json"
-    expect_ok(
-        run_snnc(
-            "export", ckpt, "--to", "nir", "--partition", "--out", manifest, "--input-shape", "1,2,5,48,64"
-        )
-    )
+    expect_ok(run_snnc("export", ckpt, "--to", "nir", "--partition", "--out", manifest, "--input-shape", "1,2,5,48,64"))
     return {"data": data, "ckpt": ckpt, "manifest": manifest, "tmp": tmp}
 
 
