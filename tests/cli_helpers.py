@@ -51,16 +51,23 @@ _SIGNALS = tuple(
 
 
 def run_snnc(
-    *args: str | os.PathLike[str], timeout: float = 300, subprocess: bool = False, env: dict[str, str] | None = None
+    *args: str | os.PathLike[str],
+    timeout: float = 300,
+    subprocess: bool = False,
+    env: dict[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
 ) -> _subprocess.CompletedProcess[str]:
     """``snnc ARGS``: in-process by default, ``python -m snnc ARGS`` when ``subprocess=True``.
 
-    ``env`` (optional) holds extra environment variables for the command. ``timeout``
-    bounds the subprocess only; an in-process call runs to completion.
+    ``env`` (optional) holds extra environment variables for the command; ``cwd`` the working
+    directory it runs in (in-process only; default :data:`ROOT`). ``timeout`` bounds the
+    subprocess only; an in-process call runs to completion.
     """
     if subprocess:
+        if cwd is not None:
+            raise ValueError("run_snnc(subprocess=True) runs in ROOT; cwd is for in-process calls")
         return run_snnc_process(*args, timeout=timeout, env=env)
-    return _run_in_process([str(a) for a in args], env or {})
+    return _run_in_process([str(a) for a in args], env or {}, Path(cwd) if cwd is not None else ROOT)
 
 
 def run_snnc_process(
@@ -81,14 +88,14 @@ def run_snnc_process(
     )
 
 
-def _run_in_process(argv: list[str], env: dict[str, str]) -> _subprocess.CompletedProcess[str]:
+def _run_in_process(argv: list[str], env: dict[str, str], cwd: Path = ROOT) -> _subprocess.CompletedProcess[str]:
     """Call :func:`snnc.cli.main` with captured streams; the exit code as a process would have it."""
     from snnc.cli import main  # imported late: a broken import fails the test, not the collection
 
     out, err = _text_stream(), _text_stream()
     code: Any = 0
     with tempfile.TemporaryFile() as fd_out, tempfile.TemporaryFile() as fd_err:
-        with _isolated_state(env), _captured_fds(fd_out, fd_err), _captured(out, err):
+        with _isolated_state(env, cwd), _captured_fds(fd_out, fd_err), _captured(out, err):
             try:
                 main(argv)
             except SystemExit as exc:
@@ -190,7 +197,7 @@ def _warning_printer(err: io.TextIOWrapper) -> Callable[..., None]:
 
 
 @contextlib.contextmanager
-def _isolated_state(env: dict[str, str]) -> Iterator[None]:
+def _isolated_state(env: dict[str, str], workdir: Path = ROOT) -> Iterator[None]:
     """Run with a fresh process's cwd/environment; restore every global a command may change."""
     cwd = os.getcwd()
     environ = dict(os.environ)
@@ -202,7 +209,7 @@ def _isolated_state(env: dict[str, str]) -> Iterator[None]:
     log_state = _logging_state()
     figures = _figure_numbers()
     try:
-        os.chdir(ROOT)
+        os.chdir(workdir)
         os.environ.pop("SNNC_DEBUG", None)
         os.environ.update(env)
         yield

@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +22,7 @@ from snnc.models.build import build_model
 from snnc.models.genotype import load_genotype
 from snnc.models.loading import load_network_checkpoint, open_model, resolve_model, save_network
 
-from cli_helpers import ROOT, assert_user_error, expect_ok, run_snnc
+from cli_helpers import assert_user_error, expect_ok, run_snnc
 
 
 class _RunsCode:
@@ -254,33 +252,10 @@ def test_a_file_named_like_a_preset_does_not_replace_it(tmp_path):
     marker = tmp_path / "PWNED"
     _evil(tmp_path / "spikedhs-stereo", marker)
     (tmp_path / "sequential-dvs").write_text(json.dumps({"family": "spikedhs-cla"}))
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    env.pop("SNNC_DEBUG", None)
-    proc = subprocess.run(
-        [sys.executable, "-m", "snnc", "info", "spikedhs-stereo", "--json"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    proc = run_snnc("info", "spikedhs-stereo", "--json", cwd=tmp_path)  # in-process, working directory tmp_path
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["family"] == "spikedhs-stereo" and not marker.exists()
-    proc = subprocess.run(
-        [sys.executable, "-m", "snnc", "info", "sequential-dvs", "--json"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    proc = run_snnc("info", "sequential-dvs", "--json", cwd=tmp_path)
     assert proc.returncode == 0 and json.loads(proc.stdout)["family"] == "sequential", proc.stderr
-    proc = subprocess.run(
-        [sys.executable, "-m", "snnc", "info", "./spikedhs-stereo"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    proc = run_snnc("info", "./spikedhs-stereo", cwd=tmp_path)
     assert proc.returncode == 2 and "no model file extension" in proc.stderr and not marker.exists()
