@@ -52,7 +52,7 @@ def onnx_counts(net, x, path, **meter_args):
     for t in range(x.shape[0]):
         out = sess.run(None, {"x": x[t].numpy(), **{f"state_in_{k}": s for k, s in enumerate(state)}})
         tapped = dict(zip(taps, out[1:n_values], strict=True))
-        values = step_values(graph, graph_inputs(family, x[t]), layout, state, out[n_values:], tapped)
+        values = step_values(graph_inputs(family, x[t]), layout, state, out[n_values:], tapped)
         meter.record(plan.measure(values, events=meter.events), plan.measure_neurons(values) if meter.neurons else None)
         meter.frame()
         state = out[n_values:]
@@ -129,9 +129,33 @@ def test_stereo_counts_from_graph_state_equal_torch_hooks(literal):
         for t in range(STEPS):
             inputs = graph_inputs("spikedhs-stereo", x[t])
             _, new_state = gm.step_all(inputs, state)
-            values = step_values(graph, inputs, layout, state, new_state)
+            values = step_values(inputs, layout, state, new_state)
             meter.record(plan.measure(values, events=True), plan.measure_neurons(values))
             meter.frame()
             state = new_state
     assert ref.ops().active_ops > 0
+    assert_same_counts(ref, meter)
+
+
+@pytest.mark.slow
+def test_hybrid_counts_from_front_values_and_rest_state_equal_torch_hooks():
+    """The hybrid partition: front values from the NIR runtime, the rest's spikes from its ONNX state outputs."""
+    from snnc.energy.costs import DEFAULT_COSTS
+    from snnc.runtime.hybrid_backend import HybridBackend
+
+    shape = (1, 2, 5, 24, 32)
+    net, x = folded_small("spikedhs-stereo", shape, STEPS, **SMALL_STEREO)
+    net.literal_matching = True
+    ref = hook_counts(net, x, count="events", energy_model="memory")
+    backend = HybridBackend(net, torch.device("cpu"))
+    try:
+        meter = backend.activity_meter(costs=DEFAULT_COSTS, count="events", energy_model="memory")
+        backend.reset(x[0])
+        for t in range(STEPS):
+            backend.step(x[t])
+            meter.frame()
+        parts = {backend.part_of(lay) for lay in meter.total().layers}
+    finally:
+        backend.close()
+    assert parts == {"front", "rest"}
     assert_same_counts(ref, meter)

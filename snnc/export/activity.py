@@ -337,7 +337,6 @@ class ActivityPlan:
 
 
 def step_values(
-    graph: Graph,
     inputs: Mapping[str, Tensor | Array],
     layout: Sequence[tuple[str, str]],
     state_in: Sequence[Tensor | Array],
@@ -348,14 +347,14 @@ def step_values(
 
     Graph inputs, every neuron's spikes (its ``y`` state output), every delay's output
     this step (its ``d0`` state **input**), and the tapped nodes; ``layout`` is the
-    state's ``(node, field)`` list (:meth:`snnc.export.runtime.GraphModule.state_layout`).
+    state's ``(node, field)`` list (:meth:`snnc.export.runtime.GraphModule.state_layout`:
+    ``y`` is a neuron's, ``d<i>`` a delay's).
     """
     out: dict[str, Tensor | Array] = dict(inputs)
     for (node, field), before, after in zip(layout, state_in, state_out, strict=True):
-        op = graph[node].op if node in graph.nodes else None
-        if op == "neuron" and field == "y":
+        if field == "y":
             out[node] = after
-        elif op == "delay" and field == "d0":
+        elif field == "d0":
             out[node] = before
     out.update(taps or {})
     return out

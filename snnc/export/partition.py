@@ -23,7 +23,8 @@ rest as a one-step streaming graph: inputs ``<node>`` per cut tensor and
        {"name": "rest", "format": "onnx", "file": "net.rest.onnx", "opset": 17,
         "inputs": ["<node>", ...], "outputs": ["y"],
         "state_inputs": ["state_in_0", ...], "state_outputs": ["state_out_0", ...],
-        "state_names": [...], "nodes": M, "reason": "<first node NIR cannot express>"}],
+        "state_names": [...], "state_layout": [[node, field], ...], "taps": ["<node>", ...],
+        "nodes": M, "reason": "<first node NIR cannot express>"}],
      "connections": [{"from": "front:out.<node>", "to": "rest:<node>"}, ...],
      "schedule": "every time step: run front, then rest",
      "set_id": "<hex>"}
@@ -156,7 +157,9 @@ def _example_inputs(graph: Graph, front: Graph, cuts: Sequence[str]) -> dict[str
     return {c: torch.zeros_like(values[c]) for c in cuts}
 
 
-def write_partition(graph: Graph, manifest: Path, dt: float = DEFAULT_DT, opset: int = 17) -> dict[str, Any]:
+def write_partition(
+    graph: Graph, manifest: Path, dt: float = DEFAULT_DT, opset: int = 17, taps: Sequence[str] = ()
+) -> dict[str, Any]:
     """Write front NIR + rest ONNX + manifest (module docstring) as one set; returns the manifest dict.
 
     The pieces and the manifest are written to temporary files and renamed
@@ -177,7 +180,7 @@ def write_partition(graph: Graph, manifest: Path, dt: float = DEFAULT_DT, opset:
     finals = [manifest, front_path] + ([rest_path] if rest is not None else [])
     with atomic_output_set(finals) as temps:
         doc = _write_pieces(
-            graph, (front, rest, cuts, blocker), (front_path.name, rest_path.name), temps[1:], dt, opset
+            graph, (front, rest, cuts, blocker), (front_path.name, rest_path.name), temps[1:], dt, opset, taps
         )
         for piece, tmp in zip(doc["pieces"], temps[1:], strict=False):
             piece["size"], piece["sha256"] = tmp.stat().st_size, file_sha256(tmp)
@@ -193,6 +196,7 @@ def _write_pieces(
     paths: Sequence[Path],
     dt: float,
     opset: int,
+    taps: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Write the front (and rest) to ``paths``; the manifest dict naming them ``names``."""
     from snnc.export.nir_writer import write_nir
@@ -216,12 +220,14 @@ def _write_pieces(
     if rest is not None:
         assert blocker is not None
         example = _example_inputs(graph, front, cuts)
+        rest_taps = [t for t in dict.fromkeys(taps) if t in rest.nodes and t not in rest.outputs]
         info = export_graph_stream(
             GraphModule(rest),
             example,
             paths[1],
             opset,
             meta={"snnc.family": str(meta.get("family")), "snnc.piece": "rest"},
+            taps=rest_taps,
         )
         n_state = len(info["state_names"])
         pieces.append(
@@ -235,6 +241,8 @@ def _write_pieces(
                 "state_inputs": [f"state_in_{k}" for k in range(n_state)],
                 "state_outputs": [f"state_out_{k}" for k in range(n_state)],
                 "state_names": info["state_names"],
+                "state_layout": [list(e) for e in info["state_layout"]],
+                "taps": rest_taps,
                 "nodes": len(rest),
                 "reason": f"{blocker}: {nir_blocker(graph, blocker)} has no NIR node type",
             }
@@ -335,15 +343,38 @@ class PartitionedNet:
 
     def step(self, x_t: Tensor, state: Any) -> tuple[Tensor, Any]:
         """One step of the whole network: ``(y, new state)``."""
+        y, new_state, _ = self.step_values(x_t, state, values=False)
+        return y, new_state
+
+    def step_values(
+        self, x_t: Tensor, state: Any, values: bool = True
+    ) -> tuple[Tensor, Any, dict[str, Tensor | np.ndarray[Any, Any]]]:
+        """One step: ``(y, new state, node values)``; the values (``values=True``) are every front node's
+        and, of the rest, its graph inputs, neuron spikes (``y`` state outputs), delay outputs and taps
+        (:func:`snnc.export.activity.step_values`): what energy counting reads."""
+        from snnc.export.activity import step_values
         from snnc.export.lower import graph_inputs
 
         front_state, rest_state = state
+        inputs = graph_inputs(self.family, x_t)
         with torch.no_grad():
-            outs, front_state = self.front.step_all(graph_inputs(self.family, x_t), front_state)
+            if values:
+                nodes, front_state = self.front.step_nodes(inputs, front_state)
+                outs = {n: nodes[n] for n in self.front.output_names}
+            else:
+                outs, front_state = self.front.step_all(inputs, front_state)
+                nodes = {}
         if self.rest is None:
-            return outs[self.front.output_names[0]], (front_state, rest_state)
+            return outs[self.front.output_names[0]], (front_state, rest_state), dict(nodes)
         feed = {c: outs[f"out.{c}"].numpy() for c in self.rest_piece["inputs"]}
         feed.update(dict(zip(self.rest_piece["state_inputs"], rest_state, strict=False)))
         res = self.rest.run(None, feed)
-        n_out = len(self.rest_piece["outputs"])
-        return torch.from_numpy(res[0]), (front_state, list(res[n_out:]))
+        taps = list(self.rest_piece.get("taps", []))
+        n_out = len(self.rest_piece["outputs"]) + len(taps)
+        new_rest = list(res[n_out:])
+        found: dict[str, Tensor | np.ndarray[Any, Any]] = dict(nodes)
+        if values:
+            layout = [(str(n), str(f)) for n, f in self.rest_piece.get("state_layout", [])]
+            tapped = dict(zip(taps, res[n_out - len(taps) : n_out], strict=True))
+            found.update(step_values({}, layout, rest_state, new_rest, tapped))
+        return torch.from_numpy(res[0]), (front_state, new_rest), found

@@ -16,7 +16,9 @@ at the end of the stream.
 frame, when there is one (the torch backend): the energy meter hooks it
 directly. Other backends leave it ``None`` and the engine counts ops on the
 reference torch network fed the same frames (a separate pass, not timed as
-inference).
+inference), unless they count from their own step outputs: :meth:`Backend.activity_meter`
+returns an :class:`~snnc.energy.meter.ActivityMeter` the backend feeds from every step's
+spikes (the onnx and hybrid backends), so no second pass runs.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from snnc.energy.costs import EnergyCosts
+from snnc.energy.meter import ActivityMeter
 from snnc.energy.report import EnergyReport, LayerEnergy
 
 __all__ = ["Backend", "BACKENDS", "energy_by_part"]
@@ -59,6 +63,13 @@ class Backend(ABC):
     @abstractmethod
     def placement(self) -> list[dict[str, Any]]:
         """What runs where: ``[{"part", "runs_on", "layers"/"detail"...}, ...]``."""
+
+    def activity_meter(self, *, costs: EnergyCosts, count: str, energy_model: str) -> ActivityMeter | None:
+        """A meter this backend feeds from its own steps' outputs (None: hook ``live_model`` or a reference pass).
+
+        Called by the engine at the start of each run, before :meth:`reset`.
+        """
+        return None
 
     def synchronize(self) -> None:
         """Wait for queued device work (for timing)."""

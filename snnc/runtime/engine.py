@@ -31,7 +31,7 @@ from snnc.data.metrics import MetricAccumulator
 from snnc.data.mvsec import MVSECRecording
 from snnc.data.windows import WindowStats
 from snnc.energy.costs import DEFAULT_COSTS, EnergyCosts
-from snnc.energy.meter import EnergyMeter
+from snnc.energy.meter import ActivityMeter, EnergyMeter
 from snnc.energy.report import EnergyReport
 from snnc.errors import SnncError
 from snnc.models.stereo import estimate_disparity
@@ -156,7 +156,7 @@ class StreamEngine:
         self.energy_model = energy_model
         self.summary = StreamSummary()
         self.window_stats: WindowStats | None = None  # empty windows / dropped events of the last run
-        self._meter: EnergyMeter | None = None
+        self._meter: EnergyMeter | ActivityMeter | None = None
         self._shadow = False
         self._meter_args: tuple[torch.nn.Module, EnergyCosts] | None = None
         if energy:
@@ -164,19 +164,26 @@ class StreamEngine:
             self._shadow = backend.live_model is None
             self._meter_args = (target, costs)
             self._meter = self._new_meter()
+            self._shadow = self._shadow and not isinstance(self._meter, ActivityMeter)
         self._shadow_state: tuple[torch.Tensor, ...] = ()
 
-    def _new_meter(self) -> EnergyMeter | None:
+    def _new_meter(self) -> EnergyMeter | ActivityMeter | None:
         if self._meter_args is None:
             return None
         target, costs = self._meter_args
+        own = self.backend.activity_meter(costs=costs, count=self.count, energy_model=self.energy_model)
+        if own is not None:  # counted from the backend's own step outputs (its spikes): no second pass
+            return own
         return EnergyMeter(target, costs=costs, count=self.count, steps_per_frame=1.0, energy_model=self.energy_model)
 
     @property
     def energy_mode(self) -> str:
-        """``live`` (hooks on the running network), ``reference pass`` or ``off``."""
+        """``live`` (hooks on the running network), ``step outputs`` (the backend's spikes), ``reference pass``
+        or ``off``."""
         if self._meter is None:
             return "off"
+        if isinstance(self._meter, ActivityMeter):
+            return "step outputs"
         return "reference pass" if self._shadow else "live"
 
     def _shadow_step(self, x: torch.Tensor) -> None:

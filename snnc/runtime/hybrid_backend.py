@@ -15,10 +15,14 @@ For the SpikeDHS-Stereo net the front is the feature net's stems and cells
 up to the first nearest up-sampling; the up-sampler, the cost volume and
 the whole 3-D matching net form the rest.
 
-Energy per part (:meth:`HybridBackend.energy_parts`) groups the layers of the
-one counting pass by piece: ACs/MACs by the papers' rule, plus the energy the
-host would spend if it ran its part densely (every dense op a MAC, which is
-what a CPU/GPU does with spikes).
+Energy is counted from each step's own values (:meth:`HybridBackend.activity_meter`):
+the front's node values and the rest's spikes (its ``<node>.y`` state outputs),
+mapped to the network's counted layers via the export Graph
+(:class:`snnc.export.activity.ActivityPlan`), with no second torch pass. Energy
+per part (:meth:`HybridBackend.energy_parts`) groups those layers by the piece
+their graph nodes (``params["layer"]``) lie in: ACs/MACs by the papers' rule,
+plus the energy the host would spend if it ran its part densely (every dense
+op a MAC, which is what a CPU/GPU does with spikes).
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from snnc.energy.costs import EnergyCosts
+from snnc.energy.meter import ActivityMeter
 from snnc.energy.report import EnergyReport, LayerEnergy
 from snnc.errors import SnncError
 from snnc.models.base import SpikingNet
@@ -40,7 +46,10 @@ __all__ = ["HybridBackend", "layer_node"]
 
 
 def layer_node(layer_name: str) -> str:
-    """Export-graph node name of a counted layer: the ConvBN path (``a.b.conv.conv`` -> ``a.b.conv``)."""
+    """Export-graph node name of a counted layer: the ConvBN path (``a.b.conv.conv`` -> ``a.b.conv``).
+
+    Kept for the Lava backend; the hybrid backend maps layers to nodes by the Graph's ``params["layer"]``.
+    """
     return layer_name[: -len(".conv")] if layer_name.endswith(".conv") else layer_name
 
 
@@ -75,8 +84,17 @@ class HybridBackend(Backend):
         self.front_nodes: set[str] = set()
         self.doc: dict[str, Any] = {}
         self.export_s = 0.0
+        self._layer_part: dict[str, str] = {}
+        self._meter: ActivityMeter | None = None
+        self._plan: Any = None
+        self._built_neurons: bool | None = None
 
-    def _build(self, shape: tuple[int, ...]) -> None:
+    def activity_meter(self, *, costs: EnergyCosts, count: str, energy_model: str) -> ActivityMeter:
+        """A meter fed from every step's values (front nodes, the rest's spikes): no reference pass."""
+        self._meter = ActivityMeter(costs=costs, count=count, steps_per_frame=1.0, energy_model=energy_model)
+        return self._meter
+
+    def _build(self, shape: tuple[int, ...], x0: Tensor) -> None:
         import time
 
         from snnc.export.lower import lower
@@ -86,32 +104,57 @@ class HybridBackend(Backend):
         if self._manifest is None:
             self._tmp = tempfile.mkdtemp(prefix="snnc-stream-hybrid-")
             self._manifest = Path(self._tmp) / "partition.json"
+        from snnc.export.activity import ActivityPlan
+        from snnc.export.lower import graph_inputs
+        from snnc.export.runtime import GraphModule
+
         graph = lower(self.model, shape)
-        front, _, _, _ = split_graph(graph)
+        front, rest, _, _ = split_graph(graph)
         self.front_nodes = set(front.nodes)
-        self.doc = write_partition(graph, self._manifest)
+        self._layer_part = {}
+        for name, node in graph.nodes.items():  # a layer is in the front when any of its nodes is
+            layer = node.params.get("layer")
+            if layer is not None and self._layer_part.get(str(layer)) != "front":
+                self._layer_part[str(layer)] = "front" if name in self.front_nodes else "rest"
+        taps: list[str] = []
+        self._plan = None
+        if self._meter is not None:
+            self._plan = ActivityPlan(graph, self.model, int(graph_inputs(str(graph.meta["family"]), x0)["x"].shape[0]))
+            if rest is not None:
+                rest_layout = GraphModule(rest).state_layout()
+                needed = self._plan.taps(rest_layout, neurons=self._meter.neurons)
+                taps = [t for t in needed if t not in self.front_nodes]
+        self.doc = write_partition(graph, self._manifest, taps=taps)
         self._net = PartitionedNet(self._manifest, threads=self._threads)
         self._shape = shape
+        self._built_neurons = None if self._meter is None else self._meter.neurons
         self.export_s = time.perf_counter() - start
 
     def reset(self, x0: Tensor) -> None:
         """Build the partition for ``x0``'s shape (once) and put both pieces at rest."""
         shape = tuple(int(s) for s in x0.shape)
-        if self._net is None or shape != self._shape:
-            self._build(shape)
+        wanted = None if self._meter is None else self._meter.neurons
+        stale = self._meter is not None and (self._plan is None or wanted != self._built_neurons)
+        if self._net is None or shape != self._shape or stale:
+            self._build(shape, x0)
+        if self._meter is not None and self._plan is not None:
+            self._meter.bind(self._plan.specs(), self._plan.neurons, batch=shape[0])
         self._state = self._net.init_state(x0)
 
     def step(self, x: Tensor) -> Tensor:
         """Front, then rest; returns the cost."""
-        y, self._state = self._net.step(x.cpu(), self._state)
+        meter = self._meter
+        if meter is None or self._plan is None:
+            y, self._state = self._net.step(x.cpu(), self._state)
+            return y
+        y, self._state, values = self._net.step_values(x.cpu(), self._state)
+        neurons = self._plan.measure_neurons(values) if meter.neurons else None
+        meter.record(self._plan.measure(values, events=meter.events), neurons)
         return y
 
     def part_of(self, layer: LayerEnergy) -> str:
-        """``front`` or ``rest`` for a counted layer."""
-        node = layer_node(layer.name)
-        if node in self.front_nodes or any(n.startswith(node + ".part") for n in self.front_nodes):
-            return "front"
-        return "rest"
+        """``front`` or ``rest`` for a counted layer: where its graph nodes (``params["layer"]``) lie."""
+        return self._layer_part.get(layer.name, "rest")
 
     def _pieces(self) -> dict[str, dict[str, Any]]:
         return {p["name"]: p for p in self.doc.get("pieces", [])}
