@@ -35,6 +35,7 @@ constructors (no code can run) and writes the current format.
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping
@@ -213,10 +214,8 @@ def read_checkpoint(path: PathLike, kinds: Iterable[str] | None = None) -> dict[
 
 def _numpy_globals() -> list[Any]:
     """The NumPy constructors an 0.1 training checkpoint's RNG state needs (data only, no code)."""
-    if int(np.__version__.split(".")[0]) >= 2:
-        from numpy._core import multiarray
-    else:
-        from numpy.core import multiarray
+    numpy2 = int(np.__version__.split(".")[0]) >= 2
+    multiarray = importlib.import_module("numpy._core.multiarray" if numpy2 else "numpy.core.multiarray")
     found: list[Any] = [multiarray._reconstruct, np.ndarray, np.dtype, multiarray.scalar]
     dtypes = getattr(np, "dtypes", None)
     if dtypes is not None:

@@ -12,6 +12,7 @@ of all nodes (``nodes * c_node`` channels).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -52,7 +53,7 @@ class SearchCell(nn.Module):
         self.n_nodes = nodes
         self.out_channels = nodes * c_node
         widths = {0: c_prev_prev, 1: c_prev}
-        edges = []
+        edges: list[MixedEdge] = []
         for dst in range(nodes):
             for src in range(2 + dst):
                 assert len(edges) == edge_index(src, dst)
@@ -71,5 +72,5 @@ class SearchCell(nn.Module):
                 out = self.edges[k](states[src], weights[k], ctx)
                 current = out if current is None else current + out
             assert current is not None
-            states.append(ctx(node, current))
+            states.append(ctx(cast(Neuron, node), current))
         return torch.cat(states[2:], dim=1)

@@ -27,6 +27,7 @@ Mixing position (``mixing``):
 from __future__ import annotations
 
 import dataclasses
+from typing import cast
 
 from torch import Tensor, nn
 
@@ -78,6 +79,6 @@ class MixedEdge(nn.Module):
         currents = self.conv(x).split(self.c_out, dim=1)
         out = weights[SKIP_INDEX] * self.skip(x)
         for k, current in enumerate(currents):
-            y = ctx(self.candidates[k], current) if self.mixing == "ms" else current
+            y = ctx(cast(Neuron, self.candidates[k]), current) if self.mixing == "ms" else current
             out = out + weights[_CONV_INDEX[k]] * y
         return out

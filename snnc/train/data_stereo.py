@@ -290,9 +290,9 @@ class StereoData:
             )
         for part, target in (("train", train), ("test", test)):
             for seq, k in split_indices(split, part):
-                i = by_name.get(seq)
-                if i is not None and self.burn_in <= k < self.recordings[i].n_depth:
-                    target[i].append(k)
+                idx = by_name.get(seq)
+                if idx is not None and self.burn_in <= k < self.recordings[idx].n_depth:
+                    target[idx].append(k)
         for seq in train_seqs:
             if seq in by_name and not train[by_name[seq]]:
                 raise SnncError(
@@ -303,7 +303,7 @@ class StereoData:
         return train, test
 
     def _train_windows(self, frames: list[list[int]]) -> list[Window]:
-        out = []
+        out: list[Window] = []
         for rec, chosen in enumerate(frames):
             for first, last in _runs(chosen):
                 out.extend(Window(rec, s, self.steps) for s in range(first, last - self.steps + 2))

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch.func import functional_call
@@ -114,7 +114,7 @@ class DGSearch:
     def _search_layer(
         self, model: SpikingNet, task: Any, layer: str, lr: float, batches: Callable[[int], Iterator[Any]]
     ) -> dict[str, Any]:
-        neuron = model.get_submodule(layer)
+        neuron = cast(Neuron, model.get_submodule(layer))
         weights = synaptic_weights(model, layer)
         names, params = list(weights), list(weights.values())
         b0 = neuron.spec.b

@@ -143,11 +143,13 @@ class HNSearch(MixingSearch):
             self.rho_relu = relu_energy_factor(rate, self.steps, self.energy_model)
 
     def extra_loss(self) -> Tensor | None:
-        """``lambda * sum_l softmax(a_l) . rho_l`` (None when lambda is 0)."""
+        """``lambda * sum_l softmax(a_l) . rho_l`` (None when lambda is 0 or no layer is searched)."""
         if self.energy_lambda == 0.0:
             return None
-        total = sum(torch.dot(self.weights(layer), self._rho(layer)) for layer in self.layers)
-        return self.energy_lambda * total
+        terms = [torch.dot(self.weights(layer), self._rho(layer)) for layer in self.layers]
+        if not terms:
+            return None
+        return self.energy_lambda * torch.stack(terms).sum()
 
     def decided_spec(self, layer: str) -> NeuronSpec:
         """The last decided candidate (the spiking neuron before any decision)."""

@@ -65,7 +65,7 @@ def synaptic_weights(model: SpikingNet, name: str) -> dict[str, Tensor]:
     """
     parent_name, _, child = name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
-    params = dict(model.named_parameters())
+    params: dict[str, Tensor] = dict(model.named_parameters())
     if isinstance(parent, SpikingConv) and child == "neuron":
         key = f"{parent_name}.conv.conv.weight"
         return {key: params[key]}

@@ -21,6 +21,7 @@ Decisions are logged (one JSON line per decision step, all layers) in
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -110,7 +111,7 @@ class MixingSearch:
     def attach(self, model: SpikingNet) -> None:
         """Replace every searched layer by a :class:`MixedNeuron` over its candidates."""
         for layer in self.layers:
-            mixed = MixedNeuron(self.candidates[layer], lambda layer=layer: self.weights(layer))
+            mixed = MixedNeuron(self.candidates[layer], functools.partial(self.weights, layer))
             replace_module(model, layer, mixed)
 
     def mixed_layer(self, model: SpikingNet, layer: str) -> MixedNeuron:

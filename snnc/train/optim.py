@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from snnc.errors import SnncError
-from snnc.train.config import TrainConfig
+from snnc.train.config import TrainConfig, resolved
 
 __all__ = ["make_optimizer", "make_scheduler", "step_milestones", "extend_schedule", "freeze_batchnorm"]
 
@@ -16,10 +16,11 @@ __all__ = ["make_optimizer", "make_scheduler", "step_milestones", "extend_schedu
 def make_optimizer(params: Iterable[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
     """SGD (momentum, weight decay) or Adam (betas 0.9, 0.999)."""
     params = [p for p in params if p.requires_grad]
+    lr, decay = resolved(config.lr, "lr"), resolved(config.weight_decay, "weight_decay")
     if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+        return torch.optim.SGD(params, lr=lr, momentum=config.momentum, weight_decay=decay)
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, betas=(0.9, 0.999), weight_decay=config.weight_decay)
+        return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), weight_decay=decay)
     raise SnncError(f"unknown optimizer {config.optimizer!r}")
 
 
@@ -31,19 +32,19 @@ def step_milestones(epochs: int) -> list[int]:
 def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig) -> torch.optim.lr_scheduler.LRScheduler:
     """Per-epoch schedule: cosine to 0 over the run, halving steps, or constant."""
     if config.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
-    milestones = step_milestones(config.epochs) if config.schedule == "step" else []
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=resolved(config.epochs, "epochs"))
+    milestones = step_milestones(resolved(config.epochs, "epochs")) if config.schedule == "step" else []
     return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.5)
 
 
 def extend_schedule(scheduler: torch.optim.lr_scheduler.LRScheduler, config: TrainConfig) -> None:
     """After ``--resume --epochs N`` with a new N: stretch the schedule's horizon to N (from the current epoch on)."""
     if isinstance(scheduler, torch.optim.lr_scheduler.CosineAnnealingLR):
-        scheduler.T_max = config.epochs
+        scheduler.T_max = resolved(config.epochs, "epochs")
     elif isinstance(scheduler, torch.optim.lr_scheduler.MultiStepLR) and config.schedule == "step":
         from collections import Counter
 
-        scheduler.milestones = Counter(step_milestones(config.epochs))
+        scheduler.milestones = Counter(step_milestones(resolved(config.epochs, "epochs")))
 
 
 def freeze_batchnorm(model: nn.Module) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -58,7 +58,8 @@ def rng_state() -> dict[str, Any]:
     """Every global RNG state (Python, NumPy, torch CPU, torch CUDA when present)."""
     state: dict[str, Any] = {
         "python": random.getstate(),
-        "numpy": numpy_rng_state(np.random.get_state()),  # noqa: NPY002 (the global RNG, as seeded above)
+        # get_state() (legacy=True) returns the tuple form; numpy's stubs declare the dict form too
+        "numpy": numpy_rng_state(cast(tuple[Any, ...], np.random.get_state())),  # noqa: NPY002 (the global RNG)
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
