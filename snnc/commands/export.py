@@ -97,6 +97,12 @@ def _naming(source: str) -> Iterator[None]:
     "(naming the node) what it cannot run.",
 )
 @click.option(
+    "--check-hardware",
+    is_flag=True,
+    help="With --for sinabs / --for rockpool: report whether the network fits Speck / Xylo Audio 2, and why "
+    "not, from sinabs' DynapcnnNetwork conversion and core mapping / rockpool's Xylo mapper (before writing).",
+)
+@click.option(
     "--precision",
     type=click.Choice(["fp32", "int8"]),
     default="fp32",
@@ -125,6 +131,7 @@ def export_command(
     consumer: str | None,
     precision: str = "fp32",
     calibrate: str | None = None,
+    check_hardware: bool = False,
 ) -> None:
     """Export SOURCE (a checkpoint .pt, a shipped model, a genotype JSON, a preset name, or a NIR file
     for --to onnx|lava) with BatchNorm folded. SOURCE is a file, typed by its extension (.pt/.pth/.ckpt,
@@ -180,6 +187,14 @@ def export_command(
             raise SnncError("--for names the library that imports a NIR file: use it with --to nir (no --partition)")
         if consumer not in TARGETS:
             raise SnncError(f"unknown NIR consumer {consumer!r} for --for (expected one of {', '.join(TARGETS)})")
+    if check_hardware:
+        from snnc.export.nir_hardware import HARDWARE
+
+        if consumer not in HARDWARE or precision == "int8":
+            raise SnncError(
+                f"--check-hardware checks a chip with its vendor's tools: use it with --for "
+                f"{' or --for '.join(HARDWARE)} (float network, no --precision int8)"
+            )
     targets = [out]
     if partition:
         from snnc.export.partition import partition_paths
@@ -213,7 +228,7 @@ def export_command(
             fields = network_fields(folded, shape, opened.meta, calibrate, source)
             _export_int8(folded, genotype, shape, fields, fmt, out, dt, opset, consumer)
         else:
-            _export(folded, genotype, shape, fmt, out, partition, window, dt, opset, consumer)
+            _export(folded, genotype, shape, fmt, out, partition, window, dt, opset, consumer, check_hardware)
 
 
 def _export_nir_file(
@@ -274,8 +289,9 @@ def _export(
     dt: float,
     opset: int,
     consumer: str | None = None,
+    check_hardware: bool = False,
 ) -> None:
-    """Write ``folded`` in ``fmt`` to ``out`` and print one line about it."""
+    """Write ``folded`` in ``fmt`` to ``out`` and print one line about it (after the chip check, if asked)."""
     from snnc.commands.common import atomic_output
     from snnc.export.lower import lower
 
@@ -332,6 +348,14 @@ def _export(
         return
     from snnc.export.nir_writer import write_nir
 
+    if check_hardware and consumer is not None:
+        from snnc.export.nir_hardware import check_hardware as check_chip
+
+        report = check_chip(graph, consumer, dt)
+        click.echo(f"hardware: {report.line()}")
+        for line in report.details:
+            click.echo(f"  {line}")
+        click.echo(f"  {report.not_checked}")
     with atomic_output(out) as tmp:
         ngraph = write_nir(graph, tmp, dt, consumer)
     target = f"; checked for {consumer}'s stock importer" if consumer else ""
