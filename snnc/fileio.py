@@ -139,7 +139,7 @@ def write_failure(exc: BaseException, path: str | Path, tmp: Path | None = None)
     if isinstance(exc, OSError) and name and str(name) not in (str(path), str(tmp)):
         return None
     code = _errno_of(exc)
-    if code in WRITE_ERRNOS:
+    if code is not None and code in WRITE_ERRNOS:
         return os.strerror(code)
     if isinstance(exc, (OSError, RuntimeError, ValueError)):
         return _folder_state(Path(path).parent if str(Path(path).parent) else Path("."))

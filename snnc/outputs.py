@@ -107,7 +107,7 @@ def is_recorded(path: PathLike) -> bool:
 
 
 def _files_under(folder: Path) -> list[Path]:
-    out = []
+    out: list[Path] = []
     for root, _dirs, files in os.walk(folder):
         out.extend(Path(root) / name for name in snnc_files(files))
     return out
@@ -251,14 +251,15 @@ def refuse_same_file(inputs: Iterable[PathLike | None], outputs: Iterable[PathLi
         SnncError: naming the output, whatever ``--force`` says.
     """
     ins = [Path(p) for p in inputs if p is not None and str(p)]
-    keys = {}
+    keys: dict[str | tuple[int, int], Path] = {}
     for p in ins:
         keys[os.path.realpath(p)] = p
         ident = _identity(p)
         if ident is not None:
             keys[ident] = p
     for out in (Path(p) for p in outputs if p is not None and str(p)):
-        hit = keys.get(os.path.realpath(out)) or keys.get(_identity(out))  # type: ignore[arg-type]
+        ident = _identity(out)
+        hit = keys.get(os.path.realpath(out)) or (keys.get(ident) if ident is not None else None)
         if hit is not None:
             raise SnncError(
                 f"is also an input ({hit}); writing it would destroy that input: choose another output path", out

@@ -10,6 +10,8 @@ larger than ``max_block`` rows, then reading one block of at most
 
 from __future__ import annotations
 
+from typing import Literal
+
 import h5py
 import numpy as np
 
@@ -82,8 +84,9 @@ class SortedColumn:
         if self.n == 0:
             return 0
         value = float(value)
+        which: Literal["left", "right"] = "left" if side == "left" else "right"
         # Number of index samples for which the predicate (t < v or t <= v) holds.
-        i = int(np.searchsorted(self.values, value, side=side))
+        i = int(np.searchsorted(self.values, value, side=which))
         lo = int(self.rows[i - 1]) + 1 if i > 0 else 0
         hi = int(self.rows[i]) if i < len(self.rows) else self.n
         # Invariant: the answer p lies in [lo, hi].
@@ -96,7 +99,7 @@ class SortedColumn:
             else:
                 hi = mid
         block = self.read(lo, hi)
-        return lo + int(np.searchsorted(block, value, side=side))
+        return lo + int(np.searchsorted(block, value, side=which))
 
 
 def first_unsorted_row(

@@ -80,7 +80,8 @@ def _depth_summary(
     n = len(ts)
     span = float(ts[-1] - ts[0]) if n >= 2 else math.nan
     out: dict[str, Any] = {"frames": n, "rate_hz": _rate(n - 1, span) if n >= 2 else math.nan}
-    picks = np.unique(np.linspace(0, n - 1, min(n, max(1, max_frames))).round().astype(np.int64)) if n else []
+    spread = np.linspace(0, n - 1, min(n, max(1, max_frames))).round().astype(np.int64)
+    picks = np.unique(spread) if n else np.zeros(0, np.int64)
     zmin, zmax = math.inf, -math.inf
     valid_px = total_px = overflow = 0
     dmax = -math.inf

@@ -151,7 +151,7 @@ def render(
 
 def _intersect(
     surf: Surface, centre: tuple[float, float, float], cam_x: float, rx: np.ndarray, ry: np.ndarray, zbuf: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+) -> tuple[np.ndarray, np.ndarray | np.float32, np.ndarray, np.ndarray] | None:
     """Rays ``(rx, ry, 1)`` from ``(cam_x, 0, 0)`` that hit the surface in front of ``zbuf``.
 
     Returns ``(hit mask, depth, u, v)`` with depth and plane coordinates (metres)

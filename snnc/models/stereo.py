@@ -155,7 +155,8 @@ class FeatureNet(nn.Module):
         s0 = self.stem0(x, ctx)
         s1 = self.stem1(s0, ctx)
         out = self.trellis(s0, s1, ctx)
-        return self.last(self.up(out, s1.shape[2:], ctx), ctx)
+        spikes: Tensor = self.last(self.up(out, s1.shape[2:], ctx), ctx)
+        return spikes
 
 
 class MatchingNet(nn.Module):
@@ -306,9 +307,6 @@ def cost_conv(left: Tensor, right: Tensor, weight: Tensor, bias: Tensor | None, 
     per_kd_l = _columns(left, wl.permute(2, 0, 1, 3, 4).reshape(k * o, c, k, k), p, 0, w).reshape(b, k, o, h, -1)
     u0 = p - 2 * k + 2
     per_kd_r = _columns(right, wr.permute(2, 0, 1, 3, 4).reshape(k * o, c, k, k), p, u0, w + p).reshape(b, k, o, h, -1)
-    # single-column maps (tap kd, kx) of each view for the cut rows/columns
-    cols_l = wl.permute(2, 4, 0, 1, 3).reshape(k * k * o, c, k, 1)
-    cols_r = wr.permute(2, 4, 0, 1, 3).reshape(k * k * o, c, k, 1)
     zero = left.new_zeros(())
     bias_v = bias.view(1, o, 1, 1) if bias is not None else None
     classes: dict[tuple[int, ...], list[int]] = {}
@@ -324,38 +322,28 @@ def cost_conv(left: Tensor, right: Tensor, weight: Tensor, bias: Tensor | None, 
             right_map = right_map + per_kd_r[:, kd, ..., k - 1 - kd : k - 1 - kd + w + k - 1]
         if bias_v is not None:
             full = full + bias_v
-        # left taps near the diagonal: band[..., r, j + k - 1] = sum over taps kd - kx <= j at x = d + j
-        band = None
+        # left taps near the diagonal: band[..., r, j + k - 1] sums the taps kd - kx <= j at x = d + j
+        band = edge = None
         if k > 1:
-            x0, x1 = d0 - (k - 1), d1 + k - 1  # columns of the band, zero outside [0, w)
-            ycols = _columns(left, cols_l, 0, x0 - p, x1 + p).reshape(b, k, k, o, h, -1)
-            sums = []
-            for j in range(-(k - 1), k - 1):
-                m = None
-                for kd in taps:
-                    for kx in range(k):
-                        if kd - kx <= j:
-                            t = ycols[:, kd, kx, ..., j + k - 1 + kx : j + k - 1 + kx + n]
-                            m = t if m is None else m + t
-                sums.append(m if m is not None else left.new_zeros(b, o, h, n))
-            band = torch.stack(sums, -1)
+            kept = wl[:, :, list(taps)]  # (O, C, |K|, k, k)
+            lag = torch.tensor(taps, device=wl.device)[:, None] - torch.arange(k, device=wl.device)[None, :]
+            kernels = [(kept * (lag <= j).to(wl.dtype)[:, None, :]).sum(2) for j in range(-(k - 1), k - 1)]
+            maps = _columns(left, torch.cat(kernels), p, d0 - (k - 1), d1 + k - 1).reshape(b, 2 * k - 2, o, h, -1)
+            band = torch.stack([maps[:, jj, ..., jj : jj + n] for jj in range(2 * k - 2)], -1)
             if bias_v is not None:
                 band = band + bias_v.unsqueeze(-1)
-        # right taps past the last column: edge[..., r, i - 1] = sum over taps kx <= k - 1 - i
-        edge = None
-        if p > 0:
-            z0 = w - p - d1 - k + 1
-            zcols = _columns(right, cols_r, 0, z0, w + k - 2 - d0).reshape(b, k, k, o, h, -1)
-            sums = []
+            # right taps past the last column: edge[..., r, i - 1] sums the taps kx <= k - 1 - i, merged
+            # over kd into one kernel of width 2k - 1 read at v = x - d (as the right map)
+            merged = []
             for i in range(1, p + 1):
-                m = None
-                for kd in taps:
-                    for kx in range(k - i):
-                        base = w - 1 - p + i - kd + kx - d0 - z0  # column read for row d0
-                        t = zcols[:, kd, kx, ..., base - (n - 1) : base + 1].flip(-1)
-                        m = t if m is None else m + t
-                sums.append(m if m is not None else left.new_zeros(b, o, h, n))
-            edge = torch.stack(sums, -1)
+                cols = []
+                for m in range(2 * k - 1):
+                    parts = [wr[:, :, kd, :, m + kd - (k - 1)] for kd in taps if 0 <= m + kd - (k - 1) <= k - 1 - i]
+                    cols.append(torch.stack(parts).sum(0) if parts else wr.new_zeros(o, c, k))
+                merged.append(torch.stack(cols, -1))
+            lo = w - p - d1
+            ends = _columns(right, torch.cat(merged), k - 1, lo, w - d0).reshape(b, p, o, h, -1)
+            edge = torch.stack([ends[:, i - 1, ..., i - 1 : i - 1 + n].flip(-1) for i in range(1, p + 1)], -1)
         for r, d in enumerate(ds):
             rows[d] = _cost_row(d, r, w, k, full, right_map, band, edge, bias_v, (b, o, h))
     return torch.stack(rows, 2)

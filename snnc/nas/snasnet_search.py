@@ -129,7 +129,7 @@ def sample_cell(rng: np.random.Generator, backward: bool = True, max_tries: int 
                 m[i, j] = fwd[k]
             else:
                 m[j, i] = bwd[k]
-        cell = prune_cell(m)
+        cell = prune_cell(m.tolist())
         if cell[0][NUM_NODES - 1] != 0:
             return parse_cell([list(r) for r in cell])
     raise SnncError(f"no valid SNASNet cell in {max_tries} draws")

@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -310,15 +310,16 @@ def decode(model: torch.nn.Module, cfg: SpikeDHSConfig) -> Any:
 
 def _arch_snapshot(model: torch.nn.Module, cfg: SpikeDHSConfig) -> dict[str, Any]:
     if cfg.task == "cls":
-        alphas = {"cell": model.alphas}
+        alphas = {"cell": cast(ClassifierSupernet, model).alphas}
         return {
             "alpha_entropy": {k: alpha_entropy(v) for k, v in alphas.items()},
             "alphas": {k: torch.softmax(v.detach().cpu(), -1).tolist() for k, v in alphas.items()},
         }
-    alphas = {"feature": model.feature_alphas, "matching": model.matching_alphas}
+    net = cast(StereoSupernet, model)
+    alphas = {"feature": net.feature_alphas, "matching": net.matching_alphas}
     betas = {
-        "feature": (model.feature_betas, model.feature_geometry),
-        "matching": (model.matching_betas, model.matching_geometry),
+        "feature": (net.feature_betas, net.feature_geometry),
+        "matching": (net.matching_betas, net.matching_geometry),
     }
     return {
         "alpha_entropy": {k: alpha_entropy(v) for k, v in alphas.items()},
@@ -401,10 +402,15 @@ def run_spikedhs_search(
         leave=False,
     )
     ran = 0
+
+    def on_step(loss: float) -> None:
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.3f}")
+
     try:
         while search.epoch < cfg.epochs and (stop_after is None or ran < stop_after):
             t0 = time.perf_counter()
-            entry = search.run_epoch(on_step=lambda loss: (bar.update(1), bar.set_postfix(loss=f"{loss:.3f}")))
+            entry = search.run_epoch(on_step=on_step)
             entry["seconds"] = time.perf_counter() - t0
             seconds += entry["seconds"]
             entry.update(_arch_snapshot(model, cfg))

@@ -48,6 +48,7 @@ Trellis cells (:class:`TrellisSupernet`)
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -87,7 +88,8 @@ def classifier_path(layers: int) -> tuple[int, ...]:
 
 def split_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
     """``(architecture, weights)``: parameters named ``*alphas``/``*betas`` vs. the rest."""
-    arch, weights = [], []
+    arch: list[nn.Parameter] = []
+    weights: list[nn.Parameter] = []
     for name, p in model.named_parameters():
         (arch if name.endswith("alphas") or name.endswith("betas") else weights).append(p)
     return arch, weights
@@ -153,7 +155,9 @@ class ClassifierSupernet(_Searchable):
         self.aux_index: int | None = 2 * layers // 3 if aux and layers >= 3 else None
         self.fc = nn.Linear(c_p, num_classes)
         self.aux_fc = (
-            nn.Linear(self.cells[self.aux_index].out_channels, num_classes) if self.aux_index is not None else None
+            nn.Linear(cast(SearchCell, self.cells[self.aux_index]).out_channels, num_classes)
+            if self.aux_index is not None
+            else None
         )
 
     @property

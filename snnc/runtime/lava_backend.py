@@ -134,7 +134,10 @@ class LavaBackend(Backend):
             raise SnncError(
                 "--backend lava simulates Loihi on the CPU (Lava's fixed-point simulator); use --device cpu"
             )
-        if getattr(model.genotype, "family", None) != "spikedhs-stereo":
+        from snnc.models.families import find
+
+        fam = find(getattr(model.genotype, "family", None))
+        if fam is None or not fam.stereo_input:
             raise SnncError("--backend lava streams stereo networks only")
         import_lava()
         self.model = model
@@ -312,6 +315,7 @@ class LavaBackend(Backend):
         if self._lava is None or shape != self._shape:
             self._build(shape)
         else:
+            assert self._workdir is not None  # set by the first _build
             self._start_lava(self._workdir / "lava_part.net")
         cut_shape = (2, self._cut_channels, shape[3], shape[4])
         self._rest_state = self._rest.init_state({self._cut: torch.zeros(cut_shape)})
@@ -322,6 +326,7 @@ class LavaBackend(Backend):
         from lava.magma.core.run_conditions import RunSteps
 
         net, inj, ext = self._lava
+        assert self._shape is not None  # reset() built the network first
         c_in = self._shape[2]
         h, w, pad = self._shape[3], self._width, self._pad
         frame = np.zeros((2 * c_in, h, 2 * w + pad), dtype=np.int32)

@@ -25,6 +25,7 @@ from snnc.errors import SnncError
 if TYPE_CHECKING:  # pragma: no cover
     from snnc.data.mvsec import MVSECRecording
     from snnc.data.windows import WindowStats
+    from snnc.models.base import SpikingNet
     from snnc.runtime.model import LoadedNetwork
 
 __all__ = ["measure_stereo", "measure_images"]
@@ -61,7 +62,7 @@ def measure_stereo(
 
 
 def _measure_recording(
-    model: torch.nn.Module,
+    model: SpikingNet,
     meter: EnergyMeter,
     rec: MVSECRecording,
     frames: int | None,

@@ -66,7 +66,7 @@ class ResultsWriter:
                 shuffle=True,
             )
             f["disparity"].attrs["units"] = DISPARITY_UNITS
-            scalars = {"timestamps": np.float64, "ac": np.float64, "mac": np.float64, "energy_j": np.float64}
+            scalars: dict[str, type[np.generic]] = dict.fromkeys(("timestamps", "ac", "mac", "energy_j"), np.float64)
             if with_gt:
                 scalars.update(dict.fromkeys(METRIC_NAMES, np.float64))
                 scalars.update({"n_valid": np.int64, "gt_index": np.int64})

@@ -202,8 +202,8 @@ class StreamVideo:
         fig_w, fig_h = err_bar + bar_w + 0.45, ph + top + bottom
         fig = plt.figure(figsize=(fig_w, fig_h), dpi=_DPI)
 
-        def box(left: float, width: float) -> list[float]:
-            return [left / fig_w, bottom / fig_h, width / fig_w, ph / fig_h]
+        def box(left: float, width: float) -> tuple[float, float, float, float]:
+            return (left / fig_w, bottom / fig_h, width / fig_w, ph / fig_h)
 
         blank = np.zeros((self.height, self.width), dtype=np.float32)
         specs = [
