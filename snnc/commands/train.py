@@ -215,6 +215,13 @@ def _arch(value: str) -> str:
     "cells with recurrent (backward) edges, whose per-step batch statistics drift over time.",
 )
 @click.option("--stop-after", type=int, default=None, help="Stop after N epochs of this call (continue with --resume).")
+@click.option(
+    "--qat",
+    is_flag=True,
+    help="Quantisation-aware fine-tuning into an int8 network: --arch is a trained float checkpoint (or shipped "
+    "model); trains it with straight-through fake quantisation (--epochs [2], --lr [1e-4], Adam) and writes "
+    "--out/int8.pt (network checkpoint with its int8 fields) and --out/qat.json (docs/INT8.md).",
+)
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
 @click.option("--force", is_flag=True, help="Start over in a non-empty --out (deletes its earlier run files).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
@@ -273,7 +280,10 @@ def train_command(ctx: click.Context, **opts: Any) -> None:
         launch_ranks(nproc, ["train", *command_line(ctx, opts)])
         return
     del opts["nproc"], opts["dist_timeout"]
-    resume, force = opts.pop("resume"), opts.pop("force")
+    resume, force, qat = opts.pop("resume"), opts.pop("force"), opts.pop("qat")
+    if qat:
+        _run_qat(opts, resume, force)
+        return
     if resume and force:
         raise SnncError("--resume and --force exclude each other")
     opts["data"] = [_data_path(d) for d in opts["data"]]
@@ -323,3 +333,32 @@ def train_command(ctx: click.Context, **opts: Any) -> None:
             metrics = train(config, resume=resume, force=force, log=click.echo)
     if metrics is not None:
         click.echo(f"wrote {out / 'checkpoint.pt'}, {out / 'folded.pt'}, {out / 'metrics.json'}")
+
+
+def _run_qat(opts: dict[str, Any], resume: bool, force: bool) -> None:
+    """``snnc train --qat``: fine-tune a trained float network into an int8 network (snnc.train.qat)."""
+    from snnc.commands.common import check_output_path
+    from snnc.train.config import TrainConfig
+    from snnc.train.qat import run_qat
+
+    if resume:
+        raise SnncError("--qat runs are short and not resumable: drop --resume")
+    if not opts["arch"] or not opts["data"]:
+        raise SnncError("--qat needs --arch (a trained float checkpoint or shipped model) and --data")
+    for flag in ("dgs", "tps", "hns"):
+        if opts[flag]:
+            raise SnncError(f"--qat fine-tunes a fixed network: --{flag} does not apply")
+    out = Path(opts["out"])
+    out.mkdir(parents=True, exist_ok=True)
+    check_output_path(out / "int8.pt", force)
+    opts = {**opts, "data": [_data_path(d) for d in opts["data"]]}
+    opts["arch"] = _arch(opts["arch"])
+    opts["crop"] = _int_list(opts["crop"], "--crop", 4)
+    opts["augment_crop"] = _int_list(opts["augment_crop"], "--augment-crop", 2)
+    opts["dgs_layers"] = _names(opts["dgs_layers"])
+    opts["search_layers"] = _names(opts["search_layers"])
+    if opts["threads"]:
+        import torch
+
+        torch.set_num_threads(int(opts["threads"]))
+    run_qat(TrainConfig(**opts), out, log=click.echo)

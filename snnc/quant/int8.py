@@ -35,6 +35,7 @@ from snnc.errors import SnncError
 from snnc.export.graph import Graph
 from snnc.neurons import NeuronSpec, leak_factor
 from snnc.neurons.integer import A_MAX, ACT_SHIFT, BIAS_MAX, DECAY_UNITY, VTH_MAX, W_MAX, IntNeuron
+from snnc.quant.bounds import FLOAT32_EXACT
 from snnc.quant.fields import QuantFields
 
 __all__ = [
@@ -161,6 +162,8 @@ def quantize_graph(
     scale: dict[str, float] = {}
     fields = QuantFields(float(input_scale), int(input_max), 1.0, method=method, notes=dict(notes or {}))
     clamped: list[str] = []
+    coarsened: list[str] = []
+    vmax: dict[str, float] = {}
     # the first layer: lower input_max when its worst case would leave A_MAX
     for members in groups.values():
         for c in members:
@@ -177,11 +180,13 @@ def quantize_graph(
         op = node.op
         if op == "input":
             scale[name] = fields.input_scale
+            vmax[name] = float(fields.input_max)
         elif op in SYNAPTIC_OPS or op == "sum":
             continue
         elif op == "avgpool":
             k = node.params["kernel"]
             scale[name] = scale[node.inputs[0]] / (int(k[0]) * int(k[1]))
+            vmax[name] = vmax[node.inputs[0]] * int(k[0]) * int(k[1])
         elif name in groups:
             members = groups[name]
             s = max(float(np.abs(graph[c].params["weight"]).max()) * scale[graph[c].inputs[0]] for c in members) / W_MAX
@@ -193,22 +198,20 @@ def quantize_graph(
                 )
                 s = max(s, float(np.max(bias, initial=0.0)) / BIAS_MAX)
             s = s if s > 0 else 1.0
-            for c in members:
-                p = graph[c].params
-                w = np.clip(np.round(p["weight"] * (scale[graph[c].inputs[0]] / s)), -W_MAX, W_MAX)
-                fields.weights[c] = w.astype(np.int64)
-                if p.get("bias") is not None:
-                    b = np.round(np.asarray(p["bias"], dtype=np.float64) / s)
-                    if op == "neuron" and np.abs(b).max(initial=0) > BIAS_MAX:
-                        clamped.append(c)
-                        b = np.clip(b, -BIAS_MAX, BIAS_MAX)
-                    fields.biases[c] = b.astype(np.int64)
+            limit = A_MAX if op == "neuron" else FLOAT32_EXACT - 1
+            for _ in range(8):  # a worst case beyond the limit coarsens the scale (fewer weight levels) until it fits
+                worst = _quantize_members(graph, members, s, scale, vmax, fields, op == "neuron", clamped)
+                if worst <= limit:
+                    break
+                coarsened.append(name)
+                s *= worst / limit * (1 + 1e-9)
+            fields.notes.setdefault("scales", {})[name] = s  # float per integer step of this sum (QAT uses them)
             if op == "neuron":
                 fields.neurons[name] = int_neuron_of(node.params["spec"], s, name)
-                scale[name] = 1.0
+                scale[name], vmax[name] = 1.0, 1.0
             else:
                 fields.output_scale = s
-                scale[name] = s
+                scale[name], vmax[name] = s, worst
         elif op == "neuron":
             raise SnncError(f"int8: neuron {name!r} has no synaptic input")
         elif op in _PASS_OPS or op == "sumpool":
@@ -216,9 +219,44 @@ def quantize_graph(
             if len(srcs) != 1:
                 raise SnncError(f"int8: node {name!r} joins values of different scales")
             scale[name] = srcs.pop()
+            vmax[name] = max(vmax[s] for s in node.inputs)
+            if op == "sumpool":
+                vmax[name] *= int(node.params["kernel"][0]) * int(node.params["kernel"][1])
     if clamped:
-        fields.notes["bias_clamped"] = clamped
+        fields.notes["bias_clamped"] = sorted(set(clamped))
+    if coarsened:
+        fields.notes["scale_coarsened"] = sorted(set(coarsened))
     return fields
+
+
+def _quantize_members(
+    graph: Graph,
+    members: list[str],
+    s: float,
+    scale: dict[str, float],
+    vmax: dict[str, float],
+    fields: QuantFields,
+    neuron: bool,
+    clamped: list[str],
+) -> float:
+    """Quantise a group's synapses at scale ``s`` into ``fields``; returns the worst-case ``|sum|`` per channel."""
+    total: Any = 0.0
+    for c in members:
+        p = graph[c].params
+        src = graph[c].inputs[0]
+        w = np.clip(np.round(p["weight"] * (scale[src] / s)), -W_MAX, W_MAX).astype(np.int64)
+        fields.weights[c] = w
+        fields.notes.setdefault("grids", {})[c] = s / scale[src]  # float weight per integer step (QAT)
+        row = np.abs(w).reshape(w.shape[0], -1).sum(axis=1).astype(np.float64) * vmax[src]
+        if p.get("bias") is not None:
+            b = np.round(np.asarray(p["bias"], dtype=np.float64) / s)
+            if neuron and np.abs(b).max(initial=0) > BIAS_MAX:
+                clamped.append(c)
+                b = np.clip(b, -BIAS_MAX, BIAS_MAX)
+            fields.biases[c] = b.astype(np.int64)
+            row = row + np.abs(b)
+        total = total + row
+    return float(np.max(total))
 
 
 def apply_int8(graph: Graph, fields: QuantFields) -> Graph:

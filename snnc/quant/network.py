@@ -47,6 +47,7 @@ def network_fields(
         SnncError: a bad ``int8`` entry, a classifier without ``calibrate``, a network without an int8 form.
     """
     from snnc.export.lower import family_of, lower
+    from snnc.models.families import family as registered_family
     from snnc.quant.calibrate import quantize_network
     from snnc.quant.int8 import quantize_graph
 
@@ -55,7 +56,7 @@ def network_fields(
             raise SnncError("is already an int8 checkpoint (its fields are fixed); drop --calibrate", source)
         return QuantFields.from_checkpoint(meta["int8"], source)
     family = family_of(model)
-    if family == "spikedhs-stereo":
+    if registered_family(family).stereo_input:  # SBT event frames
         if calibrate is not None:
             raise SnncError("--calibrate is for classifiers: a stereo net's SBT input needs no calibration")
         notes = {"calibration": "SBT event frames in {-1, 0, 1} by construction: scale 1, no data"}

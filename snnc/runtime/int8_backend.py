@@ -89,11 +89,13 @@ class Int8OnnxBackend(OnnxBackend):
         self.fields = fields
         self._int8_meta: dict[str, Any] = {}
 
-    def _graph(self, shape: tuple[int, ...]) -> Any:
+    def _lower(self, shape: tuple[int, ...]) -> Any:
         """The integer graph for ``shape`` (traced by the parent's export)."""
         graph = int8_graph(self.model, shape, self.fields)
         self._int8_meta = dict(graph.meta["int8"])
         return graph
+
+    _graph = _lower  # the same hook under its earlier name (an instance attribute of that name shadows it)
 
     def step(self, x: Tensor) -> Tensor:
         """One integer step in onnxruntime; the cost through the host head."""
