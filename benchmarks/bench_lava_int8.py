@@ -12,7 +12,9 @@ same run
   Conv (scipy ``convolve2d`` per output x input channel) and the LIF update
   (``PyLifModelBitAcc``'s arithmetic);
 * the **runtime overhead**: a network with the same number of processes but
-  1x1x1 shapes (no compute), per step.
+  1x1x1 shapes (no compute), per step;
+* in a stream (``LavaBackend`` int8): the Lava part per step against the host
+  part (cost volume and 3-D matching in snnc's integer torch runtime) per frame.
 
 Usage: ``nice .venv/bin/python benchmarks/bench_lava_int8.py --size 16x24 --size 32x48 --steps 12``
 """
@@ -109,6 +111,34 @@ def _overhead(n_procs: int, steps: int) -> float:
         inj.stop()
 
 
+def _stream_split(model, shape: tuple[int, ...], frames: list[torch.Tensor], fields) -> tuple[float, float]:
+    """(Lava ms/step, host rest ms/frame) of the int8 LavaBackend over ``frames`` (pipeline flushed)."""
+    from snnc.runtime.lava_backend import LavaBackend
+
+    be = LavaBackend(model, torch.device("cpu"), fields=fields)
+    be.reset(frames[0])
+    spent = {"lava": 0.0, "rest": 0.0}
+
+    def timed(fn, key):
+        def run(*args):
+            t0 = time.perf_counter()
+            out = fn(*args)
+            spent[key] += time.perf_counter() - t0
+            return out
+
+        return run
+
+    be._procnet.step = timed(be._procnet.step, "lava")
+    be._rest.step = timed(be._rest.step, "rest")
+    try:
+        for x in frames:
+            be.step(x)
+        be.flush()
+    finally:
+        be.close()
+    return spent["lava"] / (len(frames) + be.latency) * 1e3, spent["rest"] / len(frames) * 1e3
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", action="append", default=None, help="HxW (repeatable), default 16x24")
@@ -125,7 +155,8 @@ def main() -> None:
         h, w = (int(v) for v in size.split("x"))
         shape = (1, 2, 5, h, w)
         frames = _frames(shape, args.steps)
-        g = int8_graph(net.model, shape, quantize_network(net.model, shape, frames[:2]))
+        fields = quantize_network(net.model, shape, frames[:2])
+        g = int8_graph(net.model, shape, fields)
         nodes, cut = lava_part(g)
         neurons = [n for n in nodes if g[n].op == "neuron"]
         lp = LavaProcNet(g, batch=2, read=cut)
@@ -153,6 +184,11 @@ def main() -> None:
             f"{(comp['conv_s'] + comp['lif_s']) * 1e3:.0f} ms "
             f"(conv {comp['conv_s'] * 1e3:.0f}, LIF {comp['lif_s'] * 1e3:.1f}); "
             f"runtime overhead of {lp.process_count} empty processes {over * 1e3:.0f} ms/step"
+        )
+        lava_ms, rest_ms = _stream_split(net.model, shape, frames, fields)
+        print(
+            f"{h}x{w} stream (LavaBackend int8): Lava part {lava_ms:.0f} ms/step, host part (cost volume, "
+            f"3-D matching, integer torch) {rest_ms:.0f} ms/frame"
         )
 
 
