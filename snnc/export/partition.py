@@ -12,7 +12,8 @@
 :func:`write_partition` writes ``<stem>.front.nir`` (the front; each cut
 tensor leaves through an Output node ``out.<node>``), ``<stem>.rest.onnx`` (the
 rest as a one-step streaming graph: inputs ``<node>`` per cut tensor and
-``state_in_k``, outputs ``y`` and ``state_out_k``) and the manifest ``PATH``
+``state_in_k``, outputs ``y``, ``tap.<node>`` per manifest ``taps`` entry (values energy
+counting needs that the state lacks) and ``state_out_k``) and the manifest ``PATH``
 (JSON)::
 
     {"format": "snnc-partition/1", "family": ..., "genotype": {...},
