@@ -1,15 +1,16 @@
-"""CPU backends side by side: frames/s of torch, onnxruntime and OpenVINO at 1 and 2 threads, same run.
+"""CPU backends side by side: torch, onnxruntime and OpenVINO at 1 and 2 threads, frames interleaved, same run.
 
-Synthesizes one MVSEC-layout recording (full 260 x 346 by default) and streams
-it through each backend at each thread count, in this process, one run after
-the other (threads outer, backends inner, so a change in the machine's load
-hits every backend of a thread count alike). Energy counting is off, so every
-backend does the same work: reading + SBT encoding + one network step + the
-estimator. The first frame of each run is a warm-up (export / compilation) and
-is not timed. Prints, per run, frames/s of the backend alone and of the whole
-pipeline, the ratio to onnxruntime at the same thread count, the 2-thread /
-1-thread ratio per backend, and the largest disparity difference to onnxruntime
-(the same ONNX file in two runtimes). The machine's load average is printed
+Synthesizes one MVSEC-layout recording (full 260 x 346 by default), encodes
+its SBT frames once, and for each thread count builds every backend on the
+same network and steps them **in turn on each frame** (torch, onnx, openvino,
+torch, ...), so a change in a shared machine's load hits every backend alike.
+Each backend does the same work per frame: one network step + the sub-pixel
+estimator (what ``snnc stream`` reports as ``infer_fps``; energy counting off).
+The first frame is a warm-up and is not timed. Per backend and thread count:
+wall seconds per frame, process CPU seconds per frame (all threads; at one
+thread close to the time an idle machine would take), frames/s, the ratio to
+onnxruntime at the same thread count, the 2-thread / 1-thread wall ratio, and
+the largest disparity difference to onnxruntime. The load average is printed
 before and after: on a shared machine the thread scaling is a lower bound.
 
     nice .venv/bin/python benchmarks/bench_backends.py [--height 260 --width 346 --frames 4]
@@ -31,14 +32,21 @@ import torch
 
 from snnc.data.mvsec import MVSECRecording
 from snnc.data.synth import synthesize
+from snnc.models.stereo import estimate_disparity
 from snnc.runtime import make_backend
-from snnc.runtime.engine import StreamEngine
-from snnc.runtime.frames import frame_times
+from snnc.runtime.frames import frame_times, iter_frames
 from snnc.runtime.model import load_network
 
 
-def run_backend(name: str, model: str, data: Path, threads: int, gain: float) -> dict[str, Any]:
-    """Stream ``data`` through backend ``name`` at ``threads`` threads; frames/s without the warm-up frame."""
+def encode(data: Path) -> list[torch.Tensor]:
+    """Every frame's SBT stacks ``(1, 2, C, H, W)`` float32."""
+    with MVSECRecording(data) as rec:
+        times, clock = frame_times(rec)
+        return [torch.from_numpy(f.x).float()[None] for f in iter_frames(rec, times, with_gt=clock == "gt")]
+
+
+def run_threads(names: list[str], model: str, frames: list[torch.Tensor], threads: int, gain: float) -> list[dict]:
+    """All backends at ``threads`` threads, stepped in turn on each frame."""
     torch.set_num_threads(threads)
     net = load_network(model)
     if gain != 1.0:  # stand-in for trained weights: the untrained net is silent
@@ -46,35 +54,38 @@ def run_backend(name: str, model: str, data: Path, threads: int, gain: float) ->
             for p in net.model.parameters():
                 if p.dim() > 1:
                     p.mul_(gain)
-    options = {} if name == "torch" else {"threads": threads}
-    start = time.perf_counter()
-    backend = make_backend(name, net, torch.device("cpu"), **options)
-    engine = StreamEngine(net, backend, energy=False)
-    disparities, first = [], None
-    read0 = infer0 = 0.0
+    disp_step = float(getattr(net.model, "disp_step", 2.0))
+    rows: dict[str, dict[str, Any]] = {}
+    backends = {}
     try:
-        with MVSECRecording(data) as rec:
-            times, clock = frame_times(rec)
-            for r in engine.run(rec, times, with_gt=clock == "gt"):
-                if first is None:
-                    first = time.perf_counter() - start
-                    read0, infer0 = engine.summary.read_s, engine.summary.infer_s
-                disparities.append(r.disparity)
+        for name in names:
+            start = time.perf_counter()
+            be = make_backend(name, net, torch.device("cpu"), **({} if name == "torch" else {"threads": threads}))
+            be.reset(frames[0])
+            backends[name] = be
+            rows[name] = {"backend": name, "threads": threads, "setup_s": time.perf_counter() - start}
+            rows[name].update(wall=[], cpu=[], disparity=[])
+        for t, x in enumerate(frames):
+            for name, be in backends.items():
+                w0, c0 = time.perf_counter(), time.process_time()
+                cost = be.step(x)
+                disp = estimate_disparity(cost.float(), disp_step=disp_step)[0].numpy()
+                w1, c1 = time.perf_counter(), time.process_time()
+                if t > 0:
+                    rows[name]["wall"].append(w1 - w0)
+                    rows[name]["cpu"].append(c1 - c0)
+                rows[name]["disparity"].append(disp)
+            print(f"  {threads} thread(s), frame {t} done", flush=True)
     finally:
-        backend.close()
-    s = engine.summary
-    timed = s.frames - 1
-    read, infer = s.read_s - read0, s.infer_s - infer0
-    return {
-        "backend": name,
-        "threads": threads,
-        "frames": timed,
-        "setup_s": first,
-        "fps": timed / (read + infer),
-        "infer_fps": timed / infer,
-        "infer_s_per_frame": infer / timed,
-        "disparity": np.stack(disparities),
-    }
+        for be in backends.values():
+            be.close()
+    out = []
+    for r in rows.values():
+        wall, cpu = sum(r.pop("wall")), sum(r.pop("cpu"))
+        n = len(frames) - 1
+        out.append(r | {"frames": n, "wall_s_per_frame": wall / n, "cpu_s_per_frame": cpu / n, "fps": n / wall})
+        out[-1]["disparity"] = np.stack(r["disparity"])
+    return out
 
 
 def main() -> None:
@@ -89,7 +100,7 @@ def main() -> None:
     parser.add_argument("--gain", type=float, default=3.0, help="scale every weight (an untrained net is silent)")
     parser.add_argument("--json", type=Path, default=None, help="also write the table as JSON here")
     args = parser.parse_args()
-    backends = args.backends.split(",")
+    names = args.backends.split(",")
     thread_counts = [int(t) for t in args.threads.split(",")]
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
@@ -98,40 +109,33 @@ def main() -> None:
             data, _ = synthesize(
                 Path(tmp) / "bench_data.hdf5", frames=args.frames, height=args.height, width=args.width, progress=False
             )
-        with MVSECRecording(data) as rec:
-            size = f"{rec.height}x{rec.width}"
-        print(
-            f"model {args.model}, recording {data.name} ({size}, {args.frames} frames, first one warm-up), "
-            f"threads {thread_counts}, weight gain {args.gain:g}, energy counting off; "
-            f"{os.cpu_count()} CPUs, load average {load_before[0]:.2f}",
-            flush=True,
-        )
-        rows = []
-        for threads in thread_counts:
-            for name in backends:
-                rows.append(run_backend(name, args.model, data, threads, args.gain))
-                r = rows[-1]
-                print(
-                    f"  {name:8s} {threads} thread(s): {r['infer_fps']:.3f} frames/s (backend), "
-                    f"setup {r['setup_s']:.1f} s",
-                    flush=True,
-                )
+        frames = encode(data)
+    size = "x".join(str(s) for s in frames[0].shape[-2:])
+    print(
+        f"model {args.model}, {size}, {len(frames)} frames (first one warm-up), backends {names} stepped in turn, "
+        f"threads {thread_counts}, weight gain {args.gain:g}, energy counting off; "
+        f"{os.cpu_count()} CPUs, load average {load_before[0]:.2f}",
+        flush=True,
+    )
+    rows = []
+    for threads in thread_counts:
+        rows += run_threads(names, args.model, frames, threads, args.gain)
     load_after = os.getloadavg()
     by = {(r["backend"], r["threads"]): r for r in rows}
     print(
-        f"\n{'backend':9s} {'threads':>7s} {'frames':>6s} {'setup s':>8s} {'s/frame':>8s} {'fps':>7s} "
-        f"{'backend fps':>11s} {'vs onnx':>8s} {'vs 1 thr':>8s} {'max |d-d_onnx|':>15s}"
+        f"\n{'backend':9s} {'threads':>7s} {'frames':>6s} {'setup s':>8s} {'wall s/fr':>9s} {'cpu s/fr':>9s} "
+        f"{'fps':>7s} {'vs onnx':>8s} {'vs 1 thr':>8s} {'max |d-d_onnx|':>15s}"
     )
     table = []
     for r in rows:
         ref = by.get(("onnx", r["threads"]))
         one = by.get((r["backend"], thread_counts[0]))
-        vs_onnx = r["infer_fps"] / ref["infer_fps"] if ref else float("nan")
-        scaling = r["infer_fps"] / one["infer_fps"] if one else float("nan")
+        vs_onnx = r["fps"] / ref["fps"] if ref else float("nan")
+        scaling = r["fps"] / one["fps"] if one else float("nan")
         diff = float(np.abs(r["disparity"] - ref["disparity"]).max()) if ref else float("nan")
         print(
-            f"{r['backend']:9s} {r['threads']:7d} {r['frames']:6d} {r['setup_s']:8.1f} {r['infer_s_per_frame']:8.3f} "
-            f"{r['fps']:7.3f} {r['infer_fps']:11.3f} {vs_onnx:7.2f}x {scaling:7.2f}x {diff:15.2e}"
+            f"{r['backend']:9s} {r['threads']:7d} {r['frames']:6d} {r['setup_s']:8.1f} {r['wall_s_per_frame']:9.3f} "
+            f"{r['cpu_s_per_frame']:9.3f} {r['fps']:7.3f} {vs_onnx:7.2f}x {scaling:7.2f}x {diff:15.2e}"
         )
         table.append(
             {k: v for k, v in r.items() if k != "disparity"}
