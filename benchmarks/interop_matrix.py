@@ -14,9 +14,13 @@ and prints one row per (consumer, network):
     pred      prediction agreement (argmax of the summed outputs) with snnc
     note      the error (one line), or the export's refusal for that consumer
 
+With ``--hardware`` it then prints, per network, whether it fits Speck and Xylo Audio 2 in the
+vendors' words (:mod:`snnc.export.nir_hardware`: sinabs' DynapcnnNetwork conversion and core
+mapping, rockpool's Xylo mapper; what needs samna is not checked).
+
 Usage::
 
-    .venv/bin/python benchmarks/interop_matrix.py [--batch 2] [--steps 8] [--dt 1e-4] [--spellings]
+    .venv/bin/python benchmarks/interop_matrix.py [--batch 2] [--steps 8] [--dt 1e-4] [--spellings] [--hardware]
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ def main() -> int:
     parser.add_argument(
         "--spellings", action="store_true", help="also run each consumer on the file written with --for CONSUMER"
     )
+    parser.add_argument("--hardware", action="store_true", help="also check each network against Speck and Xylo")
     args = parser.parse_args()
     torch.set_num_threads(1)
     cases = interop_cases(batch=args.batch, steps=args.steps)
@@ -113,6 +118,17 @@ def main() -> int:
                             f"{agree.spikes_seen:>7} {pred:>5}  {note}"
                         )
                     print(f"{consumer:<13} {label:<7} {case.name:<13} {row}  [{time.time() - t0:.1f} s]", flush=True)
+    if args.hardware:
+        from snnc.export.nir_hardware import check_hardware
+
+        print("\nchip fit (the vendors' tools; building the device configuration needs samna: not checked)")
+        for case in cases:
+            for consumer in ("sinabs", "rockpool"):
+                try:
+                    line = check_hardware(case.graph, consumer, args.dt).line()
+                except SnncError as err:
+                    line = f"not checked: {err}"
+                print(f"{case.name:<13} {line}", flush=True)
     return 0
 
 

@@ -373,3 +373,33 @@ def test_snntorch_exports_run_in_snnc_reset_to_zero_only(reset, tmp_path):
         assert mismatches == 0
     else:
         assert mismatches > 0
+
+
+@pytest.mark.parametrize("form", ["0-d", "(1,)"])
+def test_nir_1_0_8_refuses_scalar_neuron_parameters(form, tmp_path):
+    """Why snnc writes uniform neuron parameters as per-neuron arrays: nir 1.0.8 types a LIF by its
+    parameter shape, so a 0-d or one-element tau/r/v_threshold/v_leak fails the type check that
+    ``nir.NIRGraph(type_check=True)`` and ``nir.read`` (which every consumer calls) run; a 0-d one
+    cannot even be written."""
+
+    def p(v):
+        return np.array(v) if form == "0-d" else np.array([v])
+
+    nodes = {
+        "x": nir.Input(input_type={"input": np.array([3])}),
+        "fc": nir.Affine(weight=np.eye(3, dtype=np.float32), bias=np.zeros(3, dtype=np.float32)),
+        "lif": nir.LIF(tau=p(2e-4), r=p(2.0), v_leak=p(0.0), v_threshold=p(0.5), v_reset=p(0.0)),
+        "y": nir.Output(output_type={"output": np.array([3])}),
+    }
+    edges = [("x", "fc"), ("fc", "lif"), ("lif", "y")]
+    with pytest.raises(ValueError, match="Type inference error"):
+        nir.NIRGraph(nodes=nodes, edges=edges, type_check=True)
+    path = tmp_path / "scalar.nir"
+    unchecked = nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
+    if form == "0-d":  # nir.write cannot even store it (compressed HDF5 datasets must have a shape)
+        with pytest.raises(TypeError, match="Scalar datasets"):
+            nir.write(str(path), unchecked)
+        return
+    nir.write(str(path), unchecked)
+    with pytest.raises(ValueError, match="Type inference error"):
+        nir.read(str(path))

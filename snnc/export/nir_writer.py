@@ -27,7 +27,8 @@ The discrete snnc LIF ``u <- beta u (1 - s) + I`` (hard reset, ``beta`` =
 Euler with step ``dt``; ``dt`` (default 1e-4 s) is stored in the graph metadata
 as ``dt`` and implied by every unit-gain neuron (``r = tau / dt``; IF ``r = 1 / dt``).
 Neuron parameters stay per-neuron arrays (of one value): nir 1.0.8 infers a neuron's
-type from its parameter shape, so scalars fail ``nir.read``'s type check.
+type from its parameter shape, so scalars and one-element arrays fail ``nir.read``'s type check
+(which every consumer's importer runs) and 0-d arrays cannot be written (tests/test_nir_interop.py).
 ``to_nir(..., consumer=...)`` also checks the graph against one library's stock
 importer (:mod:`snnc.export.nir_targets`). Concatenations and skip connections are already summed edges in the
 export graph. Everything else has no NIR node type (3-D convolutions, the cost
