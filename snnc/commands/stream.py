@@ -6,7 +6,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 
@@ -281,7 +281,7 @@ def stream_command(
         from snnc.runtime import make_backend
         from snnc.runtime.engine import StreamEngine, check_stereo_network
         from snnc.runtime.frames import frame_times
-        from snnc.runtime.model import load_network
+        from snnc.runtime.model import LoadedNetwork, load_network
         from snnc.runtime.pngs import save_frame_png
         from snnc.runtime.results import DISPARITY_UNITS, ResultsWriter
         from snnc.train.runtime import resolve_device, set_threads
@@ -295,7 +295,9 @@ def stream_command(
         if manifest is not None:
             from snnc.runtime.manifest_backend import open_manifest
 
-            net, be = open_manifest(manifest, dev, threads)
+            manifest_net, be = open_manifest(manifest, dev, threads)
+            # ManifestNetwork duck-types LoadedNetwork (the fields the engine reads; see its docstring)
+            net = cast(LoadedNetwork, manifest_net)
         else:
             net = load_network(model_spec)
         if png_dir is not None:
@@ -312,7 +314,8 @@ def stream_command(
                 from snnc.runtime.check import CheckedBackend
 
                 ref_options = {} if check_against == "torch" else {"threads": threads}
-                be = CheckedBackend(be, make_precision_backend(check_against, net, dev, fields, ref_options))
+                checked = CheckedBackend(be, make_precision_backend(check_against, net, dev, fields, ref_options))
+                be = checked
         else:
             be = make_backend(backend, net, dev, **options)
         engine = StreamEngine(net, be, energy=not no_energy, costs=energy_costs, count=count, energy_model=energy_model)
@@ -354,7 +357,7 @@ def stream_command(
                         tqdm.write(_HEADER)
                     for r in engine.run(rec, times, with_gt=with_gt):
                         if agreement is not None:
-                            agreement.add(r.disparity, be.take_reference(), r.gt_depth, r.metrics)
+                            agreement.add(r.disparity, checked.take_reference(), r.gt_depth, r.metrics)
                         if writer is not None:
                             writer.add(r)
                         if video is not None:
@@ -596,7 +599,7 @@ def _print_summary(summary: dict[str, Any], engine: Any) -> None:
         line = (
             f"check vs {c['reference']:<10s}{c['pixels_differing']} of {c['pixels']} pixels differ "
             f"({_fmt(100 * c['fraction_differing'], 1, 3)} %; {c['pixels_over_half_px']} by > 0.5 px, "
-            f"max {_fmt(c['max_abs_px'], 1, 3)} px)"
+            f"max {c['max_abs_px']:.3g} px)"
         )
         if "one_pixel_accuracy_difference" in c:
             line += f"; 1PA difference {_fmt(100 * c['one_pixel_accuracy_difference'], 1, 3)} points"
