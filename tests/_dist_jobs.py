@@ -36,14 +36,17 @@ HNS = {
 PLAIN = {"epochs": 2, "steps": 2, "batch_size": 50, "lr": 0.1}
 
 
-def _inputs(folder: Path) -> tuple[Path, Path]:
+def _inputs(folder: Path, n_train: int = 125) -> tuple[Path, Path]:
+    """The tiny genotype and a digits subset of ``n_train`` training images in ``folder`` (written once).
+
+    125 = 50 + 50 + 25 at batch 50: the last batch splits 13 + 12 over 2 ranks (unequal loss weights)."""
     folder.mkdir(parents=True, exist_ok=True)
     arch = folder / "tiny.json"
     if not arch.exists():
         tiny_genotype(arch)
     data = folder / "data"
     if not (data / "test.npz").exists():
-        digits_subset(data, n_train=325, n_test=100)  # last batch of 25: 13 + 12 images, unequal loss weights
+        digits_subset(data, n_train=n_train, n_test=100)
     return arch, data
 
 

@@ -158,8 +158,8 @@ def test_bilevel_alphas_agree_on_every_rank_after_every_step(searched):
 
 
 # --------------------------------------------------------------------------- the CLI: --nproc and torchrun
-def _subset(tmp_path):
-    return _inputs(tmp_path)
+def _subset(tmp_path, n_train=125):
+    return _inputs(tmp_path, n_train)
 
 
 @slow
@@ -212,7 +212,7 @@ def _rank_pids(out: str, rank: int) -> list[int]:
 def test_kill_of_a_rank_then_resume_finishes_the_run(tmp_path):
     """SIGKILL rank 1 after the first checkpoint: the launcher stops rank 0 and says so in one line;
     --resume (2 processes again) continues from rank 0's checkpoint to the end."""
-    arch, data = _subset(tmp_path)
+    arch, data = _subset(tmp_path, n_train=325)  # 7 batches an epoch: the kill lands before the 6th epoch ends
     out = str(tmp_path / "run")
     args = [
         "train",
