@@ -225,6 +225,13 @@ def check_speck(graph: Graph) -> HardwareReport:
     batch = 1
     layers = {}
     for name in graph.order():
+        if graph[name].op == "delay":
+            return HardwareReport(
+                chip,
+                False,
+                f"a feedback loop (Delay node {name!r}): sinabs has no layer for a delay, so its Speck "
+                f"backend takes no feedback",
+            )
         made = _sinabs_layer(name, graph[name], batch)
         if made is not None:
             layers[name] = made
