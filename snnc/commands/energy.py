@@ -11,6 +11,15 @@ import click
 from snnc.data.layout import DEFAULT_MAX_WINDOW_EVENTS
 from snnc.errors import SnncError
 
+
+def _stereo(net: Any) -> bool:
+    """Whether a loaded network takes stereo pairs (its family's ``stereo_input``)."""
+    from snnc.models.families import find
+
+    fam = find(net.family)
+    return fam is not None and fam.stereo_input
+
+
 _PAPER = "papers (spec/energy.md): SpikeDHS-Stereo 7414 M AC, 0 MAC, 6.7 mJ per frame; DDES (ANN) 37917 M MAC, 174.4 mJ"
 _SILENT_NOTE = (
     "the network is nearly silent: its spike-input layers receive almost no spikes "
@@ -250,7 +259,7 @@ def energy_command(
         f"memory {report.memory_j * 1e3:.4f} mJ"
     )
     click.echo(f"mean input firing rate of spike layers: {100 * report.spike_input_rate:.3f} %")
-    if net.family == "spikedhs-stereo":
+    if _stereo(net):
         click.echo(_PAPER)
     if report.silent:
         click.echo(f"note: {_SILENT_NOTE}")
@@ -331,7 +340,7 @@ def _measure(
         if ref.kind in ("genotype", "preset"):
             overrides = _digit_overrides(load_genotype(ref.path if ref.path is not None else model_spec))
         net = load_network(model_spec, overrides=overrides)
-        if net.family == "spikedhs-stereo":
+        if _stereo(net):
             raise SnncError(
                 f"{model_spec}: a stereo network cannot run on digits images; give an MVSEC recording with --data"
             )

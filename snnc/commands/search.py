@@ -367,7 +367,7 @@ def _plan_outputs(out: Path, data: str, *, force: bool, resume: bool) -> None:
 def _report_spikedhs(result: dict[str, Any]) -> None:
     g = result["genotype"]
     d = g.to_dict()
-    if d["family"] == "spikedhs-cla":
+    if "cell" in d:  # a classifier genotype: one cell; a stereo one has a feature and a matching cell
         click.echo(f"cell {d['cell']['edges']} path {d['path']}")
     else:
         click.echo(f"feature cell {d['feature_cell']['edges']} path {d['feature_path']}")

@@ -17,7 +17,7 @@ export them with snnc's NIR writer and run them through other libraries' importe
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -78,10 +78,7 @@ def _calibrate(net: torch.nn.Module, x_seq: Tensor, seed: int) -> torch.nn.Modul
 def _genotype(preset: str, **overrides: Any) -> Any:
     from snnc.models.genotype import load_genotype, with_overrides
 
-    genotype = load_genotype(preset)
-    if genotype.family in ("snasnet", "sequential"):
-        return replace(genotype, **overrides)
-    return with_overrides(genotype, overrides)
+    return with_overrides(load_genotype(preset), overrides)
 
 
 def interop_case(name: str, batch: int = 2, steps: int = 8, seed: int = 0) -> InteropCase:

@@ -1,7 +1,10 @@
 """Graph walk: a folded snnc network -> export graph (:mod:`snnc.export.graph`).
 
 The walk follows each family's structure (genotype edges, module tree) exactly
-as its ``step_with`` does, without tracing. Node names are the network's
+as its ``step_with`` does, without tracing. Each network class has one lowering,
+registered with ``@lowers(NetworkClass)`` and found by ``type(model)``; the layout
+of the graph input comes from the family registry (:mod:`snnc.models.families`),
+so nothing here branches on a family name. Node names are the network's
 module names: a neuron node is named like the neuron layer in
 ``model.neurons()`` (``stem.neuron``, ``trellis.cells.0.nodes.2``,
 ``cell1.fwd.0_1.neuron``...), a convolution like its ConvBN (``stem.conv``).
@@ -33,9 +36,9 @@ Rewrites that keep the computation exact (to float rounding):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import torch
@@ -43,6 +46,7 @@ from torch import Tensor, nn
 
 from snnc.errors import SnncError
 from snnc.export.graph import Graph
+from snnc.models import families
 from snnc.models.base import SpikingNet
 from snnc.models.cells import SpikingCell, SpikingConv, Trellis, Upsampler
 from snnc.models.fold import batchnorm_layers
@@ -53,7 +57,7 @@ from snnc.models.spikedhs import SpikeDHSClassifier
 from snnc.models.stereo import SpikeDHSStereo
 from snnc.neurons import Neuron
 
-__all__ = ["lower", "graph_inputs", "input_layout", "family_of"]
+__all__ = ["lower", "lowers", "graph_inputs", "input_layout", "family_of"]
 
 Size = tuple[int, ...]
 
@@ -272,8 +276,25 @@ class _Walker:
         return x
 
 
-# --------------------------------------------------------------------------- families
-def _lower_spikedhs_classifier(w: _Walker, model: SpikeDHSClassifier) -> None:
+# --------------------------------------------------------------------------- lowerings
+#: ``lowering(walker, model, step_shape)``: adds every node after the input ``x`` (and the output ``y``).
+Lowering = Callable[[_Walker, Any, Size], None]
+_L = TypeVar("_L", bound=Lowering)
+_LOWERINGS: dict[type[nn.Module], Lowering] = {}
+
+
+def lowers(network: type[nn.Module]) -> Callable[[_L], _L]:
+    """Register the decorated function as the lowering of ``network`` (exactly that class, for :func:`lower`)."""
+
+    def register(fn: _L) -> _L:
+        _LOWERINGS[network] = fn
+        return fn
+
+    return register
+
+
+@lowers(SpikeDHSClassifier)
+def _lower_spikedhs_classifier(w: _Walker, model: SpikeDHSClassifier, step_shape: Size) -> None:
     s = w.spiking_conv("stem", model.stem, w.value("x"))
     out = w.trellis("trellis", model.trellis, s, s)
     terms, c0 = [], 0
@@ -298,7 +319,9 @@ def _lower_spikedhs_classifier(w: _Walker, model: SpikeDHSClassifier) -> None:
     w.g.add("y", "output", [w.junction("fc", terms)])
 
 
-def _lower_stereo(w: _Walker, model: SpikeDHSStereo, height: int, width: int) -> None:
+@lowers(SpikeDHSStereo)
+def _lower_stereo(w: _Walker, model: SpikeDHSStereo, step_shape: Size) -> None:
+    height, width = step_shape[-2:]
     f, m = model.feature, model.matching
     stem0 = w.spiking_conv("feature.stem0", f.stem0, w.value("x"))
     stem1 = w.spiking_conv("feature.stem1", f.stem1, stem0)
@@ -376,7 +399,8 @@ def _snasnet_cell(w: _Walker, prefix: str, cell: SNASNetCell, x_in: str) -> str:
     return h[3]
 
 
-def _lower_snasnet(w: _Walker, model: SNASNet) -> None:
+@lowers(SNASNet)
+def _lower_snasnet(w: _Walker, model: SNASNet, step_shape: Size) -> None:
     g = model.genotype
     x = w.junction("stem", w.conv("stem", model.stem, w.value("x")))
     h = _snasnet_cell(w, "cell1", model.cell1, x)
@@ -392,7 +416,8 @@ def _lower_snasnet(w: _Walker, model: SNASNet) -> None:
     w.g.add("y", "output", [w.affine("fc2", model.fc2, [y], weight=weight, bias=bias)])
 
 
-def _lower_sequential(w: _Walker, model: SequentialNet) -> None:
+@lowers(SequentialNet)
+def _lower_sequential(w: _Walker, model: SequentialNet, step_shape: Size) -> None:
     x = "x"
     for i, block in enumerate(model.blocks):
         if hasattr(block, "conv"):
@@ -421,19 +446,30 @@ def family_of(model: nn.Module) -> str:
         ) from None
 
 
+def _stereo_input(family: str | None) -> bool:
+    fam = families.find(family)
+    return fam is not None and fam.stereo_input
+
+
 def input_layout(family: str) -> str:
-    """How one step's network input becomes the graph input ``x`` (recorded in exported files)."""
-    if family == "spikedhs-stereo":
-        return (
-            "x_t (B, 2, C, H, W) -> x = x_t.transpose(0, 1).reshape(2B, C, H, W): both cameras in the batch, "
-            "left frames first"
-        )
-    return "x = x_t (B, C, H, W)"
+    """How one step's network input becomes the graph input ``x`` (recorded in exported files).
+
+    The family's :attr:`~snnc.models.families.Family.input_layout`.
+
+    Raises:
+        SnncError: not a registered family.
+    """
+    return families.family(family).input_layout
 
 
-def graph_inputs(family: str, x_t: Tensor) -> dict[str, Tensor]:
-    """The graph inputs for one step's network input ``x_t`` (see :func:`input_layout`)."""
-    if family == "spikedhs-stereo":
+def graph_inputs(family: str | None, x_t: Tensor) -> dict[str, Tensor]:
+    """The graph inputs for one step's network input ``x_t`` (see :func:`input_layout`).
+
+    ``family`` is a graph's ``meta["family"]``: a stereo-input family's pair ``(B, 2, C, H, W)``
+    goes into the batch; any other value (also an unknown or missing family, e.g. a foreign NIR
+    file) passes ``x_t`` through.
+    """
+    if _stereo_input(family):
         return {"x": x_t.transpose(0, 1).reshape(2 * x_t.shape[0], *x_t.shape[2:])}
     return {"x": x_t}
 
@@ -453,7 +489,10 @@ def lower(model: nn.Module, step_shape: Sequence[int]) -> Graph:
     Raises:
         SnncError: unknown network type, BatchNorm left, or an input shape the network rejects.
     """
-    family = family_of(model)
+    fam = families.family(family_of(model))
+    lowering = _LOWERINGS.get(type(model))
+    if lowering is None:
+        raise SnncError(f"cannot export a {type(model).__name__}: no lowering is registered for that class")
     left = batchnorm_layers(model)
     if left:
         raise SnncError(f"cannot export with BatchNorm left ({left[0]}...): fold it first (snnc.models.fold.fold_bn)")
@@ -464,23 +503,15 @@ def lower(model: nn.Module, step_shape: Sequence[int]) -> Graph:
         raise SnncError(f"input shape {step_shape} does not fit the network: {err}") from None
     genotype = getattr(model, "genotype", None)
     meta = {
-        "family": family,
+        "family": fam.name,
         "genotype": genotype.to_dict() if genotype is not None else None,
         "input_shape": list(step_shape),
-        "input_layout": input_layout(family),
+        "input_layout": fam.input_layout,
     }
     graph = Graph(meta)
     w = _Walker(graph, {id(m): n for n, m in model.named_modules()})
-    if family == "spikedhs-stereo":
-        graph.add("x", "input", shape=step_shape[2:])
-        _lower_stereo(w, cast(SpikeDHSStereo, model), step_shape[3], step_shape[4])
-    else:
-        graph.add("x", "input", shape=step_shape[1:])
-        if family == "spikedhs-cla":
-            _lower_spikedhs_classifier(w, cast(SpikeDHSClassifier, model))
-        elif family == "snasnet":
-            _lower_snasnet(w, cast(SNASNet, model))
-        else:
-            _lower_sequential(w, cast(SequentialNet, model))
+    # the per-sample graph input: a stereo pair's two cameras go into the batch (graph_inputs)
+    graph.add("x", "input", shape=step_shape[2:] if fam.stereo_input else step_shape[1:])
+    lowering(w, model, step_shape)
     graph.check()
     return graph

@@ -281,9 +281,9 @@ def export_window(
         SnncError: not a classification network, ``time_steps < 1``, or export failure.
     """
     from snnc.export.lower import family_of, graph_inputs
+    from snnc.models.families import family as registered_family
 
-    family = family_of(model)
-    if family == "spikedhs-stereo":
+    if registered_family(family_of(model)).task != "classification":
         raise SnncError(
             "the fixed-window ONNX graph is for classification networks; stream the stereo net "
             "(export without --window)"

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from snnc.errors import SnncError
+from snnc.models.families import find, size_estimator
 from snnc.models.limits import LIMITS, format_count
 
 __all__ = ["SizeEstimate", "check_size", "check_step_shape", "default_spatial", "estimate_size"]
@@ -193,13 +194,11 @@ def _sequential(g: Any, spatial: Sequence[int]) -> SizeEstimate:
     return t.result()
 
 
-_ESTIMATORS = {"spikedhs-cla": _classifier, "spikedhs-stereo": _stereo, "snasnet": _snasnet, "sequential": _sequential}
-
-
 def default_spatial(genotype: Any) -> tuple[int, int]:
     """The input's spatial size a genotype is described at: ``image_size`` or the DAVIS346 frame for
     stereo, else 32 x 32 (CIFAR; what ``snnc info`` uses)."""
-    if getattr(genotype, "family", None) == "spikedhs-stereo":
+    fam = find(getattr(genotype, "family", None))
+    if fam is not None and fam.stereo_input:
         from snnc.data.layout import HEIGHT, WIDTH
 
         return (HEIGHT, WIDTH)
@@ -218,9 +217,11 @@ def estimate_size(genotype: Any, spatial: Sequence[int] | None = None) -> SizeEs
         SnncError: unknown family.
     """
     family = getattr(genotype, "family", None)
-    if family not in _ESTIMATORS:
+    estimator = size_estimator(family)  # the family registry names each family's estimator
+    if estimator is None:
         raise SnncError(f"no size estimate for genotype family {family!r}")
-    return _ESTIMATORS[family](genotype, default_spatial(genotype) if spatial is None else tuple(spatial))
+    estimate: SizeEstimate = estimator(genotype, default_spatial(genotype) if spatial is None else tuple(spatial))
+    return estimate
 
 
 def check_size(genotype: Any, spatial: Sequence[int] | None = None, batch: int = 1, what: str = "") -> SizeEstimate:
@@ -261,7 +262,7 @@ def check_step_shape(genotype: Any, shape: Sequence[int], what: str = "input sha
 
     shape = tuple(int(s) for s in shape)
     check_step_input(shape, what)
-    if getattr(genotype, "family", None) not in _ESTIMATORS:  # e.g. a graph read from NIR: no genotype
+    if find(getattr(genotype, "family", None)) is None:  # e.g. a graph read from NIR: no genotype
         return None
     if len(shape) < 3:
         return estimate_size(genotype)

@@ -106,7 +106,10 @@ class StreamSummary:
 
 def check_stereo_network(net: LoadedNetwork, n_frames: int) -> None:
     """Raise a one-line :class:`SnncError` if ``net`` cannot take SBT stacks of ``n_frames`` per camera."""
-    if net.family != "spikedhs-stereo":
+    from snnc.models.families import find
+
+    fam = find(net.family)
+    if fam is None or not fam.stereo_input:
         raise SnncError(
             f"{net.source}: a {net.family} network cannot stream stereo recordings "
             f"(snnc stream needs a spikedhs-stereo network)"

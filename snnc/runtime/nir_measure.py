@@ -223,11 +223,13 @@ def measure_nir_stereo(
         SnncError: the graph does not take this recording's frames (layout or shape).
     """
     from snnc.export.lower import graph_inputs
+    from snnc.models.families import find
     from snnc.runtime.frames import frame_times, iter_frames
 
     layout = str(nm.graph.meta.get("input_layout") or "")
-    family = "spikedhs-stereo" if nm.graph.meta.get("family") == "spikedhs-stereo" else ""
-    if not family:
+    family = str(nm.graph.meta.get("family") or "")
+    fam = find(family)
+    if fam is None or not fam.stereo_input:
         raise SnncError(
             f"NIR file is not a stereo network or stereo front (input layout {layout or 'unknown'!r}); "
             f"stream recordings through a file written by snnc export from a spikedhs-stereo network",

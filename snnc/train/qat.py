@@ -28,9 +28,11 @@ __all__ = ["run_qat"]
 
 
 def _fields(model: torch.nn.Module, shape: tuple[int, ...], family: str, config: TrainConfig, method: str) -> Any:
+    from snnc.models.families import family as registered_family
     from snnc.quant.network import network_fields
 
-    fields = network_fields(model, shape, None, None if family == "spikedhs-stereo" else config.data[0])
+    sbt = registered_family(family).stereo_input  # SBT event frames need no input calibration
+    fields = network_fields(model, shape, None, None if sbt else config.data[0])
     fields.method = method
     return fields
 
@@ -72,7 +74,7 @@ def run_qat(config: TrainConfig, out: Path, log: Callable[[str], None] = print) 
     task = make_task(config, opened.genotype, device)
     try:
         shape = tuple(opened.input_shape or _step_shape(task, family))
-        primary = "one_pixel_accuracy" if family == "spikedhs-stereo" else "test_accuracy"
+        primary = "one_pixel_accuracy" if task_for_family(family) == "stereo" else "test_accuracy"
         start = time.perf_counter()
         model.eval()
         ptq = _fields(model, shape, family, config, "ptq")

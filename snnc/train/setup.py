@@ -10,7 +10,7 @@ import torch
 from snnc.errors import SnncError
 from snnc.models.base import SpikingNet
 from snnc.models.build import build_model
-from snnc.models.families import FAMILIES
+from snnc.models.families import FAMILIES, find
 from snnc.models.stereo import auto_volume_shifts
 from snnc.train.config import TrainConfig, resolved
 from snnc.train.task import Task
@@ -121,7 +121,8 @@ def make_model(genotype: Any, task: Any, config: TrainConfig) -> SpikingNet:
     genotype's."""
     family = getattr(genotype, "family", "")
     overrides = {**task.model_overrides(family), **width_overrides(family, config.width)}
-    if family == "spikedhs-stereo":
+    fam = find(family)
+    if fam is not None and fam.task == "stereo":
         overrides.update(geometry_overrides(genotype, config, overrides["disparities"], task.data.scale))
     elif config.feature_stride is not None or config.volume_shifts is not None:
         raise SnncError("--feature-stride / --volume-shifts apply to stereo networks only")

@@ -15,6 +15,7 @@ from torch import Tensor
 
 from snnc.data.images import ImageSet
 from snnc.errors import SnncError
+from snnc.models.families import families_for, find
 from snnc.train.task import Forward
 
 __all__ = ["ClassificationTask"]
@@ -38,24 +39,23 @@ class ClassificationTask:
 
     # ------------------------------------------------------------------ model
     def model_overrides(self, family: str) -> dict[str, Any]:
-        """``in_channels``, ``num_classes`` and T (and ``image_size`` for SNASNet)."""
+        """The family's ``data_fields`` (:mod:`snnc.models.families`) from the data: ``in_channels``,
+        ``num_classes``, T, and ``image_size`` for a network built for one square size (SNASNet)."""
         d = self.data
-        if family == "spikedhs-cla":
-            return {"in_channels": d.in_channels, "num_classes": d.num_classes, "time_steps": self.time_steps}
-        if family == "snasnet":
+        fam = find(family)
+        if fam is None or fam.task != "classification" or not fam.data_fields:
+            raise SnncError(
+                f"architecture family {family!r} is not a classifier; use a "
+                f"{' or '.join(families_for('classification'))} genotype with classification data"
+            )
+        values: dict[str, Any] = {"in_channels": d.in_channels, "num_classes": d.num_classes}
+        values["time_steps"] = self.time_steps
+        if "image_size" in fam.data_fields:
             h, w = d.image_size
             if h != w:
-                raise SnncError(f"SNASNet needs square images, the data has {h}x{w}")
-            return {
-                "in_channels": d.in_channels,
-                "num_classes": d.num_classes,
-                "image_size": h,
-                "time_steps": self.time_steps,
-            }
-        raise SnncError(
-            f"architecture family {family!r} is not a classifier; use a spikedhs-cla or snasnet genotype "
-            f"with classification data"
-        )
+                raise SnncError(f"{family} needs square images, the data has {h}x{w}")
+            values["image_size"] = h
+        return {name: values[name] for name in fam.data_fields}
 
     @property
     def steps_per_prediction(self) -> int:

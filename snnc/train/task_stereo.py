@@ -22,6 +22,7 @@ from torch import Tensor
 
 from snnc.data.metrics import MetricAccumulator
 from snnc.errors import SnncError
+from snnc.models.families import families_for, find
 from snnc.models.stereo import estimate_disparity, subpixel_cross_entropy
 from snnc.train.data_stereo import StereoBatch, StereoData
 from snnc.train.task import Forward
@@ -63,10 +64,11 @@ class StereoTask:
     # ------------------------------------------------------------------ model
     def model_overrides(self, family: str) -> dict[str, Any]:
         """SBT frames per stack, disparity bins, window length."""
-        if family != "spikedhs-stereo":
+        fam = find(family)
+        if fam is None or fam.task != "stereo":
             raise SnncError(
-                f"architecture family {family!r} is not a stereo network; use a spikedhs-stereo genotype "
-                f"with event-stereo data"
+                f"architecture family {family!r} is not a stereo network; use a "
+                f"{' or '.join(families_for('stereo'))} genotype with event-stereo data"
             )
         n_frames = 5
         return {
