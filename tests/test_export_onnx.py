@@ -149,3 +149,19 @@ def test_nearest_resize_is_torch_interpolate_in_torch_and_onnxruntime(src, dst, 
     assert torch.equal(got, want)
     export_graph_stream(gm, {"x": x}, tmp_path / "r.onnx")
     assert np.array_equal(session(tmp_path / "r.onnx").run(None, {"x": x.numpy()})[0], want.numpy())
+
+
+def test_other_format_versions_are_refused_in_one_line(tmp_path):
+    """A snnc-onnx/1 file (the traced network's own state order) is refused, naming the file and the version."""
+    from snnc.export.onnx_writer import ONNX_FORMAT, check_format
+
+    overrides, shape = SMALL_CLASSIFIERS["spikedhs-cla"]
+    net, _ = folded_small("spikedhs-cla", shape, 1, **overrides)
+    path = tmp_path / "net.onnx"
+    export_stream(net, shape, path)
+    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert meta["snnc.format"] == ONNX_FORMAT
+    check_format(meta, path)
+    with pytest.raises(SnncError) as err:
+        check_format({**meta, "snnc.format": "snnc-onnx/1"}, path)
+    assert "snnc-onnx/1" in str(err.value) and "net.onnx" in str(err.value) and "\n" not in str(err.value)

@@ -83,6 +83,19 @@ def _neuron_type(params: Mapping[str, Any]) -> str:
     return str(getattr(spec, "type", "?"))
 
 
+def _coverage(module: nn.Conv2d | nn.Conv3d, size: tuple[int, ...]) -> Tensor:
+    """Per input position, how many (output position, kernel tap) pairs of ``module`` read it (zero padding)."""
+    total = torch.ones((), dtype=torch.float64)
+    for axis, n in enumerate(size):
+        k, s = int(module.kernel_size[axis]), int(module.stride[axis])
+        p, d = int(module.padding[axis]), int(module.dilation[axis])
+        out = (n + 2 * p - d * (k - 1) - 1) // s + 1
+        hits = (torch.arange(out).reshape(-1, 1) * s - p + torch.arange(k).reshape(1, -1) * d).reshape(-1)
+        cov = torch.bincount(hits[(hits >= 0) & (hits < n)], minlength=n).to(torch.float64)
+        total = total.unsqueeze(-1) * cov
+    return total
+
+
 def _nearest_index(n: int, m: int) -> Tensor:
     """torch's own nearest source index for resampling ``n`` -> ``m`` samples along one axis."""
     ramp = torch.arange(n, dtype=torch.float64).reshape(1, 1, n)
@@ -129,6 +142,7 @@ class ActivityPlan:
             )
         }
         self._index: dict[tuple[int, int], Tensor] = {}
+        self._coverage: dict[str, Tensor] = {}
 
     def specs(self) -> list[LayerSpec]:
         """The counted layers as :meth:`snnc.energy.meter.ActivityMeter.bind` takes them."""
@@ -308,17 +322,23 @@ class ActivityPlan:
         return out
 
     def _events(self, plan: LayerPlan, active: Tensor) -> float:
-        """Fan-out events of the layer's input (whole batch), as :class:`OpsRecorder` counts them."""
+        """Fan-out events of the layer's input (whole batch), as :class:`OpsRecorder` counts them.
+
+        The hooks convolve the active-input map with an all-ones kernel and sum the result; that
+        sum is ``sum over input positions of active x coverage``, where ``coverage`` (static, the
+        outer product of one vector per axis) counts the output positions whose receptive field
+        holds the position: one multiply-add per input position instead of a convolution.
+        """
         module = plan.module
         if isinstance(module, nn.Linear):
             return float(active.sum(dtype=torch.float64).item()) * module.out_features
         if not isinstance(module, (nn.Conv2d, nn.Conv3d)) or module.groups != 1:
             raise SnncError(f"{plan.layer}: fan-out events from spikes need an ungrouped Conv2d/Conv3d layer")
-        conv = F.conv2d if isinstance(module, nn.Conv2d) else F.conv3d
-        per = active.sum(dim=0, keepdim=True).to(torch.float64)
-        ones = torch.ones(1, 1, *module.kernel_size, dtype=torch.float64)
-        hits = conv(per, ones, None, module.stride, module.padding, module.dilation, 1)
-        return float(hits.sum().item()) * module.out_channels
+        per = active.sum(dim=0).reshape(active.shape[2:]).to(torch.float64)
+        coverage = self._coverage.get(plan.layer)
+        if coverage is None:
+            coverage = self._coverage[plan.layer] = _coverage(module, tuple(per.shape))
+        return float((per * coverage).sum().item()) * module.out_channels
 
     def measure_neurons(self, values: Mapping[str, Tensor | Array]) -> dict[str, NeuronOutput]:
         """This step's :class:`~snnc.energy.meter.NeuronOutput` per neuron layer (``values[node]``: its output)."""
