@@ -87,6 +87,7 @@ def test_disparity_and_energy_equal_the_onnx_backend(files):
             with MVSECRecording(files["data"]) as rec:
                 times, clock = frame_times(rec)
                 runs[name] = (list(engine.run(rec, times, with_gt=clock == "gt")), engine.summary, be.placement())
+            assert engine.energy_mode == "step outputs"  # counted from the spikes each step returns: no torch pass
         finally:
             be.close()
     (ref, s_ref, _), (got, s_got, placement) = runs["onnx"], runs["openvino"]
@@ -106,8 +107,8 @@ def test_threads_and_fp32_reach_the_compiled_model(files):
     be = make_backend("openvino", net, CPU, threads=2)
     try:
         be.reset(torch.zeros(1, 2, 5, 48, 64))
-        assert int(be._compiled.get_property("INFERENCE_NUM_THREADS")) == 2
-        assert be._compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32
+        assert int(be._session.get_property("INFERENCE_NUM_THREADS")) == 2
+        assert be._session.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32
     finally:
         be.close()
 

@@ -146,6 +146,14 @@ class OnnxBackend(Backend):
         feed.update(zip(self._state_in, self._state, strict=False))
         out = self._session.run(None, feed)
         new_state = out[self._n_values :]
+        self._count_step(x, out, new_state)
+        self._state = new_state
+        return torch.from_numpy(out[0])
+
+    def _count_step(self, x: Tensor, out: list[np.ndarray], new_state: list[np.ndarray]) -> None:
+        """Feed the meter (if any) this step's counts: the frame ``x``, the graph's outputs ``out`` (``y``, taps,
+        state) and the state before (``self._state``) and after (``new_state``) the step. Shared with the
+        openvino backend, which runs the same file."""
         meter = self._meter
         if meter is not None and self._plan is not None:
             from snnc.export.activity import step_values
@@ -155,8 +163,6 @@ class OnnxBackend(Backend):
             values = step_values(graph_inputs(self._family, x), self._layout, self._state, new_state, taps)
             neurons = self._plan.measure_neurons(values) if meter.neurons else None
             meter.record(self._plan.measure(values, events=meter.events), neurons)
-        self._state = new_state
-        return torch.from_numpy(out[0])
 
     def placement(self) -> list[dict[str, Any]]:
         """The whole network as one ONNX graph."""

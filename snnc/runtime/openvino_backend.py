@@ -7,7 +7,8 @@ it), read by OpenVINO and compiled for its CPU plugin at fp32
 (``INFERENCE_PRECISION_HINT`` f32: on CPUs with bf16/AMX units OpenVINO's
 default would otherwise run in bf16 and change spike decisions). Every frame
 runs one inference and feeds the state outputs back as the state inputs,
-exactly as :mod:`snnc.runtime.onnx_backend` does; the state names and shapes
+exactly as :mod:`snnc.runtime.onnx_backend` does (whose lowering, file and energy
+counting from the step outputs this backend shares); the state names and shapes
 come from the file's metadata (``snnc.state_names``, ``snnc.state_shapes``),
 never from assumptions about the network.
 
@@ -24,7 +25,6 @@ refuses in one line.
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -36,7 +36,7 @@ from torch import Tensor
 
 from snnc.errors import SnncError
 from snnc.models.base import SpikingNet
-from snnc.runtime.base import Backend
+from snnc.runtime.onnx_backend import OnnxBackend
 
 __all__ = ["OpenVinoBackend", "openvino_config", "require_openvino"]
 
@@ -79,8 +79,12 @@ def _file_metadata(path: Path) -> dict[str, str]:
     return {p.key: p.value for p in proto.metadata_props}
 
 
-class OpenVinoBackend(Backend):
+class OpenVinoBackend(OnnxBackend):
     """The one-step ONNX graph in OpenVINO on the CPU, state fed back each frame.
+
+    Everything but the runtime is :class:`~snnc.runtime.onnx_backend.OnnxBackend`'s: the Graph
+    lowering, the file (with the taps energy counting needs) and the energy counted from each step's
+    outputs (:meth:`~snnc.runtime.onnx_backend.OnnxBackend.activity_meter`, no reference pass).
 
     Args:
         model: the folded reference network (exported on :meth:`reset`).
@@ -103,59 +107,52 @@ class OpenVinoBackend(Backend):
                 "use --backend torch or onnx for CUDA"
             )
         self._ov = require_openvino()
-        self.model = model
-        self.device = torch.device("cpu")
-        self._threads = int(threads)
-        self._tmp: str | None = None
-        self._path = Path(onnx_path) if onnx_path is not None else None
+        super().__init__(model, torch.device("cpu"), threads=int(threads), onnx_path=onnx_path)
         self._requests: list[Any] = []
         self._turn = 0
-        self._compiled: Any = None
-        self._shape: tuple[int, ...] | None = None
-        self._state_in: list[str] = []
+        self._outputs: list[str] = []
         self._state_out: list[str] = []
-        self._state_shapes: list[tuple[int, ...]] = []
         #: state names (the file's ``snnc.state_names``): entry k names ``state_in_k`` / ``state_out_k``
         self.state_names: list[str] = []
-        self._state: list[np.ndarray] = []
-        self.export_s = 0.0
 
-    def _export(self, shape: tuple[int, ...]) -> None:
-        from snnc.export.onnx_writer import export_stream
+    def _export(self, shape: tuple[int, ...], taps: list[str]) -> None:
+        from snnc.export.onnx_writer import check_format, export_stream
 
         if self._path is None:
             self._tmp = tempfile.mkdtemp(prefix="snnc-stream-openvino-")
             self._path = Path(self._tmp) / "stream.onnx"
         start = time.perf_counter()
-        info = export_stream(self.model, shape, self._path)
+        info = export_stream(self.model, shape, self._path, taps=taps, graph=self._graph)
         meta = _file_metadata(self._path)
+        check_format(meta, self._path)
         core = self._ov.Core()
         try:
-            self._compiled = core.compile_model(core.read_model(str(self._path)), "CPU", openvino_config(self._threads))
+            compiled = core.compile_model(core.read_model(str(self._path)), "CPU", openvino_config(self._threads))
         except RuntimeError as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise SnncError(f"OpenVINO cannot compile the streaming graph: {first}", self._path) from None
-        self._output_y = info["outputs"][0]
+        self._session = compiled  # what OnnxBackend.reset checks for "exported"
+        self._input_x = info["inputs"][0]
         self._state_in = list(info["inputs"][1:])
-        self._state_out = list(info["outputs"][1:])
+        self._outputs = list(info["outputs"])
+        self._n_values = len(self._outputs) - len(self._state_in)
+        self._state_out = self._outputs[self._n_values :]
+        self.state_names = list(json.loads(meta["snnc.state_names"]))
+        self._state_shapes = [tuple(int(d) for d in s) for s in json.loads(meta["snnc.state_shapes"])]
         # ping-pong: request k reads its state inputs from request 1-k's state output tensors
-        self._requests = [self._compiled.create_infer_request() for _ in range(2)]
+        self._requests = [compiled.create_infer_request() for _ in range(2)]
         for k, request in enumerate(self._requests):
             other = self._requests[1 - k]
             for name_in, name_out in zip(self._state_in, self._state_out, strict=True):
                 request.set_tensor(name_in, other.get_tensor(name_out))
-        self.export_s = time.perf_counter() - start
-        self.state_names = list(json.loads(meta["snnc.state_names"]))
-        self._state_shapes = [tuple(int(d) for d in s) for s in json.loads(meta["snnc.state_shapes"])]
-        self._input_x = info["inputs"][0]
+        self.export_s += time.perf_counter() - start
+        self._taps = list(taps)
         self._shape = shape
 
     def reset(self, x0: Tensor) -> None:
-        """Export and compile for ``x0``'s shape (once) and zero the state."""
-        shape = tuple(int(s) for s in x0.shape)
-        if self._compiled is None or shape != self._shape:
-            self._export(shape)
-        # the next step runs request 0, which reads request 1's state outputs: zero them
+        """Export and compile for ``x0``'s shape (once; again when energy counting needs other taps), zero the state."""
+        super().reset(x0)
+        # the next step runs request 0, which reads request 1's state outputs: zero them in place
         self._turn = 0
         rest = self._requests[1]
         for name, shape in zip(self._state_out, self._state_shapes, strict=True):
@@ -166,13 +163,16 @@ class OpenVinoBackend(Backend):
         self._state = [rest.get_tensor(name).data for name in self._state_out]
 
     def step(self, x: Tensor) -> Tensor:
-        """One inference; the state outputs become the next frame's state inputs."""
+        """One inference; the state outputs are the next frame's state inputs (no copy); energy counted from them."""
+        x = x.detach().cpu()
         request = self._requests[self._turn]
         self._turn = 1 - self._turn
-        frame = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
-        request.infer({self._input_x: frame}, share_inputs=True)
-        self._state = [request.get_tensor(name).data for name in self._state_out]
-        return torch.from_numpy(request.get_tensor(self._output_y).data.copy())
+        request.infer({self._input_x: np.ascontiguousarray(x.numpy(), dtype=np.float32)}, share_inputs=True)
+        out = [request.get_tensor(name).data for name in self._outputs]
+        new_state = out[self._n_values :]
+        self._count_step(x, out, new_state)
+        self._state = new_state
+        return torch.from_numpy(out[0].copy())
 
     @property
     def state(self) -> list[np.ndarray]:
@@ -190,14 +190,11 @@ class OpenVinoBackend(Backend):
                 "part": "network",
                 "runs_on": f"OpenVINO {self._ov.__version__.split('-')[0]} (CPU plugin, fp32, threads {threads})",
                 "detail": f"one-step graph {self._path.name if self._path else '(not exported yet)'}, "
-                f"{len(self._state_in) if self._compiled is not None else '?'} state tensors fed back",
+                f"{len(self._state_in) if self._session is not None else '?'} state tensors fed back",
             }
         ]
 
     def close(self) -> None:
         """Drop the compiled model and the temporary folder."""
         self._requests = []
-        self._compiled = None
-        if self._tmp is not None:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-            self._tmp = None
+        super().close()
