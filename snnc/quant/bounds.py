@@ -32,14 +32,14 @@ __all__ = ["FLOAT32_EXACT", "value_bounds", "check_int_graph"]
 FLOAT32_EXACT = 1 << 24
 
 
-def _int_array(node_name: str, what: str, a: Any) -> np.ndarray:
+def _int_array(node_name: str, what: str, a: Any) -> np.ndarray[Any, Any]:
     arr = np.asarray(a, dtype=np.float64)
     if not np.array_equal(arr, np.round(arr)):
         raise SnncError(f"int8: layer {node_name!r} has a non-integer {what}")
     return arr
 
 
-def value_bounds(graph: Graph) -> dict[str, np.ndarray]:
+def value_bounds(graph: Graph) -> dict[str, np.ndarray[Any, Any]]:
     """Worst-case ``|value|`` of every node (per output channel for synaptic and sum nodes, else a scalar).
 
     Raises:
@@ -47,7 +47,7 @@ def value_bounds(graph: Graph) -> dict[str, np.ndarray]:
     """
     meta = graph.meta.get("int8") or {}
     in_max = float(meta.get("input_max", 1))
-    bound: dict[str, np.ndarray] = {}
+    bound: dict[str, np.ndarray[Any, Any]] = {}
     for name in graph.order():
         node = graph[name]
         op = node.op

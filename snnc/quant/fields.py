@@ -45,8 +45,8 @@ class QuantFields:
     input_scale: float
     input_max: int
     output_scale: float
-    weights: dict[str, np.ndarray] = field(default_factory=dict)
-    biases: dict[str, np.ndarray] = field(default_factory=dict)
+    weights: dict[str, np.ndarray[Any, Any]] = field(default_factory=dict)
+    biases: dict[str, np.ndarray[Any, Any]] = field(default_factory=dict)
     neurons: dict[str, IntNeuron] = field(default_factory=dict)
     method: str = "ptq"
     notes: dict[str, Any] = field(default_factory=dict)
@@ -99,7 +99,7 @@ class QuantFields:
         return cls(scale, in_max, out_scale, weights, biases, neurons, method, notes)
 
 
-def _int_array(value: Any, what: str) -> np.ndarray:
+def _int_array(value: Any, what: str) -> np.ndarray[Any, Any]:
     if not isinstance(value, torch.Tensor) or value.dtype.is_floating_point or value.dtype == torch.bool:
         raise TypeError(f"{what} must be an integer tensor")
     return value.numpy().astype(np.int64)

@@ -107,7 +107,11 @@ class Agreement:
         self._mine = MetricAccumulator(**metric_kwargs)
 
     def add(
-        self, disparity: np.ndarray, reference_cost: Tensor, gt_depth: np.ndarray | None, metrics: Any = None
+        self,
+        disparity: np.ndarray[Any, Any],
+        reference_cost: Tensor,
+        gt_depth: np.ndarray[Any, Any] | None,
+        metrics: Any = None,
     ) -> None:
         """One frame: the stream's disparity (px) and metrics (the engine's), the reference backend's cost for it."""
         with torch.no_grad():
