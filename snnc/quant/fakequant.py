@@ -14,7 +14,9 @@ if nothing were rounded (straight-through estimator, STE):
   threshold ``(vth_int * 64 + 0.5) * s / 64``; the spike keeps the layer's
   surrogate gradient.
 
-Grids and scales come from a PTQ of the starting weights
+Identity edges (skips without a weight module) keep their float weight 1 where the int8
+network uses ``round(1 / s) * s``, so the forward is the int8 network's to that rounding
+(digits: identical predictions, scores within 5 %). Grids and scales come from a PTQ of the starting weights
 (:func:`snnc.quant.int8.quantize_graph`, ``fields.notes``) and stay fixed while
 training; the trained weights are quantised again at the end.
 """
