@@ -40,7 +40,7 @@ from snnc.export.graph import Graph
 
 Array = np.ndarray[Any, Any]
 
-__all__ = ["View", "LayerPlan", "ActivityPlan", "SPIKING_TYPES", "step_values"]
+__all__ = ["View", "LayerPlan", "ActivityPlan", "SPIKING_TYPES", "layer_nodes", "step_values"]
 
 #: Neuron types whose output is 0/1 spikes (their count map is just the channel sum).
 SPIKING_TYPES: tuple[str, ...] = ("lif", "if", "alif", "binary")
@@ -75,6 +75,16 @@ class LayerPlan:
     views: tuple[View, ...]
     input_shape: tuple[int, ...]
     output_shape: tuple[int, ...]
+
+
+def layer_nodes(graph: Graph) -> dict[str, list[str]]:
+    """``{torch layer name: graph nodes computing it}`` by the nodes' ``params["layer"]`` (several nodes for a
+    layer split along its input channels): how backends place a counted layer on a partition's pieces."""
+    out: dict[str, list[str]] = {}
+    for name, node in graph.nodes.items():
+        if node.params.get("layer") is not None:
+            out.setdefault(str(node.params["layer"]), []).append(name)
+    return out
 
 
 def _neuron_type(params: Mapping[str, Any]) -> str:
@@ -142,7 +152,8 @@ class ActivityPlan:
             )
         }
         self._index: dict[tuple[int, int], Tensor] = {}
-        self._coverage: dict[str, Tensor] = {}
+        self._w: dict[tuple[str, bool], dict[str, Tensor]] = {}
+        self._last_maps: dict[str, tuple[Tensor, Tensor | None, Tensor | None]] = {}
 
     def specs(self) -> list[LayerSpec]:
         """The counted layers as :meth:`snnc.energy.meter.ActivityMeter.bind` takes them."""
@@ -150,12 +161,8 @@ class ActivityPlan:
 
     # ------------------------------------------------------------------ plan
     def nodes_of(self) -> dict[str, list[str]]:
-        """``{torch layer: graph nodes computing it}`` (several for a layer split along its input channels)."""
-        out: dict[str, list[str]] = {}
-        for name, node in self.graph.nodes.items():
-            if node.params.get("layer") is not None:
-                out.setdefault(str(node.params["layer"]), []).append(name)
-        return out
+        """``{torch layer: graph nodes computing it}`` (:func:`layer_nodes` of the plan's graph)."""
+        return layer_nodes(self.graph)
 
     def needed(self, neurons: bool = False) -> list[str]:
         """Graph nodes whose values :meth:`measure` (and, with ``neurons``, :meth:`measure_neurons`) read."""
@@ -285,13 +292,9 @@ class ActivityPlan:
                 m = cost_volume(m[:half], m[half:], int(arg)).sum(dim=1, keepdim=True)
         return m
 
-    def measure(self, values: Mapping[str, Tensor | Array], events: bool = False) -> dict[str, LayerInput]:
-        """This step's :class:`LayerInput` per counted layer from the roots' values (``values[root]``).
-
-        Args:
-            values: every root's value this step (a neuron's spikes, the graph input, a tap).
-            events: also count fan-out events (``count="events"``).
-        """
+    def _root_maps(
+        self, values: Mapping[str, Tensor | Array]
+    ) -> dict[str, tuple[Tensor, Tensor | None, Tensor | None]]:
         maps: dict[str, tuple[Tensor, Tensor | None, Tensor | None]] = {}
         for root in self.roots:
             if root not in values:
@@ -299,49 +302,97 @@ class ActivityPlan:
             value = values[root]
             t = torch.from_numpy(value) if isinstance(value, np.ndarray) else value
             maps[root] = self._maps(root, t)
-        out: dict[str, LayerInput] = {}
-        for plan in self.layers:
-            nonzero = negative = non_ternary = 0.0
-            active: Tensor | None = None
-            for view in plan.views:
-                nz, neg, nt = (None if m is None else self._view_map(m, view.ops) for m in maps[view.root])
-                assert nz is not None
-                nonzero += float(nz.sum(dtype=torch.float64))
-                negative += 0.0 if neg is None else float(neg.sum(dtype=torch.float64))
-                non_ternary += 0.0 if nt is None else float(nt.sum(dtype=torch.float64))
-                if events:
-                    active = nz if active is None else active + nz
-            ev = self._events(plan, active) if events and active is not None else None
-            out[plan.layer] = LayerInput(
-                nonzero=int(nonzero),
-                elements=int(np.prod(plan.input_shape)),
-                negative=int(negative),
-                non_ternary=int(non_ternary),
-                events=ev,
-            )
+        return maps
+
+    def _weights(self, plan: LayerPlan, shapes: Mapping[str, torch.Size], events: bool) -> dict[str, Tensor]:
+        """Per root of ``plan``: the weight map ``W`` with ``count = sum(W * root map)`` (``events``: fan-out).
+
+        Every count is a linear functional of the roots' per-position maps with integer weights
+        (the views only select, repeat, mask and zero-pad), so ``W`` is its gradient: found once by
+        autograd through the same view operations, then each step costs one dot product per root.
+        """
+        key = (plan.layer, events)
+        cached = self._w.get(key)
+        if cached is not None:
+            return cached
+        leaves = {
+            r: torch.zeros(shapes[r], dtype=torch.float64, requires_grad=True) for r in {v.root for v in plan.views}
+        }
+        with torch.enable_grad():
+            mapped = [self._view_map(leaves[v.root], v.ops) for v in plan.views]
+            if events:
+                active = mapped[0]
+                for m in mapped[1:]:
+                    active = active + m
+                total = self._events_of(plan, active)
+            else:
+                total = sum((m.sum() for m in mapped), torch.zeros((), dtype=torch.float64))
+            grads = torch.autograd.grad(total, list(leaves.values()), allow_unused=True)
+        out = {
+            r: (g if g is not None else torch.zeros_like(leaves[r])).detach().reshape(-1)
+            for r, g in zip(leaves, grads, strict=True)
+        }
+        self._w[key] = out
         return out
 
-    def _events(self, plan: LayerPlan, active: Tensor) -> float:
+    def measure(self, values: Mapping[str, Tensor | Array], events: bool = False) -> dict[str, LayerInput]:
+        """This step's :class:`LayerInput` per counted layer from the roots' values (``values[root]``).
+
+        Args:
+            values: every root's value this step (a neuron's spikes, the graph input, a tap).
+            events: also count fan-out events (``count="events"``).
+        """
+        maps = self._root_maps(values)
+        flat = {r: tuple(None if m is None else m.reshape(-1).to(torch.float64) for m in ms) for r, ms in maps.items()}
+        shapes = {r: ms[0].shape for r, ms in maps.items()}
+        out: dict[str, LayerInput] = {}
+        for plan in self.layers:
+            weights = self._weights(plan, shapes, False)
+            nonzero = negative = non_ternary = 0.0
+            for root, w in weights.items():
+                nz, neg, nt = flat[root]
+                assert nz is not None
+                nonzero += float(torch.dot(nz, w))
+                negative += 0.0 if neg is None else float(torch.dot(neg, w))
+                non_ternary += 0.0 if nt is None else float(torch.dot(nt, w))
+            ev: float | None = None
+            if events:
+                ev = 0.0
+                for root, w in self._weights(plan, shapes, True).items():
+                    nz = flat[root][0]
+                    assert nz is not None
+                    ev += float(torch.dot(nz, w))
+            out[plan.layer] = LayerInput(
+                nonzero=round(nonzero),
+                elements=int(np.prod(plan.input_shape)),
+                negative=round(negative),
+                non_ternary=round(non_ternary),
+                events=ev,
+            )
+        self._last_maps = maps
+        return out
+
+    def _events_of(self, plan: LayerPlan, active: Tensor) -> Tensor:
         """Fan-out events of the layer's input (whole batch), as :class:`OpsRecorder` counts them.
 
         The hooks convolve the active-input map with an all-ones kernel and sum the result; that
         sum is ``sum over input positions of active x coverage``, where ``coverage`` (static, the
         outer product of one vector per axis) counts the output positions whose receptive field
-        holds the position: one multiply-add per input position instead of a convolution.
+        holds the position.
         """
         module = plan.module
         if isinstance(module, nn.Linear):
-            return float(active.sum(dtype=torch.float64).item()) * module.out_features
+            return active.sum() * module.out_features
         if not isinstance(module, (nn.Conv2d, nn.Conv3d)) or module.groups != 1:
             raise SnncError(f"{plan.layer}: fan-out events from spikes need an ungrouped Conv2d/Conv3d layer")
-        per = active.sum(dim=0).reshape(active.shape[2:]).to(torch.float64)
-        coverage = self._coverage.get(plan.layer)
-        if coverage is None:
-            coverage = self._coverage[plan.layer] = _coverage(module, tuple(per.shape))
-        return float((per * coverage).sum().item()) * module.out_channels
+        per = active.sum(dim=0).reshape(active.shape[2:])
+        return (per * _coverage(module, tuple(per.shape))).sum() * module.out_channels
 
     def measure_neurons(self, values: Mapping[str, Tensor | Array]) -> dict[str, NeuronOutput]:
-        """This step's :class:`~snnc.energy.meter.NeuronOutput` per neuron layer (``values[node]``: its output)."""
+        """This step's :class:`~snnc.energy.meter.NeuronOutput` per neuron layer (``values[node]``: its output).
+
+        A spiking layer that is a root of the last :meth:`measure` call reuses its count map.
+        """
         out: dict[str, NeuronOutput] = {}
         for name, kind in self.neurons.items():
             if name not in values:
@@ -350,8 +401,14 @@ class ActivityPlan:
                 )
             value = values[name]
             t = (torch.from_numpy(value) if isinstance(value, np.ndarray) else value).detach()
-            total = float(t.sum(dtype=torch.float64))
-            nonzero = int(total) if kind in SPIKING_TYPES else int(torch.count_nonzero(t))
+            if kind in SPIKING_TYPES:
+                cached = self._last_maps.get(name)
+                m = cached[0] if cached is not None else t.sum(dim=1)
+                total = float(m.sum(dtype=torch.float64))
+                nonzero = round(total)
+            else:
+                total = float(t.sum(dtype=torch.float64))
+                nonzero = int(torch.count_nonzero(t))
             out[name] = NeuronOutput(nonzero=nonzero, elements=t.numel(), total=total)
         return out
 

@@ -104,18 +104,17 @@ class HybridBackend(Backend):
         if self._manifest is None:
             self._tmp = tempfile.mkdtemp(prefix="snnc-stream-hybrid-")
             self._manifest = Path(self._tmp) / "partition.json"
-        from snnc.export.activity import ActivityPlan
+        from snnc.export.activity import ActivityPlan, layer_nodes
         from snnc.export.lower import graph_inputs
         from snnc.export.runtime import GraphModule
 
         graph = lower(self.model, shape)
         front, rest, _, _ = split_graph(graph)
         self.front_nodes = set(front.nodes)
-        self._layer_part = {}
-        for name, node in graph.nodes.items():  # a layer is in the front when any of its nodes is
-            layer = node.params.get("layer")
-            if layer is not None and self._layer_part.get(str(layer)) != "front":
-                self._layer_part[str(layer)] = "front" if name in self.front_nodes else "rest"
+        self._layer_part = {  # a layer is in the front when any of its graph nodes is
+            layer: "front" if any(n in self.front_nodes for n in nodes) else "rest"
+            for layer, nodes in layer_nodes(graph).items()
+        }
         taps: list[str] = []
         self._plan = None
         if self._meter is not None:
