@@ -36,11 +36,10 @@ import torch
 from snnc.data import layout
 from snnc.data.mvsec import MVSECRecording
 from snnc.data.synth import synthesize
-from snnc.export.onnx_writer import state_names
 from snnc.models.stereo import estimate_disparity
 from snnc.runtime.frames import frame_times, iter_frames
 from snnc.runtime.model import load_network
-from snnc.runtime.torch_backend import TorchBackend
+from snnc.runtime.torch_backend import TorchBackend, torch_state_names
 
 MODES = [(d, g) for d in ("fp32", "tf32", "fp16", "bf16") for g in (False, True)]
 
@@ -67,7 +66,7 @@ def run_mode(
 ) -> dict[str, Any]:
     set_tf32(dtype == "tf32")
     be = TorchBackend(net.model, dev, dtype="fp32" if dtype == "tf32" else dtype, cuda_graph=graph)
-    names = state_names(net.model, xs[0])
+    names = torch_state_names(net.model)
     spike_idx = [k for k, n in enumerate(names) if n.endswith(".y")]
     be.reset(xs[0].to(dev))
     disparities, spikes, latencies = [], [], []

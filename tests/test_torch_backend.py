@@ -7,9 +7,8 @@ import torch
 
 from snnc.data.synth import synthesize
 from snnc.errors import SnncError
-from snnc.export.onnx_writer import state_names
 from snnc.runtime.cuda_graph import CudaGraphStep, StaticStep
-from snnc.runtime.torch_backend import TorchBackend
+from snnc.runtime.torch_backend import TorchBackend, torch_state_names
 
 from _export_util import SMALL_STEREO, folded_small
 from _stream_util import active_checkpoint
@@ -56,7 +55,7 @@ def test_static_step_equals_eager_steps_in_place(stereo):
     net, x = stereo
     costs, states = eager(net, x)
     static = StaticStep(net, x[0], net.init_state(x[0]))
-    names = state_names(net, x[0])
+    names = torch_state_names(net)
     addresses = [s.data_ptr() for s in static.state] + [static.x.data_ptr()]
     spikes = 0
     for t in range(STEPS):
@@ -64,7 +63,10 @@ def test_static_step_equals_eager_steps_in_place(stereo):
         assert torch.equal(cost, costs[t])
         for a, b in zip(static.state, states[t], strict=True):
             assert torch.equal(a, b)
-        spikes += sum(int(s.sum()) for name, s in zip(names, static.state, strict=True) if name.endswith(".y"))
+        for name, s in zip(names, static.state, strict=True):
+            if name.endswith(".y"):  # torch_state_names labels the spike tensors
+                assert set(torch.unique(s).tolist()) <= {0.0, 1.0}, name
+                spikes += int(s.sum())
     assert [s.data_ptr() for s in static.state] + [static.x.data_ptr()] == addresses
     assert spikes > 1000, "the test net must fire"
 
@@ -143,7 +145,7 @@ def test_cuda_graph_replays_eager_steps(stereo):
     net = net.to(dev)
     xs = x.to(dev)
     costs, states = eager(net, xs)
-    names = state_names(net, xs[0])
+    names = torch_state_names(net)
     be = TorchBackend(net, dev, cuda_graph=True)
     for _ in range(2):  # a reset replays from rest again
         be.reset(xs[0])

@@ -22,10 +22,19 @@ from snnc.models.base import SpikingNet
 from snnc.runtime.base import Backend
 from snnc.runtime.cuda_graph import AUTOCAST_DTYPES, CudaGraphStep, autocast_context
 
-__all__ = ["DTYPES", "TorchBackend"]
+__all__ = ["DTYPES", "TorchBackend", "torch_state_names"]
 
 #: ``--dtype`` choices of the torch backend.
 DTYPES: tuple[str, ...] = tuple(AUTOCAST_DTYPES)
+
+
+def torch_state_names(model: SpikingNet) -> list[str]:
+    """A name per tensor of ``model``'s flat state, in its order: ``<neuron layer>.<field>`` (fields from
+    :data:`snnc.neurons.STATE_FIELDS`: ``u`` membrane, ``y`` spikes), then the carried values' names."""
+    from snnc.neurons import STATE_FIELDS
+
+    names = [f"{name}.{field}" for name, neuron in model.neurons() for field in STATE_FIELDS[neuron.spec.type]]
+    return names + model.carry_names()
 
 
 class TorchBackend(Backend):
@@ -56,6 +65,8 @@ class TorchBackend(Backend):
         self.cuda_graph = bool(cuda_graph)
         self.model = model.to(self.device).eval()
         self.live_model = None if self.cuda_graph else self.model
+        #: a name per state tensor (:func:`torch_state_names`); spikes are the ``*.y`` entries of :attr:`state`
+        self.state_names = torch_state_names(self.model)
         self._state: tuple[Tensor, ...] = ()
         self._graph: CudaGraphStep | None = None
         self._graph_shape: tuple[int, ...] | None = None
