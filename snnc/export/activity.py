@@ -154,6 +154,7 @@ class ActivityPlan:
         self._index: dict[tuple[int, int], Tensor] = {}
         self._w: dict[tuple[str, bool], dict[str, Tensor]] = {}
         self._last_maps: dict[str, tuple[Tensor, Tensor | None, Tensor | None]] = {}
+        self._last_values: object = None
 
     def specs(self) -> list[LayerSpec]:
         """The counted layers as :meth:`snnc.energy.meter.ActivityMeter.bind` takes them."""
@@ -369,7 +370,7 @@ class ActivityPlan:
                 non_ternary=round(non_ternary),
                 events=ev,
             )
-        self._last_maps = maps
+        self._last_maps, self._last_values = maps, values
         return out
 
     def _events_of(self, plan: LayerPlan, active: Tensor) -> Tensor:
@@ -391,9 +392,10 @@ class ActivityPlan:
     def measure_neurons(self, values: Mapping[str, Tensor | Array]) -> dict[str, NeuronOutput]:
         """This step's :class:`~snnc.energy.meter.NeuronOutput` per neuron layer (``values[node]``: its output).
 
-        A spiking layer that is a root of the last :meth:`measure` call reuses its count map.
+        A spiking layer that is a root of a :meth:`measure` call on the same ``values`` reuses its count map.
         """
         out: dict[str, NeuronOutput] = {}
+        reuse = self._last_maps if values is self._last_values else {}
         for name, kind in self.neurons.items():
             if name not in values:
                 raise SnncError(
@@ -402,7 +404,7 @@ class ActivityPlan:
             value = values[name]
             t = (torch.from_numpy(value) if isinstance(value, np.ndarray) else value).detach()
             if kind in SPIKING_TYPES:
-                cached = self._last_maps.get(name)
+                cached = reuse.get(name)
                 m = cached[0] if cached is not None else t.sum(dim=1)
                 total = float(m.sum(dtype=torch.float64))
                 nonzero = round(total)

@@ -147,8 +147,8 @@ class HybridBackend(Backend):
             y, self._state = self._net.step(x.cpu(), self._state)
             return y
         y, self._state, values = self._net.step_values(x.cpu(), self._state)
-        neurons = self._plan.measure_neurons(values) if meter.neurons else None
-        meter.record(self._plan.measure(values, events=meter.events), neurons)
+        inputs = self._plan.measure(values, events=meter.events)
+        meter.record(inputs, self._plan.measure_neurons(values) if meter.neurons else None)
         return y
 
     def part_of(self, layer: LayerEnergy) -> str:

@@ -161,8 +161,8 @@ class OnnxBackend(Backend):
 
             taps = dict(zip(self._taps, out[1 : self._n_values], strict=True))
             values = step_values(graph_inputs(self._family, x), self._layout, self._state, new_state, taps)
-            neurons = self._plan.measure_neurons(values) if meter.neurons else None
-            meter.record(self._plan.measure(values, events=meter.events), neurons)
+            inputs = self._plan.measure(values, events=meter.events)
+            meter.record(inputs, self._plan.measure_neurons(values) if meter.neurons else None)
 
     def placement(self) -> list[dict[str, Any]]:
         """The whole network as one ONNX graph."""
