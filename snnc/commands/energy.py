@@ -180,7 +180,7 @@ def energy_command(
     if data != "digits" and not Path(data).is_file():
         raise SnncError("data file not found (give an MVSEC-layout *_data.hdf5 recording or 'digits')", data)
     if plot_png is not None:  # checked, locked and compared with the inputs before any work
-        plan_outputs([plot_png], inputs=[Path(model_spec), Path(data), gt_file], force=force)
+        plan_outputs([plot_png], inputs=[model_spec, Path(data), gt_file], force=force)  # model_spec: None = shipped
     if model_spec is None:
         from snnc.zoo import default_model, default_model_note
 
