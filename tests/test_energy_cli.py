@@ -62,6 +62,14 @@ def test_energy_table_notes_silence_and_digits_csv(files):
     assert rows[-2][0] == "TOTAL" and rows[-1][0] == "ANN"
 
 
+def test_energy_plot_of_the_shipped_default_model(tmp_path):
+    """No MODEL (the shipped digits model) with --plot: the output check must not need a model path."""
+    out = expect_ok(
+        run_snnc("energy", "--data", "digits", "--frames", "4", "--threads", "1", "--plot", tmp_path / "e.png")
+    )
+    assert (tmp_path / "e.png").stat().st_size > 0 and "mJ" in out
+
+
 def test_energy_bad_input_gives_one_line_errors(files, tmp_path):
     assert_user_error(run_snnc("energy", files["ckpt"], "--data", "digits"), "stereo network")
     assert_user_error(run_snnc("energy", files["ckpt"], "--data", tmp_path / "none_data.hdf5"), "not found")
