@@ -155,6 +155,9 @@ class ActivityPlan:
         self._w: dict[tuple[str, bool], dict[str, Tensor]] = {}
         self._last_maps: dict[str, tuple[Tensor, Tensor | None, Tensor | None]] = {}
         self._last_values: object = None
+        self._stack: dict[str, tuple[list[tuple[str, bool]], Tensor]] = {}
+        self._elements = {p.layer: int(np.prod(p.input_shape)) for p in self.layers}
+        self._stack_key: object = None
 
     def specs(self) -> list[LayerSpec]:
         """The counted layers as :meth:`snnc.energy.meter.ActivityMeter.bind` takes them."""
@@ -336,6 +339,23 @@ class ActivityPlan:
         self._w[key] = out
         return out
 
+    def _stacked(
+        self, shapes: Mapping[str, torch.Size], events: bool
+    ) -> dict[str, tuple[list[tuple[str, bool]], Tensor]]:
+        """Per root: the ``(layer, events)`` keys reading it and their weight maps stacked as one matrix."""
+        key = (events, tuple((r, tuple(s)) for r, s in shapes.items()))
+        if self._stack_key == key:
+            return self._stack
+        rows: dict[str, tuple[list[tuple[str, bool]], list[Tensor]]] = {r: ([], []) for r in shapes}
+        for plan in self.layers:
+            for ev in (False, True) if events else (False,):
+                for root, w in self._weights(plan, shapes, ev).items():
+                    rows[root][0].append((plan.layer, ev))
+                    rows[root][1].append(w)
+        self._stack = {r: (keys, torch.stack(ws)) for r, (keys, ws) in rows.items() if keys}
+        self._stack_key = key
+        return self._stack
+
     def measure(self, values: Mapping[str, Tensor | Array], events: bool = False) -> dict[str, LayerInput]:
         """This step's :class:`LayerInput` per counted layer from the roots' values (``values[root]``).
 
@@ -344,31 +364,26 @@ class ActivityPlan:
             events: also count fan-out events (``count="events"``).
         """
         maps = self._root_maps(values)
-        flat = {r: tuple(None if m is None else m.reshape(-1).to(torch.float64) for m in ms) for r, ms in maps.items()}
         shapes = {r: ms[0].shape for r, ms in maps.items()}
+        stacked = self._stacked(shapes, events)
+        sums: dict[tuple[str, bool], list[float]] = {}
+        for root, ms in maps.items():  # one matrix product per root: its maps x the weights of its layers
+            keys, weights = stacked[root]
+            rows = torch.stack([m.reshape(-1).to(torch.float64) for m in ms if m is not None])
+            got = (rows @ weights.T).tolist()  # (stats, layers of this root)
+            for j, key in enumerate(keys):
+                acc = sums.setdefault(key, [0.0, 0.0, 0.0])
+                for i, value in enumerate(got):
+                    acc[i] += value[j]
         out: dict[str, LayerInput] = {}
         for plan in self.layers:
-            weights = self._weights(plan, shapes, False)
-            nonzero = negative = non_ternary = 0.0
-            for root, w in weights.items():
-                nz, neg, nt = flat[root]
-                assert nz is not None
-                nonzero += float(torch.dot(nz, w))
-                negative += 0.0 if neg is None else float(torch.dot(neg, w))
-                non_ternary += 0.0 if nt is None else float(torch.dot(nt, w))
-            ev: float | None = None
-            if events:
-                ev = 0.0
-                for root, w in self._weights(plan, shapes, True).items():
-                    nz = flat[root][0]
-                    assert nz is not None
-                    ev += float(torch.dot(nz, w))
+            nonzero, negative, non_ternary = sums.get((plan.layer, False), [0.0, 0.0, 0.0])
             out[plan.layer] = LayerInput(
                 nonzero=round(nonzero),
-                elements=int(np.prod(plan.input_shape)),
+                elements=self._elements[plan.layer],
                 negative=round(negative),
                 non_ternary=round(non_ternary),
-                events=ev,
+                events=sums.get((plan.layer, True), [0.0])[0] if events else None,
             )
         self._last_maps, self._last_values = maps, values
         return out
