@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import click
+
+from snnc.data.layout import DEFAULT_MAX_WINDOW_EVENTS
 from snnc.errors import PathLike, SnncError
 from snnc.fileio import atomic_output  # noqa: F401  (commands import it from here)
 
@@ -81,3 +84,27 @@ def distributed_run(device: str, timeout: float) -> Iterator[Any]:
         raise
     finally:
         distributed.shutdown()
+
+
+F = TypeVar("F", bound=Any)
+
+_RECT_DIR_HELP = "Folder with the {left,right}_{x,y}_map.txt rectification maps (win over maps embedded in the file)."
+_WINDOW_EVENTS_HELP = "Refuse a 50 ms window with more events than this per camera (bounds memory, ~100 B/event)."
+
+
+def recording_options(window_help: str = _WINDOW_EVENTS_HELP) -> Any:
+    """The ``--rect-dir`` and ``--max-window-events`` options of every command that reads a recording."""
+
+    def apply(f: F) -> F:
+        f = click.option(
+            "--max-window-events",
+            type=click.IntRange(min=1),
+            default=DEFAULT_MAX_WINDOW_EVENTS,
+            show_default=True,
+            help=window_help,
+        )(f)
+        return click.option(
+            "--rect-dir", type=click.Path(file_okay=False, path_type=Path), default=None, help=_RECT_DIR_HELP
+        )(f)
+
+    return apply

@@ -8,8 +8,7 @@ from typing import Any
 
 import click
 
-from snnc.commands.common import plan_outputs
-from snnc.data.layout import DEFAULT_MAX_WINDOW_EVENTS
+from snnc.commands.common import plan_outputs, recording_options
 from snnc.errors import SnncError
 
 
@@ -77,19 +76,7 @@ def synth_command(
     default=None,
     help="Ground-truth file (default: the _gt.hdf5 beside DATA_FILE, if present).",
 )
-@click.option(
-    "--rect-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Folder with the {left,right}_{x,y}_map.txt rectification maps (win over maps embedded in the file).",
-)
-@click.option(
-    "--max-window-events",
-    type=click.IntRange(min=1),
-    default=DEFAULT_MAX_WINDOW_EVENTS,
-    show_default=True,
-    help="Refuse a 50 ms window (--plot) with more events than this per camera.",
-)
+@recording_options("Refuse a 50 ms window (--plot) with more events than this per camera.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option(
     "--plot",

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from snnc.data.layout import DEFAULT_MAX_WINDOW_EVENTS
+from snnc.commands.common import recording_options
 from snnc.errors import SnncError
 
 
@@ -52,19 +52,7 @@ def _digit_overrides(genotype: Any) -> dict[str, Any]:
     default=None,
     help="Ground-truth file of the recording (sets the frame clock; default: beside the data file).",
 )
-@click.option(
-    "--rect-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Folder with the {left,right}_{x,y}_map.txt rectification maps (win over maps embedded in the file).",
-)
-@click.option(
-    "--max-window-events",
-    type=click.IntRange(min=1),
-    default=DEFAULT_MAX_WINDOW_EVENTS,
-    show_default=True,
-    help="Refuse a 50 ms window with more events than this per camera (bounds memory, ~100 B/event).",
-)
+@recording_options()
 @click.option(
     "--frames",
     default=None,

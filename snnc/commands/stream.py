@@ -10,7 +10,7 @@ from typing import Any, cast
 
 import click
 
-from snnc.data.layout import DEFAULT_MAX_WINDOW_EVENTS
+from snnc.commands.common import recording_options
 from snnc.errors import SnncError
 from snnc.fileio import json_safe
 
@@ -108,19 +108,7 @@ def _plan_outputs(
     default=None,
     help="Ground-truth file (default: the _gt.hdf5 beside DATA_FILE, if present).",
 )
-@click.option(
-    "--rect-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Folder with the {left,right}_{x,y}_map.txt rectification maps (win over maps embedded in the file).",
-)
-@click.option(
-    "--max-window-events",
-    type=click.IntRange(min=1),
-    default=DEFAULT_MAX_WINDOW_EVENTS,
-    show_default=True,
-    help="Refuse a 50 ms window with more events than this per camera (bounds memory, ~100 B/event).",
-)
+@recording_options()
 @click.option(
     "--out",
     "out_file",
