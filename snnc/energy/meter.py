@@ -32,7 +32,50 @@ from snnc.energy.report import EnergyReport, energy_report
 __all__ = ["EnergyMeter", "ActivityMeter", "LayerInput", "NeuronOutput", "LayerSpec"]
 
 
-class EnergyMeter:
+class _FrameReports:
+    """Per-frame and total energy reports over a growing count (:meth:`_snapshot`); shared by both meters."""
+
+    energy_model: str
+    costs: EnergyCosts
+    count: str
+    steps_per_frame: float
+    mac_layers: tuple[str, ...]
+    frames: int
+    _last: OpsReport | None
+
+    def _snapshot(self) -> OpsReport:
+        """Everything counted so far."""
+        raise NotImplementedError
+
+    def _report(self, ops: OpsReport, frames: int) -> EnergyReport:
+        return energy_report(
+            ops,
+            frames=frames,
+            steps_per_frame=self.steps_per_frame,
+            costs=self.costs,
+            count=self.count,
+            mac_layers=self.mac_layers,
+            energy_model=self.energy_model,
+        )
+
+    def frame(self) -> EnergyReport:
+        """Close the current frame: the report of everything counted since the previous call."""
+        now = self._snapshot()
+        delta = now.minus(self._last)
+        self._last = now
+        self.frames += 1
+        return self._report(delta, 1)
+
+    def ops(self) -> OpsReport:
+        """The raw counts so far (every frame)."""
+        return self._snapshot()
+
+    def total(self) -> EnergyReport:
+        """Report per frame averaged over every closed frame (at least one frame is assumed)."""
+        return self._report(self._snapshot(), max(self.frames, 1))
+
+
+class EnergyMeter(_FrameReports):
     """Counts ops of ``model`` while active (context manager) and reports energy per frame.
 
     Args:
@@ -81,32 +124,8 @@ class EnergyMeter:
         self._recorder.__exit__(*exc)
         self._active = False
 
-    def _report(self, ops: OpsReport, frames: int) -> EnergyReport:
-        return energy_report(
-            ops,
-            frames=frames,
-            steps_per_frame=self.steps_per_frame,
-            costs=self.costs,
-            count=self.count,
-            mac_layers=self.mac_layers,
-            energy_model=self.energy_model,
-        )
-
-    def frame(self) -> EnergyReport:
-        """Close the current frame: the report of everything counted since the previous call."""
-        now = self._recorder.snapshot()
-        delta = now.minus(self._last)
-        self._last = now
-        self.frames += 1
-        return self._report(delta, 1)
-
-    def ops(self) -> OpsReport:
-        """The raw counting pass so far (every frame)."""
+    def _snapshot(self) -> OpsReport:
         return self._recorder.snapshot()
-
-    def total(self) -> EnergyReport:
-        """Report per frame averaged over every closed frame (at least one frame is assumed)."""
-        return self._report(self._recorder.snapshot(), max(self.frames, 1))
 
 
 @dataclass(frozen=True)
@@ -145,7 +164,7 @@ class LayerSpec:
     output_shape: tuple[int, ...]
 
 
-class ActivityMeter:
+class ActivityMeter(_FrameReports):
     """:class:`EnergyMeter`'s reports from measured layer inputs instead of hooks (module docstring).
 
     Bind the layers once (:meth:`bind`), then :meth:`record` every step; :meth:`frame`,
@@ -264,30 +283,3 @@ class ActivityMeter:
         layers = [self._layers[s.name].copy() for s in self._specs if s.name in self._layers]
         neurons = [replace(self._neurons[n]) for n in self._neuron_types if n in self._neurons]
         return OpsReport(layers, False, "input" if self.events else None, False, neurons)
-
-    def _report(self, ops: OpsReport, frames: int) -> EnergyReport:
-        return energy_report(
-            ops,
-            frames=frames,
-            steps_per_frame=self.steps_per_frame,
-            costs=self.costs,
-            count=self.count,
-            mac_layers=self.mac_layers,
-            energy_model=self.energy_model,
-        )
-
-    def frame(self) -> EnergyReport:
-        """Close the current frame: the report of everything recorded since the previous call."""
-        now = self._snapshot()
-        delta = now.minus(self._last)
-        self._last = now
-        self.frames += 1
-        return self._report(delta, 1)
-
-    def ops(self) -> OpsReport:
-        """The counts so far (every frame), as :meth:`EnergyMeter.ops`."""
-        return self._snapshot()
-
-    def total(self) -> EnergyReport:
-        """Report per frame averaged over every closed frame (at least one frame is assumed)."""
-        return self._report(self._snapshot(), max(self.frames, 1))
