@@ -25,7 +25,7 @@ fi
 
 STAMP=.venv/.snnc-installed
 HASH=$(cat pyproject.toml constraints.txt tools/install.sh tools/patch_lava.py | sha256sum | cut -d' ' -f1)
-if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$HASH" ] && .venv/bin/python -c 'import snnc, torch, openvino, lava.magma.compiler.var_model, lava.lib.dl.netx, spikingjelly, snntorch, norse, nirtorch, sinabs, rockpool' 2>/dev/null; then
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$HASH" ] && .venv/bin/python -c 'import snnc, torch, lava.magma.compiler.var_model, lava.lib.dl.netx, openvino, spikingjelly, snntorch, norse, nirtorch, sinabs, rockpool' 2>/dev/null; then
   echo "install: .venv is up to date"
   exit 0
 fi
@@ -56,9 +56,11 @@ echo "install: NIR consumers spikingjelly 2.0.0 / sinabs 3.1.3 (--no-deps)"
 .venv/bin/python - "$TORCH" <<'PY'
 import sys
 import numpy, torch
-import openvino  # noqa: F401  (snnc stream --backend openvino)
+# lava first: it calls multiprocessing.set_start_method('fork'), which fails once an import (openvino's
+# telemetry can) has fixed the start method; snnc never imports both at start-up.
 import lava.magma.compiler.var_model  # noqa: F401  (fails without the source fix)
 import lava.lib.dl.netx  # noqa: F401
+import openvino  # noqa: F401  (snnc stream --backend openvino)
 # interop consumers: their stock NIR importers must import
 from spikingjelly.activation_based.nir_exchange import import_from_nir  # noqa: F401
 from snntorch.import_nir import import_from_nir as _snntorch_import  # noqa: F401
