@@ -222,6 +222,7 @@ def export_stream(
     opset: int = DEFAULT_OPSET,
     taps: Sequence[str] = (),
     graph: Graph | None = None,
+    qdq: bool = False,
 ) -> dict[str, Any]:
     """Write the one-step streaming graph of ``model`` (eval, folded) for inputs of ``step_shape``.
 
@@ -232,6 +233,9 @@ def export_stream(
         taps: graph nodes whose values this step become extra outputs ``tap.<node>``
             (after ``y``, before the state), e.g. what energy counting needs beyond the spikes.
         graph: the model's export Graph for ``step_shape`` when the caller already lowered it.
+        qdq: an integer graph's spike-fed convolutions as QuantizeLinear/DequantizeLinear integer
+            convolutions (``GraphModule(qdq=True)``: same values; OpenVINO runs them in int8); their
+            node names are the metadata ``snnc.qdq_convs``.
 
     Returns:
         ``{"inputs": [...], "outputs": [...], "state_names": [...], "state_layout": [(node, field)...],
@@ -244,8 +248,10 @@ def export_stream(
     step_shape = tuple(int(s) for s in step_shape)
     if graph is None:
         gm, family = _lowered(model, step_shape)
+        if qdq:
+            gm = GraphModule(gm.graph, qdq=True)
     else:
-        gm, family = GraphModule(graph), str(graph.meta["family"])
+        gm, family = GraphModule(graph, qdq=qdq), str(graph.meta["family"])
     x = torch.zeros(step_shape)
     from snnc.export.lower import graph_inputs
 
@@ -258,6 +264,8 @@ def export_stream(
     meta = _graph_meta(gm.graph, "stream")
     meta["snnc.state_names"] = json.dumps(names)
     meta["snnc.state_shapes"] = json.dumps([list(s.shape) for s in state])
+    if qdq:
+        meta["snnc.qdq_convs"] = json.dumps(gm.qdq_convs())
     doc = (
         "snnc one-step streaming graph: inputs x, state_in_0..; outputs y, state_out_0..; feed state_out_k "
         "back as state_in_k each step, start from zeros. state_k = metadata snnc.state_names[k]."

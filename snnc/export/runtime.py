@@ -48,12 +48,18 @@ class GraphModule(nn.Module):
     Args:
         graph: a checked export graph; its arrays become buffers of ``dtype``.
         dtype: floating dtype of the weights (``.to(...)`` converts later).
+        qdq: integer graphs (``snnc.quant``): mark every integer convolution fed by spikes as an integer
+            convolution, spikes through ``fake_quantize`` uint8 and weights through ``fake_quantize`` int8,
+            both scale 1 and zero point 0 (:meth:`qdq_convs`). Both are the identity on the values the graph
+            holds (0/1 spikes, int8 weights), so every result is unchanged; traced to ONNX they become
+            QuantizeLinear/DequantizeLinear pairs, which OpenVINO runs as int8 (VNNI) convolutions.
     """
 
-    def __init__(self, graph: Graph, dtype: torch.dtype = torch.float32) -> None:
+    def __init__(self, graph: Graph, dtype: torch.dtype = torch.float32, *, qdq: bool = False) -> None:
         super().__init__()
         graph.check()
         self.graph = graph
+        self.qdq = bool(qdq)
         self._order = graph.order()
         self._buffers_of: dict[str, dict[str, str]] = {}
         for i, (name, node) in enumerate(graph.nodes.items()):
@@ -70,6 +76,9 @@ class GraphModule(nn.Module):
         for i, (name, node) in enumerate(graph.nodes.items()):
             if node.op == "resize":
                 self._nearest[name] = self._nearest_plan(i, graph[node.inputs[0]].shape[1:], node.shape[1:])
+        self._qdq_convs = _spike_fed_convs(graph) if self.qdq else set()
+        #: the values those convolutions read (Q/DQ placed right before them, whatever spells a resize)
+        self._qdq_inputs = {graph.nodes[n].inputs[0] for n in self._qdq_convs}
 
     # ------------------------------------------------------------------ names and state
     @property
@@ -101,6 +110,10 @@ class GraphModule(nn.Module):
             else:
                 layout += [(name, s) for s in _neuron_fields(node.params)]
         return layout
+
+    def qdq_convs(self) -> list[str]:
+        """The integer convolution nodes traced as integer (QDQ) convolutions (empty unless ``qdq``), graph order."""
+        return [n for n in self.graph.nodes if n in self._qdq_convs]
 
     def state_names(self) -> list[str]:
         """Name of every tensor of the flat state, in order: ``<node>.<field>`` of :meth:`state_layout`."""
@@ -175,6 +188,11 @@ class GraphModule(nn.Module):
         value: Tensor = getattr(self, self._buffers_of[name][key])
         return value
 
+    def _weight(self, name: str) -> Tensor:
+        """A synaptic node's weight; int8 Q/DQ (the identity on its int8 values) for a :meth:`qdq_convs` node."""
+        w = self._param(name, "weight")
+        return _fake_quant(w, -128, 127) if name in self._qdq_convs else w
+
     def _evaluate(self, inputs: dict[str, Tensor], state: FlatState | None) -> tuple[dict[str, Tensor], FlatState]:
         graph = self.graph
         states = self.split_state(tuple(state)) if state is not None else None
@@ -197,6 +215,8 @@ class GraphModule(nn.Module):
                 continue
             if node.op == "concat":
                 values[name] = torch.cat([values[s] for s in node.inputs], dim=1)
+                if name in self._qdq_inputs:
+                    values[name] = _fake_quant(values[name], 0, 255)
                 continue
             x = values[node.inputs[0]]
             for src in node.inputs[1:]:
@@ -216,6 +236,8 @@ class GraphModule(nn.Module):
                 out = self._apply_op(name, node.op, node.params, x)
                 # integer graph (snnc.quant): synaptic sums rounded, exact for any conv algorithm
                 values[name] = torch.round(out) if node.params.get("integer") else out
+            if name in self._qdq_inputs:  # spikes read by integer convolutions: uint8 Q/DQ (identity on 0/1)
+                values[name] = _fake_quant(values[name], 0, 255)
         for name in self._stateful:  # delays take this step's input sums last
             node = graph.nodes[name]
             if node.op == "delay":
@@ -279,7 +301,7 @@ class GraphModule(nn.Module):
         if op in ("output", "sum"):
             return x
         if op == "conv":
-            w = self._param(name, "weight")
+            w = self._weight(name)
             b = self._param(name, "bias") if "bias" in self._buffers_of[name] else None
             if _narrow_3d(w, p):  # e.g. the stereo cost layer 24 -> 1: a GEMM over the taps, then shifted sums
                 from snnc.models.stereo import narrow_conv3d
@@ -315,10 +337,32 @@ class GraphModule(nn.Module):
 
             half = x.shape[0] // 2
             b = self._param(name, "bias") if "bias" in self._buffers_of[name] else None
-            return cost_conv(x[:half], x[half:], self._param(name, "weight"), b, int(p["disparities"]))
+            return cost_conv(x[:half], x[half:], self._weight(name), b, int(p["disparities"]))
         if op == "select":
             return x[:, int(p["index"])]
         raise SnncError(f"graph node {name!r}: cannot execute operation {op!r}")
+
+
+def _fake_quant(x: Tensor, lo: int, hi: int) -> Tensor:
+    """``fake_quantize_per_tensor_affine`` at scale 1, zero point 0 over ``[lo, hi]``: the identity on integers
+    in range; traced to ONNX as QuantizeLinear -> DequantizeLinear (uint8 for ``lo = 0``, else int8)."""
+    return torch.fake_quantize_per_tensor_affine(x, 1.0, 0, lo, hi)
+
+
+def _spike_fed_convs(graph: Graph) -> set[str]:
+    """The integer convolutions (``conv`` / ``cost_conv`` with ``integer``: int8 weights, rounded output) whose
+    one input is spikes: the 0/1 outputs of integer neurons, their nearest resamplings and concatenations.
+    Other integer inputs (the first layer's signed ``x_int``, sum pools) keep float convolutions."""
+    spikes: set[str] = set()
+    convs: set[str] = set()
+    for name in graph.order():
+        node = graph.nodes[name]
+        fed = bool(node.inputs) and all(s in spikes for s in node.inputs)
+        if (node.op == "neuron" and "int" in node.params) or (node.op in ("resize", "concat") and fed):
+            spikes.add(name)
+        elif node.op in ("conv", "cost_conv") and node.params.get("integer") and fed and len(node.inputs) == 1:
+            convs.add(name)
+    return convs
 
 
 def _narrow_3d(w: Tensor, p: dict[str, Any]) -> bool:

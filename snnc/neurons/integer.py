@@ -20,11 +20,11 @@ every bit width is ``docs/INT8.md``.
 **Exact in float32.** Every tensor here holds integers below ``2**24`` in
 magnitude, so float32 stores them exactly; the one product that can leave
 that range, ``v * (4096 - dv)`` (up to ``2**35``), is split as
-``v = 4096 h + l`` (``h = trunc(v / 4096)``, ``|l| < 4096``)::
+``|v| = 4096 h + l`` (``h = floor(|v| / 4096)``, ``0 <= l < 4096``)::
 
-    trunc(v k / 4096) = h k + trunc(l k / 4096)          (h k and l k both below 2**24)
+    trunc(v k / 4096) = sign(v) (h k + floor(l k / 4096))     (h k and l k both below 2**24)
 
-which holds because ``h`` and ``l`` have the same sign. So torch, onnxruntime
+(the sign put back with a select). So torch, onnxruntime
 and any float32 backend compute this step bit for bit like Lava's int64 code,
 with no float64 and no integer tensor types.
 """
@@ -147,20 +147,21 @@ def int_init_state(spec: IntNeuron, like: Tensor) -> tuple[Tensor, ...]:
     return tuple(torch.zeros_like(like) for _ in INT_STATE_FIELDS[spec.type])
 
 
-def _trunc(x: Tensor) -> Tensor:
-    # sign * floor(|x|): rounds toward zero with ops every ONNX opset has (Trunc is not one)
-    return torch.sign(x) * torch.floor(torch.abs(x))
-
-
 def exact_decay(v: Tensor, keep: int) -> Tensor:
-    """``trunc(v * keep / 4096)`` for integer-valued ``|v| <= V_MAX``, exact in float32 (module docstring)."""
+    """``trunc(v * keep / 4096)`` for integer-valued ``|v| <= V_MAX``, exact in float32 (module docstring).
+
+    Formed on the magnitude, ``|v| = 4096 h + l``: ``floor(|v| keep / 4096) = h keep + floor(l keep / 4096)``,
+    then the sign of ``v`` put back with a select (every product and scaling by a power of two here is
+    exact in float32; no Sign op, which OpenVINO's CPU plugin runs as a slow reference kernel).
+    """
     if keep == DECAY_UNITY:
         return v
     if keep == 0:
         return torch.zeros_like(v)
-    h = _trunc(v / DECAY_UNITY)
-    low = v - h * DECAY_UNITY
-    return h * keep + _trunc(low * (keep / DECAY_UNITY))
+    a = torch.abs(v)
+    h = torch.floor(a * (1.0 / DECAY_UNITY))
+    m = h * keep + torch.floor((a - h * DECAY_UNITY) * (keep / DECAY_UNITY))
+    return torch.where(v < 0, -m, m)
 
 
 def int_neuron_step(spec: IntNeuron, a: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]]:

@@ -106,7 +106,8 @@ def make_precision_backend(
     name: str, net: Any, device: torch.device, fields: QuantFields | None, options: dict[str, Any]
 ) -> Backend:
     """The backend ``name`` at the stream's precision: fp32 (``fields`` None) as :func:`snnc.runtime.make_backend`,
-    int8 on torch, onnx (this module) or lava (:class:`snnc.runtime.lava_backend.LavaBackend` with ``fields``).
+    int8 on torch, onnx (this module), openvino (:class:`snnc.runtime.openvino_backend.Int8OpenVinoBackend`)
+    or lava (:class:`snnc.runtime.lava_backend.LavaBackend` with ``fields``).
 
     Raises:
         SnncError: int8 with another backend, or with --dtype / --cuda-graph.
@@ -123,6 +124,10 @@ def make_precision_backend(
         return Int8TorchBackend(net.model, device, fields=fields)
     if name == "onnx":
         return Int8OnnxBackend(net.model, device, fields=fields, threads=threads)
+    if name == "openvino":  # the same integer graph, its spike-fed convolutions as OpenVINO int8 convolutions
+        from snnc.runtime.openvino_backend import Int8OpenVinoBackend
+
+        return Int8OpenVinoBackend(net.model, device, fields=fields, threads=threads)
     if name == "lava":
         return make_backend("lava", net, device, fields=fields, threads=threads)
-    raise SnncError(f"--precision int8 runs on --backend torch, onnx or lava (not {name})")
+    raise SnncError(f"--precision int8 runs on --backend torch, onnx, openvino or lava (not {name})")

@@ -17,6 +17,15 @@ copied: two infer requests alternate, each reading its state inputs from the
 other's state output tensors (set once with ``set_tensor``), so a frame's
 state outputs are the next frame's inputs in place.
 
+**int8** (``--precision int8``, :class:`Int8OpenVinoBackend`): the integer graph of the int8 onnx
+backend, written by the same writer with ``qdq=True``: every convolution whose input is spikes
+reads them through QuantizeLinear/DequantizeLinear (uint8, scale 1, zero point 0) and its int8
+weights through DequantizeLinear (int8, scale 1), which OpenVINO's low-precision transformations
+turn into int8 (VNNI) convolutions accumulating in int32. That is exact: spikes are 0/1, weights
+int8, and every partial sum is bounded by the layer's worst-case synaptic input, which the export
+refuses above ``2**17 - 1`` (``docs/INT8.md``), so the int32 sums and their float32 conversion
+are the integers every other backend computes.
+
 OpenVINO is an optional package (``pip install -c constraints.txt
 'snnc[openvino]'``; ``tools/install.sh`` installs it): without it the backend
 refuses in one line.
@@ -36,9 +45,10 @@ from torch import Tensor
 
 from snnc.errors import SnncError
 from snnc.models.base import SpikingNet
+from snnc.runtime.int8_backend import Int8OnnxBackend
 from snnc.runtime.onnx_backend import OnnxBackend
 
-__all__ = ["OpenVinoBackend", "openvino_config", "require_openvino"]
+__all__ = ["Int8OpenVinoBackend", "OpenVinoBackend", "openvino_config", "require_openvino"]
 
 #: The pip requirement named when OpenVINO is missing (the extra that installs the pinned release).
 INSTALL_HINT = "pip install -c constraints.txt 'snnc[openvino]' (tools/install.sh installs it)"
@@ -97,6 +107,8 @@ class OpenVinoBackend(OnnxBackend):
     """
 
     name = "openvino"
+    #: write the spike-fed integer convolutions as Q/DQ integer convolutions (int8 graphs; ``export_stream(qdq=)``)
+    qdq = False
 
     def __init__(
         self, model: SpikingNet, device: torch.device, *, threads: int = 0, onnx_path: Path | None = None
@@ -114,6 +126,8 @@ class OpenVinoBackend(OnnxBackend):
         self._state_out: list[str] = []
         #: state names (the file's ``snnc.state_names``): entry k names ``state_in_k`` / ``state_out_k``
         self.state_names: list[str] = []
+        #: the convolutions written as integer (Q/DQ) convolutions (the file's ``snnc.qdq_convs``)
+        self.qdq_convs: list[str] = []
 
     def _export(self, shape: tuple[int, ...], taps: list[str]) -> None:
         from snnc.export.onnx_writer import check_format, export_stream
@@ -122,9 +136,10 @@ class OpenVinoBackend(OnnxBackend):
             self._tmp = tempfile.mkdtemp(prefix="snnc-stream-openvino-")
             self._path = Path(self._tmp) / "stream.onnx"
         start = time.perf_counter()
-        info = export_stream(self.model, shape, self._path, taps=taps, graph=self._graph)
+        info = export_stream(self.model, shape, self._path, taps=taps, graph=self._graph, qdq=self.qdq)
         meta = _file_metadata(self._path)
         check_format(meta, self._path)
+        self.qdq_convs = list(json.loads(meta.get("snnc.qdq_convs", "[]")))
         core = self._ov.Core()
         try:
             compiled = core.compile_model(core.read_model(str(self._path)), "CPU", openvino_config(self._threads))
@@ -185,10 +200,12 @@ class OpenVinoBackend(OnnxBackend):
     def placement(self) -> list[dict[str, Any]]:
         """The whole network as one OpenVINO-compiled ONNX graph."""
         threads = self._threads or "default"
+        version = self._ov.__version__.split("-")[0]
+        precision = f"int8, {len(self.qdq_convs)} int8 convolutions" if self.qdq else "fp32"
         return [
             {
                 "part": "network",
-                "runs_on": f"OpenVINO {self._ov.__version__.split('-')[0]} (CPU plugin, fp32, threads {threads})",
+                "runs_on": f"OpenVINO {version} (CPU plugin, {precision}, threads {threads})",
                 "detail": f"one-step graph {self._path.name if self._path else '(not exported yet)'}, "
                 f"{len(self._state_in) if self._session is not None else '?'} state tensors fed back",
             }
@@ -198,3 +215,22 @@ class OpenVinoBackend(OnnxBackend):
         """Drop the compiled model and the temporary folder."""
         self._requests = []
         super().close()
+
+
+class Int8OpenVinoBackend(Int8OnnxBackend, OpenVinoBackend):
+    """The integer graph (``--precision int8``) in OpenVINO, its spike-fed convolutions in int8 (module docstring).
+
+    :class:`~snnc.runtime.int8_backend.Int8OnnxBackend`'s integer graph, host input quantisation and head,
+    :class:`OpenVinoBackend`'s runtime (ping-pong state, energy from the step outputs), the file written
+    with ``qdq=True``. Same integers as ``--backend torch|onnx --precision int8``, bit for bit.
+
+    Args:
+        model: the folded reference network.
+        device: must be ``cpu``.
+        fields: the network's int8 fields (:class:`snnc.quant.QuantFields`).
+        threads: OpenVINO ``INFERENCE_NUM_THREADS`` (0: its default).
+        onnx_path: where to write the graph (default: a temporary folder removed on :meth:`close`).
+    """
+
+    name = "openvino"
+    qdq = True
