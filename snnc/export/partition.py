@@ -64,6 +64,7 @@ __all__ = [
     "split_graph",
     "partition_paths",
     "write_partition",
+    "write_rest_piece",
     "check_partition_set",
     "PartitionedNet",
 ]
@@ -190,6 +191,49 @@ def write_partition(
     return doc
 
 
+def write_rest_piece(
+    graph: Graph,
+    split: tuple[Graph, Graph | None, list[str], str | None],
+    path: Path,
+    name: str,
+    opset: int = 17,
+    taps: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Write the rest of ``split`` (:func:`split_graph` of ``graph``) to ``path`` as a one-step ONNX graph;
+    returns its manifest piece (``name`` is the file name it records). ``taps``: nodes output as
+    ``tap.<node>`` (those not in the rest are dropped). An integer graph's rest is its integer graph."""
+    from snnc.export.onnx_writer import export_graph_stream
+    from snnc.export.runtime import GraphModule
+
+    front, rest, cuts, blocker = split
+    assert rest is not None and blocker is not None
+    rest_taps = [t for t in dict.fromkeys(taps) if t in rest.nodes and t not in rest.outputs]
+    info = export_graph_stream(
+        GraphModule(rest),
+        _example_inputs(graph, front, cuts),
+        path,
+        opset,
+        meta={"snnc.family": str(graph.meta.get("family")), "snnc.piece": "rest"},
+        taps=rest_taps,
+    )
+    n_state = len(info["state_names"])
+    return {
+        "name": "rest",
+        "format": "onnx",
+        "file": name,
+        "opset": opset,
+        "inputs": list(cuts),
+        "outputs": rest.outputs,
+        "state_inputs": [f"state_in_{k}" for k in range(n_state)],
+        "state_outputs": [f"state_out_{k}" for k in range(n_state)],
+        "state_names": info["state_names"],
+        "state_layout": [list(e) for e in info["state_layout"]],
+        "taps": rest_taps,
+        "nodes": len(rest),
+        "reason": f"{blocker}: {nir_blocker(graph, blocker)} has no NIR node type",
+    }
+
+
 def _write_pieces(
     graph: Graph,
     split: tuple[Graph, Graph | None, list[str], str | None],
@@ -201,10 +245,8 @@ def _write_pieces(
 ) -> dict[str, Any]:
     """Write the front (and rest) to ``paths``; the manifest dict naming them ``names``."""
     from snnc.export.nir_writer import write_nir
-    from snnc.export.onnx_writer import export_graph_stream
-    from snnc.export.runtime import GraphModule
 
-    front, rest, cuts, blocker = split
+    front, rest, cuts, _ = split
     write_nir(front, paths[0], dt)
     meta = graph.meta
     pieces: list[dict[str, Any]] = [
@@ -219,35 +261,7 @@ def _write_pieces(
     ]
     connections = []
     if rest is not None:
-        assert blocker is not None
-        example = _example_inputs(graph, front, cuts)
-        rest_taps = [t for t in dict.fromkeys(taps) if t in rest.nodes and t not in rest.outputs]
-        info = export_graph_stream(
-            GraphModule(rest),
-            example,
-            paths[1],
-            opset,
-            meta={"snnc.family": str(meta.get("family")), "snnc.piece": "rest"},
-            taps=rest_taps,
-        )
-        n_state = len(info["state_names"])
-        pieces.append(
-            {
-                "name": "rest",
-                "format": "onnx",
-                "file": names[1],
-                "opset": opset,
-                "inputs": list(cuts),
-                "outputs": rest.outputs,
-                "state_inputs": [f"state_in_{k}" for k in range(n_state)],
-                "state_outputs": [f"state_out_{k}" for k in range(n_state)],
-                "state_names": info["state_names"],
-                "state_layout": [list(e) for e in info["state_layout"]],
-                "taps": rest_taps,
-                "nodes": len(rest),
-                "reason": f"{blocker}: {nir_blocker(graph, blocker)} has no NIR node type",
-            }
-        )
+        pieces.append(write_rest_piece(graph, split, paths[1], names[1], opset, taps))
         connections = [{"from": f"front:out.{c}", "to": f"rest:{c}"} for c in cuts]
     return {
         "format": PARTITION_FORMAT,
@@ -316,20 +330,37 @@ class PartitionedNet:
             raise SnncError(f"not an snnc partition manifest (format {fmt!r})", manifest)
         check_partition_set(manifest, self.doc)
         pieces = {p["name"]: p for p in self.doc["pieces"]}
-        self.front = import_nir(manifest.with_name(pieces["front"]["file"]))
+        rest = pieces.get("rest")
+        self._open(
+            import_nir(manifest.with_name(pieces["front"]["file"])),
+            None if rest is None else (manifest.with_name(rest["file"]), rest),
+            str(self.doc.get("family", "")),
+            threads,
+        )
+
+    @classmethod
+    def of_pieces(
+        cls, front: Any, rest: tuple[Path, dict[str, Any]] | None, family: str, threads: int = 1
+    ) -> PartitionedNet:
+        """The same runner over pieces given directly: ``front`` a :class:`~snnc.export.runtime.GraphModule`
+        (e.g. an integer graph's front, which a NIR file cannot carry bit-exactly), ``rest`` the
+        ``(ONNX file, manifest piece)`` of :func:`write_rest_piece` or None."""
+        net = cls.__new__(cls)
+        net.doc = {}
+        net._open(front, rest, family, threads)
+        return net
+
+    def _open(self, front: Any, rest: tuple[Path, dict[str, Any]] | None, family: str, threads: int) -> None:
+        self.front = front
         self.rest = None
-        if "rest" in pieces:
+        if rest is not None:
             import onnxruntime as ort
 
             from snnc.export.ort_options import session_options
 
-            self.rest_piece = pieces["rest"]
-            self.rest = ort.InferenceSession(
-                str(manifest.with_name(self.rest_piece["file"])),
-                session_options(threads),
-                providers=["CPUExecutionProvider"],
-            )
-        self.family = str(self.doc.get("family", ""))
+            self.rest_piece = rest[1]
+            self.rest = ort.InferenceSession(str(rest[0]), session_options(threads), providers=["CPUExecutionProvider"])
+        self.family = family
 
     def init_state(self, x_t: Tensor) -> tuple[tuple[Tensor, ...], list[NDArray[Any]]]:
         """``(front state, rest state)`` at rest for one step's input ``x_t``."""

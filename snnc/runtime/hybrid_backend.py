@@ -23,6 +23,19 @@ per part (:meth:`HybridBackend.energy_parts`) groups those layers by the piece
 their graph nodes (``params["layer"]``) lie in: ACs/MACs by the papers' rule,
 plus the energy the host would spend if it ran its part densely (every dense
 op a MAC, which is what a CPU/GPU does with spikes).
+
+**int8** (``fields``, ``--precision int8``, ``docs/INT8.md``): the same cut of the
+**integer graph** (:func:`snnc.quant.int8_graph`, split by :func:`snnc.export.partition.split_graph`).
+The front runs as the integer graph's front piece in snnc's integer graph runtime
+(:class:`snnc.export.runtime.GraphModule`: Loihi's bit-accurate LIF, the integers Lava
+computes; a NIR file carries only the float relaxation, exact for two steps after a
+reset, so it is not what runs), the rest as the integer rest graph's one-step ONNX file
+in onnxruntime (:func:`snnc.export.partition.write_rest_piece`), both driven by the one
+:class:`~snnc.export.partition.PartitionedNet`. The input is quantised and the
+integer cost resampled by the host head (:func:`snnc.quant.apply_head`) as on every
+int8 backend, so the disparities equal the torch, onnx and lava int8 backends' bit for
+bit. Energy is counted from the integer graph's own values, priced by the stream's
+costs (``45nm-int8``).
 """
 
 from __future__ import annotations
@@ -40,6 +53,7 @@ from snnc.energy.meter import ActivityMeter
 from snnc.energy.report import EnergyReport, LayerEnergy
 from snnc.errors import SnncError
 from snnc.models.base import SpikingNet
+from snnc.quant import QuantFields, apply_head, int8_graph, quantize_input
 from snnc.runtime.base import Backend, energy_by_part
 
 __all__ = ["HybridBackend", "layer_node"]
@@ -60,13 +74,22 @@ class HybridBackend(Backend):
         model: the folded network.
         device: must be CPU (the partition runner uses CPU torch and onnxruntime's CPU provider).
         threads: onnxruntime intra-op threads for the rest (0: 1 thread, the runner's default).
-        manifest: keep the partition files here instead of a temporary folder.
+        manifest: keep the partition files here instead of a temporary folder (int8: only the
+            rest's ONNX file, ``<stem>.rest.onnx``, is written beside it).
+        fields: the int8 network's :class:`snnc.quant.QuantFields`: run the integer graph's
+            pieces (module docstring); None: the fp32 partition.
     """
 
     name = "hybrid"
 
     def __init__(
-        self, model: SpikingNet, device: torch.device, *, threads: int = 0, manifest: Path | None = None
+        self,
+        model: SpikingNet,
+        device: torch.device,
+        *,
+        threads: int = 0,
+        manifest: Path | None = None,
+        fields: QuantFields | None = None,
     ) -> None:
         if torch.device(device).type != "cpu":
             raise SnncError(
@@ -74,6 +97,7 @@ class HybridBackend(Backend):
                 "the CPU; use --device cpu (or --backend torch/onnx for CUDA)"
             )
         self.model = model
+        self.fields = fields
         self.device = torch.device("cpu")
         self._threads = threads or 1
         self._tmp: str | None = None
@@ -108,8 +132,9 @@ class HybridBackend(Backend):
         from snnc.export.lower import graph_inputs
         from snnc.export.runtime import GraphModule
 
-        graph = lower(self.model, shape)
-        front, rest, _, _ = split_graph(graph)
+        graph = lower(self.model, shape) if self.fields is None else int8_graph(self.model, shape, self.fields)
+        split = split_graph(graph)
+        front, rest, _, _ = split
         self.front_nodes = set(front.nodes)
         self._layer_part = {  # a layer is in the front when any of its graph nodes is
             layer: "front" if any(n in self.front_nodes for n in nodes) else "rest"
@@ -123,11 +148,43 @@ class HybridBackend(Backend):
                 rest_layout = GraphModule(rest).state_layout()
                 needed = self._plan.taps(rest_layout, neurons=self._meter.neurons)
                 taps = [t for t in needed if t not in self.front_nodes]
-        self.doc = write_partition(graph, self._manifest, taps=taps)
-        self._net = PartitionedNet(self._manifest, threads=self._threads)
+        if self.fields is None:
+            self.doc = write_partition(graph, self._manifest, taps=taps)
+            self._net = PartitionedNet(self._manifest, threads=self._threads)
+        else:
+            self._int8_meta = dict(graph.meta["int8"])
+            self.doc, self._net = self._int8_pieces(graph, split, taps)
         self._shape = shape
         self._built_neurons = None if self._meter is None else self._meter.neurons
         self.export_s = time.perf_counter() - start
+
+    def _int8_pieces(self, graph: Any, split: Any, taps: list[str]) -> tuple[dict[str, Any], Any]:
+        """The integer graph's pieces: the front as a GraphModule, the rest written to ONNX (module docstring)."""
+        from snnc.export.partition import PartitionedNet, partition_paths, write_rest_piece
+        from snnc.export.runtime import GraphModule
+
+        assert self._manifest is not None  # set by _build
+        front, rest, cuts, _ = split
+        pieces: list[dict[str, Any]] = [{"name": "front", "format": "integer graph", "nodes": len(front)}]
+        rest_file = None
+        if rest is not None:
+            path = partition_paths(self._manifest)[1]
+            pieces.append(write_rest_piece(graph, split, path, path.name, taps=taps))
+            rest_file = (path, pieces[-1])
+        doc = {"precision": "int8", "pieces": pieces, "cuts": list(cuts)}
+        net = PartitionedNet.of_pieces(
+            GraphModule(front).eval(), rest_file, str(graph.meta["family"]), threads=self._threads
+        )
+        return doc, net
+
+    def _input(self, x: Tensor) -> Tensor:
+        """The network's input: the frame (fp32), or its integer form (int8; SBT frames are unchanged)."""
+        x = x.cpu()
+        return x if self.fields is None else quantize_input(x.float(), self.fields)
+
+    def _output(self, y: Tensor) -> Tensor:
+        """The cost: the network's output (fp32), or the integer output through the host head (int8)."""
+        return y if self.fields is None else apply_head(self._int8_meta, y)
 
     def reset(self, x0: Tensor) -> None:
         """Build the partition for ``x0``'s shape (once) and put both pieces at rest."""
@@ -138,18 +195,19 @@ class HybridBackend(Backend):
             self._build(shape, x0)
         if self._meter is not None and self._plan is not None:
             self._meter.bind(self._plan.specs(), self._plan.neurons, batch=shape[0])
-        self._state = self._net.init_state(x0)
+        self._state = self._net.init_state(self._input(x0))
 
     def step(self, x: Tensor) -> Tensor:
         """Front, then rest; returns the cost."""
         meter = self._meter
+        x = self._input(x)
         if meter is None or self._plan is None:
-            y, self._state = self._net.step(x.cpu(), self._state)
-            return y
-        y, self._state, values = self._net.step_values(x.cpu(), self._state)
+            y, self._state = self._net.step(x, self._state)
+            return self._output(y)
+        y, self._state, values = self._net.step_values(x, self._state)
         inputs = self._plan.measure(values, events=meter.events)
         meter.record(inputs, self._plan.measure_neurons(values) if meter.neurons else None)
-        return y
+        return self._output(y)
 
     def part_of(self, layer: LayerEnergy) -> str:
         """``front`` or ``rest`` for a counted layer: where its graph nodes (``params["layer"]``) lie."""
@@ -161,12 +219,16 @@ class HybridBackend(Backend):
     def placement(self) -> list[dict[str, Any]]:
         """Front on the (simulated) neuromorphic target, rest on the host."""
         pieces = self._pieces()
+        int8 = self.fields is not None
         out = []
         if "front" in pieces:
             out.append(
                 {
                     "part": "front",
-                    "runs_on": "neuromorphic target (NIR graph; simulated by snnc's NIR runtime on CPU)",
+                    "runs_on": "neuromorphic target (integer graph, Loihi bit-accurate LIF; simulated by snnc's "
+                    "integer graph runtime on CPU)"
+                    if int8
+                    else "neuromorphic target (NIR graph; simulated by snnc's NIR runtime on CPU)",
                     "nodes": pieces["front"]["nodes"],
                 }
             )
@@ -174,7 +236,9 @@ class HybridBackend(Backend):
             out.append(
                 {
                     "part": "rest",
-                    "runs_on": "host CPU (onnxruntime)",
+                    "runs_on": "host CPU (onnxruntime, integer graph) + float head"
+                    if int8
+                    else "host CPU (onnxruntime)",
                     "nodes": pieces["rest"]["nodes"],
                     "cut_after": pieces["rest"]["reason"],
                 }

@@ -106,8 +106,9 @@ def make_precision_backend(
     name: str, net: Any, device: torch.device, fields: QuantFields | None, options: dict[str, Any]
 ) -> Backend:
     """The backend ``name`` at the stream's precision: fp32 (``fields`` None) as :func:`snnc.runtime.make_backend`,
-    int8 on torch, onnx (this module), openvino (:class:`snnc.runtime.openvino_backend.Int8OpenVinoBackend`)
-    or lava (:class:`snnc.runtime.lava_backend.LavaBackend` with ``fields``).
+    int8 on torch, onnx (this module), openvino (:class:`snnc.runtime.openvino_backend.Int8OpenVinoBackend`),
+    lava or hybrid (:class:`snnc.runtime.lava_backend.LavaBackend`, :class:`snnc.runtime.hybrid_backend.HybridBackend`
+    with ``fields``).
 
     Raises:
         SnncError: int8 with another backend, or with --dtype / --cuda-graph.
@@ -130,4 +131,6 @@ def make_precision_backend(
         return Int8OpenVinoBackend(net.model, device, fields=fields, threads=threads)
     if name == "lava":
         return make_backend("lava", net, device, fields=fields, threads=threads)
-    raise SnncError(f"--precision int8 runs on --backend torch, onnx, openvino or lava (not {name})")
+    if name == "hybrid":  # the integer graph's front (integer runtime) and rest (onnxruntime)
+        return make_backend("hybrid", net, device, fields=fields, threads=threads)
+    raise SnncError(f"--precision int8 runs on --backend torch, onnx, openvino, lava or hybrid (not {name})")
