@@ -215,3 +215,46 @@ def test_stream_int8_identical_on_torch_onnx_lava_hybrid(tmp_path):
     assert hyb["check"]["pixels_differing"] == 0 and hyb["energy_costs"] == "45nm-int8"
     assert hyb["energy_count"] == "step outputs"
     assert [p["part"] for p in hyb["energy_parts"]] == ["front", "rest"]
+
+
+def test_check_against_keeps_the_stream_backends_meter_and_energy_parts():
+    """--check-against wraps the stream backend: its own meter and energy per part must still reach the engine
+    and the summary (they vanished: the wrapper had neither), and the reference is not counted."""
+    from snnc.energy.meter import ActivityMeter
+    from snnc.runtime.base import Backend
+    from snnc.runtime.check import CheckedBackend
+
+    class Plain(Backend):
+        name = "plain"
+
+        def reset(self, x0):
+            pass
+
+        def step(self, x):
+            return x
+
+        def placement(self):
+            return []
+
+    class Parted(Plain):
+        name = "parted"
+
+        def activity_meter(self, *, costs, count, energy_model):
+            self.meter = ActivityMeter(costs=costs, count=count, energy_model=energy_model)
+            return self.meter
+
+        def energy_parts(self, report):
+            return [{"part": "front", "report": report}]
+
+        def part_of(self, layer):
+            return "front"
+
+    costs = resolve_costs("45nm-int8")
+    primary, reference = Parted(), Plain()
+    checked = CheckedBackend(primary, reference)
+    meter = checked.activity_meter(costs=costs, count="rate", energy_model="paper")
+    assert meter is primary.meter and meter.costs is costs
+    assert checked.energy_parts("R") == [{"part": "front", "report": "R"}] and checked.part_of(None) == "front"
+    plain = CheckedBackend(Plain(), Parted())
+    assert plain.activity_meter(costs=costs, count="rate", energy_model="paper") is None
+    assert getattr(plain, "energy_parts", None) is None and not hasattr(plain, "part_of")

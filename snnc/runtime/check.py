@@ -7,7 +7,9 @@ reference's cost for each answered frame goes through the engine's own estimator
 and :class:`Agreement` counts the pixels whose disparity differs (bit for bit,
 and by more than 0.5 px) and the metrics of both against the ground truth, so
 the report gives the 1PA difference. The reference's time counts in the
-stream's inference time.
+stream's inference time. Energy is the stream backend's alone: its own meter
+(:meth:`CheckedBackend.activity_meter`) and, for a partitioned backend (hybrid,
+lava), its energy per part (``energy_parts`` / ``part_of``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from torch import Tensor
 
 from snnc.data import layout
 from snnc.data.metrics import MetricAccumulator
+from snnc.energy.costs import EnergyCosts
+from snnc.energy.meter import ActivityMeter
 from snnc.errors import SnncError
 from snnc.models.stereo import estimate_disparity
 from snnc.runtime.base import Backend
@@ -65,6 +69,16 @@ class CheckedBackend(Backend):
         self._answered.extend(self._waiting)
         self._waiting.clear()
         return rest
+
+    def activity_meter(self, *, costs: EnergyCosts, count: str, energy_model: str) -> ActivityMeter | None:
+        """The stream backend's own meter (the reference's ops are not counted)."""
+        return self.primary.activity_meter(costs=costs, count=count, energy_model=energy_model)
+
+    def __getattr__(self, name: str) -> Any:
+        """A partitioned stream backend's ``energy_parts`` / ``part_of`` (AttributeError when it has none)."""
+        if name in ("energy_parts", "part_of") and "primary" in self.__dict__:
+            return getattr(self.__dict__["primary"], name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def take_reference(self) -> Tensor:
         """The reference cost of the oldest frame the stream backend has answered."""
