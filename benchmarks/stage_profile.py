@@ -5,7 +5,9 @@ exclusive times (a stage's time excludes the stages it calls); everything is syn
 on the CPU. onnxruntime: its own node profile (``enable_profiling``), grouped by operator
 type: ``Conv`` split into 3-D and 2-D by the input's rank, element-wise operators (the LIF
 updates), data movement (``Concat``/``Slice``/``Pad``/...: volume assembly), ``Gather``/
-``Expand`` (nearest resize as the export spells it), ``MatMul`` (the cost layer's tap GEMM).
+``Expand`` and the 0/1-selection ``MatMul`` nodes (nearest resize as the export spells it:
+:func:`selection_matmuls`), the other ``MatMul`` (the cost layer's tap GEMM). The trilinear
+``Resize`` (the cost's up-sampling to full resolution) is ``other``, as in torch.
 """
 
 from __future__ import annotations
@@ -122,9 +124,29 @@ ORT_GROUPS = {
         "Max",
     },
     "cost volume + stem0 conv": {"Concat", "Slice", "Pad", "Unsqueeze", "Squeeze", "Transpose", "Reshape", "Identity"},
-    "resize": {"Gather", "Expand", "Resize", "Tile"},
+    "resize": {"Gather", "Expand", "Tile"},
     "cost layer 24->1": {"MatMul", "FusedMatMul", "Gemm"},
 }
+
+
+def selection_matmuls(onnx_path: Path) -> set[str]:
+    """Names of the ``MatMul`` nodes whose second input is a 0/1 matrix with one 1 per column: the nearest
+    resize's innermost axis as ``GraphModule`` spells it (``snnc.export.runtime``), not a synaptic product."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(onnx_path)).graph
+    inits = {t.name: t for t in graph.initializer}
+    inits.update(
+        {n.output[0]: a.t for n in graph.node if n.op_type == "Constant" for a in n.attribute if a.name == "value"}
+    )
+    found = set()
+    for node in graph.node:
+        if node.op_type == "MatMul" and len(node.input) == 2 and node.input[1] in inits:
+            m = numpy_helper.to_array(inits[node.input[1]])
+            if m.ndim == 2 and np.isin(m, (0.0, 1.0)).all() and (m.sum(axis=0) == 1).all():
+                found.add(node.name)
+    return found
 
 
 def ort_stage_shares(onnx_path: Path, threads: int, steps: int = 3) -> dict[str, float]:
@@ -148,6 +170,7 @@ def ort_stage_shares(onnx_path: Path, threads: int, steps: int = 3) -> dict[str,
         out = sess.run(None, {inputs[0].name: x, **{i.name: s for i, s in zip(inputs[1:], state, strict=True)}})
         state = out[1:]
     events = json.loads(Path(sess.end_profiling()).read_text())
+    selects = selection_matmuls(onnx_path)
     per: dict[str, float] = defaultdict(float)
     for e in events:
         if e.get("cat") != "Node" or not str(e.get("name", "")).endswith("_kernel_time"):
@@ -158,6 +181,8 @@ def ort_stage_shares(onnx_path: Path, threads: int, steps: int = 3) -> dict[str,
             shape = args.get("input_type_shape", [{}])[0]
             rank = len(next(iter(shape.values()))) if shape else 0
             group = "conv3d" if rank == 5 else "conv2d"
+        elif op == "MatMul" and str(e["name"])[: -len("_kernel_time")] in selects:
+            group = "resize"
         else:
             group = next((g for g, ops in ORT_GROUPS.items() if op in ops), "other")
         per[group] += float(e.get("dur", 0.0))

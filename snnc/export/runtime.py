@@ -72,10 +72,12 @@ class GraphModule(nn.Module):
             self._buffers_of[name] = names
         self._stateful = [n for n, node in graph.nodes.items() if node.op in ("neuron", "delay")]
         self._shape_cache: dict[tuple[Any, ...], FlatState] = {}
-        self._nearest: dict[str, list[tuple[str, Any]]] = {}
+        self._nearest: dict[str, list[tuple[int, str, Any]]] = {}
         for i, (name, node) in enumerate(graph.nodes.items()):
             if node.op == "resize":
-                self._nearest[name] = self._nearest_plan(i, graph[node.inputs[0]].shape[1:], node.shape[1:])
+                src = graph[node.inputs[0]].shape[1:]
+                self._nearest[name] = self._nearest_plan(i, src, node.shape[1:], _spike_valued(graph, node.inputs[0]))
+        self._upsampled = _upsampled_convs(graph)
         self._qdq_convs = _spike_fed_convs(graph) if self.qdq else set()
         #: the values those convolutions read (Q/DQ placed right before them, whatever spells a resize)
         self._qdq_inputs = {graph.nodes[n].inputs[0] for n in self._qdq_convs}
@@ -232,6 +234,8 @@ class GraphModule(nn.Module):
                     st = states[name] if states is not None else init_state(spec, current)
                     y, new_states[name] = neuron_step(spec, current, st)
                 values[name] = y
+            elif name in self._upsampled:  # its input is a nearest x2 up-sampling: read the source itself
+                values[name] = self._upsampled_conv(name, values[self._upsampled[name]])
             else:
                 out = self._apply_op(name, node.op, node.params, x)
                 # integer graph (snnc.quant): synaptic sums rounded, exact for any conv algorithm
@@ -250,52 +254,59 @@ class GraphModule(nn.Module):
             flat.extend(new_states[name])
         return values, tuple(flat)
 
-    def _nearest_plan(self, i: int, src: tuple[int, ...], dst: tuple[int, ...]) -> list[tuple[str, Any]]:
-        """Per spatial axis, how nearest resampling from ``src`` to ``dst`` picks its source indices.
+    def _nearest_plan(
+        self, i: int, src: tuple[int, ...], dst: tuple[int, ...], spikes: bool
+    ) -> list[tuple[int, str, Any]]:
+        """The steps of nearest resampling from ``src`` to ``dst``: ``(axis, kind, arg)`` in the order they run.
 
-        The indices are torch's own (``F.interpolate`` of an index ramp, so the result is exactly
-        ``F.interpolate(x, size=dst, mode="nearest")``), spelled as cheaply as they allow:
-        ``same``, ``repeat k`` (every source element k times: one Expand + Reshape in ONNX),
-        ``every k`` (a strided Slice) or a general ``index`` (Gather).
+        The source indices are torch's own (``F.interpolate`` of an index ramp), so the result is exactly
+        ``F.interpolate(x, size=dst, mode="nearest")``. Each resampled axis is one step, spelled as cheaply
+        as onnxruntime and OpenVINO run it (measured by ``benchmarks/bench_resize.py``): ``every k`` (a
+        strided Slice) or ``index`` (a Gather of whole rows; any other index pattern, e.g. x2 up-sampling
+        or an odd 2m-1 size). The innermost axis of a spike-valued input (0/1, :func:`_spike_valued`) is
+        ``select``: a MatMul by a 0/1 matrix with one 1 per column, exact on 0/1 values (each output is
+        one product by 1 plus products by 0), where a Gather or Expand of single elements is 5-10x slower
+        in onnxruntime. Shrinking axes run first, then the MatMul, then growing axes from the innermost out.
         """
-        plan: list[tuple[str, Any]] = []
+        steps: list[tuple[int, str, Any]] = []
+        last = len(src) - 1
         for axis, (n, m) in enumerate(zip(src, dst, strict=True)):
-            ramp = torch.arange(n, dtype=torch.float64).reshape(1, 1, n)
-            idx = F.interpolate(ramp, size=m, mode="nearest").reshape(m).round().long()
+            idx = _nearest_index(n, m)
             if n == m and torch.equal(idx, torch.arange(n)):
-                plan.append(("same", None))
-            elif m % n == 0 and torch.equal(idx, torch.arange(n).repeat_interleave(m // n)):
-                plan.append(("repeat", m // n))
+                continue
+            if axis == last and spikes and n * m <= _SELECT_MAX:
+                buf = f"n{i}_select{axis}"
+                sel = torch.zeros(n, m)
+                sel[idx, torch.arange(m)] = 1.0
+                self.register_buffer(buf, sel, persistent=False)
+                steps.append((axis, "select", buf))
             elif n % m == 0 and torch.equal(idx, torch.arange(0, n, n // m)):
-                plan.append(("every", n // m))
+                steps.append((axis, "every", n // m))
             else:
                 buf = f"n{i}_nearest{axis}"
                 self.register_buffer(buf, idx, persistent=False)
-                plan.append(("index", buf))
-        return plan
+                steps.append((axis, "index", buf))
+        # shrinking axes first, the MatMul on the fewest rows, then growing axes, each group innermost first
+        return sorted(steps, key=lambda s: (1 if s[1] == "select" else 2 * (dst[s[0]] > src[s[0]]), -s[0]))
 
     def _resize(self, name: str, x: Tensor) -> Tensor:
-        """Nearest resampling of node ``name`` by its index plan (:meth:`_nearest_plan`)."""
-        plan = self._nearest[name]
-        for axis, (kind, arg) in enumerate(plan):
+        """Nearest resampling of node ``name`` by its steps (:meth:`_nearest_plan`)."""
+        for axis, kind, arg in self._nearest[name]:
             dim = 2 + axis
             if kind == "every":
                 x = x[(slice(None),) * dim + (slice(None, None, int(arg)),)]
-            elif kind == "index":
+            elif kind == "select":
+                x = torch.matmul(x, getattr(self, arg))
+            else:
                 x = x.index_select(dim, getattr(self, arg))
-        if any(kind == "repeat" for kind, _ in plan):
-            shape = tuple(int(s) for s in x.shape)  # static sizes: constants in an exported graph
-            view: list[int] = [shape[0], shape[1]]
-            grown: list[int] = [shape[0], shape[1]]
-            out: list[int] = [shape[0], shape[1]]
-            for axis, (kind, arg) in enumerate(plan):
-                size = shape[2 + axis]
-                k = int(arg) if kind == "repeat" else 1
-                view += [size, 1]
-                grown += [size, k]
-                out.append(size * k)
-            x = x.reshape(view).expand(grown).reshape(out)
         return x
+
+    def _upsampled_conv(self, name: str, source: Tensor) -> Tensor:
+        """Conv node ``name`` of :func:`_upsampled_convs` on its resize's ``source``: :func:`upsampled_conv3d`."""
+        from snnc.models.stereo import upsampled_conv3d
+
+        b = self._param(name, "bias") if "bias" in self._buffers_of[name] else None
+        return upsampled_conv3d(source, self._param(name, "weight"), b, self.graph.nodes[name].shape[1:])
 
     def _apply_op(self, name: str, op: str, p: dict[str, Any], x: Tensor) -> Tensor:
         if op in ("output", "sum"):
@@ -363,6 +374,52 @@ def _spike_fed_convs(graph: Graph) -> set[str]:
         elif node.op in ("conv", "cost_conv") and node.params.get("integer") and fed and len(node.inputs) == 1:
             convs.add(name)
     return convs
+
+
+#: Largest ``src x dst`` size of a ``select`` step's 0/1 matrix (its MatMul costs that per row).
+_SELECT_MAX = 1 << 16
+
+
+def _nearest_index(n: int, m: int) -> Tensor:
+    """The source index of each of ``m`` outputs of torch's nearest resampling of ``n`` elements (int64)."""
+    ramp = torch.arange(n, dtype=torch.float64).reshape(1, 1, n)
+    return F.interpolate(ramp, size=m, mode="nearest").reshape(m).round().long()
+
+
+def _spike_valued(graph: Graph, name: str) -> bool:
+    """Whether node ``name`` holds only 0/1 values: spiking neurons' outputs and nearest resamplings of them."""
+    node = graph.nodes[name]
+    while node.op == "resize":
+        node = graph.nodes[node.inputs[0]]
+    if node.op != "neuron":
+        return False
+    spec = node.params.get("spec")
+    return "int" in node.params or getattr(spec, "type", "relu") != "relu"
+
+
+def _upsampled_convs(graph: Graph) -> dict[str, str]:
+    """``{conv node: the source its input resize up-samples}`` for narrow 3x3x3 convolutions (:func:`_narrow_3d`,
+    float) whose one input is torch's nearest x2 up-sampling on every spatial axis (size ``2m`` or ``2m - 1``).
+
+    They run as :func:`snnc.models.stereo.upsampled_conv3d` on the resize's source (the stereo cost layer
+    after the last up layer, as the torch network runs it): 1/8 of the positions, and the up-sampled map
+    is never built (unused in a traced graph, so not in the ONNX file)."""
+    out: dict[str, str] = {}
+    for name, node in graph.nodes.items():
+        if node.op != "conv" or len(node.inputs) != 1 or node.params.get("integer"):
+            continue
+        up = graph.nodes[node.inputs[0]]
+        w = node.params.get("weight")
+        if up.op != "resize" or w is None or w.ndim != 5 or w.shape[-1] != 3:
+            continue
+        src, dst = graph[up.inputs[0]].shape[1:], up.shape[1:]
+        twice = all(
+            n in (2 * m - 1, 2 * m) and torch.equal(_nearest_index(m, n), torch.arange(m).repeat_interleave(2)[:n])
+            for m, n in zip(src, dst, strict=True)
+        )
+        if twice and _narrow_3d(torch.as_tensor(w), node.params):
+            out[name] = up.inputs[0]
+    return out
 
 
 def _narrow_3d(w: Tensor, p: dict[str, Any]) -> bool:

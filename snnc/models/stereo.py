@@ -410,11 +410,10 @@ def upsampled_conv3d(s: Tensor, weight: Tensor, bias: Tensor | None, size: Seque
         key = tuple(int(c and o) for c, o in zip(which, odd, strict=True))
         if key not in copies:
             src = y
-            if any(key):
-                src = y.clone()
-                for axis, zero in enumerate(key):
-                    if zero:
-                        src.select(3 + axis, m[axis]).zero_()
+            for axis, zero in enumerate(key):
+                if zero:  # keep indices 0 .. m-1, zeros at m and m+1 (m+1 is padding already): Slice + Pad traced
+                    pad = [0, 0] * (2 - axis) + [0, 2]
+                    src = F.pad(src.narrow(3 + axis, 0, m[axis]), pad)
             copies[key] = src
         return copies[key]
 
