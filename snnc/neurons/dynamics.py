@@ -96,12 +96,39 @@ def neuron_step(spec: NeuronSpec, current: Tensor, state: State) -> tuple[Tensor
     if kind == "binary":
         return spike_fn(current, spec.vth, spec.surrogate, spec.b), ()
     u_prev, y_prev = state[0], state[1]
+    if kind != "alif" and _in_place_ok(current, u_prev, y_prev):
+        return _lif_step_in_place(spec, current, u_prev, y_prev)
     u = leak_factor(spec) * u_prev * (1.0 - y_prev) + current
     if kind == "alif":
         a = spec.decay_a * state[2] + state[1]
         y = spike_fn(u, spec.vth + spec.beta_a * a, spec.surrogate, spec.b)
         return y, (u, y, a)
     y = spike_fn(u, spec.vth, spec.surrogate, spec.b)
+    return y, (u, y)
+
+
+def _in_place_ok(current: Tensor, u_prev: Tensor, y_prev: Tensor) -> bool:
+    """Whether the LIF/IF update may run on its own fresh temporaries in place: no autograd graph is being
+    recorded, no trace or ONNX export is watching (they see the plain expression), and the three tensors share
+    one shape and dtype (no broadcasting, so every temporary has the output's shape)."""
+    if torch.is_grad_enabled() and (current.requires_grad or u_prev.requires_grad or y_prev.requires_grad):
+        return False
+    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():  # type: ignore[no-untyped-call]
+        return False
+    return (
+        current.shape == u_prev.shape == y_prev.shape
+        and current.dtype == u_prev.dtype == y_prev.dtype
+        and current.dtype.is_floating_point
+    )
+
+
+def _lif_step_in_place(spec: NeuronSpec, current: Tensor, u_prev: Tensor, y_prev: Tensor) -> tuple[Tensor, State]:
+    """:func:`neuron_step` of ``lif``/``if`` in inference, bit-identical: the same float operations in the same
+    order, ``((leak * u) * (1 - y)) + I`` then ``u > vth``, on two fresh buffers instead of five (the spikes
+    are written into the ``1 - y`` buffer once ``u`` is done); the state passed in is never written."""
+    keep = torch.rsub(y_prev, 1.0)
+    u = torch.mul(u_prev, leak_factor(spec)).mul_(keep).add_(current)
+    y = torch.gt(u, spec.vth, out=keep)
     return y, (u, y)
 
 
