@@ -184,7 +184,7 @@ def _plan_outputs(
     default="fp32",
     show_default=True,
     help="int8: the integer network (docs/INT8.md; a checkpoint's int8 fields, else quantised now), "
-    "identical on the torch, onnx, lava and hybrid backends; energy priced at 45nm-int8 unless --costs.",
+    "identical on the torch, onnx, openvino, lava and hybrid backends; energy priced at 45nm-int8 unless --costs.",
 )
 @click.option(
     "--check-against",
