@@ -144,3 +144,16 @@ def test_onnx_of_the_folded_cost_layer_never_builds_the_upsampled_map(tmp_path):
     proto = onnx.shape_inference.infer_shapes(onnx.load(str(tmp_path / "c.onnx")))
     shapes = [[d.dim_value for d in v.type.tensor_type.shape.dim] for v in proto.graph.value_info]
     assert [1, 4, *dst] not in shapes and [1, 4, 3, 4, 5] in shapes
+
+
+def test_selecting_the_only_channel_is_a_squeeze(tmp_path):
+    """The stereo cost's ``select`` of its one channel: a view (Squeeze in ONNX), not a Gather copy."""
+    g = Graph()
+    g.add("x", "input", shape=(1, 3, 4, 5))
+    g.add("y", "output", [g.add("s", "select", ["x"], index=0)])
+    gm = GraphModule(g)
+    x = torch.randn(2, 1, 3, 4, 5)
+    assert torch.equal(gm.step(x, ())[0], x[:, 0])
+    export_graph_stream(gm, {"x": x}, tmp_path / "s.onnx")
+    assert np.array_equal(_session(tmp_path / "s.onnx").run(None, {"x": x.numpy()})[0], x[:, 0].numpy())
+    assert "Gather" not in {n.op_type for n in onnx.load(str(tmp_path / "s.onnx")).graph.node}

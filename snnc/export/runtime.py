@@ -350,6 +350,8 @@ class GraphModule(nn.Module):
             b = self._param(name, "bias") if "bias" in self._buffers_of[name] else None
             return cost_conv(x[:half], x[half:], self._weight(name), b, int(p["disparities"]))
         if op == "select":
+            if x.shape[1] == 1:  # one channel (the stereo cost): a view, traced as Squeeze instead of a Gather copy
+                return x.squeeze(1)
             return x[:, int(p["index"])]
         raise SnncError(f"graph node {name!r}: cannot execute operation {op!r}")
 
