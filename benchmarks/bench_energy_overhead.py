@@ -1,27 +1,33 @@
-"""Cost of energy counting on the onnx backend: off, from the step's spikes (now), and a reference torch pass (before).
+"""Cost of energy counting on every CPU backend: off against on (counted from the step's own outputs), same run.
 
-Three copies of the same folded network step the same frames, interleaved
-frame by frame so that machine load hits them alike:
+Per backend (``--backends torch,onnx,openvino``) two instances of the same folded
+network step the same frames: ``off`` (no meter) and ``on`` (the backend's
+:meth:`~snnc.runtime.base.Backend.activity_meter`, counting from the spikes in the
+state the step returns, :meth:`snnc.export.activity.ActivityPlan.count`). With
+``--before`` the previous ways run too: ``hooks`` (torch: an
+:class:`~snnc.energy.meter.EnergyMeter`'s forward hooks on the running network,
+which also force the literal matching form) and ``reference`` (onnx: a second step
+of the torch network under hooks, what the engine did for backends hooks cannot see).
+Every instance steps each frame in turn (the order rotates frame by frame, so machine
+load hits them alike); a step and its frame report (``meter.frame()``, which runs the
+deferred counting) are timed together, as the stream engine's ``fps`` counts them.
 
-* ``off``: the onnx backend alone;
-* ``spikes``: the onnx backend with its :class:`~snnc.energy.meter.ActivityMeter`
-  (counts from the state outputs, :mod:`snnc.export.activity`);
-* ``reference``: the onnx backend plus what the engine did before for backends
-  torch hooks cannot see: a second step of the torch network under an
-  :class:`~snnc.energy.meter.EnergyMeter`.
-
-Prints ms per frame (median over the timed frames; the first two are warm-up),
-each mode's overhead over ``off``, and checks that both counting modes give the
-same ACs and energy::
+Prints ms per frame (median over the timed frames; the first two are warm-up), the
+on/off ratio per backend, the counting time measured directly (``meter.frame()``), and
+the per-frame ACs of every counting mode against the torch hooks (the definition,
+:class:`~snnc.energy.ops.OpsRecorder`)::
 
     nice .venv/bin/python benchmarks/bench_energy_overhead.py [--model stereo-synth] [--height 64 --width 96]
-        [--frames 12] [--count rate] [--energy-model paper]
+        [--frames 12] [--backends torch,onnx,openvino] [--before] [--count rate] [--energy-model paper] [--gain 1]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -29,8 +35,22 @@ import torch
 
 from snnc.energy.costs import DEFAULT_COSTS
 from snnc.energy.meter import EnergyMeter
+from snnc.runtime import make_backend
+from snnc.runtime.base import Backend
 from snnc.runtime.model import load_network
-from snnc.runtime.onnx_backend import OnnxBackend
+
+
+@dataclass
+class Mode:
+    """One backend instance and how a frame of it is run."""
+
+    label: str
+    backend: Backend
+    meter: Any = None  # ActivityMeter / EnergyMeter whose frame() closes each frame
+    extra: Callable[[torch.Tensor], None] | None = None  # the reference torch pass
+    wall: list[float] = field(default_factory=list)
+    counting: list[float] = field(default_factory=list)
+    ac: list[float] = field(default_factory=list)
 
 
 def main() -> None:
@@ -39,11 +59,19 @@ def main() -> None:
     ap.add_argument("--height", type=int, default=64)
     ap.add_argument("--width", type=int, default=96)
     ap.add_argument("--frames", type=int, default=12)
+    ap.add_argument("--backends", default="torch,onnx,openvino")
+    ap.add_argument("--before", action="store_true", help="also time torch hooks and the onnx reference pass")
     ap.add_argument("--count", default="rate", choices=["rate", "events"])
     ap.add_argument("--energy-model", default="paper")
+    ap.add_argument("--gain", type=float, default=1.0, help="scale every weight (an untrained preset is silent)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     net = load_network(args.model)
+    if args.gain != 1.0:
+        with torch.no_grad():
+            for p in net.model.parameters():
+                if p.dim() > 1:
+                    p.mul_(args.gain)
     c = int(getattr(net.genotype, "in_channels", 5))
     rng = np.random.default_rng(0)
     xs = [
@@ -51,72 +79,82 @@ def main() -> None:
         for _ in range(args.frames)
     ]
     cpu = torch.device("cpu")
-    off, spikes, ref = (OnnxBackend(net.model, cpu, threads=1) for _ in range(3))
-    meter = spikes.activity_meter(costs=DEFAULT_COSTS, count=args.count, energy_model=args.energy_model)
-    hooks = EnergyMeter(net.model, costs=DEFAULT_COSTS, count=args.count, energy_model=args.energy_model)
+    meter_args = {"costs": DEFAULT_COSTS, "count": args.count, "energy_model": args.energy_model}
+    names = [n for n in args.backends.split(",") if n]
+    modes: list[Mode] = []
     t0 = time.perf_counter()
-    for b in (off, spikes, ref):
-        b.reset(xs[0])
+    for name in names:
+        opts: dict[str, Any] = {} if name == "torch" else {"threads": 1}
+        for label in ("off", "on"):
+            own = copy.deepcopy(net)  # hooks of another mode must never see this instance's network
+            be = make_backend(name, own, cpu, **opts)
+            meter = be.activity_meter(**meter_args) if label == "on" else None
+            if label == "on" and meter is None:  # a backend that does not count from its outputs: its live hooks
+                meter = EnergyMeter(own.model, **meter_args).__enter__()
+            modes.append(Mode(f"{name} {label}", be, meter))
+        if args.before and name == "torch":
+            own = copy.deepcopy(net)
+            be = make_backend(name, own, cpu)
+            modes.append(Mode("torch hooks", be, EnergyMeter(own.model, **meter_args).__enter__()))
+        if args.before and name == "onnx":
+            ref = copy.deepcopy(net).model
+            hooks = EnergyMeter(ref, **meter_args).__enter__()
+            shadow: list[tuple[torch.Tensor, ...]] = []
+
+            def reference_step(x: torch.Tensor, ref: Any = ref, shadow: list[Any] = shadow) -> None:
+                with torch.no_grad():
+                    state = shadow.pop() if shadow else ref.init_state(x)
+                    shadow.append(ref.step(x, state)[1])
+
+            modes.append(Mode("onnx reference", make_backend(name, copy.deepcopy(net), cpu, threads=1), hooks))
+            modes[-1].extra = reference_step
+    for m in modes:
+        m.backend.reset(xs[0])
     setup_s = time.perf_counter() - t0
-    times: dict[str, list[float]] = {"off": [], "spikes": [], "reference": []}
-    shadow: tuple[torch.Tensor, ...] = ()
-    rep_spikes: Any = None
-    rep_ref: Any = None
-    counting: list[float] = []  # seconds inside the spikes backend's counting calls, per frame
-    plan = spikes._plan  # the backend's ActivityPlan (read here only to time its calls)
-    inner_measure, inner_neurons, inner_record = plan.measure, plan.measure_neurons, meter.record
-    spent = [0.0]
-
-    def timed(fn: Any) -> Any:
-        def call(*a: Any, **kw: Any) -> Any:
-            t = time.perf_counter()
-            try:
-                return fn(*a, **kw)
-            finally:
-                spent[0] += time.perf_counter() - t
-
-        return call
-
-    plan.measure, plan.measure_neurons, meter.record = timed(inner_measure), timed(inner_neurons), timed(inner_record)
-    with hooks, torch.no_grad():
-        for k, x in enumerate(xs):
-            order = ["spikes", "off", "reference"] if k % 2 else ["off", "spikes", "reference"]  # alternate first
-            for mode in order:
-                t1 = time.perf_counter()
-                if mode == "off":
-                    off.step(x)
-                elif mode == "spikes":
-                    spent[0] = 0.0
-                    spikes.step(x)
-                    t_frame = time.perf_counter()
-                    rep_spikes = meter.frame()
-                    spent[0] += time.perf_counter() - t_frame
+    try:
+        with torch.no_grad():
+            for k, x in enumerate(xs):
+                shift = k % len(modes)
+                for m in modes[shift:] + modes[:shift]:  # rotate who goes first
+                    t1 = time.perf_counter()
+                    m.backend.step(x)
+                    if m.extra is not None:
+                        m.extra(x)
+                    t2 = time.perf_counter()
+                    rep = m.meter.frame() if m.meter is not None else None
+                    t3 = time.perf_counter()
                     if k >= 2:
-                        counting.append(spent[0])
-                else:
-                    ref.step(x)
-                    shadow = shadow or net.model.init_state(x)
-                    _, shadow = net.model.step(x, shadow)
-                    rep_ref = hooks.frame()
-                if k >= 2:
-                    times[mode].append(time.perf_counter() - t1)
-            assert abs(rep_spikes.ac - rep_ref.ac) <= 1e-9 * max(1.0, abs(rep_ref.ac)), (rep_spikes.ac, rep_ref.ac)
-    for b in (off, spikes, ref):
-        b.close()
-    med = {k: float(np.median(v)) for k, v in times.items()}
+                        m.wall.append(t3 - t1)
+                        m.counting.append(t3 - t2)
+                    if rep is not None:
+                        m.ac.append(rep.ac)
+    finally:
+        for m in modes:
+            if isinstance(m.meter, EnergyMeter):
+                m.meter.__exit__(None, None, None)
+            m.backend.close()
+    med = {m.label: float(np.median(m.wall)) for m in modes}
     print(
-        f"model {args.model} {args.height}x{args.width}, count {args.count}, energy model {args.energy_model}, "
-        f"{len(times['off'])} timed frames, setup {setup_s:.1f} s (3 exports)"
+        f"model {args.model} {args.height}x{args.width} (weight gain {args.gain:g}), 1 thread, count {args.count}, "
+        f"energy model {args.energy_model}, {len(modes[0].wall)} timed frames, setup {setup_s:.1f} s"
     )
-    for k in ("off", "spikes", "reference"):
-        extra = "" if k == "off" else f"  overhead {100 * (med[k] / med['off'] - 1):+.1f} %"
-        print(f"  {k:<10} {1e3 * med[k]:8.1f} ms/frame{extra}")
-    c = float(np.median(counting))
-    print(
-        f"  counting inside 'spikes' (measure + record + frame report): {1e3 * c:.1f} ms/frame = "
-        f"{100 * c / (med['spikes'] - c):.1f} % of its step without counting"
-    )
-    print(f"  per-frame ACs equal in both counting modes (last frame {rep_ref.ac:.4g})")
+    truth = next((m.ac for m in modes if m.label == "torch hooks"), None)
+    for m in modes:
+        name, label = m.label.split(" ", 1)
+        off = med[f"{name} off"]
+        line = f"  {m.label:<16} {1e3 * med[m.label]:9.1f} ms/frame"
+        if label != "off":
+            cnt = float(np.median(m.counting))
+            line += f"  on/off {med[m.label] / off:.3f} ({100 * (med[m.label] / off - 1):+5.1f} %)"
+            line += f"  counting {1e3 * cnt:7.1f} ms = {100 * cnt / off:4.1f} % of off"
+            kind = type(m.meter).__name__
+            line += f"  [{'step outputs' if kind == 'ActivityMeter' else 'hooks'}]"
+            if truth is not None and m.ac:
+                rel = max(abs(a - b) / max(abs(b), 1.0) for a, b in zip(m.ac, truth, strict=False))
+                line += f"  max |AC - hooks| / AC {rel:.1e}"
+        print(line)
+    if truth is None:
+        print("  (run with --before for the torch hooks' ACs to compare against)")
 
 
 if __name__ == "__main__":

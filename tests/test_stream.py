@@ -10,7 +10,6 @@ import torch
 
 from snnc.data.metrics import METRIC_NAMES
 from snnc.data.mvsec import MVSECRecording
-from snnc.data.synth import synthesize
 from snnc.errors import SnncError
 from snnc.runtime import make_backend
 from snnc.runtime.engine import StreamEngine
@@ -18,25 +17,15 @@ from snnc.runtime.frames import STREAM_HZ, frame_times, iter_frames
 from snnc.runtime.model import load_network
 
 from _mvsec_h5 import write_recording
-from _stream_util import active_checkpoint, small_stereo_json
+from _spikedhs_util import single_thread  # noqa: F401 (autouse: one intra-op thread for the module)
+from _stream_util import small_stereo_json, stream_files
 
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny convolutions: one intra-op thread is fastest and immune to a busy machine's oversubscription."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("stream")
-    data, _ = synthesize(tmp / "tiny_data.hdf5", frames=6, height=48, width=64, progress=False)
-    return {"data": data, "ckpt": active_checkpoint(tmp), "tmp": tmp}
+    return stream_files(tmp_path_factory.mktemp("stream"), frames=6)
 
 
 def stream(files, backend: str, spec=None, data=None, **kw):
@@ -57,6 +46,13 @@ def torch_run(files):
     return stream(files, "torch")
 
 
+@pytest.fixture(scope="module")
+def onnx_run(files):
+    """One onnx-backend stream (a stereo ONNX export, the suite's costly step) for every test that reads one."""
+    pytest.importorskip("onnxruntime")
+    return stream(files, "onnx")
+
+
 def test_torch_stream_gives_disparity_energy_and_metrics(torch_run):
     results, engine = torch_run
     assert [r.index for r in results] == list(range(6))
@@ -70,7 +66,7 @@ def test_torch_stream_gives_disparity_energy_and_metrics(torch_run):
     assert s.energy is not None and not s.energy.silent
     assert s.energy.ac == pytest.approx(s.ac / 6)  # per-frame numbers and the total come from one pass
     assert 0 <= s.metrics["one_pixel_accuracy"] <= 1 and s.metrics["frames_used"] == 6
-    assert engine.energy_mode == "live"
+    assert engine.energy_mode == "step outputs"  # from the spikes in the state the step returns: no hooks
 
 
 def test_state_is_carried_across_frames(files, torch_run):
@@ -89,9 +85,8 @@ def test_state_is_carried_across_frames(files, torch_run):
     assert np.abs(alone - results[-1].disparity).max() > 1e-3
 
 
-def test_onnx_backend_matches_torch(files, torch_run):
-    pytest.importorskip("onnxruntime")
-    results, engine = stream(files, "onnx")
+def test_onnx_backend_matches_torch(onnx_run, torch_run):
+    results, engine = onnx_run
     ref = torch_run[0]
     assert engine.energy_mode == "step outputs"  # counted from the spikes in the state outputs: no torch pass
     for a, b in zip(ref, results, strict=False):
@@ -230,10 +225,10 @@ def test_engine_is_reusable_runs_start_afresh(files, torch_run):
     assert sa == sb and sa[0] == len(first)
 
 
-def test_fps_is_wall_time_with_energy_counting_and_onnx_threads_do_not_spin(files):
-    _, engine = stream(files, "onnx")
+def test_fps_is_wall_time_with_energy_counting_and_onnx_threads_do_not_spin(onnx_run):
+    _, engine = onnx_run
     s = engine.summary
-    assert engine.energy_mode == "step outputs" and s.energy_s >= 0  # no second pass: counting is in the step
+    assert engine.energy_mode == "step outputs" and s.energy_s > 0  # no second pass: the deferred counting
     assert s.fps == pytest.approx(s.frames / (s.read_s + s.infer_s + s.energy_s))
     assert s.infer_fps > s.fps
     from snnc.export.ort_options import session_options

@@ -13,11 +13,14 @@ measures each step's layer inputs (:class:`LayerInput`) and neuron outputs
 (:class:`NeuronOutput`) from the values its step already produced (the spikes in
 the state; :class:`snnc.export.activity.ActivityPlan`) and the meter accumulates
 them exactly as :class:`~snnc.energy.ops.OpsRecorder` accumulates its hooks' counts.
+A backend may hand over a step's counting as a call (:meth:`ActivityMeter.defer`) that runs when
+the counts are next read (:meth:`~ActivityMeter.frame`): the counting is then timed as energy
+counting, not as the backend's inference.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -29,7 +32,7 @@ from snnc.energy.models import check_energy_model
 from snnc.energy.ops import LayerOps, NeuronActivity, OpsRecorder, OpsReport, _dense_ops, _geometry
 from snnc.energy.report import EnergyReport, energy_report
 
-__all__ = ["EnergyMeter", "ActivityMeter", "LayerInput", "NeuronOutput", "LayerSpec"]
+__all__ = ["EnergyMeter", "ActivityMeter", "LayerInput", "NeuronOutput", "LayerSpec", "StepCount"]
 
 
 class _FrameReports:
@@ -154,6 +157,10 @@ class NeuronOutput:
     total: float
 
 
+#: A deferred step's counting (:meth:`ActivityMeter.defer`): returns :meth:`ActivityMeter.record`'s arguments.
+StepCount = Callable[[], tuple[Mapping[str, LayerInput], Mapping[str, NeuronOutput] | None]]
+
+
 @dataclass(frozen=True)
 class LayerSpec:
     """A counted layer as the hooks would first see it: module, torch input and output shapes (batch included)."""
@@ -200,6 +207,7 @@ class ActivityMeter(_FrameReports):
         self._neuron_types: dict[str, str] = {}
         self._batch = 1
         self._last: OpsReport | None = None
+        self._pending: StepCount | None = None
 
     def __enter__(self) -> ActivityMeter:
         return self
@@ -217,6 +225,7 @@ class ActivityMeter(_FrameReports):
 
         ``batch`` is the network input's batch (``x_t.shape[0]``), the examples the hooks divide by.
         """
+        self.flush()
         self._specs = list(layers)
         self._neuron_types = dict(neurons)
         self._batch = int(batch)
@@ -279,7 +288,21 @@ class ActivityMeter(_FrameReports):
                 act.updates += y.elements / n
                 act.spikes += y.nonzero / n
 
+    def defer(self, count: StepCount) -> None:
+        """Record a step later: ``count()`` returns its :meth:`record` arguments and runs when the counts are next
+        needed (:meth:`flush`, :meth:`frame`, :meth:`ops`, :meth:`total`). A step still pending is recorded first,
+        so a backend that defers every step after its previous step's values are gone must :meth:`flush` first."""
+        self.flush()
+        self._pending = count
+
+    def flush(self) -> None:
+        """Record the deferred step, if any."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self.record(*pending())
+
     def _snapshot(self) -> OpsReport:
+        self.flush()
         layers = [self._layers[s.name].copy() for s in self._specs if s.name in self._layers]
         neurons = [replace(self._neurons[n]) for n in self._neuron_types if n in self._neurons]
         return OpsReport(layers, False, "input" if self.events else None, False, neurons)

@@ -3,8 +3,9 @@
 Energy counting (:class:`snnc.energy.ops.OpsRecorder`) needs, for every synaptic
 layer of the torch network and every call, the nonzero, element, negative and
 non-ternary counts of the layer's input (and, counting events, its fan-out
-events). A streaming backend that runs the export Graph (onnxruntime, the
-hybrid partition) already has the values those inputs are made of: every
+events). A streaming backend already has the values those inputs are made of
+(onnxruntime and OpenVINO running the export Graph, the hybrid partition, and the
+torch network itself, whose flat state holds every neuron's spikes): every
 spiking neuron's output is its ``<node>.y`` state output, the graph input is
 the frame. :class:`ActivityPlan` maps each counted layer to its input **via the
 Graph**: a ``conv`` / ``affine`` node records its torch layer (``params["layer"]``,
@@ -15,12 +16,16 @@ sub-sampling the lowering fused into a convolution's stride) to a **root**: the
 graph input, a neuron node, a delay node, or (for anything else, e.g. a ReLU or
 a pooling output) a node the exporter must output as a tap (:attr:`ActivityPlan.taps`).
 
-:meth:`ActivityPlan.measure` turns the roots' values into
-:class:`~snnc.energy.meter.LayerInput` counts: each root is reduced over its
-channels once (a per-position count map), the index operations are applied to
-those small maps, and the counts come out exactly as the hooks would count the
+:meth:`ActivityPlan.count` turns the roots' values into
+:class:`~snnc.energy.meter.LayerInput` counts (and neuron outputs): each root is
+reduced over its channels once (a per-position count map, float32, on the values'
+device); every count is a linear functional of those maps with integer weights
+(the index operations only select, repeat and zero-pad), so one float64 matrix
+product per root with its layers' stacked weight maps (found once by autograd)
+gives them, exactly; the products go into their counts on the device and are read
+back once per step. The counts come out exactly as the hooks would count the
 layer's real input (checked against :class:`~snnc.energy.ops.OpsRecorder` in
-``tests/test_energy_from_spikes.py``).
+``tests/test_energy_from_spikes.py`` and ``tests/test_energy_step_outputs.py``).
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from snnc.export.graph import Graph
 
 Array = np.ndarray[Any, Any]
 
-__all__ = ["View", "LayerPlan", "ActivityPlan", "SPIKING_TYPES", "layer_nodes", "step_values"]
+__all__ = ["View", "LayerPlan", "ActivityPlan", "SPIKING_TYPES", "layer_nodes", "state_countable", "step_values"]
 
 #: Neuron types whose output is 0/1 spikes (their count map is just the channel sum).
 SPIKING_TYPES: tuple[str, ...] = ("lif", "if", "alif", "binary")
@@ -87,6 +92,30 @@ def layer_nodes(graph: Graph) -> dict[str, list[str]]:
     return out
 
 
+def state_countable(model: nn.Module) -> str | None:
+    """Why energy of the torch ``model`` cannot be counted from its own flat state and input (None: it can).
+
+    It can when the network has an export lowering (the Graph the plan follows), no BatchNorm left, no
+    carried state and only neuron layers that keep their spikes in the state (``y``, :data:`snnc.neurons.STATE_FIELDS`):
+    then a counted layer reads the input, spikes, or index operations of them (SpikeDHS-Stereo).
+    """
+    from snnc.export.lower import _LOWERINGS
+    from snnc.models.base import SpikingNet
+    from snnc.models.fold import batchnorm_layers
+    from snnc.neurons import STATE_FIELDS
+
+    if not isinstance(model, SpikingNet) or type(model) not in _LOWERINGS:
+        return f"no export lowering for a {type(model).__name__}"
+    if batchnorm_layers(model):
+        return "BatchNorm not folded"
+    if model.carry_names():
+        return f"carried state {model.carry_names()[0]!r}"
+    for name, neuron in model.neurons():
+        if "y" not in STATE_FIELDS[neuron.spec.type]:
+            return f"neuron layer {name!r} ({neuron.spec.type}) keeps no spikes in the state"
+    return None
+
+
 def _neuron_type(params: Mapping[str, Any]) -> str:
     """A neuron node's type (``lif``...; ``?`` for a node without a float spec, e.g. an integer neuron)."""
     spec = params.get("spec")
@@ -110,6 +139,33 @@ def _nearest_index(n: int, m: int) -> Tensor:
     """torch's own nearest source index for resampling ``n`` -> ``m`` samples along one axis."""
     ramp = torch.arange(n, dtype=torch.float64).reshape(1, 1, n)
     return F.interpolate(ramp, size=m, mode="nearest").reshape(m).round().long()
+
+
+def _map_shape(value: Tensor) -> tuple[int, ...]:
+    """Shape of the count maps of ``value`` (``(N, C, *S)``, or ``(N, F)``: one position): ``(N, 1, *S)``."""
+    shape = tuple(value.shape)
+    return (shape[0], 1, *(shape[2:] or (1,)))
+
+
+@dataclass(frozen=True)
+class _Program:
+    """The per-step work of :meth:`ActivityPlan.count` for one set of options (:meth:`ActivityPlan._program`).
+
+    Attributes:
+        roots: ``(root, spiking, weights)``: the stacked float64 weight maps ``(keys, positions)`` on the device.
+        index: the count slot of every element of the roots' concatenated products.
+        slots: number of slots (the last collects products no count reads).
+        ops: per layer the slots of its nonzero, negative and non-ternary input counts.
+        events: per layer the slot of its fan-out events (counting events).
+        totals: per spiking neuron layer the slot of its spike count.
+    """
+
+    roots: tuple[tuple[str, bool, Tensor], ...]
+    index: Tensor
+    slots: int
+    ops: dict[str, tuple[int, int, int]]
+    events: dict[str, int]
+    totals: dict[str, int]
 
 
 class ActivityPlan:
@@ -155,9 +211,13 @@ class ActivityPlan:
         self._w: dict[tuple[str, bool], dict[str, Tensor]] = {}
         self._last_maps: dict[str, tuple[Tensor, Tensor | None, Tensor | None]] = {}
         self._last_values: object = None
-        self._stack: dict[str, tuple[list[tuple[str, bool]], Tensor]] = {}
+        self._prog: _Program | None = None
+        self._prog_key: object = None
         self._elements = {p.layer: int(np.prod(p.input_shape)) for p in self.layers}
-        self._stack_key: object = None
+        #: graph nodes whose value is 0/1 spikes (their count map is one channel sum)
+        self._spiking_nodes = {
+            n for n, node in graph.nodes.items() if node.op == "neuron" and _neuron_type(node.params) in SPIKING_TYPES
+        }
 
     def specs(self) -> list[LayerSpec]:
         """The counted layers as :meth:`snnc.energy.meter.ActivityMeter.bind` takes them."""
@@ -259,21 +319,32 @@ class ActivityPlan:
         return batch, tuple(spatial)
 
     # ------------------------------------------------------------------ counting
+    def _spiking(self, name: str) -> bool:
+        """Whether graph node ``name`` is a neuron whose output is 0/1 spikes (its count map is its channel sum)."""
+        return name in self._spiking_nodes
+
     def _maps(self, root: str, value: Tensor) -> tuple[Tensor, Tensor | None, Tensor | None]:
-        """Per-position counts summed over channels ``(N, 1, *S)``: nonzero, negative, non-ternary (None: none)."""
-        node = self.graph[root]
-        v = value.detach()
+        """Per-position counts summed over channels ``(N, 1, *S)``: nonzero, negative, non-ternary (None: none).
+
+        float32 throughout (exact: a position's count is at most the root's channels); only these
+        channel-summed maps are converted to float64 later, never the full values.
+        """
+        v = value
         if v.dtype != torch.float32:
             v = v.float()
         if v.dim() == 2:  # (N, F): one position
             v = v.unsqueeze(-1)
-        spiking = node.op == "neuron" and _neuron_type(node.params) in SPIKING_TYPES
-        if spiking:
+        if self._spiking(root):
             return v.sum(dim=1, keepdim=True), None, None
         nz = (v != 0).sum(dim=1, keepdim=True, dtype=torch.float32)
         neg = (v < 0).sum(dim=1, keepdim=True, dtype=torch.float32)
         nt = ((v != 0) & (v.abs() != 1)).sum(dim=1, keepdim=True, dtype=torch.float32)
         return nz, neg, nt
+
+    def map_shape(self, root: str) -> tuple[int, ...]:
+        """Shape of ``root``'s count maps, as :meth:`_maps` gives them: ``(N, 1, *S)`` (no positions: ``S = (1,)``)."""
+        spatial = tuple(int(s) for s in self.graph[root].shape[1:]) or (1,)
+        return (self._batch[root], 1, *spatial)
 
     def _nearest(self, m: Tensor, src: tuple[int, ...], dst: tuple[int, ...]) -> Tensor:
         for axis, (n, k) in enumerate(zip(src, dst, strict=True)):
@@ -296,19 +367,13 @@ class ActivityPlan:
                 m = cost_volume(m[:half], m[half:], int(arg)).sum(dim=1, keepdim=True)
         return m
 
-    def _root_maps(
-        self, values: Mapping[str, Tensor | Array]
-    ) -> dict[str, tuple[Tensor, Tensor | None, Tensor | None]]:
-        maps: dict[str, tuple[Tensor, Tensor | None, Tensor | None]] = {}
-        for root in self.roots:
-            if root not in values:
-                raise SnncError(f"energy counting needs the value of graph node {root!r}, which the step did not give")
-            value = values[root]
-            t = torch.from_numpy(value) if isinstance(value, np.ndarray) else value
-            maps[root] = self._maps(root, t)
-        return maps
+    def _value(self, name: str, values: Mapping[str, Tensor | Array], what: str) -> Tensor:
+        if name not in values:
+            raise SnncError(f"energy counting needs the {what} of graph node {name!r}, which the step did not give")
+        value = values[name]
+        return torch.from_numpy(value) if isinstance(value, np.ndarray) else value
 
-    def _weights(self, plan: LayerPlan, shapes: Mapping[str, torch.Size], events: bool) -> dict[str, Tensor]:
+    def _weights(self, plan: LayerPlan, shapes: Mapping[str, tuple[int, ...]], events: bool) -> dict[str, Tensor]:
         """Per root of ``plan``: the weight map ``W`` with ``count = sum(W * root map)`` (``events``: fan-out).
 
         Every count is a linear functional of the roots' per-position maps with integer weights
@@ -317,7 +382,7 @@ class ActivityPlan:
         """
         key = (plan.layer, events)
         cached = self._w.get(key)
-        if cached is not None:
+        if cached is not None and all(tuple(cached[r].shape) == (int(np.prod(shapes[r])),) for r in cached):
             return cached
         leaves = {
             r: torch.zeros(shapes[r], dtype=torch.float64, requires_grad=True) for r in {v.root for v in plan.views}
@@ -339,54 +404,156 @@ class ActivityPlan:
         self._w[key] = out
         return out
 
-    def _stacked(
-        self, shapes: Mapping[str, torch.Size], events: bool
-    ) -> dict[str, tuple[list[tuple[str, bool]], Tensor]]:
-        """Per root: the ``(layer, events)`` keys reading it and their weight maps stacked as one matrix."""
-        key = (events, tuple((r, tuple(s)) for r, s in shapes.items()))
-        if self._stack_key == key:
-            return self._stack
-        rows: dict[str, tuple[list[tuple[str, bool]], list[Tensor]]] = {r: ([], []) for r in shapes}
+    def _program(
+        self, shapes: Mapping[str, tuple[int, ...]], events: bool, totals: tuple[str, ...], device: torch.device
+    ) -> _Program:
+        """The per-step work of :meth:`count` for these root map shapes and options (built once, then cached).
+
+        Per root, the weight maps of the layers reading it (``(layer, ops)``; ``(layer, events)`` with
+        ``events``) and, for each spiking neuron in ``totals``, a ones row (its own spike count), stacked as
+        one float64 matrix on ``device``; and the slot every element of the products adds to.
+        """
+        if device.type == "cuda" and device.index is None:  # the tensors' own spelling ("cuda:0")
+            device = torch.device("cuda", torch.cuda.current_device())
+        key = (events, totals, str(device), tuple((r, tuple(s)) for r, s in shapes.items()))
+        if self._prog_key == key and self._prog is not None:
+            return self._prog
+        rows: dict[str, tuple[list[tuple[str, str]], list[Tensor]]] = {r: ([], []) for r in shapes}
         for plan in self.layers:
             for ev in (False, True) if events else (False,):
                 for root, w in self._weights(plan, shapes, ev).items():
-                    rows[root][0].append((plan.layer, ev))
+                    rows[root][0].append((plan.layer, "events" if ev else "ops"))
                     rows[root][1].append(w)
-        self._stack = {r: (keys, torch.stack(ws)) for r, (keys, ws) in rows.items() if keys}
-        self._stack_key = key
-        return self._stack
+        for name in totals:
+            rows[name][0].append((name, "total"))
+            rows[name][1].append(torch.ones(int(np.prod(shapes[name])), dtype=torch.float64))
+        slot: dict[tuple[str, str, int], int] = {}
+        for plan in self.layers:
+            for i in range(3):
+                slot[(plan.layer, "ops", i)] = len(slot)
+            if events:
+                slot[(plan.layer, "events", 0)] = len(slot)
+        for name in totals:
+            slot[(name, "total", 0)] = len(slot)
+        discard = len(slot)  # a non-spiking root's negative / non-ternary maps under event or total weights
+        index: list[int] = []
+        roots: list[tuple[str, bool, Tensor]] = []
+        for root in self.roots:
+            keys, ws = rows[root]
+            if not keys:
+                continue
+            spiking = self._spiking(root)
+            for i in range(1 if spiking else 3):
+                index.extend(slot.get((name, kind, i), discard) for name, kind in keys)
+            roots.append((root, spiking, torch.stack(ws).to(device)))
+        self._prog = _Program(
+            roots=tuple(roots),
+            index=torch.tensor(index, dtype=torch.long, device=device),
+            slots=discard + 1,
+            ops={
+                p.layer: (slot[(p.layer, "ops", 0)], slot[(p.layer, "ops", 1)], slot[(p.layer, "ops", 2)])
+                for p in self.layers
+            },
+            events={p.layer: slot[(p.layer, "events", 0)] for p in self.layers} if events else {},
+            totals={name: slot[(name, "total", 0)] for name in totals},
+        )
+        self._prog_key = key
+        self._w.clear()  # the program holds every weight map now (rebuilt by autograd if the options change)
+        return self._prog
+
+    def _totals(self, neurons: bool) -> tuple[str, ...]:
+        """Spiking neuron layers whose spike count comes out of their root's matrix product (a ones row)."""
+        roots = set(self.roots)
+        return tuple(n for n in self.neurons if n in roots and self._spiking(n)) if neurons else ()
+
+    def prepare(self, events: bool = False, neurons: bool = False, device: torch.device | str = "cpu") -> None:
+        """Build the weight matrices :meth:`count` needs now (else its first call does): once per plan and options."""
+        shapes = {r: self.map_shape(r) for r in self.roots}
+        self._program(shapes, events, self._totals(neurons), torch.device(device))
+
+    def count(
+        self, values: Mapping[str, Tensor | Array], events: bool = False, neurons: bool = False
+    ) -> tuple[dict[str, LayerInput], dict[str, NeuronOutput] | None]:
+        """This step's :class:`LayerInput` per counted layer (and, with ``neurons``, the
+        :class:`~snnc.energy.meter.NeuronOutput` per neuron layer) from the step's values, with **one**
+        transfer to the host.
+
+        Per root one channel sum (its count map, float32, on the values' device) and one float64 matrix
+        product with the stacked weight maps of the layers reading it (a ones row gives a spiking neuron's
+        own spike count); the products are added into their counts on the device and read back once.
+
+        Args:
+            values: every root's value this step (a neuron's spikes, the graph input, a tap), and with
+                ``neurons`` every neuron layer's output.
+            events: also count fan-out events (``count="events"``).
+            neurons: also measure the neuron layers' outputs.
+        """
+        tensors = {root: self._value(root, values, "value") for root in self.roots}
+        shapes = {r: _map_shape(t) for r, t in tensors.items()}
+        device = next(iter(tensors.values())).device if tensors else torch.device("cpu")
+        prog = self._program(shapes, events, self._totals(neurons), device)
+        maps: dict[str, tuple[Tensor, Tensor | None, Tensor | None]] = {}
+        parts: list[Tensor] = []
+        with torch.no_grad():
+            for root, spiking, weights in prog.roots:  # one matrix product per root: its maps x its layers' weights
+                ms = maps[root] = self._maps(root, tensors[root])
+                if spiking:
+                    parts.append(torch.mv(weights, ms[0].reshape(-1).to(torch.float64)))
+                else:
+                    stats = torch.cat([m.reshape(1, -1) for m in ms if m is not None]).to(torch.float64)
+                    parts.append((stats @ weights.T).reshape(-1))  # (stats, keys) row-major
+        acc = torch.zeros(prog.slots, dtype=torch.float64, device=device)
+        if parts:
+            acc.index_add_(0, prog.index, torch.cat(parts))
+        extra: list[Tensor] = []
+        others: list[tuple[str, int, bool]] = []  # neuron layers without a ones row: (name, elements, spiking)
+        if neurons:
+            for name in self.neurons:
+                if name in prog.totals:
+                    continue
+                t = self._value(name, values, "output").detach()
+                if self._spiking(name):
+                    extra.append(t.sum(dim=1).reshape(-1).to(torch.float64).sum().reshape(1))
+                else:
+                    extra.append(t.sum(dtype=torch.float64).reshape(1))
+                    extra.append(torch.count_nonzero(t).to(torch.float64).reshape(1))
+                others.append((name, t.numel(), self._spiking(name)))
+        flat = (torch.cat([acc, *extra]) if extra else acc).tolist()  # the one host transfer of this step
+        out: dict[str, LayerInput] = {}
+        for plan in self.layers:
+            nz, neg, nt = prog.ops[plan.layer]
+            out[plan.layer] = LayerInput(
+                nonzero=round(flat[nz]),
+                elements=self._elements[plan.layer],
+                negative=round(flat[neg]),
+                non_ternary=round(flat[nt]),
+                events=flat[prog.events[plan.layer]] if events else None,
+            )
+        self._last_maps, self._last_values = maps, values
+        if not neurons:
+            return out, None
+        outputs: dict[str, NeuronOutput] = {}
+        for name, k in prog.totals.items():
+            outputs[name] = NeuronOutput(nonzero=round(flat[k]), elements=tensors[name].numel(), total=flat[k])
+        k = prog.slots
+        for name, elements, spiking in others:
+            if spiking:
+                outputs[name] = NeuronOutput(nonzero=round(flat[k]), elements=elements, total=flat[k])
+                k += 1
+            else:
+                outputs[name] = NeuronOutput(nonzero=round(flat[k + 1]), elements=elements, total=flat[k])
+                k += 2
+        return out, {name: outputs[name] for name in self.neurons}
 
     def measure(self, values: Mapping[str, Tensor | Array], events: bool = False) -> dict[str, LayerInput]:
-        """This step's :class:`LayerInput` per counted layer from the roots' values (``values[root]``).
+        """This step's :class:`LayerInput` per counted layer from the roots' values (``values[root]``)
+        (:meth:`count` without the neuron outputs).
 
         Args:
             values: every root's value this step (a neuron's spikes, the graph input, a tap).
             events: also count fan-out events (``count="events"``).
         """
-        maps = self._root_maps(values)
-        shapes = {r: ms[0].shape for r, ms in maps.items()}
-        stacked = self._stacked(shapes, events)
-        sums: dict[tuple[str, bool], list[float]] = {}
-        for root, ms in maps.items():  # one matrix product per root: its maps x the weights of its layers
-            keys, weights = stacked[root]
-            rows = torch.stack([m.reshape(-1).to(torch.float64) for m in ms if m is not None])
-            got = (rows @ weights.T).tolist()  # (stats, layers of this root)
-            for j, key in enumerate(keys):
-                acc = sums.setdefault(key, [0.0, 0.0, 0.0])
-                for i, value in enumerate(got):
-                    acc[i] += value[j]
-        out: dict[str, LayerInput] = {}
-        for plan in self.layers:
-            nonzero, negative, non_ternary = sums.get((plan.layer, False), [0.0, 0.0, 0.0])
-            out[plan.layer] = LayerInput(
-                nonzero=round(nonzero),
-                elements=self._elements[plan.layer],
-                negative=round(negative),
-                non_ternary=round(non_ternary),
-                events=sums.get((plan.layer, True), [0.0])[0] if events else None,
-            )
-        self._last_maps, self._last_values = maps, values
-        return out
+        return self.count(values, events)[0]
 
     def _events_of(self, plan: LayerPlan, active: Tensor) -> Tensor:
         """Fan-out events of the layer's input (whole batch), as :class:`OpsRecorder` counts them.

@@ -9,9 +9,11 @@ pass (:class:`snnc.energy.meter.EnergyMeter`), and with ground truth the
 per-frame metrics of :mod:`snnc.data.metrics` are computed.
 
 Timing per frame: ``read_s`` (events from HDF5 + SBT encoding), ``infer_s``
-(backend step + estimator, device synchronised), ``energy_s`` (a separate
-counting pass on the reference network, for backends whose computation torch
-hooks cannot see; 0 when counted live or disabled). ``fps`` counts all three,
+(backend step + estimator, device synchronised), ``energy_s`` (closing the
+frame's energy report: the counting from the step's own outputs, which the
+backend defers to it (:meth:`snnc.energy.meter.ActivityMeter.defer`), or a
+separate pass on the reference network for a backend that neither counts its
+outputs nor runs hooks; hooks count inside the step). ``fps`` counts all three,
 ``infer_fps`` the backend alone.
 """
 
@@ -90,7 +92,7 @@ class StreamSummary:
     @property
     def fps(self) -> float:
         """Frames per second of the whole pipeline: reading + encoding + inference + estimator + energy counting
-        (the separate counting pass of ``energy_s`` included: what a user waits for)."""
+        (``energy_s`` included: what a user waits for)."""
         s = self.read_s + self.infer_s + self.energy_s
         return self.frames / s if s > 0 else float("nan")
 

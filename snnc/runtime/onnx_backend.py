@@ -9,8 +9,10 @@ session once and feeds ``state_out_k`` back as ``state_in_k``.
 Energy is counted from what each step already returns (:meth:`OnnxBackend.activity_meter`):
 every spiking layer's output is its ``<node>.y`` state output, so the per-layer
 counts come from those arrays and the frame (:class:`snnc.export.activity.ActivityPlan`),
-with no second torch pass. Values the state lacks (ReLU / binary neuron outputs)
-are exported as extra outputs ``tap.<node>``.
+with no second torch pass; per step one channel sum per layer's spikes and one
+matrix product per layer, read back once (:meth:`snnc.export.activity.ActivityPlan.count`),
+run when the engine closes the frame. Values the state lacks (ReLU / binary neuron
+outputs) are exported as extra outputs ``tap.<node>``.
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ class OnnxBackend(Backend):
         self._taps: list[str] = []
         self._plan: Any = None
         self._meter: ActivityMeter | None = None
+        self._delays: list[str] = []
 
     def activity_meter(self, *, costs: EnergyCosts, count: str, energy_model: str) -> ActivityMeter:
         """A meter fed from every step's state outputs (the spikes) and the frame: no reference pass."""
@@ -135,6 +138,8 @@ class OnnxBackend(Backend):
                 self._plan = ActivityPlan(self._graph, self.model, batch)
             taps = self._plan.taps(self._layout, neurons=meter.neurons)
             meter.bind(self._plan.specs(), self._plan.neurons, batch=shape[0])
+            self._plan.prepare(meter.events, meter.neurons)
+            self._delays = [r for r in self._plan.roots if self._graph[r].op == "delay"]
         if self._session is None or taps != self._taps:
             self._export(shape, taps)
         self._state = [np.zeros(s, dtype=np.float32) for s in self._state_shapes]
@@ -151,9 +156,11 @@ class OnnxBackend(Backend):
         return torch.from_numpy(out[0])
 
     def _count_step(self, x: Tensor, out: list[np.ndarray], new_state: list[np.ndarray]) -> None:
-        """Feed the meter (if any) this step's counts: the frame ``x``, the graph's outputs ``out`` (``y``, taps,
-        state) and the state before (``self._state``) and after (``new_state``) the step. Shared with the
-        openvino backend, which runs the same file."""
+        """Hand the meter (if any) this step's counting: the frame ``x``, the graph's outputs ``out`` (``y``, taps,
+        state) and the state before (``self._state``) and after (``new_state``) the step. Deferred
+        (:meth:`~snnc.energy.meter.ActivityMeter.defer`): it runs when the engine closes the frame, or at the
+        next step, before outputs are reused (the openvino backend, which runs the same file, reuses each
+        output tensor every second step)."""
         meter = self._meter
         if meter is not None and self._plan is not None:
             from snnc.export.activity import step_values
@@ -161,8 +168,10 @@ class OnnxBackend(Backend):
 
             taps = dict(zip(self._taps, out[1 : self._n_values], strict=True))
             values = step_values(graph_inputs(self._family, x), self._layout, self._state, new_state, taps)
-            inputs = self._plan.measure(values, events=meter.events)
-            meter.record(inputs, self._plan.measure_neurons(values) if meter.neurons else None)
+            for node in self._delays:  # a delay's value is this step's state input, which the next step may reuse
+                values[node] = np.array(values[node], copy=True)
+            plan, events, neurons = self._plan, meter.events, meter.neurons
+            meter.defer(lambda: plan.count(values, events, neurons))
 
     def placement(self) -> list[dict[str, Any]]:
         """The whole network as one ONNX graph."""
