@@ -35,47 +35,257 @@ def _frames(shape: tuple[int, ...], n: int, seed: int = 0) -> list[torch.Tensor]
     ]
 
 
-def _compute_per_step(net, spikes: dict[str, np.ndarray], frame: np.ndarray) -> dict[str, float]:
-    """Serial time of the processes' work for one step, with Lava's own conv function."""
-    from lava.proc.conv import utils
+#: What the children's CPU time inside run_spk is split into (seconds summed over all Lava processes).
+_SLOTS = (
+    "conv_compute",  # the convolution itself (Lava's utils.conv / snnc's conv_gemm)
+    "conv_other",  # the rest of Conv.run_spk without its ports (clamp, casts)
+    "lif_compute",  # LIF.run_spk without its ports (Loihi bit-accurate update)
+    "relay_compute",  # Sparse / DelaySparse (resampling and delay-line relays) without their ports
+    "io_compute",  # Injector / Extractor models without their ports
+    "inport_sum",  # PyInPort.recv without the channel reads: the sum of several inputs (and reshapes)
+    "channel_recv",  # reading a message from a channel (copy out of shared memory; waiting is no CPU)
+    "outport_send",  # writing a message into a channel (copy into shared memory)
+)
 
-    from snnc.export.lava_procs import _lava_kernel, _xy
 
-    g, plan, batch = net.graph, net.plan, net.batch
-    x = g.inputs[0]
-    lava = lambda a: a.reshape(-1, *a.shape[2:]).transpose(2, 1, 0)  # noqa: E731  (B, C, H, W) -> (W, H, B*C)
-    src_val = {x: lava(frame)}
-    for name, s in spikes.items():
-        src_val[name] = lava(s)
-    conv_s = lif_s = 0.0
-    for neuron, terms in plan.terms.items():
-        for t in terms:
-            view = plan.base(g, plan.reads[t][0])
-            if t not in g.nodes or view not in src_val:
-                continue
-            p = g[t].params
-            w = _lava_kernel(p["weight"], batch)
-            inp = src_val[view]
-            if g[plan.reads[t][0]].op == "resize":
-                c, h, wd = g[plan.reads[t][0]].shape
-                inp = np.zeros((wd, h, c * batch))
-            t0 = time.perf_counter()
-            utils.conv(
-                inp, w, w.shape[1:3], _xy(p["stride"]), _xy(p["padding"]), _xy(p["dilation"]), int(p["groups"]) * batch
-            )
-            conv_s += time.perf_counter() - t0
-        c, h, wd = g[neuron].shape
-        v = np.zeros((wd, h, c * batch), dtype=np.int32)
-        a = np.ones_like(v)
+class ChildProfile:
+    """CPU time (``time.thread_time``) inside Lava's forked processes, per kind of work (shared-memory counters).
+
+    Install before ``start()`` (Lava forks its processes from this one, so the
+    wrapped functions are what the children run); read :meth:`snapshot` between steps.
+    """
+
+    def __init__(self) -> None:
+        import multiprocessing as mp
+
+        from snnc.export.lava_env import import_lava
+
+        import_lava()  # Lava fixes the start method ('fork') on import: before the shared counters
+        self.acc = mp.Array("d", len(_SLOTS))
+        self._undo: list[tuple[object, str, object]] = []
+        self._cur: list[str] = []
+
+    def _add(self, slot: str, dt: float) -> None:
+        with self.acc.get_lock():
+            self.acc[_SLOTS.index(slot)] += dt
+
+    def _patch(self, owner: object, attr: str, wrap) -> None:
+        orig = getattr(owner, attr)
+        self._undo.append((owner, attr, orig))
+        setattr(owner, attr, wrap(orig))
+
+    def install(self) -> None:
+        from lava.magma.compiler.channels.pypychannel import CspRecvPort, CspSendPort
+        from lava.magma.core.model.py.ports import PyInPortVectorDense
+        from lava.proc.conv import models as conv_models
+        from lava.proc.conv import utils
+        from lava.proc.io.extractor import PyLoihiExtractorModel
+        from lava.proc.io.injector import PyLoihiInjectorModel
+        from lava.proc.lif.models import PyLifModelBitAcc
+        from lava.proc.sparse.models import PyDelaySparseModelBitAcc, PySparseModelBitAcc
+
+        from snnc.export import lava_models
+
+        prof = self
+        io_time = [0.0]  # port time inside the current run_spk (subtracted from it)
+
+        def model(kind):
+            def wrap(orig):
+                def run_spk(self_):
+                    prof._cur.append(kind)
+                    io0 = io_time[0]
+                    t0 = time.thread_time()
+                    try:
+                        return orig(self_)
+                    finally:
+                        dt = time.thread_time() - t0 - (io_time[0] - io0)
+                        prof._cur.pop()
+                        prof._add(f"{kind}_other" if kind == "conv" else f"{kind}_compute", dt)
+
+                return run_spk
+
+            return wrap
+
+        def conv_fn(orig):
+            def conv(*args, **kw):
+                t0 = time.thread_time()
+                try:
+                    return orig(*args, **kw)
+                finally:
+                    dt = time.thread_time() - t0
+                    prof._add("conv_compute", dt)
+                    prof._add("conv_other", -dt)
+
+            return conv
+
+        in_inport = [False]
+
+        def inport(orig):  # PyInPort.recv: channel reads + the sum of several inputs
+            def recv(self_):
+                if not prof._cur:
+                    return orig(self_)
+                in_inport[0] = True
+                t0 = time.thread_time()
+                try:
+                    return orig(self_)
+                finally:
+                    in_inport[0] = False
+                    dt = time.thread_time() - t0
+                    prof._add("inport_sum", dt)
+                    io_time[0] += dt
+
+            return recv
+
+        def channel(slot):  # a channel read or write: moved out of the enclosing port's or model's time
+            def wrap(orig):
+                def call(self_, *args):
+                    if not prof._cur:  # the runtime's command channels, outside a step's work
+                        return orig(self_, *args)
+                    t0 = time.thread_time()
+                    try:
+                        return orig(self_, *args)
+                    finally:
+                        dt = time.thread_time() - t0
+                        prof._add(slot, dt)
+                        if in_inport[0]:
+                            prof._add("inport_sum", -dt)
+                        else:
+                            io_time[0] += dt
+
+                return call
+
+            return wrap
+
+        for cls in (conv_models.PyConvModelFixed, lava_models.PyConvModelGemm):
+            self._patch(cls, "run_spk", model("conv"))
+        self._patch(PyLifModelBitAcc, "run_spk", model("lif"))
+        for cls in (PySparseModelBitAcc, PyDelaySparseModelBitAcc):
+            self._patch(cls, "run_spk", model("relay"))
+        for cls in (PyLoihiInjectorModel, PyLoihiExtractorModel):
+            self._patch(cls, "run_spk", model("io"))
+        self._patch(utils, "conv", conv_fn)
+        self._patch(lava_models, "conv_gemm", conv_fn)
+        self._patch(PyInPortVectorDense, "recv", inport)
+        self._patch(CspRecvPort, "recv", channel("channel_recv"))
+        self._patch(CspSendPort, "send", channel("outport_send"))
+
+    def uninstall(self) -> None:
+        for owner, attr, orig in reversed(self._undo):
+            setattr(owner, attr, orig)
+        self._undo = []
+
+    def snapshot(self) -> dict[str, float]:
+        with self.acc.get_lock():
+            return dict(zip(_SLOTS, self.acc[:], strict=True))
+
+
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of this process's child processes (Lava's forked processes), from /proc."""
+    import os
+
+    me, total = os.getpid(), 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == me:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def _profile_net(g, cut, xs, conv_model: str, chunk: bool) -> dict[str, float]:
+    """Start-up and per-step split of one LavaProcNet run over ``xs`` (both cameras)."""
+    from snnc.export.lava_procs import LavaProcNet
+
+    lp = LavaProcNet(g, batch=2, read=cut, conv_model=conv_model)
+    prof = ChildProfile()
+    prof.install()
+    res: dict[str, float] = {}
+    try:
         t0 = time.perf_counter()
-        for _ in range(1):
-            d = np.int64(v) * 4000
-            d = np.sign(d) * np.right_shift(np.abs(d), 12)
-            v2 = np.clip(np.int32(d) + np.left_shift(a, 6), -(2**23) + 1, 2**23 - 1)
-            s = v2 > 640
-            v2[s] = 0
-        lif_s += time.perf_counter() - t0
-    return {"conv_s": conv_s, "lif_s": lif_s}
+        lp._build()
+        res["build_s"] = time.perf_counter() - t0
+        orig_build = lp._build
+        lp._build = lambda: None  # start() builds again otherwise; compile + fork only
+        t0 = time.perf_counter()
+        lp.start()
+        res["compile_s"] = time.perf_counter() - t0
+        lp._build = orig_build
+        res["processes"] = lp.process_count
+        warm = max(lp.plan.latency.values()) + 1  # past every bias switch
+        lp.run(xs[:1] * warm)
+        host = {"inject": 0.0, "run": 0.0, "read": 0.0}
+        inj, rt = lp._inj, lp._runtime
+        exts = list(lp._extractors.values())
+
+        def timed(obj, attr, key):
+            orig = getattr(obj, attr)
+
+            def call(*a, **k):
+                t = time.perf_counter()
+                try:
+                    return orig(*a, **k)
+                finally:
+                    host[key] += time.perf_counter() - t
+
+            setattr(obj, attr, call)
+
+        timed(inj, "send", "inject")
+        timed(rt, "run", "run")
+        for e in exts:
+            timed(e, "receive", "read")
+        before, cpu0, pcpu0 = prof.snapshot(), _children_cpu(), time.process_time()
+        t0 = time.perf_counter()
+        if chunk:
+            lp.run(xs)
+        else:
+            for x in xs:
+                lp.run([x])
+        wall = time.perf_counter() - t0
+        after, cpu1, pcpu1 = prof.snapshot(), _children_cpu(), time.process_time()
+    finally:
+        lp.stop()
+        prof.uninstall()
+    n = len(xs)
+    res["wall_ms"] = wall / n * 1e3
+    res["children_cpu_ms"] = (cpu1 - cpu0) / n * 1e3
+    res["parent_cpu_ms"] = (pcpu1 - pcpu0) / n * 1e3
+    for k in _SLOTS:
+        res[k + "_ms"] = (after[k] - before[k]) / n * 1e3
+    for k, v in host.items():
+        res["host_" + k + "_ms"] = v / n * 1e3
+    return res
+
+
+def _report(tag: str, r: dict[str, float]) -> None:
+    """Print one profiled run: wall per step and the CPU shares of the children's work."""
+    work = sum(r[k + "_ms"] for k in ("conv_compute", "conv_other", "lif_compute", "relay_compute", "io_compute"))
+    summing = r["inport_sum_ms"]
+    runtime = max(0.0, r["children_cpu_ms"] - work - summing)  # protocol loop, channel copies, sync, scheduling
+    cpu = r["children_cpu_ms"] + r["parent_cpu_ms"]
+    share = lambda v: f"{v:.0f} ms ({100 * v / cpu:.0f}%)" if cpu > 0 else f"{v:.0f} ms"  # noqa: E731
+    print(
+        f"  {tag}: {r['processes']:.0f} processes; build {r['build_s']:.1f} s, compile+fork {r['compile_s']:.1f} s "
+        f"(one-off); {r['wall_ms']:.0f} ms/step wall = {1e3 / r['wall_ms']:.2f} steps/s; CPU per step "
+        f"{cpu:.0f} ms (Lava processes {r['children_cpu_ms']:.0f}, this process {r['parent_cpu_ms']:.0f})"
+    )
+    print(
+        f"    CPU shares: Conv compute {share(r['conv_compute_ms'] + r['conv_other_ms'])}, "
+        f"LIF {share(r['lif_compute_ms'])}, relays (Sparse/DelaySparse) {share(r['relay_compute_ms'])}, "
+        f"multi-input summing {share(summing)}, Injector/Extractor models {share(r['io_compute_ms'])}, "
+        f"Lava runtime + message passing (rest of the processes' CPU) {share(runtime)}, "
+        f"host side (send, run call, read-back) {share(r['parent_cpu_ms'])}"
+    )
+    print(
+        f"    host wall per step: inject {r['host_inject_ms']:.1f} ms, run() {r['host_run_ms']:.0f} ms, "
+        f"read-back {r['host_read_ms']:.1f} ms; of the runtime share: channel reads {share(r['channel_recv_ms'])}, "
+        f"channel writes {share(r['outport_send_ms'])}"
+    )
 
 
 def _overhead(n_procs: int, steps: int) -> float:
@@ -143,10 +353,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", action="append", default=None, help="HxW (repeatable), default 16x24")
     ap.add_argument("--steps", type=int, default=12)
+    ap.add_argument("--models", default="lava,gemm", help="Conv ProcessModels to compare (lava, gemm)")
+    ap.add_argument("--no-stream", action="store_true", help="skip the LavaBackend stream split")
     args = ap.parse_args()
-    from snnc.export.lava_procs import LavaProcNet, lava_part
+    from snnc.export.lava_procs import lava_part
     from snnc.export.lower import graph_inputs
-    from snnc.export.runtime import GraphModule
     from snnc.quant import int8_graph, quantize_network
     from snnc.runtime.model import load_network
 
@@ -157,39 +368,31 @@ def main() -> None:
         frames = _frames(shape, args.steps)
         fields = quantize_network(net.model, shape, frames[:2])
         g = int8_graph(net.model, shape, fields)
-        nodes, cut = lava_part(g)
-        neurons = [n for n in nodes if g[n].op == "neuron"]
-        lp = LavaProcNet(g, batch=2, read=cut)
-        t0 = time.perf_counter()
-        lp.start()
-        start_s = time.perf_counter() - t0
+        _, cut = lava_part(g)
         xs = [graph_inputs("spikedhs-stereo", x)["x"].numpy() for x in frames]
-        try:
-            lp.step(xs[0])
-            t0 = time.perf_counter()
-            for x in xs[1:]:
-                lp.step(x)
-            step_s = (time.perf_counter() - t0) / (len(xs) - 1)
-        finally:
-            lp.stop()
-        gm = GraphModule(g)
-        with torch.no_grad():
-            values, _ = gm.step_nodes(graph_inputs("spikedhs-stereo", frames[0]), None)
-        spikes = {n: values[n].numpy() for n in neurons}
-        comp = _compute_per_step(lp, spikes, xs[0])
-        over = _overhead(lp.process_count, args.steps)
-        print(
-            f"{h}x{w}: {lp.process_count} Lava processes ({lp.plan.relay_count()} relays), start-up {start_s:.1f} s, "
-            f"{step_s * 1e3:.0f} ms/step = {1 / step_s:.2f} frames/s; serial compute in the processes "
-            f"{(comp['conv_s'] + comp['lif_s']) * 1e3:.0f} ms "
-            f"(conv {comp['conv_s'] * 1e3:.0f}, LIF {comp['lif_s'] * 1e3:.1f}); "
-            f"runtime overhead of {lp.process_count} empty processes {over * 1e3:.0f} ms/step"
-        )
-        lava_ms, rest_ms = _stream_split(net.model, shape, frames, fields)
-        print(
-            f"{h}x{w} stream (LavaBackend int8): Lava part {lava_ms:.0f} ms/step, host part (cost volume, "
-            f"3-D matching, integer torch) {rest_ms:.0f} ms/frame"
-        )
+        print(f"{h}x{w}, {args.steps} steps (both cameras):")
+        walls = {}
+        for model in args.models.split(","):
+            for chunk in (False, True):
+                tag = f"Conv model {model}, " + ("all steps in one run() call" if chunk else "one run() per step")
+                r = _profile_net(g, cut, xs, model, chunk)
+                walls[(model, chunk)] = r["wall_ms"]
+                _report(tag, r)
+        base = walls.get(("lava", False))
+        if base:
+            print(
+                "  speed-up against Lava's Conv model, one run() per step: "
+                + ", ".join(f"{m}{' chunked' if c else ''} {base / v:.2f}x" for (m, c), v in walls.items())
+            )
+        over = _overhead(r["processes"], args.steps)
+        print(f"  runtime overhead of {r['processes']:.0f} empty 1x1x1 processes: {over * 1e3:.0f} ms/step")
+        if not args.no_stream:
+            lava_ms, rest_ms = _stream_split(net.model, shape, frames, fields)
+            print(
+                f"  stream (LavaBackend int8, default models): Lava part {lava_ms:.0f} ms/step, host part (cost "
+                f"volume, 3-D matching, integer torch) {rest_ms:.0f} ms/frame = "
+                f"{1e3 / (lava_ms + rest_ms):.2f} frames/s"
+            )
 
 
 if __name__ == "__main__":

@@ -53,16 +53,24 @@ def int_reference(graph: Graph, xs: list[np.ndarray]) -> dict[str, list[np.ndarr
     return out
 
 
-def run_lava(graph: Graph, xs: list[np.ndarray], batch: int) -> tuple[dict[str, list[np.ndarray]], LavaProcNet]:
-    """Every neuron's spikes per CPU step from Lava (its output at step t + latency)."""
-    net = LavaProcNet(graph, batch=batch, read=[n for n in lava_part(graph)[0] if graph[n].op == "neuron"])
+def run_lava(
+    graph: Graph, xs: list[np.ndarray], batch: int, conv_model: str = "gemm", chunked: bool = False
+) -> tuple[dict[str, list[np.ndarray]], LavaProcNet]:
+    """Every neuron's spikes per CPU step from Lava (its output at step t + latency).
+
+    ``chunked``: all steps through one ``LavaProcNet.run`` (several steps per Lava run call), else one
+    ``step`` per step."""
+    read = [n for n in lava_part(graph)[0] if graph[n].op == "neuron"]
+    net = LavaProcNet(graph, batch=batch, read=read, conv_model=conv_model)
     lat = net.plan.latency
     total = len(xs) + max(lat[n] for n in net.read)
+    inputs = [xs[k] if k < len(xs) else None for k in range(total)]
     got: dict[str, list[np.ndarray]] = {n: [] for n in net.read}
     net.start()
     try:
-        for k in range(total):
-            for name, spikes in net.step(xs[k] if k < len(xs) else None).items():
+        outs = net.run(inputs) if chunked else [net.step(x) for x in inputs]
+        for out in outs:
+            for name, spikes in out.items():
                 got[name].append(spikes)
     finally:
         net.stop()
@@ -130,13 +138,15 @@ def test_plan_aligns_every_path():
 
 
 @pytest.mark.slow
-def test_lava_dag_bit_exact():
-    """Skip, up-sampling, identity and three summed terms: Lava == the int64 spec, 6 steps, batch 2."""
+@pytest.mark.parametrize(("conv_model", "chunked"), [("gemm", False), ("gemm", True), ("lava", True)])
+def test_lava_dag_bit_exact(conv_model, chunked):
+    """Skip, up-sampling, identity and three summed terms: Lava == the int64 spec, 6 steps, batch 2, with
+    snnc's Conv model and Lava's own, one Lava run call per step or the whole run (split at bias switches)."""
     g = dag_graph()
     rng = np.random.default_rng(1)
     xs = [rng.choice([-1, 0, 1], size=(2, 2, 8, 10), p=[0.2, 0.6, 0.2]) for _ in range(6)]
     ref = int_reference(g, xs)
-    got, _ = run_lava(g, xs, batch=2)
+    got, _ = run_lava(g, xs, batch=2, conv_model=conv_model, chunked=chunked)
     assert assert_same(ref, got) > 100  # the layers fire
 
 
@@ -161,6 +171,8 @@ def test_refusals_name_the_layer():
     g["c1"].params["bias"] = np.array([5001.0, 0.0, 1.0], dtype=np.float32)  # 5001 << 6: no 13-bit mantissa
     with pytest.raises(SnncError, match=r"bias .* of 'n1'"):
         plan_lava(g)
+    with pytest.raises(SnncError, match="unknown Lava Conv model 'scipy'"):
+        LavaProcNet(dag_graph(), conv_model="scipy")
 
 
 # --------------------------------------------------------------------------- Lava's timing, measured
@@ -244,6 +256,27 @@ def stereo_int8():
     ]
     fields = quantize_network(net.model, shape, frames[:2])
     return net, int8_graph(net.model, shape, fields), frames
+
+
+def test_lava_energy_parts_follow_the_graph_nodes_layers(stereo_int8):
+    """A counted layer is on Lava when one of its Graph nodes is (``params["layer"]``, no name rewriting):
+    int8, the whole feature net, also its layers split into ``.partK`` nodes; fp32, the netx prefix (stem0).
+    The names are those the energy count reports (the synaptic modules')."""
+    from snnc.export.activity import layer_nodes
+    from snnc.export.lower import lower
+    from snnc.runtime.lava_backend import layers_on, netx_prefix
+
+    net, graph, _ = stereo_int8
+    nodes, _ = lava_part(graph)
+    on = layers_on(graph, nodes)
+    synaptic = (torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.Linear)  # what the op-counting pass counts, by name
+    counted = [name for name, m in net.model.named_modules() if isinstance(m, synaptic)]
+    assert on == {name for name in counted if name.startswith("feature.")} and len(on) == 15
+    assert set(counted) <= set(layer_nodes(graph))  # every counted layer has its Graph nodes
+    split = layer_nodes(graph)["feature.last.conv.conv"]
+    assert len(split) == 3 and all(".part" in n and n in nodes for n in split)
+    fp32 = lower(net.model, (1, 2, 5, 16, 24))
+    assert layers_on(fp32, netx_prefix(fp32)) == {"feature.stem0.conv.conv"}
 
 
 @pytest.mark.slow

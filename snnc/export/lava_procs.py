@@ -80,6 +80,10 @@ DECAY_MAX = 4096
 ACT_MAX = 2**17 - 1  # a << 6 stays inside the 24-bit signed current
 #: Graded input message bits (the first layer reads integer event counts).
 INPUT_MESSAGE_BITS = 8
+#: ProcessModels for Lava's Conv (:class:`LavaProcNet`'s ``conv_model``).
+CONV_MODELS = ("gemm", "lava")
+#: Steps one Lava ``run`` call may take: the Injector's and Extractors' channel buffers (Lava's default 50).
+RUN_CHUNK = 50
 _PART_OPS = ("input", "conv", "neuron", "resize", "sum")
 
 
@@ -363,14 +367,28 @@ class LavaProcNet:
         batch: samples run side by side as channel groups (2 for a stereo pair).
         read: neuron layers to read back (default: the cut).
         input_peak: the largest input magnitude (default :func:`input_peak_of`); graded spikes carry it.
+        conv_model: the ProcessModel of every ``Conv``: ``gemm``
+            (:class:`snnc.export.lava_models.PyConvModelGemm`, a matrix product per kernel tap, the
+            same integers) or ``lava`` (Lava's ``PyConvModelFixed``, scipy per channel pair).
 
     ``start()`` compiles and launches Lava; ``step(x)`` injects one step's input
     ``(B, C, H, W)`` (integers) and returns ``{layer: spikes (B, C, H, W)}`` that
     Lava emitted in this step, i.e. the CPU's spikes of ``latency[layer]`` steps
-    earlier (zeros before). ``stop()`` ends the runtime.
+    earlier (zeros before); ``run(xs)`` does the same for several steps in as few
+    Lava ``run`` calls as the bias schedule allows. ``stop()`` ends the runtime.
     """
 
-    def __init__(self, graph: Graph, batch: int = 1, read: Sequence[str] | None = None, input_peak: int = 1) -> None:
+    def __init__(
+        self,
+        graph: Graph,
+        batch: int = 1,
+        read: Sequence[str] | None = None,
+        input_peak: int = 1,
+        conv_model: str = "gemm",
+    ) -> None:
+        if conv_model not in CONV_MODELS:
+            raise SnncError(f"unknown Lava Conv model {conv_model!r} (one of {', '.join(CONV_MODELS)})")
+        self.conv_model = conv_model
         self.graph = graph
         self.input_peak = int(input_peak)
         self.plan = plan_lava(graph, self.input_peak)
@@ -514,13 +532,30 @@ class LavaProcNet:
 
         self.stop()
         self._build()
-        cfg = Loihi2SimCfg(
-            select_tag="fixed_pt",
-            exception_proc_model_map={Injector: PyLoihiInjectorModel, Extractor: PyLoihiExtractorModel},
-        )
+        models: dict[Any, Any] = {Injector: PyLoihiInjectorModel, Extractor: PyLoihiExtractorModel}
+        if self.conv_model == "gemm":
+            from lava.proc.conv.process import Conv
+
+            from snnc.export.lava_models import PyConvModelGemm
+
+            models[Conv] = PyConvModelGemm
+        cfg = Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=models)
         self._inj.create_runtime(run_cfg=cfg)
         self._runtime = self._inj
         self._steps = 0
+
+    def _frame(self, x: npt.ArrayLike | None) -> npt.NDArray[np.float64]:
+        """One step's input ``(B, C, H, W)`` (None: zeros) in Lava's (x, y, B*C) order, checked."""
+        c, h, w = self.graph[self.graph.inputs[0]].shape
+        if x is None:
+            return np.zeros((w, h, c * self.batch))
+        arr = np.asarray(x, dtype=np.float64)
+        if arr.shape != (self.batch, c, h, w):
+            raise SnncError(f"Lava input of shape {arr.shape} does not fit {(self.batch, c, h, w)}")
+        lim = self.input_peak
+        if not np.array_equal(arr, np.rint(arr)) or np.abs(arr).max(initial=0) > lim:
+            raise SnncError(f"Lava input must be integer event counts within +-{lim} (graded spikes)")
+        return arr.reshape(self.batch * c, h, w).transpose(2, 1, 0)
 
     def step(self, x: npt.ArrayLike | None) -> dict[str, npt.NDArray[np.float32]]:
         """Inject one step's input (``(B, C, H, W)`` integers; None: zeros) and run one Lava step.
@@ -528,31 +563,45 @@ class LavaProcNet:
         Raises:
             SnncError: the input is not integer-valued within the graded spikes' 8 bits, or has another shape.
         """
+        return self.run([x])[0]
+
+    def run(self, xs: Sequence[npt.ArrayLike | None]) -> list[dict[str, npt.NDArray[np.float32]]]:
+        """Run one Lava step per input (as :meth:`step`), several steps per Lava ``run`` call.
+
+        The inputs of a chunk are queued in the Injector, the chunk runs as one
+        ``RunSteps(n)`` and every Extractor's spikes of those steps are read after it.
+        A chunk ends where a layer's bias is switched on (a ``Var.set`` between steps)
+        and after :data:`RUN_CHUNK` steps (the channels' buffers).
+
+        Raises:
+            SnncError: an input is not integer-valued within the graded spikes' range, or has another shape.
+        """
         from lava.magma.core.run_conditions import RunSteps
 
         if self._runtime is None:
             raise SnncError("Lava process network not started (call start())")
-        c, h, w = self.graph[self.graph.inputs[0]].shape
-        if x is None:
-            frame = np.zeros((w, h, c * self.batch))
-        else:
-            arr = np.asarray(x, dtype=np.float64)
-            if arr.shape != (self.batch, c, h, w):
-                raise SnncError(f"Lava input of shape {arr.shape} does not fit {(self.batch, c, h, w)}")
-            lim = self.input_peak
-            if not np.array_equal(arr, np.rint(arr)) or np.abs(arr).max(initial=0) > lim:
-                raise SnncError(f"Lava input must be integer event counts within +-{lim} (graded spikes)")
-            frame = arr.reshape(self.batch * c, h, w).transpose(2, 1, 0)
-        for lif, mant in self._bias_on.get(self._steps, []):
-            lif.bias_mant.set(mant)
-        self._inj.send(frame)
-        self._runtime.run(condition=RunSteps(num_steps=1))
-        self._steps += 1
-        out = {}
-        for name, ext in self._extractors.items():
-            ch, hh, ww = self.graph[name].shape
-            spikes = np.asarray(ext.receive()).transpose(2, 1, 0).reshape(self.batch, ch, hh, ww)
-            out[name] = spikes.astype(np.float32)
+        frames = [self._frame(x) for x in xs]
+        switches = sorted(k for k in self._bias_on if k >= self._steps)
+        out: list[dict[str, npt.NDArray[np.float32]]] = []
+        done = 0
+        while done < len(frames):
+            for lif, mant in self._bias_on.get(self._steps, []):
+                lif.bias_mant.set(mant)
+            later = [k for k in switches if k > self._steps]
+            n = min(len(frames) - done, RUN_CHUNK, (later[0] - self._steps) if later else RUN_CHUNK)
+            for frame in frames[done : done + n]:
+                self._inj.send(frame)
+            self._runtime.run(condition=RunSteps(num_steps=n))
+            self._steps += n
+            done += n
+            got = {name: [np.asarray(ext.receive()) for _ in range(n)] for name, ext in self._extractors.items()}
+            for k in range(n):
+                step_out = {}
+                for name, seq in got.items():
+                    ch, hh, ww = self.graph[name].shape
+                    spikes = seq[k].transpose(2, 1, 0).reshape(self.batch, ch, hh, ww)
+                    step_out[name] = spikes.astype(np.float32)
+                out.append(step_out)
         return out
 
     @property
