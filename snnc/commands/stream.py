@@ -14,8 +14,6 @@ from snnc.commands.common import recording_options
 from snnc.errors import SnncError
 from snnc.fileio import json_safe
 
-_METRIC_NAMES = ("mean_disparity_error", "mean_depth_error", "median_depth_error", "one_pixel_accuracy")
-
 
 def _fmt(v: float | None, scale: float = 1.0, digits: int = 2) -> str:
     if v is None or not math.isfinite(v):
@@ -247,7 +245,6 @@ def stream_command(
       snnc stream rec_data.hdf5 --model run/folded.pt --backend onnx --json
     """
     from snnc.commands.common import atomic_output
-    from snnc.data import layout
     from snnc.data.mvsec import MVSECRecording
 
     options = _backend_options(backend, threads=threads, dtype=dtype, cuda_graph=cuda_graph, energy=not no_energy)
@@ -271,7 +268,8 @@ def stream_command(
         from snnc.runtime.frames import frame_times
         from snnc.runtime.model import LoadedNetwork, load_network
         from snnc.runtime.pngs import save_frame_png
-        from snnc.runtime.results import DISPARITY_UNITS, ResultsWriter
+        from snnc.runtime.results import ResultsWriter
+        from snnc.runtime.stream_report import StreamSetup, result_attrs, stream_summary
         from snnc.train.runtime import resolve_device, set_threads
 
         default_costs = "45nm-int32" if energy_model == "lemaire" else "45nm-fp32"
@@ -279,7 +277,6 @@ def stream_command(
         dev = resolve_device(device)
         set_threads(threads)
         times, clock = frame_times(rec, limit=max_frames)
-        with_gt = clock == "gt"
         if manifest is not None:
             from snnc.runtime.manifest_backend import open_manifest
 
@@ -312,21 +309,8 @@ def stream_command(
             from snnc.runtime.check import Agreement
 
             agreement = Agreement(check_against, engine.disp_step)
-        attrs = {
-            "disparity_units": DISPARITY_UNITS,
-            "model": net.describe(),
-            "backend": backend,
-            "device": str(dev),
-            "clock": clock,
-            "data_file": str(data_file),
-            "gt_file": str(rec.gt_path) if rec.gt_path else "",
-            "fb": layout.FB_INDOOR_FLYING,
-            "disparity_scale": layout.DISPARITY_SCALE,
-            "energy_costs": energy_costs.to_dict(),
-            "energy_count": "off" if no_energy else count,
-            "energy_model": energy_model,
-            "precision": precision,
-        }
+        setup = StreamSetup(data_file, backend, str(dev), clock, energy_costs, precision, out_file)
+        with_gt = setup.with_gt
         show_rows = not (as_json or quiet)
         if show_rows:
             click.echo(
@@ -339,6 +323,7 @@ def stream_command(
         bar = tqdm(total=len(times), unit="frame", desc="stream", disable=as_json or quiet, leave=False)
         try:
             with _MaybeAtomic(out_file, atomic_output) as tmp:
+                attrs = result_attrs(engine, setup, rec)
                 writer = ResultsWriter(tmp, rec.height, rec.width, with_gt=with_gt, attrs=attrs) if tmp else None
                 try:
                     if show_rows:
@@ -360,31 +345,20 @@ def stream_command(
                         if show_rows:
                             tqdm.write(_frame_row(r))
                         bar.update(1)
-                    summary = _summary(
-                        engine,
-                        net,
-                        be,
-                        backend,
-                        dev,
-                        clock,
-                        times,
-                        with_gt,
-                        energy_costs,
-                        out_file,
-                        time.perf_counter() - t_start,
-                    )
-                    summary.update(
-                        precision=precision,
-                        check=agreement.result() if agreement is not None else None,
-                        gt_file=str(rec.gt_path) if rec.gt_path else None,
-                        rectification=rec.rectification_line(),
-                        windows=engine.window_stats.to_dict() if engine.window_stats else None,
-                        windows_note=engine.window_stats.summary_line() if engine.window_stats else "",
-                    )
+                    wall_s = time.perf_counter() - t_start
+                    written = None
                     if video is not None:
                         video.close()
-                        summary.update(video=str(video_file), video_frames=video.frames)
-                        video = None
+                        written, video = (video.path, video.frames), None
+                    summary = stream_summary(
+                        engine,
+                        setup,
+                        rec,
+                        times,
+                        wall_s=wall_s,
+                        check=agreement.result() if agreement is not None else None,
+                        video=written,
+                    )
                     if writer is not None:
                         writer.finish(json_safe(summary))
                         writer = None
@@ -500,58 +474,6 @@ class _MaybeAtomic:
 
     def __exit__(self, *exc: Any) -> Any:
         return self._cm.__exit__(*exc) if self._cm is not None else False
-
-
-def _summary(
-    engine: Any,
-    net: Any,
-    be: Any,
-    backend: str,
-    dev: Any,
-    clock: str,
-    times: Any,
-    with_gt: bool,
-    costs: Any,
-    out_file: Path | None,
-    wall_s: float,
-) -> dict[str, Any]:
-    s = engine.summary
-    metrics = {name: (s.metrics.get(name) if with_gt else None) for name in _METRIC_NAMES}
-    out: dict[str, Any] = {
-        "frames": s.frames,
-        "fps": s.fps,
-        "infer_fps": s.infer_fps,
-        "energy_j_per_frame": s.per_frame(s.energy_j) if engine.energy_mode != "off" else None,
-        "ac_per_frame": s.per_frame(s.ac) if engine.energy_mode != "off" else None,
-        "mac_per_frame": s.per_frame(s.mac) if engine.energy_mode != "off" else None,
-        **metrics,
-        "frames_with_gt": s.metrics.get("frames_used") if with_gt else 0,
-        "backend": backend,
-        "device": str(dev),
-        "model": net.describe(),
-        "trained": net.trained,
-        "clock": clock,
-        "t_first": float(times[0]) if len(times) else None,
-        "t_last": float(times[-1]) if len(times) else None,
-        "energy_count": engine.energy_mode,
-        "ac_count": engine.count if engine.energy_mode != "off" else None,
-        "energy_model": engine.energy_model,
-        "energy_costs": costs.name,
-        "read_s": s.read_s,
-        "infer_s": s.infer_s,
-        "energy_s": s.energy_s,
-        "wall_s": wall_s,
-        "placement": be.placement(),
-        "out": str(out_file) if out_file else None,
-    }
-    if s.energy is not None:
-        out["spike_input_rate"] = s.energy.spike_input_rate
-        out["silent"] = s.energy.silent
-        out["ann_energy_j_per_frame"] = s.energy.ann_energy_j
-        parts = getattr(be, "energy_parts", None)
-        if callable(parts):
-            out["energy_parts"] = parts(s.energy)
-    return out
 
 
 def _print_summary(summary: dict[str, Any], engine: Any) -> None:

@@ -105,17 +105,17 @@ def _build_case(name: str, batch: int, steps: int, seed: int) -> InteropCase:
         folded = _calibrate(net, calib.expand(steps, *calib.shape), seed + 1)
         x_seq = x.expand(steps, *x.shape).contiguous()
         shape = (batch, 1, 8, 8)
-        return InteropCase(name, "spikedhs-cla", lower(folded, shape), list(x_seq), True, folded)
+        return InteropCase(name, net.genotype.family, lower(folded, shape), list(x_seq), True, folded)
     if name == "sequential":
         net = build_model(_genotype("sequential-dvs", image_size=16))
         x_seq = (torch.rand(steps, batch, 2, 16, 16) < 0.3).float()
         folded = _calibrate(net, x_seq, seed + 1)
-        return InteropCase(name, "sequential", lower(folded, (batch, 2, 16, 16)), list(x_seq), True, folded)
+        return InteropCase(name, net.genotype.family, lower(folded, (batch, 2, 16, 16)), list(x_seq), True, folded)
     if name == "snasnet":
         net = build_model(_genotype("snasnet-cifar10", channels=4, image_size=8, fc_hidden=16))
         x_seq = torch.rand(steps, batch, 3, 8, 8)
         folded = _calibrate(net, x_seq, seed + 1)
-        return InteropCase(name, "snasnet", lower(folded, (batch, 3, 8, 8)), list(x_seq), True, folded)
+        return InteropCase(name, net.genotype.family, lower(folded, (batch, 3, 8, 8)), list(x_seq), True, folded)
     if name == "stereo-front":
         from snnc.export.partition import split_graph
 
@@ -131,8 +131,9 @@ def _build_case(name: str, batch: int, steps: int, seed: int) -> InteropCase:
         x_seq = torch.randint(-1, 2, (steps, batch, 2, 5, 24, 36)).float()
         folded = _calibrate(net, x_seq, seed + 1)
         front = split_graph(lower(folded, (batch, 2, 5, 24, 36)))[0]
-        inputs = [graph_inputs("spikedhs-stereo", x_t) for x_t in x_seq]
-        return InteropCase(name, "spikedhs-stereo", front, [i["x"] for i in inputs], False, None)
+        family = net.genotype.family  # a stereo-input family: both cameras go into the graph's batch
+        inputs = [graph_inputs(family, x_t) for x_t in x_seq]
+        return InteropCase(name, family, front, [i["x"] for i in inputs], False, None)
     raise ValueError(f"unknown interop case {name!r} (known: {', '.join(CASES)})")
 
 

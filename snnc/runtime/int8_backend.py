@@ -59,7 +59,7 @@ class Int8TorchBackend(Backend):
             self._state = self._gm.init_state(self._inputs(x0))
 
     def _inputs(self, x: Tensor) -> dict[str, Tensor]:
-        return graph_inputs("spikedhs-stereo", quantize_input(x.to(self.device, torch.float32), self.fields))
+        return graph_inputs(self.model.genotype.family, quantize_input(x.to(self.device, torch.float32), self.fields))
 
     def step(self, x: Tensor) -> Tensor:
         """One integer step; the cost through the host head."""

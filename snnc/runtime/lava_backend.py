@@ -65,7 +65,16 @@ from snnc.export.lava_env import import_lava
 from snnc.models.base import SpikingNet
 from snnc.runtime.base import Backend, energy_by_part
 
-__all__ = ["LavaBackend", "netx_prefix"]
+__all__ = ["LavaBackend", "netx_prefix", "layers_on"]
+
+
+def layers_on(graph: Any, nodes: list[str]) -> frozenset[str]:
+    """The counted torch layers (the Graph nodes' ``params["layer"]``) with a node among ``nodes``: a layer
+    split along its input channels (several nodes) is on a part when any of its nodes is."""
+    from snnc.export.activity import layer_nodes
+
+    inside = set(nodes)
+    return frozenset(layer for layer, names in layer_nodes(graph).items() if not inside.isdisjoint(names))
 
 
 def netx_prefix(graph: Any) -> list[str]:
@@ -147,6 +156,7 @@ class LavaBackend(Backend):
         self._shape: tuple[int, ...] | None = None
         self._lava: Any = None
         self.lava_nodes: list[str] = []
+        self._lava_layers: frozenset[str] = frozenset()  # counted torch layers with a graph node in Lava
         self.export_s = 0.0
         self.quant: dict[str, Any] = {}
         self.fields = fields
@@ -173,6 +183,7 @@ class LavaBackend(Backend):
                 "no layer of this network can run in Lava: netx needs a chain of 2-D conv + LIF layers from the input"
             )
         self.lava_nodes = chain
+        self._lava_layers = layers_on(graph, chain)
         cut = chain[-1]
         c_in, h, w = graph[graph.inputs[0]].shape
         self._pad = sum(int(graph[n].params["padding"][1]) for n in chain if graph[n].op == "conv")
@@ -225,6 +236,7 @@ class LavaBackend(Backend):
         self._stop_lava()
         self._procnet = LavaProcNet(graph, batch=2, read=cut)
         self.lava_nodes = [n for n in nodes if n not in graph.inputs]
+        self._lava_layers = layers_on(graph, self.lava_nodes)
         part = set(nodes)
         rest = Graph(dict(graph.meta))
         for c in cut:
@@ -265,7 +277,7 @@ class LavaBackend(Backend):
 
         frame = None
         if x is not None:
-            frame = graph_inputs("spikedhs-stereo", quantize_input(x.cpu(), self.fields))["x"].numpy()
+            frame = graph_inputs(self.model.genotype.family, quantize_input(x.cpu(), self.fields))["x"].numpy()
             self._given += 1
         spikes = self._procnet.step(frame)
         if self._procnet.steps <= self.latency:  # Lava's output answers no frame yet
@@ -372,12 +384,8 @@ class LavaBackend(Backend):
 
     # ------------------------------------------------------------------ reporting
     def part_of(self, layer: LayerEnergy) -> str:
-        """``lava`` or ``cpu`` for a counted layer."""
-        from snnc.runtime.hybrid_backend import layer_node
-
-        node = layer_node(layer.name)
-        inside = node in self.lava_nodes or any(n.startswith(node + ".part") for n in self.lava_nodes)
-        return "lava" if inside else "cpu"
+        """``lava`` or ``cpu`` for a counted layer: where its graph nodes (``params["layer"]``) lie."""
+        return "lava" if layer.name in self._lava_layers else "cpu"
 
     def placement(self) -> list[dict[str, Any]]:
         """The Lava part and the CPU rest, with the boundary between them."""
