@@ -56,15 +56,7 @@ from snnc.models.base import SpikingNet
 from snnc.quant import QuantFields, apply_head, int8_graph, quantize_input
 from snnc.runtime.base import Backend, energy_by_part
 
-__all__ = ["HybridBackend", "layer_node"]
-
-
-def layer_node(layer_name: str) -> str:
-    """Export-graph node name of a counted layer: the ConvBN path (``a.b.conv.conv`` -> ``a.b.conv``).
-
-    Kept for the Lava backend; the hybrid backend maps layers to nodes by the Graph's ``params["layer"]``.
-    """
-    return layer_name[: -len(".conv")] if layer_name.endswith(".conv") else layer_name
+__all__ = ["HybridBackend"]
 
 
 class HybridBackend(Backend):
