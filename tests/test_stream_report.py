@@ -87,7 +87,11 @@ def test_summary_totals_come_from_the_frames_in_schema_order(runs):
     mean_1pa = sum(r.metrics["one_pixel_accuracy"] for r in frames) / 3
     assert s["one_pixel_accuracy"] == pytest.approx(mean_1pa)
     assert (s["t_first"], s["t_last"]) == (float(times[0]), float(times[-1]))
-    assert s["energy_count"] == engine.energy_mode != "off" and s["ac_count"] == "rate" and s["energy_costs"] == "45nm-fp32"
+    assert (
+        s["energy_count"] == engine.energy_mode != "off"
+        and s["ac_count"] == "rate"
+        and s["energy_costs"] == "45nm-fp32"
+    )
     assert s["placement"] == engine.backend.placement() and s["out"] == str(setup.out_file)
     assert s["wall_s"] == 1.5 and s["check"] == {"reference": "onnx"} and s["silent"] is False
     assert s["gt_file"] == str(rec.gt_path) and s["windows"]["windows"] == 3
