@@ -24,6 +24,17 @@ def small_stereo_json(folder: Path, **extra: Any) -> Path:
     return path
 
 
+def stream_files(folder: Path, frames: int) -> dict[str, Path]:
+    """A tiny synthetic recording (``frames`` depth frames, 48 x 64) and :func:`active_checkpoint`, in ``folder``.
+
+    Returns ``{"data": recording, "ckpt": checkpoint, "tmp": folder}``, the ``files`` fixture of the stream tests.
+    """
+    from snnc.data.synth import synthesize
+
+    data, _ = synthesize(folder / "tiny_data.hdf5", frames=frames, height=48, width=64, progress=False)
+    return {"data": data, "ckpt": active_checkpoint(folder), "tmp": folder}
+
+
 def active_checkpoint(folder: Path, gain: float = 3.0) -> Path:
     """A BN-folded checkpoint of the small stereo net with weights scaled by ``gain`` so that it fires.
 

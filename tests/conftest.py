@@ -1,0 +1,55 @@
+"""Suite-wide pytest set-up for parallel runs (``make test`` runs ``pytest -n 2 --dist loadfile``).
+
+Each pytest-xdist worker is one process on one of CI's two cores, so it runs torch with one
+intra-op thread (two threads per worker would oversubscribe the cores; the tiny test nets are
+slower with two threads anyway, see ``_spikedhs_util.single_thread``). A file runs whole on one
+worker (``--dist loadfile``: its module-scoped fixtures are built once), and the files whose
+setup takes longest go first so that no worker is left with one of them at the end. Serial runs
+(``pytest tests/test_x.py``) are unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+#: Test files that take longest in a serial run (measured with ``--durations``), longest first. Only the order of
+#: the collected files depends on it: a file missing here, or listed and gone, runs as usual.
+LONGEST_FIRST = (
+    "test_demo.py",
+    "test_distributed.py",
+    "test_stream.py",
+    "test_energy_from_spikes.py",
+    "test_export_onnx.py",
+    "test_export_nir.py",
+    "test_openvino_backend.py",
+    "test_trust_outputs.py",
+    "test_nas_search.py",
+    "test_train_classification.py",
+    "test_stream_manifest.py",
+    "test_lava_int8.py",
+    "test_nir_interop.py",
+    "test_stereo_fullres.py",
+    "test_matching_rewrite.py",
+    "test_train_stereo.py",
+)
+
+
+def _worker() -> bool:
+    return "PYTEST_XDIST_WORKER" in os.environ
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if _worker():
+        import torch
+
+        torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In xdist workers, order the files longest first (every worker sorts alike, so collections agree)."""
+    if not _worker():
+        return
+    rank = {name: k for k, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: tests keep their order in a file
