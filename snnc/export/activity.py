@@ -153,7 +153,8 @@ class _Program:
 
     Attributes:
         roots: ``(root, spiking, weights)``: the stacked float64 weight maps ``(keys, positions)`` on the device.
-        index: the count slot of every element of the roots' concatenated products.
+        index, gather: per (root, statistic, layer key) the count slot it adds to and its element of the roots'
+            concatenated products (layers reading a root alike share one weight row).
         slots: number of slots (the last collects products no count reads).
         ops: per layer the slots of its nonzero, negative and non-ternary input counts.
         events: per layer the slot of its fan-out events (counting events).
@@ -162,6 +163,7 @@ class _Program:
 
     roots: tuple[tuple[str, bool, Tensor], ...]
     index: Tensor
+    gather: Tensor
     slots: int
     ops: dict[str, tuple[int, int, int]]
     events: dict[str, int]
@@ -336,9 +338,13 @@ class ActivityPlan:
             v = v.unsqueeze(-1)
         if self._spiking(root):
             return v.sum(dim=1, keepdim=True), None, None
-        nz = (v != 0).sum(dim=1, keepdim=True, dtype=torch.float32)
-        neg = (v < 0).sum(dim=1, keepdim=True, dtype=torch.float32)
-        nt = ((v != 0) & (v.abs() != 1)).sum(dim=1, keepdim=True, dtype=torch.float32)
+        nonzero = v != 0
+        flags = (nonzero, v < 0, nonzero & (v.abs() != 1))
+        if v.shape[1] <= 255:  # a channel sum of flags fits a byte: summing them as uint8 is many times faster
+            sums = [f.view(torch.uint8).sum(dim=1, keepdim=True, dtype=torch.uint8) for f in flags]
+        else:
+            sums = [f.sum(dim=1, keepdim=True) for f in flags]
+        nz, neg, nt = (m.to(torch.float32) for m in sums)
         return nz, neg, nt
 
     def map_shape(self, root: str) -> tuple[int, ...]:
@@ -437,18 +443,25 @@ class ActivityPlan:
             slot[(name, "total", 0)] = len(slot)
         discard = len(slot)  # a non-spiking root's negative / non-ternary maps under event or total weights
         index: list[int] = []
+        gather: list[int] = []
         roots: list[tuple[str, bool, Tensor]] = []
+        offset = 0
         for root in self.roots:
             keys, ws = rows[root]
             if not keys:
                 continue
             spiking = self._spiking(root)
+            # layers reading a root the same way share one weight row (e.g. every plain reader: all ones)
+            unique, inverse = torch.unique(torch.stack(ws), dim=0, return_inverse=True)
             for i in range(1 if spiking else 3):
                 index.extend(slot.get((name, kind, i), discard) for name, kind in keys)
-            roots.append((root, spiking, torch.stack(ws).to(device)))
+                gather.extend(offset + i * unique.shape[0] + j for j in inverse.tolist())
+            offset += (1 if spiking else 3) * unique.shape[0]
+            roots.append((root, spiking, unique.to(device)))
         self._prog = _Program(
             roots=tuple(roots),
             index=torch.tensor(index, dtype=torch.long, device=device),
+            gather=torch.tensor(gather, dtype=torch.long, device=device),
             slots=discard + 1,
             ops={
                 p.layer: (slot[(p.layer, "ops", 0)], slot[(p.layer, "ops", 1)], slot[(p.layer, "ops", 2)])
@@ -504,7 +517,7 @@ class ActivityPlan:
                     parts.append((stats @ weights.T).reshape(-1))  # (stats, keys) row-major
         acc = torch.zeros(prog.slots, dtype=torch.float64, device=device)
         if parts:
-            acc.index_add_(0, prog.index, torch.cat(parts))
+            acc.index_add_(0, prog.index, torch.cat(parts)[prog.gather])
         extra: list[Tensor] = []
         others: list[tuple[str, int, bool]] = []  # neuron layers without a ones row: (name, elements, spiking)
         if neurons:
