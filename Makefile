@@ -14,8 +14,12 @@ install:
 demo: install
 	$(VENV)/bin/snnc demo --out $(DEMO_OUT) --force
 
+# Two pytest-xdist workers (CI has 2 cores), a whole file per worker (its module fixtures are built once),
+# files in tests/conftest.py's longest-first order. TEST_JOBS=0 runs the suite in one process.
+TEST_JOBS ?= 2
+
 test: install
-	$(PY) -m pytest -q -p no:cacheprovider tests
+	$(PY) -m pytest -q -p no:cacheprovider $(if $(filter 0,$(TEST_JOBS)),,-n $(TEST_JOBS) --dist loadfile --no-loadscope-reorder) tests
 
 wheel: install
 	bash tools/check_wheel.sh

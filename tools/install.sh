@@ -4,7 +4,8 @@
 #   - every pip step with `-c constraints.txt`, the exact tested set (pyproject.toml
 #     only declares ranges), so no step can pull another torch (the torch guard);
 #   - torch first, the build constraints.txt names;
-#   - snnc itself (editable) with the test tools and its lava / interop / openvino extras
+#   - snnc itself (editable) with the test tools (pytest, pytest-xdist for `make test`'s
+#     two workers, ...) and its lava / interop / openvino extras
 #     (openvino: `snnc stream --backend openvino`, ~60 MB, no torch);
 #   - lava-nc / lava-dl with --no-deps --ignore-requires-python (they declare
 #     Python < 3.11) and the one Python 3.11 source fix (tools/patch_lava.py).
@@ -25,7 +26,7 @@ fi
 
 STAMP=.venv/.snnc-installed
 HASH=$(cat pyproject.toml constraints.txt tools/install.sh tools/patch_lava.py | sha256sum | cut -d' ' -f1)
-if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$HASH" ] && .venv/bin/python -c 'import snnc, torch, lava.magma.compiler.var_model, lava.lib.dl.netx, openvino, spikingjelly, snntorch, norse, nirtorch, sinabs, rockpool' 2>/dev/null; then
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$HASH" ] && .venv/bin/python -c 'import snnc, torch, lava.magma.compiler.var_model, lava.lib.dl.netx, openvino, spikingjelly, snntorch, norse, nirtorch, sinabs, rockpool, xdist' 2>/dev/null; then
   echo "install: .venv is up to date"
   exit 0
 fi
@@ -61,6 +62,7 @@ import numpy, torch
 import lava.magma.compiler.var_model  # noqa: F401  (fails without the source fix)
 import lava.lib.dl.netx  # noqa: F401
 import openvino  # noqa: F401  (snnc stream --backend openvino)
+import xdist  # noqa: F401  (pytest-xdist: make test runs two workers)
 # interop consumers: their stock NIR importers must import
 from spikingjelly.activation_based.nir_exchange import import_from_nir  # noqa: F401
 from snntorch.import_nir import import_from_nir as _snntorch_import  # noqa: F401
