@@ -19,7 +19,7 @@ Delay nodes take the batch size of the first graph input.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -79,8 +79,9 @@ class GraphModule(nn.Module):
                 self._nearest[name] = self._nearest_plan(i, src, node.shape[1:], _spike_valued(graph, node.inputs[0]))
         self._upsampled = _upsampled_convs(graph)
         self._qdq_convs = _spike_fed_convs(graph) if self.qdq else set()
-        #: the values those convolutions read (Q/DQ placed right before them, whatever spells a resize)
-        self._qdq_inputs = {graph.nodes[n].inputs[0] for n in self._qdq_convs}
+        #: the values those convolutions read (Q/DQ placed right before them, whatever spells a resize; an
+        #: up-sampled conv reads its resize's source)
+        self._qdq_inputs = {self._upsampled.get(n, graph.nodes[n].inputs[0]) for n in self._qdq_convs}
 
     # ------------------------------------------------------------------ names and state
     @property
@@ -190,10 +191,11 @@ class GraphModule(nn.Module):
         value: Tensor = getattr(self, self._buffers_of[name][key])
         return value
 
-    def _weight(self, name: str) -> Tensor:
-        """A synaptic node's weight; int8 Q/DQ (the identity on its int8 values) for a :meth:`qdq_convs` node."""
-        w = self._param(name, "weight")
-        return _fake_quant(w, -128, 127) if name in self._qdq_convs else w
+    def _quant(self, name: str) -> Callable[[Tensor], Tensor] | None:
+        """The weight hook of a conv node: int8 Q/DQ (the identity on its int8 weights) for a :meth:`qdq_convs`
+        node, applied to each weight arrangement right before its convolution or product (OpenVINO folds a
+        Q/DQ followed by a transpose to float), else None."""
+        return _int8_weights if name in self._qdq_convs else None
 
     def _evaluate(self, inputs: dict[str, Tensor], state: FlatState | None) -> tuple[dict[str, Tensor], FlatState]:
         graph = self.graph
@@ -235,7 +237,8 @@ class GraphModule(nn.Module):
                     y, new_states[name] = neuron_step(spec, current, st)
                 values[name] = y
             elif name in self._upsampled:  # its input is a nearest x2 up-sampling: read the source itself
-                values[name] = self._upsampled_conv(name, values[self._upsampled[name]])
+                out = self._upsampled_conv(name, values[self._upsampled[name]])
+                values[name] = torch.round(out) if node.params.get("integer") else out
             else:
                 out = self._apply_op(name, node.op, node.params, x)
                 # integer graph (snnc.quant): synaptic sums rounded, exact for any conv algorithm
@@ -306,19 +309,22 @@ class GraphModule(nn.Module):
         from snnc.models.stereo import upsampled_conv3d
 
         b = self._param(name, "bias") if "bias" in self._buffers_of[name] else None
-        return upsampled_conv3d(source, self._param(name, "weight"), b, self.graph.nodes[name].shape[1:])
+        w = self._param(name, "weight")
+        return upsampled_conv3d(source, w, b, self.graph.nodes[name].shape[1:], self._quant(name))
 
     def _apply_op(self, name: str, op: str, p: dict[str, Any], x: Tensor) -> Tensor:
         if op in ("output", "sum"):
             return x
         if op == "conv":
-            w = self._weight(name)
+            w = self._param(name, "weight")
             b = self._param(name, "bias") if "bias" in self._buffers_of[name] else None
+            quant = self._quant(name)
             if _narrow_3d(w, p):  # e.g. the stereo cost layer 24 -> 1: a GEMM over the taps, then shifted sums
                 from snnc.models.stereo import narrow_conv3d
 
-                return narrow_conv3d(x, w, b)
+                return narrow_conv3d(x, w, b, quant)
             conv = F.conv2d if w.dim() == 4 else F.conv3d
+            w = w if quant is None else quant(w)
             return conv(x, w, b, tuple(p["stride"]), tuple(p["padding"]), tuple(p["dilation"]), int(p["groups"]))
         if op == "affine":
             b = self._param(name, "bias") if "bias" in self._buffers_of[name] else None
@@ -348,7 +354,8 @@ class GraphModule(nn.Module):
 
             half = x.shape[0] // 2
             b = self._param(name, "bias") if "bias" in self._buffers_of[name] else None
-            return cost_conv(x[:half], x[half:], self._weight(name), b, int(p["disparities"]))
+            w = self._param(name, "weight")
+            return cost_conv(x[:half], x[half:], w, b, int(p["disparities"]), self._quant(name))
         if op == "select":
             if x.shape[1] == 1:  # one channel (the stereo cost): a view, traced as Squeeze instead of a Gather copy
                 return x.squeeze(1)
@@ -356,10 +363,23 @@ class GraphModule(nn.Module):
         raise SnncError(f"graph node {name!r}: cannot execute operation {op!r}")
 
 
+#: Largest weight magnitude a Q/DQ int8 weight holds exactly (snnc's int8 weights are symmetric, in +-127).
+W_INT8_MAX = 127
+
+
 def _fake_quant(x: Tensor, lo: int, hi: int) -> Tensor:
     """``fake_quantize_per_tensor_affine`` at scale 1, zero point 0 over ``[lo, hi]``: the identity on integers
     in range; traced to ONNX as QuantizeLinear -> DequantizeLinear (uint8 for ``lo = 0``, else int8)."""
     return torch.fake_quantize_per_tensor_affine(x, 1.0, 0, lo, hi)
+
+
+def _int8_weights(w: Tensor) -> Tensor:
+    """int8 Q/DQ of a weight arrangement (:func:`_fake_quant` over ``[-128, 127]``) whose values are int8; one
+    that leaves that range (the cost_conv rewrite's kernels summed over taps) stays float. The weights are
+    constants, so the test reads their values, also while tracing (the branch is fixed in the file)."""
+    if bool(torch.all(w.abs() <= W_INT8_MAX)):
+        return _fake_quant(w, -128, 127)
+    return w
 
 
 def _spike_fed_convs(graph: Graph) -> set[str]:
@@ -400,15 +420,17 @@ def _spike_valued(graph: Graph, name: str) -> bool:
 
 
 def _upsampled_convs(graph: Graph) -> dict[str, str]:
-    """``{conv node: the source its input resize up-samples}`` for narrow 3x3x3 convolutions (:func:`_narrow_3d`,
-    float) whose one input is torch's nearest x2 up-sampling on every spatial axis (size ``2m`` or ``2m - 1``).
+    """``{conv node: the source its input resize up-samples}`` for narrow 3x3x3 convolutions (:func:`_narrow_3d`)
+    whose one input is torch's nearest x2 up-sampling on every spatial axis (size ``2m`` or ``2m - 1``).
 
     They run as :func:`snnc.models.stereo.upsampled_conv3d` on the resize's source (the stereo cost layer
     after the last up layer, as the torch network runs it): 1/8 of the positions, and the up-sampled map
-    is never built (unused in a traced graph, so not in the ONNX file)."""
+    is never built (unused in a traced graph, so not in the ONNX file). In an integer graph the sums it
+    regroups are integers below ``2**24`` (the layer's bound), so the result is the literal convolution's
+    exactly (then rounded like every integer node)."""
     out: dict[str, str] = {}
     for name, node in graph.nodes.items():
-        if node.op != "conv" or len(node.inputs) != 1 or node.params.get("integer"):
+        if node.op != "conv" or len(node.inputs) != 1:
             continue
         up = graph.nodes[node.inputs[0]]
         w = node.params.get("weight")

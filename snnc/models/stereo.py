@@ -254,12 +254,19 @@ def cost_volume(left: Tensor, right: Tensor, disparities: int) -> Tensor:
     return torch.cat([lefts, shifted], dim=1)
 
 
-def _columns(x: Tensor, weight: Tensor, offset: int, lo: int, hi: int) -> Tensor:
+#: A hook on each arranged weight right before its convolution or product (an exporter's marking, e.g.
+#: GraphModule's int8 Q/DQ, the identity on the weights); None: the weights as they are.
+WeightHook = Callable[[Tensor], Tensor] | None
+
+
+def _columns(x: Tensor, weight: Tensor, offset: int, lo: int, hi: int, quant: WeightHook = None) -> Tensor:
     """``out[..., t - lo] = sum_{ky,m} weight[:, :, ky, m] x[:, :, y + ky - k//2, t + m - offset]``, t in [lo, hi).
 
     A 2-D correlation with zero padding ``k//2`` over rows and a window of output columns of an
     input that is zero outside its own columns (no bias).
     """
+    if quant is not None:
+        weight = quant(weight)
     w, kw, ph = x.shape[-1], weight.shape[-1], weight.shape[-2] // 2
     a, b = lo - offset, hi - offset + kw - 1  # input columns read
     ca, cb = max(a, 0), min(b, w)
@@ -271,7 +278,9 @@ def _columns(x: Tensor, weight: Tensor, offset: int, lo: int, hi: int) -> Tensor
     return out[..., first : first + hi - lo]
 
 
-def cost_conv(left: Tensor, right: Tensor, weight: Tensor, bias: Tensor | None, shifts: int) -> Tensor:
+def cost_conv(
+    left: Tensor, right: Tensor, weight: Tensor, bias: Tensor | None, shifts: int, quant: WeightHook = None
+) -> Tensor:
     """``conv3d(cost_volume(left, right, shifts), weight, bias, padding=k//2)`` without building the volume.
 
     The exact factorisation of :func:`cost_volume` followed by a stride-1 ``k x k x k``
@@ -290,6 +299,7 @@ def cost_conv(left: Tensor, right: Tensor, weight: Tensor, bias: Tensor | None, 
         weight: ``(O, 2C, k, k, k)`` (left channels first, as the volume).
         bias: ``(O,)`` or ``None``.
         shifts: volume shifts V.
+        quant: applied to each 2-D kernel arrangement right before its convolution (:data:`WeightHook`).
 
     Returns:
         ``(B, O, V, h, w)``.
@@ -304,9 +314,11 @@ def cost_conv(left: Tensor, right: Tensor, weight: Tensor, bias: Tensor | None, 
         )
     wl, wr = weight[:, :c], weight[:, c:]
     # one 2-D map per depth tap and view; the right one over u = x - d' in [p - 2k + 2, w + p)
-    per_kd_l = _columns(left, wl.permute(2, 0, 1, 3, 4).reshape(k * o, c, k, k), p, 0, w).reshape(b, k, o, h, -1)
+    per_kd_l = _columns(left, wl.permute(2, 0, 1, 3, 4).reshape(k * o, c, k, k), p, 0, w, quant)
+    per_kd_l = per_kd_l.reshape(b, k, o, h, -1)
     u0 = p - 2 * k + 2
-    per_kd_r = _columns(right, wr.permute(2, 0, 1, 3, 4).reshape(k * o, c, k, k), p, u0, w + p).reshape(b, k, o, h, -1)
+    per_kd_r = _columns(right, wr.permute(2, 0, 1, 3, 4).reshape(k * o, c, k, k), p, u0, w + p, quant)
+    per_kd_r = per_kd_r.reshape(b, k, o, h, -1)
     zero = left.new_zeros(())
     bias_v = bias.view(1, o, 1, 1) if bias is not None else None
     classes: dict[tuple[int, ...], list[int]] = {}
@@ -328,7 +340,8 @@ def cost_conv(left: Tensor, right: Tensor, weight: Tensor, bias: Tensor | None, 
             kept = wl[:, :, list(taps)]  # (O, C, |K|, k, k)
             lag = torch.tensor(taps, device=wl.device)[:, None] - torch.arange(k, device=wl.device)[None, :]
             kernels = [(kept * (lag <= j).to(wl.dtype)[:, None, :]).sum(2) for j in range(-(k - 1), k - 1)]
-            maps = _columns(left, torch.cat(kernels), p, d0 - (k - 1), d1 + k - 1).reshape(b, 2 * k - 2, o, h, -1)
+            maps = _columns(left, torch.cat(kernels), p, d0 - (k - 1), d1 + k - 1, quant)
+            maps = maps.reshape(b, 2 * k - 2, o, h, -1)
             band = torch.stack([maps[:, jj, ..., jj : jj + n] for jj in range(2 * k - 2)], -1)
             if bias_v is not None:
                 band = band + bias_v.unsqueeze(-1)
@@ -342,31 +355,33 @@ def cost_conv(left: Tensor, right: Tensor, weight: Tensor, bias: Tensor | None, 
                     cols.append(torch.stack(parts).sum(0) if parts else wr.new_zeros(o, c, k))
                 merged.append(torch.stack(cols, -1))
             lo = w - p - d1
-            ends = _columns(right, torch.cat(merged), k - 1, lo, w - d0).reshape(b, p, o, h, -1)
+            ends = _columns(right, torch.cat(merged), k - 1, lo, w - d0, quant).reshape(b, p, o, h, -1)
             edge = torch.stack([ends[:, i - 1, ..., i - 1 : i - 1 + n].flip(-1) for i in range(1, p + 1)], -1)
         for r, d in enumerate(ds):
             rows[d] = _cost_row(d, r, w, k, full, right_map, band, edge, bias_v, (b, o, h))
     return torch.stack(rows, 2)
 
 
-def _taps(x: Tensor, weight: Tensor) -> Tensor:
+def _taps(x: Tensor, weight: Tensor, quant: WeightHook = None) -> Tensor:
     """Every kernel tap's 1x1x1 projection: ``(B, C, *s) -> (B, k**3, O, *s)`` (one matrix product)."""
     o, c, k = weight.shape[0], weight.shape[1], weight.shape[-1]
     per_tap = weight.permute(2, 3, 4, 0, 1).reshape(k**3 * o, c)
+    if quant is not None:
+        per_tap = quant(per_tap)
     return torch.matmul(per_tap, x.reshape(x.shape[0], c, -1)).view(x.shape[0], k**3, o, *x.shape[2:])
 
 
-def narrow_conv3d(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+def narrow_conv3d(x: Tensor, weight: Tensor, bias: Tensor | None, quant: WeightHook = None) -> Tensor:
     """``conv3d(x, weight, bias, padding=k//2)`` for few output channels (the cost layer's 24 -> 1).
 
     One matrix product gives every tap's projection (``k**3 * O`` rows: a well-shaped GEMM
     where the direct convolution of 1 output channel is not), then the ``k**3`` shifted
-    maps are summed. Same result to float rounding.
+    maps are summed. Same result to float rounding. ``quant``: :data:`WeightHook` on the tap matrix.
     """
     k = weight.shape[-1]
     p = k // 2
     d, h, w = x.shape[2:]
-    y = F.pad(_taps(x, weight), (p, p, p, p, p, p))
+    y = F.pad(_taps(x, weight, quant), (p, p, p, p, p, p))
     out = bias.view(1, -1, 1, 1, 1).expand(x.shape[0], -1, d, h, w) if bias is not None else None
     t = 0
     for kd in range(k):
@@ -379,7 +394,9 @@ def narrow_conv3d(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     return out
 
 
-def upsampled_conv3d(s: Tensor, weight: Tensor, bias: Tensor | None, size: Sequence[int]) -> Tensor:
+def upsampled_conv3d(
+    s: Tensor, weight: Tensor, bias: Tensor | None, size: Sequence[int], quant: WeightHook = None
+) -> Tensor:
     """``conv3d(resize_nearest(s, size), weight, bias, padding=1)`` for a 3x3x3 kernel, without up-sampling.
 
     ``size[i]`` is ``2 m_i`` or ``2 m_i - 1`` for ``s`` of spatial size ``m`` (level 0 from
@@ -388,7 +405,7 @@ def upsampled_conv3d(s: Tensor, weight: Tensor, bias: Tensor | None, size: Seque
     along an axis, even outputs read taps ``(s[j-1], s[j], s[j])`` and odd ones
     ``(s[j], s[j], s[j+1])``, where the second copy of the last element is zero for an odd
     size. The taps are projected at ``s``'s resolution (:func:`_taps`, 1/8 of the
-    positions) and interleaved. Same result to float rounding.
+    positions) and interleaved. Same result to float rounding. ``quant``: :data:`WeightHook` on the tap matrix.
     """
     size = tuple(int(n) for n in size)
     m = tuple(s.shape[2:])
@@ -401,7 +418,7 @@ def upsampled_conv3d(s: Tensor, weight: Tensor, bias: Tensor | None, size: Seque
             f"upsampled_conv3d needs a 3x3x3 kernel and size 2m or 2m-1 of {m}, got {tuple(weight.shape)}, {size}"
         )
     b, o = s.shape[0], weight.shape[0]
-    y = F.pad(_taps(s, weight), (1, 1, 1, 1, 1, 1))  # (B, 27, O, m+2 ...): index j + 1 holds s[j]
+    y = F.pad(_taps(s, weight, quant), (1, 1, 1, 1, 1, 1))  # (B, 27, O, m+2 ...): index j + 1 holds s[j]
     # the repeated copy of the last element (index m_i of y) is zero along an odd axis
     odd = [n % 2 == 1 for n in size]
     copies: dict[tuple[int, ...], Tensor] = {}
