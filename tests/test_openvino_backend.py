@@ -5,20 +5,21 @@ from __future__ import annotations
 import json
 import sys
 
+import h5py
 import numpy as np
 import pytest
 import torch
 
 from snnc.data.mvsec import MVSECRecording
-from snnc.data.synth import synthesize
 from snnc.errors import SnncError
 from snnc.runtime import make_backend
 from snnc.runtime.engine import StreamEngine
 from snnc.runtime.frames import frame_times
 from snnc.runtime.model import load_network
 
-from _export_util import SMALL_STEREO, folded_small
-from _stream_util import active_checkpoint
+from _export_util import SMALL_STEREO, folded_small, small_genotype, write_genotype
+from _spikedhs_util import single_thread  # noqa: F401 (autouse: one intra-op thread for the module)
+from _stream_util import stream_files
 from cli_helpers import assert_user_error, expect_ok, run_snnc
 
 pytest.importorskip("openvino")
@@ -28,19 +29,9 @@ CPU = torch.device("cpu")
 STEPS = 5
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("openvino")
-    data, _ = synthesize(tmp / "tiny_data.hdf5", frames=5, height=48, width=64, progress=False)
-    return {"data": data, "ckpt": active_checkpoint(tmp), "tmp": tmp}
+    return stream_files(tmp_path_factory.mktemp("openvino"), frames=5)
 
 
 def test_spikes_per_layer_equal_onnxruntime_on_the_same_file(tmp_path):
@@ -77,47 +68,71 @@ def test_spikes_per_layer_equal_onnxruntime_on_the_same_file(tmp_path):
     assert dy < 1e-5 and du < 1e-5
 
 
-def test_disparity_and_energy_equal_the_onnx_backend(files):
-    runs = {}
-    for name in ("onnx", "openvino"):
-        net = load_network(str(files["ckpt"]))
-        be = make_backend(name, net, CPU, threads=1)
-        engine = StreamEngine(net, be)
-        try:
-            with MVSECRecording(files["data"]) as rec:
-                times, clock = frame_times(rec)
-                runs[name] = (list(engine.run(rec, times, with_gt=clock == "gt")), engine.summary, be.placement())
-            assert engine.energy_mode == "step outputs"  # counted from the spikes each step returns: no torch pass
-        finally:
-            be.close()
-    (ref, s_ref, _), (got, s_got, placement) = runs["onnx"], runs["openvino"]
-    assert len(got) == len(ref) == 5
-    for a, b in zip(ref, got, strict=True):
-        assert np.abs(a.disparity - b.disparity).max() <= 1e-5
-        assert b.ac == pytest.approx(a.ac) and b.ac > 0
-    assert s_got.metrics["one_pixel_accuracy"] == pytest.approx(s_ref.metrics["one_pixel_accuracy"])
-    assert "OpenVINO" in placement[0]["runs_on"] and "fp32" in placement[0]["runs_on"]
+@pytest.fixture(scope="module")
+def cli_run(files):
+    """``snnc stream --backend openvino`` run once: its JSON summary and results.h5's per-frame disparity and ACs."""
+    out = files["tmp"] / "openvino_results.h5"
+    text = expect_ok(
+        run_snnc(
+            "stream",
+            files["data"],
+            "--model",
+            files["ckpt"],
+            "--backend",
+            "openvino",
+            "--threads",
+            "1",
+            "--json",
+            "--out",
+            out,
+        )
+    )
+    with h5py.File(out, "r") as f:
+        return json.loads(text.strip().splitlines()[-1]), f["disparity"][()], f["ac"][()]
 
 
-def test_threads_and_fp32_reach_the_compiled_model(files):
-    """--threads is OpenVINO's INFERENCE_NUM_THREADS; precision is pinned to f32 (bf16 is the default on AMX CPUs)."""
+def test_disparity_and_energy_equal_the_onnx_backend(files, cli_run):
+    """The openvino stream (the CLI's results.h5) frame by frame against the onnx backend run through the engine."""
+    net = load_network(str(files["ckpt"]))
+    be = make_backend("onnx", net, CPU, threads=1)
+    engine = StreamEngine(net, be)
+    try:
+        with MVSECRecording(files["data"]) as rec:
+            times, clock = frame_times(rec)
+            ref = list(engine.run(rec, times, with_gt=clock == "gt"))
+        assert engine.energy_mode == "step outputs"
+    finally:
+        be.close()
+    summary, disparity, ac = cli_run
+    assert summary["energy_count"] == "step outputs"  # counted from the spikes each step returns: no torch pass
+    assert len(ref) == disparity.shape[0] == len(ac) == 5
+    for k, a in enumerate(ref):
+        assert np.abs(a.disparity - disparity[k]).max() <= 1e-5
+        assert ac[k] == pytest.approx(a.ac) and ac[k] > 0
+    assert summary["one_pixel_accuracy"] == pytest.approx(engine.summary.metrics["one_pixel_accuracy"])
+    assert "OpenVINO" in summary["placement"][0]["runs_on"] and "fp32" in summary["placement"][0]["runs_on"]
+
+
+def test_threads_and_fp32_reach_the_compiled_model(tmp_path):
+    """--threads is OpenVINO's INFERENCE_NUM_THREADS; precision is pinned to f32 (bf16 is the default on AMX CPUs).
+
+    Properties of the compiled model, whatever the network: a small classifier compiles in about a second.
+    """
     import openvino as ov
 
-    net = load_network(str(files["ckpt"]))
+    net = load_network(str(write_genotype(small_genotype("sequential-dvs", image_size=16), tmp_path / "seq.json")))
     be = make_backend("openvino", net, CPU, threads=2)
     try:
-        be.reset(torch.zeros(1, 2, 5, 48, 64))
+        be.reset(torch.zeros(1, 2, 16, 16))
         assert int(be._session.get_property("INFERENCE_NUM_THREADS")) == 2
         assert be._session.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32
+        assert be.step(torch.ones(1, 2, 16, 16)).shape == (1, 10)
     finally:
         be.close()
 
 
-def test_cli_streams_with_openvino(files):
-    out = expect_ok(
-        run_snnc("stream", files["data"], "--model", files["ckpt"], "--backend", "openvino", "--threads", "1", "--json")
-    )
-    summary = json.loads(out.strip().splitlines()[-1])
+def test_cli_streams_with_openvino(cli_run):
+    summary = cli_run[0]
     assert summary["backend"] == "openvino" and summary["frames"] == 5
     assert "OpenVINO" in summary["placement"][0]["runs_on"] and "threads 1" in summary["placement"][0]["runs_on"]
 
