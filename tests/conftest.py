@@ -24,6 +24,8 @@ LONGEST_FIRST = (
     "test_export_onnx.py",
     "test_export_nir.py",
     "test_openvino_backend.py",
+    "test_hybrid_int8.py",
+    "test_int8_openvino.py",
     "test_trust_outputs.py",
     "test_nas_search.py",
     "test_train_classification.py",
