@@ -47,6 +47,8 @@ _SLOTS = (
     "outport_send",  # writing a message into a channel (copy into shared memory)
 )
 
+_MAX_ROWS = 1024
+
 
 class ChildProfile:
     """CPU time (``time.thread_time``) inside Lava's forked processes, per kind of work (shared-memory counters).
@@ -60,14 +62,21 @@ class ChildProfile:
 
         from snnc.export.lava_env import import_lava
 
-        import_lava()  # Lava fixes the start method ('fork') on import: before the shared counters
-        self.acc = mp.Array("d", len(_SLOTS))
+        import_lava()  # Lava fixes the start method ('fork') on import: before the shared memory
+        self.acc = mp.RawArray("d", _MAX_ROWS * len(_SLOTS))  # one row per Lava process, written lock-free
+        self._next = mp.Value("i", 0)  # the only lock: taken once per process, to claim its row
+        self._row = -1
         self._undo: list[tuple[object, str, object]] = []
         self._cur: list[str] = []
 
     def _add(self, slot: str, dt: float) -> None:
-        with self.acc.get_lock():
-            self.acc[_SLOTS.index(slot)] += dt
+        if self._row < 0:  # first use in this (forked) process
+            with self._next.get_lock():
+                self._row = self._next.value
+                self._next.value += 1
+            if self._row >= _MAX_ROWS:
+                raise RuntimeError(f"more than {_MAX_ROWS} Lava processes")
+        self.acc[self._row * len(_SLOTS) + _SLOTS.index(slot)] += dt
 
     def _patch(self, owner: object, attr: str, wrap) -> None:
         orig = getattr(owner, attr)
@@ -175,8 +184,8 @@ class ChildProfile:
         self._undo = []
 
     def snapshot(self) -> dict[str, float]:
-        with self.acc.get_lock():
-            return dict(zip(_SLOTS, self.acc[:], strict=True))
+        vals = np.frombuffer(self.acc, dtype=np.float64).reshape(_MAX_ROWS, len(_SLOTS)).sum(axis=0)
+        return dict(zip(_SLOTS, vals.tolist(), strict=True))
 
 
 def _children_cpu() -> float:
@@ -321,12 +330,26 @@ def _overhead(n_procs: int, steps: int) -> float:
         inj.stop()
 
 
-def _stream_split(model, shape: tuple[int, ...], frames: list[torch.Tensor], fields) -> tuple[float, float]:
-    """(Lava ms/step, host rest ms/frame) of the int8 LavaBackend over ``frames`` (pipeline flushed)."""
+def _stream_split(
+    model, shape: tuple[int, ...], frames: list[torch.Tensor], fields, conv_model: str
+) -> dict[str, float]:
+    """The int8 LavaBackend over ``frames`` (pipeline flushed) with the given Conv model: Lava ms/step,
+    host rest ms/frame, everything else (quantising, head) ms/frame, frames/s (wall of step + flush)."""
+    from snnc.export import lava_procs
     from snnc.runtime.lava_backend import LavaBackend
 
-    be = LavaBackend(model, torch.device("cpu"), fields=fields)
-    be.reset(frames[0])
+    base = lava_procs.LavaProcNet
+
+    class WithModel(base):  # LavaBackend builds its LavaProcNet with the default model
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, conv_model=conv_model, **kwargs)
+
+    lava_procs.LavaProcNet = WithModel
+    try:
+        be = LavaBackend(model, torch.device("cpu"), fields=fields)
+        be.reset(frames[0])
+    finally:
+        lava_procs.LavaProcNet = base
     spent = {"lava": 0.0, "rest": 0.0}
 
     def timed(fn, key):
@@ -341,12 +364,23 @@ def _stream_split(model, shape: tuple[int, ...], frames: list[torch.Tensor], fie
     be._procnet.step = timed(be._procnet.step, "lava")
     be._rest.step = timed(be._rest.step, "rest")
     try:
-        for x in frames:
-            be.step(x)
-        be.flush()
+        t0 = time.perf_counter()
+        answered = sum(be.step(x) is not None for x in frames) + len(be.flush())
+        total = time.perf_counter() - t0
     finally:
         be.close()
-    return spent["lava"] / (len(frames) + be.latency) * 1e3, spent["rest"] / len(frames) * 1e3
+    n = len(frames)
+    assert answered == n
+    steps = n + be.latency
+    return {
+        "lava_ms_step": spent["lava"] / steps * 1e3,
+        "steps": steps,
+        "rest_ms": spent["rest"] / n * 1e3,
+        "other_ms": (total - spent["lava"] - spent["rest"]) / n * 1e3,
+        "fps": n / total,
+        "lava_share": spent["lava"] / total,
+        "rest_share": spent["rest"] / total,
+    }
 
 
 def main() -> None:
@@ -355,12 +389,14 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--models", default="lava,gemm", help="Conv ProcessModels to compare (lava, gemm)")
     ap.add_argument("--no-stream", action="store_true", help="skip the LavaBackend stream split")
+    ap.add_argument("--no-profile", action="store_true", help="only the LavaBackend stream split")
     args = ap.parse_args()
     from snnc.export.lava_procs import lava_part
     from snnc.export.lower import graph_inputs
     from snnc.quant import int8_graph, quantize_network
     from snnc.runtime.model import load_network
 
+    torch.set_num_threads(1)  # the host part as `snnc stream --threads 1` runs it
     net = load_network("stereo-synth")
     for size in args.size or ["16x24"]:
         h, w = (int(v) for v in size.split("x"))
@@ -372,7 +408,7 @@ def main() -> None:
         xs = [graph_inputs("spikedhs-stereo", x)["x"].numpy() for x in frames]
         print(f"{h}x{w}, {args.steps} steps (both cameras):")
         walls = {}
-        for model in args.models.split(","):
+        for model in [] if args.no_profile else args.models.split(","):
             for chunk in (False, True):
                 tag = f"Conv model {model}, " + ("all steps in one run() call" if chunk else "one run() per step")
                 r = _profile_net(g, cut, xs, model, chunk)
@@ -384,15 +420,19 @@ def main() -> None:
                 "  speed-up against Lava's Conv model, one run() per step: "
                 + ", ".join(f"{m}{' chunked' if c else ''} {base / v:.2f}x" for (m, c), v in walls.items())
             )
-        over = _overhead(r["processes"], args.steps)
-        print(f"  runtime overhead of {r['processes']:.0f} empty 1x1x1 processes: {over * 1e3:.0f} ms/step")
+        if walls:
+            over = _overhead(r["processes"], args.steps)
+            print(f"  runtime overhead of {r['processes']:.0f} empty 1x1x1 processes: {over * 1e3:.0f} ms/step")
         if not args.no_stream:
-            lava_ms, rest_ms = _stream_split(net.model, shape, frames, fields)
-            print(
-                f"  stream (LavaBackend int8, default models): Lava part {lava_ms:.0f} ms/step, host part (cost "
-                f"volume, 3-D matching, integer torch) {rest_ms:.0f} ms/frame = "
-                f"{1e3 / (lava_ms + rest_ms):.2f} frames/s"
-            )
+            for model in args.models.split(","):
+                r = _stream_split(net.model, shape, frames, fields, model)
+                print(
+                    f"  stream (LavaBackend int8, Conv model {model}, {len(frames)} frames = {r['steps']} Lava "
+                    f"steps with the pipeline flush): {r['fps']:.2f} frames/s; Lava part {r['lava_ms_step']:.0f} "
+                    f"ms/step ({100 * r['lava_share']:.0f}% of the wall), host part (cost volume, 3-D matching, "
+                    f"integer torch) {r['rest_ms']:.0f} ms/frame ({100 * r['rest_share']:.0f}%), quantising input "
+                    f"+ head {r['other_ms']:.0f} ms/frame"
+                )
 
 
 if __name__ == "__main__":

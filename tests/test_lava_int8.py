@@ -54,14 +54,19 @@ def int_reference(graph: Graph, xs: list[np.ndarray]) -> dict[str, list[np.ndarr
 
 
 def run_lava(
-    graph: Graph, xs: list[np.ndarray], batch: int, conv_model: str = "gemm", chunked: bool = False
+    graph: Graph,
+    xs: list[np.ndarray],
+    batch: int,
+    conv_model: str = "gemm",
+    chunked: bool = False,
+    lif_model: str = "gated",
 ) -> tuple[dict[str, list[np.ndarray]], LavaProcNet]:
     """Every neuron's spikes per CPU step from Lava (its output at step t + latency).
 
     ``chunked``: all steps through one ``LavaProcNet.run`` (several steps per Lava run call), else one
     ``step`` per step."""
     read = [n for n in lava_part(graph)[0] if graph[n].op == "neuron"]
-    net = LavaProcNet(graph, batch=batch, read=read, conv_model=conv_model)
+    net = LavaProcNet(graph, batch=batch, read=read, conv_model=conv_model, lif_model=lif_model)
     lat = net.plan.latency
     total = len(xs) + max(lat[n] for n in net.read)
     inputs = [xs[k] if k < len(xs) else None for k in range(total)]
@@ -138,15 +143,18 @@ def test_plan_aligns_every_path():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("conv_model", "chunked"), [("gemm", False), ("gemm", True), ("lava", True)])
-def test_lava_dag_bit_exact(conv_model, chunked):
+@pytest.mark.parametrize(
+    ("conv_model", "lif_model", "chunked"),
+    [("gemm", "gated", False), ("gemm", "gated", True), ("lava", "lava", True), ("lava", "lava", False)],
+)
+def test_lava_dag_bit_exact(conv_model, lif_model, chunked):
     """Skip, up-sampling, identity and three summed terms: Lava == the int64 spec, 6 steps, batch 2, with
-    snnc's Conv model and Lava's own, one Lava run call per step or the whole run (split at bias switches)."""
+    snnc's Conv/LIF models and Lava's own, one Lava run call per step or the whole run (split at bias switches)."""
     g = dag_graph()
     rng = np.random.default_rng(1)
     xs = [rng.choice([-1, 0, 1], size=(2, 2, 8, 10), p=[0.2, 0.6, 0.2]) for _ in range(6)]
     ref = int_reference(g, xs)
-    got, _ = run_lava(g, xs, batch=2, conv_model=conv_model, chunked=chunked)
+    got, _ = run_lava(g, xs, batch=2, conv_model=conv_model, chunked=chunked, lif_model=lif_model)
     assert assert_same(ref, got) > 100  # the layers fire
 
 
@@ -173,6 +181,8 @@ def test_refusals_name_the_layer():
         plan_lava(g)
     with pytest.raises(SnncError, match="unknown Lava Conv model 'scipy'"):
         LavaProcNet(dag_graph(), conv_model="scipy")
+    with pytest.raises(SnncError, match="unknown Lava LIF model 'float'"):
+        LavaProcNet(dag_graph(), lif_model="float")
 
 
 # --------------------------------------------------------------------------- Lava's timing, measured

@@ -1,4 +1,4 @@
-"""A faster fixed-point ProcessModel for lava-nc's ``Conv`` process, with Lava's own integers.
+"""Faster fixed-point ProcessModels for lava-nc's ``Conv`` and ``LIF`` processes, with Lava's own integers.
 
 Lava's ``PyConvModelFixed`` computes a step with ``lava.proc.conv.utils.conv``:
 one ``scipy.signal.convolve2d`` per (output channel, input channel) pair, so a
@@ -18,6 +18,13 @@ integers either way, in any summation order), and by Lava's own
 ``conv_gemm == lava.proc.conv.utils.conv`` on strides, paddings, dilations and
 groups, and ``tests/test_lava_int8.py`` runs the stereo feature net with it
 against the integer specification.
+
+:class:`PyLifModelBitAccBiasFrom` is Lava's ``PyLifModelBitAcc`` whose bias is held
+at 0 before the process's Lava step ``bias_from`` (a process parameter,
+``LIF(..., bias_from=L)``). :class:`snnc.export.lava_procs.LavaProcNet` needs
+every layer's bias off until the layer's first real step; switching it on with
+``Var.set`` between steps costs seconds per layer at 64x96, because Lava's
+runtime sends a Var's values to its process one message per element.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ import numpy.typing as npt
 
 from snnc.export.lava_env import import_lava
 
-__all__ = ["PyConvModelGemm", "conv_gemm", "exact_dtype"]
+__all__ = ["PyConvModelGemm", "PyLifModelBitAccBiasFrom", "conv_gemm", "exact_dtype"]
 
 import_lava()
 
@@ -41,6 +48,8 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol  # noqa:
 from lava.proc.conv import utils  # noqa: E402
 from lava.proc.conv.models import AbstractPyConvModel  # noqa: E402
 from lava.proc.conv.process import Conv  # noqa: E402
+from lava.proc.lif.models import PyLifModelBitAcc  # noqa: E402
+from lava.proc.lif.process import LIF  # noqa: E402
 
 #: Lava's graded spikes are 24-bit values (the fixed-point ``s_in`` port's precision).
 GRADED_MAX = 2**23
@@ -129,3 +138,16 @@ class PyConvModelGemm(AbstractPyConvModel):  # type: ignore[misc]  # Lava is unt
         args = (s_in, self.weight, self.kernel_size, self.stride, self.padding, self.dilation, self.groups[0])
         a_out = utils.conv(*args) if self._dtype is None else conv_gemm(*args, dtype=self._dtype)
         self.a_buf = utils.signed_clamp(a_out, bits=24)
+
+
+@implements(proc=LIF, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("bit_accurate_loihi", "fixed_pt")
+class PyLifModelBitAccBiasFrom(PyLifModelBitAcc):  # type: ignore[misc]  # Lava is untyped
+    """Lava's bit-accurate LIF, its bias 0 before Lava step ``proc_params["bias_from"]`` (0-based; default 0)."""
+
+    def scale_bias(self) -> None:
+        """Lava's ``bias_mant << bias_exp``, or 0 while ``time_step`` (1 at step 0) is not past ``bias_from``."""
+        super().scale_bias()
+        if self.time_step <= int(self.proc_params.get("bias_from", 0)):
+            self.effective_bias = np.zeros_like(self.effective_bias)

@@ -82,6 +82,8 @@ ACT_MAX = 2**17 - 1  # a << 6 stays inside the 24-bit signed current
 INPUT_MESSAGE_BITS = 8
 #: ProcessModels for Lava's Conv (:class:`LavaProcNet`'s ``conv_model``).
 CONV_MODELS = ("gemm", "lava")
+#: ProcessModels for Lava's LIF (:class:`LavaProcNet`'s ``lif_model``).
+LIF_MODELS = ("gated", "lava")
 #: Steps one Lava ``run`` call may take: the Injector's and Extractors' channel buffers (Lava's default 50).
 RUN_CHUNK = 50
 _PART_OPS = ("input", "conv", "neuron", "resize", "sum")
@@ -370,6 +372,9 @@ class LavaProcNet:
         conv_model: the ProcessModel of every ``Conv``: ``gemm``
             (:class:`snnc.export.lava_models.PyConvModelGemm`, a matrix product per kernel tap, the
             same integers) or ``lava`` (Lava's ``PyConvModelFixed``, scipy per channel pair).
+        lif_model: ``gated`` (:class:`snnc.export.lava_models.PyLifModelBitAccBiasFrom`: Lava's
+            bit-accurate LIF, each layer's bias held at 0 inside the model until its first real step)
+            or ``lava`` (Lava's ``PyLifModelBitAcc``, the bias switched on by ``Var.set`` between steps).
 
     ``start()`` compiles and launches Lava; ``step(x)`` injects one step's input
     ``(B, C, H, W)`` (integers) and returns ``{layer: spikes (B, C, H, W)}`` that
@@ -385,10 +390,14 @@ class LavaProcNet:
         read: Sequence[str] | None = None,
         input_peak: int = 1,
         conv_model: str = "gemm",
+        lif_model: str = "gated",
     ) -> None:
         if conv_model not in CONV_MODELS:
             raise SnncError(f"unknown Lava Conv model {conv_model!r} (one of {', '.join(CONV_MODELS)})")
+        if lif_model not in LIF_MODELS:
+            raise SnncError(f"unknown Lava LIF model {lif_model!r} (one of {', '.join(LIF_MODELS)})")
         self.conv_model = conv_model
+        self.lif_model = lif_model
         self.graph = graph
         self.input_peak = int(input_peak)
         self.plan = plan_lava(graph, self.input_peak)
@@ -471,9 +480,20 @@ class LavaProcNet:
             def full(a: npt.NDArray[np.int64], shape: tuple[int, int, int] = shape) -> npt.NDArray[np.int32]:
                 return np.broadcast_to(a.reshape(1, 1, -1), shape).astype(np.int32)
 
-            # bias off until the neuron's first real step (Lava step L): no charge from bias alone before
-            lif = LIF(shape=shape, du=4095, dv=q.dv, vth=q.vth, bias_mant=0, bias_exp=full(exp))
-            if mant.any():
+            # bias off until the neuron's first real step (Lava step L): no charge from bias alone before.
+            # bias_from=L gates it inside the LIF model (PyLifModelBitAccBiasFrom); with Lava's own model the
+            # bias is switched on by Var.set before step L (slow: the runtime sends a Var element by element)
+            gated = self.lif_model == "gated"
+            lif = LIF(
+                shape=shape,
+                du=4095,
+                dv=q.dv,
+                vth=q.vth,
+                bias_mant=full(mant) if gated else 0,
+                bias_exp=full(exp),
+                bias_from=plan.latency[name],
+            )
+            if mant.any() and not gated:
                 self._bias_on.setdefault(plan.latency[name], []).append((lif, full(mant)))
             procs.append(lif)
             for t in plan.terms[name]:
@@ -539,6 +559,12 @@ class LavaProcNet:
             from snnc.export.lava_models import PyConvModelGemm
 
             models[Conv] = PyConvModelGemm
+        if self.lif_model == "gated":
+            from lava.proc.lif.process import LIF
+
+            from snnc.export.lava_models import PyLifModelBitAccBiasFrom
+
+            models[LIF] = PyLifModelBitAccBiasFrom
         cfg = Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=models)
         self._inj.create_runtime(run_cfg=cfg)
         self._runtime = self._inj
