@@ -13,7 +13,9 @@ load hits them alike); a step and its frame report (``meter.frame()``, which run
 deferred counting) are timed together, as the stream engine's ``fps`` counts them.
 
 Prints ms per frame (median over the timed frames; the first two are warm-up), the
-on/off ratio per backend, the counting time measured directly (``meter.frame()``), and
+on/off ratio per backend in wall time (medians, and the fastest frames: interference
+only adds time) and in process CPU time (all threads; polluted by any backend's worker
+threads that spin between frames), the counting time measured directly (``meter.frame()``), and
 the per-frame ACs of every counting mode against the torch hooks (the definition,
 :class:`~snnc.energy.ops.OpsRecorder`)::
 
@@ -49,6 +51,7 @@ class Mode:
     meter: Any = None  # ActivityMeter / EnergyMeter whose frame() closes each frame
     extra: Callable[[torch.Tensor], None] | None = None  # the reference torch pass
     wall: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)  # process CPU seconds (all threads): robust to a busy machine
     counting: list[float] = field(default_factory=list)
     ac: list[float] = field(default_factory=list)
 
@@ -116,15 +119,16 @@ def main() -> None:
             for k, x in enumerate(xs):
                 shift = k % len(modes)
                 for m in modes[shift:] + modes[:shift]:  # rotate who goes first
-                    t1 = time.perf_counter()
+                    c1, t1 = time.process_time(), time.perf_counter()
                     m.backend.step(x)
                     if m.extra is not None:
                         m.extra(x)
                     t2 = time.perf_counter()
                     rep = m.meter.frame() if m.meter is not None else None
-                    t3 = time.perf_counter()
+                    t3, c3 = time.perf_counter(), time.process_time()
                     if k >= 2:
                         m.wall.append(t3 - t1)
+                        m.cpu.append(c3 - c1)
                         m.counting.append(t3 - t2)
                     if rep is not None:
                         m.ac.append(rep.ac)
@@ -134,6 +138,8 @@ def main() -> None:
                 m.meter.__exit__(None, None, None)
             m.backend.close()
     med = {m.label: float(np.median(m.wall)) for m in modes}
+    low = {m.label: float(np.min(m.wall)) for m in modes}  # interference only adds time: the least-disturbed frame
+    cpu = {m.label: float(np.median(m.cpu)) for m in modes}
     print(
         f"model {args.model} {args.height}x{args.width} (weight gain {args.gain:g}), 1 thread, count {args.count}, "
         f"energy model {args.energy_model}, {len(modes[0].wall)} timed frames, setup {setup_s:.1f} s"
@@ -146,7 +152,10 @@ def main() -> None:
         if label != "off":
             cnt = float(np.median(m.counting))
             line += f"  on/off {med[m.label] / off:.3f} ({100 * (med[m.label] / off - 1):+5.1f} %)"
+            line += f"  fastest frames {low[m.label] / low[name + ' off']:.3f}"
+            line += f"  cpu {cpu[m.label] / cpu[name + ' off']:.3f}"
             line += f"  counting {1e3 * cnt:7.1f} ms = {100 * cnt / off:4.1f} % of off"
+            line += f" (fastest {1e3 * min(m.counting):.1f} ms = {100 * min(m.counting) / low[name + ' off']:.1f} %)"
             kind = type(m.meter).__name__
             line += f"  [{'step outputs' if kind == 'ActivityMeter' else 'hooks'}]"
             if truth is not None and m.ac:
