@@ -2,19 +2,21 @@
 
 Runs the trained zoo model ``stereo-synth`` quantised to int8 (PTQ) at one or
 more sizes: builds the Lava process network of its 2-D feature net
-(:class:`snnc.export.lava_procs.LavaProcNet`, both cameras), and measures in the
-same run
+(:class:`snnc.export.lava_procs.LavaProcNet`, both cameras) with Lava's own
+ProcessModels (``lava``) and snnc's (``snnc``: ``PyConvModelGemm``,
+``PyLifModelBitAccBiasFrom``), and measures in the same run, per model set and
+with one Lava ``run`` call per step or all steps in one call:
 
-* start-up (building the processes, compiling, forking one OS process per Lava process);
-* wall time per Lava step over ``--steps`` steps (one step = one frame);
-* the **compute** inside the processes, timed in this process on the same
-  inputs with Lava's own functions: ``lava.proc.conv.utils.conv`` for every
-  Conv (scipy ``convolve2d`` per output x input channel) and the LIF update
-  (``PyLifModelBitAcc``'s arithmetic);
-* the **runtime overhead**: a network with the same number of processes but
-  1x1x1 shapes (no compute), per step;
-* in a stream (``LavaBackend`` int8): the Lava part per step against the host
-  part (cost volume and 3-D matching in snnc's integer torch runtime) per frame.
+* start-up (building the processes; compiling and forking one OS process per Lava process);
+* the first steps (where each layer's bias is switched on) and the wall time per later step;
+* the **CPU** per step of this process and of Lava's processes (from /proc), and inside the
+  processes (``time.thread_time`` in wrapped ProcessModel methods, summed over processes in
+  shared memory): the convolutions, the LIF updates, the relays (Sparse / DelaySparse), the
+  multi-input summing in ``PyInPort.recv``; the rest of the processes' CPU is Lava's runtime and
+  message passing (protocol loop, channel copies, synchronisation);
+* the runtime overhead of as many empty 1x1x1 processes;
+* in a stream (``LavaBackend`` int8, per model set): frames/s, the Lava part per step against
+  the host part (cost volume and 3-D matching in snnc's integer torch runtime) per frame.
 
 Usage: ``nice .venv/bin/python benchmarks/bench_lava_int8.py --size 16x24 --size 32x48 --steps 12``
 """
@@ -34,6 +36,10 @@ def _frames(shape: tuple[int, ...], n: int, seed: int = 0) -> list[torch.Tensor]
         torch.from_numpy(rng.choice([-1, 0, 1], size=shape, p=[0.15, 0.7, 0.15]).astype(np.float32)) for _ in range(n)
     ]
 
+
+#: --models: name -> (Conv model, LIF model) of LavaProcNet. lava: Lava's own ProcessModels (PyConvModelFixed,
+#: PyLifModelBitAcc with the bias switched on by Var.set); snnc: snnc's (PyConvModelGemm, PyLifModelBitAccBiasFrom).
+MODELS = {"lava": ("lava", "lava"), "snnc": ("gemm", "gated")}
 
 #: What the children's CPU time inside run_spk is split into (seconds summed over all Lava processes).
 _SLOTS = (
@@ -207,11 +213,12 @@ def _children_cpu() -> float:
     return total
 
 
-def _profile_net(g, cut, xs, conv_model: str, chunk: bool) -> dict[str, float]:
+def _profile_net(g, cut, xs, models: str, chunk: bool) -> dict[str, float]:
     """Start-up and per-step split of one LavaProcNet run over ``xs`` (both cameras)."""
     from snnc.export.lava_procs import LavaProcNet
 
-    lp = LavaProcNet(g, batch=2, read=cut, conv_model=conv_model)
+    conv_model, lif_model = MODELS[models]
+    lp = LavaProcNet(g, batch=2, read=cut, conv_model=conv_model, lif_model=lif_model)
     prof = ChildProfile()
     prof.install()
     res: dict[str, float] = {}
@@ -227,7 +234,9 @@ def _profile_net(g, cut, xs, conv_model: str, chunk: bool) -> dict[str, float]:
         lp._build = orig_build
         res["processes"] = lp.process_count
         warm = max(lp.plan.latency.values()) + 1  # past every bias switch
-        lp.run(xs[:1] * warm)
+        t0 = time.perf_counter()
+        lp.run(xs[:1] * warm)  # the steps that switch biases on (Var.set with Lava's LIF model)
+        res["first_steps_ms"] = (time.perf_counter() - t0) / warm * 1e3
         host = {"inject": 0.0, "run": 0.0, "read": 0.0}
         inj, rt = lp._inj, lp._runtime
         exts = list(lp._extractors.values())
@@ -280,7 +289,8 @@ def _report(tag: str, r: dict[str, float]) -> None:
     share = lambda v: f"{v:.0f} ms ({100 * v / cpu:.0f}%)" if cpu > 0 else f"{v:.0f} ms"  # noqa: E731
     print(
         f"  {tag}: {r['processes']:.0f} processes; build {r['build_s']:.1f} s, compile+fork {r['compile_s']:.1f} s "
-        f"(one-off); {r['wall_ms']:.0f} ms/step wall = {1e3 / r['wall_ms']:.2f} steps/s; CPU per step "
+        f"(one-off); first steps {r['first_steps_ms']:.0f} ms/step (bias switch-on); then {r['wall_ms']:.0f} "
+        f"ms/step wall = {1e3 / r['wall_ms']:.2f} steps/s; CPU per step "
         f"{cpu:.0f} ms (Lava processes {r['children_cpu_ms']:.0f}, this process {r['parent_cpu_ms']:.0f})"
     )
     print(
@@ -330,9 +340,7 @@ def _overhead(n_procs: int, steps: int) -> float:
         inj.stop()
 
 
-def _stream_split(
-    model, shape: tuple[int, ...], frames: list[torch.Tensor], fields, conv_model: str
-) -> dict[str, float]:
+def _stream_split(model, shape: tuple[int, ...], frames: list[torch.Tensor], fields, models: str) -> dict[str, float]:
     """The int8 LavaBackend over ``frames`` (pipeline flushed) with the given Conv model: Lava ms/step,
     host rest ms/frame, everything else (quantising, head) ms/frame, frames/s (wall of step + flush)."""
     from snnc.export import lava_procs
@@ -342,7 +350,7 @@ def _stream_split(
 
     class WithModel(base):  # LavaBackend builds its LavaProcNet with the default model
         def __init__(self, *args, **kwargs):
-            super().__init__(*args, conv_model=conv_model, **kwargs)
+            super().__init__(*args, conv_model=MODELS[models][0], lif_model=MODELS[models][1], **kwargs)
 
     lava_procs.LavaProcNet = WithModel
     try:
@@ -387,7 +395,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", action="append", default=None, help="HxW (repeatable), default 16x24")
     ap.add_argument("--steps", type=int, default=12)
-    ap.add_argument("--models", default="lava,gemm", help="Conv ProcessModels to compare (lava, gemm)")
+    ap.add_argument("--models", default="lava,snnc", help="ProcessModel sets to compare (lava, snnc; see MODELS)")
     ap.add_argument("--no-stream", action="store_true", help="skip the LavaBackend stream split")
     ap.add_argument("--no-profile", action="store_true", help="only the LavaBackend stream split")
     args = ap.parse_args()
@@ -410,14 +418,14 @@ def main() -> None:
         walls = {}
         for model in [] if args.no_profile else args.models.split(","):
             for chunk in (False, True):
-                tag = f"Conv model {model}, " + ("all steps in one run() call" if chunk else "one run() per step")
+                tag = f"{model} models, " + ("all steps in one run() call" if chunk else "one run() per step")
                 r = _profile_net(g, cut, xs, model, chunk)
                 walls[(model, chunk)] = r["wall_ms"]
                 _report(tag, r)
         base = walls.get(("lava", False))
         if base:
             print(
-                "  speed-up against Lava's Conv model, one run() per step: "
+                "  speed-up against Lava's own models, one run() per step: "
                 + ", ".join(f"{m}{' chunked' if c else ''} {base / v:.2f}x" for (m, c), v in walls.items())
             )
         if walls:
@@ -427,7 +435,7 @@ def main() -> None:
             for model in args.models.split(","):
                 r = _stream_split(net.model, shape, frames, fields, model)
                 print(
-                    f"  stream (LavaBackend int8, Conv model {model}, {len(frames)} frames = {r['steps']} Lava "
+                    f"  stream (LavaBackend int8, {model} models, {len(frames)} frames = {r['steps']} Lava "
                     f"steps with the pipeline flush): {r['fps']:.2f} frames/s; Lava part {r['lava_ms_step']:.0f} "
                     f"ms/step ({100 * r['lava_share']:.0f}% of the wall), host part (cost volume, 3-D matching, "
                     f"integer torch) {r['rest_ms']:.0f} ms/frame ({100 * r['rest_share']:.0f}%), quantising input "

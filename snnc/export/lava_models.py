@@ -150,4 +150,4 @@ class PyLifModelBitAccBiasFrom(PyLifModelBitAcc):  # type: ignore[misc]  # Lava 
         """Lava's ``bias_mant << bias_exp``, or 0 while ``time_step`` (1 at step 0) is not past ``bias_from``."""
         super().scale_bias()
         if self.time_step <= int(self.proc_params.get("bias_from", 0)):
-            self.effective_bias = np.zeros_like(self.effective_bias)
+            self.effective_bias = np.zeros(np.shape(self.bias_mant), dtype=np.int32)  # as Lava scales it: int32
