@@ -117,6 +117,36 @@ def test_estimator_window_softmin_known_value():
     assert estimate_disparity(c, delta=1).item() == 4.0  # argmin only
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_windowed_estimator_is_the_full_form_bit_for_bit(dtype):
+    # the streaming default (window bins only) against the literal full-size form: ties (first argmin wins),
+    # minima at both range ends, several widths and scales, a batch, and the NaN / -inf fall-back
+    g = torch.Generator().manual_seed(3)
+    costs = [
+        (torch.randint(-6, 6, (2, 33, 17, 23), generator=g) * 0.37).to(dtype),  # many ties
+        torch.randn(1, 33, 19, 21, generator=g, dtype=dtype) * 1e-3,
+        torch.randn(3, 9, 5, 7, generator=g, dtype=dtype) * 40,
+        torch.randn(1, 2, 6, 6, generator=g, dtype=dtype),
+        torch.randn(1, 1, 4, 4, generator=g, dtype=dtype),
+    ]
+    edge = torch.randn(1, 33, 8, 8, generator=g, dtype=dtype)
+    edge[0, 0, :4] -= 50  # minimum at bin 0
+    edge[0, 32, 4:] -= 50  # and at the last bin
+    costs.append(edge)
+    for cost in costs:
+        for delta in (1, 2, 3):
+            full = estimate_disparity(cost, delta, 2.0, windowed=False)
+            fast = estimate_disparity(cost, delta, 2.0)
+            assert torch.equal(fast, full), (tuple(cost.shape), delta, float((fast - full).abs().max()))
+    odd = torch.randn(1, 33, 6, 6, generator=g, dtype=dtype)
+    odd[0, 5, 1, 1] = float("nan")
+    odd[0, 7, 2, 2] = float("-inf")
+    odd[0, 9, 3, 3] = float("inf")
+    full = estimate_disparity(odd, windowed=False)
+    assert torch.equal(estimate_disparity(odd).isnan(), full.isnan())
+    assert torch.equal(estimate_disparity(odd).nan_to_num(), full.nan_to_num())
+
+
 def test_estimator_at_the_range_edge_and_batched():
     c = cost_from([0.0, math.log(3), 7.0, 7.0])  # window {0, 1}: weights 1, 1/3
     assert estimate_disparity(c).item() == pytest.approx(2 * (1 / 3) / (4 / 3))

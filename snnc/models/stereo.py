@@ -569,7 +569,7 @@ def _check_cost(cost: Tensor) -> None:
         raise SnncError(f"cost must be shaped (..., D, H, W), got {tuple(cost.shape)}")
 
 
-def estimate_disparity(cost: Tensor, delta: int = 2, disp_step: float = 2.0) -> Tensor:
+def estimate_disparity(cost: Tensor, delta: int = 2, disp_step: float = 2.0, *, windowed: bool = True) -> Tensor:
     """Sub-pixel MAP estimator (NeurIPS eq. 5, Tulyakov et al. PDS) on a cost that is *minimised*.
 
     ``d_hat = argmin_d C_d``; over the window ``W = {d : |d - d_hat| < delta}``
@@ -580,6 +580,9 @@ def estimate_disparity(cost: Tensor, delta: int = 2, disp_step: float = 2.0) -> 
         cost: ``(..., D, H, W)``.
         delta: estimator support (>= 1).
         disp_step: disparity per bin.
+        windowed: on a CPU float32/float64 cost that needs no gradient, compute on the window's bins only
+            (:func:`_estimate_windowed`, the same value bit for bit, about 2x faster); False: always the
+            full-size form written above (the literal arithmetic, for proofs).
 
     Returns:
         ``(..., H, W)`` disparity in ``disp_step`` units (the data's scaled disparity).
@@ -587,11 +590,59 @@ def estimate_disparity(cost: Tensor, delta: int = 2, disp_step: float = 2.0) -> 
     _check_cost(cost)
     if delta < 1:
         raise SnncError(f"estimator support delta must be >= 1, got {delta}")
+    if (
+        windowed
+        and cost.device.type == "cpu"
+        and cost.dtype in (torch.float32, torch.float64)
+        and not cost.requires_grad
+    ):
+        fast = _estimate_windowed(cost, delta, disp_step)
+        if fast is not None:
+            return fast
     d = torch.arange(cost.shape[-3], device=cost.device, dtype=cost.dtype).view(-1, 1, 1)
     d_hat = cost.argmin(dim=-3, keepdim=True).to(cost.dtype)
     window = (d - d_hat).abs() < delta
     weights = torch.softmax((-cost).masked_fill(~window, float("-inf")), dim=-3)
     return (weights * d).sum(dim=-3) * disp_step
+
+
+def _first_argmin(cost: Tensor) -> Tensor | None:
+    """``cost.argmin(dim=-3)`` (the first index of the minimum) as one running minimum over the ``D`` slices,
+    or None when a column's minimum is not finite (NaN, where ``argmin`` picks the NaN, or -inf)."""
+    best = cost.select(-3, 0).clone()
+    idx = torch.zeros(best.shape, dtype=torch.int64, device=cost.device)
+    lower = torch.empty(best.shape, dtype=torch.bool, device=cost.device)
+    for k in range(1, cost.shape[-3]):
+        c = cost.select(-3, k)
+        torch.lt(c, best, out=lower)  # strictly lower: a tie keeps the first index, as argmin does
+        torch.minimum(best, c, out=best)  # propagates NaN, so a NaN column shows in the check below
+        idx.masked_fill_(lower, k)
+    return idx if bool(torch.isfinite(best).all()) else None
+
+
+def _estimate_windowed(cost: Tensor, delta: int, disp_step: float) -> Tensor | None:
+    """:func:`estimate_disparity`'s arithmetic on the ``2 delta - 1`` bins around the minimum only.
+
+    The same value bit for bit: the softmax over the window (the bins outside it are ``-inf`` in the full
+    form, whose ``exp`` is exactly 0, so its max, sums and quotients are those of the window), and the final
+    sum over ``D`` is the very same reduction over a tensor equal to the full form's ``weights * d`` (zeros
+    outside the window, ``0 * d`` there). It skips the full-size argmin, mask, softmax and product, about
+    half the estimator's time at 33 x 260 x 346 on one CPU thread. None (the caller takes the full form)
+    when a column's minimum is not finite.
+    """
+    n = cost.shape[-3]
+    idx = _first_argmin(cost)
+    if idx is None:
+        return None
+    offsets = torch.arange(1 - delta, delta, device=cost.device).view(-1, 1, 1)
+    window = idx.unsqueeze(-3) + offsets  # (..., 2 delta - 1, H, W) bins, some outside [0, n) at the ends
+    inside = (window >= 0) & (window < n)
+    bins = window.clamp(0, n - 1)
+    weights = torch.softmax((-cost.gather(-3, bins)).masked_fill(~inside, float("-inf")), dim=-3)
+    product = torch.zeros(cost.shape, dtype=cost.dtype, device=cost.device)
+    # adds weights * d (exactly 0 at a clamped bin outside the range) to zeros: each bin holds its value exactly
+    product.scatter_add_(-3, bins, weights * window.to(cost.dtype))
+    return product.sum(dim=-3) * disp_step
 
 
 def subpixel_cross_entropy(
