@@ -89,3 +89,33 @@ def test_stream_int8_onnx_equals_torch_pixel_for_pixel(tmp_path):
     check = summary["check"]
     assert summary["precision"] == "int8" and check["frames"] == 4 and check["pixels"] == 4 * 32 * 48
     assert check["pixels_differing"] == 0 and check["one_pixel_accuracy_difference"] == 0.0
+
+
+@pytest.mark.slow
+def test_stream_int8_energy_is_counted_on_the_integer_spikes_alike_on_torch_and_onnx(tmp_path):
+    """torch counts from its integer graph's node values, onnx from its state outputs: the same ops and joules."""
+    data = tmp_path / "s_data.hdf5"
+    expect_ok(run_snnc("data", "synth", data, "--frames", "3", "--height", "32", "--width", "48", "--quiet"))
+    summaries = {}
+    for backend in ("torch", "onnx"):
+        out = expect_ok(
+            run_snnc(
+                "stream",
+                data,
+                "--model",
+                "stereo-synth",
+                "--precision",
+                "int8",
+                "--backend",
+                backend,
+                "--threads",
+                "1",
+                "--json",
+            )
+        )
+        summaries[backend] = json.loads(out.strip().splitlines()[-1])
+    torch_s, onnx_s = summaries["torch"], summaries["onnx"]
+    assert torch_s["energy_count"] == onnx_s["energy_count"] == "step outputs"
+    for key in ("ac_per_frame", "mac_per_frame", "energy_j_per_frame"):
+        assert torch_s[key] == pytest.approx(onnx_s[key], rel=1e-12), key
+    assert torch_s["ac_per_frame"] > 0 and torch_s["energy_j_per_frame"] > 0

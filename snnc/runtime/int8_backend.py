@@ -12,9 +12,11 @@ folded network and its quantisation fields, step by step with the state carried:
 The input is quantised on the host (:func:`snnc.quant.quantize_input`; SBT frames
 are unchanged) and the integer output goes through the one host head
 (:func:`snnc.quant.apply_head`: output scale, trilinear resize), so equal
-integers give equal disparities bit for bit. ``live_model`` is None: energy is
-counted on the float reference network fed the same frames (its activity, the
-int8 costs), see ``docs/INT8.md``.
+integers give equal disparities bit for bit. Energy is counted from what each
+integer step computes (the integer spikes and the quantised input, through the
+integer graph's :class:`snnc.export.activity.ActivityPlan`, priced at the int8
+costs): torch from :meth:`GraphModule.step_nodes`' values, onnx from its state
+outputs, so both report the same numbers (``docs/INT8.md``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from snnc.energy.costs import EnergyCosts
+from snnc.energy.meter import ActivityMeter
 from snnc.export.lower import graph_inputs
 from snnc.models.base import SpikingNet
 from snnc.quant import QuantFields, apply_head, int8_graph, quantize_input
@@ -46,17 +50,34 @@ class Int8TorchBackend(Backend):
         self._gm: Any = None
         self._shape: tuple[int, ...] | None = None
         self._state: tuple[Tensor, ...] = ()
+        self._meter: ActivityMeter | None = None
+        self._plan: Any = None  # snnc.export.activity.ActivityPlan of the integer graph
+
+    def activity_meter(self, *, costs: EnergyCosts, count: str, energy_model: str) -> ActivityMeter:
+        """A meter fed from every step's own node values (the integer spikes and input): no reference pass."""
+        self._meter = ActivityMeter(costs=costs, count=count, steps_per_frame=1.0, energy_model=energy_model)
+        self._plan = None
+        return self._meter
 
     def reset(self, x0: Tensor) -> None:
-        """Build the integer graph for ``x0``'s shape (once) and zero the state."""
+        """Build the integer graph for ``x0``'s shape (once) and zero the state (and bind the meter, if any)."""
+        from snnc.export.activity import ActivityPlan
         from snnc.export.runtime import GraphModule
 
         shape = tuple(int(s) for s in x0.shape)
         if self._gm is None or shape != self._shape:
             self._gm = GraphModule(int8_graph(self.model, shape, self.fields)).to(self.device).eval()
             self._shape = shape
+            self._plan = None
+        inputs = self._inputs(x0)
+        meter = self._meter
+        if meter is not None:
+            if self._plan is None:
+                self._plan = ActivityPlan(self._gm.graph, self.model, int(inputs["x"].shape[0]))
+            meter.bind(self._plan.specs(), self._plan.neurons, batch=shape[0])
+            self._plan.prepare(meter.events, meter.neurons, self.device)
         with torch.no_grad():
-            self._state = self._gm.init_state(self._inputs(x0))
+            self._state = self._gm.init_state(inputs)
 
     def _inputs(self, x: Tensor) -> dict[str, Tensor]:
         return graph_inputs(self.model.genotype.family, quantize_input(x.to(self.device, torch.float32), self.fields))
@@ -64,7 +85,14 @@ class Int8TorchBackend(Backend):
     def step(self, x: Tensor) -> Tensor:
         """One integer step; the cost through the host head."""
         with torch.no_grad():
-            y, self._state = self._gm.step(self._inputs(x), self._state)
+            meter, plan = self._meter, self._plan
+            if meter is None or plan is None:
+                y, self._state = self._gm.step(self._inputs(x), self._state)
+            else:  # every node's value of this step: the counted roots among them, counted when the frame closes
+                values, self._state = self._gm.step_nodes(self._inputs(x), self._state)
+                y = values[self._gm.output_names[0]]
+                events, neurons = meter.events, meter.neurons
+                meter.defer(lambda: plan.count(values, events, neurons))
             return apply_head(self._gm.graph.meta["int8"], y)
 
     def placement(self) -> list[dict[str, Any]]:
