@@ -128,6 +128,7 @@ def test_windowed_estimator_is_the_full_form_bit_for_bit(dtype):
         torch.randn(3, 9, 5, 7, generator=g, dtype=dtype) * 40,
         torch.randn(1, 2, 6, 6, generator=g, dtype=dtype),
         torch.randn(1, 1, 4, 4, generator=g, dtype=dtype),
+        torch.randn(1, 17, 23, 33, generator=g, dtype=dtype).permute(0, 3, 1, 2),  # a strided cost
     ]
     edge = torch.randn(1, 33, 8, 8, generator=g, dtype=dtype)
     edge[0, 0, :4] -= 50  # minimum at bin 0

@@ -607,16 +607,10 @@ def estimate_disparity(cost: Tensor, delta: int = 2, disp_step: float = 2.0, *, 
 
 
 def _first_argmin(cost: Tensor) -> Tensor | None:
-    """``cost.argmin(dim=-3)`` (the first index of the minimum) as one running minimum over the ``D`` slices,
-    or None when a column's minimum is not finite (NaN, where ``argmin`` picks the NaN, or -inf)."""
-    best = cost.select(-3, 0).clone()
-    idx = torch.zeros(best.shape, dtype=torch.int64, device=cost.device)
-    lower = torch.empty(best.shape, dtype=torch.bool, device=cost.device)
-    for k in range(1, cost.shape[-3]):
-        c = cost.select(-3, k)
-        torch.lt(c, best, out=lower)  # strictly lower: a tie keeps the first index, as argmin does
-        torch.minimum(best, c, out=best)  # propagates NaN, so a NaN column shows in the check below
-        idx.masked_fill_(lower, k)
+    """``cost.argmin(dim=-3)`` (the first index of the minimum) from ``cost.min(dim=-3)``, which PyTorch's CPU
+    kernel computes 3-4x faster over the strided disparity axis, or None when a column's minimum is not finite
+    (NaN, where both pick the NaN, or -inf)."""
+    best, idx = cost.min(dim=-3)
     return idx if bool(torch.isfinite(best).all()) else None
 
 
@@ -626,8 +620,8 @@ def _estimate_windowed(cost: Tensor, delta: int, disp_step: float) -> Tensor | N
     The same value bit for bit: the softmax over the window (the bins outside it are ``-inf`` in the full
     form, whose ``exp`` is exactly 0, so its max, sums and quotients are those of the window), and the final
     sum over ``D`` is the very same reduction over a tensor equal to the full form's ``weights * d`` (zeros
-    outside the window, ``0 * d`` there). It skips the full-size argmin, mask, softmax and product, about
-    half the estimator's time at 33 x 260 x 346 on one CPU thread. None (the caller takes the full form)
+    outside the window, ``0 * d`` there). It skips the slow full-size argmin, the mask, softmax and product, about
+    two thirds of the estimator's time at 33 x 260 x 346 on one CPU thread. None (the caller takes the full form)
     when a column's minimum is not finite.
     """
     n = cost.shape[-3]
