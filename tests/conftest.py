@@ -42,7 +42,22 @@ def _worker() -> bool:
     return "PYTEST_XDIST_WORKER" in os.environ
 
 
+def _lava_first() -> None:
+    """Import Lava's message infrastructure before any test module imports openvino.
+
+    Lava calls ``multiprocessing.set_start_method('fork')`` (without ``force``) when that module is
+    imported; openvino's import fixes the start method first, after which Lava's import raises
+    "context has already been set". A worker collects every test file, so the order of imports
+    would otherwise depend on which files it collects.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("lava") is not None:
+        importlib.import_module("lava.magma.runtime.message_infrastructure.multiprocessing")
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    _lava_first()
     if _worker():
         import torch
 
