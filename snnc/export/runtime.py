@@ -421,7 +421,8 @@ def _spike_valued(graph: Graph, name: str) -> bool:
 
 def _upsampled_convs(graph: Graph) -> dict[str, str]:
     """``{conv node: the source its input resize up-samples}`` for narrow 3x3x3 convolutions (:func:`_narrow_3d`)
-    whose one input is torch's nearest x2 up-sampling on every spatial axis (size ``2m`` or ``2m - 1``).
+    with one output channel whose one input is torch's nearest x2 up-sampling on every spatial axis (size ``2m``
+    or ``2m - 1``).
 
     They run as :func:`snnc.models.stereo.upsampled_conv3d` on the resize's source (the stereo cost layer
     after the last up layer, as the torch network runs it): 1/8 of the positions, and the up-sampled map
@@ -441,7 +442,9 @@ def _upsampled_convs(graph: Graph) -> dict[str, str]:
             n in (2 * m - 1, 2 * m) and torch.equal(_nearest_index(m, n), torch.arange(m).repeat_interleave(2)[:n])
             for m, n in zip(src, dst, strict=True)
         )
-        if twice and _narrow_3d(torch.as_tensor(w), node.params):
+        # one output channel only (the cost layer): each fold traces to ~2,000 ONNX nodes (27 taps x 8 output
+        # parities), which on small test nets' 2-4 channel trellis layers made the export 4x larger and slower
+        if twice and w.shape[0] == 1 and _narrow_3d(torch.as_tensor(w), node.params):
             out[name] = up.inputs[0]
     return out
 
