@@ -37,7 +37,7 @@ ARTEFACTS = (
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "out"
-    proc = run_snnc("demo", "--out", out, "--quick", timeout=600)
+    proc = run_snnc("demo", "--out", out, "--quick", "--threads", "1", timeout=600)  # one core per test worker
     return out, expect_ok(proc)
 
 

@@ -41,7 +41,7 @@ class OnnxBackend(Backend):
     Args:
         model: the folded reference network (exported on :meth:`reset`).
         device: ``cpu`` or ``cuda``.
-        threads: intra-op threads (0: onnxruntime default).
+        threads: intra-op threads (0: as many as torch uses, :func:`~snnc.export.ort_options.runtime_threads`).
         onnx_path: where to write the graph (default: a temporary folder removed on :meth:`close`).
     """
 

@@ -44,6 +44,7 @@ import torch
 from torch import Tensor
 
 from snnc.errors import SnncError
+from snnc.export.ort_options import runtime_threads
 from snnc.models.base import SpikingNet
 from snnc.runtime.int8_backend import Int8OnnxBackend
 from snnc.runtime.onnx_backend import OnnxBackend
@@ -70,15 +71,16 @@ def require_openvino() -> Any:
 
 
 def openvino_config(threads: int) -> dict[str, Any]:
-    """CPU-plugin properties: fp32 inference, latency mode (one stream), ``threads`` threads (0: OpenVINO's default).
+    """CPU-plugin properties: fp32 inference, latency mode (one stream), ``threads`` threads (0: torch's count).
 
     fp32 is explicit because the plugin's default precision is bf16 on CPUs that have bf16/AMX units,
     which would change spike decisions against onnxruntime and torch.
     """
-    config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
-    if threads:
-        config["INFERENCE_NUM_THREADS"] = int(threads)
-    return config
+    return {
+        "INFERENCE_PRECISION_HINT": "f32",
+        "PERFORMANCE_HINT": "LATENCY",
+        "INFERENCE_NUM_THREADS": runtime_threads(threads),
+    }
 
 
 def _file_metadata(path: Path) -> dict[str, str]:
@@ -99,7 +101,8 @@ class OpenVinoBackend(OnnxBackend):
     Args:
         model: the folded reference network (exported on :meth:`reset`).
         device: must be ``cpu`` (OpenVINO's CPU plugin; a CUDA device is refused).
-        threads: OpenVINO ``INFERENCE_NUM_THREADS`` (0: its default, all cores).
+        threads: OpenVINO ``INFERENCE_NUM_THREADS`` (0: as many as torch uses, see
+            :func:`~snnc.export.ort_options.runtime_threads`).
         onnx_path: where to write the graph (default: a temporary folder removed on :meth:`close`).
 
     Raises:
@@ -228,7 +231,7 @@ class Int8OpenVinoBackend(Int8OnnxBackend, OpenVinoBackend):
         model: the folded reference network.
         device: must be ``cpu``.
         fields: the network's int8 fields (:class:`snnc.quant.QuantFields`).
-        threads: OpenVINO ``INFERENCE_NUM_THREADS`` (0: its default).
+        threads: OpenVINO ``INFERENCE_NUM_THREADS`` (0: as many as torch uses).
         onnx_path: where to write the graph (default: a temporary folder removed on :meth:`close`).
     """
 
