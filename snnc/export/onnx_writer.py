@@ -223,6 +223,7 @@ def export_stream(
     taps: Sequence[str] = (),
     graph: Graph | None = None,
     qdq: bool = False,
+    target: str = "onnxruntime",
 ) -> dict[str, Any]:
     """Write the one-step streaming graph of ``model`` (eval, folded) for inputs of ``step_shape``.
 
@@ -236,6 +237,9 @@ def export_stream(
         qdq: an integer graph's spike-fed convolutions as QuantizeLinear/DequantizeLinear integer
             convolutions (``GraphModule(qdq=True)``: same values; OpenVINO runs them in int8); their
             node names are the metadata ``snnc.qdq_convs``.
+        target: the runtime the file is spelled for (``GraphModule(target=)``: ``onnxruntime`` or ``openvino``,
+            the same values; metadata ``snnc.target``). ``openvino`` holds integer neurons' spikes (their ``y``
+            state inputs and outputs too) as uint8.
 
     Returns:
         ``{"inputs": [...], "outputs": [...], "state_names": [...], "state_layout": [(node, field)...],
@@ -248,10 +252,10 @@ def export_stream(
     step_shape = tuple(int(s) for s in step_shape)
     if graph is None:
         gm, family = _lowered(model, step_shape)
-        if qdq:
-            gm = GraphModule(gm.graph, qdq=True)
+        if qdq or target != "onnxruntime":
+            gm = GraphModule(gm.graph, qdq=qdq, target=target)
     else:
-        gm, family = GraphModule(graph, qdq=qdq), str(graph.meta["family"])
+        gm, family = GraphModule(graph, qdq=qdq, target=target), str(graph.meta["family"])
     x = torch.zeros(step_shape)
     from snnc.export.lower import graph_inputs
 
@@ -264,6 +268,7 @@ def export_stream(
     meta = _graph_meta(gm.graph, "stream")
     meta["snnc.state_names"] = json.dumps(names)
     meta["snnc.state_shapes"] = json.dumps([list(s.shape) for s in state])
+    meta["snnc.target"] = target
     if qdq:
         meta["snnc.qdq_convs"] = json.dumps(gm.qdq_convs())
     doc = (

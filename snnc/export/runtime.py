@@ -32,7 +32,7 @@ from snnc.export.graph import Graph
 from snnc.neurons import NeuronSpec, init_state, neuron_step, state_fields
 from snnc.neurons.integer import int_init_state, int_neuron_step, int_state_fields
 
-__all__ = ["GraphModule"]
+__all__ = ["TARGETS", "GraphModule"]
 
 FlatState = tuple[Tensor, ...]
 
@@ -53,13 +53,25 @@ class GraphModule(nn.Module):
             both scale 1 and zero point 0 (:meth:`qdq_convs`). Both are the identity on the values the graph
             holds (0/1 spikes, int8 weights), so every result is unchanged; traced to ONNX they become
             QuantizeLinear/DequantizeLinear pairs, which OpenVINO runs as int8 (VNNI) convolutions.
+        target: the runtime the traced graph is spelled for (:data:`TARGETS`; the values are the same):
+            ``onnxruntime`` (default) or ``openvino``: every nearest resampling as one flat Gather
+            (:meth:`_nearest_plan`), and integer neurons' spikes in uint8 (their ``y`` state too; resampled and
+            concatenated as uint8, read by a Q/DQ convolution through Cast -> QuantizeLinear, which OpenVINO
+            folds: the u8 convolution reads the spikes as they are).
     """
 
-    def __init__(self, graph: Graph, dtype: torch.dtype = torch.float32, *, qdq: bool = False) -> None:
+    def __init__(
+        self, graph: Graph, dtype: torch.dtype = torch.float32, *, qdq: bool = False, target: str = "onnxruntime"
+    ) -> None:
         super().__init__()
         graph.check()
+        if target not in TARGETS:
+            raise SnncError(f"GraphModule target must be one of {', '.join(TARGETS)}, got {target!r}")
         self.graph = graph
         self.qdq = bool(qdq)
+        self.target = target
+        #: integer neurons' spikes (and their resamplings / concatenations) held as uint8 (target openvino)
+        self._u8_spikes = target == "openvino"
         self._order = graph.order()
         self._buffers_of: dict[str, dict[str, str]] = {}
         for i, (name, node) in enumerate(graph.nodes.items()):
@@ -202,6 +214,7 @@ class GraphModule(nn.Module):
         states = self.split_state(tuple(state)) if state is not None else None
         first = next(iter(inputs.values()))
         values: dict[str, Tensor] = {}
+        spikes8: dict[str, Tensor] = {}  # uint8 spikes by node (target openvino); values holds their float copy
         new_states: dict[str, tuple[Tensor, ...]] = {}
         for name in self._order:
             node = graph.nodes[name]
@@ -218,7 +231,11 @@ class GraphModule(nn.Module):
                 values[name] = buf[0]
                 continue
             if node.op == "concat":
-                values[name] = torch.cat([values[s] for s in node.inputs], dim=1)
+                if node.inputs and all(s in spikes8 for s in node.inputs):
+                    spikes8[name] = torch.cat([spikes8[s] for s in node.inputs], dim=1)
+                    values[name] = spikes8[name].to(values[node.inputs[0]].dtype)
+                else:
+                    values[name] = torch.cat([values[s] for s in node.inputs], dim=1)
                 if name in self._qdq_inputs:
                     values[name] = _fake_quant(values[name], 0, 255)
                 continue
@@ -231,11 +248,17 @@ class GraphModule(nn.Module):
                 current = x if gain == 1.0 else x * gain
                 if "int" in node.params:  # integer neuron (snnc.neurons.integer); gain is its float relaxation's
                     st = states[name] if states is not None else int_init_state(node.params["int"], x)
-                    y, new_states[name] = int_neuron_step(node.params["int"], x, st)
+                    spike_dtype = torch.uint8 if self._u8_spikes else None
+                    y, new_states[name] = int_neuron_step(node.params["int"], x, st, spike_dtype=spike_dtype)
+                    if y.dtype == torch.uint8:
+                        spikes8[name], y = y, y.to(x.dtype)
                 else:
                     st = states[name] if states is not None else init_state(spec, current)
                     y, new_states[name] = neuron_step(spec, current, st)
                 values[name] = y
+            elif node.op == "resize" and node.inputs[0] in spikes8:  # uint8 spikes resampled as uint8
+                spikes8[name] = self._resize(name, spikes8[node.inputs[0]])
+                values[name] = spikes8[name].to(x.dtype)
             elif name in self._upsampled:  # its input is a nearest x2 up-sampling: read the source itself
                 out = self._upsampled_conv(name, values[self._upsampled[name]])
                 values[name] = torch.round(out) if node.params.get("integer") else out
@@ -270,7 +293,19 @@ class GraphModule(nn.Module):
         ``select``: a MatMul by a 0/1 matrix with one 1 per column, exact on 0/1 values (each output is
         one product by 1 plus products by 0), where a Gather or Expand of single elements is 5-10x slower
         in onnxruntime. Shrinking axes run first, then the MatMul, then growing axes from the innermost out.
+
+        Target ``openvino``: one ``flat`` step, a Gather of single elements over the spatial axes flattened
+        (the flat indices of the same per-axis indices), which OpenVINO's CPU plugin runs 2-4x faster than
+        the per-axis steps (its Gather of rows is a reference kernel; ``benchmarks/bench_resize.py``).
         """
+        if self.target == "openvino" and tuple(src) != tuple(dst):
+            grids = torch.meshgrid(*[_nearest_index(n, m) for n, m in zip(src, dst, strict=True)], indexing="ij")
+            flat = torch.zeros_like(grids[0])
+            for g, n in zip(grids, src, strict=True):
+                flat = flat * n + g
+            buf = f"n{i}_flat"
+            self.register_buffer(buf, flat.reshape(-1), persistent=False)
+            return [(-1, "flat", (buf, tuple(int(m) for m in dst)))]
         steps: list[tuple[int, str, Any]] = []
         last = len(src) - 1
         for axis, (n, m) in enumerate(zip(src, dst, strict=True)):
@@ -296,6 +331,9 @@ class GraphModule(nn.Module):
         """Nearest resampling of node ``name`` by its steps (:meth:`_nearest_plan`)."""
         for axis, kind, arg in self._nearest[name]:
             dim = 2 + axis
+            if kind == "flat":
+                buf, dst = arg
+                return x.flatten(2).index_select(2, getattr(self, buf)).reshape(*x.shape[:2], *dst)
             if kind == "every":
                 x = x[(slice(None),) * dim + (slice(None, None, int(arg)),)]
             elif kind == "select":
@@ -362,6 +400,9 @@ class GraphModule(nn.Module):
             return x[:, int(p["index"])]
         raise SnncError(f"graph node {name!r}: cannot execute operation {op!r}")
 
+
+#: The runtimes :class:`GraphModule` spells a traced graph for (``target``): the same values, different ops.
+TARGETS: tuple[str, ...] = ("onnxruntime", "openvino")
 
 #: Largest weight magnitude a Q/DQ int8 weight holds exactly (snnc's int8 weights are symmetric, in +-127).
 W_INT8_MAX = 127

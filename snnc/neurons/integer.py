@@ -164,16 +164,20 @@ def exact_decay(v: Tensor, keep: int) -> Tensor:
     return torch.where(v < 0, -m, m)
 
 
-def int_neuron_step(spec: IntNeuron, a: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]]:
+def int_neuron_step(
+    spec: IntNeuron, a: Tensor, state: tuple[Tensor, ...], *, spike_dtype: torch.dtype | None = None
+) -> tuple[Tensor, tuple[Tensor, ...]]:
     """One step of the integer neuron (module docstring).
 
     Args:
         spec: the layer's integer parameters.
         a: this step's synaptic input, integer-valued with ``|a| <= A_MAX`` (float32 or float64).
-        state: ``(v, y)`` from :func:`int_init_state` or the last step (``()`` for binary).
+        state: ``(v, y)`` from :func:`int_init_state` or the last step (``()`` for binary); ``y`` in any dtype.
+        spike_dtype: the spikes' dtype (default ``a.dtype``), e.g. ``torch.uint8``: the same 0/1 values in a
+            quarter of the bytes (``snnc.export.runtime.GraphModule(target="openvino")``).
 
     Returns:
-        ``(spikes, new_state)``, spikes 0/1 in ``a.dtype``.
+        ``(spikes, new_state)``, spikes 0/1 in ``spike_dtype`` (the state's ``y`` is the spikes).
 
     Raises:
         SnncError: a state of the wrong size.
@@ -183,9 +187,11 @@ def int_neuron_step(spec: IntNeuron, a: Tensor, state: tuple[Tensor, ...]) -> tu
         raise SnncError(
             f"integer neuron state for type {spec.type!r} must hold {len(fields)} tensors, got {len(state)}"
         )
+    dtype = a.dtype if spike_dtype is None else spike_dtype
     u = a * float(1 << ACT_SHIFT)
     if spec.type == "binary":
-        return (u > spec.threshold).to(a.dtype), ()
-    v = torch.clamp(exact_decay(state[0] * (1.0 - state[1]), spec.keep) + u, -V_MAX, V_MAX)
-    y = (v > spec.threshold).to(a.dtype)
+        return (u > spec.threshold).to(dtype), ()
+    last = state[1] if state[1].dtype == a.dtype else state[1].to(a.dtype)
+    v = torch.clamp(exact_decay(state[0] * (1.0 - last), spec.keep) + u, -V_MAX, V_MAX)
+    y = (v > spec.threshold).to(dtype)
     return y, (v, y)

@@ -139,7 +139,9 @@ class OpenVinoBackend(OnnxBackend):
             self._tmp = tempfile.mkdtemp(prefix="snnc-stream-openvino-")
             self._path = Path(self._tmp) / "stream.onnx"
         start = time.perf_counter()
-        info = export_stream(self.model, shape, self._path, taps=taps, graph=self._graph, qdq=self.qdq)
+        info = export_stream(
+            self.model, shape, self._path, taps=taps, graph=self._graph, qdq=self.qdq, target="openvino"
+        )
         meta = _file_metadata(self._path)
         check_format(meta, self._path)
         self.qdq_convs = list(json.loads(meta.get("snnc.qdq_convs", "[]")))
