@@ -159,3 +159,30 @@ def test_hybrid_counts_from_front_values_and_rest_state_equal_torch_hooks():
         backend.close()
     assert parts == {"front", "rest"}
     assert_same_counts(ref, meter)
+
+
+def test_input_counts_with_special_values_match_the_hooks_definitions():
+    """The input root's nonzero / negative / non-ternary counts (numpy on the CPU) on NaN, +-inf, -0, a subnormal,
+    non-integers and |x| > 1, against the hooks' own tests (``count_nonzero``, ``x < 0``, ``x == 0 | |x| == 1``)."""
+    shape = (1, 2, 5, 12, 16)
+    net, _ = folded_small("spikedhs-stereo", shape, 1, **SMALL_STEREO)
+    graph = lower(net, shape)
+    plan = ActivityPlan(graph, net, batch=2)
+    g = torch.Generator().manual_seed(5)
+    x = torch.randint(-1, 2, shape, generator=g).float()
+    special = torch.tensor([float("nan"), float("inf"), float("-inf"), -0.0, 1e-40, -1e-40, 0.5, -2.0, 3.0])
+    pos = torch.randperm(x.numel(), generator=g)[: 9 * 20]
+    x.view(-1)[pos] = special.repeat(20)
+    inputs = graph_inputs("spikedhs-stereo", x)
+    gm = GraphModule(graph)
+    with torch.no_grad():
+        state = gm.init_state(inputs)
+        _, new_state = gm.step_all(inputs, state)
+    counts = plan.measure(step_values(inputs, gm.state_layout(), state, new_state))
+    first = next(p for p in plan.layers if any(v.root == "x" for v in p.views))
+    got = counts[first.layer]
+    v = inputs["x"]
+    assert got.nonzero == int(torch.count_nonzero(v))
+    assert got.negative == int((v < 0).sum())
+    assert got.non_ternary == int((~((v == 0) | (v.abs() == 1))).sum())
+    assert got.non_ternary >= 9 * 20 - 2 * 20  # -0 is zero; the subnormals are nonzero and non-ternary

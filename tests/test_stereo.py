@@ -134,6 +134,10 @@ def test_windowed_estimator_is_the_full_form_bit_for_bit(dtype):
     edge[0, 0, :4] -= 50  # minimum at bin 0
     edge[0, 32, 4:] -= 50  # and at the last bin
     costs.append(edge)
+    # the stream's shape (33 x 260 x 346: PyTorch's sum takes its vectorised and its scalar-tail paths), with ties
+    costs.append((torch.randint(-40, 40, (1, 33, 260, 346), generator=g) * 0.0123).to(dtype))
+    costs.append(torch.randint(0, 3, (2, 300, 3, 5), generator=g).to(dtype))  # more bins than a uint8 counts
+    costs.append(torch.randn(33, 5, 6, generator=g, dtype=dtype))  # no batch axis
     for cost in costs:
         for delta in (1, 2, 3):
             full = estimate_disparity(cost, delta, 2.0, windowed=False)

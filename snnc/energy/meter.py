@@ -21,7 +21,7 @@ counting, not as the backend's inference.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -304,5 +304,5 @@ class ActivityMeter(_FrameReports):
     def _snapshot(self) -> OpsReport:
         self.flush()
         layers = [self._layers[s.name].copy() for s in self._specs if s.name in self._layers]
-        neurons = [replace(self._neurons[n]) for n in self._neuron_types if n in self._neurons]
+        neurons = [self._neurons[n].minus(None) for n in self._neuron_types if n in self._neurons]  # copies
         return OpsReport(layers, False, "input" if self.events else None, False, neurons)

@@ -163,8 +163,16 @@ class LayerOps:
         return d
 
     def copy(self) -> LayerOps:
-        """An independent copy (shapes copied too)."""
-        return replace(self, input_shape=list(self.input_shape), output_shape=list(self.output_shape))
+        """An independent copy (shapes copied too; the frozen geometry shared).
+
+        Field by field, as ``dataclasses.replace`` would (no ``__post_init__`` to run), about 5x faster: a stream
+        copies every layer twice per frame for its per-frame report.
+        """
+        out = object.__new__(type(self))
+        out.__dict__.update(self.__dict__)
+        out.input_shape = list(self.input_shape)
+        out.output_shape = list(self.output_shape)
+        return out
 
     def minus(self, before: LayerOps | None) -> LayerOps:
         """Counts accumulated since ``before`` (an earlier copy of this layer, or ``None``).
@@ -224,17 +232,16 @@ class NeuronActivity:
 
     def minus(self, before: NeuronActivity | None) -> NeuronActivity:
         """Activity since the earlier copy ``before`` (or all of it for ``None``)."""
-        if before is None:
-            return replace(self)
-        return replace(
-            self,
-            calls=self.calls - before.calls,
-            elements=self.elements - before.elements,
-            nonzero=self.nonzero - before.nonzero,
-            total=self.total - before.total,
-            updates=self.updates - before.updates,
-            spikes=self.spikes - before.spikes,
-        )
+        out = object.__new__(type(self))  # a field-by-field copy, as dataclasses.replace (no __post_init__), faster
+        out.__dict__.update(self.__dict__)
+        if before is not None:
+            out.calls = self.calls - before.calls
+            out.elements = self.elements - before.elements
+            out.nonzero = self.nonzero - before.nonzero
+            out.total = self.total - before.total
+            out.updates = self.updates - before.updates
+            out.spikes = self.spikes - before.spikes
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable dict (with ``rate``)."""
