@@ -68,6 +68,39 @@ def test_vectorised_matches_reference_random(seed):
     _both(ev, t_end, window=0.03, n_frames=3, height=H, width=W)
 
 
+def test_rect_table_cache_never_serves_stale_maps():
+    """The per-maps lookup table is cached (the stream encodes every window with the same maps); maps changed in
+    place, replaced by other maps, or given for another frame size get their own table, equal to a fresh build."""
+    rng = np.random.default_rng(7)
+    n = 3000
+    t_end = T0 + 0.05
+    ev = np.stack(
+        [
+            rng.integers(0, W, n).astype(np.float64),
+            rng.integers(0, H, n).astype(np.float64),
+            t_end - 0.05 + rng.random(n) * 0.05,
+            rng.choice([-1.0, 1.0], n),
+        ],
+        axis=1,
+    )
+    xmap, ymap = _random_maps(rng, H, W, H, W)
+    maps = (xmap, ymap)
+    first = _both(ev, t_end, height=H, width=W, rect_maps=maps)
+    again = _both(ev, t_end, height=H, width=W, rect_maps=maps)  # served by the cache
+    np.testing.assert_array_equal(again, first)
+    xmap[:] = xmap[:, ::-1]  # in place: same arrays (same ids), other values
+    flipped = _both(ev, t_end, height=H, width=W, rect_maps=maps)
+    assert not np.array_equal(flipped, first)
+    ymap[3, 3] = np.nan  # a single entry changed in place
+    _both(ev, t_end, height=H, width=W, rect_maps=maps)
+    other = _random_maps(rng, H, W, H, W)
+    _both(ev, t_end, height=H, width=W, rect_maps=other)
+    _both(ev, t_end, height=H + 2, width=W + 1, rect_maps=other)  # another frame size, the same maps
+    _both(ev, t_end, height=H, width=W, rect_maps=(other[0].astype(np.float64), other[1]))  # another dtype
+    for _ in range(6):  # more maps than the cache keeps, each a new pair of arrays
+        _both(ev, t_end, height=H, width=W, rect_maps=_random_maps(rng, H, W, H, W))
+
+
 def test_window_edges():
     t_end, window, n = T0 + 1.0, 0.05, 5
     edges = frame_boundaries(t_end, window, n)
