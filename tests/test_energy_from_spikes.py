@@ -186,3 +186,28 @@ def test_input_counts_with_special_values_match_the_hooks_definitions():
     assert got.negative == int((v < 0).sum())
     assert got.non_ternary == int((~((v == 0) | (v.abs() == 1))).sum())
     assert got.non_ternary >= 9 * 20 - 2 * 20  # -0 is zero; the subnormals are nonzero and non-ternary
+
+
+@pytest.mark.parametrize("kind", [torch.uint8, torch.bool])
+def test_counts_from_integer_spikes_equal_float_spikes(kind):
+    """Spikes as uint8 / bool (OpenVINO's spike state) count exactly as the same spikes in float32."""
+    shape = (1, 2, 5, 24, 32)
+    net, x = folded_small("spikedhs-stereo", shape, 2, **SMALL_STEREO)
+    graph = lower(net, shape)
+    gm = GraphModule(graph)
+    plan = ActivityPlan(graph, net, batch=2)
+    layout = gm.state_layout()
+    with torch.no_grad():
+        inputs = graph_inputs("spikedhs-stereo", x[0])
+        state = gm.init_state(inputs)
+        _, state = gm.step_all(inputs, state)
+        inputs = graph_inputs("spikedhs-stereo", x[1])
+        _, new_state = gm.step_all(inputs, state)
+    values = step_values(inputs, layout, state, new_state)
+    spikes = [n for n in plan.roots if n in plan.neurons]
+    assert spikes and sum(float(torch.as_tensor(values[n]).sum()) for n in spikes) > 0
+    recast = {**values, **{n: torch.as_tensor(values[n]).to(kind) for n in spikes}}
+    recast_np = {**values, **{n: torch.as_tensor(values[n]).to(kind).numpy() for n in spikes}}
+    want = plan.count(values, events=True, neurons=True)
+    assert plan.count(recast, events=True, neurons=True) == want
+    assert plan.count(recast_np, events=True, neurons=True) == want

@@ -330,14 +330,19 @@ class ActivityPlan:
         """Per-position counts summed over channels ``(N, 1, *S)``: nonzero, negative, non-ternary (None: none).
 
         float32 throughout (exact: a position's count is at most the root's channels); only these
-        channel-summed maps are converted to float64 later, never the full values.
+        channel-summed maps are converted to float64 later, never the full values. Spikes given as uint8 or
+        bool (0/1: OpenVINO's spike state) are summed as uint8 (at most 255 channels: exact), about 8x faster
+        than their float32 sum and 20x faster than converting them to float32 first.
         """
         v = value
-        if v.dtype != torch.float32:
-            v = v.float()
         if v.dim() == 2:  # (N, F): one position
             v = v.unsqueeze(-1)
-        if self._spiking(root):
+        spiking = self._spiking(root)
+        if spiking and v.dtype in (torch.uint8, torch.bool) and v.shape[1] <= 255:
+            return v.view(torch.uint8).sum(dim=1, keepdim=True, dtype=torch.uint8).to(torch.float32), None, None
+        if v.dtype != torch.float32:
+            v = v.float()
+        if spiking:
             return v.sum(dim=1, keepdim=True), None, None
         if v.device.type == "cpu" and v.shape[1] <= 255:
             # numpy's comparisons run 3-4x faster than PyTorch's CPU kernels here (the frame at 260 x 346: 4.4 ->
