@@ -100,7 +100,11 @@ def ov_stage_shares(onnx_path: Path, threads: int, steps: int = 3) -> dict[str, 
     names = [i.get_any_name() for i in compiled.inputs]
     shapes = {n: tuple(i.get_shape()) for n, i in zip(names, compiled.inputs, strict=True)}
     n_state = len(json.loads(ov_meta(onnx_path)["snnc.state_shapes"]))
-    feed = {n: np.zeros(shapes[n], dtype=np.float32) for n in names}
+    # in the dtypes the file declares (the openvino spelling holds spike states as uint8)
+    feed = {
+        n: np.zeros(shapes[n], dtype=i.get_element_type().to_dtype())
+        for n, i in zip(names, compiled.inputs, strict=True)
+    }
     rng = np.random.default_rng(0)
     groups = {
         "LIF": {"Subgraph", "Eltwise", "Math", "Select", "Round"},
