@@ -533,14 +533,14 @@ class ActivityPlan:
             for root, spiking, weights in prog.roots:  # one matrix product per root: its maps x its layers' weights
                 ms = maps[root] = self._maps(root, tensors[root])
                 if spiking:
-                    got = torch.mv(weights, ms[0].reshape(-1).to(weights.dtype))
+                    m = ms[0].view(-1)
+                    parts.append(torch.mv(weights, m if m.dtype == weights.dtype else m.to(weights.dtype)))
                 else:
                     stats = torch.cat([m.reshape(1, -1) for m in ms if m is not None]).to(weights.dtype)
-                    got = (stats @ weights.T).reshape(-1)  # (stats, keys) row-major
-                parts.append(got.to(torch.float64))
+                    parts.append((stats @ weights.T).reshape(-1))  # (stats, keys) row-major
         acc = torch.zeros(prog.slots, dtype=torch.float64, device=device)
-        if parts:
-            acc.index_add_(0, prog.index, torch.cat(parts)[prog.gather])
+        if parts:  # float32 and float64 products (exact integers) concatenated as float64
+            acc.index_add_(0, prog.index, torch.cat(parts).to(torch.float64)[prog.gather])
         extra: list[Tensor] = []
         others: list[tuple[str, int, bool]] = []  # neuron layers without a ones row: (name, elements, spiking)
         if neurons:
