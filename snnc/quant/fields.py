@@ -106,6 +106,8 @@ def _int_array(value: Any, what: str) -> np.ndarray[Any, Any]:
 
 
 def quantize_input(x: torch.Tensor, fields: QuantFields) -> torch.Tensor:
-    """``clamp(round(x / input_scale), -input_max, input_max)`` in ``x.dtype`` (round half to even)."""
+    """``clamp(round(x / input_scale), -input_max, input_max)`` in ``x.dtype`` (round half to even).
+
+    The clamp runs in place on the rounded copy (half the memory traffic of a second tensor; the same values)."""
     q = x if fields.input_scale == 1.0 else x / fields.input_scale
-    return torch.clamp(torch.round(q), -fields.input_max, fields.input_max)
+    return torch.round(q).clamp_(-fields.input_max, fields.input_max)
