@@ -6,9 +6,9 @@ trained weights: PTQ, SBT input exact at scale 1) at full resolution, writes its
 ``onnxruntime`` is the spelling the openvino backend wrote before, ``openvino`` the one it writes now), compiles
 each with the backend's CPU properties (``openvino_config``) and steps them **alternately** on the same SBT-like
 frames (25 % events), the state fed back, so a shared machine's load hits every form alike. Prints per form the
-step time (wall and process CPU, best and median), the ratio to the first form, whether every output and state
-value equals the first form's (values compared, so uint8 spikes equal float32 ones), and OpenVINO's per-node
-performance counters grouped by layer type (``--no-profile`` skips them).
+step time (wall and process CPU, best and median), the ratios of the medians to the first form's, whether every
+output and state value equals the first form's (values compared, so uint8 spikes equal float32 ones), and
+OpenVINO's per-node performance counters grouped by layer type (``--no-profile`` skips them).
 
     nice .venv/bin/python benchmarks/bench_openvino_int8.py [--height 260 --width 346] [--rounds 10]
         [--targets onnxruntime,openvino] [--threads 1] [--gain 3] [--model spikedhs-stereo]
@@ -88,20 +88,20 @@ class Stepper:
             self.feed[self.names[1 + k]] = outs[len(outs) - self.n_state + k]
         return wall, cpu, outs
 
-    def counters(self) -> dict[str, float]:
-        """This request's last inference, seconds per group (needs ``PERF_COUNT``)."""
+    def counters(self) -> dict[tuple[str, str], float]:
+        """This request's last inference: seconds per ``(node, group)`` (needs ``PERF_COUNT``)."""
         rank = {
             op.get_friendly_name(): len(op.get_output_partial_shape(0)) if op.get_output_size() else 0
             for op in self.compiled.get_runtime_model().get_ordered_ops()
         }
-        per: dict[str, float] = collections.defaultdict(float)
+        per: dict[tuple[str, str], float] = {}
         for info in self.request.profiling_info:
             kind = info.node_type
             if kind == "Convolution":
                 group = "3-D convolutions" if rank.get(info.node_name, 0) == 5 else "2-D convolutions"
             else:
                 group = next((g for g, kinds in GROUPS.items() if kind in kinds), "other")
-            per[group] += info.real_time.total_seconds()
+            per[(info.node_name, group)] = info.real_time.total_seconds()
         return per
 
 
@@ -160,14 +160,17 @@ def main() -> None:
                 for a, b in zip(ref, outs[target], strict=True)
             )
     shares: dict[str, dict[str, float]] = {}
-    for target, prof in profilers.items():
-        per: dict[str, float] = collections.defaultdict(float)
-        for i, x in enumerate(xs[:4]):
+    for target, prof in profilers.items():  # each node's fastest of 5 steps after a warm-up: load-robust
+        best: dict[tuple[str, str], float] = {}
+        for i, x in enumerate(xs[:6]):
             prof.step(x)
-            if i:  # the first is a warm-up
-                for group, seconds in prof.counters().items():
-                    per[group] += seconds / 3
-        shares[target] = dict(per)
+            if i:
+                for key, seconds in prof.counters().items():
+                    best[key] = min(best.get(key, seconds), seconds)
+        groups: dict[str, float] = collections.defaultdict(float)
+        for (_, group), seconds in best.items():
+            groups[group] += seconds
+        shares[target] = dict(groups)
     print(load("at end"))
     first = targets[0]
     print(
@@ -175,18 +178,20 @@ def main() -> None:
         f"{args.rounds} alternated steps per form (OpenVINO {ov.__version__.split('-')[0]})"
     )
     print(
-        f"{'target':12s} {'wall best':>10s} {'median':>8s} {'cpu best':>9s} {'median':>8s} {'ratio':>7s}  same values"
+        f"{'target':12s} {'wall best':>10s} {'median':>8s} {'cpu best':>9s} {'median':>8s} "
+        f"{'ratio wall':>10s} {'cpu':>6s}  same values"
     )
     for target in targets:
         w, c = np.array(wall[target]), np.array(cpu[target])
         ratio = np.median(w) / np.median(np.array(wall[first]))
+        ratio_cpu = np.median(c) / np.median(np.array(cpu[first]))
         same = "(reference)" if target == first else f"{differing[target]} values differ"
         print(
             f"{target:12s} {w.min():9.3f}s {np.median(w):7.3f}s {c.min():8.3f}s {np.median(c):7.3f}s "
-            f"{ratio:6.3f}x  {same}"
+            f"{ratio:9.3f}x {ratio_cpu:5.3f}x  {same}"
         )
     if shares:
-        print("\nOpenVINO per-node counters (ms per step, share of the counters' sum)")
+        print("\nOpenVINO per-node counters (ms per step: each node's best of 5 steps; share of the sum)")
         print(f"{'group':44s} " + " ".join(f"{t:>18s}" for t in targets))
         for group in ORDER:
             cells = []
