@@ -151,3 +151,47 @@ def test_the_openvino_spelling_of_a_firing_int8_stereo_net_gives_the_same_intege
 def test_an_unknown_target_is_refused():
     with pytest.raises(SnncError, match="target must be one of onnxruntime, openvino"):
         GraphModule(_int_resize_graph(1, (4, 4), (8, 8)), target="tensorrt")
+
+
+@pytest.mark.skipif(not HAVE_OPENVINO, reason="openvino is not installed")
+def test_stateful_openvino_counts_like_onnx_through_delays_and_starts_from_zeros_after_reset():
+    """The state lives in OpenVINO's variables: a SNASNet (feedback delays, whose outputs energy counting reads
+    from the state *before* each step) streams with the onnx backend's outputs, state and energy per frame, and
+    a second run after ``reset`` repeats the first exactly."""
+    from snnc.energy.costs import DEFAULT_COSTS
+    from snnc.runtime.onnx_backend import OnnxBackend
+    from snnc.runtime.openvino_backend import OpenVinoBackend
+
+    from _export_util import SMALL_CLASSIFIERS, folded_small
+
+    overrides, shape = SMALL_CLASSIFIERS["snasnet-cifar10"]
+    net, x = folded_small("snasnet-cifar10", shape, 4, **overrides)
+    cpu = torch.device("cpu")
+
+    def run(backend):
+        meter = backend.activity_meter(costs=DEFAULT_COSTS, count="rate", energy_model="paper")
+        runs = []
+        for _ in range(2):
+            backend.reset(x[0])
+            outs, acs = [], []
+            for t in range(x.shape[0]):
+                outs.append(backend.step(x[t]).clone())
+                acs.append(meter.frame().ac)
+            runs.append((outs, acs))
+        return runs
+
+    ov_be, onnx_be = OpenVinoBackend(net, cpu, threads=1), OnnxBackend(net, cpu, threads=1)
+    try:
+        got, ref = run(ov_be), run(onnx_be)
+        assert any(n.endswith(".d0") for n in ov_be.state_names)
+        assert [len(a) for a in ov_be.state] == [len(a) for a in onnx_be._state]
+        for a, b in zip(ov_be.state, onnx_be._state, strict=True):
+            assert np.allclose(a, b, atol=1e-5)
+    finally:
+        ov_be.close()
+        onnx_be.close()
+    (first, acs), (second, acs2) = got
+    assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True)) and acs == acs2
+    for (outs, ac), (outs_ref, ac_ref) in zip(got, ref, strict=True):
+        assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(outs, outs_ref, strict=True))
+        assert ac == pytest.approx(ac_ref) and sum(ac) > 0

@@ -12,10 +12,18 @@ counting from the step outputs this backend shares); the state names and shapes
 come from the file's metadata (``snnc.state_names``, ``snnc.state_shapes``),
 never from assumptions about the network.
 
-The state (about 200 MB at 260 x 346 for the SpikeDHS-Stereo preset) is never
-copied: two infer requests alternate, each reading its state inputs from the
-other's state output tensors (set once with ``set_tensor``), so a frame's
-state outputs are the next frame's inputs in place.
+The state (about 200 MB at 260 x 346 for the SpikeDHS-Stereo preset) never
+leaves OpenVINO: the compiled model is made stateful (OpenVINO's ``MakeStateful``
+pass turns each ``state_in_k`` / ``state_out_k`` pair into one variable, read and
+assigned inside the plugin in its own memory layout), so no state is copied in or
+out and no layout is converted at the graph's boundary (feeding the outputs back
+as inputs, even shared with ``set_tensor``, copied and reordered them: the int8
+step took 1.2-1.35x as long). What the host needs each step stays an output: every
+neuron's spikes (its ``y`` state, ``spikes.<k>``) and every delay's ``d0`` state
+input (``before.<k>``), which energy counting reads; :attr:`OpenVinoBackend.state`
+reads the full state back from the variables, on demand. The spelling of the file
+is OpenVINO's (``export_stream(target="openvino")``: flat Gather resampling, uint8
+integer spikes; ``docs/EXPORT.md``).
 
 **int8** (``--precision int8``, :class:`Int8OpenVinoBackend`): the integer graph of the int8 onnx
 backend, written by the same writer with ``qdq=True``: every convolution whose input is spikes
@@ -49,7 +57,7 @@ from snnc.models.base import SpikingNet
 from snnc.runtime.int8_backend import Int8OnnxBackend
 from snnc.runtime.onnx_backend import OnnxBackend
 
-__all__ = ["Int8OpenVinoBackend", "OpenVinoBackend", "openvino_config", "require_openvino"]
+__all__ = ["Int8OpenVinoBackend", "OpenVinoBackend", "make_stateful", "openvino_config", "require_openvino"]
 
 #: The pip requirement named when OpenVINO is missing (the extra that installs the pinned release).
 INSTALL_HINT = "pip install -c constraints.txt 'snnc[openvino]' (tools/install.sh installs it)"
@@ -81,6 +89,34 @@ def openvino_config(threads: int) -> dict[str, Any]:
         "PERFORMANCE_HINT": "LATENCY",
         "INFERENCE_NUM_THREADS": runtime_threads(threads),
     }
+
+
+def make_stateful(ov: Any, model: Any, state_in: list[str], after: list[str | None], before: list[str | None]) -> Any:
+    """``model`` with each ``state_in_k`` / ``state_out_k`` pair made one OpenVINO variable (``MakeStateful``).
+
+    The state entries the host reads each step stay outputs, added before the pass: ``after[k]`` names an
+    output of ``state_out_k``'s value (a neuron's spikes), ``before[k]`` one of ``state_in_k``'s (a delay's
+    output this step); None adds nothing.
+    """
+    import openvino.opset13 as ops
+    import openvino.passes
+
+    outputs = {o.get_any_name(): o for o in model.outputs}
+    params = {p.get_friendly_name(): p for p in model.get_parameters()}
+    extra = []
+    for k, name_in in enumerate(state_in):
+        name_out = name_in.replace("state_in_", "state_out_", 1)
+        for name, source in ((after[k], outputs[name_out].get_node().input_value(0)), (before[k], params[name_in])):
+            if name is not None:
+                result = ops.result(source)
+                result.output(0).get_tensor().set_names({name})
+                extra.append(result)
+    model.add_results(extra)
+    pairs = {name: name.replace("state_in_", "state_out_", 1) for name in state_in}
+    manager = openvino.passes.Manager()
+    manager.register_pass(openvino.passes.MakeStateful(pairs))
+    manager.run_passes(model)
+    return model
 
 
 def _file_metadata(path: Path) -> dict[str, str]:
@@ -123,10 +159,14 @@ class OpenVinoBackend(OnnxBackend):
             )
         self._ov = require_openvino()
         super().__init__(model, torch.device("cpu"), threads=int(threads), onnx_path=onnx_path)
-        self._requests: list[Any] = []
-        self._turn = 0
+        self._request: Any = None
         self._outputs: list[str] = []
         self._state_out: list[str] = []
+        #: per state entry k, the output holding it after / before a step (``spikes.<k>``, ``before.<k>``) or None
+        self._after: list[str | None] = []
+        self._before: list[str | None] = []
+        self._variables: list[str] = []
+        self._full_state: list[np.ndarray] | None = None
         #: state names (the file's ``snnc.state_names``): entry k names ``state_in_k`` / ``state_out_k``
         self.state_names: list[str] = []
         #: the convolutions written as integer (Q/DQ) convolutions (the file's ``snnc.qdq_convs``)
@@ -146,8 +186,14 @@ class OpenVinoBackend(OnnxBackend):
         check_format(meta, self._path)
         self.qdq_convs = list(json.loads(meta.get("snnc.qdq_convs", "[]")))
         core = self._ov.Core()
+        layout = list(info["state_layout"])
+        self._after = [f"spikes.{k}" if field == "y" else None for k, (_, field) in enumerate(layout)]
+        self._before = [f"before.{k}" if field == "d0" else None for k, (_, field) in enumerate(layout)]
         try:
-            compiled = core.compile_model(core.read_model(str(self._path)), "CPU", openvino_config(self._threads))
+            model = make_stateful(
+                self._ov, core.read_model(str(self._path)), info["inputs"][1:], self._after, self._before
+            )
+            compiled = core.compile_model(model, "CPU", openvino_config(self._threads))
         except RuntimeError as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise SnncError(f"OpenVINO cannot compile the streaming graph: {first}", self._path) from None
@@ -159,12 +205,13 @@ class OpenVinoBackend(OnnxBackend):
         self._state_out = self._outputs[self._n_values :]
         self.state_names = list(json.loads(meta["snnc.state_names"]))
         self._state_shapes = [tuple(int(d) for d in s) for s in json.loads(meta["snnc.state_shapes"])]
-        # ping-pong: request k reads its state inputs from request 1-k's state output tensors
-        self._requests = [compiled.create_infer_request() for _ in range(2)]
-        for k, request in enumerate(self._requests):
-            other = self._requests[1 - k]
-            for name_in, name_out in zip(self._state_in, self._state_out, strict=True):
-                request.set_tensor(name_in, other.get_tensor(name_out))
+        self._request = compiled.create_infer_request()
+        by_name = {v.name: v for v in self._request.query_state()}
+        # MakeStateful names each variable after its pair (parameter name + result name)
+        self._variables = [f"{a}{b}" for a, b in zip(self._state_in, self._state_out, strict=True)]
+        missing = [v for v in self._variables if v not in by_name]
+        if missing:
+            raise SnncError(f"OpenVINO's stateful model lacks the state variables {missing[:3]}", self._path)
         self.export_s += time.perf_counter() - start
         self._taps = list(taps)
         self._shape = shape
@@ -172,35 +219,34 @@ class OpenVinoBackend(OnnxBackend):
     def reset(self, x0: Tensor) -> None:
         """Export and compile for ``x0``'s shape (once; again when energy counting needs other taps), zero the state."""
         super().reset(x0)
-        # the next step runs request 0, which reads request 1's state outputs: zero them in place
-        self._turn = 0
-        rest = self._requests[1]
-        for name, shape in zip(self._state_out, self._state_shapes, strict=True):
-            data = rest.get_tensor(name).data
-            if tuple(data.shape) != shape:
-                raise SnncError(f"state {name} has shape {tuple(data.shape)} in the graph, {shape} in its metadata")
-            data[...] = 0.0
-        self._state = [rest.get_tensor(name).data for name in self._state_out]
+        self._request.reset_state()  # every variable back to its initial value: zeros
+        self._state = [np.zeros(s, dtype=np.float32) for s in self._state_shapes]
+        self._full_state = None
 
     def step(self, x: Tensor) -> Tensor:
-        """One inference; the state outputs are the next frame's state inputs (no copy); energy counted from them."""
+        """One inference, the state kept in OpenVINO's variables; energy counted from the spike outputs."""
         x = x.detach().cpu()
-        request = self._requests[self._turn]
-        self._turn = 1 - self._turn
+        if self._meter is not None:
+            self._meter.flush()  # a deferred count reads the last step's outputs, which this inference overwrites
+        request = self._request
         request.infer({self._input_x: np.ascontiguousarray(x.numpy(), dtype=np.float32)}, share_inputs=True)
-        out = [request.get_tensor(name).data for name in self._outputs]
-        new_state = out[self._n_values :]
-        self._count_step(x, out, new_state)
-        self._state = new_state
+        out = [request.get_tensor(name).data for name in self._outputs[: self._n_values]]
+        # the state entries the host reads: spikes after the step, delays' outputs (their state before it)
+        after: list[Any] = [request.get_tensor(n).data if n is not None else None for n in self._after]
+        before: list[Any] = [request.get_tensor(n).data if n is not None else None for n in self._before]
+        self._state = before  # what _count_step reads as the state before the step
+        self._count_step(x, out, after)
+        self._full_state = None
         return torch.from_numpy(out[0].copy())
 
     @property
     def state(self) -> list[np.ndarray]:
-        """The state after the last step (entry k is :attr:`state_names` [k]; spikes are the ``*.y`` entries).
-
-        Views of OpenVINO's output tensors: valid until the step after next (copy to keep them longer).
-        """
-        return self._state
+        """The state after the last step (entry k is :attr:`state_names` [k]; spikes are the ``*.y`` entries),
+        read back from OpenVINO's variables (copies, made once per step when asked for)."""
+        if self._full_state is None:
+            by_name = {v.name: v for v in self._request.query_state()}
+            self._full_state = [np.array(by_name[v].state.data, copy=True) for v in self._variables]
+        return self._full_state
 
     def placement(self) -> list[dict[str, Any]]:
         """The whole network as one OpenVINO-compiled ONNX graph."""
@@ -212,13 +258,14 @@ class OpenVinoBackend(OnnxBackend):
                 "part": "network",
                 "runs_on": f"OpenVINO {version} (CPU plugin, {precision}, threads {threads})",
                 "detail": f"one-step graph {self._path.name if self._path else '(not exported yet)'}, "
-                f"{len(self._state_in) if self._session is not None else '?'} state tensors fed back",
+                f"{len(self._state_in) if self._session is not None else '?'} state tensors held in OpenVINO",
             }
         ]
 
     def close(self) -> None:
         """Drop the compiled model and the temporary folder."""
-        self._requests = []
+        self._request = None
+        self._full_state = None
         super().close()
 
 
@@ -226,7 +273,7 @@ class Int8OpenVinoBackend(Int8OnnxBackend, OpenVinoBackend):
     """The integer graph (``--precision int8``) in OpenVINO, its spike-fed convolutions in int8 (module docstring).
 
     :class:`~snnc.runtime.int8_backend.Int8OnnxBackend`'s integer graph, host input quantisation and head,
-    :class:`OpenVinoBackend`'s runtime (ping-pong state, energy from the step outputs), the file written
+    :class:`OpenVinoBackend`'s runtime (stateful, energy from the step outputs), the file written
     with ``qdq=True``. Same integers as ``--backend torch|onnx --precision int8``, bit for bit.
 
     Args:
