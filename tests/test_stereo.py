@@ -143,6 +143,12 @@ def test_windowed_estimator_is_the_full_form_bit_for_bit(dtype):
             full = estimate_disparity(cost, delta, 2.0, windowed=False)
             fast = estimate_disparity(cost, delta, 2.0)
             assert torch.equal(fast, full), (tuple(cost.shape), delta, float((fast - full).abs().max()))
+    # back to back on one shape (the estimator keeps its zero buffer between calls): no value of a call leaks
+    for k in range(4):
+        cost = torch.randn(1, 33, 9, 11, generator=g, dtype=dtype) * (10.0**k)
+        cost[0, 0 if k % 2 else 32] -= 1e4 * (10.0**k)  # minima at the range ends: clamped window bins
+        for delta in (3, 1, 2):
+            assert torch.equal(estimate_disparity(cost, delta), estimate_disparity(cost, delta, windowed=False))
     odd = torch.randn(1, 33, 6, 6, generator=g, dtype=dtype)
     odd[0, 5, 1, 1] = float("nan")
     odd[0, 7, 2, 2] = float("-inf")
