@@ -22,6 +22,7 @@ per-event loop used by tests and ``benchmarks/bench_sbt.py``.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -224,6 +225,7 @@ def rect_lut(rect_maps: RectMaps, height: int, width: int) -> np.ndarray:
 #: (maps' ids, height, width) -> (the maps' dtypes, shapes and bytes the table was built from, the table)
 _LUTS: dict[tuple[int, int, int, int], tuple[tuple[object, ...], bytes, bytes, np.ndarray]] = {}
 _LUTS_KEPT = 4
+_LUTS_LOCK = threading.Lock()
 
 
 def _cached_lut(rect_maps: RectMaps, height: int, width: int) -> np.ndarray:
@@ -239,7 +241,8 @@ def _cached_lut(rect_maps: RectMaps, height: int, width: int) -> np.ndarray:
     key = (id(rect_maps[0]), id(rect_maps[1]), height, width)
     form = (xmap.dtype.str, xmap.shape, ymap.dtype.str, ymap.shape)
     xb, yb = xmap.tobytes(), ymap.tobytes()
-    hit = _LUTS.get(key)
+    with _LUTS_LOCK:
+        hit = _LUTS.get(key)
     if hit is not None and hit[0] == form and hit[1] == xb and hit[2] == yb:
         return hit[3]
     xr, okx = _round_to_index(np.asarray(xmap, dtype=np.float64).ravel(), width)
@@ -247,10 +250,11 @@ def _cached_lut(rect_maps: RectMaps, height: int, width: int) -> np.ndarray:
     lut = yr * width + xr
     lut[~(okx & oky)] = -1
     lut.setflags(write=False)
-    _LUTS.pop(key, None)
-    while len(_LUTS) >= _LUTS_KEPT:
-        _LUTS.pop(next(iter(_LUTS)))
-    _LUTS[key] = (form, xb, yb, lut)
+    with _LUTS_LOCK:
+        _LUTS.pop(key, None)
+        while len(_LUTS) >= _LUTS_KEPT:
+            _LUTS.pop(next(iter(_LUTS)))
+        _LUTS[key] = (form, xb, yb, lut)
     return lut
 
 
