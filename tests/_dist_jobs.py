@@ -115,7 +115,7 @@ def bilevel_steps(folder: Path, epochs: int = 1) -> dict[str, Any]:
             "layers": 2,
             "width": 4,
             "time_steps": 2,
-            "batch_size": 100,
+            "batch_size": 50,
             "nodes": 3,
         }
     )

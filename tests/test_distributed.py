@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -68,7 +68,7 @@ def on_two_ranks(tmp_path_factory):
     root = tmp_path_factory.mktemp("ddp")
     _inputs(root / "two")
     recording = root / "tiny_data.hdf5"
-    synthesize(recording, frames=14, height=32, width=48, progress=False)
+    synthesize(recording, frames=8, height=24, width=36, progress=False)  # 3 training windows: batches 2 + 1
     runs = [("plain", PLAIN), ("tps", TPS_DGS), ("hns", HNS)]
     return root, run_ranks(every_job, root / "two", runs, str(recording))
 
@@ -208,10 +208,50 @@ def _rank_pids(out: str, rank: int) -> list[int]:
     return pids
 
 
+def _kill_rank_after_first_checkpoint(out: str, checkpoint: Path, done: threading.Event, killed: list) -> None:
+    """Wait for ``checkpoint`` (polling every 0.1 s), then SIGKILL the one process of rank 1; ``killed`` gets
+    its pid, or a string saying why nothing was killed. Stops when ``done`` is set (the run ended first)."""
+    deadline = time.time() + 400
+    while not checkpoint.exists():
+        if done.is_set() or time.time() > deadline:
+            killed.append("no checkpoint before the run ended" if done.is_set() else "no checkpoint within 400 s")
+            return
+        time.sleep(0.1)
+    victims = _rank_pids(out, 1)
+    if len(victims) != 1:
+        killed.append(f"rank 1 processes: {victims}")
+        return
+    os.kill(victims[0], signal.SIGKILL)
+    killed.append(victims[0])
+
+
+def _launcher_in_process(args: list[str]) -> tuple[int, str, str]:
+    """``snnc ARGS`` in this process, isolated as :func:`cli_helpers.run_snnc` does: the exit code, the launcher's
+    own stderr (this process's ``sys.stderr``) and what its rank processes wrote to file descriptor 2.
+
+    ``run_snnc`` joins the two streams (this process's first), so "the launcher's last line" needs them apart."""
+    from snnc.cli import main
+
+    from cli_helpers import _captured, _captured_fds, _isolated_state, _read, _read_fd, _text_stream
+
+    out, err = _text_stream(), _text_stream()
+    code: object = 0
+    with tempfile.TemporaryFile() as fd_out, tempfile.TemporaryFile() as fd_err:
+        with _isolated_state({}, ROOT), _captured_fds(fd_out, fd_err), _captured(out, err):
+            try:
+                main(args)
+            except SystemExit as exc:
+                code = exc.code
+        return (code if isinstance(code, int) else 1), _read(err), _read_fd(fd_err)
+
+
 @slow
 def test_kill_of_a_rank_then_resume_finishes_the_run(tmp_path):
     """SIGKILL rank 1 after the first checkpoint: the launcher stops rank 0 and says so in one line;
-    --resume (2 processes again) continues from rank 0's checkpoint to the end."""
+    --resume (2 processes again) continues from rank 0's checkpoint to the end.
+
+    The launcher runs in this process (as the --resume does; its ranks are real processes), a thread
+    kills rank 1: one Python start fewer than a launcher subprocess, the same launcher code and output."""
     arch, data = _subset(tmp_path, n_train=325)  # 7 batches an epoch: the kill lands before the 6th epoch ends
     out = str(tmp_path / "run")
     args = [
@@ -236,31 +276,21 @@ def test_kill_of_a_rank_then_resume_finishes_the_run(tmp_path):
         "--out",
         out,
     ]
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "snnc", *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    ended, killed = threading.Event(), []
+    killer = threading.Thread(
+        target=_kill_rank_after_first_checkpoint, args=(out, tmp_path / "run" / "checkpoint.pt", ended, killed)
     )
+    killer.start()
     try:
-        deadline = time.time() + 400
-        while not (tmp_path / "run" / "checkpoint.pt").exists():
-            assert proc.poll() is None and time.time() < deadline, proc.communicate()
-            time.sleep(0.1)
-        victims = _rank_pids(out, 1)
-        assert len(victims) == 1
-        os.kill(victims[0], signal.SIGKILL)
-        _, err = proc.communicate(timeout=300)
+        code, err, ranks_err = _launcher_in_process(args)  # in-process launcher, two rank processes
     finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 2, err
+        ended.set()
+        killer.join()
+    assert len(killed) == 1 and isinstance(killed[0], int), (killed, err, ranks_err)
+    assert code == 2, (err, ranks_err)
     assert (
         err.strip().splitlines()[-1].startswith("snnc: error: distributed run failed: rank 1 was killed by signal 9")
-    ), err
+    ), (err, ranks_err)
     done = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])["epoch"]
     assert 1 <= done < 6
     r = run_snnc("train", "--out", out, "--resume", "--nproc", "2", "--quiet")  # in-process launcher
@@ -273,50 +303,56 @@ def test_kill_of_a_rank_then_resume_finishes_the_run(tmp_path):
 
 
 @slow
-def test_torchrun_runs_python_m_snnc_train(tmp_path):
-    """The stock launcher with snnc as its module: world_size 2 in metrics.json."""
+def test_torchrun_runs_python_m_snnc_train(tmp_path, capfd, monkeypatch):
+    """The stock launcher with snnc as its module: world_size 2 in metrics.json.
+
+    ``torchrun`` is the console script of :func:`torch.distributed.run.main`; it runs here in this process (the
+    ranks it starts, ``python -m snnc train``, are real processes): one Python start fewer than the script."""
+    from torch.distributed.run import main as torchrun
+
     arch, data = _subset(tmp_path)
-    torchrun = Path(sys.executable).with_name("torchrun")
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    r = subprocess.run(
-        [
-            str(torchrun),
-            "--nproc-per-node",
-            "2",
-            "--rdzv-backend",
-            "c10d",
-            "--rdzv-endpoint",
-            "127.0.0.1:0",
-            "--local-addr",
-            "127.0.0.1",
-            "-m",
-            "snnc",
-            "train",
-            "--arch",
-            str(arch),
-            "--data",
-            str(data),
-            "--epochs",
-            "1",
-            "--steps",
-            "2",
-            "--batch-size",
-            "50",
-            "--threads",
-            "1",
-            "--quiet",
-            "--out",
-            str(tmp_path / "run"),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["world_size"] == 2
-    assert r.stdout.count("final: test accuracy") == 1  # rank 0 prints, rank 1 stays quiet
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    monkeypatch.chdir(ROOT)
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)}
+    capfd.readouterr()
+    try:
+        torchrun(
+            [
+                "--nproc-per-node",
+                "2",
+                "--rdzv-backend",
+                "c10d",
+                "--rdzv-endpoint",
+                "127.0.0.1:0",
+                "--local-addr",
+                "127.0.0.1",
+                "-m",
+                "snnc",
+                "train",
+                "--arch",
+                str(arch),
+                "--data",
+                str(data),
+                "--epochs",
+                "1",
+                "--steps",
+                "2",
+                "--batch-size",
+                "50",
+                "--threads",
+                "1",
+                "--quiet",
+                "--out",
+                str(tmp_path / "run"),
+            ]
+        )
+    finally:
+        for s, h in handlers.items():
+            signal.signal(s, h)
+    stdout, stderr = capfd.readouterr()
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["world_size"] == 2, stderr[-3000:]
+    assert stdout.count("final: test accuracy") == 1  # rank 0 prints, rank 1 stays quiet
 
 
 @slow
