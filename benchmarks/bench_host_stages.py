@@ -21,7 +21,7 @@ for bit, every layer's counts and the frame's AC/MAC). Prints min / median ms pe
 ratio of the medians::
 
     nice .venv/bin/python benchmarks/bench_host_stages.py [--height 260 --width 346] [--reps 12]
-        [--before bd1f81c] [--spikes uint8|float32] [--model spikedhs-stereo]
+        [--before bd1f81c] [--spikes uint8|float32] [--model spikedhs-stereo] [--churn 64]
 """
 
 from __future__ import annotations
@@ -76,6 +76,10 @@ def methods_of(ops: types.ModuleType) -> Iterator[None]:
         LayerOps.copy, NeuronActivity.minus = saved  # type: ignore[method-assign]
 
 
+#: MB allocated and freed before every timed call (``--churn``)
+CHURN_MB = 0
+
+
 def alternate(before: Callable[[], Any], now: Callable[[], Any], reps: int) -> tuple[list[float], list[float], Any]:
     """Seconds per call of both (one warm-up each; the order flips every repetition) and their last results."""
     out: dict[str, list[float]] = {"before": [], "now": []}
@@ -83,6 +87,8 @@ def alternate(before: Callable[[], Any], now: Callable[[], Any], reps: int) -> t
     for k in range(reps):
         for name in ("before", "now") if k % 2 == 0 else ("now", "before"):
             fn = before if name == "before" else now
+            if CHURN_MB:
+                np.ones(CHURN_MB << 20, dtype=np.uint8)  # allocated, written and freed: the heap's state changes
             t0 = time.perf_counter()
             last[name] = fn()
             out[name].append(time.perf_counter() - t0)
@@ -97,7 +103,16 @@ def main() -> None:
     ap.add_argument("--before", default="bd1f81c", help="git revision of the 'before' host code")
     ap.add_argument("--spikes", default="uint8", choices=["uint8", "float32"], help="dtype of the spike values")
     ap.add_argument("--model", default="spikedhs-stereo")
+    ap.add_argument(
+        "--churn",
+        type=int,
+        default=0,
+        help="MB to allocate and free before every timed call (a stand-in for the step's and the other stages' "
+        "allocations: fresh full-size arrays then pay their page faults, as in a stream)",
+    )
     args = ap.parse_args()
+    global CHURN_MB
+    CHURN_MB = int(args.churn)
     torch.set_num_threads(1)
     h, w = args.height, args.width
     old_sbt = module_at(args.before, "snnc/data/sbt.py")
@@ -189,7 +204,7 @@ def main() -> None:
 
     print(
         f"host stages of one {h}x{w} frame, 1 thread, {args.reps} alternated repetitions, before = {args.before}; "
-        f"{events} events per camera window, {spikes / 1e6:.1f} M spike values"
+        f"{events} events per camera window, {spikes / 1e6:.1f} M spike values, churn {CHURN_MB} MB"
     )
     print(f"{'stage':24s} {'before min/med ms':>18s} {'now min/med ms':>16s} {'now/before (med)':>17s}")
     tb = tn = 0.0
