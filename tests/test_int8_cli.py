@@ -63,58 +63,40 @@ def test_energy_int8_uses_the_45nm_int8_costs():
     assert "costs: 45nm-int8 (AC 0.03 pJ, MAC 0.23 pJ" in out
 
 
+#: the int8 stream tests' recording: frames and size (the shape of the other int8 stream proofs)
+FRAMES, HEIGHT, WIDTH = 4, 16, 24
+
+
+@pytest.fixture(scope="module")
+def int8_streams(tmp_path_factory):
+    """``snnc stream --precision int8`` of the trained stereo-synth over one synthetic recording, both counting
+    energy: ``--backend onnx --check-against torch`` and ``--backend torch``; their JSON summaries by backend
+    (one ONNX export serves both tests below)."""
+    tmp = tmp_path_factory.mktemp("int8_cli")
+    data = tmp / "s_data.hdf5"
+    size = ["--frames", str(FRAMES), "--height", str(HEIGHT), "--width", str(WIDTH)]
+    expect_ok(run_snnc("data", "synth", data, *size, "--quiet"))
+    summaries = {}
+    for backend, extra in (("onnx", ["--check-against", "torch"]), ("torch", [])):
+        args = ["stream", data, "--model", "stereo-synth", "--precision", "int8", "--backend", backend, *extra]
+        out = expect_ok(run_snnc(*args, "--threads", "1", "--json"))
+        summaries[backend] = json.loads(out.strip().splitlines()[-1])
+    return summaries
+
+
 @pytest.mark.slow
-def test_stream_int8_onnx_equals_torch_pixel_for_pixel(tmp_path):
-    data = tmp_path / "s_data.hdf5"
-    expect_ok(run_snnc("data", "synth", data, "--frames", "4", "--height", "32", "--width", "48", "--quiet"))
-    out = expect_ok(
-        run_snnc(
-            "stream",
-            data,
-            "--model",
-            "stereo-synth",
-            "--precision",
-            "int8",
-            "--backend",
-            "onnx",
-            "--check-against",
-            "torch",
-            "--threads",
-            "1",
-            "--json",
-            "--no-energy",
-        )
-    )
-    summary = json.loads(out.strip().splitlines()[-1])
+def test_stream_int8_onnx_equals_torch_pixel_for_pixel(int8_streams):
+    summary = int8_streams["onnx"]
     check = summary["check"]
-    assert summary["precision"] == "int8" and check["frames"] == 4 and check["pixels"] == 4 * 32 * 48
+    assert summary["precision"] == "int8" and check["frames"] == FRAMES and check["pixels"] == FRAMES * HEIGHT * WIDTH
     assert check["pixels_differing"] == 0 and check["one_pixel_accuracy_difference"] == 0.0
 
 
 @pytest.mark.slow
-def test_stream_int8_energy_is_counted_on_the_integer_spikes_alike_on_torch_and_onnx(tmp_path):
-    """torch counts from its integer graph's node values, onnx from its state outputs: the same ops and joules."""
-    data = tmp_path / "s_data.hdf5"
-    expect_ok(run_snnc("data", "synth", data, "--frames", "3", "--height", "32", "--width", "48", "--quiet"))
-    summaries = {}
-    for backend in ("torch", "onnx"):
-        out = expect_ok(
-            run_snnc(
-                "stream",
-                data,
-                "--model",
-                "stereo-synth",
-                "--precision",
-                "int8",
-                "--backend",
-                backend,
-                "--threads",
-                "1",
-                "--json",
-            )
-        )
-        summaries[backend] = json.loads(out.strip().splitlines()[-1])
-    torch_s, onnx_s = summaries["torch"], summaries["onnx"]
+def test_stream_int8_energy_is_counted_on_the_integer_spikes_alike_on_torch_and_onnx(int8_streams):
+    """torch counts from its integer graph's node values, onnx from its state outputs: the same ops and joules
+    (onnx's own count: --check-against leaves the reference uncounted)."""
+    torch_s, onnx_s = int8_streams["torch"], int8_streams["onnx"]
     assert torch_s["energy_count"] == onnx_s["energy_count"] == "step outputs"
     for key in ("ac_per_frame", "mac_per_frame", "energy_j_per_frame"):
         assert torch_s[key] == pytest.approx(onnx_s[key], rel=1e-12), key

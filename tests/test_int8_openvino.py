@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from _export_reuse import reuse_exports
 from snnc.export.lower import graph_inputs
 from snnc.export.runtime import GraphModule
 from snnc.quant import apply_head, int8_graph, quantize_input
@@ -39,10 +40,19 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def exports():
+    """The fixture's export is the CLI test's too (same net, shape, energy taps): traced once (tests/_export_reuse)."""
+    with reuse_exports() as ledger:
+        yield ledger
+
+
 @pytest.fixture(scope="module")
 def firing(tmp_path_factory):
     """A firing small stereo net (weights x3), its int8 fields, 12 SBT frames (25 % events) and the
-    int8 openvino backend that has streamed them, with the file it wrote and what it returned per step."""
+    int8 openvino backend that has streamed them (counting energy, as ``snnc stream`` does), with the file it
+    wrote, what it returned per step and the precision OpenVINO compiled each convolution in."""
+    from snnc.energy.costs import resolve_costs
     from snnc.runtime.openvino_backend import Int8OpenVinoBackend
 
     tmp = tmp_path_factory.mktemp("int8_openvino")
@@ -56,14 +66,31 @@ def firing(tmp_path_factory):
     ]
     path = tmp / "int8.onnx"
     be = Int8OpenVinoBackend(net.model, CPU, fields=fields, threads=1, onnx_path=path)
+    meter = be.activity_meter(costs=resolve_costs("45nm-int8"), count="rate", energy_model="paper")
     be.reset(frames[0])
     steps = []
     for x in frames:
         out = be.step(x)
         steps.append((out.clone(), [np.array(s, copy=True) for s in be.state]))
+        meter.frame()
     info = {"qdq_convs": list(be.qdq_convs), "state_names": list(be.state_names), "placement": be.placement()}
+    # what the CPU plugin made of the file it compiled (read here: compiling the same file again costs seconds)
+    conv_precisions = [
+        str(op.get_rt_info()["runtimePrecision"].astype(str))
+        for op in be._session.get_runtime_model().get_ordered_ops()
+        if str(op.get_rt_info()["layerType"].astype(str)) == "Convolution"
+    ]
     be.close()
-    return {"net": net, "fields": fields, "frames": frames, "path": path, "steps": steps, **info}
+    return {
+        "net": net,
+        "ckpt": ckpt,
+        "fields": fields,
+        "frames": frames,
+        "path": path,
+        "steps": steps,
+        "conv_precisions": conv_precisions,
+        **info,
+    }
 
 
 @pytest.mark.slow
@@ -102,13 +129,10 @@ def test_every_layer_and_the_disparity_equal_int8_torch_and_onnxruntime_over_12_
     assert sum(1 for n in spikes.values() if n > 0) >= 0.8 * len(spikes), spikes
 
 
-def test_the_cost_layer_on_the_spikes_before_upsampling_is_the_literal_integer_convolution(tmp_path):
+def test_the_cost_layer_on_the_spikes_before_upsampling_is_the_literal_integer_convolution(firing):
     """The integer graph's 24 -> 1 cost layer runs as upsampled_conv3d on the last up layer's spikes (1/8 of the
     positions); its regrouped sums are integers below 2**24, so every value equals the literal conv's."""
-    ckpt = active_checkpoint(tmp_path)
-    net = load_network(str(ckpt))
-    fields = network_fields(net.model, SHAPE, net.meta, None, str(ckpt))
-    graph = int8_graph(net.model, SHAPE, fields)
+    graph = int8_graph(firing["net"].model, SHAPE, firing["fields"])
     fast, literal = GraphModule(graph).eval(), GraphModule(graph).eval()
     assert fast._upsampled  # the rewrite applies to the integer graph
     literal._upsampled = {}  # the resize, then the conv as written
@@ -117,7 +141,7 @@ def test_the_cost_layer_on_the_spikes_before_upsampling_is_the_literal_integer_c
         (torch.rand(SHAPE, generator=gen) < 0.25) * (torch.randint(0, 2, SHAPE, generator=gen) * 2.0 - 1)
         for _ in range(6)
     ]
-    inputs = [graph_inputs("spikedhs-stereo", quantize_input(x.float(), fields)) for x in xs]
+    inputs = [graph_inputs("spikedhs-stereo", quantize_input(x.float(), firing["fields"])) for x in xs]
     sf, sl = fast.init_state(inputs[0]), literal.init_state(inputs[0])
     cost = 0.0
     with torch.no_grad():
@@ -133,8 +157,6 @@ def test_the_cost_layer_on_the_spikes_before_upsampling_is_the_literal_integer_c
 def test_the_file_marks_the_spike_fed_convolutions_as_qdq_and_openvino_runs_them_in_int8(firing):
     """The fast path cannot silently disappear: the integer convolutions reading spikes are Q/DQ convolutions
     (uint8 spikes, int8 weights, scale 1, zero point 0) in the ONNX file and OpenVINO compiles them as u8/i8."""
-    import openvino as ov
-
     graph = int8_graph(firing["net"].model, SHAPE, firing["fields"])
     integer_convs = [n for n, node in graph.nodes.items() if node.op == "conv" and node.params.get("integer")]
     fed_by_input = [n for n in integer_convs if graph[graph[n].inputs[0]].op == "input"]
@@ -165,19 +187,13 @@ def test_the_file_marks_the_spike_fed_convolutions_as_qdq_and_openvino_runs_them
     assert all(dequantized(n.input[1], np.int8) for n in qdq)
     assert len(qdq) >= len(plain) > 10
 
-    core = ov.Core()
-    compiled = core.compile_model(core.read_model(str(firing["path"])), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-    precisions = [
-        str(op.get_rt_info()["runtimePrecision"].astype(str))
-        for op in compiled.get_runtime_model().get_ordered_ops()
-        if str(op.get_rt_info()["layerType"].astype(str)) == "Convolution"
-    ]
+    precisions = firing["conv_precisions"]  # the backend's compiled model (f32 hint, as openvino_config sets)
     assert sum(p in ("u8", "i8") for p in precisions) >= len(plain)
     assert "int8" in firing["placement"][0]["runs_on"]
 
 
 @pytest.mark.slow
-def test_cli_streams_int8_on_openvino_pixel_for_pixel_like_torch(tmp_path):
+def test_cli_streams_int8_on_openvino_pixel_for_pixel_like_torch(firing, tmp_path):
     data = tmp_path / "s_data.hdf5"
     expect_ok(run_snnc("data", "synth", data, "--frames", "3", "--height", "32", "--width", "48", "--quiet"))
     out = expect_ok(
@@ -185,7 +201,7 @@ def test_cli_streams_int8_on_openvino_pixel_for_pixel_like_torch(tmp_path):
             "stream",
             data,
             "--model",
-            active_checkpoint(tmp_path),
+            firing["ckpt"],
             "--precision",
             "int8",
             "--backend",

@@ -10,14 +10,16 @@ import numpy as np
 import pytest
 import torch
 
+from _export_reuse import reuse_exports
 from snnc.data.mvsec import MVSECRecording
+from snnc.data.sbt import DEFAULT_N_FRAMES
 from snnc.errors import SnncError
 from snnc.runtime import make_backend
 from snnc.runtime.engine import StreamEngine
 from snnc.runtime.frames import frame_times
 from snnc.runtime.model import load_network
 
-from _export_util import SMALL_STEREO, folded_small, small_genotype, write_genotype
+from _export_util import small_genotype, write_genotype
 from _spikedhs_util import single_thread  # noqa: F401 (autouse: one intra-op thread for the module)
 from _stream_util import stream_files
 from cli_helpers import assert_user_error, expect_ok, run_snnc
@@ -29,18 +31,32 @@ CPU = torch.device("cpu")
 STEPS = 5
 
 
+@pytest.fixture(scope="module", autouse=True)
+def exports():
+    """The per-layer test's export is the CLI stream's too (same net, shape, energy taps): traced once
+    (tests/_export_reuse)."""
+    with reuse_exports() as ledger:
+        yield ledger
+
+
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     return stream_files(tmp_path_factory.mktemp("openvino"), frames=5)
 
 
-def test_spikes_per_layer_equal_onnxruntime_on_the_same_file(tmp_path):
-    """Every layer's spikes at every step: OpenVINO == onnxruntime running the file the backend wrote."""
+def test_spikes_per_layer_equal_onnxruntime_on_the_same_file(files, tmp_path):
+    """Every layer's spikes at every step: OpenVINO == onnxruntime running the file the backend wrote (the
+    firing stream checkpoint at the recording's frame shape, counting energy as ``snnc stream`` does)."""
+    from snnc.energy.costs import resolve_costs
     from snnc.runtime.openvino_backend import OpenVinoBackend
 
-    net, x = folded_small("spikedhs-stereo", (1, 2, 5, 32, 48), STEPS, **SMALL_STEREO)
+    net = load_network(str(files["ckpt"])).model
+    with MVSECRecording(files["data"]) as rec:  # the CLI's frames: 2 cameras x DEFAULT_N_FRAMES SBT bins
+        shape = (1, 2, DEFAULT_N_FRAMES, rec.height, rec.width)
+    x = torch.randint(-1, 2, (STEPS, *shape), generator=torch.Generator().manual_seed(0)).float()
     path = tmp_path / "stream.onnx"
     be = OpenVinoBackend(net, CPU, threads=1, onnx_path=path)
+    meter = be.activity_meter(costs=resolve_costs("45nm-fp32"), count="rate", energy_model="paper")
     be.reset(x[0])
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     meta = sess.get_modelmeta().custom_metadata_map
@@ -62,6 +78,7 @@ def test_spikes_per_layer_equal_onnxruntime_on_the_same_file(tmp_path):
                 spikes += int(b.sum())
             else:
                 du = max(du, float(np.abs(a - b).max()))
+        meter.frame()
     be.close()
     assert spikes > 10_000, "the test net must fire"
     assert mismatches == 0
