@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from _export_reuse import reuse_exports
 from snnc.data.mvsec import MVSECRecording
 from snnc.data.synth import synthesize
 from snnc.energy.costs import resolve_costs
@@ -20,7 +21,6 @@ from snnc.runtime.int8_backend import make_precision_backend
 from snnc.runtime.model import load_network
 
 from _mvsec_h5 import write_recording
-from _stream_util import small_stereo_json
 
 CPU = torch.device("cpu")
 FRAMES = 10
@@ -81,19 +81,23 @@ def _stream(net: Any, fields: Any, backend: str, data: Any, energy: bool) -> dic
     }
 
 
+@pytest.fixture(scope="module", autouse=True)
+def exports():
+    """The fixture's and the onnx test's exports are the CLI streams' too (stereo-synth at int8, 16x24, energy
+    taps): each traced once (tests/_export_reuse)."""
+    with reuse_exports() as ledger:
+        yield ledger
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """A firing small stereo net (one matching cell, weights x3) at int8, streamed through torch, onnx, hybrid."""
+    """The trained stereo-synth at int8 (as ``snnc stream`` quantises it), streamed through torch and hybrid."""
     tmp = tmp_path_factory.mktemp("hybrid_int8")
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        net = load_network(str(small_stereo_json(tmp, matching_path=[1])))
-        with torch.no_grad():
-            for p in net.model.parameters():
-                if p.dim() > 1:
-                    p.mul_(3.0)  # the stand-in for trained weights (tests/_stream_util.active_checkpoint)
-        fields = network_fields(net.model, SHAPE, None)
+        net = load_network("stereo-synth")
+        fields = network_fields(net.model, SHAPE, net.meta, None, "stereo-synth")
         # random events (about 20 % of the SBT bins nonzero), 1 s: 20 frames on the stream clock, 10 streamed
         data = write_recording(tmp, "h", n=8000, height=SHAPE[3], width=SHAPE[4], gt=False)
         out = {b: _stream(net, fields, b, data, energy=b != "torch") for b in ("torch", "hybrid")}
@@ -171,7 +175,7 @@ def test_hybrid_int8_energy_per_part_at_int8_costs(runs):
     assert front["dense_energy_j"] == pytest.approx(front["dense_ops"] * 0.23e-12)
 
 
-@pytest.mark.slow  # one more ONNX export of the whole integer graph (~7 s CPU)
+@pytest.mark.slow  # one more ONNX export of the whole integer graph (~7 s CPU; the CLI test's onnx stream reuses it)
 def test_onnx_int8_equals_torch_and_hybrid_in_every_layer_and_energy(runs):
     before = torch.get_num_threads()
     torch.set_num_threads(1)
