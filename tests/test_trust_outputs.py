@@ -73,23 +73,29 @@ def tiny_train(tmp_path_factory) -> tuple[str, ...]:
 
 @pytest.fixture(scope="module")
 def recording(tmp_path_factory) -> dict[str, Path]:
-    """A small synthetic pair and a small stereo genotype."""
-    from snnc.data.synth import synthesize
+    """A small MVSEC-layout pair (8 depth frames, 32 x 48, random events; plain h5py), a small stereo genotype and a
+    small classifier genotype (what these tests export: the write paths, not a network, are under test)."""
+    from _mvsec_h5 import write_recording
 
     folder = tmp_path_factory.mktemp("rec")
-    data, gt = synthesize(folder / "rec_data.hdf5", frames=8, height=32, width=48, progress=False)
-    return {"data": data, "gt": gt, "model": small_stereo_json(folder)}
+    data = write_recording(folder, "rec", n=4000, n_depth=8, height=32, width=48, duration=0.8)
+    return {
+        "data": data,
+        "gt": folder / "rec_gt.hdf5",
+        "model": small_stereo_json(folder),
+        "cla": write_genotype(small_genotype("spikedhs-cla", filter_multiplier=2), folder / "cla.json"),
+        "seq": write_genotype(small_genotype("sequential-dvs", image_size=16), folder / "seq.json"),
+    }
 
 
 @pytest.fixture(scope="module")
 def long_recording(tmp_path_factory) -> Path:
-    """60 frames: a stream of it runs long enough to be signalled mid-way."""
-    from snnc.data.synth import synthesize
+    """400 frames (20 s): a stream of it runs far longer than the wait for its temporary file."""
+    from _mvsec_h5 import write_recording
 
-    data, _ = synthesize(
-        tmp_path_factory.mktemp("long") / "long_data.hdf5", frames=60, height=32, width=48, progress=False
+    return write_recording(
+        tmp_path_factory.mktemp("long"), "long", n=40000, n_depth=400, height=32, width=48, duration=20.0
     )
-    return data
 
 
 # ------------------------------------------------------------------------------------------- signals
@@ -213,11 +219,11 @@ def test_png_dir_on_a_full_disk(recording, full_disk):
 
 
 @pytest.mark.slow
-def test_export_and_train_on_a_full_disk(full_disk, tiny_train):
+def test_export_and_train_on_a_full_disk(full_disk, tiny_train, recording):
     for fmt, source, name in (
-        ("onnx", "spikedhs-cla", "net.onnx"),
-        ("nir", "spikedhs-cla", "net.nir"),
-        ("lava", "sequential-dvs", "net.h5"),
+        ("onnx", recording["cla"], "net.onnx"),  # 150 KB
+        ("nir", recording["cla"], "net.nir"),  # 1.6 MB
+        ("lava", recording["seq"], "net.h5"),  # 300 KB: each far more than the 8 KiB left
     ):
         proc = run_snnc("export", source, "--to", fmt, "--out", full_disk / name, subprocess=fmt != "onnx")
         assert_user_error(proc, str(full_disk / name), "No space left on device")  # HDF5 writers: no segfault
@@ -277,7 +283,7 @@ def test_a_partition_set_renamed_half_way_is_refused_on_read(tmp_path, monkeypat
 
         torch.manual_seed(seed)
         net = fold_bn(build_model(small_genotype("spikedhs-stereo", **SMALL_STEREO)).eval()).eval()
-        return lower(net, (1, 2, 5, 24, 36))
+        return lower(net, (1, 2, 5, 12, 18))  # a small input: the set, not the net, is under test
 
     manifest = tmp_path / "net.json"
     doc = write_partition(graph(0), manifest)
@@ -427,18 +433,18 @@ def test_an_output_that_is_an_input_is_refused_even_with_force(recording, tmp_pa
 
 # ------------------------------------------------------------------------------------------- locks
 @pytest.mark.slow
-def test_a_second_run_on_a_locked_output_fails_at_once(tmp_path):
+def test_a_second_run_on_a_locked_output_fails_at_once(tmp_path, recording):
     out = tmp_path / "net.onnx"
     with OutputLock(out):  # what a running snnc holds beside its output
         start = time.monotonic()
         err = assert_user_error(
-            run_snnc("export", "spikedhs-cla", "--to", "onnx", "--out", out),
+            run_snnc("export", recording["cla"], "--to", "onnx", "--out", out),
             str(out),
             f"is being written by another snnc run (pid {os.getpid()})",
         )
         assert time.monotonic() - start < 30, err
     assert not out.exists()
-    expect_ok(run_snnc("export", "spikedhs-cla", "--to", "onnx", "--out", out))  # released: works
+    expect_ok(run_snnc("export", recording["cla"], "--to", "onnx", "--out", out))  # released: works
     assert not _temps(tmp_path)
 
 
