@@ -88,7 +88,7 @@ def test_folded_checkpoint_equals_trained_network(digits_run):
 
 
 def test_resume_continues_bit_for_bit(tmp_path):
-    data = digits_subset(tmp_path / "npz")
+    data = digits_subset(tmp_path / "npz", n_train=150, n_test=50)  # 3 batches an epoch
     arch = tiny_genotype(tmp_path / "tiny.json")
     straight = tmp_path / "straight"
     given = config(arch, data, straight, epochs=4)
@@ -129,7 +129,7 @@ def test_classifier_steps_default_to_the_genotypes_time_steps():
 def test_freeze_bn_epochs_keep_running_statistics(tmp_path):
     from snnc.train.resume import resumed_config
 
-    data = digits_subset(tmp_path / "npz")
+    data = digits_subset(tmp_path / "npz", n_train=150, n_test=50)  # 3 batches an epoch
     arch = tiny_genotype(tmp_path / "tiny.json")
     out = tmp_path / "run"
     assert train(config(arch, data, out, epochs=2, freeze_bn_epochs=1, stop_after=1), log=quiet_log) is None

@@ -27,8 +27,12 @@ def recording(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def stereo_run(recording, tmp_path_factory):
-    out = tmp_path_factory.mktemp("stereo_run") / "run"
+def stereo_run(tmp_path_factory):
+    """Two epochs with DGS on an 8-frame 24x36 recording (3 training windows, 2 test frames)."""
+    root = tmp_path_factory.mktemp("stereo_run")
+    recording = root / "small_data.hdf5"
+    synthesize(recording, frames=8, height=24, width=36, progress=False)
+    out = root / "run"
     cfg = TrainConfig(
         arch="spikedhs-stereo",
         data=[str(recording)],
