@@ -83,7 +83,7 @@ def test_resume_continues_to_the_same_result(tmp_path: Path) -> None:
         "data": "digits",
         "nodes": 3,
         "width": 2,
-        "layers": 3,
+        "layers": 2,
         "time_steps": 2,
         "epochs": 2,
         "warmup": 1,

@@ -162,7 +162,7 @@ def test_search_epochs_2_runs_with_the_default_warmup(tmp_path: Path) -> None:
             "--epochs",
             "2",
             "--layers",
-            "3",
+            "2",
             "--width",
             "2",
             "--time-steps",
