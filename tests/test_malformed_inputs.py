@@ -322,10 +322,11 @@ def test_checkpoint_of_other_architecture_export_subprocess(ckpts, tmp_path):
     assert not out.exists()
 
 
-def test_checkpoint_of_other_architecture_stream_subprocess(ckpts, good, tmp_path):
+def test_checkpoint_of_other_architecture_stream(ckpts, good, tmp_path):
+    """In-process: ``stream``'s subprocess representative is the truncated recording above (same loader as export)."""
     out = tmp_path / "X.h5"
     assert_user_error(
-        run_snnc("stream", good, "--model", ckpts["mismatched"], "--out", out, subprocess=True),
+        run_snnc("stream", good, "--model", ckpts["mismatched"], "--out", out),
         "other_arch.pt",
         "another architecture",
     )
