@@ -61,10 +61,18 @@ def test_failure_line_names_the_rank_that_was_killed_not_the_ones_stopped():
 # --------------------------------------------------------------------------- one process group for every rank check
 @pytest.fixture(scope="module")
 def on_two_ranks(tmp_path_factory):
-    """One start of two ranks (a start is ~10 s of imports per rank) for the training, search and stereo jobs:
-    :func:`_dist_jobs.every_job`. The data is written here, before the ranks start."""
+    """One start of two ranks for the training, search and stereo jobs: :func:`_dist_jobs.every_job`. The data
+    is written here, before the ranks start, and the modules the jobs import are imported here, once: the ranks
+    are forked from this process (:func:`_dist_util.run_ranks`), and this process runs the same jobs next."""
+    import importlib
+
+    import matplotlib
+
     from snnc.data.synth import synthesize
 
+    matplotlib.use("Agg")  # what the run files' plots select
+    for name in ("torch._dynamo", "matplotlib.pyplot", "snnc.train.trainer", "snnc.nas.snasnet_search"):
+        importlib.import_module(name)  # torch._dynamo: every optimizer's first construction imports it
     root = tmp_path_factory.mktemp("ddp")
     _inputs(root / "two")
     recording = root / "tiny_data.hdf5"
