@@ -249,16 +249,18 @@ def test_raw_depth_is_rect_depth_seen_through_the_map(seq) -> None:
 # ------------------------------------------------------------------------------ files and arguments
 
 
-def test_deterministic_per_seed(seq, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    _data_path, _gt_path, data, gt = seq
-    d2, g2 = synthesize(tmp_path / "again_data.hdf5", frames=FRAMES, seed=0, height=H, width=W, progress=True)
+def test_deterministic_per_seed(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    size = {"frames": 4, "height": 48, "width": 64}  # every key of a recording, at a quarter of the module's size
+    d1, g1 = synthesize(tmp_path / "first_data.hdf5", seed=0, progress=False, **size)
+    data, gt = _read_all(d1), _read_all(g1)
+    d2, g2 = synthesize(tmp_path / "again_data.hdf5", seed=0, progress=True, **size)
     assert "synth" in capsys.readouterr().err  # the progress bar was shown
     for ref, path in ((data, d2), (gt, g2)):
         other = _read_all(path)
         assert sorted(other) == sorted(k for k in ref)
         for key, arr in ref.items():
             assert other[key].dtype == arr.dtype and other[key].tobytes() == arr.tobytes(), key
-    d3, _ = synthesize(tmp_path / "other_data.hdf5", frames=FRAMES, seed=1, height=H, width=W, progress=False)
+    d3, _ = synthesize(tmp_path / "other_data.hdf5", seed=1, progress=False, **size)
     other = _read_all(d3)
     ev0, ev1 = data[layout.events_key("left")], other[layout.events_key("left")]
     assert ev0.shape != ev1.shape or not np.array_equal(ev0, ev1)
