@@ -126,7 +126,7 @@ def test_stereo_search_on_tiny_synthetic_recording(tmp_path: Path) -> None:
         "epochs": 1,
         "warmup": 0,
         "batch_size": 2,
-        "max_frames": 8,
+        "max_frames": 4,
     }
     result = run_spikedhs_search(given, tmp_path / "stereo.json", progress=False, echo=lambda s: None, plot=False)
     genotype = load_genotype(tmp_path / "stereo.json")
@@ -189,7 +189,7 @@ def test_stereo_search_takes_the_training_geometry(tmp_path: Path) -> None:
             "--batch-size",
             "2",
             "--max-frames",
-            "8",
+            "4",
             "--feature-stride",
             "1",
             "--volume-shifts",
@@ -217,7 +217,7 @@ def test_stereo_search_takes_the_training_geometry(tmp_path: Path) -> None:
         disparities=12,
         disp_step=3.0,
         burn_in=1,
-        max_frames=8,
+        max_frames=4,
         crop=(24, 30),
         feature_stride=1,
         volume_shifts="auto",
@@ -245,7 +245,7 @@ def test_stereo_search_takes_the_training_geometry(tmp_path: Path) -> None:
         disparities=12,
         disp_step=3.0,
         burn_in=1,
-        max_frames=8,
+        max_frames=4,
         crop=(24, 30),
     )
     supernet, _ = _build(paper, torch.device("cpu"), progress=False)
