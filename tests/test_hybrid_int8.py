@@ -189,16 +189,15 @@ def test_onnx_int8_equals_torch_and_hybrid_in_every_layer_and_energy(runs):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("others", [("onnx", "hybrid"), pytest.param(("lava",), marks=pytest.mark.lava)])
-def test_stream_int8_identical_on_torch_onnx_lava_hybrid(tmp_path, others):
+def test_stream_int8_identical_on_torch_onnx_hybrid(tmp_path):
     """snnc stream --precision int8 on the trained stereo-synth: the same disparity array on every backend;
-    the hybrid's energy parts survive --check-against."""
+    the hybrid's energy parts survive --check-against. (Lava against torch on the same recording, with its
+    placement and energy parts: tests/test_lava_int8.py::test_stream_lava_int8_disparity_identical_to_torch.)"""
     import h5py
 
     from cli_helpers import expect_ok, run_snnc
 
-    if "lava" in others:
-        pytest.importorskip("lava")
+    others = ("onnx", "hybrid")
     data, _ = synthesize(tmp_path / "t_data.hdf5", frames=3, height=16, width=24, progress=False)
     disp, summaries = {}, {}
     for backend in ("torch", *others):
@@ -212,11 +211,10 @@ def test_stream_int8_identical_on_torch_onnx_lava_hybrid(tmp_path, others):
     assert disp["torch"].shape == (3, 16, 24)
     for backend in others:
         assert np.array_equal(disp[backend], disp["torch"]), backend
-    if "hybrid" in others:
-        hyb = summaries["hybrid"]
-        assert hyb["check"]["pixels_differing"] == 0 and hyb["energy_costs"] == "45nm-int8"
-        assert hyb["energy_count"] == "step outputs"
-        assert [p["part"] for p in hyb["energy_parts"]] == ["front", "rest"]
+    hyb = summaries["hybrid"]
+    assert hyb["check"]["pixels_differing"] == 0 and hyb["energy_costs"] == "45nm-int8"
+    assert hyb["energy_count"] == "step outputs"
+    assert [p["part"] for p in hyb["energy_parts"]] == ["front", "rest"]
 
 
 def test_check_against_keeps_the_stream_backends_meter_and_energy_parts():
