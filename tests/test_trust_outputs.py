@@ -283,7 +283,7 @@ def test_a_partition_set_renamed_half_way_is_refused_on_read(tmp_path, monkeypat
 
         torch.manual_seed(seed)
         net = fold_bn(build_model(small_genotype("spikedhs-stereo", **SMALL_STEREO)).eval()).eval()
-        return lower(net, (1, 2, 5, 12, 18))  # a small input: the set, not the net, is under test
+        return lower(net, (1, 2, 5, 24, 36))
 
     manifest = tmp_path / "net.json"
     doc = write_partition(graph(0), manifest)
