@@ -174,7 +174,7 @@ def _plan_outputs(
     default=0,
     type=click.IntRange(min=0),
     help="CPU threads of the backend: torch intra-op, onnxruntime intra-op (spinning off above 1), "
-    "OpenVINO INFERENCE_NUM_THREADS (0: library default).",
+    "OpenVINO INFERENCE_NUM_THREADS (0: torch's count for all three, by default the physical cores).",
 )
 @click.option(
     "--precision",
