@@ -17,24 +17,26 @@ import pytest
 #: Test files that take longest in a serial run (measured with ``--durations``), longest first. Only the order of
 #: the collected files depends on it: a file missing here, or listed and gone, runs as usual.
 LONGEST_FIRST = (
-    "test_demo.py",
     "test_distributed.py",
-    "test_stream.py",
+    "test_trust_outputs.py",
+    "test_demo.py",
     "test_energy_from_spikes.py",
     "test_export_onnx.py",
-    "test_export_nir.py",
-    "test_openvino_backend.py",
-    "test_hybrid_int8.py",
-    "test_int8_openvino.py",
-    "test_trust_outputs.py",
-    "test_nas_search.py",
-    "test_train_classification.py",
-    "test_stream_manifest.py",
-    "test_lava_int8.py",
     "test_nir_interop.py",
+    "test_lava_int8.py",
+    "test_stream.py",
+    "test_nas_search.py",
+    "test_openvino_backend.py",
+    "test_export_nir.py",
+    "test_train_classification.py",
+    "test_int8_openvino.py",
+    "test_train_stereo.py",
+    "test_hybrid_int8.py",
+    "test_int8_cli.py",
+    "test_malformed_inputs.py",
+    "test_int8_export.py",
     "test_stereo_fullres.py",
     "test_matching_rewrite.py",
-    "test_train_stereo.py",
 )
 
 
