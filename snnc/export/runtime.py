@@ -483,8 +483,8 @@ def _upsampled_convs(graph: Graph) -> dict[str, str]:
             n in (2 * m - 1, 2 * m) and torch.equal(_nearest_index(m, n), torch.arange(m).repeat_interleave(2)[:n])
             for m, n in zip(src, dst, strict=True)
         )
-        # one output channel only (the cost layer, :func:`_narrow_3d`): each fold traces to ~2,000 ONNX nodes
-        # (27 taps x 8 output parities), which on small test nets' 2-4 channel layers made the export 4x larger
+        # one output channel only (the cost layer, :func:`_narrow_3d`): each fold traces to ~570 ONNX nodes
+        # (8 output parities summed one kernel axis at a time), too many for every layer of a small test net
         if twice and _narrow_3d(torch.as_tensor(w), node.params):
             out[name] = up.inputs[0]
     return out
@@ -494,9 +494,9 @@ def _narrow_3d(w: Tensor, p: dict[str, Any]) -> bool:
     """A 3-D 'same' stride-1 convolution with one output channel (run as :func:`narrow_conv3d`).
 
     The stereo cost layer (24 -> 1) is the only such layer of the shipped nets. Each narrow form traces to
-    ``k**3`` slices and sums (a 1-output direct convolution is slow, a tap GEMM is not, at any width); allowing
-    2-4 outputs turned every layer of small test nets (multiplier 2) into one: 15k ONNX nodes and 16 s per
-    stereo export against 2.8k nodes and 3 s.
+    ``3k`` slices and sums (a 1-output direct convolution is slow, a tap GEMM is not, at any width); allowing
+    2-4 outputs turned every layer of small test nets (multiplier 2) into one (then ``k**3`` slices each:
+    15k ONNX nodes and 16 s per stereo export against 2.8k nodes and 3 s).
     """
     k = w.shape[-1]
     return bool(
