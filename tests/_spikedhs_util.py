@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from snnc.models.layers import ConvBN
@@ -24,13 +23,3 @@ def calibrate_bn(net: torch.nn.Module, x_seq: torch.Tensor, passes: int = 2) -> 
         for _ in range(passes):
             net(x_seq)
     return net.eval()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Run a test module with one intra-op thread: the tiny test nets are dominated by
-    thread synchronisation on a shared 2-core machine (10-100x slower with 2 threads)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

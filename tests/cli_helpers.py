@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import io
 import logging
 import os
@@ -88,25 +89,50 @@ def run_snnc_process(
     )
 
 
-def _run_in_process(argv: list[str], env: dict[str, str], cwd: Path = ROOT) -> _subprocess.CompletedProcess[str]:
-    """Call :func:`snnc.cli.main` with captured streams; the exit code as a process would have it."""
+@dataclasses.dataclass(frozen=True)
+class InProcessRun:
+    """One in-process ``snnc`` call with its streams kept apart (:func:`run_snnc_in_process`).
+
+    ``stdout``/``stderr``: what this process wrote to ``sys.stdout``/``sys.stderr`` (``stderr`` ends with
+    the interpreter's own message for ``sys.exit("text")``); ``fd_stdout``/``fd_stderr``: what reached
+    file descriptors 1 and 2 underneath (C code, child processes such as launched ranks)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    fd_stdout: str
+    fd_stderr: str
+
+
+def run_snnc_in_process(
+    *args: str | os.PathLike[str], env: dict[str, str] | None = None, cwd: str | os.PathLike[str] | None = None
+) -> InProcessRun:
+    """Call :func:`snnc.cli.main` with ``ARGS`` as a fresh process would run it (cwd, environment and every
+    global restored after, :func:`_isolated_state`); the exit code as a process would have it."""
     from snnc.cli import main  # imported late: a broken import fails the test, not the collection
 
     out, err = _text_stream(), _text_stream()
     code: Any = 0
+    workdir = Path(cwd) if cwd is not None else ROOT
     with tempfile.TemporaryFile() as fd_out, tempfile.TemporaryFile() as fd_err:
-        with _isolated_state(env, cwd), _captured_fds(fd_out, fd_err), _captured(out, err):
+        with _isolated_state(env or {}, workdir), _captured_fds(fd_out, fd_err), _captured(out, err):
             try:
-                main(argv)
+                main([str(a) for a in args])
             except SystemExit as exc:
                 code = exc.code
             except Exception:
                 traceback.print_exc()
                 code = 1
         returncode, message = _exit_status(code)
-        stdout = _read(out) + _read_fd(fd_out)
-        stderr = _read(err) + message + _read_fd(fd_err)
-    return _subprocess.CompletedProcess(["snnc", *argv], returncode, stdout, stderr)
+        return InProcessRun(returncode, _read(out), _read(err) + message, _read_fd(fd_out), _read_fd(fd_err))
+
+
+def _run_in_process(argv: list[str], env: dict[str, str], cwd: Path = ROOT) -> _subprocess.CompletedProcess[str]:
+    """:func:`run_snnc_in_process` as a ``CompletedProcess``: each pair of streams joined, this process's first."""
+    run = run_snnc_in_process(*argv, env=env, cwd=cwd)
+    return _subprocess.CompletedProcess(
+        ["snnc", *argv], run.returncode, run.stdout + run.fd_stdout, run.stderr + run.fd_stderr
+    )
 
 
 def _exit_status(code: Any) -> tuple[int, str]:

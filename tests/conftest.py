@@ -1,16 +1,18 @@
-"""Suite-wide pytest set-up for parallel runs (``make test`` runs ``pytest -n 2 --dist loadfile``).
+"""Suite-wide pytest set-up (``make test`` runs ``pytest -n 2 --dist loadfile``).
 
-Each pytest-xdist worker is one process on one of CI's two cores, so it runs torch with one
-intra-op thread (two threads per worker would oversubscribe the cores; the tiny test nets are
-slower with two threads anyway, see ``_spikedhs_util.single_thread``). A file runs whole on one
-worker (``--dist loadfile``: its module-scoped fixtures are built once), and the files whose
-setup takes longest go first so that no worker is left with one of them at the end. Serial runs
-(``pytest tests/test_x.py``) are unchanged.
+Every test starts with torch on one intra-op thread, in a serial run as in each pytest-xdist
+worker (one process on one of CI's two cores: two threads per worker would oversubscribe them,
+and the tiny test nets spend most of their time in thread synchronisation with two threads, 10-100x
+slower on a shared 2-core machine). A test that sets another count (thread tests, the CLI's
+``--threads``) gets one thread back when it ends (:func:`_one_torch_thread`). A file runs whole on
+one worker (``--dist loadfile``: its module-scoped fixtures are built once), and the files whose
+setup takes longest go first so that no worker is left with one of them at the end.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 
@@ -60,10 +62,18 @@ def _lava_first() -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     _lava_first()
-    if _worker():
-        import torch
+    import torch
 
-        torch.set_num_threads(1)
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """Whatever thread count a test sets, the next test (and module fixture) starts on one thread again."""
+    import torch
+
+    yield
+    torch.set_num_threads(1)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

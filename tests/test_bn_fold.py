@@ -11,7 +11,6 @@ from snnc.models.fold import batchnorm_layers, fold_bn
 from snnc.models.layers import ConvBN
 
 from _export_util import record_spikes
-from _spikedhs_util import single_thread  # noqa: F401 (autouse fixture)
 
 F64 = torch.float64
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ from _dist_util import run_ranks
 from snnc.errors import SnncError
 from snnc.train.distributed import Shard
 
-from cli_helpers import ROOT, run_snnc
+from cli_helpers import ROOT, run_snnc, run_snnc_in_process
 
 #: Tests that start 2 processes (~20-90 s each on the shared 2 cores, more under load).
 slow = pytest.mark.slow
@@ -233,26 +232,6 @@ def _kill_rank_after_first_checkpoint(out: str, checkpoint: Path, done: threadin
     killed.append(victims[0])
 
 
-def _launcher_in_process(args: list[str]) -> tuple[int, str, str]:
-    """``snnc ARGS`` in this process, isolated as :func:`cli_helpers.run_snnc` does: the exit code, the launcher's
-    own stderr (this process's ``sys.stderr``) and what its rank processes wrote to file descriptor 2.
-
-    ``run_snnc`` joins the two streams (this process's first), so "the launcher's last line" needs them apart."""
-    from snnc.cli import main
-
-    from cli_helpers import _captured, _captured_fds, _isolated_state, _read, _read_fd, _text_stream
-
-    out, err = _text_stream(), _text_stream()
-    code: object = 0
-    with tempfile.TemporaryFile() as fd_out, tempfile.TemporaryFile() as fd_err:
-        with _isolated_state({}, ROOT), _captured_fds(fd_out, fd_err), _captured(out, err):
-            try:
-                main(args)
-            except SystemExit as exc:
-                code = exc.code
-        return (code if isinstance(code, int) else 1), _read(err), _read_fd(fd_err)
-
-
 @slow
 def test_kill_of_a_rank_then_resume_finishes_the_run(tmp_path):
     """SIGKILL rank 1 after the first checkpoint: the launcher stops rank 0 and says so in one line;
@@ -290,15 +269,14 @@ def test_kill_of_a_rank_then_resume_finishes_the_run(tmp_path):
     )
     killer.start()
     try:
-        code, err, ranks_err = _launcher_in_process(args)  # in-process launcher, two rank processes
+        run = run_snnc_in_process(*args)  # in-process launcher, two rank processes
     finally:
         ended.set()
         killer.join()
-    assert len(killed) == 1 and isinstance(killed[0], int), (killed, err, ranks_err)
-    assert code == 2, (err, ranks_err)
-    assert (
-        err.strip().splitlines()[-1].startswith("snnc: error: distributed run failed: rank 1 was killed by signal 9")
-    ), (err, ranks_err)
+    assert len(killed) == 1 and isinstance(killed[0], int), (killed, run)
+    assert run.returncode == 2, run
+    last = run.stderr.strip().splitlines()[-1]  # the launcher's own (the ranks wrote to file descriptor 2)
+    assert last.startswith("snnc: error: distributed run failed: rank 1 was killed by signal 9"), run
     done = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])["epoch"]
     assert 1 <= done < 6
     r = run_snnc("train", "--out", out, "--resume", "--nproc", "2", "--quiet")  # in-process launcher

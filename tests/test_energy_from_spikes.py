@@ -16,7 +16,6 @@ from snnc.export.onnx_writer import export_stream
 from snnc.export.runtime import GraphModule
 
 from _export_util import SMALL_STEREO, folded_small
-from _spikedhs_util import single_thread  # noqa: F401 (autouse fixture)
 
 STEPS = 4
 

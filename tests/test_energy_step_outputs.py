@@ -18,7 +18,6 @@ from snnc.neurons import NeuronSpec
 from snnc.runtime.torch_backend import TorchBackend
 
 from _export_util import SMALL_STEREO, folded_small
-from _spikedhs_util import single_thread  # noqa: F401 (autouse fixture)
 
 CPU = torch.device("cpu")
 STEPS = 4

@@ -22,7 +22,6 @@ from snnc.models.build import build_model
 from snnc.models.fold import fold_bn
 
 from _export_util import SMALL_CLASSIFIERS, folded_small, small_genotype, train_bn, write_genotype
-from _spikedhs_util import single_thread  # noqa: F401 (autouse fixture)
 from cli_helpers import expect_ok, run_snnc
 
 LAYERS = [

@@ -28,7 +28,6 @@ from _export_util import (
     train_bn,
     write_genotype,
 )
-from _spikedhs_util import single_thread  # noqa: F401 (autouse fixture)
 from cli_helpers import assert_user_error, expect_ok, run_snnc
 
 STEPS = 12

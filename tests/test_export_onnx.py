@@ -16,7 +16,6 @@ from snnc.models.build import build_model
 from snnc.models.fold import fold_bn
 
 from _export_util import SMALL_CLASSIFIERS, SMALL_STEREO, folded_small, small_genotype, write_genotype
-from _spikedhs_util import single_thread  # noqa: F401 (autouse fixture)
 from cli_helpers import assert_user_error, expect_ok, run_snnc
 
 FRAMES = 20

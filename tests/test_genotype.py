@@ -26,8 +26,6 @@ from snnc.models.genotype import (
 )
 from snnc.neurons import NeuronSpec
 
-from _spikedhs_util import single_thread  # noqa: F401 (autouse fixture)
-
 CLA_ROWS = [[1, 1], [0, 1], [3, 2], [2, 1], [7, 1], [8, 1]]
 MATCH_ROWS = [[0, 1], [1, 2], [4, 2], [3, 2], [8, 1], [6, 1]]
 

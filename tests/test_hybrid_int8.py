@@ -93,17 +93,12 @@ def exports():
 def runs(tmp_path_factory):
     """The trained stereo-synth at int8 (as ``snnc stream`` quantises it), streamed through torch and hybrid."""
     tmp = tmp_path_factory.mktemp("hybrid_int8")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        net = load_network("stereo-synth")
-        fields = network_fields(net.model, SHAPE, net.meta, None, "stereo-synth")
-        # random events (about 20 % of the SBT bins nonzero), 1 s: 20 frames on the stream clock, 10 streamed
-        data = write_recording(tmp, "h", n=8000, height=SHAPE[3], width=SHAPE[4], gt=False)
-        out = {b: _stream(net, fields, b, data, energy=b != "torch") for b in ("torch", "hybrid")}
-        return {**out, "net": net, "fields": fields, "data": data}
-    finally:
-        torch.set_num_threads(before)
+    net = load_network("stereo-synth")
+    fields = network_fields(net.model, SHAPE, net.meta, None, "stereo-synth")
+    # random events (about 20 % of the SBT bins nonzero), 1 s: 20 frames on the stream clock, 10 streamed
+    data = write_recording(tmp, "h", n=8000, height=SHAPE[3], width=SHAPE[4], gt=False)
+    out = {b: _stream(net, fields, b, data, energy=b != "torch") for b in ("torch", "hybrid")}
+    return {**out, "net": net, "fields": fields, "data": data}
 
 
 def _assert_same_run(ref: dict[str, Any], got: dict[str, Any], backend: str) -> None:
@@ -177,12 +172,7 @@ def test_hybrid_int8_energy_per_part_at_int8_costs(runs):
 
 @pytest.mark.slow  # one more ONNX export of the whole integer graph (~7 s CPU; the CLI test's onnx stream reuses it)
 def test_onnx_int8_equals_torch_and_hybrid_in_every_layer_and_energy(runs):
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        onnx = _stream(runs["net"], runs["fields"], "onnx", runs["data"], energy=True)
-    finally:
-        torch.set_num_threads(before)
+    onnx = _stream(runs["net"], runs["fields"], "onnx", runs["data"], energy=True)
     _assert_same_run(runs["torch"], onnx, "onnx")
     same = {lay.name: (lay.ac, lay.mac) for lay in onnx["energy"].layers}
     assert {lay.name: (lay.ac, lay.mac) for lay in runs["hybrid"]["energy"].layers} == same

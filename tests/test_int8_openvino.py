@@ -33,14 +33,6 @@ STEPS = 12
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module", autouse=True)
 def exports():
     """The fixture's export is the CLI test's too (same net, shape, energy taps): traced once (tests/_export_reuse)."""
     with reuse_exports() as ledger:

@@ -20,7 +20,6 @@ from snnc.models.build import build_model
 from snnc.models.stereo import cost_conv, cost_volume, narrow_conv3d, upsampled_conv3d
 
 from _export_util import SMALL_STEREO, record_spikes, small_genotype
-from _spikedhs_util import single_thread  # noqa: F401 (autouse fixture)
 
 
 def _literal(left, right, weight, bias, shifts):

@@ -14,8 +14,6 @@ from snnc.nas.arch import DOWN, SAME, UP, TrellisGeometry, normalized_betas
 from snnc.nas.decode import cell_rows, decode_cell, decode_classifier, decode_stereo, level_probabilities, viterbi_path
 from snnc.nas.supernet import ClassifierSupernet, StereoSupernet
 
-from _nas_util import one_thread  # noqa: F401 (autouse fixture)
-
 PUBLISHED_CELL = [[1, 1], [0, 1], [3, 2], [2, 1], [7, 1], [8, 1]]
 PUBLISHED_MATCHING = [[0, 1], [1, 2], [4, 2], [3, 2], [8, 1], [6, 1]]
 

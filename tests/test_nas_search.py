@@ -14,7 +14,6 @@ from snnc.models.build import build_model
 from snnc.models.genotype import SpikeDHSClassifierGenotype, SpikeDHSStereoGenotype, load_genotype
 from snnc.nas.spikedhs_search import run_spikedhs_search
 
-from _nas_util import one_thread  # noqa: F401 (autouse fixture)
 from cli_helpers import assert_user_error, expect_ok, run_snnc
 
 TINY_CLS = [

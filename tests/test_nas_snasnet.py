@@ -31,7 +31,6 @@ from snnc.nas.snasnet_search import (
 )
 from snnc.neurons import Neuron, NeuronSpec
 
-from _nas_util import one_thread  # noqa: F401 (autouse fixture)
 from cli_helpers import assert_user_error, run_snnc
 
 

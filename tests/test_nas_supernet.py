@@ -13,8 +13,6 @@ from snnc.nas.supernet import ClassifierSupernet, StereoSupernet, classifier_pat
 from snnc.nas.tasks import DigitsTask
 from snnc.neurons import Neuron
 
-from _nas_util import one_thread  # noqa: F401 (autouse fixture)
-
 
 def count_neurons(module: torch.nn.Module) -> int:
     return sum(isinstance(m, Neuron) for m in module.modules())

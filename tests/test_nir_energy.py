@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from snnc.export.interop_cases import interop_case
 from snnc.export.nir_writer import write_nir
@@ -26,16 +25,11 @@ pytestmark = pytest.mark.slow  # one spikedhs classifier built, exported and cou
 @pytest.fixture(scope="module")
 def digits_files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("nir-energy")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        case = interop_case("digits", batch=2, steps=4)
-        ckpt = folder / "digits.pt"
-        save_network(case.model, ckpt, folded=True, input_shape=(1, 1, 8, 8))
-        nir_file = folder / "digits.nir"
-        expect_ok(run_snnc("export", ckpt, "--to", "nir", "--out", nir_file))
-    finally:
-        torch.set_num_threads(threads)
+    case = interop_case("digits", batch=2, steps=4)
+    ckpt = folder / "digits.pt"
+    save_network(case.model, ckpt, folded=True, input_shape=(1, 1, 8, 8))
+    nir_file = folder / "digits.nir"
+    expect_ok(run_snnc("export", ckpt, "--to", "nir", "--out", nir_file))
     return case, ckpt, nir_file
 
 

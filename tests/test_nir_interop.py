@@ -36,20 +36,11 @@ IMPORTERS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """``{case name: (case, plain NIR file, snnc's reference run)}``, batch 2, 8 steps."""
     folder = tmp_path_factory.mktemp("interop")
     out = {}
-    torch.set_num_threads(1)
     for name in CASES:
         case = interop_case(name, batch=2, steps=8)
         path = folder / f"{name}.nir"

@@ -20,7 +20,6 @@ from snnc.runtime.frames import frame_times
 from snnc.runtime.model import load_network
 
 from _export_util import small_genotype, write_genotype
-from _spikedhs_util import single_thread  # noqa: F401 (autouse: one intra-op thread for the module)
 from _stream_util import stream_files
 from cli_helpers import assert_user_error, expect_ok, run_snnc
 

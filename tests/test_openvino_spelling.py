@@ -24,7 +24,6 @@ from snnc.quant import int8_graph, quantize_input
 from snnc.quant.network import network_fields
 from snnc.runtime.model import load_network
 
-from _spikedhs_util import single_thread  # noqa: F401 (autouse fixture)
 from _stream_util import active_checkpoint
 
 HAVE_OPENVINO = importlib.util.find_spec("openvino") is not None

@@ -20,8 +20,6 @@ from snnc.export.onnx_writer import export_graph_stream
 from snnc.export.runtime import GraphModule
 from snnc.neurons import NeuronSpec
 
-from _spikedhs_util import single_thread  # noqa: F401 (autouse fixture)
-
 
 def _session(path):
     opts = ort.SessionOptions()

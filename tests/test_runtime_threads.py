@@ -8,15 +8,8 @@ import torch
 from snnc.export.ort_options import runtime_threads, session_options
 
 
-@pytest.fixture
-def torch_threads():
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize("n", [1, 2])
-def test_zero_follows_torch_and_a_given_count_wins(torch_threads, n):
+def test_zero_follows_torch_and_a_given_count_wins(n):  # conftest gives the next test one thread again
     torch.set_num_threads(n)
     assert runtime_threads(0) == runtime_threads(None) == n
     assert runtime_threads(3) == 3
@@ -26,7 +19,7 @@ def test_zero_follows_torch_and_a_given_count_wins(torch_threads, n):
         assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
 
-def test_openvino_gets_the_same_count(torch_threads):
+def test_openvino_gets_the_same_count():
     pytest.importorskip("openvino")
     from snnc.runtime.openvino_backend import openvino_config
 

@@ -12,7 +12,7 @@ from snnc.models.genotype import load_genotype
 from snnc.models.layers import ConvBN, _use_mkldnn
 from snnc.neurons import Neuron, NeuronSpec
 
-from _spikedhs_util import calibrate_bn, single_thread  # noqa: F401 (autouse fixture)
+from _spikedhs_util import calibrate_bn
 
 
 def n_params(model: torch.nn.Module) -> int:

@@ -11,7 +11,7 @@ from snnc.errors import SnncError
 from snnc.models.build import build_model
 from snnc.models.stereo import cost_volume, estimate_disparity, subpixel_cross_entropy
 
-from _spikedhs_util import calibrate_bn, single_thread  # noqa: F401 (autouse fixture)
+from _spikedhs_util import calibrate_bn
 
 
 def small_stereo(**kw):

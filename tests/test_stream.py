@@ -17,7 +17,6 @@ from snnc.runtime.frames import STREAM_HZ, frame_times, iter_frames
 from snnc.runtime.model import load_network
 
 from _mvsec_h5 import write_recording
-from _spikedhs_util import single_thread  # noqa: F401 (autouse: one intra-op thread for the module)
 from _stream_util import small_stereo_json, stream_files
 
 CPU = torch.device("cpu")

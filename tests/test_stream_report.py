@@ -60,20 +60,15 @@ def runs(tmp_path_factory):
     data, _ = synthesize(tmp / "tiny_data.hdf5", frames=3, height=32, width=48, progress=False)
     net = load_network(str(active_checkpoint(tmp)))
     costs = resolve_costs("45nm-fp32")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
     out = {}
-    try:
-        with MVSECRecording(data) as rec:
-            times, clock = frame_times(rec)
-            for energy in (True, False):
-                be = make_backend("torch", net, torch.device("cpu"))
-                engine = StreamEngine(net, be, energy=energy, costs=costs)
-                frames = list(engine.run(rec, times, with_gt=clock == "gt"))
-                setup = StreamSetup(data, "torch", "cpu", clock, costs, out_file=tmp / "r.h5" if energy else None)
-                out[energy] = (engine, setup, rec, times, frames)
-    finally:
-        torch.set_num_threads(before)
+    with MVSECRecording(data) as rec:
+        times, clock = frame_times(rec)
+        for energy in (True, False):
+            be = make_backend("torch", net, torch.device("cpu"))
+            engine = StreamEngine(net, be, energy=energy, costs=costs)
+            frames = list(engine.run(rec, times, with_gt=clock == "gt"))
+            setup = StreamSetup(data, "torch", "cpu", clock, costs, out_file=tmp / "r.h5" if energy else None)
+            out[energy] = (engine, setup, rec, times, frames)
     return out
 
 

@@ -19,14 +19,6 @@ STEPS = 4
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def stereo():
     return folded_small("spikedhs-stereo", (1, 2, 5, 32, 48), STEPS, **SMALL_STEREO)

@@ -15,7 +15,6 @@ from snnc.models.genotype import load_genotype
 from snnc.train import load_model, train
 from snnc.train.checkpoint import load_checkpoint
 
-from _spikedhs_util import single_thread  # noqa: F401  (one intra-op thread for the module)
 from _train_util import config, digits_subset, load, quiet_log, tiny_genotype
 
 

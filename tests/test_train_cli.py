@@ -9,7 +9,6 @@ import torch
 
 from snnc.cli import main
 
-from _spikedhs_util import single_thread  # noqa: F401
 from _train_util import digits_subset, tiny_genotype
 from cli_helpers import run_snnc
 

@@ -17,7 +17,6 @@ from snnc.train.hns import relu_energy_factor, spike_rate
 from snnc.train.mixed import MixedNeuron
 from snnc.train.tps import TPSearch, tps_candidates
 
-from _spikedhs_util import single_thread  # noqa: F401
 from _train_util import config, digits_subset, load, quiet_log, tiny_genotype
 
 

@@ -13,7 +13,6 @@ from snnc.train import load_model, train
 from snnc.train.config import TrainConfig
 from snnc.train.data_stereo import FrameTransform, StereoData
 
-from _spikedhs_util import single_thread  # noqa: F401
 from _train_util import load, quiet_log
 
 METRIC_KEYS = ("mean_disparity_error", "mean_depth_error", "median_depth_error", "one_pixel_accuracy")
