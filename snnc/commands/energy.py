@@ -117,8 +117,9 @@ def _digit_overrides(genotype: Any) -> dict[str, Any]:
     type=click.Choice(["fp32", "int8"]),
     default="fp32",
     show_default=True,
-    help="int8: price the ops at the 45 nm int8 costs (45nm-int8: 8-bit add 0.03 pJ, 8-bit mult 0.2 pJ, "
-    "Horowitz 2014) unless --costs; the ops are counted on the network's float activity (docs/INT8.md).",
+    help="int8: count the ops on the int8 network's own spikes (its checkpoint's int8 fields, else PTQ; a "
+    "classifier is calibrated on --data's first 256 training images) and price them at the 45 nm int8 costs "
+    "(45nm-int8: 8-bit add 0.03 pJ, 8-bit mult 0.2 pJ, Horowitz 2014) unless --costs (docs/INT8.md).",
 )
 @click.option("--force", is_flag=True, help="Overwrite --plot.")
 def energy_command(
@@ -187,7 +188,9 @@ def energy_command(
         for side in compare:
             spec, model_name = (model_spec, side) if side in ENERGY_MODELS else (side, energy_model)
             side_costs = resolve_costs(costs or _default_costs(model_name, precision), ac_pj, mac_pj)
-            m = _measure(spec, data, frames, side_costs, count, model_name, gt_file, rect_dir, max_window_events)
+            m = _measure(
+                spec, data, frames, side_costs, count, model_name, gt_file, rect_dir, max_window_events, precision
+            )
             sides.append((f"{m[0].describe()} [{model_name}]", m[1]))
         _print_compare(sides, fmt)
         return
@@ -196,12 +199,18 @@ def energy_command(
     if Path(model_spec).suffix.lower() == ".nir":
         if energy_model != "paper" or compare is not None:
             raise SnncError("--energy-model memory|lemaire and --compare take snnc models, not NIR files", model_spec)
+        if precision == "int8":
+            raise SnncError(
+                "--precision int8 counts an snnc network's integer spikes; a NIR file holds float weights "
+                "(an int8 export its float relaxation): price its own activity with --costs 45nm-int8",
+                model_spec,
+            )
         net, report, data_desc, rect_line, stats = _measure_nir(
             model_spec, data, dt, steps, frames, energy_costs, count, gt_file, rect_dir, max_window_events
         )
     else:
         net, report, data_desc, rect_line, stats = _measure(
-            model_spec, data, frames, energy_costs, count, energy_model, gt_file, rect_dir, max_window_events
+            model_spec, data, frames, energy_costs, count, energy_model, gt_file, rect_dir, max_window_events, precision
         )
     if plot_png is not None:
         from snnc.energy.plot import plot_energy
@@ -313,9 +322,12 @@ def _measure(
     gt_file: Path | None,
     rect_dir: Path | None,
     max_window_events: int,
+    precision: str = "fp32",
 ) -> tuple[Any, Any, str, str, Any]:
-    """``(network, report, data description, rectification line, window stats)`` of an snnc MODEL on ``data``."""
+    """``(network, report, data description, rectification line, window stats)`` of an snnc MODEL on ``data``
+    (``precision`` int8: counted on the int8 network's own spikes, :mod:`snnc.runtime.measure`)."""
     from snnc.models.genotype import load_genotype
+    from snnc.quant.network import network_fields
     from snnc.runtime.measure import measure_images, measure_stereo
     from snnc.runtime.model import load_network
 
@@ -334,7 +346,11 @@ def _measure(
             )
         images = load_digits_set().x_test
         images = images[: frames or images.shape[0]]
-        report = measure_images(net, images, costs=energy_costs, count=count, energy_model=energy_model)
+        fields = None
+        if precision == "int8":  # calibrated on the digits training images unless the checkpoint is int8
+            calibrate = None if net.meta.get("int8") is not None else "digits"
+            fields = network_fields(net.model, (1, *images.shape[1:]), net.meta, calibrate, model_spec)
+        report = measure_images(net, images, costs=energy_costs, count=count, energy_model=energy_model, fields=fields)
         return (
             net,
             report,
@@ -351,9 +367,23 @@ def _measure(
     ) as rec:  # bad data fails before torch loads
         rect_line = rec.rectification_line()
         net = load_network(model_spec)
+        fields = None
+        if precision == "int8":
+            from snnc.runtime.engine import check_stereo_network
+
+            check_stereo_network(net, 5)  # before quantising: a classifier on a recording is refused as at fp32
+            shape = (1, 2, int(getattr(net.genotype, "in_channels", 5)), rec.height, rec.width)
+            fields = network_fields(net.model, shape, net.meta, None, model_spec)
         stats = WindowStats(data_path)
         report = measure_stereo(
-            net, rec, frames=frames or 20, costs=energy_costs, count=count, stats=stats, energy_model=energy_model
+            net,
+            rec,
+            frames=frames or 20,
+            costs=energy_costs,
+            count=count,
+            stats=stats,
+            energy_model=energy_model,
+            fields=fields,
         )
     return net, report, f"{data_path} ({report.frames} frames, one step each, state carried)", rect_line, stats
 

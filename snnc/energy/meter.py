@@ -15,11 +15,14 @@ the state; :class:`snnc.export.activity.ActivityPlan`) and the meter accumulates
 them exactly as :class:`~snnc.energy.ops.OpsRecorder` accumulates its hooks' counts.
 A backend may hand over a step's counting as a call (:meth:`ActivityMeter.defer`) that runs when
 the counts are next read (:meth:`~ActivityMeter.frame`): the counting is then timed as energy
-counting, not as the backend's inference.
+counting, not as the backend's inference. A pipelined backend that answers several frames in one
+call (Lava's flush) queues each frame's measured counts (:meth:`ActivityMeter.queue`), and every
+:meth:`~ActivityMeter.frame` closes one of them, so each frame's report holds its own counts.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -179,6 +182,8 @@ class ActivityMeter(_FrameReports):
 
     Args:
         costs, count, steps_per_frame, mac_layers, energy_model: as :class:`EnergyMeter`.
+        neurons: also record each neuron layer's outputs under the ``paper`` model (its firing rates,
+            as :class:`EnergyMeter`'s ``neurons``); every other model records them anyway.
     """
 
     def __init__(
@@ -189,6 +194,7 @@ class ActivityMeter(_FrameReports):
         steps_per_frame: float = 1.0,
         mac_layers: Iterable[str] = (),
         energy_model: str = "paper",
+        neurons: bool = False,
     ) -> None:
         self.energy_model = check_energy_model(energy_model)
         self.costs = costs
@@ -198,8 +204,8 @@ class ActivityMeter(_FrameReports):
         self.frames = 0
         #: record fan-out events (``events`` counting, the memory model), as EnergyMeter's recorder does
         self.events = count == "events" or energy_model == "memory"
-        #: record neuron outputs (every model but ``paper``)
-        self.neurons = energy_model != "paper"
+        #: record neuron outputs (every model but ``paper``; ``paper`` too with ``neurons``)
+        self.neurons = neurons or energy_model != "paper"
         self._specs: list[LayerSpec] = []
         self._macs: dict[str, int] = {}
         self._layers: dict[str, LayerOps] = {}
@@ -208,6 +214,7 @@ class ActivityMeter(_FrameReports):
         self._batch = 1
         self._last: OpsReport | None = None
         self._pending: StepCount | None = None
+        self._queued: deque[tuple[Mapping[str, LayerInput], Mapping[str, NeuronOutput] | None]] = deque()
 
     def __enter__(self) -> ActivityMeter:
         return self
@@ -226,6 +233,7 @@ class ActivityMeter(_FrameReports):
         ``batch`` is the network input's batch (``x_t.shape[0]``), the examples the hooks divide by.
         """
         self.flush()
+        self._drain()
         self._specs = list(layers)
         self._neuron_types = dict(neurons)
         self._batch = int(batch)
@@ -300,6 +308,35 @@ class ActivityMeter(_FrameReports):
         pending, self._pending = self._pending, None
         if pending is not None:
             self.record(*pending())
+
+    def queue(self, inputs: Mapping[str, LayerInput], outputs: Mapping[str, NeuronOutput] | None = None) -> None:
+        """One frame's counts, measured now (:meth:`record`'s arguments), recorded when a later :meth:`frame` closes
+        that frame: each :meth:`frame` records the oldest queued frame (after the deferred step, if any), :meth:`ops`
+        and :meth:`total` every queued frame. For a pipelined backend that answers several frames in one call (Lava's
+        flush), so that each frame's report holds its own counts."""
+        self._queued.append((inputs, outputs))
+
+    def _drain(self) -> None:
+        """Record every queued frame."""
+        while self._queued:
+            self.record(*self._queued.popleft())
+
+    def frame(self) -> EnergyReport:
+        """Close the current frame (:meth:`_FrameReports.frame`): the deferred step and the oldest queued frame."""
+        self.flush()
+        if self._queued:
+            self.record(*self._queued.popleft())
+        return super().frame()
+
+    def ops(self) -> OpsReport:
+        """The raw counts so far (every frame, the queued ones too)."""
+        self._drain()
+        return super().ops()
+
+    def total(self) -> EnergyReport:
+        """Report per frame over every closed frame (the queued ones recorded first)."""
+        self._drain()
+        return super().total()
 
     def _snapshot(self) -> OpsReport:
         self.flush()

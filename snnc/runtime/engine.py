@@ -252,18 +252,20 @@ class StreamEngine:
         *,
         with_gt: bool,
         metric_kwargs: dict[str, Any] | None = None,
+        stats: WindowStats | None = None,
     ) -> Iterator[FrameResult]:
         """Yield a :class:`FrameResult` per frame time, in order; :attr:`summary` is updated as frames pass.
 
         With a pipelined backend (``latency`` > 0) a frame's result comes once the
         backend has answered it; the last ones after the stream ends (``flush``).
+        ``stats`` counts the windows (:attr:`window_stats`; a new one when None).
         """
         # each run starts afresh (the engine is reusable): new summary, meter and reference state
         self.summary = StreamSummary()
         self._meter = self._new_meter()
         self._shadow_state = ()
         acc = MetricAccumulator(**(metric_kwargs or {}))
-        self.window_stats = WindowStats(recording.data_path)
+        self.window_stats = stats if stats is not None else WindowStats(recording.data_path)
         frames = iter_frames(
             recording, times, with_gt=with_gt, window=self.window, n_frames=self.n_frames, stats=self.window_stats
         )

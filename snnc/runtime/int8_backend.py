@@ -39,13 +39,18 @@ __all__ = ["Int8TorchBackend", "Int8OnnxBackend", "make_precision_backend"]
 
 
 class Int8TorchBackend(Backend):
-    """The integer graph in torch (see module docstring)."""
+    """The integer graph in torch (see module docstring).
+
+    ``neurons``: its meter records every neuron layer's spikes under the ``paper`` model too (the firing rates
+    ``snnc energy`` reports; :class:`~snnc.energy.meter.ActivityMeter`'s ``neurons``).
+    """
 
     name = "torch"
 
-    def __init__(self, model: SpikingNet, device: torch.device, *, fields: QuantFields) -> None:
+    def __init__(self, model: SpikingNet, device: torch.device, *, fields: QuantFields, neurons: bool = False) -> None:
         self.model = model
         self.fields = fields
+        self.neurons = neurons
         self.device = torch.device(device)
         self._gm: Any = None
         self._shape: tuple[int, ...] | None = None
@@ -55,7 +60,9 @@ class Int8TorchBackend(Backend):
 
     def activity_meter(self, *, costs: EnergyCosts, count: str, energy_model: str) -> ActivityMeter:
         """A meter fed from every step's own node values (the integer spikes and input): no reference pass."""
-        self._meter = ActivityMeter(costs=costs, count=count, steps_per_frame=1.0, energy_model=energy_model)
+        self._meter = ActivityMeter(
+            costs=costs, count=count, steps_per_frame=1.0, energy_model=energy_model, neurons=self.neurons
+        )
         self._plan = None
         return self._meter
 
