@@ -371,10 +371,66 @@ def test_stream_lava_int8_disparity_identical_to_torch(tmp_path):
         args = ["stream", data, "--model", "stereo-synth", "--backend", backend, "--precision", "int8"]
         summary = json.loads(expect_ok(run_snnc(*args, "--out", tmp_path / f"{backend}.h5", "--json")))
         with h5py.File(tmp_path / f"{backend}.h5", "r") as f:
-            out[backend] = (summary, f["disparity"][()])
-    (lava, disp_lava), (_, disp_torch) = out["lava"], out["torch"]
+            out[backend] = (summary, f["disparity"][()], {k: f[k][()] for k in ("ac", "mac", "energy_j")})
+    (lava, disp_lava, energy_lava), (torch_s, disp_torch, energy_torch) = out["lava"], out["torch"]
     assert disp_lava.shape == (3, 16, 24) and np.array_equal(disp_lava, disp_torch)
+    # energy from the int8 network's own spikes on both (Lava's read back for its part): every frame's the same
+    assert lava["energy_count"] == torch_s["energy_count"] == "step outputs"
+    assert all(np.array_equal(energy_lava[k], energy_torch[k]) for k in energy_lava)
+    assert lava["ac_per_frame"] == torch_s["ac_per_frame"] > 0
     assert lava["placement"][0]["boundary"]["cut"] == ["feature.last.neuron"]
     assert len(lava["placement"][0]["layers"]) == 9
     parts = {p["part"]: p for p in lava["energy_parts"]}
     assert set(parts) == {"lava", "cpu"} and parts["lava"]["ac"] > 0 and parts["cpu"]["ac"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.lava
+def test_lava_int8_energy_is_counted_from_lavas_own_spikes_equal_to_torch(tmp_path):
+    """--backend lava at int8 counts its energy from the values it has (Lava's spikes of every feature layer, read
+    back by extra Extractors, and the host GraphModule's node values): every frame's ACs, MACs and joules, and every
+    layer's and neuron layer's figures (memory model: fan-out events and neuron rows too), equal the torch int8
+    backend's on the same frames, 0 difference. 10 frames: 2 answered by steps, 8 by the flush (latency 8), each
+    frame's counts in its own frame."""
+    from snnc.data.mvsec import MVSECRecording
+    from snnc.data.synth import synthesize
+    from snnc.energy.costs import resolve_costs
+    from snnc.quant.network import network_fields
+    from snnc.runtime.engine import StreamEngine
+    from snnc.runtime.frames import frame_times
+    from snnc.runtime.int8_backend import Int8TorchBackend
+    from snnc.runtime.lava_backend import LavaBackend
+    from snnc.runtime.model import load_network
+
+    data, _ = synthesize(tmp_path / "e_data.hdf5", frames=10, height=16, width=24, progress=False)
+    net = load_network("stereo-synth")
+    opts = {"costs": resolve_costs("45nm-int8"), "count": "events", "energy_model": "memory"}
+    runs = {}
+    with MVSECRecording(data) as rec:
+        fields = network_fields(net.model, (1, 2, 5, rec.height, rec.width), net.meta)
+        times = frame_times(rec)[0]
+        for name, backend in (
+            ("lava", LavaBackend(net.model, torch.device("cpu"), fields=fields)),
+            ("torch", Int8TorchBackend(net.model, torch.device("cpu"), fields=fields)),
+        ):
+            engine = StreamEngine(net, backend, **opts)
+            try:
+                frames = [(r.index, r.ac, r.mac, r.energy_j) for r in engine.run(rec, times, with_gt=False)]
+            finally:
+                backend.close()
+            runs[name] = (engine, frames)
+    (lava, lava_frames), (torch_engine, torch_frames) = runs["lava"], runs["torch"]
+    assert lava.energy_mode == torch_engine.energy_mode == "step outputs"
+    assert len(lava_frames) == 10 and lava_frames == torch_frames
+    assert len({f[1] for f in lava_frames}) > 1  # the frames' counts differ: a frame's count is its own
+    a, b = lava.summary.energy, torch_engine.summary.energy
+    rows = lambda r: (  # noqa: E731
+        [(la.name, la.dense_ops, la.ac, la.mac, la.energy_j, la.fanout_events) for la in r.layers],
+        [(n.name, n.updates, n.energy_j) for n in r.neurons],
+        r.neuron_rates,
+    )
+    assert rows(a) == rows(b) and a.neurons and a.ac > 0
+    read = lava.backend.boundary["read_back"]
+    assert len(read) == 9 and read[0] == "feature.last.neuron"  # the cut, then every other Lava layer
+    parts = {p["part"]: p for p in lava.backend.energy_parts(a)}
+    assert parts["lava"]["layers"] == 15 and parts["lava"]["ac"] > 0 and parts["cpu"]["ac"] > 0

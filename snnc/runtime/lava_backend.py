@@ -39,6 +39,15 @@ int8 backend. Lava's spikes are the CPU int8 run's bit for bit; the backend's
 latency is the cut's Lava latency (8 frames for SpikeDHS-Stereo), flushed at
 the end.
 
+Energy at int8 (:meth:`LavaBackend.activity_meter`) is counted from the values this backend has, through
+the integer graph's :class:`snnc.export.activity.ActivityPlan` (the counting of every int8 backend): the
+**Lava part** from Lava's own spikes, every neuron layer the plan reads being tapped by one more
+``Extractor`` (Lava emits layer ``n``'s spikes of frame ``t`` at Lava step ``t + L(n)``; they are kept until
+frame ``t`` is answered), the input from the quantised frame, and the **host part** from the host
+GraphModule's node values (:meth:`~snnc.export.runtime.GraphModule.step_nodes`). The counts therefore equal
+the torch int8 backend's exactly; with energy off only the cut is read back. The fp32 path has no such
+taps: its energy is counted by the engine's reference pass on the float network.
+
 Differences from the float network (fp32 path, stated tolerance): weights, bias and
 threshold are quantised to Loihi's 8-bit / 13-bit / 17-bit fixed point and the
 leak to 12 bits (:func:`snnc.export.lava_writer.quantize_layer`), and at the
@@ -52,6 +61,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +69,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from snnc.energy.costs import EnergyCosts
+from snnc.energy.meter import ActivityMeter
 from snnc.energy.report import EnergyReport, LayerEnergy
 from snnc.errors import SnncError
 from snnc.export.lava_env import import_lava
@@ -162,6 +174,21 @@ class LavaBackend(Backend):
         self.fields = fields
         self._procnet: Any = None
         self.boundary: dict[str, Any] = {}
+        self._meter: ActivityMeter | None = None
+        self._plan: Any = None  # snnc.export.activity.ActivityPlan of the integer graph (int8, energy on)
+        self._read: list[str] = []  # the Lava part's neuron layers read back (the cut, and energy's taps)
+        self._taps: dict[int, dict[str, np.ndarray]] = {}  # frame -> {Lava layer: its spikes of that frame}
+        self._frames_in: deque[Tensor] = deque()  # the quantised inputs of frames not answered yet (energy on)
+        self._flushing = False
+        self._built_neurons: bool | None = None  # the read-back built for: None (energy off), neuron rows or not
+
+    def activity_meter(self, *, costs: EnergyCosts, count: str, energy_model: str) -> ActivityMeter | None:
+        """int8: a meter fed from the values this backend has (module docstring: Lava's own spikes for the Lava
+        part, the host GraphModule's node values for the rest); fp32: None (the engine's reference pass)."""
+        if self.fields is None:
+            return None
+        self._meter = ActivityMeter(costs=costs, count=count, steps_per_frame=1.0, energy_model=energy_model)
+        return self._meter
 
     # ------------------------------------------------------------------ building
     def _build(self, shape: tuple[int, ...]) -> None:
@@ -234,7 +261,8 @@ class LavaBackend(Backend):
         graph = int8_graph(self.model, shape, self.fields)
         nodes, cut = lava_part(graph)
         self._stop_lava()
-        self._procnet = LavaProcNet(graph, batch=2, read=cut)
+        self._read = self._read_back(graph, nodes, cut)
+        self._procnet = LavaProcNet(graph, batch=2, read=self._read)
         self.lava_nodes = [n for n in nodes if n not in graph.inputs]
         self._lava_layers = layers_on(graph, self.lava_nodes)
         part = set(nodes)
@@ -253,40 +281,110 @@ class LavaBackend(Backend):
             "lava_latency_steps": {c: lat[c] for c in cut},
             "lava_processes": None,
             "relays": self._procnet.plan.relay_count(),
+            "read_back": list(self._read),
         }
         self._shape = shape
         self._procnet.start()
         self.boundary["lava_processes"] = self._procnet.process_count
         self.export_s = time.perf_counter() - start
 
+    def _read_back(self, graph: Any, nodes: list[str], cut: list[str]) -> list[str]:
+        """The Lava part's neuron layers to read back: the cut, and with energy on every one the integer graph's
+        :class:`~snnc.export.activity.ActivityPlan` reads (its roots; with neuron rows, every neuron layer).
+
+        Raises:
+            SnncError: a value the plan reads inside the Lava part is neither the input nor a neuron layer's spikes.
+        """
+        from snnc.export.activity import ActivityPlan
+
+        meter = self._meter
+        if meter is None:
+            self._plan = None
+            return list(cut)
+        self._plan = ActivityPlan(graph, self.model, 2)
+        part = set(nodes)
+        taps = [n for n in self._plan.needed(meter.neurons) if n in part and n not in graph.inputs]
+        odd = [n for n in taps if graph[n].op != "neuron"]
+        if odd:
+            raise SnncError(f"energy counting on Lava needs {odd[0]!r} ({graph[odd[0]].op}), which Lava cannot emit")
+        return list(dict.fromkeys([*cut, *taps]))
+
+    def _stale(self, shape: tuple[int, ...]) -> bool:
+        """Whether the process network must be rebuilt: another frame size, or energy counting switched."""
+        if self._procnet is None or shape != self._shape:
+            return True
+        return (None if self._meter is None else self._meter.neurons) != self._built_neurons
+
     def _reset_int8(self, x0: Tensor) -> None:
         shape = tuple(int(s) for s in x0.shape)
-        if self._procnet is None or shape != self._shape:
+        if self._stale(shape):
             self._build_int8(shape)
+            self._built_neurons = None if self._meter is None else self._meter.neurons
         else:
             self._procnet.start()  # a fresh runtime: every membrane, buffer and delay line at rest
         cut = {c: torch.zeros((2, *self._rest.graph[c].shape)) for c in self._cuts}
         self._rest_state = self._rest.init_state(cut)
         self._given = 0
         self._answered = 0
+        self._taps = {}
+        self._frames_in = deque()
+        self._flushing = False
+        meter, plan = self._meter, self._plan
+        if meter is not None and plan is not None:
+            meter.bind(plan.specs(), plan.neurons, batch=shape[0])
+            plan.prepare(meter.events, meter.neurons, self.device)
 
     def _int8_step(self, x: Tensor | None) -> Tensor | None:
         """One Lava step (frame ``x`` or zeros); the head's cost of the frame it completes, if any."""
         from snnc.export.lower import graph_inputs
         from snnc.quant import apply_head, quantize_input
 
+        counting = self._meter is not None and self._plan is not None
         frame = None
         if x is not None:
-            frame = graph_inputs(self.model.genotype.family, quantize_input(x.cpu(), self.fields))["x"].numpy()
+            xin = graph_inputs(self.model.genotype.family, quantize_input(x.cpu(), self.fields))["x"]
+            frame = xin.numpy()
             self._given += 1
+            if counting:
+                self._frames_in.append(xin)
         spikes = self._procnet.step(frame)
+        if counting:
+            self._keep_taps(spikes)
         if self._procnet.steps <= self.latency:  # Lava's output answers no frame yet
             return None
         feed = {c: torch.from_numpy(spikes[c]) for c in self._cuts}
         with torch.no_grad():
-            y, self._rest_state = self._rest.step(feed, self._rest_state)
+            if not counting:
+                y, self._rest_state = self._rest.step(feed, self._rest_state)
+            else:
+                values, self._rest_state = self._rest.step_nodes(feed, self._rest_state)
+                y = values[self._rest.output_names[0]]
+                self._count(values)
         self._answered += 1
         return apply_head(self._int8_meta, y)
+
+    def _keep_taps(self, spikes: dict[str, np.ndarray]) -> None:
+        """File this Lava step's spikes of every read layer under the frame they belong to (Lava step - latency)."""
+        lat = self._procnet.plan.latency
+        step = self._procnet.steps - 1
+        for name, value in spikes.items():
+            t = step - lat[name]
+            if self._answered <= t < self._given:  # frames of the stream (not the flush's zero steps) yet unanswered
+                self._taps.setdefault(t, {})[name] = value
+
+    def _count(self, host: dict[str, Tensor]) -> None:
+        """Count the frame being answered: its input, Lava's spikes of it and the host part's node values. During
+        the flush (several frames in one call) counted now and queued per frame, else when the frame closes."""
+        meter, plan = self._meter, self._plan
+        assert meter is not None and plan is not None  # _int8_step counts only then
+        values: dict[str, Any] = dict(host)
+        values.update(self._taps.pop(self._answered, {}))
+        values[plan.graph.inputs[0]] = self._frames_in.popleft()
+        events, neurons = meter.events, meter.neurons
+        if self._flushing:
+            meter.queue(*plan.count(values, events, neurons))
+        else:
+            meter.defer(lambda: plan.count(values, events, neurons))
 
     def _start_lava(self, net_path: Path) -> None:
         from lava.lib.dl.netx import hdf5
@@ -373,10 +471,14 @@ class LavaBackend(Backend):
         """More Lava steps (zero input) for the frames still in the pipeline."""
         if self.fields is not None:
             out = []
-            while self._answered < self._given:
-                cost = self._int8_step(None)
-                if cost is not None:
-                    out.append(cost)
+            self._flushing = True
+            try:
+                while self._answered < self._given:
+                    cost = self._int8_step(None)
+                    if cost is not None:
+                        out.append(cost)
+            finally:
+                self._flushing = False
             return out
         if self._given == 0:
             return []
