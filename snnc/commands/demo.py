@@ -372,6 +372,7 @@ def demo_command(ctx: click.Context, out_dir: Path, seed: int, threads: int, qui
         import h5py
 
         from snnc.commands.stream import stream_command
+        from snnc.energy.units import format_energy
 
         paths["results"] = out_dir / "results.h5"
         paths["disparity PNGs"] = out_dir / "disparity_png"
@@ -398,7 +399,7 @@ def demo_command(ctx: click.Context, out_dir: Path, seed: int, threads: int, qui
             f"onnx backend, {summary['frames']} held-out frames at {_num(summary['fps'], digits=1)} fps: "
             f"MDE {_num(summary['mean_disparity_error'])} px, 1PA "
             f"{_num(summary['one_pixel_accuracy'], 100, 1)} %, "
-            f"{_num(summary['energy_j_per_frame'], 1e3, 4)} mJ/frame"
+            f"{format_energy(summary['energy_j_per_frame'])}/frame"
             + (
                 f"; shipped {shipped['zoo_name']} 1PA {_num(shipped['one_pixel_accuracy'], 100, 1)} %"
                 if shipped
@@ -409,6 +410,7 @@ def demo_command(ctx: click.Context, out_dir: Path, seed: int, threads: int, qui
     def energy() -> str:
         from snnc.energy.costs import resolve_costs
         from snnc.energy.plot import plot_energy
+        from snnc.energy.units import format_energy
         from snnc.runtime.measure import measure_stereo
         from snnc.runtime.model import load_network
 
@@ -424,8 +426,8 @@ def demo_command(ctx: click.Context, out_dir: Path, seed: int, threads: int, qui
         write_text_atomic(paths["energy report"], json.dumps(d, indent=2))
         facts["energy"] = d
         return (
-            f"{report.ac / 1e6:.2f} M AC + {report.mac / 1e6:.2f} M MAC = {report.energy_j * 1e3:.4f} mJ/frame "
-            f"(as an ANN {report.ann_energy_j * 1e3:.4f} mJ) over {report.frames} frames"
+            f"{report.ac / 1e6:.2f} M AC + {report.mac / 1e6:.2f} M MAC = {format_energy(report.energy_j)}/frame "
+            f"(as an ANN {format_energy(report.ann_energy_j)}) over {report.frames} frames"
         )
 
     stages.run("synthesize", f"{s.frames} frames at {s.height}x{s.width} -> {data_path}", synth)
@@ -468,6 +470,8 @@ def _stream_shipped(ctx: click.Context, data_path: Path, paths: dict[str, Path],
 
 def _print_summary(stages: _Stages, paths: dict[str, Path], facts: dict[str, Any]) -> None:
     """The final table: stage, seconds, key numbers; then the metrics and the artefacts."""
+    from snnc.energy.units import format_energy
+
     click.echo("\n== snnc demo summary ==")
     width = max(len(name) for name, _, _ in stages.rows)
     click.echo(f"{'stage':<{width}s}  {'time s':>7s}  key numbers")
@@ -494,7 +498,7 @@ def _print_summary(stages: _Stages, paths: dict[str, Path], facts: dict[str, Any
         click.echo(
             f"stream: {_num(st.get('fps'), digits=1)} fps (backend alone {_num(st.get('infer_fps'), digits=1)});"
             f" energy per frame {_num(st.get('ac_per_frame'), 1e-6)} M AC, "
-            f"{_num(st.get('mac_per_frame'), 1e-6)} M MAC, {_num(st.get('energy_j_per_frame'), 1e3, 4)} mJ"
+            f"{_num(st.get('mac_per_frame'), 1e-6)} M MAC, {format_energy(st.get('energy_j_per_frame'))}"
         )
     click.echo("\nartefacts:")
     for label, path in paths.items():

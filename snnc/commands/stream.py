@@ -22,17 +22,19 @@ def _fmt(v: float | None, scale: float = 1.0, digits: int = 2) -> str:
 
 
 def _frame_row(r: Any) -> str:
+    from snnc.energy.units import format_energy
+
     m = r.metrics or {}
     return (
         f"{r.index:6d} {r.t:16.4f} {r.events[0]:8d} {r.events[1]:8d} {_fmt(r.ac, 1e-6):>10s} "
-        f"{_fmt(r.mac, 1e-6):>9s} {_fmt(r.energy_j, 1e3, 4):>9s} {_fmt(m.get('mean_depth_error'), 100):>8s} "
+        f"{_fmt(r.mac, 1e-6):>9s} {format_energy(r.energy_j):>10s} {_fmt(m.get('mean_depth_error'), 100):>8s} "
         f"{_fmt(m.get('one_pixel_accuracy'), 100):>7s} {r.infer_s * 1e3:8.1f}"
     )
 
 
 _HEADER = (
     f"{'frame':>6s} {'t (s)':>16s} {'ev left':>8s} {'ev right':>8s} {'AC M':>10s} {'MAC M':>9s} "
-    f"{'E mJ':>9s} {'MDE cm':>8s} {'1PA %':>7s} {'ms':>8s}"
+    f"{'energy':>10s} {'MDE cm':>8s} {'1PA %':>7s} {'ms':>8s}"
 )
 
 
@@ -477,6 +479,8 @@ class _MaybeAtomic:
 
 
 def _print_summary(summary: dict[str, Any], engine: Any) -> None:
+    from snnc.energy.units import format_energy
+
     click.echo("")
     click.echo(f"frames              {summary['frames']}")
     click.echo(
@@ -485,9 +489,9 @@ def _print_summary(summary: dict[str, Any], engine: Any) -> None:
     )
     if summary["energy_j_per_frame"] is not None:
         click.echo(
-            f"energy per frame    {_fmt(summary['energy_j_per_frame'], 1e3, 4)} mJ "
+            f"energy per frame    {format_energy(summary['energy_j_per_frame'])} "
             f"({_fmt(summary['ac_per_frame'], 1e-6, 1)} M AC, {_fmt(summary['mac_per_frame'], 1e-6, 1)} M MAC; "
-            f"as an ANN {_fmt(summary.get('ann_energy_j_per_frame'), 1e3, 2)} mJ; counted: "
+            f"as an ANN {format_energy(summary.get('ann_energy_j_per_frame'))}; counted: "
             f"{summary['energy_count']})"
         )
         if summary.get("silent"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from snnc.energy.report import EnergyReport
+from snnc.energy.units import format_energy
 
 __all__ = ["plot_energy", "stacked_parts"]
 
@@ -74,7 +75,7 @@ def plot_energy(report: EnergyReport, out_png: Path, *, title: str | None = None
     ax2.set_xticks([0, 1])
     ax2.set_xticklabels(["SNN", "as ANN"])
     ax2.set_ylabel("energy per frame (mJ)")
-    ax2.set_title(f"SNN {report.energy_j * 1e3:.3g} mJ\nANN {report.ann_energy_j * 1e3:.3g} mJ", fontsize=9)
+    ax2.set_title(f"SNN {format_energy(report.energy_j, 3)}\nANN {format_energy(report.ann_energy_j, 3)}", fontsize=9)
     fig.tight_layout()
     fig.savefig(str(out_png), dpi=110, format="png")
     plt.close(fig)
