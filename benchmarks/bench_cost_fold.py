@@ -17,15 +17,14 @@ import argparse
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
 import torch.nn.functional as F
+from bench_resize import best  # the fastest of reps calls after a warm-up, in seconds
 from torch import Tensor, nn
 
 from snnc.models.stereo import upsampled_conv3d
@@ -46,17 +45,6 @@ class Form(nn.Module):
         if self.fold:
             return upsampled_conv3d(s, self.weight, self.bias, SIZE)
         return F.conv3d(F.interpolate(s, size=SIZE, mode="nearest"), self.weight, self.bias, padding=1)
-
-
-def best(run: Callable[[], Any], reps: int) -> float:
-    """The fastest of ``reps`` calls of ``run`` (after one warm-up), in milliseconds."""
-    run()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * min(times)
 
 
 def export(module: nn.Module, s: Tensor, path: Path) -> tuple[float, int]:
@@ -83,7 +71,10 @@ def main() -> None:
         integer = torch.randint(-127, 128, weight.shape, generator=g).float()
         ibias = torch.randint(-127, 128, bias.shape, generator=g).float()
         exact = torch.equal(Form(True, integer, ibias)(s), Form(False, integer, ibias)(s))
-    print(f"fold vs literal: max |diff| {float((out - ref).abs().max()):.2e}; equal with integer weights and bias: {exact}")
+    print(
+        f"fold vs literal: max |diff| {float((out - ref).abs().max()):.2e};"
+        f" equal with integer weights and bias: {exact}"
+    )
     rows: dict[str, dict[str, float]] = {}
     x = s.numpy()
     with tempfile.TemporaryDirectory() as tmp:
@@ -92,18 +83,18 @@ def main() -> None:
             cpu, nodes = export(module, s, path)
             row = {"export cpu s": cpu, "onnx nodes": float(nodes)}
             with torch.no_grad():
-                row["torch ms"] = best(lambda m=module: m(s), args.reps)
+                row["torch ms"] = 1e3 * best(lambda m=module: m(s), args.reps)
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = opts.inter_op_num_threads = 1
             sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-            row["onnxruntime ms"] = best(lambda sess=sess: sess.run(None, {"s": x}), args.reps)
+            row["onnxruntime ms"] = 1e3 * best(lambda sess=sess: sess.run(None, {"s": x}), args.reps)
             got = sess.run(None, {"s": x})[0]
             assert np.abs(got - ref.numpy()).max() < 1e-4, name
             if not args.no_openvino:
                 import openvino as ov
 
                 request = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_NUM_THREADS": 1}).create_infer_request()
-                row["openvino ms"] = best(lambda r=request: r.infer({0: x}), args.reps)
+                row["openvino ms"] = 1e3 * best(lambda r=request: r.infer({0: x}), args.reps)
                 got = next(iter(request.infer({0: x}).values()))
                 assert np.abs(got - ref.numpy()).max() < 1e-4, name
             rows[name] = row

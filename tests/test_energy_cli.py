@@ -7,6 +7,7 @@ import json
 import pytest
 
 from snnc.data.synth import synthesize
+from snnc.energy.units import format_energy
 
 from _stream_util import active_checkpoint, small_stereo_json
 from cli_helpers import assert_user_error, expect_ok, run_snnc
@@ -67,7 +68,14 @@ def test_energy_plot_of_the_shipped_default_model(tmp_path):
     out = expect_ok(
         run_snnc("energy", "--data", "digits", "--frames", "4", "--threads", "1", "--plot", tmp_path / "e.png")
     )
-    assert (tmp_path / "e.png").stat().st_size > 0 and "mJ" in out
+    assert (tmp_path / "e.png").stat().st_size > 0
+    # the totals as people read them: an SI prefix (a small net is not "0.0000 mJ"), the JSON's joules
+    d = json.loads(
+        expect_ok(run_snnc("energy", "--data", "digits", "--frames", "4", "--threads", "1", "--format", "json"))
+    )
+    total, ann = format_energy(d["total"]["energy_j"]), format_energy(d["ann_total"]["energy_j"])
+    assert f"= {total} per frame; as an ANN" in out and f"= {ann} (SNN/ANN" in out, out
+    assert "0.0000 mJ" not in out
 
 
 def test_energy_bad_input_gives_one_line_errors(files, tmp_path):

@@ -178,6 +178,7 @@ def energy_command(
 
     from snnc.energy.costs import resolve_costs
     from snnc.energy.models import ENERGY_MODELS
+    from snnc.energy.units import format_energy
 
     if threads:
         import torch
@@ -246,14 +247,14 @@ def energy_command(
     click.echo("")
     ratio = report.energy_j / report.ann_energy_j if report.ann_energy_j else float("nan")
     click.echo(
-        f"total: {report.ac / 1e6:.1f} M AC + {report.mac / 1e6:.1f} M MAC = {report.energy_j * 1e3:.4f} mJ "
-        f"per frame; as an ANN {report.ann_mac / 1e6:.1f} M MAC = {report.ann_energy_j * 1e3:.4f} mJ "
+        f"total: {report.ac / 1e6:.1f} M AC + {report.mac / 1e6:.1f} M MAC = {format_energy(report.energy_j)} "
+        f"per frame; as an ANN {report.ann_mac / 1e6:.1f} M MAC = {format_energy(report.ann_energy_j)} "
         f"(SNN/ANN = {ratio:.4f})"
     )
     click.echo(
-        f"split: synaptic compute {report.compute_j * 1e3:.4f} mJ, neuron updates {report.neuron_j * 1e3:.4f} mJ "
+        f"split: synaptic compute {format_energy(report.compute_j)}, neuron updates {format_energy(report.neuron_j)} "
         f"({report.neuron_updates / 1e6:.3g} M updates{'' if energy_model != 'paper' else ', not in the total'}), "
-        f"memory {report.memory_j * 1e3:.4f} mJ"
+        f"memory {format_energy(report.memory_j)}"
     )
     click.echo(f"mean input firing rate of spike layers: {100 * report.spike_input_rate:.3f} %")
     if _stereo(net):
