@@ -32,11 +32,16 @@ def test_examples(joules, text):
     assert format_energy(joules) == text
 
 
+def test_the_largest_prefix_takes_what_rounds_past_it():
+    assert format_energy(995.0, 2) == "1000 J" and format_energy(1234.6) == "1235 J"
+
+
 @given(st.floats(min_value=1e-15, max_value=999.0, allow_nan=False), st.integers(min_value=2, max_value=6))
 def test_reads_back_within_the_digits_it_keeps(joules, digits):
     value, unit = format_energy(joules, digits).split(" ")
     back = float(value) * SCALE[unit]
-    assert 1 <= abs(float(value)) < 1000
+    # J is the largest prefix: a value that rounds up to 1000 J stays in J ("1000 J" at 2 digits for 995 J)
+    assert 1 <= abs(float(value)) < 1000 or (unit == "J" and abs(float(value)) == 1000)
     whole = len(str(int(abs(float(value)))))  # a mantissa of 100-999 keeps its 3 whole digits
     assert len(value.replace("-", "").replace(".", "").lstrip("0")) == max(digits, whole)
     assert back == pytest.approx(joules, rel=0.5 * 10 ** (1 - digits) + 1e-12)
