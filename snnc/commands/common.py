@@ -108,3 +108,13 @@ def recording_options(window_help: str = _WINDOW_EVENTS_HELP) -> Any:
         )(f)
 
     return apply
+
+
+def recording_int8_fields(net: Any, rec: Any, model_spec: str) -> Any:
+    """The int8 fields of a stereo network streamed over recording ``rec`` (``snnc stream`` and ``snnc energy``
+    at ``--precision int8``): its checkpoint's, else PTQ (SBT input needs no calibration data), lowered at one
+    step of the recording's frame size."""
+    from snnc.quant.network import network_fields
+
+    shape = (1, 2, int(getattr(net.genotype, "in_channels", 5)), rec.height, rec.width)
+    return network_fields(net.model, shape, net.meta, None, model_spec)

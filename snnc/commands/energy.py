@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from snnc.commands.common import recording_options
+from snnc.commands.common import recording_int8_fields, recording_options
 from snnc.errors import SnncError
 
 
@@ -373,8 +373,7 @@ def _measure(
             from snnc.runtime.engine import check_stereo_network
 
             check_stereo_network(net, 5)  # before quantising: a classifier on a recording is refused as at fp32
-            shape = (1, 2, int(getattr(net.genotype, "in_channels", 5)), rec.height, rec.width)
-            fields = network_fields(net.model, shape, net.meta, None, model_spec)
+            fields = recording_int8_fields(net, rec, model_spec)
         stats = WindowStats(data_path)
         report = measure_stereo(
             net,

@@ -10,7 +10,7 @@ from typing import Any, cast
 
 import click
 
-from snnc.commands.common import recording_options
+from snnc.commands.common import recording_int8_fields, recording_options
 from snnc.errors import SnncError
 from snnc.fileio import json_safe
 
@@ -295,7 +295,7 @@ def stream_command(
         elif precision == "int8" or check_against is not None:
             from snnc.runtime.int8_backend import make_precision_backend
 
-            fields = _int8_fields(net, rec, model_spec) if precision == "int8" else None
+            fields = recording_int8_fields(net, rec, model_spec) if precision == "int8" else None
             be = make_precision_backend(backend, net, dev, fields, options)
             if check_against is not None:
                 from snnc.runtime.check import CheckedBackend
@@ -376,14 +376,6 @@ def stream_command(
         click.echo(json.dumps(json_safe(summary)))
         return
     _print_summary(summary, engine)
-
-
-def _int8_fields(net: Any, rec: Any, model_spec: str) -> Any:
-    """The int8 fields of the stream's network (its checkpoint's, else PTQ: SBT input needs no data)."""
-    from snnc.quant.network import network_fields
-
-    shape = (1, 2, int(getattr(net.genotype, "in_channels", 5)), rec.height, rec.width)
-    return network_fields(net.model, shape, net.meta, None, model_spec)
 
 
 def _backend_options(backend: str, *, threads: int, dtype: str, cuda_graph: bool, energy: bool) -> dict[str, Any]:
